@@ -1,0 +1,16 @@
+// SPDX-License-Identifier: Apache-2.0
+
+// Package procinfo reads the identity of processes: whether a PID exists,
+// whether it is a zombie, its kernel start time, its executable, and the
+// boot it belongs to.
+//
+// A PID alone does not identify a process, since the kernel reuses PIDs; the
+// pair (PID, StartTime) does, within one boot, and BootID says which boot.
+// Lookup never panics on malformed kernel data: it returns an error.
+// Lookup reports an unreadable executable (another user's process, a kernel
+// thread, a zombie) in Info.ExecutableErr, not as a failure of the lookup.
+// On Linux every field of one Info comes from the same process, even if its
+// PID is reused while Lookup runs.
+// On platforms other than Linux and macOS every call returns an error
+// wrapping ErrUnsupported.
+package procinfo

@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package procinfo
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// sZOMB is the p_stat of a process that has exited but not been reaped
+// (<sys/proc.h>); golang.org/x/sys/unix does not define it.
+const sZOMB = 5
+
+func lookup(pid int) (Info, error) {
+	if pid <= 0 {
+		return Info{}, fmt.Errorf("look up process %d: %w", pid, ErrNotExist)
+	}
+	kp, err := unix.SysctlKinfoProc("kern.proc.pid", pid)
+	// For a PID no process has, sysctl succeeds with an empty result,
+	// which golang.org/x/sys/unix reports as EIO.
+	if errors.Is(err, unix.ESRCH) || errors.Is(err, unix.EIO) || (err == nil && kp.Proc.P_pid == 0) {
+		return Info{}, fmt.Errorf("look up process %d: %w", pid, ErrNotExist)
+	}
+	if err != nil {
+		return Info{}, fmt.Errorf("look up process %d: sysctl kern.proc.pid: %w", pid, err)
+	}
+	p := &kp.Proc
+	if int(p.P_pid) != pid {
+		return Info{}, fmt.Errorf("look up process %d: sysctl kern.proc.pid returned pid %d", pid, p.P_pid)
+	}
+	if p.P_starttime.Sec < 0 || p.P_starttime.Usec < 0 {
+		return Info{}, fmt.Errorf("look up process %d: bad start time %v", pid, p.P_starttime)
+	}
+	comm, _, _ := strings.Cut(string(p.P_comm[:]), "\x00")
+	info := Info{
+		PID:       pid,
+		Zombie:    p.P_stat == sZOMB,
+		StartTime: uint64(p.P_starttime.Nano() / 1e3),
+		Started:   time.Unix(p.P_starttime.Unix()),
+		Comm:      comm,
+	}
+	// proc_pidpath would need cgo (libproc); kern.procargs2 gives the path
+	// the process was exec'd with. It fails with EINVAL or EPERM for other
+	// users' processes and for zombies.
+	buf, err := unix.SysctlRaw("kern.procargs2", pid)
+	if err != nil {
+		info.ExecutableErr = fmt.Errorf("sysctl kern.procargs2 %d: %w", pid, err)
+	} else if info.Executable, err = parseProcArgs2(buf); err != nil {
+		info.ExecutableErr = err
+	}
+	return info, nil
+}
+
+var bootTime = sync.OnceValues(func() (time.Time, error) {
+	tv, err := unix.SysctlTimeval("kern.boottime")
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read boot time: sysctl kern.boottime: %w", err)
+	}
+	return time.Unix(tv.Unix()), nil
+})
+
+var bootID = sync.OnceValues(func() (string, error) {
+	if id, err := unix.Sysctl("kern.bootsessionuuid"); err == nil && strings.TrimSpace(id) != "" {
+		return strings.TrimSpace(id), nil
+	}
+	// Fallback for kernels without kern.bootsessionuuid: the boot time
+	// to the microsecond differs between boots.
+	tv, err := unix.SysctlTimeval("kern.boottime")
+	if err != nil {
+		return "", fmt.Errorf("read boot id: sysctl kern.boottime: %w", err)
+	}
+	return fmt.Sprintf("boottime-%d.%06d", tv.Sec, tv.Usec), nil
+})
