@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: Apache-2.0
+
+//go:build unix
+
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+)
+
+// testHookLeaseLocked, when set, runs after each successful flock of a
+// lease and before the inode check, so that tests can replace the
+// directory inside the window that is otherwise a matter of luck.
+var testHookLeaseLocked func(dataDir string)
+
+// Lease is the run lease: an exclusive flock on the data directory itself.
+//
+// The lease is implemented with flock(2) on a descriptor of our own rather
+// than with github.com/gofrs/flock (which the state lock uses) because the
+// lease must be an inheritable descriptor handed to the runner through
+// exec.Cmd.ExtraFiles, and gofrs/flock does not expose its descriptor. The
+// descriptor is opened O_CLOEXEC, so no other exec inherits it by
+// accident; ExtraFiles dups it into the child without O_CLOEXEC.
+//
+// The lock belongs to the open file description: it is held for as long as
+// any process keeps a copy of the descriptor open, and the kernel drops it
+// when the last copy is closed, however the holders end. The *os.File
+// closes its descriptor when it is garbage collected, so keep the Lease
+// reachable for as long as this process must hold it.
+type Lease struct {
+	f      *os.File
+	closed bool
+}
+
+// AcquireLease takes the lease on dataDir, blocking until ctx is done. It
+// polls every few milliseconds, opening dataDir anew each time. It returns
+// ctx's error, wrapped, when ctx ends first; an error wrapping
+// fs.ErrNotExist when dataDir does not exist or disappears while it waits
+// (the caller decides whether to create it again); and an *fs.PathError
+// when dataDir is a symlink or not a directory.
+func AcquireLease(ctx context.Context, dataDir string) (*Lease, error) {
+	t := time.NewTicker(retryDelay)
+	defer t.Stop()
+	for {
+		l, err := TryLease(dataDir)
+		if !errors.Is(err, ErrLocked) {
+			return l, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("acquire lease on %s: %w", dataDir, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// TryLease takes the lease on dataDir without blocking. It returns an
+// error matching ErrLocked if the lease is held (including, for an
+// instant, by a concurrent ProbeLease), an error wrapping fs.ErrNotExist
+// when dataDir does not exist, and an *fs.PathError for any other failure.
+func TryLease(dataDir string) (*Lease, error) {
+	for {
+		f, err := os.OpenFile(dataDir, dirFlags, 0)
+		if err != nil {
+			return nil, fmt.Errorf("open lease directory: %w", err)
+		}
+		ok, err := tryFlock(f)
+		if err != nil {
+			f.Close()
+			return nil, &fs.PathError{Op: "lease", Path: dataDir, Err: err}
+		}
+		if !ok {
+			f.Close()
+			return nil, &fs.PathError{Op: "lease", Path: dataDir, Err: ErrLocked}
+		}
+		if testHookLeaseLocked != nil {
+			testHookLeaseLocked(dataDir)
+		}
+		locked, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		named, err := os.Lstat(dataDir)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("check lease directory: %w", err)
+		}
+		if os.SameFile(locked, named) {
+			return &Lease{f: f}, nil
+		}
+		// The directory we locked was renamed or removed, and something
+		// else now has its name: our lock would guard nothing.
+		f.Close()
+	}
+}
+
+// File returns the locked directory descriptor, for exec.Cmd.ExtraFiles.
+// Closing it is closing the Lease.
+func (l *Lease) File() *os.File { return l.f }
+
+// Close closes this process's descriptor WITHOUT unlocking. This is on
+// purpose and must stay so: flock(LOCK_UN) acts on the open file
+// description shared with every process that inherited the descriptor, so
+// it would drop the lease under a runner that is still alive. Closing only
+// our copy leaves the lease held while any inherited copy lives; when ours
+// was the last copy, the kernel drops the lease. Safe to call twice.
+func (l *Lease) Close() error {
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	if err := l.f.Close(); err != nil {
+		return fmt.Errorf("close lease: %w", err)
+	}
+	return nil
+}

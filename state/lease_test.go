@@ -1,0 +1,289 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// waitFree polls ProbeLease until the lease on dir is free, failing after
+// guard.
+func waitFree(t *testing.T, dir string) {
+	t.Helper()
+	deadline := time.Now().Add(guard)
+	for {
+		held, err := ProbeLease(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !held {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lease on %s still held %v after its holder was killed", dir, guard)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestLeaseInheritedByChild is the runner hand-over: a parent takes the
+// lease, starts a child that inherits it, closes its own copy and exits.
+// The child keeps the lease, even across a rename of the directory, and
+// SIGKILL of the child frees it.
+func TestLeaseInheritedByChild(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "d")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	parent := startHelper(t, "lease", dir)
+	parent.expect("waiting")
+	parent.expect("leased")
+	if _, err := fmt.Fprintln(parent.stdin, "spawn"); err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimPrefix(parent.expect("child "), "child "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed := false
+	t.Cleanup(func() {
+		// Only when the test failed before its own SIGKILL: once the child
+		// is dead its PID may belong to someone else.
+		if !killed {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	parent.expect("ok")
+	parent.wait()
+
+	if held, err := ProbeLease(dir); err != nil || !held {
+		t.Fatalf("after the parent exited: ProbeLease = %v, %v; want held by the child", held, err)
+	}
+	if _, err := TryLease(dir); !errors.Is(err, ErrLocked) {
+		t.Fatalf("TryLease while the child holds: %v, want ErrLocked", err)
+	}
+
+	moved := dir + ".moved"
+	if err := os.Rename(dir, moved); err != nil {
+		t.Fatal(err)
+	}
+	if held, err := ProbeLease(moved); err != nil || !held {
+		t.Fatalf("after the rename: ProbeLease(new name) = %v, %v; want held", held, err)
+	}
+	if _, err := TryLease(moved); !errors.Is(err, ErrLocked) {
+		t.Fatalf("TryLease(new name) while the child holds: %v, want ErrLocked", err)
+	}
+	if held, err := ProbeLease(dir); err != nil || held {
+		t.Errorf("ProbeLease(old, missing name) = %v, %v; want false, nil", held, err)
+	}
+
+	killed = true
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFree(t, moved)
+	l, err := TryLease(moved)
+	if err != nil {
+		t.Fatalf("TryLease after the child died: %v", err)
+	}
+	l.Close()
+}
+
+func TestLeaseInProcess(t *testing.T) {
+	dir := t.TempDir()
+	l, err := AcquireLease(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held, err := ProbeLease(dir); err != nil || !held {
+		t.Errorf("ProbeLease = %v, %v; want held", held, err)
+	}
+	// flock belongs to the open file description, so a second open in the
+	// same process is refused like any other holder.
+	if _, err := TryLease(dir); !errors.Is(err, ErrLocked) {
+		t.Errorf("second TryLease: %v, want ErrLocked", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	_, err = within(t, "AcquireLease", func() (*Lease, error) { return AcquireLease(ctx, dir) })
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("AcquireLease while held: %v, want DeadlineExceeded", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if held, err := ProbeLease(dir); err != nil || held {
+		t.Errorf("ProbeLease after Close = %v, %v; want free", held, err)
+	}
+}
+
+func TestLeaseErrors(t *testing.T) {
+	root := t.TempDir()
+	file := filepath.Join(root, "file")
+	write(t, file, "")
+	link := filepath.Join(root, "link")
+	if err := os.Symlink(root, link); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(root, "missing")
+
+	if _, err := TryLease(missing); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("TryLease(missing): %v, want fs.ErrNotExist", err)
+	}
+	if _, err := AcquireLease(t.Context(), missing); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("AcquireLease(missing): %v, want fs.ErrNotExist", err)
+	}
+	for _, p := range []string{file, link} {
+		if _, err := TryLease(p); err == nil || !strings.Contains(err.Error(), p) {
+			t.Errorf("TryLease(%s): %v, want an error naming it", p, err)
+		}
+		if _, err := ProbeLease(p); err == nil {
+			t.Errorf("ProbeLease(%s) succeeded, want an error", p)
+		}
+	}
+	if held, err := ProbeLease(missing); err != nil || held {
+		t.Errorf("ProbeLease(missing) = %v, %v; want false, nil", held, err)
+	}
+}
+
+// TestLeaseWaiterFollowsRecreatedDirectory: process A holds the lease, B
+// waits; A removes the directory and creates a new one at the same path,
+// then lets go. B must hold the new directory, not the dead one. When the
+// directory is removed for good, B reports fs.ErrNotExist.
+func TestLeaseWaiterFollowsRecreatedDirectory(t *testing.T) {
+	for _, action := range []string{"recreate", "rmdir"} {
+		t.Run(action, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "d")
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			a := startHelper(t, "lease", dir)
+			a.expect("waiting")
+			a.expect("leased")
+			b := startHelper(t, "lease", dir)
+			b.expect("waiting")
+			settle()
+
+			a.do(action)
+			a.do("close")
+			a.wait()
+			if action == "rmdir" {
+				b.expect("notexist")
+				b.wait()
+				return
+			}
+			line := b.expect("leased ")
+			if got, want := strings.TrimPrefix(line, "leased "), strconv.FormatUint(inode(t, dir), 10); got != want {
+				t.Fatalf("B holds inode %s, the path names %s", got, want)
+			}
+			if held, err := ProbeLease(dir); err != nil || !held {
+				t.Fatalf("ProbeLease = %v, %v; B holds a dead directory", held, err)
+			}
+			b.do("close")
+			b.wait()
+		})
+	}
+}
+
+// TestLeaseInodeRecheck replaces the directory in the window between a
+// successful flock and the inode check.
+func TestLeaseInodeRecheck(t *testing.T) {
+	tests := []struct {
+		name    string
+		replace func(t *testing.T, dir string)
+		// wantErr is nil when the lease must be taken on the new inode.
+		wantErr []error
+	}{
+		{"removed and recreated", func(t *testing.T, dir string) {
+			if err := os.Remove(dir); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}, nil},
+		{"renamed and replaced", func(t *testing.T, dir string) {
+			if err := os.Rename(dir, dir+".old"); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}, nil},
+		{"replaced by a symlink", func(t *testing.T, dir string) {
+			if err := os.Rename(dir, dir+".old"); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(dir+".old", dir); err != nil {
+				t.Fatal(err)
+			}
+		}, []error{syscall.ELOOP, syscall.ENOTDIR}},
+		{"removed", func(t *testing.T, dir string) {
+			if err := os.Remove(dir); err != nil {
+				t.Fatal(err)
+			}
+		}, []error{fs.ErrNotExist}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "d")
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			calls := 0
+			testHookLeaseLocked = func(string) {
+				calls++
+				if calls == 1 {
+					tt.replace(t, dir)
+				}
+			}
+			defer func() { testHookLeaseLocked = nil }()
+			l, err := TryLease(dir)
+			if tt.wantErr != nil {
+				if l != nil || !isAny(err, tt.wantErr) {
+					t.Fatalf("TryLease: %v, want one of %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			if calls != 2 {
+				t.Errorf("flock succeeded %d times, want 2 (a retry after the replacement)", calls)
+			}
+			fi, err := l.File().Stat()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := fi.Sys().(*syscall.Stat_t).Ino, inode(t, dir); got != want {
+				t.Errorf("lease on inode %d, the path names %d", got, want)
+			}
+			if held, err := ProbeLease(dir + ".old"); err != nil || held {
+				t.Errorf("old directory: ProbeLease = %v, %v; want free", held, err)
+			}
+		})
+	}
+}
+
+func isAny(err error, targets []error) bool {
+	for _, target := range targets {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}

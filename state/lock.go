@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/gofrs/flock"
+)
+
+// retryDelay is how often a blocked acquisition polls. Each poll opens the
+// path anew, so a waiter never sits on a descriptor of a file that its
+// holder is about to delete.
+const retryDelay = 10 * time.Millisecond
+
+// testHookStateLocked, when set, runs after each successful flock of the
+// state lock and before the inode check, so that tests can replace the
+// lock file inside the window that is otherwise a matter of luck.
+var testHookStateLocked func(path string)
+
+// LockedState is a loaded state whose state lock is held. It is not safe
+// for concurrent use.
+type LockedState struct {
+	*State
+
+	m        *Manager
+	fl       *flock.Flock
+	released bool
+}
+
+// LoadAndLock creates the data directory if it is missing (as released
+// go-microvm does), takes the state lock, blocking until ctx is done, and
+// loads the state (a missing state file is a fresh default state). It
+// returns ctx's error, wrapped, when ctx ends first; an error wrapping
+// fs.ErrNotExist when the data directory disappears while it waits (a
+// collector reclaimed it: the directory is not created again); and
+// ReadFile's error, with the lock already released, when the state file
+// cannot be read.
+func (m *Manager) LoadAndLock(ctx context.Context) (*LockedState, error) {
+	if err := os.MkdirAll(m.dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	return m.loadAndLock(ctx, true)
+}
+
+// LoadAndLockWithRetry is LoadAndLock bounded by timeout: when the lock is
+// still held after timeout it returns an error wrapping
+// context.DeadlineExceeded.
+func (m *Manager) LoadAndLockWithRetry(ctx context.Context, timeout time.Duration) (*LockedState, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return m.LoadAndLock(ctx)
+}
+
+// TryLoadAndLock takes the state lock without blocking and loads the state.
+// It returns an error matching ErrLocked if the lock is held, and an error
+// wrapping fs.ErrNotExist if the data directory does not exist: unlike
+// LoadAndLock it creates no directory, only the lock file, so that a
+// collector never brings back a directory it raced with. A state file that
+// cannot be read is returned as ReadFile's error, with the lock released.
+func (m *Manager) TryLoadAndLock() (*LockedState, error) {
+	return m.loadAndLock(context.Background(), false)
+}
+
+func (m *Manager) loadAndLock(ctx context.Context, block bool) (*LockedState, error) {
+	fl, err := lockStateFile(ctx, m.LockPath(), block)
+	if err != nil {
+		return nil, err
+	}
+	s, err := m.Load()
+	if err != nil {
+		if uerr := fl.Unlock(); uerr != nil {
+			err = errors.Join(err, fmt.Errorf("unlock %s: %w", m.LockPath(), uerr))
+		}
+		return nil, err
+	}
+	return &LockedState{State: s, m: m, fl: fl}, nil
+}
+
+// lockStateFile takes an exclusive flock on path and returns it once path
+// is known to name the locked inode.
+func lockStateFile(ctx context.Context, path string, block bool) (*flock.Flock, error) {
+	for {
+		fl := flock.New(path, flock.SetFlag(lockFlags), flock.SetPermissions(0o600))
+		var ok bool
+		var err error
+		if block {
+			ok, err = fl.TryLockContext(ctx, retryDelay)
+		} else {
+			ok, err = fl.TryLock()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		if !ok {
+			return nil, &fs.PathError{Op: "lock", Path: path, Err: ErrLocked}
+		}
+		if testHookStateLocked != nil {
+			testHookStateLocked(path)
+		}
+		same, err := namesLockedFile(fl, path)
+		if err != nil {
+			return nil, errors.Join(err, fl.Unlock())
+		}
+		if same {
+			return fl, nil
+		}
+		// The holder before us unlinked or replaced the file after we had
+		// opened it: our lock guards nothing anyone else will ever open.
+		if err := fl.Unlock(); err != nil {
+			return nil, fmt.Errorf("unlock stale %s: %w", path, err)
+		}
+	}
+}
+
+// namesLockedFile reports whether path still names the file fl locked.
+func namesLockedFile(fl *flock.Flock, path string) (bool, error) {
+	locked, err := fl.Stat()
+	if err != nil {
+		return false, fmt.Errorf("stat locked %s: %w", path, err)
+	}
+	named, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return os.SameFile(locked, named), nil
+}
+
+// Release drops the state lock. It is safe to call twice; the second call
+// does nothing. An error means the unlock itself failed; the descriptor is
+// then closed when the process exits.
+func (ls *LockedState) Release() error {
+	if ls.released {
+		return nil
+	}
+	ls.released = true
+	if err := ls.fl.Unlock(); err != nil {
+		return fmt.Errorf("unlock %s: %w", ls.m.LockPath(), err)
+	}
+	return nil
+}
+
+// RemoveLockFile unlinks the state lock file while the lock is still held,
+// for a collector that is reclaiming the data directory: waiters that
+// opened the old file notice the unlink after they get their flock and
+// start over on a fresh file (or give up when the directory is gone). Call
+// Release afterwards. A lock file that is already gone is not an error;
+// RemoveLockFile after Release is an error.
+func (ls *LockedState) RemoveLockFile() error {
+	if ls.released {
+		return fmt.Errorf("remove lock file in %s: %w", ls.m.dataDir, errReleased)
+	}
+	if err := os.Remove(ls.m.LockPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove lock file: %w", err)
+	}
+	return nil
+}

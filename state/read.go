@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package state
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+)
+
+// Parse decodes a state file's bytes with the same checks as Load: more than
+// MaxFileSize bytes is ErrTooLarge; anything but a JSON object that decodes
+// into State is ErrCorrupt; a version above CurrentVersion is
+// ErrNewerVersion. Unknown fields are ignored. Parse is pure; gc and the
+// fuzzer use it directly.
+func Parse(data []byte) (*State, error) {
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, MaxFileSize)
+	}
+	// json.Unmarshal accepts "null" into a struct as a no-op, which would
+	// make an all-zero state out of a file that holds no state at all.
+	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return nil, fmt.Errorf("%w: not a JSON object", ErrCorrupt)
+	}
+	var s State
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	if s.Version > CurrentVersion {
+		return nil, fmt.Errorf("%w: version %d, newest understood %d", ErrNewerVersion, s.Version, CurrentVersion)
+	}
+	if s.Version < 0 {
+		return nil, fmt.Errorf("%w: negative version %d", ErrCorrupt, s.Version)
+	}
+	return &s, nil
+}
+
+// ReadFile reads and parses the state file at path without following
+// symlinks or blocking on FIFOs, reading at most MaxFileSize+1 bytes. A
+// missing file is an error wrapping fs.ErrNotExist. Every other failure is
+// an *fs.PathError naming path; a symlink, FIFO, directory or other
+// non-regular file matches ErrNotRegular, and the Parse errors match as
+// Parse returns them.
+func ReadFile(path string) (*State, error) {
+	f, err := os.OpenFile(path, readFlags, 0)
+	if err != nil {
+		if isSymlinkRefused(err) {
+			return nil, &fs.PathError{Op: "read state", Path: path, Err: fmt.Errorf("%w: symlink not followed", ErrNotRegular)}
+		}
+		return nil, err
+	}
+	defer f.Close()
+
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, &fs.PathError{Op: "read state", Path: path, Err: fmt.Errorf("%w: mode %s", ErrNotRegular, fi.Mode().Type())}
+	}
+	if fi.Size() > MaxFileSize {
+		return nil, &fs.PathError{Op: "read state", Path: path, Err: fmt.Errorf("%w: %d bytes, cap %d", ErrTooLarge, fi.Size(), MaxFileSize)}
+	}
+	// The size cap applies to what is read, not only to what fstat said: a
+	// file can grow between the two.
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	s, err := Parse(data)
+	if err != nil {
+		return nil, &fs.PathError{Op: "parse state", Path: path, Err: err}
+	}
+	return s, nil
+}

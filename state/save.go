@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package state
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// errReleased is returned by the LockedState methods that need the lock
+// after Release: writing without the lock would race other writers.
+var errReleased = errors.New("state lock already released")
+
+// Save writes the state durably and atomically, with Version set to
+// CurrentVersion; the lock stays held. The new contents go to a temporary
+// file in the data directory (TempPattern), which is flushed, renamed over
+// the state file, and then the directory is flushed. On any error the
+// previous state file is untouched (or, if only the directory flush failed,
+// already replaced), no temporary file is left, and the error names the
+// path. Save after Release is an error.
+func (ls *LockedState) Save() error {
+	if ls.released {
+		return fmt.Errorf("save state in %s: %w", ls.m.dataDir, errReleased)
+	}
+	ls.State.Version = CurrentVersion
+	data, err := json.MarshalIndent(ls.State, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode state for %s: %w", ls.m.StatePath(), err)
+	}
+	return writeAtomic(ls.m.dataDir, FileName, append(data, '\n'))
+}
+
+// writeAtomic replaces dir/name with data through a flushed temporary file
+// and a rename, then flushes dir so the rename itself survives a crash.
+func writeAtomic(dir, name string, data []byte) (err error) {
+	tmp, err := os.CreateTemp(dir, TempPattern)
+	if err != nil {
+		return fmt.Errorf("create temp state file: %w", err)
+	}
+	tmpName := tmp.Name()
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			// After a successful rename the name is gone and this fails
+			// harmlessly with ENOENT.
+			if rerr := os.Remove(tmpName); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+				err = errors.Join(err, fmt.Errorf("remove temp state file: %w", rerr))
+			}
+		}
+	}()
+	if _, err := tmp.Write(data); err != nil {
+		return fmt.Errorf("write temp state file: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("sync temp state file: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("close temp state file: %w", err)
+	}
+	if err := os.Rename(tmpName, filepath.Join(dir, name)); err != nil {
+		return fmt.Errorf("replace state file: %w", err)
+	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("sync state directory: %w", err)
+	}
+	return nil
+}
+
+// syncDir flushes a directory's entries, making a rename or unlink in it
+// durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	if err := d.Sync(); err != nil {
+		d.Close()
+		return err
+	}
+	return d.Close()
+}
+
+// Remove deletes the state file and flushes the data directory; the lock
+// stays held until Release. A state file that is already gone is not an
+// error. Remove after Release is an error.
+func (ls *LockedState) Remove() error {
+	if ls.released {
+		return fmt.Errorf("remove state in %s: %w", ls.m.dataDir, errReleased)
+	}
+	if err := os.Remove(ls.m.StatePath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove state file: %w", err)
+	}
+	if err := syncDir(ls.m.dataDir); err != nil {
+		return fmt.Errorf("sync state directory: %w", err)
+	}
+	return nil
+}

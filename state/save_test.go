@@ -1,0 +1,138 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package state
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// tempFiles lists the in-flight save files left in dir.
+func tempFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, TempPattern))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestSave(t *testing.T) {
+	dir := t.TempDir()
+	m := NewManager(dir)
+	ls, err := m.LoadAndLock(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ls.Release()
+	for i, v := range []int{7, 0, -3} {
+		ls.Version = v
+		ls.CPUs = uint32(i + 1)
+		if err := ls.Save(); err != nil {
+			t.Fatal(err)
+		}
+		got, err := m.Load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Version != CurrentVersion || got.CPUs != uint32(i+1) {
+			t.Errorf("after Save with version %d: version %d cpus %d, want %d %d", v, got.Version, got.CPUs, CurrentVersion, i+1)
+		}
+	}
+	if tmp := tempFiles(t, dir); len(tmp) != 0 {
+		t.Errorf("temp files left after successful saves: %v", tmp)
+	}
+	fi, err := os.Stat(m.StatePath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		t.Errorf("state file mode %v readable by others", fi.Mode())
+	}
+}
+
+func TestSaveFailureLeavesNoTemp(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, ls *LockedState)
+	}{
+		{"rename over a non-empty directory", func(t *testing.T, ls *LockedState) {
+			if err := os.MkdirAll(filepath.Join(ls.m.StatePath(), "x"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"unencodable time", func(t *testing.T, ls *LockedState) {
+			ls.CreatedAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			ls, err := NewManager(dir).LoadAndLock(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ls.Release()
+			tt.setup(t, ls)
+			if err := ls.Save(); err == nil {
+				t.Fatal("Save succeeded, want an error")
+			}
+			if tmp := tempFiles(t, dir); len(tmp) != 0 {
+				t.Errorf("temp files left after a failed save: %v", tmp)
+			}
+		})
+	}
+}
+
+func TestRemoveAndRelease(t *testing.T) {
+	dir := t.TempDir()
+	m := NewManager(dir)
+	ls, err := m.LoadAndLock(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ls.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ls.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ls.Remove(); err != nil {
+		t.Errorf("second Remove: %v", err)
+	}
+	if _, err := os.Lstat(m.StatePath()); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("state file after Remove: %v", err)
+	}
+	if held, err := ProbeLock(dir); err != nil || !held {
+		t.Errorf("lock after Remove: held=%v err=%v, want still held", held, err)
+	}
+	if err := ls.RemoveLockFile(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(m.LockPath()); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("lock file after RemoveLockFile: %v", err)
+	}
+	if err := ls.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ls.Release(); err != nil {
+		t.Errorf("second Release: %v", err)
+	}
+	for name, f := range map[string]func() error{"Save": ls.Save, "Remove": ls.Remove, "RemoveLockFile": ls.RemoveLockFile} {
+		if err := f(); err == nil {
+			t.Errorf("%s after Release succeeded, want an error", name)
+		}
+	}
+	// A later writer starts over on a fresh lock file.
+	ls2, err := m.TryLoadAndLock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ls2.Release(); err != nil {
+		t.Fatal(err)
+	}
+}

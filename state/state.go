@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package state
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"time"
+)
+
+// File names inside a data directory, as released go-microvm uses them.
+const (
+	// FileName is the state file.
+	FileName = "go-microvm-state.json"
+	// LockFileName is the state lock: an empty file flocked by writers.
+	LockFileName = "go-microvm-state.lock"
+	// TempPattern is the os.CreateTemp pattern of in-flight saves.
+	TempPattern = "state-*.json.tmp"
+	// CurrentVersion is the schema version written and the newest understood.
+	CurrentVersion = 1
+	// MaxFileSize caps how much of a state file is ever read.
+	MaxFileSize = 64 << 10
+)
+
+// Errors returned by Load and friends; each is wrapped in an *fs.PathError
+// (or an error that names the path) and is testable with errors.Is.
+var (
+	// ErrNotRegular: the state file is a FIFO, a directory, a symlink, a
+	// device or anything else that is not a regular file.
+	ErrNotRegular = errors.New("state file is not a regular file")
+	// ErrTooLarge: the state file is larger than MaxFileSize.
+	ErrTooLarge = errors.New("state file exceeds size cap")
+	// ErrCorrupt: the state file is not a JSON object of the state schema.
+	ErrCorrupt = errors.New("state file is not valid JSON")
+	// ErrNewerVersion: the state file's version is above CurrentVersion.
+	ErrNewerVersion = errors.New("state file version is newer than understood")
+	// ErrLocked: a non-blocking lock attempt found the lock held.
+	ErrLocked = errors.New("lock is held by another holder")
+)
+
+// State is the persisted record of one VM, compatible with released
+// go-microvm. Fields after CreatedAt are additive (released readers ignore
+// them; released writers drop them, which sends the collector back to the
+// PID rules); the package doc says what each one means.
+type State struct {
+	Version  int    `json:"version"`
+	Active   bool   `json:"active"`
+	Name     string `json:"name"`
+	Image    string `json:"image"`
+	CPUs     uint32 `json:"cpus"`
+	MemoryMB uint32 `json:"memory_mb"`
+	PID      int    `json:"pid,omitempty"`
+	// PIDStartTime is the wall-clock time at which PID was recorded, just
+	// after the spawn. It has no omitempty because released writers write
+	// the zero time when it is unset, and released readers expect the key.
+	PIDStartTime time.Time `json:"pid_start_time"`
+	CreatedAt    time.Time `json:"created_at"`
+
+	// Leased is the run marker: this run is covered by a run lease on the
+	// data directory. Marker set + lease free = the run ended uncleanly.
+	Leased bool `json:"leased,omitempty"`
+	// Runner is the exact identity of the runner process, when known.
+	Runner *Identity `json:"runner,omitempty"`
+}
+
+// Identity pins a process beyond its PID.
+type Identity struct {
+	// StartTime is the kernel's start time token of the process: on Linux
+	// field 22 of /proc/PID/stat (clock ticks since boot); on macOS the
+	// process start time in microseconds since the Unix epoch.
+	StartTime uint64 `json:"start_time"`
+	// BootID identifies the boot the process ran in.
+	BootID string `json:"boot_id"`
+	// Executable is the absolute path of the runner executable.
+	Executable string `json:"executable,omitempty"`
+}
+
+// Manager reads and writes the state of one data directory.
+type Manager struct {
+	dataDir string
+}
+
+// NewManager returns a Manager for dataDir. It touches no file.
+func NewManager(dataDir string) *Manager { return &Manager{dataDir: dataDir} }
+
+// Dir returns the data directory.
+func (m *Manager) Dir() string { return m.dataDir }
+
+// StatePath returns the path of the state file in the data directory.
+func (m *Manager) StatePath() string { return filepath.Join(m.dataDir, FileName) }
+
+// LockPath returns the path of the state lock file in the data directory.
+func (m *Manager) LockPath() string { return filepath.Join(m.dataDir, LockFileName) }
+
+// Load reads the state without locking. A missing file (or a missing data
+// directory) is a fresh default state (Version 1, inactive), as in released
+// go-microvm. Any other failure is returned as ReadFile returns it.
+func (m *Manager) Load() (*State, error) {
+	s, err := ReadFile(m.StatePath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return &State{Version: CurrentVersion}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load state: %w", err)
+	}
+	return s, nil
+}
