@@ -105,10 +105,15 @@ func helperLease(dir string) int {
 		case "rmdir":
 			return os.Remove(dir)
 		case "recreate":
-			if err := os.Remove(dir); err != nil {
+			// Swap in a new directory atomically (rename over the empty
+			// old one), so a waiter polling the path never sees it
+			// missing: it must notice the inode change, not ENOENT.
+			fresh := dir + ".new"
+			if err := os.Mkdir(fresh, 0o700); err != nil {
 				return err
 			}
-			return os.Mkdir(dir, 0o700)
+			// syscall.Rename, since os.Rename refuses an existing directory.
+			return syscall.Rename(fresh, dir)
 		case "spawn":
 			// The runner's hand-over: the child inherits the lease as fd 3
 			// and we drop our own copy, without unlocking, right after.
