@@ -1,0 +1,310 @@
+// SPDX-License-Identifier: Apache-2.0
+
+//go:build unix
+
+package fstree
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// guardTimeout only detects hangs; no test asserts elapsed time.
+const guardTimeout = 2 * time.Minute
+
+// TestMain lets the test binary act as a helper process: with
+// GO_WANT_HELPER_PROCESS=remove it removes FSTREE_NAME from FSTREE_DIR
+// (under RLIMIT_NOFILE=FSTREE_NOFILE when set) and prints the Result.
+func TestMain(m *testing.M) {
+	switch os.Getenv("GO_WANT_HELPER_PROCESS") {
+	case "":
+		os.Exit(m.Run())
+	case "remove":
+		os.Exit(helperRemove())
+	default:
+		fmt.Fprintln(os.Stderr, "unknown helper mode")
+		os.Exit(2)
+	}
+}
+
+// helperResult is Result with errors as strings, for JSON.
+type helperResult struct {
+	Bytes, Files, Dirs int64
+	Mounts, Errors     []string
+	Err                string
+}
+
+func helperRemove() int {
+	if s := os.Getenv("FSTREE_NOFILE"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: n, Max: n}); err != nil {
+			fmt.Fprintln(os.Stderr, "setrlimit:", err)
+			return 2
+		}
+	}
+	dir, err := os.Open(os.Getenv("FSTREE_DIR"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	defer dir.Close()
+	name := os.Getenv("FSTREE_NAME")
+	res, err := RemoveAt(context.Background(), dir, name, filepath.Join(dir.Name(), name))
+	out := helperResult{Bytes: res.Bytes, Files: res.Files, Dirs: res.Dirs, Mounts: res.Mounts}
+	for _, e := range res.Errors {
+		out.Errors = append(out.Errors, e.Error())
+	}
+	if err != nil {
+		out.Err = err.Error()
+	}
+	if err := json.NewEncoder(os.Stdout).Encode(out); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	if err != nil {
+		return 1
+	}
+	return 0
+}
+
+// guarded runs f and fails the test if it has not returned in
+// guardTimeout.
+func guarded(t *testing.T, f func() (Result, error)) (Result, error) {
+	t.Helper()
+	type out struct {
+		res Result
+		err error
+	}
+	ch := make(chan out, 1)
+	go func() {
+		res, err := f()
+		ch <- out{res, err}
+	}()
+	select {
+	case o := <-ch:
+		return o.res, o.err
+	case <-time.After(guardTimeout):
+		t.Fatalf("walk has not returned after %v", guardTimeout)
+		return Result{}, nil
+	}
+}
+
+func openDir(t *testing.T, path string) *os.File {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// removeTree runs o.RemoveAt on dir/name under the hang guard.
+func removeTree(t *testing.T, ctx context.Context, o Options, dir, name string) (Result, error) {
+	t.Helper()
+	parent := openDir(t, dir)
+	return guarded(t, func() (Result, error) {
+		return o.RemoveAt(ctx, parent, name, filepath.Join(dir, name))
+	})
+}
+
+// sizeTree runs o.SizeAt on dir/name under the hang guard.
+func sizeTree(t *testing.T, ctx context.Context, o Options, dir, name string) (Result, error) {
+	t.Helper()
+	parent := openDir(t, dir)
+	return guarded(t, func() (Result, error) {
+		return o.SizeAt(ctx, parent, name, filepath.Join(dir, name))
+	})
+}
+
+// snapshot describes every entry below root (type, mode, content hash,
+// link target) without following symlinks, for "left intact" checks.
+func snapshot(t *testing.T, root string) map[string]string {
+	t.Helper()
+	snap := map[string]string{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		desc := fi.Mode().String()
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			desc += " -> " + target
+		case fi.Mode().IsRegular():
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			desc += fmt.Sprintf(" %x", sha256.Sum256(b))
+		}
+		snap[rel] = desc
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap
+}
+
+func sameSnapshot(t *testing.T, what string, before, after map[string]string) {
+	t.Helper()
+	if len(before) != len(after) {
+		t.Errorf("%s: %d entries before, %d after", what, len(before), len(after))
+	}
+	for k, v := range before {
+		if after[k] != v {
+			t.Errorf("%s: %q was %q, now %q", what, k, v, after[k])
+		}
+	}
+}
+
+func mustNotExist(t *testing.T, path string) {
+	t.Helper()
+	if _, err := os.Lstat(path); !os.IsNotExist(err) {
+		t.Errorf("%q still exists (lstat: %v)", path, err)
+	}
+}
+
+func mustExist(t *testing.T, path string) {
+	t.Helper()
+	if _, err := os.Lstat(path); err != nil {
+		t.Errorf("%q should exist: %v", path, err)
+	}
+}
+
+func writeFile(t *testing.T, path string, size int) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, size)
+	for i := range b {
+		b[i] = byte(i*7 + size)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mkdirs(t *testing.T, paths ...string) {
+	t.Helper()
+	for _, p := range paths {
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func symlink(t *testing.T, target, path string) {
+	t.Helper()
+	if err := os.Symlink(target, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// makeSentinel fills dir with things a buggy remover would follow into.
+func makeSentinel(t *testing.T, dir string) {
+	t.Helper()
+	writeFile(t, filepath.Join(dir, "file"), 100)
+	writeFile(t, filepath.Join(dir, "sub", "deep"), 200)
+}
+
+// walkOptions are the parallelism settings every behaviour is checked
+// with: the serial walk and a parallel one.
+var walkOptions = []Options{{Workers: 1}, {Workers: 4}}
+
+func (o Options) name() string { return fmt.Sprintf("workers=%d", o.Workers) }
+
+// runHelper runs the test binary as a helper process (prefixed by argv0,
+// e.g. setpriv, when given) with env, and decodes its result.
+func runHelper(t *testing.T, prefix []string, env ...string) helperResult {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append(slices.Clone(prefix), exe)
+	if len(prefix) > 0 {
+		exe = copyExecutable(t, exe)
+		args[len(args)-1] = exe
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), guardTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), "GO_WANT_HELPER_PROCESS=remove")
+	cmd.Env = append(cmd.Env, env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	runErr := cmd.Run()
+	var out helperResult
+	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+		t.Fatalf("helper: %v, stdout %q, stderr %q", runErr, stdout.String(), stderr.String())
+	}
+	if runErr != nil {
+		t.Fatalf("helper: %v: %s (result %+v, stderr %q)", runErr, out.Err, out, stderr.String())
+	}
+	return out
+}
+
+// copyExecutable copies the test binary where an unprivileged user can run
+// it: the go tool's build directory is private to root.
+func copyExecutable(t *testing.T, exe string) string {
+	t.Helper()
+	dir := publicTempDir(t)
+	dst := filepath.Join(dir, "fstree.test")
+	src, err := os.Open(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// publicTempDir is a t.TempDir that other users can traverse.
+func publicTempDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}

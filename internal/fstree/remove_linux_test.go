@@ -1,0 +1,246 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package fstree
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (mounting, or dropping privileges with setpriv)")
+	}
+}
+
+// mount mounts and registers the unmount; it skips the test when the
+// system refuses to mount.
+func mount(t *testing.T, source, target, fstype string, flags uintptr, data string) {
+	t.Helper()
+	requireRoot(t)
+	if err := unix.Mount(source, target, fstype, flags, data); err != nil {
+		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.ENODEV) {
+			t.Skipf("mount %s refused: %v", fstype, err)
+		}
+		t.Fatalf("mount %s on %s: %v", source, target, err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(target, 0); err != nil && err != unix.EINVAL && err != unix.ENOENT {
+			if err := unix.Unmount(target, unix.MNT_DETACH); err != nil {
+				t.Errorf("unmount %s: %v", target, err)
+			}
+		}
+	})
+}
+
+func mountID(t *testing.T, path string) uint64 {
+	t.Helper()
+	var sx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &sx); err != nil {
+		t.Fatal(err)
+	}
+	if sx.Mask&unix.STATX_MNT_ID == 0 {
+		t.Skip("statx gives no mount id on this kernel")
+	}
+	return sx.Mnt_id
+}
+
+func TestRemoveAtTmpfsInside(t *testing.T) {
+	for _, o := range walkOptions {
+		t.Run(o.name(), func(t *testing.T) {
+			tmp := t.TempDir()
+			tree := filepath.Join(tmp, "tree")
+			mnt := filepath.Join(tree, "a", "mnt")
+			mkdirs(t, mnt)
+			writeFile(t, filepath.Join(tree, "a", "f"), 10)
+			writeFile(t, filepath.Join(tree, "b", "g"), 10)
+			mount(t, "tmpfs", mnt, "tmpfs", 0, "size=1m")
+			writeFile(t, filepath.Join(mnt, "inner", "keep"), 10)
+			inside := snapshot(t, mnt)
+
+			size, err := sizeTree(t, context.Background(), o, tmp, "tree")
+			if err != nil {
+				t.Fatalf("SizeAt: %v", err)
+			}
+			res, err := removeTree(t, context.Background(), o, tmp, "tree")
+			if !errors.Is(err, ErrMountPoint) {
+				t.Fatalf("RemoveAt err = %v; want ErrMountPoint", err)
+			}
+			for _, r := range []Result{size, res} {
+				if !slices.Equal(r.Mounts, []string{mnt}) || len(r.Errors) != 0 {
+					t.Errorf("mounts %q, errors %v; want [%q] and no error", r.Mounts, r.Errors, mnt)
+				}
+			}
+			if size.Bytes != res.Bytes || size.Files != res.Files || size.Dirs != res.Dirs || res.Files != 2 || res.Dirs != 1 {
+				t.Errorf("SizeAt %+v, RemoveAt %+v; want both 2 files and 1 dir (b)", size, res)
+			}
+			sameSnapshot(t, "tmpfs", inside, snapshot(t, mnt))
+			if mountID(t, mnt) == mountID(t, tree) {
+				t.Error("the tmpfs is no longer mounted")
+			}
+			mustNotExist(t, filepath.Join(tree, "a", "f"))
+			mustNotExist(t, filepath.Join(tree, "b"))
+
+			if err := unix.Unmount(mnt, 0); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := removeTree(t, context.Background(), o, tmp, "tree"); err != nil {
+				t.Fatalf("RemoveAt after unmounting: %v", err)
+			}
+			mustNotExist(t, tree)
+		})
+	}
+}
+
+// TestRemoveAtTopIsMountPoint: a top entry on another mount than its
+// parent is reported and not entered.
+func TestRemoveAtTopIsMountPoint(t *testing.T) {
+	tmp := t.TempDir()
+	tree := filepath.Join(tmp, "tree")
+	mkdirs(t, tree)
+	mount(t, "tmpfs", tree, "tmpfs", 0, "size=1m")
+	writeFile(t, filepath.Join(tree, "keep"), 10)
+	res, err := removeTree(t, context.Background(), Options{}, tmp, "tree")
+	if !errors.Is(err, ErrMountPoint) || !slices.Equal(res.Mounts, []string{tree}) || res.Files+res.Dirs != 0 {
+		t.Errorf("RemoveAt = %+v, %v; want the mount reported, nothing removed", res, err)
+	}
+	mustExist(t, filepath.Join(tree, "keep"))
+}
+
+// TestRemoveAtBindMountInside: a bind mount of a directory of the same
+// filesystem (same st_dev) is told apart by its mount id.
+func TestRemoveAtBindMountInside(t *testing.T) {
+	for _, o := range walkOptions {
+		t.Run(o.name(), func(t *testing.T) {
+			tmp := t.TempDir()
+			src := filepath.Join(tmp, "src")
+			tree := filepath.Join(tmp, "tree")
+			bind := filepath.Join(tree, "x", "bind")
+			makeSentinel(t, src)
+			mkdirs(t, bind)
+			writeFile(t, filepath.Join(tree, "y", "f"), 10)
+			mount(t, src, bind, "", unix.MS_BIND, "")
+			var a, b unix.Stat_t
+			if unix.Lstat(bind, &a) != nil || unix.Lstat(tree, &b) != nil || a.Dev != b.Dev {
+				t.Fatal("the bind mount should have the tree's st_dev")
+			}
+			if mountID(t, bind) == mountID(t, tree) {
+				t.Fatal("the bind mount should have its own mount id")
+			}
+			before := snapshot(t, src)
+			res, err := removeTree(t, context.Background(), o, tmp, "tree")
+			if !errors.Is(err, ErrMountPoint) || !slices.Equal(res.Mounts, []string{bind}) || len(res.Errors) != 0 {
+				t.Errorf("RemoveAt = %+v, %v; want only the bind mount reported", res, err)
+			}
+			sameSnapshot(t, "bind source", before, snapshot(t, src))
+			mustExist(t, filepath.Join(bind, "file"))
+			mustNotExist(t, filepath.Join(tree, "y"))
+		})
+	}
+}
+
+// TestRemoveAtUnprivileged removes, as an unprivileged user, a tree it owns
+// whose directories deny it writing, reading or searching.
+func TestRemoveAtUnprivileged(t *testing.T) {
+	requireRoot(t)
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("setpriv not installed")
+	}
+	const nobody = 65534
+	work := filepath.Join(publicTempDir(t), "work")
+	tree := filepath.Join(work, "tree")
+	for _, f := range []string{"f0", "ro/f1", "ro/f2", "ro/sub/f3", "none/f4", "none/sub/f5", "rnox/f6", "xonly/f7"} {
+		writeFile(t, filepath.Join(tree, f), 100)
+	}
+	mkdirs(t, filepath.Join(tree, "ro2", "sub"))
+	symlink(t, "/etc", filepath.Join(tree, "ln"))
+	err = filepath.Walk(work, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, nobody, nobody)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	modes := map[string]os.FileMode{
+		"ro/sub": 0o555, "ro": 0o555, "ro2/sub": 0o555, "ro2": 0o555,
+		"none/sub": 0, "none": 0, "rnox": 0o444, "xonly": 0o111, ".": 0o555,
+	}
+	for d, m := range modes {
+		if err := os.Chmod(filepath.Join(tree, d), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { os.Chmod(tree, 0o755) })
+
+	out := runHelper(t, []string{setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--"},
+		"FSTREE_DIR="+work, "FSTREE_NAME=tree")
+	mustNotExist(t, tree)
+	if out.Files != 9 || out.Dirs != 9 {
+		t.Errorf("helper removed %d files, %d dirs; want 9, 9", out.Files, out.Dirs)
+	}
+}
+
+// TestRemoveAtUnprivilegedCannotEscape: an unprivileged remover meets a
+// directory it cannot change (owned by root, mode 0555): it reports the
+// failing path, leaves that directory and its ancestors, and removes the
+// rest.
+func TestRemoveAtUnprivilegedCannotEscape(t *testing.T) {
+	requireRoot(t)
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("setpriv not installed")
+	}
+	work := filepath.Join(publicTempDir(t), "work")
+	tree := filepath.Join(work, "tree")
+	writeFile(t, filepath.Join(tree, "rootdir", "f"), 10)
+	writeFile(t, filepath.Join(tree, "mine", "g"), 10)
+	for _, p := range []string{work, tree, filepath.Join(tree, "mine"), filepath.Join(tree, "mine", "g")} {
+		if err := os.Lchown(p, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(filepath.Join(tree, "rootdir"), 0o555); err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--", copyExecutable(t, exe))
+	cmd.Env = append(os.Environ(), "GO_WANT_HELPER_PROCESS=remove", "FSTREE_DIR="+work, "FSTREE_NAME=tree")
+	done := make(chan struct{})
+	var stdout []byte
+	go func() {
+		defer close(done)
+		stdout, err = cmd.Output()
+	}()
+	select {
+	case <-done:
+	case <-time.After(guardTimeout):
+		cmd.Process.Kill()
+		t.Fatal("helper hangs")
+	}
+	var out helperResult
+	if jerr := json.Unmarshal(stdout, &out); jerr != nil || err == nil {
+		t.Fatalf("helper: err %v, output %q; want a failure with a result", err, stdout)
+	}
+	want := "unlinkat " + filepath.Join(tree, "rootdir", "f") + ": permission denied"
+	if !slices.Equal(out.Errors, []string{want}) {
+		t.Errorf("errors %q; want [%q]", out.Errors, want)
+	}
+	mustExist(t, filepath.Join(tree, "rootdir", "f"))
+	mustNotExist(t, filepath.Join(tree, "mine"))
+}

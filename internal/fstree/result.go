@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package fstree
+
+import (
+	"errors"
+	"runtime"
+)
+
+// ErrBudget is returned (wrapped, together with the context's cause) when
+// the context ended before the walk was complete; what is left is intact
+// and can be removed later.
+var ErrBudget = errors.New("deletion budget exhausted")
+
+// ErrMountPoint is returned (wrapped) by RemoveAt when mount points were
+// found inside the tree: they are listed in Result.Mounts and were left in
+// place together with their ancestors; everything else was removed.
+var ErrMountPoint = errors.New("mount point left in place")
+
+// Result accounts for one removal or measurement.
+type Result struct {
+	// Bytes is the allocated size (st_blocks*512) of what was removed (or
+	// measured), directories and symbolic links included; a file with
+	// several hard links inside the tree counts once.
+	Bytes int64
+	// Files and Dirs count removed (or measured) entries; every name of a
+	// hard-linked file counts in Files.
+	Files, Dirs int64
+	// Mounts lists the display paths of mount points found inside the tree
+	// (another st_dev or, on Linux, another mount id than the tree's top),
+	// sorted: they and their ancestors are left in place.
+	Mounts []string
+	// Errors lists per-path failures (*os.PathError); the walk goes on
+	// with the rest of the tree, and the ancestors of a failed entry are
+	// left in place without a further error.
+	Errors []error
+}
+
+// maxWorkers caps the default parallelism: beyond it, directory-inode
+// locks and the disk, not the CPU, bound the removal rate.
+const maxWorkers = 32
+
+// cachedDirs is the number of idle directory descriptors a walk keeps open
+// so that its next openat or rmdir usually needs no reopening.
+const cachedDirs = 64
+
+// Options tunes a walk. The zero value is ready to use.
+//
+// A walk holds at most 64 idle directory descriptors plus 3 per worker,
+// whatever the depth of the tree: a directory's descriptor is closed when
+// the cache is full and, when needed again, reopened from its parent's
+// descriptor, or from its child's through "..", each reopened descriptor
+// being checked to be the same directory (device, inode, mount) as before.
+type Options struct {
+	// Workers is the number of directories processed at the same time; 0
+	// means twice GOMAXPROCS, at most 32.
+	Workers int
+}
+
+func (o Options) workers() int {
+	if o.Workers > 0 {
+		return o.Workers
+	}
+	return min(2*runtime.GOMAXPROCS(0), maxWorkers)
+}

@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: Apache-2.0
+
+//go:build unix && !linux
+
+package fstree
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// lstatAt stats name in dirfd without following a symlink. Without mount
+// ids, mounts are told apart by st_dev alone.
+func lstatAt(dirfd int, name string) (stat, error) {
+	var st unix.Stat_t
+	for {
+		err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return stat{}, err
+		}
+		return fromStat(&st), nil
+	}
+}
+
+// fstatFD stats the open descriptor fd.
+func fstatFD(fd int) (stat, error) {
+	var st unix.Stat_t
+	for {
+		err := unix.Fstat(fd, &st)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return stat{}, err
+		}
+		return fromStat(&st), nil
+	}
+}
+
+func fromStat(st *unix.Stat_t) stat {
+	return stat{
+		id:     fileID{dev: uint64(st.Dev), ino: uint64(st.Ino)},
+		mode:   uint32(st.Mode),
+		nlink:  uint64(st.Nlink),
+		blocks: int64(st.Blocks),
+	}
+}
+
+// readNames lists the directory fd from its start. It reads through a
+// fresh descriptor of the same directory because the system's directory
+// stream API, not getdents, is the stable interface here.
+func readNames(fd int, _ []byte) ([]string, error) {
+	dfd, err := openDirAt(fd, ".")
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(dfd), ".")
+	defer f.Close()
+	return f.Readdirnames(-1)
+}
