@@ -7,4 +7,5 @@ require (
 	github.com/gofrs/flock v0.13.2 // indirect
 	github.com/rogpeppe/go-internal v1.16.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/tools v0.26.0 // indirect
 )

@@ -1,0 +1,83 @@
+# SPDX-License-Identifier: Apache-2.0
+#
+# Targets: build test lint cross demo bench fuzz stress ci (see README.md).
+
+GO ?= go
+
+# staticcheck runs through `go run` at a pinned version (works with Go 1.26).
+STATICCHECK_VERSION ?= v0.8.2
+
+# Bounds `go test`; CI must finish well inside 15 minutes.
+TEST_TIMEOUT ?= 10m
+
+# Per benchmark; benchmarks print their ratios against the baseline measured
+# in the same run.
+BENCHTIME ?= 1s
+
+# Per fuzz target. The targets are discovered: every `func FuzzXxx` in a
+# _test.go file, listed per package with `go test -list`.
+FUZZTIME ?= 1m
+FUZZ_PKGS ?= $(shell grep -rl --include='*_test.go' '^func Fuzz' . | xargs -r -n1 dirname | sort -u)
+
+# Knobs of the stress tests (package internal/stress): the full run.
+STRESS_KILLS ?= 200
+STRESS_DURATION ?= 60s
+STRESS_FILES ?= 1500
+STRESS_TIMEOUT ?= 30m
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+.PHONY: all build test lint cross demo bench fuzz stress ci
+
+all: build
+
+## build: compile everything; the commands land in ./bin
+build:
+	$(GO) build ./...
+	@mkdir -p bin
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
+
+## test: the test suite, with the race detector
+test:
+	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+
+## lint: gofmt (fails on any unformatted file), go vet, staticcheck
+lint:
+	@files=$$(gofmt -l .); if [ -n "$$files" ]; then echo "gofmt would change:"; echo "$$files"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+## cross: build and vet (tests included) for macOS, amd64 and arm64, without cgo
+cross:
+	CGO_ENABLED=0 GOOS=darwin GOARCH=amd64 $(GO) build ./...
+	CGO_ENABLED=0 GOOS=darwin GOARCH=arm64 $(GO) build ./...
+	CGO_ENABLED=0 GOOS=darwin GOARCH=arm64 $(GO) vet ./...
+
+## demo: a sandbox with real processes: list, collect, list again, checked
+demo:
+	$(GO) run ./cmd/go-microvm-gc demo
+
+## bench: every benchmark once
+bench:
+	$(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) ./...
+
+## fuzz: every fuzz target for FUZZTIME each (make fuzz FUZZTIME=10s)
+fuzz:
+	@set -e; for pkg in $(FUZZ_PKGS); do \
+		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== fuzz $$pkg $$target for $(FUZZTIME)"; \
+			$(GO) test -run='^$$' -fuzz="^$$target\$$" -fuzztime=$(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+## stress: the fault-injection, concurrency and load tests of
+## internal/stress at full size (`make test` runs them short)
+stress:
+	STRESS_KILLS=$(STRESS_KILLS) STRESS_DURATION=$(STRESS_DURATION) STRESS_FILES=$(STRESS_FILES) \
+		$(if $(STRESS_SEED),STRESS_SEED=$(STRESS_SEED)) \
+		$(GO) test -race -count=1 -timeout $(STRESS_TIMEOUT) -v ./internal/stress/...
+
+## ci: what CI runs (.ci/run)
+ci:
+	bash .ci/run

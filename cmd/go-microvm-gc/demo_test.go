@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDemo runs the demo in-process: real stand-in runners (this test
+// binary under the runner's name), real SIGKILLs, real files. The demo
+// checks its own expectations and exits 0 only when all of them held.
+func TestDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the demo starts real processes and writes about 40 MB")
+	}
+	t.Setenv("TMPDIR", t.TempDir())
+	var out bytes.Buffer
+	done := make(chan int, 1)
+	go func() { done <- run(context.Background(), []string{"demo"}, &out, &out) }()
+	select {
+	case code := <-done:
+		t.Logf("demo output:\n%s", out.String())
+		if code != exitOK {
+			t.Fatalf("demo exited with %d, want 0", code)
+		}
+		if !strings.Contains(out.String(), "PASS: all") || strings.Contains(out.String(), "FAIL") {
+			t.Fatalf("demo did not report every expectation as held")
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("demo has not finished after 2 minutes")
+	}
+}

@@ -1,0 +1,259 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/gofrs/flock"
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/stacklok/go-microvm/gc"
+	"github.com/stacklok/go-microvm/runner"
+	"github.com/stacklok/go-microvm/state"
+)
+
+// TestMain makes the test binary the command: the scripts run it as
+// go-microvm-gc, and the demo runs it as the stand-in go-microvm-runner.
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"go-microvm-gc":   func() { os.Exit(dispatch(os.Args)) },
+		runner.RunnerName: func() { os.Exit(dispatch(os.Args)) },
+	})
+}
+
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 filepath.Join("testdata", "script"),
+		RequireExplicitExec: true,
+		Setup: func(env *testscript.Env) error {
+			// The default root must never be the real one of whoever runs
+			// the tests.
+			env.Setenv("XDG_CONFIG_HOME", "")
+			return nil
+		},
+		Condition: func(cond string) (bool, error) {
+			if cond == "mountable" {
+				return canMount(), nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"lease":    cmdLease,
+			"rootlock": cmdRootLock,
+			"mount":    cmdMount,
+			"cmpjson":  cmdCmpJSON,
+			"exitcode": cmdExitCode,
+		},
+	})
+}
+
+// cmdLease holds the run lease of a data directory until the script ends,
+// which makes it live to the collector.
+func cmdLease(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: lease DIR")
+	}
+	l, err := state.TryLease(ts.MkAbs(args[0]))
+	ts.Check(err)
+	ts.Defer(func() { l.Close() })
+}
+
+// cmdRootLock holds the root lock of a root until the script ends, as a
+// concurrent collector would.
+func cmdRootLock(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: rootlock ROOT")
+	}
+	fl := flock.New(filepath.Join(ts.MkAbs(args[0]), gc.LockName))
+	ok, err := fl.TryLock()
+	ts.Check(err)
+	if !ok {
+		ts.Fatalf("root lock of %s is already held", args[0])
+	}
+	ts.Defer(func() { fl.Unlock() })
+}
+
+// cmdExitCode runs a program like exec and checks its exact exit code;
+// stdout and stderr are kept for the next commands.
+func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exitcode CODE PROGRAM [ARGS...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	got := 0
+	var ee *exec.ExitError
+	if err := ts.Exec(args[1], args[2:]...); errors.As(err, &ee) {
+		got = ee.ExitCode()
+	} else if err != nil {
+		ts.Fatalf("run %s: %v", args[1], err)
+	}
+	if got != want {
+		ts.Fatalf("%s exited with %d, want %d", args[1], got, want)
+	}
+}
+
+// cmdCmpJSON compares the JSON in a file (or stdout) with the expected
+// JSON after substituting environment variables in it. Numbers that vary
+// from run to run are masked: "age_seconds" must be a number >= 0, and a
+// non-null "bytes" a number > 0 (written as "<number>" in the expectation).
+func cmdCmpJSON(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: cmpjson FILE|stdout WANT")
+	}
+	got := ts.ReadFile(args[0])
+	want := os.Expand(ts.ReadFile(args[1]), ts.Getenv)
+	var g, w any
+	if err := json.Unmarshal([]byte(got), &g); err != nil {
+		ts.Fatalf("%s is not JSON: %v\n%s", args[0], err, got)
+	}
+	if err := json.Unmarshal([]byte(want), &w); err != nil {
+		ts.Fatalf("%s is not JSON: %v", args[1], err)
+	}
+	g = maskJSON(ts, "", g)
+	if !reflect.DeepEqual(g, w) {
+		gb, _ := json.MarshalIndent(g, "", "  ")
+		wb, _ := json.MarshalIndent(w, "", "  ")
+		ts.Fatalf("JSON differs\ngot (masked):\n%s\nwant:\n%s", gb, wb)
+	}
+}
+
+func maskJSON(ts *testscript.TestScript, key string, v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			v[k] = maskJSON(ts, k, e)
+		}
+		return v
+	case []any:
+		for i, e := range v {
+			v[i] = maskJSON(ts, "", e)
+		}
+		return v
+	case float64:
+		switch {
+		case key == "age_seconds" && v >= 0,
+			(key == "bytes" || key == "bytes_freed") && v > 0:
+			return "<number>"
+		}
+	}
+	return v
+}
+
+// TestParseAge covers the --older-than syntax.
+func TestParseAge(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want string
+		ok   bool
+	}{
+		{"36h", "36h0m0s", true},
+		{"7d", "168h0m0s", true},
+		{"0d", "0s", true},
+		{"90m", "1h30m0s", true},
+		{"-1h", "", false},
+		{"d", "", false},
+		{"1.5d", "", false},
+		{"week", "", false},
+	} {
+		d, err := parseAge(tc.in)
+		if (err == nil) != tc.ok || (tc.ok && d.String() != tc.want) {
+			t.Errorf("parseAge(%q) = %v, %v; want %s, ok=%v", tc.in, d, err, tc.want, tc.ok)
+		}
+	}
+}
+
+// TestCollectSummary pins the closing line of `collect`.
+func TestCollectSummary(t *testing.T) {
+	kept := func(classes ...gc.Class) []gc.Candidate {
+		var cs []gc.Candidate
+		for _, c := range classes {
+			cs = append(cs, gc.Candidate{Class: c})
+		}
+		return cs
+	}
+	orphans := func(n int, bytes int64) []gc.Orphan {
+		out := make([]gc.Orphan, n)
+		for i := range out {
+			out[i].Bytes = bytes
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		rep  gc.Report
+		want string
+	}{
+		{
+			gc.Report{Reclaimed: orphans(3, 700_000_000), BytesFreed: 2_100_000_000,
+				Kept: kept(gc.ClassLive, gc.ClassStopped, gc.ClassLive, gc.ClassLive, gc.ClassLive)},
+			"Reclaimed 3 data directories, 2.1 GB freed; kept 5 (4 live, 1 stopped)",
+		},
+		{gc.Report{}, "Reclaimed 0 data directories, 0 B freed; kept 0"},
+		{
+			gc.Report{Reclaimed: orphans(1, 0), Kept: kept(gc.ClassUnreadable),
+				Errors: []gc.PathError{{Path: "/x", Err: os.ErrPermission}}},
+			"Reclaimed 1 data directory, 0 B freed; kept 1 (1 unreadable); 1 error",
+		},
+		{
+			gc.Report{DryRun: true, Reclaimed: orphans(2, 1_000_000), Kept: kept(gc.ClassBusy)},
+			"Dry run: would reclaim 2 data directories, about 2.0 MB; would keep 1 (1 busy)",
+		},
+	} {
+		if got := collectSummary(&tc.rep); got != tc.want {
+			t.Errorf("collectSummary = %q\nwant            %q", got, tc.want)
+		}
+	}
+}
+
+// TestFormatAge covers the compact ages of the table.
+func TestFormatAge(t *testing.T) {
+	for in, want := range map[string]string{
+		"0s": "-", "45s": "45s", "12m30s": "12m", "5h": "5h", "47h59m": "47h", "72h": "3d",
+	} {
+		d, err := parseAge(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := formatAge(d); got != want {
+			t.Errorf("formatAge(%s) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// TestDefaultRoot checks the released default data directory.
+func TestDefaultRoot(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	for _, tc := range []struct{ xdg, want string }{
+		{"", filepath.Join(home, ".config", "go-microvm")},
+		{"/xdg", "/xdg/go-microvm"},
+		// The XDG spec says to ignore a relative value.
+		{"relative", filepath.Join(home, ".config", "go-microvm")},
+	} {
+		t.Setenv("XDG_CONFIG_HOME", tc.xdg)
+		got, err := defaultRoot()
+		if err != nil || got != tc.want {
+			t.Errorf("XDG_CONFIG_HOME=%q: defaultRoot() = %q, %v; want %q", tc.xdg, got, err, tc.want)
+		}
+	}
+}
+
+// TestVersionString checks the --version line names the linked version and
+// the toolchain.
+func TestVersionString(t *testing.T) {
+	v := versionString()
+	if !strings.HasPrefix(v, "go-microvm-gc "+version+" (") || !strings.Contains(v, "go1.") {
+		t.Errorf("versionString() = %q", v)
+	}
+	t.Log(v)
+}

@@ -1,0 +1,297 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package gc
+
+import (
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/stacklok/go-microvm/state"
+)
+
+// Class is the verdict on one candidate data directory.
+type Class string
+
+// The classes, from "never touch" to "reclaim".
+const (
+	// ClassLive: a process still runs this VM (or may: its identity could
+	// not be read). Kept.
+	ClassLive Class = "live"
+	// ClassBusy: a writer holds the state lock right now. Kept; the next
+	// run looks again.
+	ClassBusy Class = "busy"
+	// ClassOrphan: nothing runs this VM any more. Collect reclaims it.
+	ClassOrphan Class = "orphan"
+	// ClassStopped: cleanly stopped (inactive). Kept unless WithStopped.
+	ClassStopped Class = "stopped"
+	// ClassUnknown: the facts do not allow a safe verdict (active with no
+	// PID, a probe that failed). Kept and reported.
+	ClassUnknown Class = "unknown"
+	// ClassUnreadable: the state file could not be read or understood.
+	// Kept and reported.
+	ClassUnreadable Class = "unreadable"
+)
+
+// Reason says why a candidate got its class.
+type Reason string
+
+// The reasons, one per row of the classification table.
+const (
+	// ReasonLeaseHeld (live): the run lease on the data directory is held.
+	ReasonLeaseHeld Reason = "lease-held"
+	// ReasonStateLocked (busy): the state lock is held.
+	ReasonStateLocked Reason = "state-locked"
+	// ReasonProbeFailed (unknown): the lease or state lock could not be
+	// probed, so liveness is not known.
+	ReasonProbeFailed Reason = "probe-failed"
+	// ReasonUnreadable (unreadable): the state file could not be read.
+	ReasonUnreadable Reason = "unreadable"
+	// ReasonRunEnded (orphan): the run marker is set and the lease is free,
+	// so the run ended without a clean stop.
+	ReasonRunEnded Reason = "run-ended"
+	// ReasonRebooted (orphan): the record is from an earlier boot.
+	ReasonRebooted Reason = "rebooted"
+	// ReasonRunnerDead (orphan): no process has the recorded PID.
+	ReasonRunnerDead Reason = "runner-dead"
+	// ReasonRunnerZombie (orphan): the recorded PID is a zombie.
+	ReasonRunnerZombie Reason = "runner-zombie"
+	// ReasonPIDReused (orphan): a process has the recorded PID, but its
+	// start time or executable says it is not the recorded runner.
+	ReasonPIDReused Reason = "pid-reused"
+	// ReasonRunnerMatches (live): the process with the recorded PID is the
+	// recorded runner.
+	ReasonRunnerMatches Reason = "runner-matches"
+	// ReasonIdentityUnreadable (live): a process has the recorded PID but
+	// its identity cannot be read, so it is presumed to be the runner.
+	ReasonIdentityUnreadable Reason = "identity-unreadable"
+	// ReasonNoPID (unknown): active, but no usable PID recorded.
+	ReasonNoPID Reason = "no-pid"
+	// ReasonInactive (stopped): cleanly stopped.
+	ReasonInactive Reason = "inactive"
+	// ReasonStoppedExpired (orphan): cleanly stopped and older than the
+	// WithStopped minimum age.
+	ReasonStoppedExpired Reason = "stopped-expired"
+)
+
+// runnerName is the executable base name released go-microvm gives its
+// runner; files with no start-time evidence are matched against it.
+const runnerName = "go-microvm-runner"
+
+// commLen is the length Linux truncates a process's comm to (TASK_COMM_LEN
+// minus the terminating NUL).
+const commLen = 15
+
+// startSlack absorbs the imprecision of wall-clock start times: Linux
+// derives them from a boot time known to the second, and pid_start_time is
+// taken just after the spawn, not at it.
+const startSlack = 2 * time.Second
+
+// Process is what the kernel said about the recorded PID when the facts
+// were gathered.
+type Process struct {
+	// Exists is false when no process has the PID.
+	Exists bool
+	// Err is a lookup failure other than "no such process"; the process
+	// may exist, but nothing about it is known.
+	Err error
+	// Zombie: exited, not yet reaped.
+	Zombie bool
+	// StartTime is the kernel start-time token (0 when unknown).
+	StartTime uint64
+	// Started is StartTime as wall-clock time (zero when unknown).
+	Started time.Time
+	// Comm is the kernel's short name ("" when unknown).
+	Comm string
+	// Executable is the absolute executable path ("" when unreadable).
+	Executable string
+}
+
+// Facts is everything the classification of one data directory depends on,
+// gathered by syscalls beforehand. Callers must gather State before the
+// probes: a creator takes the lease before it writes the marker, so a
+// marker seen before a free lease means the run really ended.
+type Facts struct {
+	// State is the parsed state file; nil when StateErr is set.
+	State *state.State
+	// StateErr is why the state file could not be read.
+	StateErr error
+	// StateModTime is the state file's modification time, used for the age
+	// of stopped VMs whose created_at is unset.
+	StateModTime time.Time
+
+	// LeaseHeld: someone else holds the run lease on the data directory.
+	LeaseHeld bool
+	// LeaseErr: the lease could not be probed.
+	LeaseErr error
+	// LockHeld: someone else holds the state lock.
+	LockHeld bool
+	// LockErr: the state lock could not be probed.
+	LockErr error
+
+	// Process is the lookup of State.PID; meaningful only for an active
+	// state with a PID and no marker.
+	Process Process
+
+	// BootID identifies the current boot ("" when unknown).
+	BootID string
+	// BootTime is when the current boot started (zero when unknown).
+	BootTime time.Time
+	// Now is the time the facts were gathered.
+	Now time.Time
+}
+
+// Policy is the caller's choice about what else is reclaimable.
+type Policy struct {
+	// Stopped makes inactive data directories at least StoppedMinAge old
+	// orphans (ReasonStoppedExpired).
+	Stopped       bool
+	StoppedMinAge time.Duration
+}
+
+// Age is how old the recorded VM is: Now minus created_at, or minus the
+// state file's modification time when created_at is unset; never negative.
+// It is zero when neither is known.
+func (f *Facts) Age() time.Duration {
+	var since time.Time
+	switch {
+	case f.State != nil && !f.State.CreatedAt.IsZero():
+		since = f.State.CreatedAt
+	case !f.StateModTime.IsZero():
+		since = f.StateModTime
+	default:
+		return 0
+	}
+	return max(f.Now.Sub(since), 0)
+}
+
+// Classify decides the class of one data directory from its facts. It is a
+// pure function: it reads nothing but f and p, so every row of the design's
+// classification table is a table test. detail says, for humans, what
+// evidence decided.
+//
+// Evidence is taken strongest first: the lease (kernel-backed liveness),
+// the state lock, the readability of the state, the run marker, and only
+// then, for files without the marker, the boot and the PID rules.
+func Classify(f Facts, p Policy) (class Class, reason Reason, detail string) {
+	switch {
+	case f.LeaseHeld:
+		return ClassLive, ReasonLeaseHeld, "run lease is held"
+	case f.LeaseErr != nil:
+		return ClassUnknown, ReasonProbeFailed, "probe lease: " + f.LeaseErr.Error()
+	case f.LockHeld:
+		return ClassBusy, ReasonStateLocked, "state lock is held"
+	case f.LockErr != nil:
+		return ClassUnknown, ReasonProbeFailed, "probe state lock: " + f.LockErr.Error()
+	case f.StateErr != nil:
+		return ClassUnreadable, ReasonUnreadable, f.StateErr.Error()
+	case f.State == nil:
+		return ClassUnreadable, ReasonUnreadable, "no state"
+	}
+	s := f.State
+	if s.Leased {
+		// The creator sets the marker only while it holds the lease, and a
+		// clean stop clears it: set and free means nobody stopped it.
+		return ClassOrphan, ReasonRunEnded, "run marker set and run lease free"
+	}
+	if !s.Active {
+		age := f.Age()
+		if p.Stopped && age >= p.StoppedMinAge {
+			return ClassOrphan, ReasonStoppedExpired, fmt.Sprintf("stopped, age %s >= %s", age.Round(time.Second), p.StoppedMinAge)
+		}
+		return ClassStopped, ReasonInactive, "stopped cleanly"
+	}
+	if s.PID <= 0 {
+		return ClassUnknown, ReasonNoPID, "active with no pid"
+	}
+	if c, r, d, ok := classifyBoot(f); ok {
+		return c, r, d
+	}
+	return classifyProcess(f)
+}
+
+// classifyBoot decides records from an earlier boot, whose PID says nothing
+// about the processes of this one.
+func classifyBoot(f Facts) (Class, Reason, string, bool) {
+	s := f.State
+	if s.Runner != nil && s.Runner.BootID != "" && f.BootID != "" && s.Runner.BootID != f.BootID {
+		return ClassOrphan, ReasonRebooted, fmt.Sprintf("recorded boot %s, current boot %s", s.Runner.BootID, f.BootID), true
+	}
+	if !s.PIDStartTime.IsZero() && !f.BootTime.IsZero() && s.PIDStartTime.Before(f.BootTime.Add(-startSlack)) {
+		return ClassOrphan, ReasonRebooted, fmt.Sprintf("pid %d recorded at %s, before boot at %s",
+			s.PID, s.PIDStartTime.UTC().Format(time.RFC3339), f.BootTime.UTC().Format(time.RFC3339)), true
+	}
+	return "", "", "", false
+}
+
+// classifyProcess applies the PID rules to an active record of this boot.
+func classifyProcess(f Facts) (Class, Reason, string) {
+	s, pr := f.State, f.Process
+	switch {
+	case pr.Err != nil:
+		return ClassLive, ReasonIdentityUnreadable, fmt.Sprintf("pid %d: %v", s.PID, pr.Err)
+	case !pr.Exists:
+		return ClassOrphan, ReasonRunnerDead, fmt.Sprintf("no process has pid %d", s.PID)
+	case pr.Zombie:
+		return ClassOrphan, ReasonRunnerZombie, fmt.Sprintf("pid %d is a zombie", s.PID)
+	}
+
+	// A recorded kernel start time identifies the process exactly. A
+	// record from another boot was decided above; one whose boot is not
+	// known is compared anyway, since a mismatch then means the recorded
+	// process is gone either way.
+	if s.Runner != nil && s.Runner.StartTime != 0 {
+		switch {
+		case pr.StartTime == 0:
+			return ClassLive, ReasonIdentityUnreadable, fmt.Sprintf("pid %d: start time unreadable", s.PID)
+		case pr.StartTime == s.Runner.StartTime:
+			return ClassLive, ReasonRunnerMatches, fmt.Sprintf("pid %d has the recorded start time", s.PID)
+		default:
+			return ClassOrphan, ReasonPIDReused, fmt.Sprintf("pid %d start time %d, recorded %d", s.PID, pr.StartTime, s.Runner.StartTime)
+		}
+	}
+
+	// pid_start_time is taken just after the spawn: the runner started
+	// at or before it. Two live processes never share a PID, so a process
+	// that started by then is the runner, whatever its name.
+	if !s.PIDStartTime.IsZero() {
+		switch {
+		case pr.Started.IsZero():
+			return ClassLive, ReasonIdentityUnreadable, fmt.Sprintf("pid %d: start time unreadable", s.PID)
+		case pr.Started.After(s.PIDStartTime.Add(startSlack)):
+			return ClassOrphan, ReasonPIDReused, fmt.Sprintf("pid %d started %s after the record",
+				s.PID, pr.Started.Sub(s.PIDStartTime).Round(time.Second))
+		default:
+			return ClassLive, ReasonRunnerMatches, fmt.Sprintf("pid %d started before the record", s.PID)
+		}
+	}
+
+	// No time evidence at all: fall back to the name, as released
+	// versions do.
+	want := runnerName
+	if s.Runner != nil && s.Runner.Executable != "" {
+		want = filepath.Base(s.Runner.Executable)
+	}
+	switch {
+	case pr.Executable != "":
+		got := filepath.Base(pr.Executable)
+		if got == want {
+			return ClassLive, ReasonRunnerMatches, fmt.Sprintf("pid %d runs %s", s.PID, got)
+		}
+		return ClassOrphan, ReasonPIDReused, fmt.Sprintf("pid %d runs %q, not %q", s.PID, got, want)
+	case pr.Comm != "":
+		if pr.Comm == truncate(want, commLen) {
+			return ClassLive, ReasonRunnerMatches, fmt.Sprintf("pid %d is named %s", s.PID, pr.Comm)
+		}
+		return ClassOrphan, ReasonPIDReused, fmt.Sprintf("pid %d is named %q, not %q", s.PID, pr.Comm, want)
+	default:
+		return ClassLive, ReasonIdentityUnreadable, fmt.Sprintf("pid %d: executable and name unreadable", s.PID)
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package gc
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stacklok/go-microvm/state"
+)
+
+func TestClassify(t *testing.T) {
+	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	boot := now.Add(-24 * time.Hour)
+	recorded := now.Add(-time.Hour)
+	const bootID = "boot-now"
+
+	// active is an active released-format record (no marker, no identity)
+	// of pid 4242, recorded an hour ago in this boot.
+	active := func(mods ...func(*state.State)) *state.State {
+		s := &state.State{Version: 1, Active: true, PID: 4242, PIDStartTime: recorded, CreatedAt: recorded}
+		for _, m := range mods {
+			m(s)
+		}
+		return s
+	}
+	noStart := func(s *state.State) { s.PIDStartTime = time.Time{} }
+	marker := func(s *state.State) { s.Leased = true }
+	identity := func(start uint64, boot string) func(*state.State) {
+		return func(s *state.State) { s.Runner = &state.Identity{StartTime: start, BootID: boot} }
+	}
+	runner := Process{Exists: true, StartTime: 777, Started: recorded.Add(-100 * time.Millisecond),
+		Comm: "go-microvm-runn", Executable: "/usr/libexec/go-microvm-runner"}
+	other := Process{Exists: true, StartTime: 999, Started: recorded.Add(10 * time.Minute),
+		Comm: "bash", Executable: "/usr/bin/bash"}
+	with := func(p Process, mod func(*Process)) Process { mod(&p); return p }
+
+	tests := []struct {
+		name   string
+		f      Facts
+		p      Policy
+		class  Class
+		reason Reason
+	}{
+		// Rows of the design's table, in its order.
+		{"lease held", Facts{State: active(), LeaseHeld: true}, Policy{}, ClassLive, ReasonLeaseHeld},
+		{"lease held beats marker", Facts{State: active(marker), LeaseHeld: true}, Policy{}, ClassLive, ReasonLeaseHeld},
+		{"lease held beats unreadable", Facts{StateErr: state.ErrCorrupt, LeaseHeld: true}, Policy{}, ClassLive, ReasonLeaseHeld},
+		{"state lock held", Facts{State: active(marker), LockHeld: true}, Policy{}, ClassBusy, ReasonStateLocked},
+		{"lease probe failed", Facts{State: active(marker), LeaseErr: errors.New("EACCES")}, Policy{}, ClassUnknown, ReasonProbeFailed},
+		{"lock probe failed", Facts{State: active(marker), LockErr: errors.New("EACCES")}, Policy{}, ClassUnknown, ReasonProbeFailed},
+		{"marker and lease free", Facts{State: active(marker), Process: runner}, Policy{}, ClassOrphan, ReasonRunEnded},
+		{"marker on inactive", Facts{State: &state.State{Version: 1, Leased: true}}, Policy{}, ClassOrphan, ReasonRunEnded},
+		{"marker with pid 0", Facts{State: active(marker, func(s *state.State) { s.PID = 0 })}, Policy{}, ClassOrphan, ReasonRunEnded},
+		{"other boot id", Facts{State: active(identity(777, "boot-old")), Process: runner}, Policy{}, ClassOrphan, ReasonRebooted},
+		{"pid_start_time before boot", Facts{State: active(func(s *state.State) { s.PIDStartTime = boot.Add(-time.Hour) }), Process: runner}, Policy{}, ClassOrphan, ReasonRebooted},
+		{"pid_start_time within boot slack", Facts{State: active(func(s *state.State) { s.PIDStartTime = boot.Add(-time.Second) }),
+			Process: with(runner, func(p *Process) { p.Started = boot })}, Policy{}, ClassLive, ReasonRunnerMatches},
+		{"no process", Facts{State: active(), Process: Process{}}, Policy{}, ClassOrphan, ReasonRunnerDead},
+		{"zombie", Facts{State: active(), Process: with(runner, func(p *Process) { p.Zombie = true; p.Executable = "" })}, Policy{}, ClassOrphan, ReasonRunnerZombie},
+		{"pid reused, started after record", Facts{State: active(), Process: other}, Policy{}, ClassOrphan, ReasonPIDReused},
+		{"pid reused, other start time", Facts{State: active(identity(777, bootID)), Process: with(runner, func(p *Process) { p.StartTime = 778 })}, Policy{}, ClassOrphan, ReasonPIDReused},
+		{"pid reused, other executable", Facts{State: active(noStart), Process: other}, Policy{}, ClassOrphan, ReasonPIDReused},
+		{"runner matches by start time", Facts{State: active(identity(777, bootID)), Process: runner}, Policy{}, ClassLive, ReasonRunnerMatches},
+		{"runner matches by pid_start_time", Facts{State: active(), Process: runner}, Policy{}, ClassLive, ReasonRunnerMatches},
+		{"runner matches by name", Facts{State: active(noStart), Process: runner}, Policy{}, ClassLive, ReasonRunnerMatches},
+		{"identity unreadable", Facts{State: active(noStart), Process: with(runner, func(p *Process) { p.Executable, p.Comm = "", "" })}, Policy{}, ClassLive, ReasonIdentityUnreadable},
+		{"lookup failed", Facts{State: active(), Process: Process{Exists: true, Err: errors.New("EPERM")}}, Policy{}, ClassLive, ReasonIdentityUnreadable},
+		{"active without pid", Facts{State: active(func(s *state.State) { s.PID = 0 })}, Policy{}, ClassUnknown, ReasonNoPID},
+		{"active with negative pid", Facts{State: active(func(s *state.State) { s.PID = -3 })}, Policy{}, ClassUnknown, ReasonNoPID},
+		{"inactive", Facts{State: &state.State{Version: 1, CreatedAt: recorded}}, Policy{}, ClassStopped, ReasonInactive},
+		{"inactive with stale pid", Facts{State: &state.State{Version: 1, PID: 4242, CreatedAt: recorded}}, Policy{}, ClassStopped, ReasonInactive},
+		{"inactive, opted in, old enough", Facts{State: &state.State{Version: 1, CreatedAt: recorded}}, Policy{Stopped: true, StoppedMinAge: 30 * time.Minute}, ClassOrphan, ReasonStoppedExpired},
+		{"inactive, opted in, too young", Facts{State: &state.State{Version: 1, CreatedAt: recorded}}, Policy{Stopped: true, StoppedMinAge: 2 * time.Hour}, ClassStopped, ReasonInactive},
+		{"inactive, age from mtime", Facts{State: &state.State{Version: 1}, StateModTime: now.Add(-3 * time.Hour)}, Policy{Stopped: true, StoppedMinAge: 2 * time.Hour}, ClassOrphan, ReasonStoppedExpired},
+		{"inactive, created in the future, min age 0", Facts{State: &state.State{Version: 1, CreatedAt: now.Add(time.Hour)}}, Policy{Stopped: true}, ClassOrphan, ReasonStoppedExpired},
+		{"not regular", Facts{StateErr: fmt.Errorf("read: %w", state.ErrNotRegular)}, Policy{}, ClassUnreadable, ReasonUnreadable},
+		{"too large", Facts{StateErr: state.ErrTooLarge}, Policy{}, ClassUnreadable, ReasonUnreadable},
+		{"bad json", Facts{StateErr: state.ErrCorrupt}, Policy{}, ClassUnreadable, ReasonUnreadable},
+		{"newer version", Facts{StateErr: state.ErrNewerVersion}, Policy{}, ClassUnreadable, ReasonUnreadable},
+		{"no state at all", Facts{}, Policy{}, ClassUnreadable, ReasonUnreadable},
+
+		// Identity precedence: the strongest evidence present decides alone.
+		{"start time beats name", Facts{State: active(identity(777, bootID)), Process: with(other, func(p *Process) { p.StartTime = 777 })}, Policy{}, ClassLive, ReasonRunnerMatches},
+		{"start time beats pid_start_time", Facts{State: active(identity(777, bootID)), Process: with(runner, func(p *Process) { p.StartTime = 1 })}, Policy{}, ClassOrphan, ReasonPIDReused},
+		{"start time with unknown current boot", Facts{State: active(identity(777, bootID)), Process: runner, BootID: "-"}, Policy{}, ClassLive, ReasonRunnerMatches},
+		{"start time unreadable", Facts{State: active(identity(777, bootID)), Process: with(runner, func(p *Process) { p.StartTime = 0 })}, Policy{}, ClassLive, ReasonIdentityUnreadable},
+		{"pid_start_time beats name", Facts{State: active(), Process: with(other, func(p *Process) { p.Started = recorded.Add(-time.Minute) })}, Policy{}, ClassLive, ReasonRunnerMatches},
+		{"pid_start_time within slack", Facts{State: active(), Process: with(other, func(p *Process) { p.Started = recorded.Add(time.Second) })}, Policy{}, ClassLive, ReasonRunnerMatches},
+		{"pid_start_time beyond slack", Facts{State: active(), Process: with(runner, func(p *Process) { p.Started = recorded.Add(3 * time.Second) })}, Policy{}, ClassOrphan, ReasonPIDReused},
+		{"pid_start_time, start unreadable", Facts{State: active(), Process: with(runner, func(p *Process) { p.Started = time.Time{} })}, Policy{}, ClassLive, ReasonIdentityUnreadable},
+		{"name from comm when exe unreadable", Facts{State: active(noStart), Process: with(runner, func(p *Process) { p.Executable = "" })}, Policy{}, ClassLive, ReasonRunnerMatches},
+		{"comm mismatch when exe unreadable", Facts{State: active(noStart), Process: with(other, func(p *Process) { p.Executable = "" })}, Policy{}, ClassOrphan, ReasonPIDReused},
+		{"recorded executable name", Facts{State: active(noStart, func(s *state.State) { s.Runner = &state.Identity{Executable: "/opt/x/my-runner"} }),
+			Process: with(other, func(p *Process) { p.Executable = "/opt/y/my-runner" })}, Policy{}, ClassLive, ReasonRunnerMatches},
+		{"own pid is not the runner", Facts{State: active(noStart), Process: with(other, func(p *Process) { p.Executable = "/tmp/gc.test" })}, Policy{}, ClassOrphan, ReasonPIDReused},
+		{"unknown boot facts are not evidence", Facts{State: active(), Process: runner, BootID: "-", BootTime: time.Time{}}, Policy{}, ClassLive, ReasonRunnerMatches},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := tt.f
+			f.Now = now
+			switch f.BootID {
+			case "":
+				f.BootID = bootID
+			case "-":
+				f.BootID = ""
+			}
+			if f.BootTime.IsZero() && tt.f.BootID != "-" {
+				f.BootTime = boot
+			}
+			class, reason, detail := Classify(f, tt.p)
+			if class != tt.class || reason != tt.reason {
+				t.Errorf("Classify = %s/%s (%s), want %s/%s", class, reason, detail, tt.class, tt.reason)
+			}
+			if detail == "" {
+				t.Errorf("Classify gave no detail")
+			}
+		})
+	}
+}
+
+func TestFactsAge(t *testing.T) {
+	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		f    Facts
+		want time.Duration
+	}{
+		{"created_at", Facts{State: &state.State{CreatedAt: now.Add(-time.Hour)}, StateModTime: now.Add(-time.Minute)}, time.Hour},
+		{"mtime when created_at unset", Facts{State: &state.State{}, StateModTime: now.Add(-time.Minute)}, time.Minute},
+		{"future is zero", Facts{State: &state.State{CreatedAt: now.Add(time.Hour)}}, 0},
+		{"nothing known", Facts{}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.f.Now = now
+			if got := tt.f.Age(); got != tt.want {
+				t.Errorf("Age = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}

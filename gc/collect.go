@@ -1,0 +1,505 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package gc
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+
+	"github.com/gofrs/flock"
+	"golang.org/x/sys/unix"
+
+	"github.com/stacklok/go-microvm/internal/fstree"
+	"github.com/stacklok/go-microvm/state"
+)
+
+// ErrBusy is returned, wrapped, by Collect when another collector holds the
+// root lock. Test for it with errors.Is; it is not a failure of the caller.
+var ErrBusy = errors.New("another collector holds the root lock")
+
+// PathError is one failure in a sweep, naming its path.
+type PathError struct {
+	Path string
+	Err  error
+}
+
+// Error returns the path and the error.
+func (e *PathError) Error() string { return e.Path + ": " + e.Err.Error() }
+
+// Unwrap returns the underlying error.
+func (e *PathError) Unwrap() error { return e.Err }
+
+// pathError names path in err, without repeating it when err is already an
+// *fs.PathError about the same path.
+func pathError(path string, err error) PathError {
+	if pe, ok := err.(*fs.PathError); ok && pe.Path == path {
+		err = fmt.Errorf("%s: %w", pe.Op, pe.Err)
+	}
+	return PathError{Path: path, Err: err}
+}
+
+// Report is the outcome of Collect.
+type Report struct {
+	// Root is the absolute path of the root swept.
+	Root string
+	// Reclaimed lists the orphans reclaimed, with the bytes freed for each
+	// (with WithDryRun: the orphans that would be reclaimed).
+	Reclaimed []Orphan
+	// Kept lists every candidate not reclaimed, with its class and reason;
+	// an orphan appears here when reclaiming it failed or was deferred.
+	Kept []Candidate
+	// Errors lists every failure, each naming its path.
+	Errors []PathError
+	// BytesFreed is the total allocated bytes freed, including trash left
+	// by earlier runs.
+	BytesFreed int64
+	// Deferred is true when the deletion budget (or the context) ran out:
+	// the rest, orphans or trash, is left for the next run, still
+	// reclaimable.
+	Deferred bool
+	// DryRun echoes WithDryRun.
+	DryRun bool
+}
+
+// Collect reclaims the orphans under root, as Orphans lists them, and
+// returns what it did. It first empties the trash left by earlier runs.
+// Each orphan is reclaimed under its run lease and state lock, after its
+// verdict is checked again under both; its rootfs-work is moved into the
+// trash atomically, then go-microvm's own files are removed with the state
+// file last, so a collector killed at any instant leaves only orphans and
+// trash that the next Collect reclaims. Files go-microvm does not own are
+// never touched, and a data directory is removed only when that leaves it
+// empty (its parent too, when strictly below root); root never is.
+//
+// Collect returns a nil report and an error wrapping ErrBusy at once when
+// another collector holds the root lock, and an empty report with a nil
+// error when root does not exist. A failure confined to one directory is
+// recorded in Report.Errors and the sweep goes on; only a failure to open
+// or lock root is returned as the error.
+func Collect(root string, opts ...Option) (*Report, error) {
+	return CollectContext(context.Background(), root, opts...)
+}
+
+// CollectContext is Collect with a context. When ctx ends, no further
+// orphan is started and removals stop where they are, as when the budget
+// is spent; the report so far is returned with ctx's error.
+func CollectContext(ctx context.Context, root string, opts ...Option) (*Report, error) {
+	o := newOptions(opts)
+	abs, rootDir, err := openRoot(root)
+	rep := &Report{Root: abs, DryRun: o.dryRun}
+	if rootDir == nil {
+		if err != nil {
+			return nil, err
+		}
+		return rep, nil
+	}
+	defer rootDir.Close()
+
+	if o.dryRun {
+		dryRun(ctx, rootDir, rep, o)
+		return rep, ctx.Err()
+	}
+
+	// A collector that finds the lock held gives up at once: the other one
+	// is doing the same work, and a VM creation must never wait for it.
+	fl := flock.New(filepath.Join(abs, LockName), flock.SetFlag(rootLockFlags), flock.SetPermissions(0o600))
+	ok, err := fl.TryLock()
+	if err != nil {
+		return nil, fmt.Errorf("lock root: %w", err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("collect %s: %w", abs, ErrBusy)
+	}
+	defer fl.Unlock()
+
+	budget, cancel := ctx, context.CancelFunc(func() {})
+	if o.budget > 0 {
+		budget, cancel = context.WithTimeout(ctx, o.budget)
+	}
+	defer cancel()
+
+	c := &collector{o: o, abs: abs, root: rootDir, ctx: ctx, budget: budget, rep: rep, ob: newObserver(o.now)}
+	c.run()
+	return rep, ctx.Err()
+}
+
+// dryRun fills rep from a scan, changing nothing.
+func dryRun(ctx context.Context, rootDir *os.File, rep *Report, o *options) {
+	res := scan(ctx, rootDir, rep.Root, o)
+	for _, c := range res.cands {
+		if c.Class == ClassOrphan {
+			rep.Reclaimed = append(rep.Reclaimed, c.orphan())
+		} else {
+			rep.Kept = append(rep.Kept, c.Candidate)
+		}
+	}
+	rep.Errors = res.errs
+}
+
+// testHookLocked, when set, runs once Collect holds an orphan's lease and
+// state lock, before it checks the path again, so that tests can swap the
+// directory inside a window that is otherwise a matter of luck.
+var testHookLocked func(path string)
+
+// collector is one Collect run, holding the root lock.
+type collector struct {
+	o    *options
+	abs  string
+	root *os.File
+	ctx  context.Context
+	// budget bounds the deletion work; it ends with ctx, or earlier.
+	budget context.Context
+	ob     *observer
+
+	mu  sync.Mutex
+	rep *Report
+	// trash is root's trash directory, opened (and created) on first use.
+	trash    *os.File
+	trashErr error
+}
+
+func (c *collector) run() {
+	// Trash first: it is work an earlier run already committed to.
+	if t, err := openTrash(c.root, c.abs, false); err == nil {
+		c.emptyTrash(t, filepath.Join(c.abs, TrashName))
+		t.Close()
+	} else if !isGone(err) {
+		c.addErr(filepath.Join(c.abs, TrashName), err)
+	}
+
+	res := scan(c.ctx, c.root, c.abs, c.o)
+	for _, e := range res.errs {
+		c.addErr(e.Path, e.Err)
+	}
+	parallel(res.trash, c.emptyDirTrash)
+
+	var orphans []scanned
+	for _, cand := range res.cands {
+		if cand.Class == ClassOrphan {
+			orphans = append(orphans, cand)
+		} else {
+			c.keep(cand.Candidate)
+		}
+	}
+	parallel(orphans, c.reclaim)
+
+	if c.trash != nil {
+		c.trash.Close()
+	}
+	// An empty trash is not left behind, whoever made it; a non-empty one
+	// is work for the next run.
+	if err := unlinkAt(c.root, TrashName, unix.AT_REMOVEDIR); err != nil && !isGone(err) && !isNotEmpty(err) {
+		c.addErr(filepath.Join(c.abs, TrashName), err)
+	}
+	if c.ctx.Err() != nil {
+		c.setDeferred()
+	}
+	slices.SortFunc(c.rep.Reclaimed, func(a, b Orphan) int { return cmp.Compare(a.Path, b.Path) })
+	slices.SortFunc(c.rep.Kept, func(a, b Candidate) int { return cmp.Compare(a.Path, b.Path) })
+	slices.SortStableFunc(c.rep.Errors, func(a, b PathError) int { return cmp.Compare(a.Path, b.Path) })
+}
+
+func (c *collector) addErr(path string, err error) {
+	pe := pathError(path, err)
+	c.o.logger.Warn("gc: error", "path", pe.Path, "err", pe.Err)
+	c.mu.Lock()
+	c.rep.Errors = append(c.rep.Errors, pe)
+	c.mu.Unlock()
+}
+
+func (c *collector) keep(cand Candidate) {
+	c.o.logger.Debug("gc: kept", "path", cand.Path, "class", cand.Class, "reason", cand.Reason, "detail", cand.Detail)
+	c.mu.Lock()
+	c.rep.Kept = append(c.rep.Kept, cand)
+	c.mu.Unlock()
+}
+
+func (c *collector) setDeferred() {
+	c.mu.Lock()
+	c.rep.Deferred = true
+	c.mu.Unlock()
+}
+
+// rootTrash returns root's trash directory, creating it on first use.
+func (c *collector) rootTrash() (*os.File, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.trash == nil && c.trashErr == nil {
+		c.trash, c.trashErr = openTrash(c.root, c.abs, true)
+	}
+	return c.trash, c.trashErr
+}
+
+// reclaim reclaims one orphan found by the scan, or records why not.
+func (c *collector) reclaim(cand scanned) {
+	if c.budget.Err() != nil {
+		c.setDeferred()
+		cand.Detail += "; deferred: deletion budget spent"
+		c.keep(cand.Candidate)
+		return
+	}
+	o, kept, err := c.reclaimDir(cand)
+	switch {
+	case o != nil:
+		c.o.logger.Info("gc: reclaimed", "path", o.Path, "reason", o.Reason, "pid", o.PID, "bytes", o.Bytes)
+		c.mu.Lock()
+		c.rep.Reclaimed = append(c.rep.Reclaimed, *o)
+		c.rep.BytesFreed += o.Bytes
+		c.mu.Unlock()
+	case kept != nil:
+		if err != nil {
+			kept.Detail += "; not reclaimed: " + err.Error()
+		}
+		c.keep(*kept)
+	}
+	if err != nil {
+		c.addErr(cand.Path, err)
+	}
+}
+
+// reclaimDir reclaims the data directory of cand. It returns the orphan
+// when the state file is gone (committed); else the candidate as kept, with
+// its verdict under the locks, and the error that stopped it, if any. All
+// three nil: the directory stopped being a candidate meanwhile.
+func (c *collector) reclaimDir(cand scanned) (*Orphan, *Candidate, error) {
+	kept := cand.Candidate
+	rel, path := cand.rel, cand.Path
+	var parent, d *os.File
+	var err error
+	if rel == "." {
+		d, err = fstree.OpenDir(c.root, ".")
+	} else {
+		parent, err = fstree.OpenDir(c.root, filepath.Dir(rel))
+		if err == nil {
+			defer parent.Close()
+			d, err = openDirAt(parent, filepath.Base(rel), path)
+		}
+	}
+	if isGone(err) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, &kept, err
+	}
+	defer d.Close()
+
+	// The lease first, in the order a creator takes them: lease, then
+	// state lock.
+	lease, err := state.TryLease(path)
+	switch {
+	case errors.Is(err, state.ErrLocked):
+		return nil, relabel(kept, ClassLive, ReasonLeaseHeld, "run lease is held"), nil
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil, nil
+	case err != nil:
+		return nil, &kept, err
+	}
+	defer lease.Close()
+	// The lease locks whatever path names; d was reached from root without
+	// following a symlink. Only when they are one directory does the lease
+	// guard what is about to be deleted.
+	if same, err := sameFile(lease.File(), d); err != nil || !same {
+		return nil, &kept, cmp.Or(err, errors.New("data directory was replaced during the sweep"))
+	}
+
+	ls, err := state.NewManager(path).TryLoadAndLock()
+	switch {
+	case errors.Is(err, state.ErrLocked):
+		return nil, relabel(kept, ClassBusy, ReasonStateLocked, "state lock is held"), nil
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil, nil
+	case err != nil:
+		k := relabel(kept, ClassUnreadable, ReasonUnreadable, err.Error())
+		k.Err = err
+		return nil, k, nil
+	}
+	defer ls.Release()
+
+	// Decide again under both locks: between the scan and now a writer may
+	// have changed the state, and nobody can change it any more.
+	st, err := lstatAt(d, state.FileName)
+	if errors.Is(err, unix.ENOENT) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, &kept, err
+	}
+	f := Facts{State: ls.State, StateModTime: modTime(&st), BootID: c.ob.bootID, BootTime: c.ob.bootTime, Now: c.ob.now()}
+	c.ob.lookupProcess(&f)
+	now := candidateFrom(path, f, c.o.policy())
+	if now.Class != ClassOrphan {
+		now.Detail += " (changed during the sweep)"
+		return nil, &now, nil
+	}
+	if testHookLocked != nil {
+		testHookLocked(path)
+	}
+	if err := c.verifyPath(rel, d); err != nil {
+		return nil, &now, err
+	}
+
+	freed, tr, err := c.commit(d, path, ls)
+	if err != nil {
+		if tr.own {
+			tr.dir.Close()
+		}
+		return nil, &now, err
+	}
+
+	// Committed: from here on everything is optional clean-up, and what a
+	// crash skips is either trash the next run empties, or an empty
+	// directory.
+	if tr.dir != nil {
+		n, gone := c.removeTree(tr.dir, tr.name, filepath.Join(tr.path, tr.name))
+		freed += n
+		if tr.own {
+			if gone {
+				if err := unlinkAt(d, TrashName, unix.AT_REMOVEDIR); err != nil && !isGone(err) && !isNotEmpty(err) {
+					c.addErr(tr.path, err)
+				}
+			}
+			tr.dir.Close()
+		}
+	}
+	orphan := &Orphan{Path: path, Reason: now.Reason, PID: now.PID, Bytes: freed}
+	if rel == "." {
+		return orphan, nil, nil
+	}
+	// D goes while the lease is still held: a creator waiting for the
+	// lease finds, once it gets it, that the path no longer names the
+	// directory it locked, and starts over on a fresh one.
+	if err := unlinkAt(parent, filepath.Base(rel), unix.AT_REMOVEDIR); err != nil {
+		if !isNotEmpty(err) && !isGone(err) {
+			c.addErr(path, err)
+		}
+		return orphan, nil, nil
+	}
+	lease.Close()
+	if up := filepath.Dir(rel); up != "." {
+		gp, err := fstree.OpenDir(c.root, filepath.Dir(up))
+		if err == nil {
+			if err := unlinkAt(gp, filepath.Base(up), unix.AT_REMOVEDIR); err != nil && !isNotEmpty(err) && !isGone(err) {
+				c.addErr(filepath.Join(c.abs, up), err)
+			}
+			gp.Close()
+		}
+	}
+	return orphan, nil, nil
+}
+
+func relabel(c Candidate, class Class, reason Reason, detail string) *Candidate {
+	c.Class, c.Reason, c.Detail = class, reason, detail
+	return &c
+}
+
+// verifyPath checks that rel, walked down from root without following a
+// symlink, still leads to d. The locks were taken by path; this proves the
+// path named d, reached without a symlink, after they were taken, so the
+// locks guard d. Every deletion below is relative to d, so a symlink
+// swapped in later changes nothing of what is deleted.
+func (c *collector) verifyPath(rel string, d *os.File) error {
+	again, err := fstree.OpenDir(c.root, rel)
+	if err != nil {
+		return fmt.Errorf("verify data directory: %w", err)
+	}
+	defer again.Close()
+	same, err := sameFile(again, d)
+	if err != nil {
+		return fmt.Errorf("verify data directory: %w", err)
+	}
+	if !same {
+		return errors.New("verify data directory: path no longer names the directory that was locked")
+	}
+	return nil
+}
+
+// trashRef is where a committed rootfs-work went.
+type trashRef struct {
+	dir  *os.File // the trash directory holding it; nil when there was none
+	path string   // the trash directory's path
+	name string   // the entry's name in it
+	own  bool     // dir is the data directory's own trash (close it after use)
+}
+
+// commit moves d's rootfs-work into the trash and removes go-microvm's
+// files from d, the state file last and then the lock file, still holding
+// the lock. Everything before the state file's removal can be repeated by
+// the next run; once it is gone d is no longer a candidate. It returns the
+// bytes freed by the small files, and where rootfs-work went.
+func (c *collector) commit(d *os.File, path string, ls *state.LockedState) (int64, trashRef, error) {
+	tr, err := c.moveRootfsWork(d, path)
+	if err != nil {
+		return 0, tr, err
+	}
+	names, err := ownedFiles(d)
+	if err != nil {
+		return 0, tr, fmt.Errorf("list data directory: %w", err)
+	}
+	var freed int64
+	for _, name := range names {
+		st, err := lstatAt(d, name)
+		if errors.Is(err, unix.ENOENT) {
+			continue
+		}
+		if err != nil {
+			return freed, tr, &fs.PathError{Op: "lstat", Path: filepath.Join(path, name), Err: err}
+		}
+		// go-microvm writes these as regular files; anything else under
+		// the name is not ours. A state file that is not regular was
+		// never an orphan: it was read under the lock.
+		if !isRegular(&st) {
+			continue
+		}
+		if err := unlinkAt(d, name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+			if name == state.FileName {
+				return freed, tr, &fs.PathError{Op: "unlink", Path: filepath.Join(path, name), Err: err}
+			}
+			c.addErr(filepath.Join(path, name), err)
+			continue
+		}
+		freed += allocated(&st)
+	}
+	return freed, tr, ls.Release()
+}
+
+// moveRootfsWork renames d/rootfs-work into root's trash, or into d's own
+// trash when d is on another filesystem. A missing rootfs-work is nothing
+// to move (a creator that died before the clone).
+func (c *collector) moveRootfsWork(d *os.File, path string) (trashRef, error) {
+	if _, err := lstatAt(d, rootfsWorkName); errors.Is(err, unix.ENOENT) {
+		return trashRef{}, nil
+	}
+	name := trashEntryName()
+	t, err := c.rootTrash()
+	if err != nil {
+		return trashRef{}, fmt.Errorf("open trash: %w", err)
+	}
+	err = renameAt(d, rootfsWorkName, t, name)
+	if err == nil {
+		return trashRef{dir: t, path: filepath.Join(c.abs, TrashName), name: name}, nil
+	}
+	if !errors.Is(err, unix.EXDEV) {
+		return trashRef{}, &fs.PathError{Op: "rename", Path: filepath.Join(path, rootfsWorkName), Err: err}
+	}
+	// A rename cannot cross filesystems, and copying would be the very
+	// cost being avoided: trash on d's own filesystem instead. A crash
+	// before it is emptied leaves it for the next run, which finds it
+	// beside the state file or, once that is gone, on its own.
+	own, err := openTrash(d, path, true)
+	if err != nil {
+		return trashRef{}, fmt.Errorf("open trash: %w", err)
+	}
+	tpath := filepath.Join(path, TrashName)
+	if err := renameAt(d, rootfsWorkName, own, name); err != nil {
+		own.Close()
+		return trashRef{}, &fs.PathError{Op: "rename", Path: filepath.Join(path, rootfsWorkName), Err: err}
+	}
+	return trashRef{dir: own, path: tpath, name: name, own: true}, nil
+}

@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package gc
+
+import (
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stacklok/go-microvm/state"
+)
+
+// TestCrashSafety kills a collector process at random instants, again and
+// again, beside live VMs whose lease a long-lived process holds. After each
+// kill the live files and everything outside root are intact; at the end
+// one Collect leaves no orphan and no trash. GC_KILL_ITERATIONS sets the
+// number of kills (default 30).
+func TestCrashSafety(t *testing.T) {
+	iterations := 30
+	if s := os.Getenv("GC_KILL_ITERATIONS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			t.Fatalf("GC_KILL_ITERATIONS: %v", err)
+		}
+		iterations = n
+	}
+	if testing.Short() {
+		iterations = 5
+	}
+	base := t.TempDir()
+	root := filepath.Join(base, "root")
+	outside := filepath.Join(base, "outside")
+	writeFile(t, filepath.Join(outside, "precious", "file"), "outside root")
+
+	var live []string
+	for i := range 3 {
+		dir := filepath.Join(root, fmt.Sprintf("live-%d", i))
+		if i == 2 {
+			dir = filepath.Join(root, "live-nested", "data")
+		}
+		s := orphanState() // marker set: only the lease keeps it alive
+		s.Name = "live"
+		makeVM(t, dir, s)
+		bigTree(t, filepath.Join(dir, rootfsWorkName), 3, outside)
+		live = append(live, dir)
+	}
+	startHelper(t, "lease", strings.Join(live, "\n"), "ready")
+	liveBefore := map[string]map[string]string{}
+	for _, dir := range live {
+		liveBefore[dir] = snapshot(t, dir)
+	}
+	outsideBefore := snapshot(t, outside)
+
+	template := filepath.Join(base, "template")
+	bigTree(t, template, 4, outside)
+
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	var window time.Duration
+	// killed counts the runs the kill cut short; trashLeft those that
+	// left trash behind. They show that the kills land mid-run.
+	killed, trashLeft := 0, 0
+	for i := range iterations {
+		for k := range 3 {
+			dir := filepath.Join(root, fmt.Sprintf("orphan-%d-%d", i, k))
+			if k == 2 {
+				dir = filepath.Join(root, fmt.Sprintf("nested-%d", i), "data")
+			}
+			makeVM(t, dir, orphanState())
+			linkTree(t, template, filepath.Join(dir, rootfsWorkName, "big"))
+		}
+		h := startHelper(t, "collect", root, "start")
+		if i == 0 {
+			// The first run is not killed: it measures how long a run
+			// takes, so that the kills land inside one.
+			start := time.Now()
+			waitExit(t, h)
+			window = time.Since(start) + time.Millisecond
+			continue
+		}
+		time.Sleep(time.Duration(rng.Int64N(int64(window))))
+		_ = h.cmd.Process.Kill()
+		waitExit(t, h)
+		if !h.cmd.ProcessState.Success() {
+			killed++
+		}
+		if exists(t, filepath.Join(root, TrashName)) {
+			trashLeft++
+		}
+		for _, dir := range live {
+			sameSnapshot(t, fmt.Sprintf("live %s after kill %d", dir, i), liveBefore[dir], snapshot(t, dir))
+		}
+		if t.Failed() {
+			t.FailNow()
+		}
+	}
+
+	rep := collect(t, root)
+	t.Logf("%d of %d runs killed mid-run, %d left trash; window %s; final Collect: reclaimed %d, kept %d, freed %d bytes",
+		killed, iterations-1, trashLeft, window, len(rep.Reclaimed), len(rep.Kept), rep.BytesFreed)
+	if orphans, err := Orphans(root); err != nil || len(orphans) != 0 {
+		t.Errorf("Orphans after the final Collect = %+v, %v", orphans, err)
+	}
+	for _, dir := range live {
+		sameSnapshot(t, "live "+dir, liveBefore[dir], snapshot(t, dir))
+	}
+	sameSnapshot(t, "outside", outsideBefore, snapshot(t, outside))
+	// Nothing but the live VMs and the root lock is left, and what a kill
+	// after a commit may leave: the data directory and its parent, empty
+	// but for the unlocked state lock file, which are no longer candidates
+	// and hold nothing.
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		switch {
+		case rel == "." || rel == LockName || rel == "live-nested":
+			return nil
+		case strings.HasPrefix(rel, "live-"):
+			return fs.SkipDir
+		case d.IsDir() && (strings.HasPrefix(rel, "orphan-") || strings.HasPrefix(rel, "nested-")):
+			return nil
+		case d.Type().IsRegular() && d.Name() == state.LockFileName:
+			return nil
+		}
+		t.Errorf("left in root: %q", rel)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// bigTree writes a tree with dirs×dirs directories of small files and
+// symlinks to outside, big enough that removing it takes a while.
+func bigTree(t testing.TB, dir string, dirs int, outside string) {
+	t.Helper()
+	for i := range dirs {
+		for j := range dirs {
+			d := filepath.Join(dir, fmt.Sprintf("d%d", i), fmt.Sprintf("e%d", j))
+			mkdir(t, d)
+			for k := range 20 {
+				if err := os.WriteFile(filepath.Join(d, fmt.Sprintf("f%d", k)), []byte(strings.Repeat("q", 100*k)), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.Symlink(outside, filepath.Join(d, "out")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// A read-only directory, which removal must make writable first.
+	if err := os.Chmod(filepath.Join(dir, "d0"), 0o555); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// linkTree recreates the tree src at dst with hard links to its files,
+// which is much faster than writing them again.
+func linkTree(t testing.TB, src, dst string) {
+	t.Helper()
+	var readOnly []string
+	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		to := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir():
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			if fi.Mode().Perm()&0o200 == 0 {
+				readOnly = append(readOnly, to)
+			}
+			return os.MkdirAll(to, 0o755)
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(path)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(target, to)
+		default:
+			return os.Link(path, to)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range readOnly {
+		if err := os.Chmod(d, 0o555); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// waitExit reaps the helper, failing after the guard.
+func waitExit(t testing.TB, h *helper) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		h.stdin.Close()
+		_ = h.cmd.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(guard):
+		t.Fatalf("helper %v did not exit", h.cmd.Args)
+	}
+}

@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: Apache-2.0
+
+// Package gc finds the data directories of go-microvm VMs under a root,
+// classifies each one, and reclaims those whose VM is gone.
+//
+// A data directory D is a candidate when it holds a go-microvm-state.json:
+// root itself and directories down to two levels below it (WithDepth). The
+// search never follows a symbolic link, never enters a data directory's
+// rootfs-work or cache, and ignores every name starting with OwnPrefix.
+//
+// Classification is the pure function Classify over Facts gathered by
+// syscalls: a held run lease means live, a held state lock means busy, a
+// set run marker with a free lease means the run ended uncleanly, and for
+// records without the marker the released PID rules apply, with the
+// strongest identity evidence first (kernel start time, then
+// pid_start_time, then the executable name). Only ClassOrphan is ever
+// reclaimed.
+//
+// Scan and Orphans only look: they create no file or directory, so they
+// work on a read-only filesystem.
+//
+// Collect holds root/.go-microvm-gc.lock for its whole run; a second
+// collector on the same root gets ErrBusy at once instead of waiting.
+//
+// Collect decides each reclaim again while it holds the data directory's run
+// lease and state lock, so a VM that started or changed during the sweep is
+// kept.
+//
+// Collect removes only what go-microvm owns in a data directory
+// (rootfs-work, state-*.json.tmp, console.log, vm.log, the state file and
+// the state lock file); every other file is kept, and so is the directory
+// unless it is then empty. Root itself is never removed.
+//
+// Collect is crash-safe: rootfs-work is first renamed into the collector's
+// trash, the state file is removed last, and every run first empties the
+// trash, so a collector killed at any instant leaves nothing that the next
+// run does not reclaim.
+//
+// Deletion is relative to directory descriptors: it never follows a
+// symbolic link, never crosses into another filesystem (a mount point is
+// reported and left), and counts the allocated bytes it frees.
+//
+// One directory that fails never stops the sweep: its error is reported in
+// Report.Errors with its path, and the others are handled.
+package gc

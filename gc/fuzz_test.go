@@ -1,0 +1,256 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package gc
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stacklok/go-microvm/state"
+)
+
+// Bits of FuzzClassify's probes argument.
+const (
+	fzLeaseHeld = 1 << iota
+	fzLeaseErr
+	fzLockHeld
+	fzLockErr
+	fzStateErr
+	fzStateNil
+	fzPolicyStopped
+	fzRunnerNil
+)
+
+// Bits of FuzzClassify's proc argument.
+const (
+	fzProcExists = 1 << iota
+	fzProcErr
+	fzProcZombie
+)
+
+// reasonClass is the one class each reason may come with.
+var reasonClass = map[Reason]Class{
+	ReasonLeaseHeld:          ClassLive,
+	ReasonStateLocked:        ClassBusy,
+	ReasonProbeFailed:        ClassUnknown,
+	ReasonUnreadable:         ClassUnreadable,
+	ReasonRunEnded:           ClassOrphan,
+	ReasonRebooted:           ClassOrphan,
+	ReasonRunnerDead:         ClassOrphan,
+	ReasonRunnerZombie:       ClassOrphan,
+	ReasonPIDReused:          ClassOrphan,
+	ReasonRunnerMatches:      ClassLive,
+	ReasonIdentityUnreadable: ClassLive,
+	ReasonNoPID:              ClassUnknown,
+	ReasonInactive:           ClassStopped,
+	ReasonStoppedExpired:     ClassOrphan,
+}
+
+// fuzzTime maps 0 to the zero time (a field that was never set) and any
+// other value to that many nanoseconds since the Unix epoch.
+func fuzzTime(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
+// FuzzClassify feeds Classify facts built from fuzzed PIDs, times, flags,
+// boot ids, process identities and raw state files (through state.Parse),
+// and checks what must hold whatever the facts: Classify never panics and
+// is deterministic; the class is one of the six and agrees with the
+// reason; a held lease is live, never orphan; a held state lock (lease
+// free) is busy; a failed probe or an unreadable state is never orphan; a
+// readable state with the marker set and the lease and lock free is orphan;
+// an inactive state without the marker is stopped unless the caller opted
+// in; an active one with no usable PID is unknown.
+func FuzzClassify(f *testing.F) {
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC).UnixNano()
+	boot := time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC).UnixNano()
+	hour := int64(time.Hour)
+	for _, s := range []struct {
+		probes   uint8
+		json     string
+		useJSON  bool
+		flags    uint8
+		pid      int64
+		pidStart int64
+		created  int64
+		rStart   uint64
+		rBoot    string
+		rExe     string
+		proc     uint8
+		pStart   uint64
+		pStarted int64
+		comm     string
+		exe      string
+		bootID   string
+		minAge   int64
+	}{
+		{probes: fzLeaseHeld, flags: 3, pid: 42},
+		{probes: fzLockHeld, flags: 3, pid: 42},
+		{probes: fzLeaseErr | fzLockHeld, flags: 1},
+		{probes: fzLockErr, flags: 3},
+		{probes: fzStateErr, flags: 3},
+		{probes: fzStateNil},
+		{flags: 3, pid: 42, pidStart: now - hour, rStart: 7, rBoot: "b", proc: fzProcExists, pStart: 7},
+		{flags: 1, pid: 42, pidStart: now - hour, rStart: 7, rBoot: "a", bootID: "b", proc: fzProcExists, pStart: 7},
+		{flags: 1, pid: 42, pidStart: boot - 10*hour, probes: fzRunnerNil, proc: fzProcExists},
+		{flags: 1, pid: 42, pidStart: now - hour, probes: fzRunnerNil},
+		{flags: 1, pid: 42, pidStart: now - hour, probes: fzRunnerNil, proc: fzProcExists | fzProcZombie},
+		{flags: 1, pid: 42, pidStart: now - hour, probes: fzRunnerNil, proc: fzProcExists, pStarted: now - hour/2},
+		{flags: 1, pid: 42, pidStart: now - hour, probes: fzRunnerNil, proc: fzProcExists, pStarted: now - 2*hour},
+		{flags: 1, pid: 42, probes: fzRunnerNil, proc: fzProcExists, exe: "/usr/bin/go-microvm-runner"},
+		{flags: 1, pid: 42, probes: fzRunnerNil, proc: fzProcExists, exe: "/usr/bin/sleep"},
+		{flags: 1, pid: 42, probes: fzRunnerNil, proc: fzProcExists, comm: "go-microvm-runn"},
+		{flags: 1, pid: 42, probes: fzRunnerNil, proc: fzProcExists | fzProcErr},
+		{flags: 1, pid: 42, rExe: "/opt/custom-runner", proc: fzProcExists, exe: "/opt/custom-runner"},
+		{flags: 1, pid: 0, probes: fzRunnerNil},
+		{flags: 1, pid: -1, probes: fzRunnerNil},
+		{flags: 1, pid: 1 << 40, probes: fzRunnerNil},
+		{flags: 0, pid: 1, probes: fzRunnerNil, created: now - 48*hour},
+		{flags: 0, probes: fzRunnerNil | fzPolicyStopped, created: now - 48*hour, minAge: hour},
+		{flags: 0, probes: fzRunnerNil | fzPolicyStopped, created: now + hour, minAge: -hour},
+		{useJSON: true, json: `{"version":1,"active":true,"leased":true,"pid":42}`},
+		{useJSON: true, json: `{"version":1,"active":true,"pid":42,"pid_start_time":"0001-01-01T00:00:00Z"}`, proc: fzProcExists, exe: "/bin/sh"},
+		{useJSON: true, json: `{"version":1,"active":true,"pid":42,"pid_start_time":"2026-11-29T11:00:00Z","runner":{"start_time":99,"boot_id":"x"}}`, proc: fzProcExists, pStart: 99, bootID: "x"},
+		{useJSON: true, json: `{"version":2,"active":true,"leased":true}`},
+		{useJSON: true, json: `{"version":1,"active":true,"pid":"12"}`},
+		{useJSON: true, json: `null`},
+		{useJSON: true, json: `{"version":1,"active":false,"created_at":"2026-11-28T00:00:00Z"}`, probes: fzPolicyStopped, minAge: hour},
+		{useJSON: true, json: "{\"version\":1,\"name\":\"\xff\xfe\\n\",\"active\":true,\"pid\":2147483648}"},
+	} {
+		f.Add(s.probes, []byte(s.json), s.useJSON, s.flags, s.pid, s.pidStart, s.created,
+			s.rStart, s.rBoot, s.rExe, s.proc, s.pStart, s.pStarted, s.comm, s.exe,
+			s.bootID, boot, now, s.minAge)
+	}
+	f.Fuzz(func(t *testing.T, probes uint8, stateJSON []byte, useJSON bool, flags uint8,
+		pid, pidStart, created int64, rStart uint64, rBoot, rExe string,
+		proc uint8, pStart uint64, pStarted int64, comm, exe, bootID string,
+		bootTime, now, minAge int64) {
+		var facts Facts
+		switch {
+		case useJSON:
+			facts.State, facts.StateErr = state.Parse(stateJSON)
+		case probes&fzStateErr != 0:
+			facts.StateErr = state.ErrCorrupt
+		case probes&fzStateNil != 0:
+		default:
+			s := &state.State{
+				Version:      state.CurrentVersion,
+				Active:       flags&1 != 0,
+				Leased:       flags&2 != 0,
+				PID:          int(pid),
+				PIDStartTime: fuzzTime(pidStart),
+				CreatedAt:    fuzzTime(created),
+			}
+			if probes&fzRunnerNil == 0 {
+				s.Runner = &state.Identity{StartTime: rStart, BootID: rBoot, Executable: rExe}
+			}
+			facts.State = s
+		}
+		facts.LeaseHeld = probes&fzLeaseHeld != 0
+		if probes&fzLeaseErr != 0 {
+			facts.LeaseErr = errors.New("probe lease: fuzzed failure")
+		}
+		facts.LockHeld = probes&fzLockHeld != 0
+		if probes&fzLockErr != 0 {
+			facts.LockErr = errors.New("probe lock: fuzzed failure")
+		}
+		facts.StateModTime = fuzzTime(created / 2)
+		facts.Process = Process{
+			Exists:     proc&fzProcExists != 0,
+			Zombie:     proc&fzProcZombie != 0,
+			StartTime:  pStart,
+			Started:    fuzzTime(pStarted),
+			Comm:       comm,
+			Executable: exe,
+		}
+		if proc&fzProcErr != 0 {
+			facts.Process.Err = errors.New("lookup: fuzzed failure")
+		}
+		facts.BootID = bootID
+		facts.BootTime = fuzzTime(bootTime)
+		facts.Now = fuzzTime(now)
+		policy := Policy{Stopped: probes&fzPolicyStopped != 0, StoppedMinAge: time.Duration(minAge)}
+
+		class, reason, detail := Classify(facts, policy)
+		c2, r2, d2 := Classify(facts, policy)
+		if c2 != class || r2 != reason || d2 != detail {
+			t.Fatalf("not deterministic: %s/%s/%q then %s/%s/%q", class, reason, detail, c2, r2, d2)
+		}
+		want, known := reasonClass[reason]
+		if !known {
+			t.Fatalf("unknown reason %q (class %q)", reason, class)
+		}
+		if want != class {
+			t.Fatalf("reason %s comes with class %s, got %s", reason, want, class)
+		}
+		if detail == "" {
+			t.Errorf("class %s reason %s with no detail", class, reason)
+		}
+		if age := facts.Age(); age < 0 {
+			t.Errorf("negative age %v", age)
+		}
+
+		readable := facts.StateErr == nil && facts.State != nil
+		probed := facts.LeaseErr == nil && facts.LockErr == nil
+		switch {
+		case facts.LeaseHeld:
+			if class != ClassLive {
+				t.Fatalf("lease held: class %s (%s), want live", class, reason)
+			}
+		case facts.LeaseErr != nil:
+			if class == ClassOrphan {
+				t.Fatalf("lease probe failed: class orphan (%s)", reason)
+			}
+		case facts.LockHeld:
+			if class != ClassBusy {
+				t.Fatalf("state lock held, lease free: class %s (%s), want busy", class, reason)
+			}
+		}
+		if class == ClassOrphan && (!readable || !probed || facts.LeaseHeld || facts.LockHeld) {
+			t.Fatalf("orphan (%s) with lease held %v, lock held %v, lease err %v, lock err %v, state err %v, state %v",
+				reason, facts.LeaseHeld, facts.LockHeld, facts.LeaseErr, facts.LockErr, facts.StateErr, facts.State != nil)
+		}
+		if !readable && class == ClassOrphan {
+			t.Fatalf("unreadable state classified orphan (%s)", reason)
+		}
+		if !readable && probed && !facts.LeaseHeld && !facts.LockHeld && class != ClassUnreadable {
+			t.Fatalf("unreadable state (%v): class %s, want unreadable", facts.StateErr, class)
+		}
+		if !readable || !probed || facts.LeaseHeld || facts.LockHeld {
+			return
+		}
+		s := facts.State
+		switch {
+		case s.Leased:
+			if class != ClassOrphan || reason != ReasonRunEnded {
+				t.Fatalf("marker set, lease and lock free: %s (%s), want orphan (run-ended)", class, reason)
+			}
+		case !s.Active && !policy.Stopped:
+			if class != ClassStopped {
+				t.Fatalf("inactive, no opt-in: %s (%s), want stopped", class, reason)
+			}
+		case !s.Active:
+			if class != ClassStopped && reason != ReasonStoppedExpired {
+				t.Fatalf("inactive with opt-in: %s (%s), want stopped or stopped-expired", class, reason)
+			}
+		case s.PID <= 0:
+			if class != ClassUnknown || reason != ReasonNoPID {
+				t.Fatalf("active, pid %d: %s (%s), want unknown (no-pid)", s.PID, class, reason)
+			}
+		case facts.Process.Exists && facts.Process.Err == nil && !facts.Process.Zombie &&
+			s.Runner != nil && s.Runner.StartTime != 0 && s.Runner.StartTime == facts.Process.StartTime &&
+			(s.Runner.BootID == "" || facts.BootID == "" || s.Runner.BootID == facts.BootID) &&
+			(s.PIDStartTime.IsZero() || facts.BootTime.IsZero() || !s.PIDStartTime.Before(facts.BootTime)):
+			// The exact identity matches in this boot: never reclaim a
+			// running runner.
+			if class != ClassLive {
+				t.Fatalf("recorded start time %d matches the process: %s (%s: %s), want live",
+					s.Runner.StartTime, class, reason, detail)
+			}
+		}
+	})
+}

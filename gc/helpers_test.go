@@ -1,0 +1,370 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package gc
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gofrs/flock"
+
+	"github.com/stacklok/go-microvm/internal/procinfo"
+	"github.com/stacklok/go-microvm/state"
+)
+
+// guard bounds every wait on another process; it is never an assertion
+// about speed, only a way to fail instead of hanging.
+const guard = 20 * time.Second
+
+// fakeRunner is the path of testdata/fakerunner built as go-microvm-runner.
+var fakeRunner string
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv("GC_TEST_HELPER"); mode != "" {
+		os.Exit(helperMain(mode, os.Getenv("GC_TEST_ARG")))
+	}
+	dir, err := os.MkdirTemp("", "gc-fakerunner-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	fakeRunner = filepath.Join(dir, runnerName)
+	build := exec.Command("go", "build", "-o", fakeRunner, "./testdata/fakerunner")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build fake runner: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(2)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	cleanupBench()
+	os.Exit(code)
+}
+
+// helperMain is the test binary re-executed as another process. Helpers
+// that hold something print "ready" once they hold it and keep it until
+// their stdin closes (the test ended) or they are killed.
+func helperMain(mode, arg string) int {
+	hold := func() int {
+		fmt.Println("ready")
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		return 0
+	}
+	ctx := context.Background()
+	switch mode {
+	case "sleep":
+		return hold()
+	case "lease":
+		var leases []*state.Lease
+		for _, dir := range strings.Split(arg, "\n") {
+			l, err := state.AcquireLease(ctx, dir)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			leases = append(leases, l)
+		}
+		defer func() {
+			for _, l := range leases {
+				l.Close()
+			}
+		}()
+		return hold()
+	case "lock":
+		ls, err := state.NewManager(arg).LoadAndLock(ctx)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer ls.Release()
+		return hold()
+	case "rootlock":
+		fl := flock.New(filepath.Join(arg, LockName))
+		if ok, err := fl.TryLock(); !ok || err != nil {
+			fmt.Fprintln(os.Stderr, "root lock:", ok, err)
+			return 1
+		}
+		defer fl.Unlock()
+		return hold()
+	case "collect":
+		fmt.Println("start")
+		if _, err := Collect(arg); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return 0
+	}
+	fmt.Fprintln(os.Stderr, "unknown helper mode", mode)
+	return 2
+}
+
+// helper is a running helper process.
+type helper struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	lines chan string
+}
+
+// startHelper starts the test binary as a helper in mode and, unless
+// waitFor is "", waits for it to print waitFor. The helper is killed and
+// reaped when the test ends.
+func startHelper(t testing.TB, mode, arg, waitFor string) *helper {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "GC_TEST_HELPER="+mode, "GC_TEST_ARG="+arg)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h := &helper{cmd: cmd, stdin: stdin, lines: make(chan string, 16)}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			h.lines <- sc.Text()
+		}
+		close(h.lines)
+	}()
+	t.Cleanup(h.stop)
+	if waitFor != "" {
+		h.waitLine(t, waitFor)
+	}
+	return h
+}
+
+func (h *helper) waitLine(t testing.TB, want string) {
+	t.Helper()
+	timer := time.NewTimer(guard)
+	defer timer.Stop()
+	for {
+		select {
+		case line, ok := <-h.lines:
+			if !ok {
+				t.Fatalf("helper %v exited before printing %q", h.cmd.Args, want)
+			}
+			if line == want {
+				return
+			}
+		case <-timer.C:
+			t.Fatalf("helper %v did not print %q within %s", h.cmd.Args, want, guard)
+		}
+	}
+}
+
+// stop kills and reaps the helper; safe to call twice.
+func (h *helper) stop() {
+	if h.cmd.ProcessState != nil {
+		return
+	}
+	h.stdin.Close()
+	_ = h.cmd.Process.Kill()
+	_ = h.cmd.Wait()
+}
+
+// startProcess starts the executable path as a child that runs until the
+// test ends.
+func startProcess(t testing.TB, path string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(path)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	return cmd
+}
+
+func lookup(t testing.TB, pid int) procinfo.Info {
+	t.Helper()
+	info, err := procinfo.Lookup(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
+
+// writeJSON writes v as the state file of dir.
+func writeJSON(t testing.TB, dir string, v any) {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, state.FileName), string(data))
+}
+
+func writeFile(t testing.TB, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mkdir(t testing.TB, path string) {
+	t.Helper()
+	if err := os.MkdirAll(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// makeVM lays out a data directory as go-microvm leaves it: a rootfs-work
+// tree, the logs, a leftover temp save, the lock file and the state s.
+func makeVM(t testing.TB, dir string, s *state.State) {
+	t.Helper()
+	work := filepath.Join(dir, rootfsWorkName)
+	for i := range 3 {
+		writeFile(t, filepath.Join(work, "etc", fmt.Sprintf("file%d", i)), strings.Repeat("x", 5000))
+	}
+	writeFile(t, filepath.Join(work, "usr", "lib", "deep", "lib.so"), strings.Repeat("y", 20000))
+	// A guest filesystem can hold anything, including what looks like a
+	// data directory: it must never be a candidate.
+	writeJSON(t, filepath.Join(work, "var", "fake"), orphanState())
+	writeFile(t, filepath.Join(dir, consoleLogName), "console\n")
+	writeFile(t, filepath.Join(dir, vmLogName), "vm\n")
+	writeFile(t, filepath.Join(dir, "state-12345.json.tmp"), "{")
+	writeFile(t, filepath.Join(dir, state.LockFileName), "")
+	writeJSON(t, dir, s)
+}
+
+// orphanState is a record whose run ended uncleanly: marker set. With the
+// lease free it is an orphan whatever its PID says.
+func orphanState() *state.State {
+	now := time.Now()
+	return &state.State{Version: 1, Active: true, Name: "vm", PID: 1, PIDStartTime: now, CreatedAt: now, Leased: true}
+}
+
+func exists(t testing.TB, path string) bool {
+	t.Helper()
+	_, err := os.Lstat(path)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
+func mustExist(t testing.TB, paths ...string) {
+	t.Helper()
+	for _, p := range paths {
+		if !exists(t, p) {
+			t.Errorf("%s is gone, want it kept", p)
+		}
+	}
+}
+
+func mustNotExist(t testing.TB, paths ...string) {
+	t.Helper()
+	for _, p := range paths {
+		if exists(t, p) {
+			t.Errorf("%s still exists, want it removed", p)
+		}
+	}
+}
+
+// collect runs Collect and fails the test on an error or a reported
+// failure.
+func collect(t testing.TB, root string, opts ...Option) *Report {
+	t.Helper()
+	rep, err := Collect(root, opts...)
+	if err != nil {
+		t.Fatalf("Collect: %v", err)
+	}
+	for _, e := range rep.Errors {
+		t.Errorf("Collect reported %v", &e)
+	}
+	return rep
+}
+
+// scanOne scans root and returns the single candidate at path.
+func scanOne(t testing.TB, root, path string) Candidate {
+	t.Helper()
+	cands, err := Scan(root)
+	if err != nil {
+		t.Fatalf("Scan: %v", err)
+	}
+	for _, c := range cands {
+		if c.Path == path {
+			return c
+		}
+	}
+	t.Fatalf("Scan found no candidate %s among %v", path, cands)
+	return Candidate{}
+}
+
+// snapshot describes every entry below root (type, size, mode, mtime,
+// content of regular files and link targets), to prove that nothing
+// changed.
+func snapshot(t testing.TB, root string) map[string]string {
+	t.Helper()
+	snap := map[string]string{}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		desc := fmt.Sprintf("%s %d %s", fi.Mode(), fi.Size(), fi.ModTime().Format(time.RFC3339Nano))
+		switch {
+		case fi.Mode().IsRegular():
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			desc += " " + string(data)
+		case fi.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(path)
+			if err != nil {
+				return err
+			}
+			desc += " -> " + target
+		}
+		snap[path] = desc
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap
+}
+
+func sameSnapshot(t testing.TB, what string, before, after map[string]string) {
+	t.Helper()
+	for p, d := range before {
+		if a, ok := after[p]; !ok {
+			t.Errorf("%s: %s disappeared", what, p)
+		} else if a != d {
+			t.Errorf("%s: %s changed: %s -> %s", what, p, d, a)
+		}
+	}
+	for p := range after {
+		if _, ok := before[p]; !ok {
+			t.Errorf("%s: %s appeared", what, p)
+		}
+	}
+}

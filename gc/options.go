@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package gc
+
+import (
+	"log/slog"
+	"time"
+)
+
+// DefaultDepth is how deep below root candidates are looked for unless
+// WithDepth says otherwise: root itself, root/x and root/x/y, which covers
+// the layouts root/<name>/ and root/<name>/data/.
+const DefaultDepth = 2
+
+// Option configures Scan, Orphans and Collect.
+type Option func(*options)
+
+type options struct {
+	logger     *slog.Logger
+	depth      int
+	stopped    bool
+	stoppedAge time.Duration
+	budget     time.Duration
+	sizes      bool
+	dryRun     bool
+	now        func() time.Time
+}
+
+func newOptions(opts []Option) *options {
+	o := &options{depth: DefaultDepth, now: time.Now}
+	for _, opt := range opts {
+		opt(o)
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
+	}
+	if o.depth < 0 {
+		o.depth = 0
+	}
+	if o.now == nil {
+		o.now = time.Now
+	}
+	return o
+}
+
+func (o *options) policy() Policy {
+	return Policy{Stopped: o.stopped, StoppedMinAge: o.stoppedAge}
+}
+
+// WithLogger sets the logger: one Info line per reclaimed directory, one
+// Warn line per error, one Debug line per kept directory. The default
+// discards everything; a nil logger is the default.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithDepth sets how deep below root candidates are looked for (default
+// DefaultDepth: root itself, root/x and root/x/y). Zero means root only; a
+// negative depth is zero.
+func WithDepth(n int) Option { return func(o *options) { o.depth = n } }
+
+// WithStopped makes cleanly stopped (inactive) data directories at least
+// minAge old reclaimable, with ReasonStoppedExpired. The age runs from the
+// state's created_at, or from the state file's modification time when
+// created_at is unset. Off by default: a stopped VM may be started again.
+func WithStopped(minAge time.Duration) Option {
+	return func(o *options) { o.stopped = true; o.stoppedAge = minAge }
+}
+
+// WithBudget bounds the deletion work of Collect to d, counted from the
+// start of the call: once it is spent, no further orphan is started and tree
+// removals stop where they are. What did not fit stays reclaimable (an
+// orphan, or an entry in the trash that the next Collect empties first) and
+// Report.Deferred is set. Zero or negative means no budget.
+func WithBudget(d time.Duration) Option { return func(o *options) { o.budget = d } }
+
+// WithSizes makes Scan and Orphans measure the allocated bytes of what
+// go-microvm owns in each candidate (a walk of rootfs-work, so it costs a
+// tree walk per candidate). Without it Candidate.Bytes is -1.
+func WithSizes() Option { return func(o *options) { o.sizes = true } }
+
+// WithDryRun makes Collect decide and report without changing anything: it
+// takes no lock that would create a file, empties no trash and reports
+// would-be reclaims in Report.Reclaimed.
+func WithDryRun() Option { return func(o *options) { o.dryRun = true } }

@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package gc
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stacklok/go-microvm/internal/fstree"
+)
+
+// Collector-owned names. Nothing else ever uses a name starting with
+// OwnPrefix, so the collector may create and delete them freely, and the
+// search for data directories never enters them.
+const (
+	// LockName is the root lock, root/.go-microvm-gc.lock: one collector
+	// per root holds it.
+	LockName = ".go-microvm-gc.lock"
+	// TrashName is the trash directory. root/.go-microvm-gc-trash receives
+	// each reclaimed rootfs-work before it is deleted; a data directory on
+	// another filesystem than root gets its own D/.go-microvm-gc-trash.
+	TrashName = ".go-microvm-gc-trash"
+	// OwnPrefix starts every collector-owned name; such names are never
+	// candidates.
+	OwnPrefix = ".go-microvm-gc"
+)
+
+var trashSeq atomic.Uint64
+
+// trashEntryName returns a name no other trash entry has: a collector holds
+// the root lock, and the time, PID and sequence number set it apart from
+// entries left by earlier collectors.
+func trashEntryName() string {
+	return fmt.Sprintf("%d-%d-%d", time.Now().UnixNano(), os.Getpid(), trashSeq.Add(1))
+}
+
+// openTrash opens the trash directory in parent, creating it if create is
+// set. A non-directory in its place (a symlink, say) has taken the
+// collector's own name: with create it is unlinked (never followed) and
+// the directory made anew.
+func openTrash(parent *os.File, parentPath string, create bool) (*os.File, error) {
+	path := filepath.Join(parentPath, TrashName)
+	if create {
+		if err := mkdirAt(parent, TrashName, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+			return nil, &fs.PathError{Op: "mkdir", Path: path, Err: err}
+		}
+	}
+	t, err := openDirAt(parent, TrashName, path)
+	if err == nil || !create || !(errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR)) {
+		return t, err
+	}
+	if err := unlinkAt(parent, TrashName, 0); err != nil {
+		return nil, &fs.PathError{Op: "unlink", Path: path, Err: err}
+	}
+	if err := mkdirAt(parent, TrashName, 0o700); err != nil {
+		return nil, &fs.PathError{Op: "mkdir", Path: path, Err: err}
+	}
+	return openDirAt(parent, TrashName, path)
+}
+
+// emptyTrash deletes every entry of the trash directory t (at path), in
+// parallel, within the deletion budget. It reports whether t is now empty.
+func (c *collector) emptyTrash(t *os.File, path string) bool {
+	r, err := reopenDir(t)
+	if err != nil {
+		c.addErr(path, err)
+		return false
+	}
+	names, err := r.Readdirnames(-1)
+	r.Close()
+	if err != nil {
+		c.addErr(path, fmt.Errorf("read trash: %w", err))
+		return false
+	}
+	var mu sync.Mutex
+	empty := true
+	parallel(names, func(name string) {
+		if !c.removeTrashEntry(t, name, filepath.Join(path, name)) {
+			mu.Lock()
+			empty = false
+			mu.Unlock()
+		}
+	})
+	return empty
+}
+
+// removeTrashEntry deletes one entry of the trash directory t and reports
+// whether it is gone. What it frees is added to the report; what is left
+// (budget spent, a mount point inside, an error) stays in the trash for the
+// next run, and is reported.
+func (c *collector) removeTrashEntry(t *os.File, name, display string) bool {
+	freed, gone := c.removeTree(t, name, display)
+	c.mu.Lock()
+	c.rep.BytesFreed += freed
+	c.mu.Unlock()
+	return gone
+}
+
+// removeTree deletes name below dir, fd-relative, within the budget. It
+// returns the bytes freed and whether name is gone; failures go into the
+// report.
+func (c *collector) removeTree(dir *os.File, name, display string) (int64, bool) {
+	if c.budget.Err() != nil {
+		c.setDeferred()
+		return 0, false
+	}
+	res, err := fstree.RemoveAt(c.budget, dir, name, display)
+	switch {
+	case errors.Is(err, fstree.ErrBudget):
+		c.setDeferred()
+	case err != nil && len(res.Errors) == 0 && len(res.Mounts) == 0:
+		c.addErr(display, err)
+	}
+	// The collector never unmounts: a mount point and its ancestors stay
+	// in the trash, reported on every run until someone unmounts it.
+	for _, e := range res.Errors {
+		c.addErr(display, e)
+	}
+	for _, m := range res.Mounts {
+		c.addErr(m, fstree.ErrMountPoint)
+	}
+	_, serr := lstatAt(dir, name)
+	return res.Bytes, errors.Is(serr, unix.ENOENT)
+}
+
+// emptyDirTrash empties and removes the per-directory trash of the data
+// directory at rel, left by an earlier Collect that was cut short.
+func (c *collector) emptyDirTrash(rel string) {
+	path := filepath.Join(c.abs, rel)
+	d, err := fstree.OpenDir(c.root, rel)
+	if err != nil {
+		if !isGone(err) {
+			c.addErr(path, err)
+		}
+		return
+	}
+	defer d.Close()
+	tpath := filepath.Join(path, TrashName)
+	t, err := openTrash(d, path, false)
+	if err != nil {
+		if !isGone(err) {
+			c.addErr(tpath, err)
+		}
+		return
+	}
+	empty := c.emptyTrash(t, tpath)
+	t.Close()
+	if empty {
+		if err := unlinkAt(d, TrashName, unix.AT_REMOVEDIR); err != nil && !isGone(err) && !isNotEmpty(err) {
+			c.addErr(tpath, err)
+		}
+	}
+}
+
+// parallel calls fn for every item on at most GOMAXPROCS goroutines, and
+// returns when all calls have returned.
+func parallel[T any](items []T, fn func(T)) {
+	n := min(len(items), workers())
+	if n <= 1 {
+		for _, it := range items {
+			fn(it)
+		}
+		return
+	}
+	ch := make(chan T)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for it := range ch {
+				fn(it)
+			}
+		})
+	}
+	for _, it := range items {
+		ch <- it
+	}
+	close(ch)
+	wg.Wait()
+}

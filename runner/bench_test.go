@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package runner
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stacklok/go-microvm/internal/procinfo"
+	"github.com/stacklok/go-microvm/state"
+)
+
+// liveDirs is how many live data directories the benchmark root holds.
+const liveDirs = 100
+
+// BenchmarkClaimCollect measures the collection NewClaim runs, over a root
+// of live data directories with nothing to reclaim, against one fork+exec
+// of /bin/true measured in the same run (goal: at most half of it).
+func BenchmarkClaimCollect(b *testing.B) {
+	root := b.TempDir()
+	self, err := procinfo.Self()
+	if err != nil {
+		b.Fatal(err)
+	}
+	boot, _ := procinfo.BootID()
+	for i := range liveDirs {
+		dir := filepath.Join(root, fmt.Sprintf("vm-%03d", i))
+		if err := makeRootfs(dir); err != nil {
+			b.Fatal(err)
+		}
+		ls, err := state.NewManager(dir).LoadAndLock(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		ls.Active, ls.Leased, ls.PID, ls.PIDStartTime = true, true, self.PID, time.Now()
+		ls.Runner = &state.Identity{StartTime: self.StartTime, BootID: boot, Executable: self.Executable}
+		if err := ls.Save(); err != nil {
+			b.Fatal(err)
+		}
+		_ = ls.Release()
+		// A held lease is a held lease, whichever process holds it.
+		lease, err := state.TryLease(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = lease.Close() })
+	}
+	o := newOptions(nil)
+	ctx := context.Background()
+	rep, err := collectBefore(ctx, root, o)
+	if err != nil || len(rep.Reclaimed) != 0 || len(rep.Kept) != liveDirs {
+		b.Fatalf("collection over %d live dirs: err %v, report %+v", liveDirs, err, rep)
+	}
+
+	const forks = 50
+	start := time.Now()
+	for range forks {
+		if err := exec.Command("/bin/true").Run(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	forkNs := float64(time.Since(start).Nanoseconds()) / forks
+
+	n := 0
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := collectBefore(ctx, root, o); err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+	collectNs := float64(b.Elapsed().Nanoseconds()) / float64(n)
+	b.ReportMetric(forkNs, "forkexec-ns")
+	b.ReportMetric(collectNs/forkNs, "x-forkexec")
+	b.Logf("claim collection over %d live dirs: %.0f µs; fork+exec /bin/true: %.0f µs; ratio %.2f× (goal ≤ 0.5×)",
+		liveDirs, collectNs/1e3, forkNs/1e3, collectNs/forkNs)
+}

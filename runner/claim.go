@@ -1,0 +1,289 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/stacklok/go-microvm/gc"
+	"github.com/stacklok/go-microvm/internal/procinfo"
+	"github.com/stacklok/go-microvm/state"
+)
+
+// maxVanished bounds how often NewClaim recreates a data directory that a
+// collector removed between its creation and the lease.
+const maxVanished = 10
+
+// Claim is a creation claim on a data directory: the run lease is held and
+// the run marker is set. Its methods are safe for concurrent use.
+type Claim struct {
+	dataDir string
+	mgr     *state.Manager
+	opts    claimOptions
+
+	mu    sync.Mutex
+	lease *state.Lease // nil once spawned or aborted
+}
+
+// NewClaim runs a bounded collection over the root (default: the parent of
+// dataDir), then creates dataDir if needed, takes the run lease and sets
+// the run marker under the state lock. Call it before cloning the rootfs.
+//
+// The collection never fails the claim: another collector holding the
+// root lock makes it skip at once, and its errors are logged. It runs
+// before the lease is taken, so it may reclaim an orphan left at dataDir
+// by an earlier run, never the directory being claimed.
+//
+// NewClaim returns an error wrapping ErrInUse when the lease stays held
+// for the lease timeout (a live run owns dataDir) or when the state
+// records a live runner of a released version, which holds no lease. On
+// any error no lease is held and the state is unchanged.
+func NewClaim(ctx context.Context, dataDir string, opts ...ClaimOption) (*Claim, error) {
+	o := newOptions(opts)
+	dir, err := filepath.Abs(dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("claim %s: %w", dataDir, err)
+	}
+	if o.collect {
+		root := o.collectRoot
+		if root == "" {
+			root = filepath.Dir(dir)
+		}
+		_, _ = collectBefore(ctx, root, o)
+	}
+	lease, err := acquireLease(ctx, dir, o)
+	if err != nil {
+		return nil, err
+	}
+	c := &Claim{dataDir: dir, mgr: state.NewManager(dir), opts: o, lease: lease}
+	if err := c.mark(ctx); err != nil {
+		// We are the only holder, so closing our descriptor frees the lease.
+		_ = lease.Close()
+		return nil, err
+	}
+	o.logger.Debug("claimed data directory", "dir", dir)
+	return c, nil
+}
+
+// collectBefore is the pre-creation collection: bounded, and logged. Its
+// result is for tests and benchmarks; NewClaim never fails on it.
+func collectBefore(ctx context.Context, root string, o claimOptions) (*gc.Report, error) {
+	gopts := append([]gc.Option{gc.WithBudget(o.collectBudget), gc.WithLogger(o.logger)}, o.collectOpts...)
+	rep, err := gc.CollectContext(ctx, root, gopts...)
+	switch {
+	case errors.Is(err, gc.ErrBusy):
+		o.logger.Debug("pre-creation collection skipped: another collector holds the root", "root", root)
+	case errors.Is(err, fs.ErrNotExist):
+		o.logger.Debug("pre-creation collection skipped: root does not exist yet", "root", root)
+	case err != nil:
+		o.logger.Warn("pre-creation collection failed", "root", root, "error", err)
+	}
+	if rep == nil {
+		return nil, err
+	}
+	for _, e := range rep.Errors {
+		o.logger.Warn("pre-creation collection error", "path", e.Path, "error", e.Err)
+	}
+	if len(rep.Reclaimed) > 0 || rep.Deferred {
+		o.logger.Info("pre-creation collection", "root", root, "reclaimed", len(rep.Reclaimed),
+			"bytes_freed", rep.BytesFreed, "deferred", rep.Deferred)
+	}
+	return rep, err
+}
+
+// testHookBeforeLease, when set by a test, runs between creating the data
+// directory and taking its lease: where a collector may remove it.
+var testHookBeforeLease func(dir string)
+
+// acquireLease creates dir and takes its run lease, recreating dir when a
+// collector removed it in between.
+func acquireLease(ctx context.Context, dir string, o claimOptions) (*state.Lease, error) {
+	for attempt := 0; ; attempt++ {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("claim %s: create data directory: %w", dir, err)
+		}
+		if testHookBeforeLease != nil {
+			testHookBeforeLease(dir)
+		}
+		lctx, cancel := context.WithTimeout(ctx, o.leaseTimeout)
+		lease, err := state.AcquireLease(lctx, dir)
+		cancel()
+		switch {
+		case err == nil:
+			return lease, nil
+		case errors.Is(err, fs.ErrNotExist) && attempt < maxVanished:
+			o.logger.Debug("data directory vanished while claiming it; recreating", "dir", dir)
+			continue
+		case ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
+			return nil, fmt.Errorf("claim %s: %w: run lease still held after %s", dir, ErrInUse, o.leaseTimeout)
+		}
+		return nil, fmt.Errorf("claim %s: take run lease: %w", dir, err)
+	}
+}
+
+// mark sets the run marker, with the lease held.
+func (c *Claim) mark(ctx context.Context) error {
+	ls, err := c.mgr.LoadAndLockWithRetry(ctx, c.opts.lockTimeout)
+	if err != nil {
+		return fmt.Errorf("claim %s: lock state: %w", c.dataDir, err)
+	}
+	defer ls.Release()
+	// Holding the lease proves a leased run dead; a released runner holds
+	// no lease, so only its identity tells.
+	if ls.Active && !ls.Leased {
+		if _, err := verifyRecord(ls.State); !errors.Is(err, ErrNotRunning) {
+			return fmt.Errorf("claim %s: %w: state records runner pid %d (%v)", c.dataDir, ErrInUse, ls.PID, err)
+		}
+	}
+	if ls.Version == 0 {
+		ls.Version = state.CurrentVersion
+	}
+	ls.Active = false
+	ls.PID = 0
+	ls.PIDStartTime = time.Time{}
+	ls.Runner = nil
+	ls.Leased = true
+	ls.CreatedAt = time.Now()
+	if c.opts.name != "" {
+		ls.Name = c.opts.name
+	}
+	if c.opts.image != "" {
+		ls.Image = c.opts.image
+	}
+	if c.opts.cpus != 0 {
+		ls.CPUs = c.opts.cpus
+	}
+	if c.opts.memoryMB != 0 {
+		ls.MemoryMB = c.opts.memoryMB
+	}
+	if err := ls.Save(); err != nil {
+		return fmt.Errorf("claim %s: set run marker: %w", c.dataDir, err)
+	}
+	return nil
+}
+
+// Dir returns the absolute data directory of the claim.
+func (c *Claim) Dir() string { return c.dataDir }
+
+// Spawn starts the runner handing it the lease as descriptor 3 (and
+// GO_MICROVM_LEASE_FD=3 in its environment), records active, pid,
+// pid_start_time and the exact identity under the state lock, then drops
+// the embedder's copy of the lease (unless WithKeepLease: then the Process
+// keeps it until Close or Stop). The runner is reaped in the background
+// while this process lives.
+//
+// When the runner cannot be started, the claim stays valid (retry, or
+// Abort). When its start cannot be recorded, Spawn kills it and returns
+// the error, the claim still valid. After a successful Spawn the claim is
+// used up: a second Spawn returns ErrClaimDone.
+func (c *Claim) Spawn(ctx context.Context, cfg Config) (*Process, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lease == nil {
+		return nil, fmt.Errorf("spawn runner in %s: %w", c.dataDir, ErrClaimDone)
+	}
+	st, err := startRunner(ctx, cfg, c.lease.File())
+	if err != nil {
+		return nil, err
+	}
+	p := newSpawned(st, c, c.opts)
+	if err := c.record(ctx, st, cfg); err != nil {
+		// Unrecorded, the runner could never be found again to be stopped.
+		if _, kerr := p.signal(syscall.SIGKILL); kerr == nil {
+			<-st.exited
+		}
+		return nil, err
+	}
+	if c.opts.keepLease {
+		p.lease = c.lease
+	} else if err := c.lease.Close(); err != nil {
+		c.opts.logger.Warn("closing embedder's copy of the run lease", "dir", c.dataDir, "error", err)
+	}
+	c.lease = nil
+	c.opts.logger.Debug("spawned runner", "dir", c.dataDir, "pid", p.pid)
+	return p, nil
+}
+
+// record writes the started runner into the state.
+func (c *Claim) record(ctx context.Context, st *started, cfg Config) error {
+	var ident *state.Identity
+	if st.infoOK {
+		exe := st.info.Executable
+		if exe == "" {
+			// The runner already exited: the path we ran, as the kernel
+			// would report it.
+			exe = st.exe
+			if resolved, err := filepath.EvalSymlinks(exe); err == nil {
+				exe = resolved
+			}
+		}
+		boot, err := procinfo.BootID()
+		if err != nil {
+			c.opts.logger.Warn("reading boot id", "error", err)
+		}
+		ident = &state.Identity{StartTime: st.info.StartTime, BootID: boot, Executable: exe}
+	}
+	ls, err := c.mgr.LoadAndLockWithRetry(context.WithoutCancel(ctx), c.opts.lockTimeout)
+	if err != nil {
+		return fmt.Errorf("spawn runner in %s: lock state: %w", c.dataDir, err)
+	}
+	defer ls.Release()
+	ls.Active = true
+	ls.PID = st.pid
+	ls.PIDStartTime = st.at
+	ls.Runner = ident
+	ls.Leased = true
+	if ls.CPUs == 0 {
+		ls.CPUs = cfg.NumVCPUs
+	}
+	if ls.MemoryMB == 0 {
+		ls.MemoryMB = cfg.RAMMiB
+	}
+	if err := ls.Save(); err != nil {
+		return fmt.Errorf("spawn runner in %s: record runner: %w", c.dataDir, err)
+	}
+	return nil
+}
+
+// Abort ends a claim that never spawned: the run marker is cleared (the
+// directory then reads as a stopped VM) and the lease dropped. It is a
+// no-op returning nil after a successful Spawn or a previous Abort, so
+// `defer claim.Abort()` is safe. The lease is dropped even when the state
+// cannot be saved; the marker then stays set and the next collection
+// reclaims the directory.
+func (c *Claim) Abort() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lease == nil {
+		return nil
+	}
+	lease := c.lease
+	c.lease = nil
+	var saveErr error
+	ls, err := c.mgr.LoadAndLockWithRetry(context.Background(), c.opts.lockTimeout)
+	if err != nil {
+		saveErr = fmt.Errorf("abort claim %s: lock state: %w", c.dataDir, err)
+	} else {
+		if ls.Leased && ls.PID == 0 {
+			ls.Leased = false
+			ls.Active = false
+			if err := ls.Save(); err != nil {
+				saveErr = fmt.Errorf("abort claim %s: clear run marker: %w", c.dataDir, err)
+			}
+		}
+		_ = ls.Release()
+	}
+	var closeErr error
+	if err := lease.Close(); err != nil {
+		closeErr = fmt.Errorf("abort claim %s: drop lease: %w", c.dataDir, err)
+	}
+	return errors.Join(saveErr, closeErr)
+}

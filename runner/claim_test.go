@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package runner
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stacklok/go-microvm/internal/procinfo"
+	"github.com/stacklok/go-microvm/state"
+)
+
+// makeOrphan leaves at dir what an embedder killed mid-clone leaves: the
+// marker set, no lease held, a rootfs.
+func makeOrphan(t *testing.T, dir string) {
+	t.Helper()
+	writeState(t, dir, func(st *state.State) { st.Leased = true; st.Name = "orphan" })
+	if err := makeRootfs(dir); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// newClaimWithGuard runs NewClaim, failing if it hangs.
+func newClaimWithGuard(t *testing.T, dir string, opts ...ClaimOption) (*Claim, error) {
+	t.Helper()
+	type result struct {
+		c   *Claim
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := NewClaim(context.Background(), dir, opts...)
+		done <- result{c, err}
+	}()
+	select {
+	case r := <-done:
+		if r.c != nil {
+			t.Cleanup(func() { _ = r.c.Abort() })
+		}
+		return r.c, r.err
+	case <-time.After(guard):
+		t.Fatal("NewClaim hung")
+		return nil, nil
+	}
+}
+
+// The claim's collection reclaims an orphan sibling before the new VM's
+// clone begins.
+func TestClaimCollectsOrphanSibling(t *testing.T) {
+	root := t.TempDir()
+	orphan := filepath.Join(root, "old")
+	makeOrphan(t, orphan)
+	c, err := newClaimWithGuard(t, filepath.Join(root, "new"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(orphan, "rootfs-work")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("orphan's rootfs-work after the claim: %v", err)
+	}
+	if st := loadState(t, c.Dir()); !st.Leased || st.Active {
+		t.Fatalf("claimed state: %+v", st)
+	}
+}
+
+// The claim does not wait for another collector: it skips the collection
+// while the root lock is held by another process.
+func TestClaimSkipsBusyCollector(t *testing.T) {
+	root := t.TempDir()
+	orphan := filepath.Join(root, "old")
+	makeOrphan(t, orphan)
+	startHelper(t, "gclock", "ROOT="+root)
+	if _, err := newClaimWithGuard(t, filepath.Join(root, "new")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(orphan, "rootfs-work")); err != nil {
+		t.Fatalf("the claim collected while another collector held the root: %v", err)
+	}
+}
+
+// A claim (here under a root that does not exist yet) sets the marker and
+// records what it is told; Abort clears the marker, frees the lease and
+// ends the claim.
+func TestClaimAbort(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a", "vm")
+	c, err := newClaimWithGuard(t, dir, WithName("web"), WithImage("alpine:3"), WithResources(2, 256))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := loadState(t, dir)
+	if !st.Leased || st.Active || st.Name != "web" || st.Image != "alpine:3" || st.CPUs != 2 || st.MemoryMB != 256 ||
+		st.Version != state.CurrentVersion || st.CreatedAt.IsZero() {
+		t.Fatalf("claimed state: %+v", st)
+	}
+	if !leaseHeld(t, dir) {
+		t.Fatal("claim holds no lease")
+	}
+	if err := c.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Abort(); err != nil {
+		t.Fatalf("second Abort: %v", err)
+	}
+	if leaseHeld(t, dir) {
+		t.Fatal("lease held after Abort")
+	}
+	if st := loadState(t, dir); st.Leased || st.Active {
+		t.Fatalf("state after Abort: %+v", st)
+	}
+	if _, err := c.Spawn(testCtx(t), Config{RootPath: dir, RunnerPath: standinPath}); !errors.Is(err, ErrClaimDone) {
+		t.Fatalf("Spawn after Abort: %v, want ErrClaimDone", err)
+	}
+}
+
+// A data directory in use by a live run cannot be claimed: a leased run,
+// or a released runner that holds no lease.
+func TestClaimInUse(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "vm")
+	if _, err := newClaimWithGuard(t, dir, WithoutCollect()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newClaimWithGuard(t, dir, WithoutCollect(), WithLeaseTimeout(50*time.Millisecond)); !errors.Is(err, ErrInUse) {
+		t.Fatalf("second claim: %v, want ErrInUse", err)
+	}
+
+	released := t.TempDir()
+	p, err := SpawnProcess(testCtx(t), Config{RootPath: t.TempDir(), RunnerPath: standinPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	killOnCleanup(t, p.PID())
+	t.Cleanup(func() { _ = p.Stop(testCtx(t)) })
+	writeState(t, released, func(st *state.State) { st.Active, st.PID, st.PIDStartTime = true, p.PID(), time.Now() })
+	if _, err := newClaimWithGuard(t, released, WithoutCollect()); !errors.Is(err, ErrInUse) {
+		t.Fatalf("claim over a live released runner: %v, want ErrInUse", err)
+	}
+	if leaseHeld(t, released) {
+		t.Fatal("failed claim left the lease held")
+	}
+}
+
+// Spawn records the runner's exact identity and hands it the lease; the
+// embedder's copy is dropped.
+func TestClaimSpawnRecordsIdentity(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "vm")
+	log := filepath.Join(t.TempDir(), "vm.log")
+	if err := os.WriteFile(log, []byte("earlier run\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := newClaimWithGuard(t, dir, WithoutCollect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := makeRootfs(dir); err != nil {
+		t.Fatal(err)
+	}
+	ready := filepath.Join(t.TempDir(), "ready")
+	p, err := c.Spawn(testCtx(t), Config{
+		RootPath: filepath.Join(dir, "rootfs-work"), NumVCPUs: 3, RAMMiB: 768,
+		RunnerPath: standinPath, VMLogPath: log, Env: []string{"STANDIN_READY=" + ready},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	killOnCleanup(t, p.PID())
+	t.Cleanup(func() { _ = p.Stop(testCtx(t)) })
+	readReady(t, ready)
+
+	info, err := procinfo.Lookup(p.PID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	boot, _ := procinfo.BootID()
+	exe, _ := filepath.EvalSymlinks(standinPath)
+	st := loadState(t, dir)
+	want := state.Identity{StartTime: info.StartTime, BootID: boot, Executable: exe}
+	if !st.Active || !st.Leased || st.PID != p.PID() || st.Runner == nil || *st.Runner != want ||
+		st.PIDStartTime.IsZero() || st.CPUs != 3 || st.MemoryMB != 768 {
+		t.Fatalf("state after Spawn: %+v runner %+v, want runner %+v", st, st.Runner, want)
+	}
+	if !leaseHeld(t, dir) {
+		t.Fatal("the runner holds no lease")
+	}
+	if _, err := c.Spawn(testCtx(t), Config{RootPath: dir, RunnerPath: standinPath}); !errors.Is(err, ErrClaimDone) {
+		t.Fatalf("second Spawn: %v, want ErrClaimDone", err)
+	}
+	if err := c.Abort(); err != nil {
+		t.Fatalf("Abort after Spawn: %v", err)
+	}
+	if st := loadState(t, dir); !st.Leased || !st.Active {
+		t.Fatalf("Abort after Spawn changed the state: %+v", st)
+	}
+	data, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "earlier run\ngo-microvm-runner stand-in: pid "; len(data) < len(want) || string(data[:len(want)]) != want {
+		t.Fatalf("vm log %q: want the earlier run kept and the runner's output appended", data)
+	}
+}
+
+// A data directory that a collector removes between its creation and the
+// lease is created again, and the claim goes on.
+func TestClaimRecreatesVanishedDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "vm")
+	removals := 0
+	testHookBeforeLease = func(d string) {
+		if removals < 2 {
+			removals++
+			if err := os.Remove(d); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	t.Cleanup(func() { testHookBeforeLease = nil })
+	if _, err := newClaimWithGuard(t, dir, WithoutCollect()); err != nil {
+		t.Fatal(err)
+	}
+	if removals != 2 || !leaseHeld(t, dir) || !loadState(t, dir).Leased {
+		t.Fatalf("after %d removals: claim holds no lease or marker", removals)
+	}
+}

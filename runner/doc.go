@@ -1,0 +1,33 @@
+// SPDX-License-Identifier: Apache-2.0
+
+// Package runner starts, tracks, stops and re-attaches to go-microvm runner
+// processes, and claims data directories for new VMs.
+//
+// A runner gets its Config as JSON in argv[1] and runs in its own session,
+// so it outlives the program that started it.
+//
+// NewClaim first runs a bounded collection of orphaned data directories
+// under the parent root; its failures are logged and never fail the claim.
+//
+// A Claim holds the run lease on the data directory and has set the run
+// marker in its state file, so a creator killed while cloning the rootfs
+// leaves an orphan that the next collection reclaims.
+//
+// (*Claim).Spawn hands the lease to the runner, so from then on the lease
+// lives exactly as long as the runner and its descendants that keep the
+// descriptor.
+//
+// (*Process).Stop checks the runner's recorded identity before every
+// signal, so a recycled PID is never signalled.
+//
+// Attach rebuilds a handle for a runner started by an earlier process only
+// when the recorded identity still names a live process.
+//
+// The typical use:
+//
+//	claim, err := runner.NewClaim(ctx, dataDir)
+//	if err != nil { ... }
+//	defer claim.Abort() // no-op once spawned
+//	// clone the rootfs into dataDir/rootfs-work ...
+//	proc, err := claim.Spawn(ctx, cfg)
+package runner

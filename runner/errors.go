@@ -1,0 +1,22 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package runner
+
+import "errors"
+
+// Errors callers branch on, tested with errors.Is.
+var (
+	// ErrRunnerNotFound: no runner executable at the explicit path, in PATH,
+	// or beside the current executable.
+	ErrRunnerNotFound = errors.New("runner executable not found")
+	// ErrNotRunning: the recorded runner is gone, a zombie, from an earlier
+	// boot, or its PID now names another process.
+	ErrNotRunning = errors.New("runner is not running")
+	// ErrInUse: the data directory belongs to a live run.
+	ErrInUse = errors.New("data directory is in use by a live run")
+	// ErrClaimDone: the claim has already spawned its runner or been aborted.
+	ErrClaimDone = errors.New("claim already spawned or aborted")
+	// ErrStillRunning: the runner survived SIGKILL for the whole wait (for
+	// example stuck in uninterruptible sleep); its state was left active.
+	ErrStillRunning = errors.New("runner still running after SIGKILL")
+)

@@ -1,0 +1,6 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package runner
+
+// libPathVar is the dynamic loader's search path variable.
+const libPathVar = "LD_LIBRARY_PATH"

@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package runner
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/stacklok/go-microvm/gc"
+)
+
+// Defaults of the claim options.
+const (
+	// DefaultCollectBudget bounds the deletion work of the collection that
+	// NewClaim runs.
+	DefaultCollectBudget = 2 * time.Second
+	// DefaultStopTimeout is how long Stop waits after SIGTERM before SIGKILL.
+	DefaultStopTimeout = 10 * time.Second
+	// DefaultLeaseTimeout is how long NewClaim waits for the run lease, which
+	// a collector holds only while it decides about the directory.
+	DefaultLeaseTimeout = 5 * time.Second
+	// DefaultLockTimeout is how long the state lock is waited for.
+	DefaultLockTimeout = 10 * time.Second
+)
+
+// killWait bounds the wait for a runner to vanish after SIGKILL.
+const killWait = 5 * time.Second
+
+// ClaimOption configures NewClaim (and Attach where it applies).
+type ClaimOption func(*claimOptions)
+
+type claimOptions struct {
+	logger        *slog.Logger
+	collect       bool
+	collectRoot   string
+	collectBudget time.Duration
+	collectOpts   []gc.Option
+	keepLease     bool
+	stopTimeout   time.Duration
+	leaseTimeout  time.Duration
+	lockTimeout   time.Duration
+
+	name     string
+	image    string
+	cpus     uint32
+	memoryMB uint32
+}
+
+func newOptions(opts []ClaimOption) claimOptions {
+	o := claimOptions{
+		logger:        slog.New(slog.DiscardHandler),
+		collect:       true,
+		collectBudget: DefaultCollectBudget,
+		stopTimeout:   DefaultStopTimeout,
+		leaseTimeout:  DefaultLeaseTimeout,
+		lockTimeout:   DefaultLockTimeout,
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// WithLogger sets the logger for the collection, the claim and the stop
+// (default: discard).
+func WithLogger(l *slog.Logger) ClaimOption { return func(o *claimOptions) { o.logger = l } }
+
+// WithoutCollect skips the collection that NewClaim runs before claiming.
+func WithoutCollect() ClaimOption { return func(o *claimOptions) { o.collect = false } }
+
+// WithCollectRoot sets the root collected by NewClaim (default: the parent
+// of the data directory). Embedders that keep data directories at
+// root/<name>/data pass their root here.
+func WithCollectRoot(root string) ClaimOption {
+	return func(o *claimOptions) { o.collectRoot = root }
+}
+
+// WithCollectBudget bounds the deletion work of NewClaim's collection
+// (default DefaultCollectBudget); what does not fit is left for the next
+// collection.
+func WithCollectBudget(d time.Duration) ClaimOption {
+	return func(o *claimOptions) { o.collectBudget = d }
+}
+
+// WithCollectOptions passes further options to NewClaim's collection (for
+// example gc.WithDepth); they apply after the budget and logger.
+func WithCollectOptions(opts ...gc.Option) ClaimOption {
+	return func(o *claimOptions) { o.collectOpts = append(o.collectOpts, opts...) }
+}
+
+// WithKeepLease makes (*Claim).Spawn keep the embedder's copy of the run
+// lease in the Process until (*Process).Close or Stop, so the data
+// directory stays protected while either the embedder or the runner lives.
+func WithKeepLease() ClaimOption { return func(o *claimOptions) { o.keepLease = true } }
+
+// WithStopTimeout sets how long Stop waits after SIGTERM before SIGKILL
+// (default DefaultStopTimeout).
+func WithStopTimeout(d time.Duration) ClaimOption {
+	return func(o *claimOptions) { o.stopTimeout = d }
+}
+
+// WithLeaseTimeout sets how long NewClaim waits for the run lease before it
+// gives up with ErrInUse (default DefaultLeaseTimeout).
+func WithLeaseTimeout(d time.Duration) ClaimOption {
+	return func(o *claimOptions) { o.leaseTimeout = d }
+}
+
+// WithName records the VM name in the state file.
+func WithName(name string) ClaimOption { return func(o *claimOptions) { o.name = name } }
+
+// WithImage records the image reference in the state file.
+func WithImage(image string) ClaimOption { return func(o *claimOptions) { o.image = image } }
+
+// WithResources records the vCPU count and memory size in the state file;
+// without it Spawn records the Config's NumVCPUs and RAMMiB.
+func WithResources(cpus, memoryMB uint32) ClaimOption {
+	return func(o *claimOptions) { o.cpus = cpus; o.memoryMB = memoryMB }
+}

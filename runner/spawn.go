@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"github.com/stacklok/go-microvm/internal/procinfo"
+)
+
+// LeaseFDEnv names the environment variable that tells a runner which
+// descriptor holds the run lease; runners must keep it open and may ignore
+// the variable.
+const LeaseFDEnv = "GO_MICROVM_LEASE_FD"
+
+// leaseFD is where the lease lands in the runner: the first ExtraFiles entry.
+const leaseFD = 3
+
+// Spawner starts runners (released contract).
+type Spawner interface {
+	Spawn(ctx context.Context, cfg Config) (ProcessHandle, error)
+}
+
+// DefaultSpawner spawns runners with SpawnProcess.
+type DefaultSpawner struct{}
+
+// Spawn implements Spawner.
+func (DefaultSpawner) Spawn(ctx context.Context, cfg Config) (ProcessHandle, error) {
+	return SpawnProcess(ctx, cfg)
+}
+
+// SpawnProcess starts the runner without a claim, as released versions do:
+// no lease, and the Process identifies the runner by PID and the kernel
+// start time read right after the spawn. It returns an error wrapping
+// ErrRunnerNotFound when no runner executable is found, and the exec error
+// when it cannot start; no process is left behind on error.
+func SpawnProcess(ctx context.Context, cfg Config) (*Process, error) {
+	st, err := startRunner(ctx, cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	return newSpawned(st, nil, newOptions(nil)), nil
+}
+
+// started is a freshly started runner.
+type started struct {
+	pid    int
+	at     time.Time // wall clock just after the spawn
+	info   procinfo.Info
+	infoOK bool
+	exe    string // absolute path we executed
+	exited chan struct{}
+}
+
+// startRunner starts the runner described by cfg, handing it lease (when
+// non-nil) as descriptor 3, and reaps it in the background.
+func startRunner(ctx context.Context, cfg Config, lease *os.File) (*started, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("spawn runner: %w", err)
+	}
+	path, err := findRunner(cfg, exec.LookPath, executableDir())
+	if err != nil {
+		return nil, fmt.Errorf("spawn runner: %w", err)
+	}
+	arg, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("spawn runner: encode config: %w", err)
+	}
+
+	// Not CommandContext: the runner must outlive ctx and this process.
+	cmd := exec.Command(path, string(arg))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	var extra []string
+	if lease != nil {
+		cmd.ExtraFiles = []*os.File{lease}
+		extra = append(extra, fmt.Sprintf("%s=%d", LeaseFDEnv, leaseFD))
+	}
+	cmd.Env = runnerEnv(os.Environ(), cfg, extra...)
+	if cfg.VMLogPath != "" {
+		logFile, err := os.OpenFile(cfg.VMLogPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("spawn runner: open vm log: %w", err)
+		}
+		// The child has its own copy after Start; ours is not needed.
+		defer logFile.Close()
+		cmd.Stdout = logFile
+		cmd.Stderr = logFile
+	}
+
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("spawn runner %s: %w", path, err)
+	}
+	st := &started{pid: cmd.Process.Pid, at: time.Now(), exe: path, exited: make(chan struct{})}
+	// Until the reaper below runs, the child cannot be reaped, so its PID
+	// and start time are certainly its own.
+	if info, err := procinfo.Lookup(st.pid); err == nil {
+		st.info, st.infoOK = info, true
+	}
+	go func() {
+		// Reaping here keeps a runner that exits while we live from
+		// lingering as a zombie; its exit status is not part of the contract.
+		_ = cmd.Wait()
+		close(st.exited)
+	}()
+	return st, nil
+}
