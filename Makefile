@@ -20,7 +20,7 @@ FUZZTIME ?= 1m
 FUZZ_PKGS ?= $(shell grep -rl --include='*_test.go' '^func Fuzz' . | xargs -r -n1 dirname | sort -u)
 
 # Knobs of the stress tests (package internal/stress): the full run.
-STRESS_KILLS ?= 200
+STRESS_KILLS ?= 300
 STRESS_DURATION ?= 60s
 STRESS_FILES ?= 1500
 STRESS_TIMEOUT ?= 30m

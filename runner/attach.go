@@ -3,8 +3,18 @@
 package runner
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/stacklok/go-microvm/internal/procinfo"
 	"github.com/stacklok/go-microvm/state"
 )
 
@@ -13,12 +23,36 @@ import (
 // id when present, else the recorded pid_start_time, else the executable's
 // base name (records of released versions). The handle pins the kernel
 // start time it observed, so its Stop never signals a recycled PID.
-// WithLogger and WithStopTimeout apply.
+// WithLogger, WithStopTimeout and WithRunnerPath apply.
+//
+// A state with the run marker and no pid is a run whose embedder died
+// between starting the runner and recording it (a window Spawn keeps as
+// short as it can), or a claim whose rootfs is still being cloned. Attach
+// then recovers the runner by its lease: under the state lock it checks
+// that the lease is held and, on Linux, looks for the runner among this
+// user's processes that hold a descriptor on dataDir (a bounded scan of
+// /proc/*/fd): the one that leads its own session (Spawn starts runners
+// with Setsid) and runs an executable named RunnerName or the one given
+// with WithRunnerPath. It records that runner's identity in the state, so
+// that the handle's Stop, a collector and later Attach calls see an
+// ordinary recorded run.
+//
+// What stays unrecoverable is reported with ErrUnattachable and remains a
+// live run for collectors until its lease is dropped: on macOS and other
+// platforms that cannot list a directory's holders; on Linux, a runner of
+// another user or outside this PID namespace, one beyond the scan's bounds,
+// a runner that died leaving only descendants holding the lease, and a
+// claim still cloning (its lease is held by its embedder, not a runner).
+// Such a runner can still be stopped by other means (the lease holder is
+// the process to signal); once its lease is free a collection reclaims the
+// directory.
 //
 // Attach returns an error wrapping ErrNotRunning when the state is
-// inactive or has no pid, or the runner is gone, a zombie, from an
-// earlier boot, or its PID names another process; and the read error when
-// the state or the identity cannot be read.
+// inactive or has no pid (and, with the run marker, the lease is free), or
+// the runner is gone, a zombie, from an earlier boot, or its PID names
+// another process; an error wrapping ErrUnattachable as above; and the read
+// error when the state or the identity cannot be read or the recovered
+// identity cannot be saved.
 func Attach(dataDir string, opts ...ClaimOption) (*Process, error) {
 	o := newOptions(opts)
 	mgr := state.NewManager(dataDir)
@@ -26,18 +60,146 @@ func Attach(dataDir string, opts ...ClaimOption) (*Process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("attach %s: %w", dataDir, err)
 	}
+	if st.Leased && st.PID <= 0 {
+		return adopt(dataDir, mgr, o)
+	}
 	info, err := verifyRecord(st)
 	if err != nil {
 		return nil, fmt.Errorf("attach %s: %w", dataDir, err)
 	}
+	return attached(dataDir, mgr, st, info, o), nil
+}
+
+// attached is the handle of the runner that st records and info describes.
+func attached(dir string, mgr *state.Manager, st *state.State, info procinfo.Info, o claimOptions) *Process {
 	return &Process{
 		pid:         st.PID,
 		startTime:   info.StartTime,
 		pidStarted:  st.PIDStartTime,
-		dataDir:     dataDir,
+		dataDir:     dir,
 		mgr:         mgr,
 		logger:      o.logger,
 		stopTimeout: o.stopTimeout,
 		lockTimeout: o.lockTimeout,
-	}, nil
+	}
+}
+
+// adopt is Attach's recovery of a leased run with no pid recorded.
+func adopt(dir string, mgr *state.Manager, o claimOptions) (*Process, error) {
+	// LoadAndLock would create a directory that a collector just removed.
+	if _, err := os.Lstat(dir); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("attach %s: %w: data directory is gone", dir, ErrNotRunning)
+		}
+		return nil, fmt.Errorf("attach %s: %w", dir, err)
+	}
+	ls, err := mgr.LoadAndLockWithRetry(context.Background(), o.lockTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("attach %s: lock state: %w", dir, err)
+	}
+	defer ls.Release()
+	if !ls.Leased || ls.PID > 0 {
+		// While we waited for the lock, the embedder recorded its runner,
+		// or the run was stopped.
+		info, err := verifyRecord(ls.State)
+		if err != nil {
+			return nil, fmt.Errorf("attach %s: %w", dir, err)
+		}
+		return attached(dir, mgr, ls.State, info, o), nil
+	}
+	info, err := runnerByLease(dir, o)
+	if err != nil {
+		// A runner that died during the search freed its lease: the run
+		// ended, and that, not the failed search, is the answer.
+		if held, perr := state.ProbeLease(dir); perr == nil && !held {
+			return nil, fmt.Errorf("attach %s: %w: run marker set, no pid recorded, and the lease is free", dir, ErrNotRunning)
+		}
+		return nil, fmt.Errorf("attach %s: %w", dir, err)
+	}
+	boot, err := procinfo.BootID()
+	if err != nil {
+		o.logger.Warn("reading boot id", "error", err)
+	}
+	ls.Active = true
+	ls.PID = info.PID
+	ls.PIDStartTime = time.Now()
+	ls.Runner = &state.Identity{StartTime: info.StartTime, BootID: boot, Executable: info.Executable}
+	if err := ls.Save(); err != nil {
+		return nil, fmt.Errorf("attach %s: record recovered runner pid %d: %w", dir, info.PID, err)
+	}
+	o.logger.Info("recovered an unrecorded runner by its lease", "dir", dir, "pid", info.PID)
+	return attached(dir, mgr, ls.State, info, o), nil
+}
+
+// runnerByLease finds the runner among the processes holding a descriptor
+// on dir, with the lease known to be held. It returns an error wrapping
+// ErrNotRunning when nothing holds dir any more, and one wrapping
+// ErrUnattachable when no holder, or more than one, is a runner.
+func runnerByLease(dir string, o claimOptions) (procinfo.Info, error) {
+	want, err := os.Stat(dir)
+	if err != nil {
+		return procinfo.Info{}, fmt.Errorf("stat data directory: %w", err)
+	}
+	holders, err := dirHolders(dir, want)
+	if err != nil {
+		return procinfo.Info{}, err
+	}
+	var found []procinfo.Info
+	var others []string
+	for _, pid := range holders {
+		info, err := procinfo.Lookup(pid)
+		if err != nil || info.Zombie {
+			continue
+		}
+		if !o.acceptsRunner(info) {
+			others = append(others, fmt.Sprintf("pid %d (%s)", pid, processName(info)))
+			continue
+		}
+		if sid, err := unix.Getsid(pid); err != nil || sid != pid {
+			others = append(others, fmt.Sprintf("pid %d (%s, not a session leader)", pid, processName(info)))
+			continue
+		}
+		// The PID must still name the process that held the descriptor:
+		// seen with one start time before and after it is seen holding it.
+		if !holdsDir(pid, dir, want) {
+			continue
+		}
+		if again, err := procinfo.Lookup(pid); err != nil || again.StartTime != info.StartTime {
+			continue
+		}
+		found = append(found, info)
+	}
+	switch {
+	case len(found) == 1:
+		return found[0], nil
+	case len(found) > 1:
+		pids := make([]string, len(found))
+		for i, f := range found {
+			pids[i] = fmt.Sprint(f.PID)
+		}
+		return procinfo.Info{}, fmt.Errorf("%w: several runners hold the lease: pids %s", ErrUnattachable, strings.Join(pids, ", "))
+	case len(others) > 0:
+		return procinfo.Info{}, fmt.Errorf("%w: the lease is held by %s, none of them a runner", ErrUnattachable, strings.Join(others, ", "))
+	}
+	return procinfo.Info{}, fmt.Errorf("%w: no process of this user found holding the lease", ErrUnattachable)
+}
+
+// acceptsRunner reports whether info runs a runner executable: one named
+// RunnerName, or the WithRunnerPath one.
+func (o claimOptions) acceptsRunner(info procinfo.Info) bool {
+	if isRunnerName(processName(info)) {
+		return true
+	}
+	if o.runnerPath == "" || info.Executable == "" {
+		return false
+	}
+	want, err := filepath.Abs(o.runnerPath)
+	if err != nil {
+		return false
+	}
+	// The kernel reports the executable with symlinks resolved.
+	if resolved, err := filepath.EvalSymlinks(want); err == nil {
+		want = resolved
+	}
+	return info.Executable == want
 }

@@ -4,11 +4,15 @@ package runner
 
 import (
 	"errors"
+	"fmt"
+	"maps"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/stacklok/go-microvm/gc"
 	"github.com/stacklok/go-microvm/internal/procinfo"
 	"github.com/stacklok/go-microvm/state"
 )
@@ -136,4 +140,149 @@ func TestAttachIdentity(t *testing.T) {
 			}
 		})
 	}
+}
+
+// An embedder SIGKILLed between starting the runner and recording it
+// leaves a live runner with the run marker set and no pid: collectors keep
+// it, a fresh process recovers it by its lease and stops it (with its
+// child, which shares the lease but leads no session), and the stopped
+// directory can then be reclaimed.
+func TestAttachRecoversUnrecordedRunner(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "vm")
+	ready := filepath.Join(t.TempDir(), "ready")
+	h := startHelper(t, "spawn-unrecorded", "DATA_DIR="+dir, "RUNNER="+standinPath,
+		"STANDIN_READY="+ready, "STANDIN_CHILD=1")
+	pids := readReady(t, ready)
+	for _, pid := range pids {
+		killOnCleanup(t, pid)
+	}
+	if len(pids) != 2 || pids[0] != h.pid {
+		t.Fatalf("stand-in pids %v, embedder started %d", pids, h.pid)
+	}
+	h.kill(t)
+
+	if st := loadState(t, dir); !st.Leased || st.PID != 0 || st.Runner != nil {
+		t.Fatalf("state of an unrecorded runner: %+v", st)
+	}
+	if c := candidate(t, root, dir); c.Class != gc.ClassLive {
+		t.Fatalf("scan with the unrecorded runner alive: %s (%s) %s", c.Class, c.Reason, c.Detail)
+	}
+	before := snapshot(t, root)
+	rep, err := gc.Collect(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Reclaimed) != 0 {
+		t.Fatalf("collected a live VM: %+v", rep.Reclaimed)
+	}
+	if after := snapshot(t, root); !maps.Equal(before, after) {
+		t.Fatalf("collection changed a live VM:\nbefore %v\nafter  %v", before, after)
+	}
+
+	stopper := startHelper(t, "attach-stop", "DATA_DIR="+dir)
+	stopper.wait(t)
+	if stopper.pid != pids[0] {
+		t.Fatalf("attached to pid %d, runner is %d", stopper.pid, pids[0])
+	}
+	for _, pid := range pids {
+		waitFor(t, fmt.Sprintf("pid %d to exit", pid), func() bool { return exited(pid) })
+	}
+	waitFor(t, "the lease to be free", func() bool { return !leaseHeld(t, dir) })
+	if st := loadState(t, dir); st.Active || st.Leased || st.PID != 0 {
+		t.Fatalf("state after the recovered Stop: %+v", st)
+	}
+	// A clean stop leaves a stopped VM, reclaimable on request.
+	rep, err = gc.Collect(root, gc.WithStopped(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reclaimed(rep, dir) {
+		t.Fatalf("stopped directory not reclaimed: %+v", rep)
+	}
+	if _, ok := snapshot(t, root)["vm/rootfs-work"]; ok {
+		t.Fatal("rootfs-work survived the collection")
+	}
+}
+
+// Attach on a run marker with no pid: a freed lease is an ended run; a
+// lease held by no runner (a claim still cloning, a runner under another
+// name) cannot be attached; WithRunnerPath names a renamed runner, which
+// is then recovered and recorded.
+func TestAttachLeasedWithoutPID(t *testing.T) {
+	renamed := filepath.Join(t.TempDir(), "my-vm-runner")
+	data, err := os.ReadFile(standinPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(renamed, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, dir string)
+		opts  []ClaimOption
+		want  error // nil: attached
+	}{
+		{"lease free", func(t *testing.T, dir string) {
+			writeState(t, dir, func(st *state.State) { st.Leased = true })
+		}, nil, ErrNotRunning},
+		{"claim still cloning", func(t *testing.T, dir string) {
+			startHelper(t, "clone", "DATA_DIR="+dir)
+		}, nil, ErrUnattachable},
+		{"runner under another name", func(t *testing.T, dir string) {
+			startUnrecorded(t, dir, renamed)
+		}, nil, ErrUnattachable},
+		{"runner under another name, named by WithRunnerPath", func(t *testing.T, dir string) {
+			startUnrecorded(t, dir, renamed)
+		}, []ClaimOption{WithRunnerPath(renamed)}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "vm")
+			tt.setup(t, dir)
+			p, err := Attach(dir, tt.opts...)
+			if tt.want != nil {
+				if !errors.Is(err, tt.want) {
+					t.Fatalf("Attach: %v, want %v", err, tt.want)
+				}
+				if st := loadState(t, dir); st.PID != 0 {
+					t.Fatalf("failed Attach recorded pid %d", st.PID)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Attach: %v", err)
+			}
+			info, err := procinfo.Lookup(p.PID())
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := loadState(t, dir)
+			if !st.Active || !st.Leased || st.PID != p.PID() || st.Runner == nil ||
+				st.Runner.StartTime != info.StartTime || st.Runner.Executable != info.Executable || st.PIDStartTime.IsZero() {
+				t.Fatalf("recovered record: %+v runner %+v", st, st.Runner)
+			}
+			if again, err := Attach(dir); err != nil || again.PID() != p.PID() {
+				t.Fatalf("Attach of the recorded runner: pid %v, %v", again, err)
+			}
+			if err := stopWithGuard(t, p); err != nil {
+				t.Fatal(err)
+			}
+			if !exited(info.PID) {
+				t.Fatal("runner still running after Stop")
+			}
+		})
+	}
+}
+
+// startUnrecorded leaves in dir a live runner started from exe whose
+// embedder was SIGKILLed before recording it.
+func startUnrecorded(t *testing.T, dir, exe string) {
+	t.Helper()
+	ready := filepath.Join(t.TempDir(), "ready")
+	h := startHelper(t, "spawn-unrecorded", "DATA_DIR="+dir, "RUNNER="+exe, "STANDIN_READY="+ready)
+	killOnCleanup(t, h.pid)
+	readReady(t, ready)
+	h.kill(t)
 }

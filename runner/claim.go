@@ -173,33 +173,70 @@ func (c *Claim) mark(ctx context.Context) error {
 // Dir returns the absolute data directory of the claim.
 func (c *Claim) Dir() string { return c.dataDir }
 
+// testHookStarted, when set by a test, runs in Spawn after the runner has
+// started and before it is recorded: the window in which an embedder
+// killed leaves a runner that only Attach's recovery can find.
+var testHookStarted func(pid int)
+
 // Spawn starts the runner handing it the lease as descriptor 3 (and
 // GO_MICROVM_LEASE_FD=3 in its environment), records active, pid,
-// pid_start_time and the exact identity under the state lock, then drops
-// the embedder's copy of the lease (unless WithKeepLease: then the Process
-// keeps it until Close or Stop). The runner is reaped in the background
-// while this process lives.
+// pid_start_time and the exact identity, then drops the embedder's copy of
+// the lease (unless WithKeepLease: then the Process keeps it until Close or
+// Stop). The runner is reaped in the background while this process lives.
 //
-// When the runner cannot be started, the claim stays valid (retry, or
-// Abort). When its start cannot be recorded, Spawn kills it and returns
-// the error, the claim still valid. After a successful Spawn the claim is
-// used up: a second Spawn returns ErrClaimDone.
+// The state lock is taken before the runner starts and held until it is
+// recorded, so that no other process reads the state in between and the
+// record follows the start as closely as it can. An embedder killed inside
+// that window leaves a live runner whose state has the run marker and no
+// pid; Attach finds it by its lease (see Attach).
+//
+// When the state cannot be locked or the runner cannot be started, the
+// claim stays valid (retry, or Abort). When its start cannot be recorded,
+// Spawn kills it and returns the error, the claim still valid. After a
+// successful Spawn the claim is used up: a second Spawn returns
+// ErrClaimDone.
 func (c *Claim) Spawn(ctx context.Context, cfg Config) (*Process, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.lease == nil {
 		return nil, fmt.Errorf("spawn runner in %s: %w", c.dataDir, ErrClaimDone)
 	}
-	st, err := startRunner(ctx, cfg, c.lease.File())
+	l, err := prepareRunner(ctx, cfg, c.lease.File())
 	if err != nil {
 		return nil, err
 	}
+	// Read (and cache) the boot id now, so the locked window holds no file
+	// read that it can do without.
+	boot, bootErr := procinfo.BootID()
+	if bootErr != nil {
+		c.opts.logger.Warn("reading boot id", "error", bootErr)
+	}
+	ls, err := c.mgr.LoadAndLockWithRetry(ctx, c.opts.lockTimeout)
+	if err != nil {
+		l.close()
+		return nil, fmt.Errorf("spawn runner in %s: lock state: %w", c.dataDir, err)
+	}
+	st, err := l.start()
+	if err != nil {
+		_ = ls.Release()
+		return nil, err
+	}
+	if testHookStarted != nil {
+		testHookStarted(st.pid)
+	}
 	p := newSpawned(st, c, c.opts)
-	if err := c.record(ctx, st, cfg); err != nil {
-		// Unrecorded, the runner could never be found again to be stopped.
+	err = c.record(ls, st, boot, cfg)
+	if err != nil {
+		// Unrecorded, the runner would be found only by its lease; killing
+		// it while the state lock is still held leaves the claim as it was.
 		if _, kerr := p.signal(syscall.SIGKILL); kerr == nil {
 			<-st.exited
 		}
+	}
+	if rerr := ls.Release(); rerr != nil {
+		c.opts.logger.Warn("releasing state lock", "dir", c.dataDir, "error", rerr)
+	}
+	if err != nil {
 		return nil, err
 	}
 	if c.opts.keepLease {
@@ -212,8 +249,8 @@ func (c *Claim) Spawn(ctx context.Context, cfg Config) (*Process, error) {
 	return p, nil
 }
 
-// record writes the started runner into the state.
-func (c *Claim) record(ctx context.Context, st *started, cfg Config) error {
+// record writes the started runner into the locked state.
+func (c *Claim) record(ls *state.LockedState, st *started, boot string, cfg Config) error {
 	var ident *state.Identity
 	if st.infoOK {
 		exe := st.info.Executable
@@ -225,17 +262,8 @@ func (c *Claim) record(ctx context.Context, st *started, cfg Config) error {
 				exe = resolved
 			}
 		}
-		boot, err := procinfo.BootID()
-		if err != nil {
-			c.opts.logger.Warn("reading boot id", "error", err)
-		}
 		ident = &state.Identity{StartTime: st.info.StartTime, BootID: boot, Executable: exe}
 	}
-	ls, err := c.mgr.LoadAndLockWithRetry(context.WithoutCancel(ctx), c.opts.lockTimeout)
-	if err != nil {
-		return fmt.Errorf("spawn runner in %s: lock state: %w", c.dataDir, err)
-	}
-	defer ls.Release()
 	ls.Active = true
 	ls.PID = st.pid
 	ls.PIDStartTime = st.at

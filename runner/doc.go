@@ -21,7 +21,9 @@
 // signal, so a recycled PID is never signalled.
 //
 // Attach rebuilds a handle for a runner started by an earlier process only
-// when the recorded identity still names a live process.
+// when the recorded identity still names a live process, or, on Linux, for
+// a runner started but never recorded, when it is the one runner holding
+// the run lease.
 //
 // The typical use:
 //

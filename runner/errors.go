@@ -19,4 +19,9 @@ var (
 	// ErrStillRunning: the runner survived SIGKILL for the whole wait (for
 	// example stuck in uninterruptible sleep); its state was left active.
 	ErrStillRunning = errors.New("runner still running after SIGKILL")
+	// ErrUnattachable: the run is live (its lease is held) but no pid is
+	// recorded and its runner cannot be identified among the lease's
+	// holders (always so on platforms that cannot list them, such as
+	// macOS).
+	ErrUnattachable = errors.New("run is live but its runner is unknown")
 )

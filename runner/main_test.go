@@ -102,6 +102,23 @@ func helperMain() int {
 		}
 		// The test SIGKILLs us here.
 		time.Sleep(time.Hour)
+	case "spawn-unrecorded":
+		// The runner starts, and we are SIGKILLed before recording it.
+		testHookStarted = func(pid int) {
+			fmt.Printf("READY %d\n", pid)
+			time.Sleep(time.Hour)
+		}
+		c, err := NewClaim(ctx, dir, WithoutCollect())
+		if err != nil {
+			return fail(err)
+		}
+		if err := makeRootfs(dir); err != nil {
+			return fail(err)
+		}
+		_, err = c.Spawn(ctx, Config{RootPath: filepath.Join(dir, "rootfs-work"), RunnerPath: os.Getenv("RUNNER")})
+		return fail(fmt.Errorf("spawn returned past the hook: %v", err))
+	case "collect-loop":
+		return collectLoop(dir)
 	case "attach-stop":
 		p, err := Attach(dir, WithStopTimeout(guard))
 		if err != nil {
@@ -123,6 +140,41 @@ func helperMain() int {
 		return fail(fmt.Errorf("unknown HELPER_MODE %q", mode))
 	}
 	return 0
+}
+
+// collectLoop runs gc.Collect over ROOT until the file COLLECT_STOP
+// exists, appending to COLLECT_LOG each change of the class it reports
+// for dir and every reclaimed path. It prints READY after its first pass.
+func collectLoop(dir string) int {
+	log, err := os.OpenFile(os.Getenv("COLLECT_LOG"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		fmt.Printf("ERR %v\n", err)
+		return 1
+	}
+	defer log.Close()
+	last := gc.Class("")
+	for pass := 0; ; pass++ {
+		rep, err := gc.Collect(os.Getenv("ROOT"))
+		if err != nil {
+			fmt.Printf("ERR %v\n", err)
+			return 1
+		}
+		for _, k := range rep.Kept {
+			if k.Path == dir && k.Class != last {
+				last = k.Class
+				fmt.Fprintln(log, k.Class)
+			}
+		}
+		for _, r := range rep.Reclaimed {
+			fmt.Fprintln(log, "reclaimed", r.Path)
+		}
+		if pass == 0 {
+			fmt.Println("READY 0")
+		}
+		if _, err := os.Lstat(os.Getenv("COLLECT_STOP")); err == nil {
+			return 0
+		}
+	}
 }
 
 // helper is a running helper process.
@@ -217,6 +269,19 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// pollUntil polls cond until it holds or guard passes, and reports
+// whether it held; unlike waitFor it may run outside the test goroutine.
+func pollUntil(cond func() bool) bool {
+	deadline := time.Now().Add(guard)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
 }
 
 // readReady waits for the stand-in's ready file and returns its pids.

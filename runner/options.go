@@ -39,6 +39,7 @@ type claimOptions struct {
 	stopTimeout   time.Duration
 	leaseTimeout  time.Duration
 	lockTimeout   time.Duration
+	runnerPath    string
 
 	name     string
 	image    string
@@ -106,6 +107,14 @@ func WithStopTimeout(d time.Duration) ClaimOption {
 // gives up with ErrInUse (default DefaultLeaseTimeout).
 func WithLeaseTimeout(d time.Duration) ClaimOption {
 	return func(o *claimOptions) { o.leaseTimeout = d }
+}
+
+// WithRunnerPath names the runner executable that Attach accepts, besides
+// any executable named RunnerName, when it must find a runner that was
+// never recorded (see Attach). Embedders that start a runner under another
+// name pass its path here, as given in Config.RunnerPath.
+func WithRunnerPath(path string) ClaimOption {
+	return func(o *claimOptions) { o.runnerPath = path }
 }
 
 // WithName records the VM name in the state file.

@@ -159,6 +159,9 @@ func (p *Process) Stop(ctx context.Context) error {
 	if err := p.terminate(ctx); err != nil {
 		return errors.Join(err, lockErr)
 	}
+	if testHookTerminated != nil {
+		testHookTerminated(p.dataDir)
+	}
 	var saveErr error
 	if ls != nil && p.ownsRecord(ls.State) {
 		ls.Active = false
@@ -173,6 +176,12 @@ func (p *Process) Stop(ctx context.Context) error {
 	p.stopped.Store(true)
 	return errors.Join(lockErr, saveErr, p.dropLease())
 }
+
+// testHookTerminated, when set by a test, runs in Stop once the runner is
+// gone and before its stop is recorded: the run marker is still set and
+// the lease may already be free, so only the state lock keeps collectors
+// off.
+var testHookTerminated func(dir string)
 
 // lockState takes the state lock of a runner with a data directory. A
 // directory that no longer exists has no state to update.

@@ -41,7 +41,11 @@ func (DefaultSpawner) Spawn(ctx context.Context, cfg Config) (ProcessHandle, err
 // ErrRunnerNotFound when no runner executable is found, and the exec error
 // when it cannot start; no process is left behind on error.
 func SpawnProcess(ctx context.Context, cfg Config) (*Process, error) {
-	st, err := startRunner(ctx, cfg, nil)
+	l, err := prepareRunner(ctx, cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	st, err := l.start()
 	if err != nil {
 		return nil, err
 	}
@@ -58,9 +62,18 @@ type started struct {
 	exited chan struct{}
 }
 
-// startRunner starts the runner described by cfg, handing it lease (when
-// non-nil) as descriptor 3, and reaps it in the background.
-func startRunner(ctx context.Context, cfg Config, lease *os.File) (*started, error) {
+// launch is a runner ready to start: everything that may fail slowly
+// (the executable search, the log file) is done, so that a caller holding
+// the state lock across start holds it only for the fork and exec.
+type launch struct {
+	cmd     *exec.Cmd
+	path    string
+	logFile *os.File // nil without VMLogPath
+}
+
+// prepareRunner builds the command of the runner described by cfg, handing
+// it lease (when non-nil) as descriptor 3. On error nothing is left open.
+func prepareRunner(ctx context.Context, cfg Config, lease *os.File) (*launch, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("spawn runner: %w", err)
 	}
@@ -82,21 +95,37 @@ func startRunner(ctx context.Context, cfg Config, lease *os.File) (*started, err
 		extra = append(extra, fmt.Sprintf("%s=%d", LeaseFDEnv, leaseFD))
 	}
 	cmd.Env = runnerEnv(os.Environ(), cfg, extra...)
+	l := &launch{cmd: cmd, path: path}
 	if cfg.VMLogPath != "" {
 		logFile, err := os.OpenFile(cfg.VMLogPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 		if err != nil {
 			return nil, fmt.Errorf("spawn runner: open vm log: %w", err)
 		}
-		// The child has its own copy after Start; ours is not needed.
-		defer logFile.Close()
 		cmd.Stdout = logFile
 		cmd.Stderr = logFile
+		l.logFile = logFile
 	}
+	return l, nil
+}
 
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("spawn runner %s: %w", path, err)
+// close releases what prepareRunner opened, for a launch that will not
+// start.
+func (l *launch) close() {
+	if l.logFile != nil {
+		_ = l.logFile.Close()
 	}
-	st := &started{pid: cmd.Process.Pid, at: time.Now(), exe: path, exited: make(chan struct{})}
+}
+
+// start starts the runner, reads its identity and reaps it in the
+// background. The launch cannot be started again.
+func (l *launch) start() (*started, error) {
+	// The child has its own copy of the log after Start; ours is not needed.
+	defer l.close()
+	if err := l.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("spawn runner %s: %w", l.path, err)
+	}
+	cmd := l.cmd
+	st := &started{pid: cmd.Process.Pid, at: time.Now(), exe: l.path, exited: make(chan struct{})}
 	// Until the reaper below runs, the child cannot be reaped, so its PID
 	// and start time are certainly its own.
 	if info, err := procinfo.Lookup(st.pid); err == nil {

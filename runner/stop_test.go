@@ -5,9 +5,12 @@ package runner
 import (
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -246,5 +249,64 @@ func TestRunnerExitsEarly(t *testing.T) {
 	}
 	if st := loadState(t, dir); st.Active || st.Leased || st.PID != 0 {
 		t.Fatalf("state after Stop: %+v", st)
+	}
+}
+
+// Stop holds the state lock from before the first signal until the stop
+// is recorded, so a collector looping in another process meanwhile sees
+// the VM live, then busy, then stopped, never an orphan: in between the
+// runner's death and the clearing of the marker the lease is free, and
+// Stop waits there until the collector has seen the directory busy. No
+// file of rootfs-work is lost.
+func TestStopExposesNoOrphanToCollector(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "vm")
+	p, _ := spawnClaimed(t, dir, []string{"STANDIN_CHILD=1"}, WithStopTimeout(guard))
+	rootfs := func() map[string]int64 {
+		files := make(map[string]int64)
+		for name, size := range snapshot(t, dir) {
+			if name == "rootfs-work" || strings.HasPrefix(name, "rootfs-work/") {
+				files[name] = size
+			}
+		}
+		return files
+	}
+	before := rootfs()
+	if len(before) < 3 {
+		t.Fatalf("rootfs-work snapshot too small to prove anything: %v", before)
+	}
+
+	logPath := filepath.Join(t.TempDir(), "collector.log")
+	stopPath := filepath.Join(t.TempDir(), "stop")
+	collector := startHelper(t, "collect-loop", "ROOT="+root, "DATA_DIR="+dir,
+		"COLLECT_LOG="+logPath, "COLLECT_STOP="+stopPath)
+	seen := func() []string {
+		data, _ := os.ReadFile(logPath)
+		return strings.Fields(string(data))
+	}
+	testHookTerminated = func(string) {
+		if !pollUntil(func() bool { return slices.Contains(seen(), string(gc.ClassBusy)) }) {
+			t.Errorf("the collector never saw the stopping VM busy: %q", seen())
+		}
+	}
+	t.Cleanup(func() { testHookTerminated = nil })
+	if err := stopWithGuard(t, p); err != nil {
+		t.Fatal(err)
+	}
+	testHookTerminated = nil
+	if !pollUntil(func() bool { return slices.Contains(seen(), string(gc.ClassStopped)) }) {
+		t.Errorf("the collector never saw the VM stopped: %q", seen())
+	}
+	if err := os.WriteFile(stopPath, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	collector.wait(t)
+
+	log := strings.Join(seen(), " ")
+	if want := "live busy stopped"; log != want {
+		t.Errorf("classes the collector saw: %q, want %q", log, want)
+	}
+	if after := rootfs(); !maps.Equal(before, after) {
+		t.Fatalf("rootfs-work changed during Stop:\nbefore %v\nafter  %v", before, after)
 	}
 }
