@@ -13,7 +13,6 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/gofrs/flock"
 	"golang.org/x/sys/unix"
 
 	"github.com/stacklok/go-microvm/internal/fstree"
@@ -79,7 +78,9 @@ type Report struct {
 // empty (its parent too, when strictly below root); root never is.
 //
 // Collect returns a nil report and an error wrapping ErrBusy at once when
-// another collector holds the root lock, and an empty report with a nil
+// another collector holds the root lock, a nil report and an error wrapping
+// ErrNotRegular, naming the path, when root/.go-microvm-gc.lock is not a
+// regular file (it never waits on a FIFO planted there), and an empty report with a nil
 // error when root does not exist. A failure confined to one directory is
 // recorded in Report.Errors and the sweep goes on; only a failure to open
 // or lock root is returned as the error.
@@ -109,15 +110,11 @@ func CollectContext(ctx context.Context, root string, opts ...Option) (*Report, 
 
 	// A collector that finds the lock held gives up at once: the other one
 	// is doing the same work, and a VM creation must never wait for it.
-	fl := flock.New(filepath.Join(abs, LockName), flock.SetFlag(rootLockFlags), flock.SetPermissions(0o600))
-	ok, err := fl.TryLock()
+	lockFd, err := lockRoot(rootDir, abs)
 	if err != nil {
-		return nil, fmt.Errorf("lock root: %w", err)
+		return nil, err
 	}
-	if !ok {
-		return nil, fmt.Errorf("collect %s: %w", abs, ErrBusy)
-	}
-	defer fl.Unlock()
+	defer unix.Close(lockFd)
 
 	budget, cancel := ctx, context.CancelFunc(func() {})
 	if o.budget > 0 {
@@ -132,7 +129,7 @@ func CollectContext(ctx context.Context, root string, opts ...Option) (*Report, 
 
 // dryRun fills rep from a scan, changing nothing.
 func dryRun(ctx context.Context, rootDir *os.File, rep *Report, o *options) {
-	res := scan(ctx, rootDir, rep.Root, o)
+	res := scan(ctx, rootDir, rep.Root, o, probeOrphans)
 	for _, c := range res.cands {
 		if c.Class == ClassOrphan {
 			rep.Reclaimed = append(rep.Reclaimed, c.orphan())
@@ -147,6 +144,11 @@ func dryRun(ctx context.Context, rootDir *os.File, rep *Report, o *options) {
 // state lock, before it checks the path again, so that tests can swap the
 // directory inside a window that is otherwise a matter of luck.
 var testHookLocked func(path string)
+
+// testHookReclaim, when set, runs as Collect starts on an orphan the scan
+// found, before it opens anything, so tests can change the directory
+// between the scan and the reclaim.
+var testHookReclaim func(path string)
 
 // collector is one Collect run, holding the root lock.
 type collector struct {
@@ -167,14 +169,17 @@ type collector struct {
 
 func (c *collector) run() {
 	// Trash first: it is work an earlier run already committed to.
+	hadTrash := true
 	if t, err := openTrash(c.root, c.abs, false); err == nil {
 		c.emptyTrash(t, filepath.Join(c.abs, TrashName))
 		t.Close()
-	} else if !isGone(err) {
+	} else if isGone(err) {
+		hadTrash = errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR)
+	} else {
 		c.addErr(filepath.Join(c.abs, TrashName), err)
 	}
 
-	res := scan(c.ctx, c.root, c.abs, c.o)
+	res := scan(c.ctx, c.root, c.abs, c.o, probeOrphans)
 	for _, e := range res.errs {
 		c.addErr(e.Path, e.Err)
 	}
@@ -194,9 +199,12 @@ func (c *collector) run() {
 		c.trash.Close()
 	}
 	// An empty trash is not left behind, whoever made it; a non-empty one
-	// is work for the next run.
-	if err := unlinkAt(c.root, TrashName, unix.AT_REMOVEDIR); err != nil && !isGone(err) && !isNotEmpty(err) {
-		c.addErr(filepath.Join(c.abs, TrashName), err)
+	// is work for the next run. When there was none and none was made,
+	// there is nothing to look at.
+	if hadTrash || c.trash != nil || c.trashErr != nil {
+		if err := unlinkAt(c.root, TrashName, unix.AT_REMOVEDIR); err != nil && !isGone(err) && !isNotEmpty(err) {
+			c.addErr(filepath.Join(c.abs, TrashName), err)
+		}
 	}
 	if c.ctx.Err() != nil {
 		c.setDeferred()
@@ -269,6 +277,9 @@ func (c *collector) reclaim(cand scanned) {
 // its verdict under the locks, and the error that stopped it, if any. All
 // three nil: the directory stopped being a candidate meanwhile.
 func (c *collector) reclaimDir(cand scanned) (*Orphan, *Candidate, error) {
+	if testHookReclaim != nil {
+		testHookReclaim(cand.Path)
+	}
 	kept := cand.Candidate
 	rel, path := cand.rel, cand.Path
 	var parent, d *os.File
@@ -289,49 +300,99 @@ func (c *collector) reclaimDir(cand scanned) (*Orphan, *Candidate, error) {
 		return nil, &kept, err
 	}
 	defer d.Close()
+	o, k, err := c.reclaimOpen(cand, d)
+	if err != nil && o == nil && removed(d) {
+		// Deleted by someone else while we looked: simply gone.
+		return nil, nil, nil
+	}
+	if o == nil || rel == "." {
+		return o, k, err
+	}
+	// D goes while the lease is still held: a creator waiting for the
+	// lease finds, once it gets it, that the path no longer names the
+	// directory it locked, and starts over on a fresh one.
+	if err := unlinkAt(parent, filepath.Base(rel), unix.AT_REMOVEDIR); err != nil {
+		if !isNotEmpty(err) && !isGone(err) {
+			c.addErr(path, err)
+		}
+		return o, nil, nil
+	}
+	if up := filepath.Dir(rel); up != "." {
+		gp, err := fstree.OpenDir(c.root, filepath.Dir(up))
+		if err == nil {
+			if err := unlinkAt(gp, filepath.Base(up), unix.AT_REMOVEDIR); err != nil && !isNotEmpty(err) && !isGone(err) {
+				c.addErr(filepath.Join(c.abs, up), err)
+			}
+			gp.Close()
+		}
+	}
+	return o, nil, nil
+}
+
+// removed reports whether the directory d has been deleted.
+func removed(d *os.File) bool {
+	var st unix.Stat_t
+	err := withFd(d, func(fd int) error { return fstat(fd, &st) })
+	return err == nil && st.Nlink == 0
+}
+
+// reclaimOpen reclaims the data directory d of cand, up to and including
+// its own files; reclaimDir removes d itself. It returns what reclaimDir
+// does.
+func (c *collector) reclaimOpen(cand scanned, d *os.File) (*Orphan, *Candidate, error) {
+	kept := cand.Candidate
+	rel, path := cand.rel, cand.Path
 
 	// The lease first, in the order a creator takes them: lease, then
-	// state lock.
-	lease, err := state.TryLease(path)
+	// state lock. It is taken on d itself, an open file description of
+	// this process alone, held until d is closed; verifyPath proves below
+	// that the path names d.
+	err := withFd(d, func(fd int) error { return flockNB(fd, unix.LOCK_EX) })
 	switch {
-	case errors.Is(err, state.ErrLocked):
+	case errors.Is(err, unix.EWOULDBLOCK):
 		return nil, relabel(kept, ClassLive, ReasonLeaseHeld, "run lease is held"), nil
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, nil, nil
 	case err != nil:
-		return nil, &kept, err
-	}
-	defer lease.Close()
-	// The lease locks whatever path names; d was reached from root without
-	// following a symlink. Only when they are one directory does the lease
-	// guard what is about to be deleted.
-	if same, err := sameFile(lease.File(), d); err != nil || !same {
-		return nil, &kept, cmp.Or(err, errors.New("data directory was replaced during the sweep"))
+		return nil, &kept, &fs.PathError{Op: "lease", Path: path, Err: err}
 	}
 
-	ls, err := state.NewManager(path).TryLoadAndLock()
+	var sl *stateLock
+	err = withFd(d, func(fd int) error {
+		var err error
+		sl, err = lockStateAt(fd, path)
+		return err
+	})
 	switch {
 	case errors.Is(err, state.ErrLocked):
 		return nil, relabel(kept, ClassBusy, ReasonStateLocked, "state lock is held"), nil
-	case errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, errStateGone):
 		return nil, nil, nil
 	case err != nil:
 		k := relabel(kept, ClassUnreadable, ReasonUnreadable, err.Error())
 		k.Err = err
 		return nil, k, nil
 	}
-	defer ls.Release()
+	defer sl.release()
 
 	// Decide again under both locks: between the scan and now a writer may
 	// have changed the state, and nobody can change it any more.
-	st, err := lstatAt(d, state.FileName)
-	if errors.Is(err, unix.ENOENT) {
+	buf := stateBufs.Get().(*[]byte)
+	var s *state.State
+	var st unix.Stat_t
+	err = withFd(d, func(fd int) error {
+		var err error
+		s, st, err = loadLocked(fd, path, sl, *buf)
+		return err
+	})
+	stateBufs.Put(buf)
+	switch {
+	case errors.Is(err, errStateGone):
 		return nil, nil, nil
+	case err != nil:
+		k := relabel(kept, ClassUnreadable, ReasonUnreadable, err.Error())
+		k.Err = err
+		return nil, k, nil
 	}
-	if err != nil {
-		return nil, &kept, err
-	}
-	f := Facts{State: ls.State, StateModTime: modTime(&st), BootID: c.ob.bootID, BootTime: c.ob.bootTime, Now: c.ob.now()}
+	f := Facts{State: s, StateModTime: modTime(&st), BootID: c.ob.bootID, BootTime: c.ob.bootTime, Now: c.ob.now()}
 	c.ob.lookupProcess(&f)
 	now := candidateFrom(path, f, c.o.policy())
 	if now.Class != ClassOrphan {
@@ -345,7 +406,7 @@ func (c *collector) reclaimDir(cand scanned) (*Orphan, *Candidate, error) {
 		return nil, &now, err
 	}
 
-	freed, tr, err := c.commit(d, path, ls)
+	freed, tr, err := c.commit(d, path, sl)
 	if err != nil {
 		if tr.own {
 			tr.dir.Close()
@@ -368,30 +429,7 @@ func (c *collector) reclaimDir(cand scanned) (*Orphan, *Candidate, error) {
 			tr.dir.Close()
 		}
 	}
-	orphan := &Orphan{Path: path, Reason: now.Reason, PID: now.PID, Bytes: freed}
-	if rel == "." {
-		return orphan, nil, nil
-	}
-	// D goes while the lease is still held: a creator waiting for the
-	// lease finds, once it gets it, that the path no longer names the
-	// directory it locked, and starts over on a fresh one.
-	if err := unlinkAt(parent, filepath.Base(rel), unix.AT_REMOVEDIR); err != nil {
-		if !isNotEmpty(err) && !isGone(err) {
-			c.addErr(path, err)
-		}
-		return orphan, nil, nil
-	}
-	lease.Close()
-	if up := filepath.Dir(rel); up != "." {
-		gp, err := fstree.OpenDir(c.root, filepath.Dir(up))
-		if err == nil {
-			if err := unlinkAt(gp, filepath.Base(up), unix.AT_REMOVEDIR); err != nil && !isNotEmpty(err) && !isGone(err) {
-				c.addErr(filepath.Join(c.abs, up), err)
-			}
-			gp.Close()
-		}
-	}
-	return orphan, nil, nil
+	return &Orphan{Path: path, Reason: now.Reason, PID: now.PID, Bytes: freed}, nil, nil
 }
 
 func relabel(c Candidate, class Class, reason Reason, detail string) *Candidate {
@@ -433,7 +471,7 @@ type trashRef struct {
 // the lock. Everything before the state file's removal can be repeated by
 // the next run; once it is gone d is no longer a candidate. It returns the
 // bytes freed by the small files, and where rootfs-work went.
-func (c *collector) commit(d *os.File, path string, ls *state.LockedState) (int64, trashRef, error) {
+func (c *collector) commit(d *os.File, path string, sl *stateLock) (int64, trashRef, error) {
 	tr, err := c.moveRootfsWork(d, path)
 	if err != nil {
 		return 0, tr, err
@@ -464,9 +502,10 @@ func (c *collector) commit(d *os.File, path string, ls *state.LockedState) (int6
 			c.addErr(filepath.Join(path, name), err)
 			continue
 		}
-		freed += allocated(&st)
+		freed += freedBy(&st)
 	}
-	return freed, tr, ls.Release()
+	sl.release()
+	return freed, tr, nil
 }
 
 // moveRootfsWork renames d/rootfs-work into root's trash, or into d's own

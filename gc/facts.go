@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -23,6 +24,11 @@ type observer struct {
 	now      func() time.Time
 }
 
+// bare returns the facts every candidate has: the boot and the time.
+func (ob *observer) bare() Facts {
+	return Facts{BootID: ob.bootID, BootTime: ob.bootTime, Now: ob.now()}
+}
+
 func newObserver(now func() time.Time) *observer {
 	// A boot fact the kernel does not give is left unknown: Classify then
 	// relies on the other evidence and never decides "rebooted" from it.
@@ -31,49 +37,76 @@ func newObserver(now func() time.Time) *observer {
 	return &observer{bootID: id, bootTime: bt, now: now}
 }
 
-// observeAt gathers the facts about the data directory fd.dir (at path)
-// without changing anything, and returns them with the device number of
-// the directory.
+// probeMode says which probes observeAt makes.
+type probeMode int
+
+const (
+	// probeAll finds the true class: the lease is probed for every
+	// candidate, so a held lease shows as live whatever the state says.
+	probeAll probeMode = iota
+	// probeOrphans probes only what can change a would-be orphan's
+	// verdict: a candidate that cannot be an orphan whatever the locks
+	// say (inactive without WithStopped, no PID, unreadable, a runner
+	// that matches) is classified from its state alone, without the
+	// open and flocks of the probes.
+	probeOrphans
+)
+
+// observeAt gathers the facts about the data directory dirFd (at path)
+// whose state file the walk opened as stateFd (closed here), without
+// changing anything, and returns them with the state file's device number
+// (0 when it could not be read).
 //
 // It reads and probes through the descriptors the walk opened, with the
 // same rules as state.ReadFile, state.ProbeLease and state.ProbeLock (no
 // symlink followed, no FIFO waited on, the size capped, nothing created),
 // so what it sees is the directory the walk reached, and no path is
 // resolved again. Raw descriptors keep it to the syscalls that matter: a
-// scan is bounded by their number.
+// scan is bounded by their number. The lease is probed on the walk's own
+// descriptor of the directory: a non-blocking flock and an unlock on an
+// open file description no other process shares.
 //
 // The state file is read before the probes: a creator takes the lease
 // before it sets the marker, so a marker read first and a lease found free
-// afterwards cannot be a run that is just starting. p is the policy the
+// afterwards cannot be a run that is just starting. When the marker is
+// set the lease alone decides, so /proc is not read. p is the policy the
 // facts will be classified with.
-func (ob *observer) observeAt(fd foundDir, path string, p Policy) (f Facts, dev uint64) {
+func (ob *observer) observeAt(dirFd, stateFd int, path string, p Policy, mode probeMode, buf []byte) (f Facts, dev uint64) {
 	statePath := path + string(os.PathSeparator) + state.FileName
 	var st unix.Stat_t
-	if fd.stateErr != nil {
-		f.StateErr = fd.stateErr
-		if err := fstat(fd.dir, &st); err == nil {
-			dev = uint64(st.Dev)
-		}
-	} else {
-		f.State, f.StateErr = readState(fd.stateFd, statePath, &st)
-		dev = uint64(st.Dev)
+	f.State, f.StateErr = readState(stateFd, statePath, &st, buf)
+	unix.Close(stateFd)
+	dev = uint64(st.Dev)
+	if st.Mode != 0 {
 		f.StateModTime = modTime(&st)
 	}
 	f.BootID, f.BootTime, f.Now = ob.bootID, ob.bootTime, ob.now()
-
-	f.LeaseHeld, f.LeaseErr = probeFlock(fd.dir, path)
-	if f.LeaseHeld || f.LeaseErr != nil {
-		// Classify looks no further.
+	if f.StateErr != nil && mode == probeOrphans {
+		// Unreadable whatever the locks say.
 		return f, dev
 	}
+
+	marked := f.State != nil && f.State.Leased
+	if mode == probeAll || marked {
+		if f.LeaseHeld, f.LeaseErr = probeFlock(dirFd, path); f.LeaseHeld || f.LeaseErr != nil {
+			// Classify looks no further.
+			return f, dev
+		}
+	}
 	ob.lookupProcess(&f)
+	if c, _, _ := Classify(f, p); c != ClassOrphan {
+		return f, dev
+	}
+	if mode == probeOrphans && !marked {
+		if f.LeaseHeld, f.LeaseErr = probeFlock(dirFd, path); f.LeaseHeld || f.LeaseErr != nil {
+			return f, dev
+		}
+	}
 	// A held state lock turns only an orphan into busy; any other verdict
 	// keeps the directory all the same. So the lock, an open and two
 	// flocks, is probed only for would-be orphans, and a kept directory
 	// whose lock happens to be held is reported with its other verdict.
-	if c, _, _ := Classify(f, p); c == ClassOrphan {
-		f.LockHeld, f.LockErr = probeLockAt(fd.dir, path+string(os.PathSeparator)+state.LockFileName)
-	}
+	f.LockHeld, f.LockErr = probeLockAt(dirFd, path+string(os.PathSeparator)+state.LockFileName)
 	return f, dev
 }
 
@@ -99,9 +132,14 @@ func openStateAt(dirFd int, path string) (int, error) {
 
 // readState reads and parses the open state file fd with the checks of
 // state.ReadFile: a regular file of at most state.MaxFileSize bytes,
-// parsed by state.Parse. It fills st when it could stat the file.
-func readState(fd int, path string, st *unix.Stat_t) (*state.State, error) {
-	if err := ignoringEINTR(func() error { return unix.Fstat(fd, st) }); err != nil {
+// parsed by state.Parse. It fills st when it could stat the file. buf is
+// scratch space of at least state.MaxFileSize+1 bytes (see stateBuf).
+//
+// The type is checked before anything is read, so a FIFO or device opened
+// (without blocking) under the state file's name is never read from.
+func readState(fd int, path string, st *unix.Stat_t, buf []byte) (*state.State, error) {
+	if err := fstat(fd, st); err != nil {
+		*st = unix.Stat_t{}
 		return nil, &fs.PathError{Op: "fstat", Path: path, Err: err}
 	}
 	if !isRegular(st) {
@@ -111,16 +149,12 @@ func readState(fd int, path string, st *unix.Stat_t) (*state.State, error) {
 		return nil, &fs.PathError{Op: "read state", Path: path, Err: fmt.Errorf("%w: %d bytes, cap %d", state.ErrTooLarge, st.Size, state.MaxFileSize)}
 	}
 	// The cap applies to what is read, not only to what fstat said: a file
-	// can grow between the two.
-	buf := make([]byte, st.Size+1)
+	// can grow between the two. A read that returns exactly the size fstat
+	// gave, and less than asked, has reached the end of a regular file, so
+	// the usual file takes one read.
+	buf = buf[:state.MaxFileSize+1]
 	n := 0
-	for {
-		if n == len(buf) {
-			if len(buf) > state.MaxFileSize {
-				return nil, &fs.PathError{Op: "read state", Path: path, Err: fmt.Errorf("%w: more than %d bytes", state.ErrTooLarge, state.MaxFileSize)}
-			}
-			buf = append(buf, make([]byte, min(len(buf), state.MaxFileSize+1-len(buf)))...)
-		}
+	for n < len(buf) {
 		var m int
 		err := ignoringEINTR(func() error {
 			var err error
@@ -130,10 +164,13 @@ func readState(fd int, path string, st *unix.Stat_t) (*state.State, error) {
 		if err != nil {
 			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
 		}
-		if m == 0 {
+		n += m
+		if m == 0 || (n == int(st.Size) && n < len(buf)) {
 			break
 		}
-		n += m
+	}
+	if n > state.MaxFileSize {
+		return nil, &fs.PathError{Op: "read state", Path: path, Err: fmt.Errorf("%w: more than %d bytes", state.ErrTooLarge, state.MaxFileSize)}
 	}
 	s, err := state.Parse(buf[:n])
 	if err != nil {
@@ -141,6 +178,13 @@ func readState(fd int, path string, st *unix.Stat_t) (*state.State, error) {
 	}
 	return s, nil
 }
+
+// stateBufs holds read buffers for state files, so that a sweep of
+// thousands of candidates allocates a few.
+var stateBufs = sync.Pool{New: func() any {
+	b := make([]byte, state.MaxFileSize+1)
+	return &b
+}}
 
 // probeFlock reports whether someone else holds an exclusive flock on the
 // inode fd is open on, taking and dropping it at once on fd's own open file
@@ -179,6 +223,11 @@ func probeLockAt(dirFd int, path string) (bool, error) {
 func (ob *observer) lookupProcess(f *Facts) {
 	s := f.State
 	if s == nil || s.Leased || !s.Active || s.PID <= 0 {
+		return
+	}
+	if _, _, _, decided := classifyBoot(*f); decided {
+		// A record from an earlier boot says nothing about this boot's
+		// process with that PID.
 		return
 	}
 	info, err := procinfo.Lookup(s.PID)

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -85,13 +86,17 @@ func Scan(root string, opts ...Option) ([]Candidate, error) {
 // ScanContext is Scan with a context; when ctx ends, it returns the
 // candidates classified so far and ctx's error.
 func ScanContext(ctx context.Context, root string, opts ...Option) ([]Candidate, error) {
+	return scanRoot(ctx, root, probeAll, opts)
+}
+
+func scanRoot(ctx context.Context, root string, mode probeMode, opts []Option) ([]Candidate, error) {
 	o := newOptions(opts)
 	abs, rootDir, err := openRoot(root)
 	if rootDir == nil {
 		return nil, err
 	}
 	defer rootDir.Close()
-	res := scan(ctx, rootDir, abs, o)
+	res := scan(ctx, rootDir, abs, o, mode)
 	cands := make([]Candidate, len(res.cands))
 	for i, c := range res.cands {
 		cands[i] = c.Candidate
@@ -100,14 +105,16 @@ func ScanContext(ctx context.Context, root string, opts ...Option) ([]Candidate,
 }
 
 // Orphans lists what Collect would reclaim now, with the same options. It
-// is read-only like Scan, and returns errors as Scan does.
+// is read-only like Scan, and returns errors as Scan does. It probes the
+// locks of a directory only when they can change the verdict, so it is
+// cheaper than Scan.
 func Orphans(root string, opts ...Option) ([]Orphan, error) {
 	return OrphansContext(context.Background(), root, opts...)
 }
 
 // OrphansContext is Orphans with a context.
 func OrphansContext(ctx context.Context, root string, opts ...Option) ([]Orphan, error) {
-	cands, err := ScanContext(ctx, root, opts...)
+	cands, err := scanRoot(ctx, root, probeOrphans, opts)
 	var orphans []Orphan
 	for _, c := range cands {
 		if c.Class == ClassOrphan {
@@ -166,39 +173,30 @@ func (r *scanResult) err(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// scan walks below rootDir for candidates and classifies them. One
-// goroutine walks (the walk is a chain of opens and directory reads, cheap
-// and ordered); GOMAXPROCS workers observe the candidates as they are
-// found, since observing is several syscalls per candidate.
+// testHookEntered, when set, runs for each directory the walk opened
+// (path relative to root) before it looks inside, so tests can remove the
+// directory at that instant.
+var testHookEntered func(rel string)
+
+// scan walks below rootDir for candidates and classifies them.
+//
+// Root is looked at first; then its subdirectories are shared among
+// GOMAXPROCS goroutines, each walking and observing its share to the end
+// (one open of the directory, one of the state file, and for a would-be
+// orphan the probes), since the work is syscalls that keep a CPU busy in
+// the kernel, and handing each candidate to another goroutine would cost
+// about as much as observing it.
 //
 // Everything is relative to descriptors opened from rootDir without
 // following a symlink: the state file that is read, and the directory whose
 // lease is probed, are the ones the walk reached, never what a path names
-// a moment later.
-func scan(ctx context.Context, rootDir *os.File, abs string, o *options) *scanResult {
-	res := &scanResult{}
-	ob := newObserver(o.now)
-	var rootDev uint64
+// a moment later. A directory that disappears during the walk is simply
+// gone, not an error.
+func scan(ctx context.Context, rootDir *os.File, abs string, o *options, mode probeMode) *scanResult {
+	s := &scanner{ctx: ctx, abs: abs, o: o, mode: mode, rootDir: rootDir, ob: newObserver(o.now)}
 	if fi, err := rootDir.Stat(); err == nil {
-		rootDev = devOf(fi)
+		s.rootDev = devOf(fi)
 	}
-	found := make(chan foundDir, 2*workers())
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for range workers() {
-		wg.Go(func() {
-			for fd := range found {
-				c, trash := classifyAt(ctx, rootDir, abs, fd, rootDev, ob, o)
-				mu.Lock()
-				res.cands = append(res.cands, c)
-				if trash {
-					res.trash = append(res.trash, c.rel)
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	w := &walker{ctx: ctx, abs: abs, depth: o.depth, found: found}
 	var fd int
 	err := withFd(rootDir, func(rfd int) error {
 		var err error
@@ -206,57 +204,228 @@ func scan(ctx context.Context, rootDir *os.File, abs string, o *options) *scanRe
 		return err
 	})
 	if err != nil {
-		w.errs = append(w.errs, PathError{Path: abs, Err: fmt.Errorf("open root: %w", err)})
-	} else {
-		w.enter(fd, ".", 0)
+		s.res.errs = append(s.res.errs, PathError{Path: abs, Err: fmt.Errorf("open root: %w", err)})
+		return &s.res
 	}
-	close(found)
-	wg.Wait()
-	res.trash = append(res.trash, w.trash...)
-	res.errs = w.errs
-	slices.Sort(res.trash)
-	slices.SortFunc(res.cands, func(a, b scanned) int { return cmp.Compare(a.Path, b.Path) })
-	return res
-}
-
-// foundDir is a candidate the walker hands to a worker, which closes both
-// descriptors.
-type foundDir struct {
-	rel string
-	dir int
-	// stateFd is the open state file, -1 when it could not be opened
-	// (stateErr says why).
-	stateFd  int
-	stateErr error
-}
-
-func (f *foundDir) close() {
-	unix.Close(f.dir)
-	if f.stateFd >= 0 {
-		unix.Close(f.stateFd)
+	defer unix.Close(fd)
+	k := s.newWalk()
+	names := k.visit(fd, ".", 0)
+	s.merge(k)
+	if len(names) > 0 {
+		var next atomic.Int64
+		share := func() {
+			k := s.newWalk()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(names) || ctx.Err() != nil {
+					break
+				}
+				k.enter(fd, names[i], names[i], 1)
+			}
+			s.merge(k)
+		}
+		var wg sync.WaitGroup
+		for range min(workers(), len(names)) - 1 {
+			wg.Go(share)
+		}
+		share()
+		wg.Wait()
 	}
+	slices.Sort(s.res.trash)
+	slices.SortFunc(s.res.cands, func(a, b scanned) int { return cmp.Compare(a.Path, b.Path) })
+	return &s.res
 }
 
-// classifyAt observes and classifies the candidate fd. trash reports a
-// per-directory trash in it.
-func classifyAt(ctx context.Context, rootDir *os.File, abs string, fd foundDir, rootDev uint64, ob *observer, o *options) (c scanned, trash bool) {
-	defer fd.close()
-	path := filepath.Join(abs, fd.rel)
-	f, dev := ob.observeAt(fd, path, o.policy())
-	// Only a data directory on another filesystem than root ever gets a
-	// trash of its own.
-	if fd.rel != "." && dev != rootDev {
-		var st unix.Stat_t
-		if err := fstatat(fd.dir, TrashName, &st); err == nil && isDir(&st) {
-			trash = true
+// scanner is one scan, shared by its goroutines.
+type scanner struct {
+	ctx     context.Context
+	abs     string
+	o       *options
+	mode    probeMode
+	rootDir *os.File
+	rootDev uint64
+	ob      *observer
+
+	mu  sync.Mutex // guards res
+	res scanResult
+}
+
+// walk is one goroutine's share of a scan, merged when it is done.
+type walk struct {
+	s   *scanner
+	buf *[]byte
+	res scanResult
+}
+
+func (s *scanner) newWalk() *walk {
+	return &walk{s: s, buf: stateBufs.Get().(*[]byte)}
+}
+
+func (s *scanner) merge(k *walk) {
+	stateBufs.Put(k.buf)
+	s.mu.Lock()
+	s.res.cands = append(s.res.cands, k.res.cands...)
+	s.res.trash = append(s.res.trash, k.res.trash...)
+	s.res.errs = append(s.res.errs, k.res.errs...)
+	s.mu.Unlock()
+}
+
+func (k *walk) fail(rel, what string, err error) {
+	k.res.errs = append(k.res.errs, PathError{Path: filepath.Join(k.s.abs, rel), Err: fmt.Errorf("%s: %w", what, err)})
+}
+
+// enter opens the directory name of parent (at rel, level below root)
+// and visits it, descending into what it lists.
+func (k *walk) enter(parent int, name, rel string, level int) {
+	fd, err := openat(parent, name, openDirFlags)
+	if err != nil {
+		// Gone, or swapped for a symlink since it was listed: not a
+		// directory of this tree any more.
+		if !isGone(err) {
+			k.fail(rel, "open", err)
+		}
+		return
+	}
+	names := k.visit(fd, rel, level)
+	for _, n := range names {
+		k.enter(fd, n, filepath.Join(rel, n), level+1)
+	}
+	unix.Close(fd)
+}
+
+// visit examines the directory open as fd at rel: it observes and
+// classifies it when it is a data directory, and returns the names of the
+// subdirectories the walk goes on with, if any. It does not close fd.
+func (k *walk) visit(fd int, rel string, level int) []string {
+	s := k.s
+	if s.ctx.Err() != nil {
+		return nil
+	}
+	if testHookEntered != nil {
+		testHookEntered(rel)
+	}
+	path := filepath.Join(s.abs, rel)
+	sfd, serr := openStateAt(fd, filepath.Join(path, state.FileName))
+	candidate := !errors.Is(serr, fs.ErrNotExist)
+	if candidate {
+		k.classify(fd, sfd, serr, rel, path)
+		if rel != "." {
+			// Below root, a data directory holds no other: its
+			// subdirectories are the VM's (rootfs-work, the image cache,
+			// the embedder's own), and one that looked like a data
+			// directory would be reclaimed from under it. Nor is it
+			// listed: the state file's open said all there is to know.
+			return nil
 		}
 	}
-	cand := candidateFrom(path, f, o.policy())
-	if o.sizes {
-		cand.Bytes = measure(ctx, rootDir, fd.rel, path)
+	if level >= s.o.depth {
+		// Too deep to list, but a trash left by a collector killed after
+		// its commit may be here.
+		var st unix.Stat_t
+		if rel != "." && fstatat(fd, TrashName, &st) == nil && isDir(&st) {
+			k.res.trash = append(k.res.trash, rel)
+		}
+		return nil
 	}
-	o.logger.Debug("gc: classified", "path", cand.Path, "class", cand.Class, "reason", cand.Reason, "detail", cand.Detail)
-	return scanned{Candidate: cand, rel: fd.rel}, trash
+	entries, err := readDirEntries(fd, path)
+	if err != nil {
+		if !isGone(err) {
+			k.fail(rel, "read directory", err)
+		}
+		return nil
+	}
+	var names []string
+	for _, e := range entries {
+		name := e.Name()
+		if !e.IsDir() {
+			continue
+		}
+		if strings.HasPrefix(name, OwnPrefix) {
+			if name == TrashName && rel != "." {
+				// Left by a collector killed after its commit; root's own
+				// trash is emptied before the walk.
+				k.res.trash = append(k.res.trash, rel)
+			}
+			continue
+		}
+		if candidate && notEntered(name) {
+			continue
+		}
+		names = append(names, name)
+	}
+	return names
+}
+
+// devOfFd returns the device number of the open file fd, 0 when it cannot
+// be read.
+func devOfFd(fd int) uint64 {
+	var st unix.Stat_t
+	if fstat(fd, &st) != nil {
+		return 0
+	}
+	return uint64(st.Dev)
+}
+
+// readDirEntries lists the directory fd through a descriptor of its own,
+// so fd's offset and open state stay the caller's.
+func readDirEntries(fd int, path string) ([]fs.DirEntry, error) {
+	again, err := openat(fd, ".", openDirFlags)
+	if err != nil {
+		return nil, err
+	}
+	d := os.NewFile(uintptr(again), path)
+	defer d.Close()
+	return d.ReadDir(-1)
+}
+
+// classify observes and classifies the candidate open as fd at rel, whose
+// state file open gave sfd or serr.
+func (k *walk) classify(fd, sfd int, serr error, rel, path string) {
+	s := k.s
+	var f Facts
+	var dev uint64
+	switch {
+	case serr != nil:
+		f = s.ob.bare()
+		f.StateErr = serr
+		if s.mode == probeAll {
+			f.LeaseHeld, f.LeaseErr = probeFlock(fd, path)
+		}
+		dev = devOfFd(fd)
+	case s.mode == probeOrphans:
+		// A held lease decides alone, whatever the state says: the common
+		// case of a running VM costs no read and no parse. A free lease
+		// is probed again after the read (observeAt), as the marker
+		// requires.
+		held, err := probeFlock(fd, path)
+		if held || err != nil {
+			unix.Close(sfd)
+			f = s.ob.bare()
+			f.LeaseHeld, f.LeaseErr = held, err
+			// Not looked at for a trash of its own: one left there by a
+			// collector cut short is emptied once the directory is an
+			// orphan again, or has no state file any more.
+			dev = s.rootDev
+			break
+		}
+		fallthrough
+	default:
+		f, dev = s.ob.observeAt(fd, sfd, path, s.o.policy(), s.mode, *k.buf)
+	}
+	// Only a data directory on another filesystem than root ever gets a
+	// trash of its own.
+	if rel != "." && dev != s.rootDev {
+		var st unix.Stat_t
+		if err := fstatat(fd, TrashName, &st); err == nil && isDir(&st) {
+			k.res.trash = append(k.res.trash, rel)
+		}
+	}
+	cand := candidateFrom(path, f, s.o.policy())
+	if s.o.sizes {
+		cand.Bytes = measure(s.ctx, s.rootDir, rel, path)
+	}
+	s.o.logger.Debug("gc: classified", "path", cand.Path, "class", cand.Class, "reason", cand.Reason, "detail", cand.Detail)
+	k.res.cands = append(k.res.cands, scanned{Candidate: cand, rel: rel})
 }
 
 // candidateFrom turns facts into a Candidate.
@@ -291,7 +460,7 @@ func measure(ctx context.Context, rootDir *os.File, rel, path string) int64 {
 	names, _ := ownedFiles(d)
 	for _, name := range names {
 		if st, err := lstatAt(d, name); err == nil && isRegular(&st) {
-			n += allocated(&st)
+			n += freedBy(&st)
 		}
 	}
 	return n
@@ -347,93 +516,4 @@ func notEntered(name string) bool {
 		return true
 	}
 	return false
-}
-
-// walker finds candidates: root itself and directories down to depth
-// below it that hold a state file, reached only through directories opened
-// with O_NOFOLLOW, so a symlink never leads it out of root.
-type walker struct {
-	ctx   context.Context
-	abs   string
-	depth int
-	found chan<- foundDir
-	trash []string
-	errs  []PathError
-}
-
-// enter examines the directory open as fd at rel, and closes it: it hands
-// it to a worker when it is a data directory, else lists it for more.
-func (w *walker) enter(fd int, rel string, level int) {
-	if w.ctx.Err() != nil {
-		unix.Close(fd)
-		return
-	}
-	path := filepath.Join(w.abs, rel)
-	sfd, serr := openStateAt(fd, filepath.Join(path, state.FileName))
-	candidate := !errors.Is(serr, fs.ErrNotExist)
-	if candidate {
-		if rel != "." {
-			// Below root, a data directory holds no other: its
-			// subdirectories are the VM's (rootfs-work, the image cache,
-			// the embedder's own), and one that looked like a data
-			// directory would be reclaimed from under it.
-			w.found <- foundDir{rel: rel, dir: fd, stateFd: sfd, stateErr: serr}
-			return
-		}
-		// Root is the one data directory that can hold others beside it.
-		again, err := openat(fd, ".", openDirFlags)
-		if err != nil {
-			if sfd >= 0 {
-				unix.Close(sfd)
-			}
-			w.errs = append(w.errs, PathError{Path: path, Err: fmt.Errorf("open: %w", err)})
-		} else {
-			w.found <- foundDir{rel: rel, dir: again, stateFd: sfd, stateErr: serr}
-		}
-	}
-	if level >= w.depth {
-		// Too deep to list, but a trash left by a collector killed after
-		// its commit may be here.
-		var st unix.Stat_t
-		if rel != "." && fstatat(fd, TrashName, &st) == nil && isDir(&st) {
-			w.trash = append(w.trash, rel)
-		}
-		unix.Close(fd)
-		return
-	}
-	dir := os.NewFile(uintptr(fd), path)
-	defer dir.Close()
-	entries, err := dir.ReadDir(-1)
-	if err != nil {
-		w.errs = append(w.errs, PathError{Path: path, Err: fmt.Errorf("read directory: %w", err)})
-		return
-	}
-	for _, e := range entries {
-		name := e.Name()
-		if !e.IsDir() {
-			continue
-		}
-		if strings.HasPrefix(name, OwnPrefix) {
-			if name == TrashName && rel != "." {
-				// Left by a collector killed after its commit; root's own
-				// trash is emptied before the walk.
-				w.trash = append(w.trash, rel)
-			}
-			continue
-		}
-		if candidate && notEntered(name) {
-			continue
-		}
-		childRel := filepath.Join(rel, name)
-		cfd, err := openat(fd, name, openDirFlags)
-		if err != nil {
-			// Gone, or swapped for a symlink since it was listed: not a
-			// directory of this tree any more.
-			if !isGone(err) {
-				w.errs = append(w.errs, PathError{Path: filepath.Join(w.abs, childRel), Err: fmt.Errorf("open: %w", err)})
-			}
-			continue
-		}
-		w.enter(cfd, childRel, level+1)
-	}
 }

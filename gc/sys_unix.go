@@ -21,9 +21,15 @@ const openDirFlags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O
 // dirFlag makes os.OpenFile refuse anything but a directory.
 const dirFlag = unix.O_DIRECTORY
 
-// rootLockFlags opens (creating if needed) the root lock file, refusing a
-// symlink planted in its place.
-const rootLockFlags = os.O_CREATE | os.O_RDONLY | unix.O_NOFOLLOW
+// rootLockFlags opens (creating if needed) the root lock file. O_NOFOLLOW
+// refuses a symlink planted in its place; O_NONBLOCK keeps open(2) from
+// waiting for the writer of a FIFO planted there.
+const rootLockFlags = unix.O_CREAT | unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
+
+// stateLockFlags open an existing state lock file: read-write as
+// state.LoadAndLock does (a flock emulation over NFS needs a writable
+// descriptor), never following a symlink, never waiting on a FIFO.
+const stateLockFlags = unix.O_RDWR | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
 
 // withFd runs fn on f's descriptor, keeping f alive and in its current
 // (non-)blocking mode, which f.Fd() would not.
@@ -124,6 +130,16 @@ func isRegular(st *unix.Stat_t) bool { return st.Mode&unix.S_IFMT == unix.S_IFRE
 func isDir(st *unix.Stat_t) bool { return st.Mode&unix.S_IFMT == unix.S_IFDIR }
 
 func allocated(st *unix.Stat_t) int64 { return int64(st.Blocks) * 512 }
+
+// freedBy is what unlinking the file st describes frees: its allocated
+// blocks when this is its last link, nothing while another link keeps the
+// data alive.
+func freedBy(st *unix.Stat_t) int64 {
+	if st.Nlink > 1 {
+		return 0
+	}
+	return allocated(st)
+}
 
 func modTime(st *unix.Stat_t) time.Time { return time.Unix(st.Mtim.Unix()) }
 

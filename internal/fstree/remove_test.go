@@ -5,6 +5,7 @@
 package fstree
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -311,6 +312,54 @@ func TestRemoveAtHardLinks(t *testing.T) {
 			}
 			if size.Bytes != res.Bytes {
 				t.Errorf("SizeAt %d bytes, RemoveAt %d", size.Bytes, res.Bytes)
+			}
+		})
+	}
+}
+
+// TestRemoveAtHardLinkOutside: a file inside the tree that is also linked
+// from outside it frees nothing when the tree goes, so it is not counted,
+// and the outside link keeps the data; a file with two links inside the
+// tree (beside it) counts once.
+func TestRemoveAtHardLinkOutside(t *testing.T) {
+	for _, o := range walkOptions {
+		t.Run(fmt.Sprintf("workers=%d", o.Workers), func(t *testing.T) {
+			tmp := t.TempDir()
+			tree := filepath.Join(tmp, "tree")
+			const mib = 1 << 20
+			writeFile(t, filepath.Join(tree, "a", "shared"), mib)
+			writeFile(t, filepath.Join(tree, "a", "twice"), mib)
+			mkdirs(t, filepath.Join(tree, "b"))
+			outside := filepath.Join(tmp, "outside")
+			if err := os.Link(filepath.Join(tree, "a", "shared"), outside); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Link(filepath.Join(tree, "a", "twice"), filepath.Join(tree, "b", "twice")); err != nil {
+				t.Fatal(err)
+			}
+			want, err := os.ReadFile(outside)
+			if err != nil {
+				t.Fatal(err)
+			}
+			size, err := sizeTree(t, context.Background(), o, tmp, "tree")
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := removeTree(t, context.Background(), o, tmp, "tree")
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustNotExist(t, tree)
+			for _, r := range []Result{size, res} {
+				// "twice" once (1 MiB plus the directories' blocks),
+				// "shared" not at all.
+				if r.Files != 3 || r.Bytes < mib || r.Bytes >= mib+mib/2 {
+					t.Errorf("result %+v: want 3 files and about 1 MiB", r)
+				}
+			}
+			got, err := os.ReadFile(outside)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Errorf("outside link after the removal: %v, same content %v", err, bytes.Equal(got, want))
 			}
 		})
 	}

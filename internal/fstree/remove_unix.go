@@ -147,8 +147,8 @@ type walker struct {
 	res   Result
 
 	linkMu sync.Mutex
-	links  map[fileID]struct{} // non-directories with st_nlink > 1 seen
-	nlinks atomic.Int64        // len(links), read without linkMu
+	links  map[fileID]links // non-directories with links not all met yet
+	nlinks atomic.Int64     // len(links), read without linkMu
 }
 
 // worker is one goroutine's share of a walk: it keeps its own counters so
@@ -321,27 +321,47 @@ func (k *worker) run() {
 	}
 }
 
-// countFile accounts for a removed (or measured) non-directory; the blocks
-// of a multiply linked file count the first time its inode is seen.
+// countFile accounts for a removed (or measured) non-directory, after its
+// unlink. Its blocks are freed only with its last link, so a file with
+// several links counts when the links this walk has met reach the st_nlink
+// seen the first time it met the inode: a file also linked from outside
+// the tree frees nothing and counts nothing, and two links inside the tree
+// count once. A link met again after an earlier unlink shows a smaller
+// st_nlink, so only the first sight's count is trusted.
 func (k *worker) countFile(st *stat) {
 	k.files++
 	w := k.w
 	if st.nlink > 1 || w.nlinks.Load() > 0 {
 		w.linkMu.Lock()
-		_, seen := w.links[st.id]
-		if !seen && st.nlink > 1 {
-			if w.links == nil {
-				w.links = make(map[fileID]struct{})
+		l, seen := w.links[st.id]
+		switch {
+		case seen:
+			l.met++
+			if l.met >= l.nlink {
+				delete(w.links, st.id)
+				w.nlinks.Add(-1)
+			} else {
+				w.links[st.id] = l
 			}
-			w.links[st.id] = struct{}{}
+		case st.nlink > 1:
+			if w.links == nil {
+				w.links = make(map[fileID]links)
+			}
+			w.links[st.id] = links{nlink: st.nlink, met: 1}
 			w.nlinks.Add(1)
 		}
 		w.linkMu.Unlock()
-		if seen {
+		if seen && l.met < l.nlink || !seen && st.nlink > 1 {
 			return
 		}
 	}
 	k.bytes += st.blocks * 512
+}
+
+// links tracks an inode with several links: how many it had when first
+// met, and how many of them the walk has met.
+type links struct {
+	nlink, met uint64
 }
 
 // process lists the directory n, removes (or measures) its

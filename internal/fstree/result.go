@@ -20,8 +20,11 @@ var ErrMountPoint = errors.New("mount point left in place")
 // Result accounts for one removal or measurement.
 type Result struct {
 	// Bytes is the allocated size (st_blocks*512) of what was removed (or
-	// measured), directories and symbolic links included; a file with
-	// several hard links inside the tree counts once.
+	// measured), directories and symbolic links included. A file with
+	// several hard links counts only when the walk removes (or meets) all
+	// of them, i.e. when the links it met reach the st_nlink seen the
+	// first time: once for two links inside the tree, not at all while a
+	// link outside the tree keeps the data alive.
 	Bytes int64
 	// Files and Dirs count removed (or measured) entries; every name of a
 	// hard-linked file counts in Files.
