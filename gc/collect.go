@@ -332,7 +332,7 @@ func (c *collector) reclaimDir(cand scanned) (*Orphan, *Candidate, error) {
 // removed reports whether the directory d has been deleted.
 func removed(d *os.File) bool {
 	var st unix.Stat_t
-	err := withFd(d, func(fd int) error { return fstat(fd, &st) })
+	err := fstree.WithFd(d, func(fd int) error { return fstree.Fstat(fd, &st) })
 	return err == nil && st.Nlink == 0
 }
 
@@ -347,52 +347,42 @@ func (c *collector) reclaimOpen(cand scanned, d *os.File) (*Orphan, *Candidate, 
 	// state lock. It is taken on d itself, an open file description of
 	// this process alone, held until d is closed; verifyPath proves below
 	// that the path names d.
-	err := withFd(d, func(fd int) error { return flockNB(fd, unix.LOCK_EX) })
+	sd := dirOf(d, path)
+	err := sd.TryLease()
 	switch {
-	case errors.Is(err, unix.EWOULDBLOCK):
+	case errors.Is(err, state.ErrLocked):
 		return nil, relabel(kept, ClassLive, ReasonLeaseHeld, "run lease is held"), nil
 	case err != nil:
-		return nil, &kept, &fs.PathError{Op: "lease", Path: path, Err: err}
+		return nil, &kept, err
 	}
 
-	var sl *stateLock
-	err = withFd(d, func(fd int) error {
-		var err error
-		sl, err = lockStateAt(fd, path)
-		return err
-	})
+	// The state lock is taken without ever leaving a lock file behind in
+	// a directory whose state is gone: an owner deleting its directory
+	// meanwhile must not find one brought back.
+	sl, err := sd.TryLock()
 	switch {
 	case errors.Is(err, state.ErrLocked):
 		return nil, relabel(kept, ClassBusy, ReasonStateLocked, "state lock is held"), nil
-	case errors.Is(err, errStateGone):
+	case errors.Is(err, fs.ErrNotExist):
 		return nil, nil, nil
 	case err != nil:
-		k := relabel(kept, ClassUnreadable, ReasonUnreadable, err.Error())
-		k.Err = err
-		return nil, k, nil
+		return nil, unreadable(kept, err), nil
 	}
-	defer sl.release()
+	defer sl.Release()
+	if testHookStateLocked != nil {
+		testHookStateLocked(path)
+	}
 
 	// Decide again under both locks: between the scan and now a writer may
 	// have changed the state, and nobody can change it any more.
-	buf := stateBufs.Get().(*[]byte)
-	var s *state.State
-	var st unix.Stat_t
-	err = withFd(d, func(fd int) error {
-		var err error
-		s, st, err = loadLocked(fd, path, sl, *buf)
-		return err
-	})
-	stateBufs.Put(buf)
+	s, fi, err := sl.Read()
 	switch {
-	case errors.Is(err, errStateGone):
+	case errors.Is(err, fs.ErrNotExist):
 		return nil, nil, nil
 	case err != nil:
-		k := relabel(kept, ClassUnreadable, ReasonUnreadable, err.Error())
-		k.Err = err
-		return nil, k, nil
+		return nil, unreadable(kept, err), nil
 	}
-	f := Facts{State: s, StateModTime: modTime(&st), BootID: c.ob.bootID, BootTime: c.ob.bootTime, Now: c.ob.now()}
+	f := Facts{State: s, StateModTime: fi.ModTime, BootID: c.ob.bootID, BootTime: c.ob.bootTime, Now: c.ob.now()}
 	c.ob.lookupProcess(&f)
 	now := candidateFrom(path, f, c.o.policy())
 	if now.Class != ClassOrphan {
@@ -430,6 +420,13 @@ func (c *collector) reclaimOpen(cand scanned, d *os.File) (*Orphan, *Candidate, 
 		}
 	}
 	return &Orphan{Path: path, Reason: now.Reason, PID: now.PID, Bytes: freed}, nil, nil
+}
+
+// unreadable relabels c as unreadable because of err.
+func unreadable(c Candidate, err error) *Candidate {
+	k := relabel(c, ClassUnreadable, ReasonUnreadable, err.Error())
+	k.Err = err
+	return k
 }
 
 func relabel(c Candidate, class Class, reason Reason, detail string) *Candidate {
@@ -471,7 +468,7 @@ type trashRef struct {
 // the lock. Everything before the state file's removal can be repeated by
 // the next run; once it is gone d is no longer a candidate. It returns the
 // bytes freed by the small files, and where rootfs-work went.
-func (c *collector) commit(d *os.File, path string, sl *stateLock) (int64, trashRef, error) {
+func (c *collector) commit(d *os.File, path string, sl *state.DirLock) (int64, trashRef, error) {
 	tr, err := c.moveRootfsWork(d, path)
 	if err != nil {
 		return 0, tr, err
@@ -504,7 +501,9 @@ func (c *collector) commit(d *os.File, path string, sl *stateLock) (int64, trash
 		}
 		freed += freedBy(&st)
 	}
-	sl.release()
+	if err := sl.Release(); err != nil {
+		c.addErr(filepath.Join(path, state.LockFileName), err)
+	}
 	return freed, tr, nil
 }
 

@@ -198,9 +198,9 @@ func scan(ctx context.Context, rootDir *os.File, abs string, o *options, mode pr
 		s.rootDev = devOf(fi)
 	}
 	var fd int
-	err := withFd(rootDir, func(rfd int) error {
+	err := fstree.WithFd(rootDir, func(rfd int) error {
 		var err error
-		fd, err = openat(rfd, ".", openDirFlags)
+		fd, err = fstree.OpenDirAt(rfd, ".")
 		return err
 	})
 	if err != nil {
@@ -253,16 +253,12 @@ type scanner struct {
 // walk is one goroutine's share of a scan, merged when it is done.
 type walk struct {
 	s   *scanner
-	buf *[]byte
 	res scanResult
 }
 
-func (s *scanner) newWalk() *walk {
-	return &walk{s: s, buf: stateBufs.Get().(*[]byte)}
-}
+func (s *scanner) newWalk() *walk { return &walk{s: s} }
 
 func (s *scanner) merge(k *walk) {
-	stateBufs.Put(k.buf)
 	s.mu.Lock()
 	s.res.cands = append(s.res.cands, k.res.cands...)
 	s.res.trash = append(s.res.trash, k.res.trash...)
@@ -277,7 +273,7 @@ func (k *walk) fail(rel, what string, err error) {
 // enter opens the directory name of parent (at rel, level below root)
 // and visits it, descending into what it lists.
 func (k *walk) enter(parent int, name, rel string, level int) {
-	fd, err := openat(parent, name, openDirFlags)
+	fd, err := fstree.OpenDirAt(parent, name)
 	if err != nil {
 		// Gone, or swapped for a symlink since it was listed: not a
 		// directory of this tree any more.
@@ -305,10 +301,11 @@ func (k *walk) visit(fd int, rel string, level int) []string {
 		testHookEntered(rel)
 	}
 	path := filepath.Join(s.abs, rel)
-	sfd, serr := openStateAt(fd, filepath.Join(path, state.FileName))
+	d := state.NewDir(fd, path)
+	sf, serr := d.OpenState()
 	candidate := !errors.Is(serr, fs.ErrNotExist)
 	if candidate {
-		k.classify(fd, sfd, serr, rel, path)
+		k.classify(d, sf, serr, rel)
 		if rel != "." {
 			// Below root, a data directory holds no other: its
 			// subdirectories are the VM's (rootfs-work, the image cache,
@@ -322,7 +319,7 @@ func (k *walk) visit(fd int, rel string, level int) []string {
 		// Too deep to list, but a trash left by a collector killed after
 		// its commit may be here.
 		var st unix.Stat_t
-		if rel != "." && fstatat(fd, TrashName, &st) == nil && isDir(&st) {
+		if rel != "." && fstree.Lstatat(fd, TrashName, &st) == nil && isDir(&st) {
 			k.res.trash = append(k.res.trash, rel)
 		}
 		return nil
@@ -360,7 +357,7 @@ func (k *walk) visit(fd int, rel string, level int) []string {
 // be read.
 func devOfFd(fd int) uint64 {
 	var st unix.Stat_t
-	if fstat(fd, &st) != nil {
+	if fstree.Fstat(fd, &st) != nil {
 		return 0
 	}
 	return uint64(st.Dev)
@@ -369,7 +366,7 @@ func devOfFd(fd int) uint64 {
 // readDirEntries lists the directory fd through a descriptor of its own,
 // so fd's offset and open state stay the caller's.
 func readDirEntries(fd int, path string) ([]fs.DirEntry, error) {
-	again, err := openat(fd, ".", openDirFlags)
+	again, err := fstree.OpenDirAt(fd, ".")
 	if err != nil {
 		return nil, err
 	}
@@ -378,10 +375,11 @@ func readDirEntries(fd int, path string) ([]fs.DirEntry, error) {
 	return d.ReadDir(-1)
 }
 
-// classify observes and classifies the candidate open as fd at rel, whose
-// state file open gave sfd or serr.
-func (k *walk) classify(fd, sfd int, serr error, rel, path string) {
+// classify observes and classifies the candidate d at rel, whose state
+// file open gave sf or serr.
+func (k *walk) classify(d state.Dir, sf state.StateFile, serr error, rel string) {
 	s := k.s
+	path := d.Path()
 	var f Facts
 	var dev uint64
 	switch {
@@ -389,17 +387,17 @@ func (k *walk) classify(fd, sfd int, serr error, rel, path string) {
 		f = s.ob.bare()
 		f.StateErr = serr
 		if s.mode == probeAll {
-			f.LeaseHeld, f.LeaseErr = probeFlock(fd, path)
+			f.LeaseHeld, f.LeaseErr = d.ProbeLease()
 		}
-		dev = devOfFd(fd)
+		dev = devOfFd(d.Fd())
 	case s.mode == probeOrphans:
 		// A held lease decides alone, whatever the state says: the common
 		// case of a running VM costs no read and no parse. A free lease
 		// is probed again after the read (observeAt), as the marker
 		// requires.
-		held, err := probeFlock(fd, path)
+		held, err := d.ProbeLease()
 		if held || err != nil {
-			unix.Close(sfd)
+			sf.Close()
 			f = s.ob.bare()
 			f.LeaseHeld, f.LeaseErr = held, err
 			// Not looked at for a trash of its own: one left there by a
@@ -410,13 +408,13 @@ func (k *walk) classify(fd, sfd int, serr error, rel, path string) {
 		}
 		fallthrough
 	default:
-		f, dev = s.ob.observeAt(fd, sfd, path, s.o.policy(), s.mode, *k.buf)
+		f, dev = s.ob.observeAt(d, sf, s.o.policy(), s.mode)
 	}
 	// Only a data directory on another filesystem than root ever gets a
 	// trash of its own.
 	if rel != "." && dev != s.rootDev {
 		var st unix.Stat_t
-		if err := fstatat(fd, TrashName, &st); err == nil && isDir(&st) {
+		if err := fstree.Lstatat(d.Fd(), TrashName, &st); err == nil && isDir(&st) {
 			k.res.trash = append(k.res.trash, rel)
 		}
 	}

@@ -6,64 +6,26 @@ package gc
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
-)
 
-// openDirFlags opens a directory without following a symlink in its last
-// component: a directory swapped for a symlink fails with ELOOP or ENOTDIR.
-const openDirFlags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	"github.com/stacklok/go-microvm/internal/fstree"
+	"github.com/stacklok/go-microvm/state"
+)
 
 // dirFlag makes os.OpenFile refuse anything but a directory.
 const dirFlag = unix.O_DIRECTORY
-
-// rootLockFlags opens (creating if needed) the root lock file. O_NOFOLLOW
-// refuses a symlink planted in its place; O_NONBLOCK keeps open(2) from
-// waiting for the writer of a FIFO planted there.
-const rootLockFlags = unix.O_CREAT | unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
-
-// stateLockFlags open an existing state lock file: read-write as
-// state.LoadAndLock does (a flock emulation over NFS needs a writable
-// descriptor), never following a symlink, never waiting on a FIFO.
-const stateLockFlags = unix.O_RDWR | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
-
-// withFd runs fn on f's descriptor, keeping f alive and in its current
-// (non-)blocking mode, which f.Fd() would not.
-func withFd(f *os.File, fn func(fd int) error) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var ferr error
-	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
-		return err
-	}
-	return ferr
-}
-
-// ignoringEINTR retries fn while it is interrupted by a signal.
-func ignoringEINTR(fn func() error) error {
-	for {
-		if err := fn(); !errors.Is(err, unix.EINTR) {
-			return err
-		}
-	}
-}
 
 // openDirAt opens the single component name below parent as a directory,
 // never following a symlink. display names the result in errors.
 func openDirAt(parent *os.File, name, display string) (*os.File, error) {
 	var nfd int
-	err := withFd(parent, func(fd int) error {
-		return ignoringEINTR(func() error {
-			var err error
-			nfd, err = unix.Openat(fd, name, openDirFlags, 0)
-			return err
-		})
+	err := fstree.WithFd(parent, func(fd int) error {
+		var err error
+		nfd, err = fstree.OpenDirAt(fd, name)
+		return err
 	})
 	if err != nil {
 		return nil, &os.PathError{Op: "openat", Path: display, Err: err}
@@ -80,35 +42,25 @@ func reopenDir(dir *os.File) (*os.File, error) {
 // lstatAt stats name below dir without following a symlink.
 func lstatAt(dir *os.File, name string) (unix.Stat_t, error) {
 	var st unix.Stat_t
-	err := withFd(dir, func(fd int) error {
-		return ignoringEINTR(func() error {
-			return unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
-		})
-	})
+	err := fstree.WithFd(dir, func(fd int) error { return fstree.Lstatat(fd, name, &st) })
 	return st, err
 }
 
 // unlinkAt removes name below dir: a non-directory, or with
 // unix.AT_REMOVEDIR an empty directory.
 func unlinkAt(dir *os.File, name string, flags int) error {
-	return withFd(dir, func(fd int) error {
-		return ignoringEINTR(func() error { return unix.Unlinkat(fd, name, flags) })
-	})
+	return fstree.WithFd(dir, func(fd int) error { return fstree.UnlinkAt(fd, name, flags) })
 }
 
 // mkdirAt creates the directory name below dir.
 func mkdirAt(dir *os.File, name string, mode uint32) error {
-	return withFd(dir, func(fd int) error {
-		return ignoringEINTR(func() error { return unix.Mkdirat(fd, name, mode) })
-	})
+	return fstree.WithFd(dir, func(fd int) error { return fstree.MkdirAt(fd, name, mode) })
 }
 
 // renameAt atomically renames from/fromName to to/toName.
 func renameAt(from *os.File, fromName string, to *os.File, toName string) error {
-	return withFd(from, func(ffd int) error {
-		return withFd(to, func(tfd int) error {
-			return ignoringEINTR(func() error { return unix.Renameat(ffd, fromName, tfd, toName) })
-		})
+	return fstree.WithFd(from, func(ffd int) error {
+		return fstree.WithFd(to, func(tfd int) error { return fstree.RenameAt(ffd, fromName, tfd, toName) })
 	})
 }
 
@@ -141,8 +93,6 @@ func freedBy(st *unix.Stat_t) int64 {
 	return allocated(st)
 }
 
-func modTime(st *unix.Stat_t) time.Time { return time.Unix(st.Mtim.Unix()) }
-
 // isGone reports errors that mean the entry is no longer there, or is no
 // longer the directory it was (swapped for a symlink or a file).
 func isGone(err error) bool {
@@ -163,40 +113,7 @@ func devOf(fi os.FileInfo) uint64 {
 	return 0
 }
 
-// openat opens name below the directory dirFd, retrying on EINTR.
-func openat(dirFd int, name string, flags int) (int, error) {
-	var fd int
-	err := ignoringEINTR(func() error {
-		var err error
-		fd, err = unix.Openat(dirFd, name, flags, 0)
-		return err
-	})
-	return fd, err
-}
-
-// fstat stats the open descriptor fd.
-func fstat(fd int, st *unix.Stat_t) error {
-	return ignoringEINTR(func() error { return unix.Fstat(fd, st) })
-}
-
-// fstatat stats name below dirFd without following a symlink.
-func fstatat(dirFd int, name string, st *unix.Stat_t) error {
-	return ignoringEINTR(func() error { return unix.Fstatat(dirFd, name, st, unix.AT_SYMLINK_NOFOLLOW) })
-}
-
-// fileType names the type of a non-regular file, for errors.
-func fileType(st *unix.Stat_t) string {
-	switch st.Mode & unix.S_IFMT {
-	case unix.S_IFDIR:
-		return "directory"
-	case unix.S_IFLNK:
-		return "symlink"
-	case unix.S_IFIFO:
-		return "FIFO"
-	case unix.S_IFSOCK:
-		return "socket"
-	case unix.S_IFCHR, unix.S_IFBLK:
-		return "device"
-	}
-	return fmt.Sprintf("type %#o", st.Mode&unix.S_IFMT)
-}
+// dirOf returns the state.Dir view of d. d must stay open while the Dir is
+// used; a directory descriptor is never in non-blocking mode, so Fd
+// changes nothing about it.
+func dirOf(d *os.File, path string) state.Dir { return state.NewDir(int(d.Fd()), path) }

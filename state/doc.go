@@ -22,6 +22,10 @@
 //
 // The state lock is an exclusive flock on D/go-microvm-state.lock, held only
 // while a writer loads, modifies and saves: held means busy, never alive.
+// The lock file's type is looked at before it is opened: a symlink, device,
+// socket or directory under its name is refused with an error naming it
+// and matching ErrNotRegular, and is never opened; a FIFO is opened without
+// waiting, never read, and locked like a file, as released writers lock it.
 //
 // The run lease is an exclusive flock on the data directory D itself, held
 // for the whole life of a run: held means alive. It belongs to an open file
@@ -38,6 +42,13 @@
 //
 // ProbeLock and ProbeLease tell whether a lock is held right now without
 // creating anything, so they work on a read-only filesystem.
+//
+// Dir does all of this through an open descriptor of a data directory,
+// resolving no path again, for a collector that walks a tree by
+// descriptors. The path-based functions are built on the same code, so
+// each rule has one implementation. Dir.TryLock is the collector's lock:
+// it never creates a lock file in a directory whose state file is gone,
+// and removes one it created when the state file turns out gone.
 //
 // # Additive fields
 //

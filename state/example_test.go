@@ -71,3 +71,42 @@ func ExampleProbeLease() {
 	// while leased: true
 	// after close: false
 }
+
+// A collector that reached a data directory through a descriptor reads,
+// leases and locks it through that descriptor, resolving no path again.
+func ExampleDir() {
+	dataDir, err := os.MkdirTemp("", "vm-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dataDir)
+	ls, err := state.NewManager(dataDir).LoadAndLock(context.Background())
+	if err != nil {
+		log.Fatal(err)
+	}
+	ls.Name = "vm1"
+	if err := ls.Save(); err != nil {
+		log.Fatal(err)
+	}
+	ls.Release()
+
+	d, err := state.OpenDir(dataDir)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer d.Close() // also drops the lease taken below
+	if err := d.TryLease(); err != nil {
+		log.Fatal(err)
+	}
+	l, err := d.TryLock()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Release()
+	s, _, err := l.Read()
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(s.Name)
+	// Output: vm1
+}

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stacklok/go-microvm/internal/fstree"
 )
 
 // guard bounds every wait on another process or on a call that must not
@@ -44,6 +46,15 @@ func helperMain(args []string) int {
 		return helperLock(args[1])
 	case "lease":
 		return helperLease(args[1])
+	case "swap-lock":
+		// Moves the lock file away and locks a fresh one, as a writer
+		// that finds the lock file replaced would end up holding it.
+		lock := filepath.Join(args[1], LockFileName)
+		if err := os.Rename(lock, lock+".old"); err != nil {
+			fmt.Println("error:", err)
+			return 1
+		}
+		return helperLock(args[1])
 	case "lease-child":
 		// Holds the inherited lease on fd 3 by doing nothing, for at
 		// most a minute, so a failed test leaves nothing behind for long.
@@ -268,4 +279,15 @@ func inode(t *testing.T, path string) uint64 {
 		t.Fatal(err)
 	}
 	return fi.Sys().(*syscall.Stat_t).Ino
+}
+
+// tryFlock takes an exclusive flock on f without blocking; false means
+// someone else holds it.
+func tryFlock(f *os.File) (ok bool, err error) {
+	err = fstree.WithFd(f, func(fd int) error {
+		var ferr error
+		ok, ferr = tryFlockFd(fd)
+		return ferr
+	})
+	return ok, err
 }

@@ -8,9 +8,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"time"
+
+	"github.com/stacklok/go-microvm/internal/fstree"
 )
 
 // testHookLeaseLocked, when set, runs after each successful flock of a
@@ -20,12 +21,11 @@ var testHookLeaseLocked func(dataDir string)
 
 // Lease is the run lease: an exclusive flock on the data directory itself.
 //
-// The lease is implemented with flock(2) on a descriptor of our own rather
-// than with github.com/gofrs/flock (which the state lock uses) because the
-// lease must be an inheritable descriptor handed to the runner through
-// exec.Cmd.ExtraFiles, and gofrs/flock does not expose its descriptor. The
-// descriptor is opened O_CLOEXEC, so no other exec inherits it by
-// accident; ExtraFiles dups it into the child without O_CLOEXEC.
+// The lease is implemented with flock(2) on a descriptor of our own
+// because it must be an inheritable descriptor handed to the runner
+// through exec.Cmd.ExtraFiles. The descriptor is opened O_CLOEXEC, so no
+// other exec inherits it by accident; ExtraFiles dups it into the child
+// without O_CLOEXEC.
 //
 // The lock belongs to the open file description: it is held for as long as
 // any process keeps a copy of the descriptor open, and the kernel drops it
@@ -59,24 +59,23 @@ func AcquireLease(ctx context.Context, dataDir string) (*Lease, error) {
 	}
 }
 
-// TryLease takes the lease on dataDir without blocking. It returns an
-// error matching ErrLocked if the lease is held (including, for an
-// instant, by a concurrent ProbeLease), an error wrapping fs.ErrNotExist
-// when dataDir does not exist, and an *fs.PathError for any other failure.
+// TryLease takes the lease on dataDir without blocking: it opens dataDir
+// without following a symlink, takes Dir.TryLease on that descriptor, and
+// checks that dataDir still names the directory it locked, starting over
+// when not. It returns an error matching ErrLocked if the lease is held
+// (including, for an instant, by a concurrent ProbeLease), an error
+// wrapping fs.ErrNotExist when dataDir does not exist, and an
+// *fs.PathError for any other failure.
 func TryLease(dataDir string) (*Lease, error) {
 	for {
 		f, err := os.OpenFile(dataDir, dirFlags, 0)
 		if err != nil {
 			return nil, fmt.Errorf("open lease directory: %w", err)
 		}
-		ok, err := tryFlock(f)
+		err = fstree.WithFd(f, func(fd int) error { return NewDir(fd, dataDir).TryLease() })
 		if err != nil {
 			f.Close()
-			return nil, &fs.PathError{Op: "lease", Path: dataDir, Err: err}
-		}
-		if !ok {
-			f.Close()
-			return nil, &fs.PathError{Op: "lease", Path: dataDir, Err: ErrLocked}
+			return nil, err
 		}
 		if testHookLeaseLocked != nil {
 			testHookLeaseLocked(dataDir)

@@ -10,17 +10,20 @@ import (
 	"os"
 	"time"
 
-	"github.com/gofrs/flock"
+	"golang.org/x/sys/unix"
 )
 
 // retryDelay is how often a blocked acquisition polls. Each poll opens the
 // path anew, so a waiter never sits on a descriptor of a file that its
-// holder is about to delete.
+// holder is about to delete. A blocking flock(2) would sit on exactly such
+// a descriptor, which is also why github.com/gofrs/flock (a poll of the
+// same kind, without the file-type checks) is not used here.
 const retryDelay = 10 * time.Millisecond
 
 // testHookStateLocked, when set, runs after each successful flock of the
-// state lock and before the inode check, so that tests can replace the
-// lock file inside the window that is otherwise a matter of luck.
+// state lock (path is the lock file's) and before the inode check, so that
+// tests can replace the lock file inside the window that is otherwise a
+// matter of luck.
 var testHookStateLocked func(path string)
 
 // LockedState is a loaded state whose state lock is held. It is not safe
@@ -29,7 +32,7 @@ type LockedState struct {
 	*State
 
 	m        *Manager
-	fl       *flock.Flock
+	fd       int
 	released bool
 }
 
@@ -38,9 +41,12 @@ type LockedState struct {
 // loads the state (a missing state file is a fresh default state). It
 // returns ctx's error, wrapped, when ctx ends first; an error wrapping
 // fs.ErrNotExist when the data directory disappears while it waits (a
-// collector reclaimed it: the directory is not created again); and
-// ReadFile's error, with the lock already released, when the state file
-// cannot be read.
+// collector reclaimed it: the directory is not created again); an error
+// matching ErrNotRegular, naming the lock file, when the lock's name holds
+// a symlink, device, socket or directory (never opened, never waited on;
+// a FIFO is locked like a file, see the package doc); and ReadFile's
+// error, with the lock already released, when the state file cannot be
+// read.
 func (m *Manager) LoadAndLock(ctx context.Context) (*LockedState, error) {
 	if err := os.MkdirAll(m.dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
@@ -61,77 +67,49 @@ func (m *Manager) LoadAndLockWithRetry(ctx context.Context, timeout time.Duratio
 // It returns an error matching ErrLocked if the lock is held, and an error
 // wrapping fs.ErrNotExist if the data directory does not exist: unlike
 // LoadAndLock it creates no directory, only the lock file, so that a
-// collector never brings back a directory it raced with. A state file that
-// cannot be read is returned as ReadFile's error, with the lock released.
+// collector never brings back a directory it raced with. The lock file's
+// type is checked as LoadAndLock checks it. A state file that cannot be
+// read is returned as ReadFile's error, with the lock released.
 func (m *Manager) TryLoadAndLock() (*LockedState, error) {
 	return m.loadAndLock(context.Background(), false)
 }
 
 func (m *Manager) loadAndLock(ctx context.Context, block bool) (*LockedState, error) {
-	fl, err := lockStateFile(ctx, m.LockPath(), block)
+	fd, err := lockStateFile(ctx, m.LockPath(), block)
 	if err != nil {
 		return nil, err
 	}
 	s, err := m.Load()
 	if err != nil {
-		if uerr := fl.Unlock(); uerr != nil {
+		if uerr := releaseFd(fd); uerr != nil {
 			err = errors.Join(err, fmt.Errorf("unlock %s: %w", m.LockPath(), uerr))
 		}
 		return nil, err
 	}
-	return &LockedState{State: s, m: m, fl: fl}, nil
+	return &LockedState{State: s, m: m, fd: fd}, nil
 }
 
-// lockStateFile takes an exclusive flock on path and returns it once path
-// is known to name the locked inode.
-func lockStateFile(ctx context.Context, path string, block bool) (*flock.Flock, error) {
-	for {
-		fl := flock.New(path, flock.SetFlag(lockFlags), flock.SetPermissions(0o600))
-		var ok bool
-		var err error
-		if block {
-			ok, err = fl.TryLockContext(ctx, retryDelay)
-		} else {
-			ok, err = fl.TryLock()
-		}
-		if err != nil {
-			return nil, fmt.Errorf("lock %s: %w", path, err)
-		}
-		if !ok {
-			return nil, &fs.PathError{Op: "lock", Path: path, Err: ErrLocked}
-		}
-		if testHookStateLocked != nil {
-			testHookStateLocked(path)
-		}
-		same, err := namesLockedFile(fl, path)
-		if err != nil {
-			return nil, errors.Join(err, fl.Unlock())
-		}
-		if same {
-			return fl, nil
-		}
-		// The holder before us unlinked or replaced the file after we had
-		// opened it: our lock guards nothing anyone else will ever open.
-		if err := fl.Unlock(); err != nil {
-			return nil, fmt.Errorf("unlock stale %s: %w", path, err)
-		}
+// lockStateFile takes the state lock at path, a writer's: the lock file is
+// created when missing. It is the collector's Dir.TryLock with the path
+// resolved afresh by every open and by the inode check, so a data
+// directory replaced under its path is noticed too; with block it polls
+// until ctx is done.
+func lockStateFile(ctx context.Context, path string, block bool) (int, error) {
+	fd, _, err := tryLockAt(unix.AT_FDCWD, "", path, "")
+	if !block {
+		return fd, err
 	}
-}
-
-// namesLockedFile reports whether path still names the file fl locked.
-func namesLockedFile(fl *flock.Flock, path string) (bool, error) {
-	locked, err := fl.Stat()
-	if err != nil {
-		return false, fmt.Errorf("stat locked %s: %w", path, err)
+	t := time.NewTicker(retryDelay)
+	defer t.Stop()
+	for err != nil && errors.Is(err, ErrLocked) {
+		select {
+		case <-ctx.Done():
+			return -1, fmt.Errorf("lock %s: %w", path, ctx.Err())
+		case <-t.C:
+		}
+		fd, _, err = tryLockAt(unix.AT_FDCWD, "", path, "")
 	}
-	named, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	return os.SameFile(locked, named), nil
+	return fd, err
 }
 
 // Release drops the state lock. It is safe to call twice; the second call
@@ -142,7 +120,7 @@ func (ls *LockedState) Release() error {
 		return nil
 	}
 	ls.released = true
-	if err := ls.fl.Unlock(); err != nil {
+	if err := releaseFd(ls.fd); err != nil {
 		return fmt.Errorf("unlock %s: %w", ls.m.LockPath(), err)
 	}
 	return nil

@@ -6,21 +6,26 @@ package state
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stacklok/go-microvm/internal/fstree"
 )
 
 // ProbeLock reports whether dataDir's state lock is held by someone right
 // now. It opens the existing lock file read-only without following a
 // symlink, tries a non-blocking exclusive flock and drops it at once: it
 // creates nothing and works on a read-only filesystem. A missing lock file
-// (or data directory) is "not held" with a nil error; any other failure is
-// an error naming the path. For that instant the probe itself holds the
-// lock, so a concurrent TryLoadAndLock can see ErrLocked.
+// (or data directory) is "not held" with a nil error; a symlink under the
+// lock's name is an error matching ErrNotRegular; a device, socket or
+// directory there is never opened and is "not held" (see Dir.ProbeLock);
+// any other failure is an error naming the path. For that instant the
+// probe itself holds the lock, so a concurrent TryLoadAndLock can see
+// ErrLocked.
 func ProbeLock(dataDir string) (held bool, err error) {
-	return probe(filepath.Join(dataDir, LockFileName), probeLockFlags)
+	return probeLockAt(unix.AT_FDCWD, "", filepath.Join(dataDir, LockFileName))
 }
 
 // ProbeLease reports whether the lease on dataDir is held right now. It
@@ -31,27 +36,13 @@ func ProbeLock(dataDir string) (held bool, err error) {
 // is an error naming the path. For that instant the probe itself holds the
 // lease, so a concurrent TryLease can see ErrLocked.
 func ProbeLease(dataDir string) (held bool, err error) {
-	return probe(dataDir, dirFlags)
-}
-
-func probe(path string, flags int) (bool, error) {
-	f, err := os.OpenFile(path, flags, 0)
-	if errors.Is(err, fs.ErrNotExist) {
+	fd, err := fstree.Openat(unix.AT_FDCWD, dataDir, dirFlags, 0)
+	if errors.Is(err, unix.ENOENT) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("probe lock: %w", err)
+		return false, &fs.PathError{Op: "probe lock", Path: dataDir, Err: err}
 	}
-	defer f.Close()
-	ok, err := tryFlock(f)
-	if err != nil {
-		return false, &fs.PathError{Op: "probe lock", Path: path, Err: err}
-	}
-	if !ok {
-		return true, nil
-	}
-	if err := unlockFlock(f); err != nil {
-		return false, &fs.PathError{Op: "probe lock", Path: path, Err: err}
-	}
-	return false, nil
+	defer unix.Close(fd)
+	return NewDir(fd, dataDir).ProbeLease()
 }

@@ -6,9 +6,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"io/fs"
-	"os"
+
+	"golang.org/x/sys/unix"
 )
 
 // Parse decodes a state file's bytes with the same checks as Load: more than
@@ -43,36 +42,9 @@ func Parse(data []byte) (*State, error) {
 // missing file is an error wrapping fs.ErrNotExist. Every other failure is
 // an *fs.PathError naming path; a symlink, FIFO, directory or other
 // non-regular file matches ErrNotRegular, and the Parse errors match as
-// Parse returns them.
+// Parse returns them. It is Dir.Read on a path: the same code applies the
+// same rules.
 func ReadFile(path string) (*State, error) {
-	f, err := os.OpenFile(path, readFlags, 0)
-	if err != nil {
-		if isSymlinkRefused(err) {
-			return nil, &fs.PathError{Op: "read state", Path: path, Err: fmt.Errorf("%w: symlink not followed", ErrNotRegular)}
-		}
-		return nil, err
-	}
-	defer f.Close()
-
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, &fs.PathError{Op: "read state", Path: path, Err: fmt.Errorf("%w: mode %s", ErrNotRegular, fi.Mode().Type())}
-	}
-	if fi.Size() > MaxFileSize {
-		return nil, &fs.PathError{Op: "read state", Path: path, Err: fmt.Errorf("%w: %d bytes, cap %d", ErrTooLarge, fi.Size(), MaxFileSize)}
-	}
-	// The size cap applies to what is read, not only to what fstat said: a
-	// file can grow between the two.
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, err
-	}
-	s, err := Parse(data)
-	if err != nil {
-		return nil, &fs.PathError{Op: "parse state", Path: path, Err: err}
-	}
-	return s, nil
+	s, _, err := readAt(unix.AT_FDCWD, "", path)
+	return s, err
 }

@@ -28,8 +28,9 @@ const (
 // (or an error that names the path) and is testable with errors.Is.
 var (
 	// ErrNotRegular: the state file is a FIFO, a directory, a symlink, a
-	// device or anything else that is not a regular file.
-	ErrNotRegular = errors.New("state file is not a regular file")
+	// device or anything else that is not a regular file; or the state
+	// lock file is a symlink, a device, a socket or a directory.
+	ErrNotRegular = errors.New("not a regular file")
 	// ErrTooLarge: the state file is larger than MaxFileSize.
 	ErrTooLarge = errors.New("state file exceeds size cap")
 	// ErrCorrupt: the state file is not a JSON object of the state schema.

@@ -1,0 +1,414 @@
+// SPDX-License-Identifier: Apache-2.0
+
+//go:build unix
+
+package state
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stacklok/go-microvm/internal/fstree"
+)
+
+// Dir is a data directory reached through an open directory descriptor.
+// Its methods read, probe and lock relative to that descriptor and resolve
+// no path again: what they act on is the directory the caller opened, even
+// if its path names another one by then. They apply exactly the rules of
+// the path-based functions (ReadFile, ProbeLock, ProbeLease, TryLease,
+// TryLoadAndLock), which are built on the same code.
+//
+// A Dir is a plain value: it does not own its descriptor, copying it is
+// cheap, and the descriptor must stay open while the Dir is used. A
+// collector that walks a tree through descriptors wraps each one with
+// NewDir and pays no extra open.
+type Dir struct {
+	fd   int
+	path string
+}
+
+// NewDir returns the Dir for fd, an open descriptor of the data directory
+// at path. path is used in errors only.
+func NewDir(fd int, path string) Dir { return Dir{fd: fd, path: path} }
+
+// OpenDir opens the data directory at path without following a symlink at
+// its last component. Close it with Dir.Close. A missing directory is an
+// error wrapping fs.ErrNotExist; a symlink or non-directory is an
+// *fs.PathError.
+func OpenDir(path string) (Dir, error) {
+	fd, err := fstree.Openat(unix.AT_FDCWD, path, dirFlags, 0)
+	if err != nil {
+		return Dir{fd: -1}, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	return Dir{fd: fd, path: path}, nil
+}
+
+// Close closes the descriptor. Use it only on a Dir from OpenDir (or one
+// whose descriptor the caller hands over); it drops a lease taken with
+// TryLease.
+func (d Dir) Close() error {
+	if err := unix.Close(d.fd); err != nil {
+		return &fs.PathError{Op: "close", Path: d.path, Err: err}
+	}
+	return nil
+}
+
+// Fd returns the descriptor.
+func (d Dir) Fd() int { return d.fd }
+
+// Path returns the path the Dir was made with.
+func (d Dir) Path() string { return d.path }
+
+// FileInfo is what fstat said about a state file that was opened.
+type FileInfo struct {
+	// Dev is the device number of the filesystem holding the file.
+	Dev uint64
+	// ModTime is the file's modification time.
+	ModTime time.Time
+}
+
+// StateFile is a state file opened by Dir.OpenState. It is not safe for
+// concurrent use; Close it when done.
+type StateFile struct {
+	fd        int
+	dir, name string
+}
+
+// OpenState opens the directory's state file for reading without following
+// a symlink, without waiting if it is a FIFO, and without reading anything.
+// Its type is checked by StateFile.Read, before anything is read: a scan
+// opens the state file of every directory it meets, and a look before the
+// open would cost each one a syscall (a lock file, by contrast, is looked
+// at before it is opened, so a device there is never opened).
+// A missing file is an error wrapping fs.ErrNotExist (the directory holds
+// no state); a symlink is an *fs.PathError matching ErrNotRegular; any
+// other failure is an *fs.PathError naming the file.
+func (d Dir) OpenState() (StateFile, error) {
+	return openStateAt(d.fd, d.path, FileName)
+}
+
+// Read reads and parses the directory's state file with the rules of
+// ReadFile, and returns what fstat said about it (the zero FileInfo when
+// fstat itself failed), also alongside a read or parse error.
+func (d Dir) Read() (*State, FileInfo, error) {
+	return readAt(d.fd, d.path, FileName)
+}
+
+func openStateAt(dirfd int, dir, name string) (StateFile, error) {
+	fd, err := fstree.Openat(dirfd, name, readFlags, 0)
+	switch {
+	case err == nil:
+		return StateFile{fd: fd, dir: dir, name: name}, nil
+	case errors.Is(err, unix.ELOOP):
+		return StateFile{fd: -1}, &fs.PathError{Op: "read state", Path: atPath(dir, name), Err: fmt.Errorf("%w: symlink not followed", ErrNotRegular)}
+	default:
+		return StateFile{fd: -1}, &fs.PathError{Op: "open", Path: atPath(dir, name), Err: err}
+	}
+}
+
+func readAt(dirfd int, dir, name string) (*State, FileInfo, error) {
+	f, err := openStateAt(dirfd, dir, name)
+	if err != nil {
+		return nil, FileInfo{}, err
+	}
+	defer f.Close()
+	return f.Read()
+}
+
+// Close closes the file. Closing it twice is an error.
+func (f StateFile) Close() error {
+	if err := unix.Close(f.fd); err != nil {
+		return &fs.PathError{Op: "close", Path: atPath(f.dir, f.name), Err: err}
+	}
+	return nil
+}
+
+// readBufs holds read buffers of MaxFileSize+1 bytes, so that a sweep of
+// thousands of state files allocates a few. Parse copies what it keeps.
+var readBufs = sync.Pool{New: func() any {
+	b := make([]byte, MaxFileSize+1)
+	return &b
+}}
+
+// Read reads and parses the open state file: a regular file of at most
+// MaxFileSize bytes, parsed by Parse. It returns what fstat said about the
+// file (the zero FileInfo when fstat failed), also alongside an error. A
+// FIFO, device or any other non-regular file matches ErrNotRegular and is
+// never read from; the Parse errors match as Parse returns them; every
+// error is an *fs.PathError naming the file.
+func (f StateFile) Read() (*State, FileInfo, error) {
+	var st unix.Stat_t
+	if err := fstree.Fstat(f.fd, &st); err != nil {
+		return nil, FileInfo{}, &fs.PathError{Op: "fstat", Path: atPath(f.dir, f.name), Err: err}
+	}
+	fi := FileInfo{Dev: uint64(st.Dev), ModTime: time.Unix(st.Mtim.Unix())}
+	if !isRegular(&st) {
+		return nil, fi, notRegular("read state", atPath(f.dir, f.name), &st)
+	}
+	if st.Size > MaxFileSize {
+		return nil, fi, &fs.PathError{Op: "read state", Path: atPath(f.dir, f.name), Err: fmt.Errorf("%w: %d bytes, cap %d", ErrTooLarge, st.Size, MaxFileSize)}
+	}
+	bp := readBufs.Get().(*[]byte)
+	defer readBufs.Put(bp)
+	// The cap applies to what is read, not only to what fstat said: a file
+	// can grow between the two. A read that returns exactly the size fstat
+	// gave, and less than asked, has reached the end of a regular file, so
+	// the usual file takes one read.
+	buf := (*bp)[:MaxFileSize+1]
+	n := 0
+	for n < len(buf) {
+		m, err := fstree.Read(f.fd, buf[n:])
+		if err != nil {
+			return nil, fi, &fs.PathError{Op: "read", Path: atPath(f.dir, f.name), Err: err}
+		}
+		n += m
+		if m == 0 || (n == int(st.Size) && n < len(buf)) {
+			break
+		}
+	}
+	if n > MaxFileSize {
+		return nil, fi, &fs.PathError{Op: "read state", Path: atPath(f.dir, f.name), Err: fmt.Errorf("%w: more than %d bytes", ErrTooLarge, MaxFileSize)}
+	}
+	s, err := Parse(buf[:n])
+	if err != nil {
+		return nil, fi, &fs.PathError{Op: "parse state", Path: atPath(f.dir, f.name), Err: err}
+	}
+	return s, fi, nil
+}
+
+// ProbeLease reports whether the lease on the directory is held right now,
+// with a non-blocking flock taken and dropped at once on the Dir's own
+// descriptor: that descriptor's open file description must be this
+// process's alone (not one inherited by or handed to a runner), or the
+// probe would drop the lease it holds. It creates nothing. For that
+// instant the probe itself holds the lease. An error is an *fs.PathError
+// naming the directory.
+func (d Dir) ProbeLease() (held bool, err error) { return probeFd(d.fd, d.path) }
+
+// TryLease takes the lease on the directory without blocking, with a flock
+// on the Dir's own descriptor: no path is opened or checked again (a
+// caller that reached the directory by path and needs the path to still
+// name it checks that itself, after TryLease). The lease is held until
+// that descriptor, and every copy of it, is closed; there is no unlock
+// (see Lease.Close for why). It returns an error matching ErrLocked when
+// the lease is held elsewhere, and an *fs.PathError naming the directory
+// for any other failure.
+func (d Dir) TryLease() error {
+	ok, err := tryFlockFd(d.fd)
+	if err != nil {
+		return &fs.PathError{Op: "lease", Path: d.path, Err: err}
+	}
+	if !ok {
+		return &fs.PathError{Op: "lease", Path: d.path, Err: ErrLocked}
+	}
+	return nil
+}
+
+// ProbeLock reports whether the directory's state lock is held right now,
+// with the rules of the path-based ProbeLock: it creates nothing, a
+// missing lock file is not held, a symlink under the lock's name is an
+// error matching ErrNotRegular, and a device, socket or directory under
+// that name is never opened and reported not held (no writer locks such a
+// file: TryLock and LoadAndLock refuse it). A FIFO is opened without
+// waiting and probed. For that instant the probe itself holds the lock.
+func (d Dir) ProbeLock() (held bool, err error) {
+	return probeLockAt(d.fd, d.path, LockFileName)
+}
+
+func probeLockAt(dirfd int, dir, name string) (bool, error) {
+	var st unix.Stat_t
+	// Looked at before it is opened, so a device node planted under the
+	// lock's name is never opened.
+	err := fstree.Lstatat(dirfd, name, &st)
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return false, nil
+	case err != nil:
+		return false, &fs.PathError{Op: "probe lock", Path: atPath(dir, name), Err: err}
+	case isSymlink(&st):
+		return false, &fs.PathError{Op: "probe lock", Path: atPath(dir, name), Err: fmt.Errorf("%w: symlink not followed", ErrNotRegular)}
+	case !lockable(&st):
+		return false, nil
+	}
+	// Something swapped in after the look is opened read-only without
+	// waiting and only flocked, never read: the probe needs no second
+	// fstat.
+	fd, err := fstree.Openat(dirfd, name, probeLockFlags, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return false, nil
+	}
+	if err != nil {
+		return false, &fs.PathError{Op: "probe lock", Path: atPath(dir, name), Err: err}
+	}
+	defer unix.Close(fd)
+	return probeFd(fd, atPath(dir, name))
+}
+
+// DirLock is a state lock taken with Dir.TryLock. It is not safe for
+// concurrent use.
+type DirLock struct {
+	d       Dir
+	fd      int
+	created bool // TryLock created the lock file
+}
+
+// TryLock takes the directory's state lock without waiting, for a collector:
+// it never brings a lock file into a directory whose state is gone, so an
+// owner removing its directory never finds one that it did not expect.
+//
+// The existing lock file is used if there is one. Only when it is missing
+// and the state file is still there is it created (exclusively); if the
+// state file then turns out gone, TryLock, or later DirLock.Read, removes
+// the lock file it created, still holding the lock, and lets go. The lock
+// file's type is looked at before it is opened: anything but a regular
+// file or a FIFO (see the package doc) is refused without being opened,
+// and a FIFO is opened without waiting and never read. Once flocked, the
+// lock must still be the file the name in the directory names (the holder
+// before may have unlinked or replaced it); if not, TryLock starts over, a
+// few times at most.
+//
+// It returns an error matching ErrLocked when the lock is held, one
+// wrapping fs.ErrNotExist when the state file (or the directory) is gone,
+// one matching ErrNotRegular when the lock's name holds a file of another
+// type, and an *fs.PathError naming the lock file for any other failure.
+func (d Dir) TryLock() (*DirLock, error) {
+	fd, created, err := tryLockAt(d.fd, d.path, LockFileName, FileName)
+	if err != nil {
+		return nil, err
+	}
+	l := &DirLock{d: d, fd: fd, created: created}
+	if created {
+		var st unix.Stat_t
+		if err := fstree.Lstatat(d.fd, FileName, &st); errors.Is(err, unix.ENOENT) {
+			return nil, l.gone()
+		}
+	}
+	return l, nil
+}
+
+// Read reads the state while the lock is held, as Dir.Read. When the state
+// file is gone it removes the lock file if TryLock created it (no writer
+// can be between its open and its check of the lock file: the lock is
+// still held), releases the lock and returns an error wrapping
+// fs.ErrNotExist.
+func (l *DirLock) Read() (*State, FileInfo, error) {
+	s, fi, err := l.d.Read()
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fi, l.gone()
+	}
+	return s, fi, err
+}
+
+// gone removes a lock file this lock created, releases the lock and
+// returns the error saying the state file is gone.
+func (l *DirLock) gone() error {
+	if l.created {
+		_ = fstree.UnlinkAt(l.d.fd, LockFileName, 0)
+	}
+	err := &fs.PathError{Op: "lock state", Path: atPath(l.d.path, FileName), Err: errStateGone}
+	if rerr := l.Release(); rerr != nil {
+		return errors.Join(err, rerr)
+	}
+	return err
+}
+
+// errStateGone wraps fs.ErrNotExist for a collector's lock that finds no
+// state file: the directory stopped being a data directory.
+var errStateGone = fmt.Errorf("state file is gone: %w", fs.ErrNotExist)
+
+// Release drops the state lock. It is safe to call twice; the second call
+// does nothing. An error means the unlock or close failed; the lock is
+// dropped when the process exits.
+func (l *DirLock) Release() error {
+	if l.fd < 0 {
+		return nil
+	}
+	fd := l.fd
+	l.fd = -1
+	if err := releaseFd(fd); err != nil {
+		return &fs.PathError{Op: "unlock", Path: atPath(l.d.path, LockFileName), Err: err}
+	}
+	return nil
+}
+
+// maxLockAttempts bounds the retries of tryLockAt when the lock file is
+// replaced again and again under it.
+const maxLockAttempts = 8
+
+// tryLockAt takes the state lock lockName relative to dirfd (dir is the
+// directory's path, for errors; "" when lockName is a full path and dirfd
+// AT_FDCWD) without waiting, and returns its descriptor and whether it
+// created the file. With stateName set (a collector) a missing lock file
+// is created only while stateName exists; with stateName "" (a writer) it
+// is always created. Its errors are TryLock's.
+func tryLockAt(dirfd int, dir, lockName, stateName string) (int, bool, error) {
+	for range maxLockAttempts {
+		created := false
+		var locked unix.Stat_t
+		// Looked at before it is opened, so a device node planted under
+		// the lock's name is never opened.
+		err := fstree.Lstatat(dirfd, lockName, &locked)
+		if err == nil && !lockable(&locked) {
+			return -1, false, notRegular("lock", atPath(dir, lockName), &locked)
+		}
+		fd := -1
+		if err == nil {
+			fd, err = fstree.Openat(dirfd, lockName, lockFlags, 0)
+		}
+		if errors.Is(err, unix.ENOENT) {
+			if stateName != "" {
+				var st unix.Stat_t
+				if serr := fstree.Lstatat(dirfd, stateName, &st); errors.Is(serr, unix.ENOENT) {
+					return -1, false, &fs.PathError{Op: "lock state", Path: atPath(dir, stateName), Err: errStateGone}
+				}
+			}
+			fd, err = fstree.Openat(dirfd, lockName, createLockFlags, 0o600)
+			if errors.Is(err, unix.EEXIST) {
+				continue
+			}
+			created = err == nil
+		}
+		if errors.Is(err, unix.ELOOP) {
+			return -1, false, &fs.PathError{Op: "lock", Path: atPath(dir, lockName), Err: fmt.Errorf("%w: symlink not followed", ErrNotRegular)}
+		}
+		if err != nil {
+			return -1, false, &fs.PathError{Op: "open", Path: atPath(dir, lockName), Err: err}
+		}
+		if err := fstree.Fstat(fd, &locked); err != nil {
+			unix.Close(fd)
+			return -1, false, &fs.PathError{Op: "fstat", Path: atPath(dir, lockName), Err: err}
+		}
+		if !lockable(&locked) {
+			unix.Close(fd)
+			return -1, false, notRegular("lock", atPath(dir, lockName), &locked)
+		}
+		ok, err := tryFlockFd(fd)
+		if err != nil || !ok {
+			unix.Close(fd)
+			if err == nil {
+				err = ErrLocked
+			}
+			return -1, false, &fs.PathError{Op: "lock", Path: atPath(dir, lockName), Err: err}
+		}
+		if testHookStateLocked != nil {
+			testHookStateLocked(atPath(dir, lockName))
+		}
+		var named unix.Stat_t
+		err = fstree.Lstatat(dirfd, lockName, &named)
+		if err == nil && named.Dev == locked.Dev && named.Ino == locked.Ino {
+			return fd, created, nil
+		}
+		// The holder before us unlinked or replaced the file after we had
+		// opened it: our lock guards nothing anyone else will ever open.
+		unix.Close(fd)
+		if err != nil && !errors.Is(err, unix.ENOENT) {
+			return -1, false, &fs.PathError{Op: "lstat", Path: atPath(dir, lockName), Err: err}
+		}
+	}
+	return -1, false, &fs.PathError{Op: "lock", Path: atPath(dir, lockName), Err: errors.New("lock file replaced on every attempt")}
+}
