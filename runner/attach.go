@@ -86,14 +86,12 @@ func attached(dir string, mgr *state.Manager, st *state.State, info procinfo.Inf
 
 // adopt is Attach's recovery of a leased run with no pid recorded.
 func adopt(dir string, mgr *state.Manager, o claimOptions) (*Process, error) {
-	// LoadAndLock would create a directory that a collector just removed.
-	if _, err := os.Lstat(dir); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("attach %s: %w: data directory is gone", dir, ErrNotRunning)
-		}
-		return nil, fmt.Errorf("attach %s: %w", dir, err)
+	// Not LoadAndLock: it would create a directory that a collector just
+	// removed.
+	ls, err := lockExisting(context.Background(), mgr, o.lockTimeout)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("attach %s: %w: data directory is gone", dir, ErrNotRunning)
 	}
-	ls, err := mgr.LoadAndLockWithRetry(context.Background(), o.lockTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("attach %s: lock state: %w", dir, err)
 	}

@@ -19,7 +19,9 @@ import (
 )
 
 // maxVanished bounds how often NewClaim recreates a data directory that a
-// collector removed between its creation and the lease.
+// collector removed between its creation and the lease, and how often it
+// takes the lease again when the directory is removed or replaced between
+// the lease and the run marker.
 const maxVanished = 10
 
 // Claim is a creation claim on a data directory: the run lease is held and
@@ -46,6 +48,12 @@ type Claim struct {
 // for the lease timeout (a live run owns dataDir) or when the state
 // records a live runner of a released version, which holds no lease. On
 // any error no lease is held and the state is unchanged.
+//
+// The marker is written only into the directory the lease is on: when
+// dataDir is removed or replaced after the lease is taken (a collector
+// removing an empty directory by name, say), NewClaim drops that lease
+// and claims the directory dataDir names then, a bounded number of times,
+// after which it returns an error wrapping ErrClaimLost.
 func NewClaim(ctx context.Context, dataDir string, opts ...ClaimOption) (*Claim, error) {
 	o := newOptions(opts)
 	dir, err := filepath.Abs(dataDir)
@@ -59,19 +67,32 @@ func NewClaim(ctx context.Context, dataDir string, opts ...ClaimOption) (*Claim,
 		}
 		_, _ = collectBefore(ctx, root, o)
 	}
-	lease, err := acquireLease(ctx, dir, o)
-	if err != nil {
-		return nil, err
-	}
-	c := &Claim{dataDir: dir, mgr: state.NewManager(dir), opts: o, lease: lease}
-	if err := c.mark(ctx); err != nil {
+	for attempt := 0; ; attempt++ {
+		lease, err := acquireLease(ctx, dir, o)
+		if err != nil {
+			return nil, err
+		}
+		if testHookLeased != nil {
+			testHookLeased(dir)
+		}
+		c := &Claim{dataDir: dir, mgr: state.NewManager(dir), opts: o, lease: lease}
+		err = c.mark(ctx)
+		if err == nil {
+			o.logger.Debug("claimed data directory", "dir", dir)
+			return c, nil
+		}
 		// We are the only holder, so closing our descriptor frees the lease.
 		_ = lease.Close()
-		return nil, err
+		if !errors.Is(err, ErrClaimLost) || attempt >= maxVanished {
+			return nil, err
+		}
+		o.logger.Debug("data directory replaced after its lease was taken; claiming it again", "dir", dir)
 	}
-	o.logger.Debug("claimed data directory", "dir", dir)
-	return c, nil
 }
+
+// testHookLeased, when set by a test, runs in NewClaim between taking the
+// lease and setting the run marker: where the directory may be replaced.
+var testHookLeased func(dir string)
 
 // collectBefore is the pre-creation collection: bounded, and logged. Its
 // result is for tests and benchmarks; NewClaim never fails on it.
@@ -103,11 +124,21 @@ func collectBefore(ctx context.Context, root string, o claimOptions) (*gc.Report
 // directory and taking its lease: where a collector may remove it.
 var testHookBeforeLease func(dir string)
 
+// mkdirAll is os.MkdirAll; tests replace it to make the removal of a
+// parent inside MkdirAll certain.
+var mkdirAll = os.MkdirAll
+
 // acquireLease creates dir and takes its run lease, recreating dir when a
-// collector removed it in between.
+// collector removed it in between. A collector may also remove an empty
+// parent of dir between MkdirAll's creation of the parent and of dir,
+// which fails MkdirAll with ENOENT; that is retried the same way.
 func acquireLease(ctx context.Context, dir string, o claimOptions) (*state.Lease, error) {
 	for attempt := 0; ; attempt++ {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
+		if err := mkdirAll(dir, 0o700); err != nil {
+			if errors.Is(err, fs.ErrNotExist) && attempt < maxVanished {
+				o.logger.Debug("parent of data directory vanished while creating it; retrying", "dir", dir)
+				continue
+			}
 			return nil, fmt.Errorf("claim %s: create data directory: %w", dir, err)
 		}
 		if testHookBeforeLease != nil {
@@ -129,11 +160,12 @@ func acquireLease(ctx context.Context, dir string, o claimOptions) (*state.Lease
 	}
 }
 
-// mark sets the run marker, with the lease held.
+// mark sets the run marker, with the lease held, in the leased directory
+// only: an error wrapping ErrClaimLost means c.dataDir no longer names it.
 func (c *Claim) mark(ctx context.Context) error {
-	ls, err := c.mgr.LoadAndLockWithRetry(ctx, c.opts.lockTimeout)
+	ls, err := c.lockLeased(ctx)
 	if err != nil {
-		return fmt.Errorf("claim %s: lock state: %w", c.dataDir, err)
+		return fmt.Errorf("claim %s: %w", c.dataDir, err)
 	}
 	defer ls.Release()
 	// Holding the lease proves a leased run dead; a released runner holds
@@ -190,6 +222,13 @@ var testHookStarted func(pid int)
 // that window leaves a live runner whose state has the run marker and no
 // pid; Attach finds it by its lease (see Attach).
 //
+// Before the runner starts, with the state lock held, Spawn checks that
+// the data directory path still names the leased directory. When it does
+// not (the directory was removed or replaced since NewClaim), Spawn
+// starts nothing, drops the lease and returns an error wrapping
+// ErrClaimLost: the claim is used up, and the caller must claim and clone
+// again.
+//
 // When the state cannot be locked or the runner cannot be started, the
 // claim stays valid (retry, or Abort). When its start cannot be recorded,
 // Spawn kills it and returns the error, the claim still valid. After a
@@ -211,10 +250,16 @@ func (c *Claim) Spawn(ctx context.Context, cfg Config) (*Process, error) {
 	if bootErr != nil {
 		c.opts.logger.Warn("reading boot id", "error", bootErr)
 	}
-	ls, err := c.mgr.LoadAndLockWithRetry(ctx, c.opts.lockTimeout)
+	ls, err := c.lockLeased(ctx)
 	if err != nil {
 		l.close()
-		return nil, fmt.Errorf("spawn runner in %s: lock state: %w", c.dataDir, err)
+		if errors.Is(err, ErrClaimLost) {
+			if cerr := c.lease.Close(); cerr != nil {
+				c.opts.logger.Warn("closing the run lease of a lost claim", "dir", c.dataDir, "error", cerr)
+			}
+			c.lease = nil
+		}
+		return nil, fmt.Errorf("spawn runner in %s: %w", c.dataDir, err)
 	}
 	st, err := l.start()
 	if err != nil {
@@ -284,22 +329,29 @@ func (c *Claim) record(ls *state.LockedState, st *started, boot string, cfg Conf
 // Abort ends a claim that never spawned: the run marker is cleared (the
 // directory then reads as a stopped VM) and the lease dropped. It is a
 // no-op returning nil after a successful Spawn or a previous Abort, so
-// `defer claim.Abort()` is safe. The lease is dropped even when the state
-// cannot be saved; the marker then stays set and the next collection
-// reclaims the directory.
+// `defer claim.Abort()` is safe, and so after a Spawn that returned
+// ErrClaimLost. The lease is dropped even when the state cannot be saved;
+// the marker then stays set and the next collection reclaims the
+// directory. When the data directory is gone or no longer the leased one,
+// no state is touched (and no directory created): only the lease is
+// dropped.
 func (c *Claim) Abort() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.lease == nil {
 		return nil
 	}
+	var saveErr error
+	ls, err := c.lockLeased(context.Background())
 	lease := c.lease
 	c.lease = nil
-	var saveErr error
-	ls, err := c.mgr.LoadAndLockWithRetry(context.Background(), c.opts.lockTimeout)
-	if err != nil {
-		saveErr = fmt.Errorf("abort claim %s: lock state: %w", c.dataDir, err)
-	} else {
+	switch {
+	case errors.Is(err, ErrClaimLost):
+		// The marker, if any, is in a directory that is gone or elsewhere;
+		// dropping the lease is all that is left to do.
+	case err != nil:
+		saveErr = fmt.Errorf("abort claim %s: %w", c.dataDir, err)
+	default:
 		if ls.Leased && ls.PID == 0 {
 			ls.Leased = false
 			ls.Active = false

@@ -5,8 +5,11 @@ package runner
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -221,5 +224,181 @@ func TestClaimRecreatesVanishedDir(t *testing.T) {
 	}
 	if removals != 2 || !leaseHeld(t, dir) || !loadState(t, dir).Leased {
 		t.Fatalf("after %d removals: claim holds no lease or marker", removals)
+	}
+}
+
+// A data directory removed or replaced between the lease and the run
+// marker is claimed again: the marker lands only in the directory the
+// path names, under a lease on that same directory, and never in the
+// directory the first lease was on.
+func TestClaimDirReplacedAfterLease(t *testing.T) {
+	tests := []struct {
+		name    string
+		replace bool // create a fresh directory at the path, else leave it gone
+		times   int  // how many leases see their directory go
+		wantErr error
+	}{
+		{name: "replaced once", replace: true, times: 1},
+		{name: "removed once", times: 1},
+		{name: "replaced every time", replace: true, times: maxVanished + 1, wantErr: ErrClaimLost},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "vm")
+			var old []string
+			testHookLeased = func(d string) {
+				if len(old) == tt.times {
+					return
+				}
+				moved := fmt.Sprintf("%s.old%d", d, len(old))
+				if err := os.Rename(d, moved); err != nil {
+					t.Error(err)
+				}
+				old = append(old, moved)
+				if tt.replace {
+					if err := os.Mkdir(d, 0o700); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+			t.Cleanup(func() { testHookLeased = nil })
+			c, err := newClaimWithGuard(t, dir, WithoutCollect())
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("NewClaim: %v, want %v", err, tt.wantErr)
+			}
+			if len(old) != tt.times {
+				t.Fatalf("directory replaced %d times, want %d", len(old), tt.times)
+			}
+			for _, o := range old {
+				if leaseHeld(t, o) {
+					t.Errorf("lease on the replaced directory %s still held", o)
+				}
+				if _, err := os.Lstat(filepath.Join(o, state.FileName)); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("replaced directory %s got a state file: %v", o, err)
+				}
+			}
+			if tt.wantErr != nil {
+				if leaseHeld(t, dir) {
+					t.Error("lease held after a failed claim")
+				}
+				if _, err := os.Lstat(filepath.Join(dir, state.FileName)); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("failed claim wrote a state file: %v", err)
+				}
+				return
+			}
+			if err := checkLeased(c.lease, dir); err != nil {
+				t.Errorf("claim's lease is not on the directory the path names: %v", err)
+			}
+			if !leaseHeld(t, dir) || !loadState(t, dir).Leased {
+				t.Error("directory at the path has no lease or no marker")
+			}
+		})
+	}
+}
+
+// A collector removing the empty parent inside MkdirAll (after it made
+// the parent, before it made the data directory) fails MkdirAll with
+// ENOENT; the claim creates both again.
+func TestClaimParentRemovedInsideMkdirAll(t *testing.T) {
+	parent := filepath.Join(t.TempDir(), "vm")
+	dir := filepath.Join(parent, "data")
+	calls := 0
+	mkdirAll = func(path string, perm os.FileMode) error {
+		calls++
+		if calls > 1 {
+			return os.MkdirAll(path, perm)
+		}
+		if err := os.MkdirAll(filepath.Dir(path), perm); err != nil {
+			return err
+		}
+		if err := os.Remove(filepath.Dir(path)); err != nil {
+			return err
+		}
+		err := os.Mkdir(path, perm)
+		if !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("mkdir under a removed parent: %v, want ENOENT", err)
+		}
+		return err
+	}
+	t.Cleanup(func() { mkdirAll = os.MkdirAll })
+	if _, err := newClaimWithGuard(t, dir, WithoutCollect()); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 2 || !leaseHeld(t, dir) || !loadState(t, dir).Leased {
+		t.Fatalf("after %d MkdirAll calls: claim holds no lease or marker", calls)
+	}
+}
+
+// A data directory removed or replaced between NewClaim and Spawn loses
+// the claim: nothing is started, nothing is written at the path, no
+// directory is created, the lease is dropped and the claim is used up.
+func TestSpawnClaimLost(t *testing.T) {
+	for _, replace := range []bool{true, false} {
+		t.Run(fmt.Sprintf("replace=%v", replace), func(t *testing.T) {
+			ctx := testCtx(t)
+			dir := filepath.Join(t.TempDir(), "vm")
+			c, err := newClaimWithGuard(t, dir, WithoutCollect())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := makeRootfs(dir); err != nil {
+				t.Fatal(err)
+			}
+			old := dir + ".old"
+			if err := os.Rename(dir, old); err != nil {
+				t.Fatal(err)
+			}
+			if replace {
+				if err := os.Mkdir(dir, 0o700); err != nil {
+					t.Fatal(err)
+				}
+			}
+			testHookStarted = func(pid int) {
+				t.Errorf("runner pid %d started for a lost claim", pid)
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+			t.Cleanup(func() { testHookStarted = nil })
+			cfg := Config{RootPath: filepath.Join(dir, "rootfs-work"), RunnerPath: standinPath}
+			if _, err := c.Spawn(ctx, cfg); !errors.Is(err, ErrClaimLost) {
+				t.Fatalf("Spawn: %v, want ErrClaimLost", err)
+			}
+			if leaseHeld(t, old) {
+				t.Error("lease on the lost directory still held")
+			}
+			if !loadState(t, old).Leased {
+				t.Error("lost directory lost its marker: it would not read as an orphan")
+			}
+			_, err = os.Lstat(filepath.Join(dir, state.FileName))
+			if replace && !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("Spawn wrote a state file into the new directory: %v", err)
+			}
+			if _, err := os.Lstat(dir); !replace && !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("Spawn created the removed directory again: %v", err)
+			}
+			if _, err := c.Spawn(ctx, cfg); !errors.Is(err, ErrClaimDone) {
+				t.Errorf("second Spawn: %v, want ErrClaimDone", err)
+			}
+			if err := c.Abort(); err != nil {
+				t.Errorf("Abort of a lost claim: %v", err)
+			}
+		})
+	}
+}
+
+// Abort of a claim whose directory was removed creates nothing.
+func TestAbortDirRemoved(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "vm")
+	c, err := newClaimWithGuard(t, dir, WithoutCollect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Abort created the removed directory again: %v", err)
 	}
 }

@@ -16,6 +16,10 @@ var (
 	ErrInUse = errors.New("data directory is in use by a live run")
 	// ErrClaimDone: the claim has already spawned its runner or been aborted.
 	ErrClaimDone = errors.New("claim already spawned or aborted")
+	// ErrClaimLost: the data directory path no longer names the directory
+	// the claim leased (something removed or replaced it); the claim is
+	// dropped, and what was cloned into the old directory went with it.
+	ErrClaimLost = errors.New("data directory was replaced under the claim")
 	// ErrStillRunning: the runner survived SIGKILL for the whole wait (for
 	// example stuck in uninterruptible sleep); its state was left active.
 	ErrStillRunning = errors.New("runner still running after SIGKILL")

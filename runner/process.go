@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -142,10 +141,12 @@ func (p *Process) dropLease() error {
 // inactive with no pid and the run marker cleared, and drops a kept lease.
 // It returns ErrStillRunning (state untouched) when the runner survives
 // SIGKILL, and a state error after the runner is stopped when the state
-// cannot be locked or saved. Once the runner is stopped, further calls
-// return nil. Only the runner's group is signalled, and only while the
-// runner holds its PID: a descendant that left the group, or one that
-// outlives a runner that exited on its own, is not reached.
+// cannot be locked or saved. A data directory that is gone by then is not
+// created again: there is no state to record the stop in, and that is not
+// an error. Once the runner is stopped, further calls return nil. Only the
+// runner's group is signalled, and only while the runner holds its PID: a
+// descendant that left the group, or one that outlives a runner that
+// exited on its own, is not reached.
 func (p *Process) Stop(ctx context.Context) error {
 	p.stopMu.Lock()
 	defer p.stopMu.Unlock()
@@ -184,17 +185,17 @@ func (p *Process) Stop(ctx context.Context) error {
 var testHookTerminated func(dir string)
 
 // lockState takes the state lock of a runner with a data directory. A
-// directory that no longer exists has no state to update.
+// directory that no longer exists (a collector, or the embedder, removed
+// it) has no state to update, and is not created again: the lock is taken
+// without creating the directory, and a missing one yields no lock and no
+// error.
 func (p *Process) lockState(ctx context.Context) (*state.LockedState, error) {
 	if p.mgr == nil {
 		return nil, nil
 	}
-	if _, err := os.Lstat(p.dataDir); errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
 	// A cancelled ctx still stops the runner, and its stop is still worth
 	// recording, within the lock timeout.
-	ls, err := p.mgr.LoadAndLockWithRetry(context.WithoutCancel(ctx), p.lockTimeout)
+	ls, err := lockExisting(context.WithoutCancel(ctx), p.mgr, p.lockTimeout)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

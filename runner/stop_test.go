@@ -310,3 +310,22 @@ func TestStopExposesNoOrphanToCollector(t *testing.T) {
 		t.Fatalf("rootfs-work changed during Stop:\nbefore %v\nafter  %v", before, after)
 	}
 }
+
+// Stop of a runner whose data directory was removed meanwhile stops the
+// runner and does not create the directory again.
+func TestStopDirRemoved(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "vm")
+	p, _ := spawnClaimed(t, dir, nil)
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := stopWithGuard(t, p); err != nil {
+		t.Fatal(err)
+	}
+	if !exited(p.PID()) {
+		t.Error("runner still running after Stop")
+	}
+	if _, err := os.Lstat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Stop created the removed directory again: %v", err)
+	}
+}
