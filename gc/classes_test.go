@@ -92,9 +92,28 @@ func TestClassesWithRealProcesses(t *testing.T) {
 			_ = cmd.Wait()
 			makeVM(t, dir, active(cmd.Process.Pid, time.Now()))
 		}, nil, ClassOrphan, ReasonRunnerDead},
-		{"pid_start_time before boot", func(t *testing.T, dir string) {
-			makeVM(t, dir, active(runner(t).PID, bootTime.Add(-time.Hour)))
+		{"pid_start_time before boot, unrelated process", func(t *testing.T, dir string) {
+			makeVM(t, dir, active(unrelated(t).PID, bootTime.Add(-time.Hour)))
 		}, nil, ClassOrphan, ReasonRebooted},
+		{"pid_start_time before boot, dead pid", func(t *testing.T, dir string) {
+			cmd := startProcess(t, fakeRunner)
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			makeVM(t, dir, active(cmd.Process.Pid, bootTime.Add(-time.Hour)))
+		}, nil, ClassOrphan, ReasonRebooted},
+		{"clock says rebooted, runner holds the pid", func(t *testing.T, dir string) {
+			makeVM(t, dir, active(runner(t).PID, bootTime.Add(-time.Hour)))
+		}, nil, ClassLive, ReasonRunnerAmbiguous},
+		{"clock says pid reused, runner holds the pid", func(t *testing.T, dir string) {
+			info := runner(t)
+			makeVM(t, dir, active(info.PID, info.Started.Add(-time.Minute)))
+		}, nil, ClassLive, ReasonRunnerAmbiguous},
+		{"exact identity of this boot, pid_start_time before boot", func(t *testing.T, dir string) {
+			info := runner(t)
+			s := active(info.PID, bootTime.Add(-time.Hour))
+			s.Runner = &state.Identity{StartTime: info.StartTime, BootID: bootID, Executable: fakeRunner}
+			makeVM(t, dir, s)
+		}, nil, ClassLive, ReasonRunnerMatches},
 		{"other boot id", func(t *testing.T, dir string) {
 			info := runner(t)
 			s := active(info.PID, time.Now())
@@ -110,8 +129,22 @@ func TestClassesWithRealProcesses(t *testing.T) {
 			startHelper(t, "lock", dir, "ready")
 		}, nil, ClassBusy, ReasonStateLocked},
 		{"marker set, lease free, runner alive", func(t *testing.T, dir string) {
+			info := runner(t)
+			s := active(info.PID, time.Now())
+			s.Leased = true
+			s.Runner = &state.Identity{StartTime: info.StartTime, BootID: bootID, Executable: fakeRunner}
+			makeVM(t, dir, s)
+		}, nil, ClassLive, ReasonLeaseLost},
+		{"marker set, lease free, runner alive without exact identity", func(t *testing.T, dir string) {
 			s := active(runner(t).PID, time.Now())
 			s.Leased = true
+			makeVM(t, dir, s)
+		}, nil, ClassOrphan, ReasonRunEnded},
+		{"marker set, lease free, another process with the pid", func(t *testing.T, dir string) {
+			info := runner(t)
+			s := active(info.PID, time.Now())
+			s.Leased = true
+			s.Runner = &state.Identity{StartTime: info.StartTime + 1, BootID: bootID, Executable: fakeRunner}
 			makeVM(t, dir, s)
 		}, nil, ClassOrphan, ReasonRunEnded},
 		{"marker set, no runner ever", func(t *testing.T, dir string) {
@@ -130,6 +163,16 @@ func TestClassesWithRealProcesses(t *testing.T) {
 		{"inactive, WithStopped(1h)", func(t *testing.T, dir string) {
 			makeVM(t, dir, &state.State{Version: 1, CreatedAt: time.Now().Add(-time.Minute)})
 		}, []Option{WithStopped(time.Hour)}, ClassStopped, ReasonInactive},
+		{"inactive, created a month ago, stopped just now, WithStopped(24h)", func(t *testing.T, dir string) {
+			makeVM(t, dir, &state.State{Version: 1, CreatedAt: time.Now().Add(-30 * 24 * time.Hour)})
+		}, []Option{WithStopped(24 * time.Hour)}, ClassStopped, ReasonInactive},
+		{"inactive, created a month ago, stopped two days ago, WithStopped(24h)", func(t *testing.T, dir string) {
+			makeVM(t, dir, &state.State{Version: 1, CreatedAt: time.Now().Add(-30 * 24 * time.Hour)})
+			old := time.Now().Add(-48 * time.Hour)
+			if err := os.Chtimes(filepath.Join(dir, state.FileName), old, old); err != nil {
+				t.Fatal(err)
+			}
+		}, []Option{WithStopped(24 * time.Hour)}, ClassOrphan, ReasonStoppedExpired},
 		{"inactive, no created_at, WithStopped(0)", func(t *testing.T, dir string) {
 			makeVM(t, dir, &state.State{Version: 1})
 		}, []Option{WithStopped(0)}, ClassOrphan, ReasonStoppedExpired},
@@ -237,4 +280,49 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// TestLeaseLostRealRunner records a real stand-in runner with its exact
+// identity and the run marker, without the lease (as a runner that closed
+// its inherited descriptor): it is kept while it runs, and reclaimed once
+// it has been killed and reaped.
+func TestLeaseLostRealRunner(t *testing.T) {
+	bootID, err := procinfo.BootID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(t.TempDir(), "root")
+	dir := filepath.Join(root, "vm")
+	cmd := startProcess(t, fakeRunner)
+	info := lookup(t, cmd.Process.Pid)
+	s := &state.State{Version: 1, Active: true, Name: "vm", PID: info.PID, PIDStartTime: time.Now(), CreatedAt: time.Now(), Leased: true,
+		Runner: &state.Identity{StartTime: info.StartTime, BootID: bootID, Executable: fakeRunner}}
+	makeVM(t, dir, s)
+
+	if c := scanOne(t, root, dir); c.Class != ClassLive || c.Reason != ReasonLeaseLost {
+		t.Fatalf("Scan with the runner alive: %s/%s (%s), want live/lease-lost", c.Class, c.Reason, c.Detail)
+	}
+	if orphans, err := Orphans(root); err != nil || len(orphans) != 0 {
+		t.Fatalf("Orphans with the runner alive = %+v, %v; want none", orphans, err)
+	}
+	before := snapshot(t, dir)
+	rep := collect(t, root)
+	sameSnapshot(t, "data dir with the runner alive", before, snapshot(t, dir))
+	if len(rep.Reclaimed) != 0 || len(rep.Kept) != 1 || rep.Kept[0].Reason != ReasonLeaseLost {
+		t.Fatalf("Collect with the runner alive: reclaimed %+v, kept %+v; want %s kept as lease-lost", rep.Reclaimed, rep.Kept, dir)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	if c := scanOne(t, root, dir); c.Class != ClassOrphan || c.Reason != ReasonRunEnded {
+		t.Fatalf("Scan after the runner died: %s/%s (%s), want orphan/run-ended", c.Class, c.Reason, c.Detail)
+	}
+	rep = collect(t, root)
+	if len(rep.Reclaimed) != 1 || rep.Reclaimed[0].Path != dir || rep.Reclaimed[0].Reason != ReasonRunEnded {
+		t.Fatalf("Collect after the runner died: reclaimed %+v, kept %+v; want %s reclaimed", rep.Reclaimed, rep.Kept, dir)
+	}
+	mustNotExist(t, dir)
+	mustExist(t, root)
 }

@@ -50,6 +50,11 @@ const (
 	// ReasonRunEnded (orphan): the run marker is set and the lease is free,
 	// so the run ended without a clean stop.
 	ReasonRunEnded Reason = "run-ended"
+	// ReasonLeaseLost (live): the run marker is set and the lease is free,
+	// but the recorded runner is alive and matches its recorded exact
+	// identity (kernel start time and boot id): a runner that closed its
+	// inherited lease descriptor still runs the VM.
+	ReasonLeaseLost Reason = "lease-lost"
 	// ReasonRebooted (orphan): the record is from an earlier boot.
 	ReasonRebooted Reason = "rebooted"
 	// ReasonRunnerDead (orphan): no process has the recorded PID.
@@ -62,6 +67,12 @@ const (
 	// ReasonRunnerMatches (live): the process with the recorded PID is the
 	// recorded runner.
 	ReasonRunnerMatches Reason = "runner-matches"
+	// ReasonRunnerAmbiguous (live): a record without exact identity whose
+	// wall-clock times say rebooted or PID reused, while a process named
+	// go-microvm-runner holds the recorded PID. A stepped clock moves the
+	// wall-clock start time Linux derives for a process, so the clock
+	// alone is not trusted to delete a VM a runner may still run.
+	ReasonRunnerAmbiguous Reason = "runner-ambiguous"
 	// ReasonIdentityUnreadable (live): a process has the recorded PID but
 	// its identity cannot be read, so it is presumed to be the runner.
 	ReasonIdentityUnreadable Reason = "identity-unreadable"
@@ -144,14 +155,17 @@ type Facts struct {
 // Policy is the caller's choice about what else is reclaimable.
 type Policy struct {
 	// Stopped makes inactive data directories at least StoppedMinAge old
-	// orphans (ReasonStoppedExpired).
+	// orphans (ReasonStoppedExpired). That age is Facts.StoppedAge: it
+	// runs from the later of created_at and the state file's modification
+	// time, since a clean stop rewrites the file.
 	Stopped       bool
 	StoppedMinAge time.Duration
 }
 
 // Age is how old the recorded VM is: Now minus created_at, or minus the
 // state file's modification time when created_at is unset; never negative.
-// It is zero when neither is known.
+// It is zero when neither is known. It is for display; the stopped rule
+// uses StoppedAge.
 func (f *Facts) Age() time.Duration {
 	var since time.Time
 	switch {
@@ -160,6 +174,25 @@ func (f *Facts) Age() time.Duration {
 	case !f.StateModTime.IsZero():
 		since = f.StateModTime
 	default:
+		return 0
+	}
+	return max(f.Now.Sub(since), 0)
+}
+
+// StoppedAge is how long the recorded VM has been as it is: Now minus the
+// later of created_at and the state file's modification time (a clean stop
+// rewrites the file), never negative. It is zero when neither is known.
+// WithStopped's minimum age is compared with it, so a VM created long ago
+// and stopped a moment ago is not reclaimed at once.
+func (f *Facts) StoppedAge() time.Duration {
+	var since time.Time
+	if f.State != nil {
+		since = f.State.CreatedAt
+	}
+	if f.StateModTime.After(since) {
+		since = f.StateModTime
+	}
+	if since.IsZero() {
 		return 0
 	}
 	return max(f.Now.Sub(since), 0)
@@ -191,11 +224,16 @@ func Classify(f Facts, p Policy) (class Class, reason Reason, detail string) {
 	s := f.State
 	if s.Leased {
 		// The creator sets the marker only while it holds the lease, and a
-		// clean stop clears it: set and free means nobody stopped it.
+		// clean stop clears it: set and free means nobody stopped it,
+		// unless the runner closed its inherited lease descriptor and
+		// still runs. Only the exact identity proves that.
+		if s.PID > 0 && exactThisBoot(f) && runnerAlive(f.Process) && f.Process.StartTime == s.Runner.StartTime {
+			return ClassLive, ReasonLeaseLost, fmt.Sprintf("run lease is free but the recorded runner (pid %d) is alive", s.PID)
+		}
 		return ClassOrphan, ReasonRunEnded, "run marker set and run lease free"
 	}
 	if !s.Active {
-		age := f.Age()
+		age := f.StoppedAge()
 		if p.Stopped && age >= p.StoppedMinAge {
 			return ClassOrphan, ReasonStoppedExpired, fmt.Sprintf("stopped, age %s >= %s", age.Round(time.Second), p.StoppedMinAge)
 		}
@@ -204,24 +242,69 @@ func Classify(f Facts, p Policy) (class Class, reason Reason, detail string) {
 	if s.PID <= 0 {
 		return ClassUnknown, ReasonNoPID, "active with no pid"
 	}
-	if c, r, d, ok := classifyBoot(f); ok {
+	if c, r, d, ok := classifyOtherBoot(f); ok {
 		return c, r, d
+	}
+	if !exactThisBoot(f) && !s.PIDStartTime.IsZero() && !f.BootTime.IsZero() && s.PIDStartTime.Before(f.BootTime.Add(-startSlack)) {
+		// The boot time is wall-clock, and moves when the clock is
+		// stepped; a record with the exact identity of this boot is
+		// decided by the kernel start time instead.
+		if c, r, d, ok := ambiguous(f, "rebooted (recorded before this boot)"); ok {
+			return c, r, d
+		}
+		return ClassOrphan, ReasonRebooted, fmt.Sprintf("pid %d recorded at %s, before boot at %s",
+			s.PID, s.PIDStartTime.UTC().Format(time.RFC3339), f.BootTime.UTC().Format(time.RFC3339))
 	}
 	return classifyProcess(f)
 }
 
-// classifyBoot decides records from an earlier boot, whose PID says nothing
-// about the processes of this one.
-func classifyBoot(f Facts) (Class, Reason, string, bool) {
+// classifyOtherBoot decides records whose recorded boot id is not the
+// current one: their PID says nothing about the processes of this boot.
+// It is the only boot rule that needs no process lookup.
+func classifyOtherBoot(f Facts) (Class, Reason, string, bool) {
 	s := f.State
 	if s.Runner != nil && s.Runner.BootID != "" && f.BootID != "" && s.Runner.BootID != f.BootID {
 		return ClassOrphan, ReasonRebooted, fmt.Sprintf("recorded boot %s, current boot %s", s.Runner.BootID, f.BootID), true
 	}
-	if !s.PIDStartTime.IsZero() && !f.BootTime.IsZero() && s.PIDStartTime.Before(f.BootTime.Add(-startSlack)) {
-		return ClassOrphan, ReasonRebooted, fmt.Sprintf("pid %d recorded at %s, before boot at %s",
-			s.PID, s.PIDStartTime.UTC().Format(time.RFC3339), f.BootTime.UTC().Format(time.RFC3339)), true
+	return "", "", "", false
+}
+
+// exactThisBoot reports whether the state records the runner's exact
+// identity (kernel start time) in the current, known boot.
+func exactThisBoot(f Facts) bool {
+	r := f.State.Runner
+	return r != nil && r.StartTime != 0 && r.BootID != "" && r.BootID == f.BootID
+}
+
+// runnerAlive reports whether the lookup found a running, readable process.
+func runnerAlive(pr Process) bool {
+	return pr.Exists && pr.Err == nil && !pr.Zombie
+}
+
+// ambiguous keeps a record that a wall-clock rule alone would call an
+// orphan while a process with the runner's name holds its PID: the clock
+// may have been stepped since the record, and deleting a live VM is worse
+// than leaking one until the next run. clock says what the clock says.
+func ambiguous(f Facts, clock string) (Class, Reason, string, bool) {
+	s, pr := f.State, f.Process
+	if !runnerAlive(pr) {
+		return "", "", "", false
+	}
+	want := runnerWant(s)
+	switch {
+	case pr.Executable != "" && filepath.Base(pr.Executable) == want,
+		pr.Executable == "" && pr.Comm != "" && pr.Comm == truncate(want, commLen):
+		return ClassLive, ReasonRunnerAmbiguous, fmt.Sprintf("clock says %s, but a %s holds pid %d; kept on the safe side", clock, want, s.PID), true
 	}
 	return "", "", "", false
+}
+
+// runnerWant is the executable base name the recorded runner has.
+func runnerWant(s *state.State) string {
+	if s.Runner != nil && s.Runner.Executable != "" {
+		return filepath.Base(s.Runner.Executable)
+	}
+	return runnerName
 }
 
 // classifyProcess applies the PID rules to an active record of this boot.
@@ -259,6 +342,9 @@ func classifyProcess(f Facts) (Class, Reason, string) {
 		case pr.Started.IsZero():
 			return ClassLive, ReasonIdentityUnreadable, fmt.Sprintf("pid %d: start time unreadable", s.PID)
 		case pr.Started.After(s.PIDStartTime.Add(startSlack)):
+			if c, r, d, ok := ambiguous(f, "pid reused (started after the record)"); ok {
+				return c, r, d
+			}
 			return ClassOrphan, ReasonPIDReused, fmt.Sprintf("pid %d started %s after the record",
 				s.PID, pr.Started.Sub(s.PIDStartTime).Round(time.Second))
 		default:
@@ -268,10 +354,7 @@ func classifyProcess(f Facts) (Class, Reason, string) {
 
 	// No time evidence at all: fall back to the name, as released
 	// versions do.
-	want := runnerName
-	if s.Runner != nil && s.Runner.Executable != "" {
-		want = filepath.Base(s.Runner.Executable)
-	}
+	want := runnerWant(s)
 	switch {
 	case pr.Executable != "":
 		got := filepath.Base(pr.Executable)

@@ -36,6 +36,8 @@ func TestClassify(t *testing.T) {
 	other := Process{Exists: true, StartTime: 999, Started: recorded.Add(10 * time.Minute),
 		Comm: "bash", Executable: "/usr/bin/bash"}
 	with := func(p Process, mod func(*Process)) Process { mod(&p); return p }
+	beforeBoot := func(s *state.State) { s.PIDStartTime = boot.Add(-time.Hour) }
+	stoppedAt := func(created time.Time) *state.State { return &state.State{Version: 1, CreatedAt: created} }
 
 	tests := []struct {
 		name   string
@@ -53,9 +55,23 @@ func TestClassify(t *testing.T) {
 		{"lock probe failed", Facts{State: active(marker), LockErr: errors.New("EACCES")}, Policy{}, ClassUnknown, ReasonProbeFailed},
 		{"marker and lease free", Facts{State: active(marker), Process: runner}, Policy{}, ClassOrphan, ReasonRunEnded},
 		{"marker on inactive", Facts{State: &state.State{Version: 1, Leased: true}}, Policy{}, ClassOrphan, ReasonRunEnded},
+		{"marker, lease free, exact runner alive", Facts{State: active(marker, identity(777, bootID)), Process: runner}, Policy{}, ClassLive, ReasonLeaseLost},
+		{"marker, lease free, exact runner alive, record before boot", Facts{State: active(marker, identity(777, bootID), beforeBoot), Process: runner}, Policy{}, ClassLive, ReasonLeaseLost},
+		{"marker, lease free, other start time", Facts{State: active(marker, identity(777, bootID)), Process: with(runner, func(p *Process) { p.StartTime = 778 })}, Policy{}, ClassOrphan, ReasonRunEnded},
+		{"marker, lease free, exact runner zombie", Facts{State: active(marker, identity(777, bootID)), Process: with(runner, func(p *Process) { p.Zombie = true })}, Policy{}, ClassOrphan, ReasonRunEnded},
+		{"marker, lease free, exact runner dead", Facts{State: active(marker, identity(777, bootID))}, Policy{}, ClassOrphan, ReasonRunEnded},
+		{"marker, lease free, lookup failed", Facts{State: active(marker, identity(777, bootID)), Process: Process{Exists: true, Err: errors.New("EPERM")}}, Policy{}, ClassOrphan, ReasonRunEnded},
+		{"marker, lease free, other boot", Facts{State: active(marker, identity(777, "boot-old")), Process: runner}, Policy{}, ClassOrphan, ReasonRunEnded},
+		{"marker, lease free, current boot unknown", Facts{State: active(marker, identity(777, bootID)), Process: runner, BootID: "-"}, Policy{}, ClassOrphan, ReasonRunEnded},
+		{"marker, lease free, no recorded boot", Facts{State: active(marker, identity(777, "")), Process: runner}, Policy{}, ClassOrphan, ReasonRunEnded},
+		{"marker, lease free, runner by name only", Facts{State: active(marker, identity(0, bootID)), Process: runner}, Policy{}, ClassOrphan, ReasonRunEnded},
+		{"marker, lease free, exact runner, pid 0", Facts{State: active(marker, identity(777, bootID), func(s *state.State) { s.PID = 0 }), Process: runner}, Policy{}, ClassOrphan, ReasonRunEnded},
 		{"marker with pid 0", Facts{State: active(marker, func(s *state.State) { s.PID = 0 })}, Policy{}, ClassOrphan, ReasonRunEnded},
 		{"other boot id", Facts{State: active(identity(777, "boot-old")), Process: runner}, Policy{}, ClassOrphan, ReasonRebooted},
-		{"pid_start_time before boot", Facts{State: active(func(s *state.State) { s.PIDStartTime = boot.Add(-time.Hour) }), Process: runner}, Policy{}, ClassOrphan, ReasonRebooted},
+		{"pid_start_time before boot", Facts{State: active(beforeBoot), Process: other}, Policy{}, ClassOrphan, ReasonRebooted},
+		{"pid_start_time before boot, no process", Facts{State: active(beforeBoot)}, Policy{}, ClassOrphan, ReasonRebooted},
+		{"pid_start_time before boot, zombie runner", Facts{State: active(beforeBoot), Process: with(runner, func(p *Process) { p.Zombie = true })}, Policy{}, ClassOrphan, ReasonRebooted},
+		{"pid_start_time before boot, lookup failed", Facts{State: active(beforeBoot), Process: Process{Exists: true, Err: errors.New("EPERM")}}, Policy{}, ClassOrphan, ReasonRebooted},
 		{"pid_start_time within boot slack", Facts{State: active(func(s *state.State) { s.PIDStartTime = boot.Add(-time.Second) }),
 			Process: with(runner, func(p *Process) { p.Started = boot })}, Policy{}, ClassLive, ReasonRunnerMatches},
 		{"no process", Facts{State: active(), Process: Process{}}, Policy{}, ClassOrphan, ReasonRunnerDead},
@@ -75,6 +91,11 @@ func TestClassify(t *testing.T) {
 		{"inactive, opted in, old enough", Facts{State: &state.State{Version: 1, CreatedAt: recorded}}, Policy{Stopped: true, StoppedMinAge: 30 * time.Minute}, ClassOrphan, ReasonStoppedExpired},
 		{"inactive, opted in, too young", Facts{State: &state.State{Version: 1, CreatedAt: recorded}}, Policy{Stopped: true, StoppedMinAge: 2 * time.Hour}, ClassStopped, ReasonInactive},
 		{"inactive, age from mtime", Facts{State: &state.State{Version: 1}, StateModTime: now.Add(-3 * time.Hour)}, Policy{Stopped: true, StoppedMinAge: 2 * time.Hour}, ClassOrphan, ReasonStoppedExpired},
+		{"inactive, created long ago, stopped just now", Facts{State: stoppedAt(now.Add(-30 * 24 * time.Hour)), StateModTime: now.Add(-time.Minute)}, Policy{Stopped: true, StoppedMinAge: 24 * time.Hour}, ClassStopped, ReasonInactive},
+		{"inactive, created long ago, stopped long ago", Facts{State: stoppedAt(now.Add(-30 * 24 * time.Hour)), StateModTime: now.Add(-25 * time.Hour)}, Policy{Stopped: true, StoppedMinAge: 24 * time.Hour}, ClassOrphan, ReasonStoppedExpired},
+		{"inactive, mtime older than created_at", Facts{State: stoppedAt(now.Add(-time.Hour)), StateModTime: now.Add(-30 * 24 * time.Hour)}, Policy{Stopped: true, StoppedMinAge: 24 * time.Hour}, ClassStopped, ReasonInactive},
+		{"inactive, mtime unknown", Facts{State: stoppedAt(now.Add(-25 * time.Hour))}, Policy{Stopped: true, StoppedMinAge: 24 * time.Hour}, ClassOrphan, ReasonStoppedExpired},
+		{"inactive, mtime in the future", Facts{State: stoppedAt(now.Add(-30 * 24 * time.Hour)), StateModTime: now.Add(time.Hour)}, Policy{Stopped: true, StoppedMinAge: time.Minute}, ClassStopped, ReasonInactive},
 		{"inactive, created in the future, min age 0", Facts{State: &state.State{Version: 1, CreatedAt: now.Add(time.Hour)}}, Policy{Stopped: true}, ClassOrphan, ReasonStoppedExpired},
 		{"not regular", Facts{StateErr: fmt.Errorf("read: %w", state.ErrNotRegular)}, Policy{}, ClassUnreadable, ReasonUnreadable},
 		{"too large", Facts{StateErr: state.ErrTooLarge}, Policy{}, ClassUnreadable, ReasonUnreadable},
@@ -89,13 +110,29 @@ func TestClassify(t *testing.T) {
 		{"start time unreadable", Facts{State: active(identity(777, bootID)), Process: with(runner, func(p *Process) { p.StartTime = 0 })}, Policy{}, ClassLive, ReasonIdentityUnreadable},
 		{"pid_start_time beats name", Facts{State: active(), Process: with(other, func(p *Process) { p.Started = recorded.Add(-time.Minute) })}, Policy{}, ClassLive, ReasonRunnerMatches},
 		{"pid_start_time within slack", Facts{State: active(), Process: with(other, func(p *Process) { p.Started = recorded.Add(time.Second) })}, Policy{}, ClassLive, ReasonRunnerMatches},
-		{"pid_start_time beyond slack", Facts{State: active(), Process: with(runner, func(p *Process) { p.Started = recorded.Add(3 * time.Second) })}, Policy{}, ClassOrphan, ReasonPIDReused},
+		{"pid_start_time beyond slack", Facts{State: active(), Process: with(other, func(p *Process) { p.Started = recorded.Add(3 * time.Second) })}, Policy{}, ClassOrphan, ReasonPIDReused},
+		{"pid_start_time beyond slack, runner", Facts{State: active(), Process: with(runner, func(p *Process) { p.Started = recorded.Add(3 * time.Second) })}, Policy{}, ClassLive, ReasonRunnerAmbiguous},
 		{"pid_start_time, start unreadable", Facts{State: active(), Process: with(runner, func(p *Process) { p.Started = time.Time{} })}, Policy{}, ClassLive, ReasonIdentityUnreadable},
 		{"name from comm when exe unreadable", Facts{State: active(noStart), Process: with(runner, func(p *Process) { p.Executable = "" })}, Policy{}, ClassLive, ReasonRunnerMatches},
 		{"comm mismatch when exe unreadable", Facts{State: active(noStart), Process: with(other, func(p *Process) { p.Executable = "" })}, Policy{}, ClassOrphan, ReasonPIDReused},
 		{"recorded executable name", Facts{State: active(noStart, func(s *state.State) { s.Runner = &state.Identity{Executable: "/opt/x/my-runner"} }),
 			Process: with(other, func(p *Process) { p.Executable = "/opt/y/my-runner" })}, Policy{}, ClassLive, ReasonRunnerMatches},
 		{"own pid is not the runner", Facts{State: active(noStart), Process: with(other, func(p *Process) { p.Executable = "/tmp/gc.test" })}, Policy{}, ClassOrphan, ReasonPIDReused},
+		// A stepped clock: a wall-clock rule alone never reclaims a PID that
+		// a go-microvm-runner holds.
+		{"clock says rebooted, runner holds pid", Facts{State: active(beforeBoot), Process: runner}, Policy{}, ClassLive, ReasonRunnerAmbiguous},
+		{"clock says rebooted, runner by comm", Facts{State: active(beforeBoot), Process: with(runner, func(p *Process) { p.Executable = "" })}, Policy{}, ClassLive, ReasonRunnerAmbiguous},
+		{"clock says rebooted, other comm", Facts{State: active(beforeBoot), Process: with(other, func(p *Process) { p.Executable = "" })}, Policy{}, ClassOrphan, ReasonRebooted},
+		{"clock says rebooted, test binary", Facts{State: active(beforeBoot), Process: with(other, func(p *Process) { p.Executable = "/tmp/gc.test" })}, Policy{}, ClassOrphan, ReasonRebooted},
+		{"clock says rebooted, exe wins over comm", Facts{State: active(beforeBoot), Process: with(runner, func(p *Process) { p.Executable = "/usr/bin/sleep" })}, Policy{}, ClassOrphan, ReasonRebooted},
+		{"clock says rebooted, exact identity decides", Facts{State: active(beforeBoot, identity(777, bootID)), Process: runner}, Policy{}, ClassLive, ReasonRunnerMatches},
+		{"clock says rebooted, exact identity, other start", Facts{State: active(beforeBoot, identity(777, bootID)), Process: with(runner, func(p *Process) { p.StartTime = 778 })}, Policy{}, ClassOrphan, ReasonPIDReused},
+		{"boot id differs, runner holds pid", Facts{State: active(identity(777, "boot-old")), Process: runner}, Policy{}, ClassOrphan, ReasonRebooted},
+		{"clock says reused, runner holds pid", Facts{State: active(), Process: with(runner, func(p *Process) { p.Started = recorded.Add(time.Hour) })}, Policy{}, ClassLive, ReasonRunnerAmbiguous},
+		{"clock says reused, runner by comm", Facts{State: active(), Process: with(runner, func(p *Process) { p.Started = recorded.Add(time.Hour); p.Executable = "" })}, Policy{}, ClassLive, ReasonRunnerAmbiguous},
+		{"clock says reused, zombie runner", Facts{State: active(), Process: with(runner, func(p *Process) { p.Started = recorded.Add(time.Hour); p.Zombie = true })}, Policy{}, ClassOrphan, ReasonRunnerZombie},
+		{"clock says reused, no process", Facts{State: active()}, Policy{}, ClassOrphan, ReasonRunnerDead},
+		{"clock says reused, test binary", Facts{State: active(), Process: with(other, func(p *Process) { p.Executable = "/tmp/gc.test" })}, Policy{}, ClassOrphan, ReasonPIDReused},
 		{"unknown boot facts are not evidence", Facts{State: active(), Process: runner, BootID: "-", BootTime: time.Time{}}, Policy{}, ClassLive, ReasonRunnerMatches},
 	}
 	for _, tt := range tests {
@@ -139,6 +176,32 @@ func TestFactsAge(t *testing.T) {
 			tt.f.Now = now
 			if got := tt.f.Age(); got != tt.want {
 				t.Errorf("Age = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestFactsStoppedAge(t *testing.T) {
+	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	month := 30 * 24 * time.Hour
+	tests := []struct {
+		name string
+		f    Facts
+		want time.Duration
+	}{
+		{"stopped after creation", Facts{State: &state.State{CreatedAt: now.Add(-month)}, StateModTime: now.Add(-time.Minute)}, time.Minute},
+		{"mtime before created_at", Facts{State: &state.State{CreatedAt: now.Add(-time.Hour)}, StateModTime: now.Add(-month)}, time.Hour},
+		{"created_at only", Facts{State: &state.State{CreatedAt: now.Add(-time.Hour)}}, time.Hour},
+		{"mtime only", Facts{State: &state.State{}, StateModTime: now.Add(-time.Minute)}, time.Minute},
+		{"future is zero", Facts{State: &state.State{CreatedAt: now.Add(-month)}, StateModTime: now.Add(time.Hour)}, 0},
+		{"no state, mtime", Facts{StateModTime: now.Add(-time.Minute)}, time.Minute},
+		{"nothing known", Facts{}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.f.Now = now
+			if got := tt.f.StoppedAge(); got != tt.want {
+				t.Errorf("StoppedAge = %s, want %s", got, tt.want)
 			}
 		})
 	}

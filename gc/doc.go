@@ -5,16 +5,19 @@
 //
 // A data directory D is a candidate when it holds a go-microvm-state.json:
 // root itself and directories down to two levels below it (WithDepth). The
-// search never follows a symbolic link, never enters a data directory's
-// rootfs-work or cache, and ignores every name starting with OwnPrefix.
+// search never follows a symbolic link, never enters a directory named
+// rootfs-work or cache at any depth (nothing inside one is ever a
+// candidate), and ignores every name starting with OwnPrefix.
 //
 // Classification is the pure function Classify over Facts gathered by
 // syscalls: a held run lease means live, a held state lock means busy, a
-// set run marker with a free lease means the run ended uncleanly, and for
-// records without the marker the released PID rules apply, with the
-// strongest identity evidence first (kernel start time, then
-// pid_start_time, then the executable name). Only ClassOrphan is ever
-// reclaimed.
+// set run marker with a free lease means the run ended uncleanly unless the
+// recorded runner is alive with its exact identity, and for records without
+// the marker the released PID rules apply, with the strongest identity
+// evidence first (kernel start time, then pid_start_time, then the
+// executable name). A wall-clock rule alone never reclaims a directory
+// whose PID a go-microvm-runner holds, since a stepped clock moves
+// wall-clock start times. Only ClassOrphan is ever reclaimed.
 //
 // Scan and Orphans only look: they create no file or directory, so they
 // work on a read-only filesystem.

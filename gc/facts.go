@@ -60,8 +60,9 @@ const (
 // The state file is read before the probes: a creator takes the lease
 // before it sets the marker, so a marker read first and a lease found free
 // afterwards cannot be a run that is just starting. When the marker is
-// set the lease alone decides, so /proc is not read. p is the policy the
-// facts will be classified with.
+// set and the lease free, /proc is read only for a record with the exact
+// identity of this boot, whose runner may have closed its lease
+// descriptor. p is the policy the facts will be classified with.
 func (ob *observer) observeAt(d state.Dir, sf state.StateFile, p Policy, mode probeMode) (f Facts, dev uint64) {
 	var fi state.FileInfo
 	f.State, fi, f.StateErr = sf.Read()
@@ -97,16 +98,28 @@ func (ob *observer) observeAt(d state.Dir, sf state.StateFile, p Policy, mode pr
 	return f, dev
 }
 
-// lookupProcess fills f.Process when the PID rules will need it.
+// lookupProcess fills f.Process when Classify will need it: for the PID
+// rules of an active record without the marker, and for a marked record
+// with the exact identity of this boot, whose runner may live on without
+// the lease. A marked record without it is an orphan whatever /proc says.
 func (ob *observer) lookupProcess(f *Facts) {
 	s := f.State
-	if s == nil || s.Leased || !s.Active || s.PID <= 0 {
+	if s == nil || s.PID <= 0 {
 		return
 	}
-	if _, _, _, decided := classifyBoot(*f); decided {
-		// A record from an earlier boot says nothing about this boot's
-		// process with that PID.
+	switch {
+	case s.Leased:
+		if !exactThisBoot(*f) {
+			return
+		}
+	case !s.Active:
 		return
+	default:
+		if _, _, _, decided := classifyOtherBoot(*f); decided {
+			// A record from an earlier boot says nothing about this
+			// boot's process with that PID.
+			return
+		}
 	}
 	info, err := procinfo.Lookup(s.PID)
 	switch {

@@ -4,6 +4,7 @@ package gc
 
 import (
 	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -36,6 +37,8 @@ var reasonClass = map[Reason]Class{
 	ReasonProbeFailed:        ClassUnknown,
 	ReasonUnreadable:         ClassUnreadable,
 	ReasonRunEnded:           ClassOrphan,
+	ReasonLeaseLost:          ClassLive,
+	ReasonRunnerAmbiguous:    ClassLive,
 	ReasonRebooted:           ClassOrphan,
 	ReasonRunnerDead:         ClassOrphan,
 	ReasonRunnerZombie:       ClassOrphan,
@@ -62,9 +65,13 @@ func fuzzTime(ns int64) time.Time {
 // is deterministic; the class is one of the six and agrees with the
 // reason; a held lease is live, never orphan; a held state lock (lease
 // free) is busy; a failed probe or an unreadable state is never orphan; a
-// readable state with the marker set and the lease and lock free is orphan;
-// an inactive state without the marker is stopped unless the caller opted
-// in; an active one with no usable PID is unknown.
+// readable state with the marker set and the lease and lock free is orphan
+// unless its runner is alive with the exact identity of this boot (then
+// live, lease-lost); an inactive state without the marker is stopped
+// unless the caller opted in, and reclaimed only once its stopped age is
+// reached; an active one with no usable PID is unknown; a wall-clock rule
+// alone never makes an orphan of a PID that a live process with the
+// runner's name holds.
 func FuzzClassify(f *testing.F) {
 	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC).UnixNano()
 	boot := time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC).UnixNano()
@@ -112,7 +119,18 @@ func FuzzClassify(f *testing.F) {
 		{flags: 0, pid: 1, probes: fzRunnerNil, created: now - 48*hour},
 		{flags: 0, probes: fzRunnerNil | fzPolicyStopped, created: now - 48*hour, minAge: hour},
 		{flags: 0, probes: fzRunnerNil | fzPolicyStopped, created: now + hour, minAge: -hour},
+		{flags: 3, pid: 42, rStart: 7, rBoot: "b", bootID: "b", proc: fzProcExists, pStart: 7},
+		{flags: 3, pid: 42, rStart: 7, rBoot: "b", bootID: "b", proc: fzProcExists | fzProcZombie, pStart: 7},
+		{flags: 3, pid: 42, rStart: 7, rBoot: "b", bootID: "b", proc: fzProcExists, pStart: 8},
+		{flags: 1, pid: 42, pidStart: boot - 10*hour, probes: fzRunnerNil, proc: fzProcExists, exe: "/usr/bin/go-microvm-runner"},
+		{flags: 1, pid: 42, pidStart: boot - 10*hour, probes: fzRunnerNil, proc: fzProcExists, comm: "go-microvm-runn"},
+		{flags: 1, pid: 42, pidStart: boot - 10*hour, probes: fzRunnerNil, proc: fzProcExists, exe: "/tmp/gc.test", comm: "go-microvm-runn"},
+		{flags: 1, pid: 42, pidStart: now - hour, probes: fzRunnerNil, proc: fzProcExists, pStarted: now - hour/2, exe: "/usr/bin/go-microvm-runner"},
+		{flags: 1, pid: 42, pidStart: boot - 10*hour, rStart: 7, rBoot: "b", bootID: "b", proc: fzProcExists, pStart: 7},
+		{flags: 1, pid: 42, pidStart: boot - 10*hour, rStart: 7, rBoot: "a", bootID: "b", proc: fzProcExists, pStart: 7, exe: "/usr/bin/go-microvm-runner"},
+		{flags: 0, probes: fzRunnerNil | fzPolicyStopped, created: boot - 100*hour, minAge: hour},
 		{useJSON: true, json: `{"version":1,"active":true,"leased":true,"pid":42}`},
+		{useJSON: true, json: `{"version":1,"active":true,"leased":true,"pid":42,"runner":{"start_time":99,"boot_id":"x"}}`, proc: fzProcExists, pStart: 99, bootID: "x"},
 		{useJSON: true, json: `{"version":1,"active":true,"pid":42,"pid_start_time":"0001-01-01T00:00:00Z"}`, proc: fzProcExists, exe: "/bin/sh"},
 		{useJSON: true, json: `{"version":1,"active":true,"pid":42,"pid_start_time":"2026-11-29T11:00:00Z","runner":{"start_time":99,"boot_id":"x"}}`, proc: fzProcExists, pStart: 99, bootID: "x"},
 		{useJSON: true, json: `{"version":2,"active":true,"leased":true}`},
@@ -224,7 +242,39 @@ func FuzzClassify(f *testing.F) {
 			return
 		}
 		s := facts.State
+		pr := facts.Process
+		alive := pr.Exists && pr.Err == nil && !pr.Zombie
+		exactNow := s.Runner != nil && s.Runner.StartTime != 0 && s.Runner.BootID != "" && s.Runner.BootID == facts.BootID
+		exactMatch := alive && s.Runner != nil && s.Runner.StartTime != 0 && s.Runner.StartTime == pr.StartTime
+		runnerWant := runnerName
+		if s.Runner != nil && s.Runner.Executable != "" {
+			runnerWant = filepath.Base(s.Runner.Executable)
+		}
+		named := alive && (pr.Executable != "" && filepath.Base(pr.Executable) == runnerWant ||
+			pr.Executable == "" && pr.Comm != "" && pr.Comm == truncate(runnerWant, commLen))
+		if reason == ReasonRunnerAmbiguous && (!named || exactNow || s.Leased) {
+			t.Fatalf("runner-ambiguous with named %v, exact identity of this boot %v, marker %v", named, exactNow, s.Leased)
+		}
+		if reason == ReasonLeaseLost && (!s.Leased || !exactNow || !exactMatch || s.PID <= 0) {
+			t.Fatalf("lease-lost without the marker and a matching exact identity of this boot")
+		}
+		if !s.Leased && s.Active && named && !exactNow {
+			// Only evidence that is not wall-clock may reclaim a PID the
+			// runner's name holds: another recorded boot id, or another
+			// kernel start time.
+			otherBoot := s.Runner != nil && s.Runner.BootID != "" && facts.BootID != "" && s.Runner.BootID != facts.BootID
+			if reason == ReasonRebooted && !otherBoot || reason == ReasonPIDReused && (s.Runner == nil || s.Runner.StartTime == 0) {
+				t.Fatalf("wall-clock rule reclaimed a pid held by %s: %s (%s)", runnerWant, reason, detail)
+			}
+		}
+		if reason == ReasonStoppedExpired && facts.StoppedAge() < policy.StoppedMinAge {
+			t.Fatalf("stopped-expired at stopped age %s < %s", facts.StoppedAge(), policy.StoppedMinAge)
+		}
 		switch {
+		case s.Leased && s.PID > 0 && exactNow && exactMatch:
+			if class != ClassLive || reason != ReasonLeaseLost {
+				t.Fatalf("marker set, lease free, exact runner alive: %s (%s), want live (lease-lost)", class, reason)
+			}
 		case s.Leased:
 			if class != ClassOrphan || reason != ReasonRunEnded {
 				t.Fatalf("marker set, lease and lock free: %s (%s), want orphan (run-ended)", class, reason)
@@ -241,12 +291,10 @@ func FuzzClassify(f *testing.F) {
 			if class != ClassUnknown || reason != ReasonNoPID {
 				t.Fatalf("active, pid %d: %s (%s), want unknown (no-pid)", s.PID, class, reason)
 			}
-		case facts.Process.Exists && facts.Process.Err == nil && !facts.Process.Zombie &&
-			s.Runner != nil && s.Runner.StartTime != 0 && s.Runner.StartTime == facts.Process.StartTime &&
-			(s.Runner.BootID == "" || facts.BootID == "" || s.Runner.BootID == facts.BootID) &&
-			(s.PIDStartTime.IsZero() || facts.BootTime.IsZero() || !s.PIDStartTime.Before(facts.BootTime)):
+		case exactMatch && (exactNow || (s.Runner.BootID == "" || facts.BootID == "") &&
+			(s.PIDStartTime.IsZero() || facts.BootTime.IsZero() || !s.PIDStartTime.Before(facts.BootTime))):
 			// The exact identity matches in this boot: never reclaim a
-			// running runner.
+			// running runner, whatever the wall clock says.
 			if class != ClassLive {
 				t.Fatalf("recorded start time %d matches the process: %s (%s: %s), want live",
 					s.Runner.StartTime, class, reason, detail)

@@ -319,3 +319,65 @@ func TestScanShowsTrueClass(t *testing.T) {
 	}
 	mustExist(t, filepath.Join(vm, rootfsWorkName))
 }
+
+// TestNeverEntersRootfsWorkOrCache: a state file inside a rootfs clone or
+// an image cache (a guest or hostile image can put one at the top of its
+// rootfs) is never a candidate, at any depth, even while the data directory
+// around it has no state file of its own yet (a released embedder still
+// cloning), and nothing in there is touched.
+func TestNeverEntersRootfsWorkOrCache(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "root")
+	var hostile []string
+	plant := func(dir string) {
+		writeJSON(t, dir, orphanState())
+		writeFile(t, filepath.Join(dir, rootfsWorkName, "etc", "passwd"), "guest")
+		writeJSON(t, filepath.Join(dir, "nested"), orphanState())
+		writeFile(t, filepath.Join(dir, consoleLogName), "guest log")
+	}
+	for _, rel := range []string{
+		rootfsWorkName, // root is a data dir still cloning: no state file yet
+		cacheName,
+		filepath.Join(cacheName, "sha256"),
+		filepath.Join("cloning", rootfsWorkName),
+		filepath.Join("cloning", cacheName),
+		filepath.Join("emb", "data", rootfsWorkName),
+		filepath.Join("a", "b", "c", rootfsWorkName),
+		filepath.Join("a", "b", "c", cacheName),
+		filepath.Join("a", rootfsWorkName, "x", "y"),
+	} {
+		plant(filepath.Join(root, rel))
+		hostile = append(hostile, filepath.Join(root, strings.Split(rel, string(filepath.Separator))[0]))
+	}
+	real := filepath.Join(root, "vm")
+	makeVM(t, real, orphanState())
+
+	for _, opts := range [][]Option{nil, {WithDepth(6)}} {
+		cands, err := Scan(root, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cands) != 1 || cands[0].Path != real {
+			t.Fatalf("Scan(%d options) = %+v, want only %s", len(opts), cands, real)
+		}
+		orphans, err := Orphans(root, append(opts, WithStopped(0))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(orphans) != 1 || orphans[0].Path != real {
+			t.Fatalf("Orphans(%d options) = %+v, want only %s", len(opts), orphans, real)
+		}
+	}
+
+	before := map[string]map[string]string{}
+	for _, h := range hostile {
+		before[h] = snapshot(t, h)
+	}
+	rep := collect(t, root, WithDepth(6), WithStopped(0))
+	if len(rep.Reclaimed) != 1 || rep.Reclaimed[0].Path != real {
+		t.Fatalf("Collect reclaimed %+v, want only %s", rep.Reclaimed, real)
+	}
+	mustNotExist(t, real)
+	for _, h := range hostile {
+		sameSnapshot(t, h, before[h], snapshot(t, h))
+	}
+}

@@ -59,8 +59,10 @@ func WithDepth(n int) Option { return func(o *options) { o.depth = n } }
 
 // WithStopped makes cleanly stopped (inactive) data directories at least
 // minAge old reclaimable, with ReasonStoppedExpired. The age runs from the
-// state's created_at, or from the state file's modification time when
-// created_at is unset. Off by default: a stopped VM may be started again.
+// later of the state's created_at and the state file's modification time
+// (Facts.StoppedAge): a clean stop rewrites the file, so a VM stopped a
+// moment ago is young whenever it was created. Off by default: a stopped VM
+// may be started again.
 func WithStopped(minAge time.Duration) Option {
 	return func(o *options) { o.stopped = true; o.stoppedAge = minAge }
 }

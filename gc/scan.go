@@ -49,7 +49,9 @@ type Candidate struct {
 	// Name is the VM name from the state, "" when unreadable.
 	Name string
 	// Age is the time since created_at (or since the state file's
-	// modification time when created_at is unset).
+	// modification time when created_at is unset), for display. The
+	// WithStopped rule uses Facts.StoppedAge instead, which runs from the
+	// later of the two.
 	Age time.Duration
 	// Bytes is the allocated size of what go-microvm owns in the directory
 	// (rootfs-work, state, lock, logs); -1 unless WithSizes.
@@ -345,7 +347,7 @@ func (k *walk) visit(fd int, rel string, level int) []string {
 			}
 			continue
 		}
-		if candidate && notEntered(name) {
+		if neverEntered(name) || candidate && notEntered(name) {
 			continue
 		}
 		names = append(names, name)
@@ -505,6 +507,15 @@ func ownedFiles(d *os.File) ([]string, error) {
 // workers is how many goroutines observe or delete at once: the work is
 // mostly syscalls, which keep a CPU busy in the kernel.
 func workers() int { return runtime.GOMAXPROCS(0) }
+
+// neverEntered reports the names the search never enters, at any depth,
+// so nothing inside them is ever a candidate: a rootfs clone (a guest or
+// hostile image may hold a state file at its top, and the data directory
+// around it may have none yet, as while a released embedder clones) and
+// the image cache.
+func neverEntered(name string) bool {
+	return name == rootfsWorkName || name == cacheName
+}
 
 // notEntered reports the names in a data directory that the search never
 // enters.
