@@ -23,16 +23,9 @@ func runCollect(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs := newFlagSet("collect", collectSynopsis, stderr)
 	cf.register(fs)
 	fs.BoolVar(&dryRun, "dry-run", false, "decide and report, but change nothing")
-	if code, done := parseFlags(fs, args, stdout, stderr); done {
+	root, exists, logger, code, done := cf.setup(fs, args, stdout, stderr)
+	if done {
 		return code
-	}
-	if !cf.checkStopped(fs, stderr) {
-		return exitUsage
-	}
-	logger := newLogger(stderr, cf.verbose)
-	root, exists, err := resolveRoot(cf.root)
-	if err != nil {
-		return rootError("collect", err, stderr)
 	}
 	if !exists {
 		logger.Info("default root does not exist; nothing to collect", slog.String("root", root))
@@ -67,7 +60,7 @@ func runCollect(ctx context.Context, args []string, stdout, stderr io.Writer) in
 
 	sort.SliceStable(rep.Reclaimed, func(i, j int) bool { return rep.Reclaimed[i].Path < rep.Reclaimed[j].Path })
 	sortCandidates(rep.Kept)
-	code := exitOK
+	code = exitOK
 	if err != nil || len(rep.Errors) > 0 {
 		code = exitError
 	}

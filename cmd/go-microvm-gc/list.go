@@ -22,16 +22,9 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("list", listSynopsis, stderr)
 	cf.register(fs)
 	fs.BoolVar(&sizes, "sizes", false, "measure the allocated bytes of what go-microvm owns in each data directory")
-	if code, done := parseFlags(fs, args, stdout, stderr); done {
+	root, exists, logger, code, done := cf.setup(fs, args, stdout, stderr)
+	if done {
 		return code
-	}
-	if !cf.checkStopped(fs, stderr) {
-		return exitUsage
-	}
-	logger := newLogger(stderr, cf.verbose)
-	root, exists, err := resolveRoot(cf.root)
-	if err != nil {
-		return rootError("list", err, stderr)
 	}
 
 	var cands []gc.Candidate
@@ -40,6 +33,7 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if sizes {
 			opts = append(opts, gc.WithSizes())
 		}
+		var err error
 		cands, err = gc.ScanContext(ctx, root, opts...)
 		if err != nil {
 			fmt.Fprintf(stderr, "go-microvm-gc list: %v\n", err)

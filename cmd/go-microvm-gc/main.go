@@ -185,6 +185,23 @@ var (
 	errRootNotDir  = errors.New("root is not a directory")
 )
 
+// setup parses a subcommand's arguments into cf and resolves its root. done
+// is true when the subcommand must return code at once: help was shown, or
+// the flags or the root are wrong.
+func (cf *commonFlags) setup(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (root string, exists bool, logger *slog.Logger, code int, done bool) {
+	if code, done := parseFlags(fs, args, stdout, stderr); done {
+		return "", false, nil, code, true
+	}
+	if !cf.checkStopped(fs, stderr) {
+		return "", false, nil, exitUsage, true
+	}
+	root, exists, err := resolveRoot(cf.root)
+	if err != nil {
+		return "", false, nil, rootError(fs.Name(), err, stderr), true
+	}
+	return root, exists, newLogger(stderr, cf.verbose), exitOK, false
+}
+
 // resolveRoot returns the absolute root to work on. exists is false only
 // for a missing default root, which means there is nothing to do; a missing
 // or unusable --root is an error.
