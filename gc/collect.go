@@ -320,7 +320,11 @@ func (c *collector) reclaimDir(cand scanned) (*Orphan, *Candidate, error) {
 	if up := filepath.Dir(rel); up != "." {
 		gp, err := fstree.OpenDir(c.root, filepath.Dir(up))
 		if err == nil {
-			if err := unlinkAt(gp, filepath.Base(up), unix.AT_REMOVEDIR); err != nil && !isNotEmpty(err) && !isGone(err) {
+			switch err := unlinkAt(gp, filepath.Base(up), unix.AT_REMOVEDIR); {
+			case err == nil, isGone(err):
+			case isNotEmpty(err):
+				dropIdleRootLock(gp, filepath.Base(up), filepath.Join(c.abs, up))
+			default:
 				c.addErr(filepath.Join(c.abs, up), err)
 			}
 			gp.Close()

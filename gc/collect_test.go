@@ -497,3 +497,51 @@ func TestLogging(t *testing.T) {
 		t.Errorf("log:\n%s", out)
 	}
 }
+
+// TestIdleRootLockInParent: a collection run over a VM's own parent (as
+// runner.NewClaim does in a root/<name>/data layout) leaves its lock file
+// in root/<name>. Once the VM is reclaimed, root/<name> goes too, unless a
+// collector holds that lock or anything else is in there.
+func TestIdleRootLockInParent(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		held     bool
+		foreign  bool
+		wantGone bool
+	}{
+		{name: "idle lock only", wantGone: true},
+		{name: "lock held by a collector", held: true},
+		{name: "foreign file beside", foreign: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := filepath.Join(t.TempDir(), "root")
+			parent := filepath.Join(root, "vm")
+			mkdir(t, parent)
+			// The embedder's earlier collection over root/vm, when it
+			// created the VM, left root/vm/.go-microvm-gc.lock.
+			collect(t, parent)
+			mustExist(t, filepath.Join(parent, LockName))
+			makeVM(t, filepath.Join(parent, "data"), orphanState())
+			if tc.foreign {
+				writeFile(t, filepath.Join(parent, "embedder.log"), "mine\n")
+			}
+			if tc.held {
+				h := startHelper(t, "rootlock", parent, "ready")
+				defer h.stop()
+			}
+			rep := collect(t, root)
+			if len(rep.Reclaimed) != 1 || len(rep.Errors) != 0 {
+				t.Fatalf("Collect reclaimed %v, errors %v; want the VM, no error", rep.Reclaimed, rep.Errors)
+			}
+			mustNotExist(t, filepath.Join(parent, "data"))
+			if tc.wantGone {
+				mustNotExist(t, parent)
+				return
+			}
+			mustExist(t, filepath.Join(parent, LockName))
+			if tc.foreign {
+				mustExist(t, filepath.Join(parent, "embedder.log"))
+			}
+		})
+	}
+}

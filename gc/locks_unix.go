@@ -72,6 +72,14 @@ func lockRoot(root *os.File, abs string) (int, error) {
 		if err != nil {
 			return &fs.PathError{Op: "lock", Path: path, Err: err}
 		}
+		// A collector that reclaimed this directory's last data directory
+		// may have unlinked the lock file while we opened it (see
+		// dropIdleRootLock): a lock on that inode guards nothing, and the
+		// directory is going away, so this collector has nothing to do.
+		var now unix.Stat_t
+		if err := fstree.Lstatat(rfd, LockName, &now); err != nil || now.Dev != st.Dev || now.Ino != st.Ino {
+			return fmt.Errorf("collect %s: %w: root lock file replaced", abs, ErrBusy)
+		}
 		return nil
 	})
 	if err != nil {
@@ -81,4 +89,47 @@ func lockRoot(root *os.File, abs string) (int, error) {
 		return -1, fmt.Errorf("lock root: %w", err)
 	}
 	return fd, nil
+}
+
+// dropIdleRootLock removes the directory name below parent when all it
+// holds is an idle collector lock file. Such a lock is left by a collection
+// that an embedder ran over a VM's own parent (runner.NewClaim collects
+// over the parent of the data directory: root/<name> in a root/<name>/data
+// layout); without this, root/<name> outlives its last VM. The lock is
+// taken before the file is unlinked, so a collector working there keeps
+// it, and one that opened the file just before sees it replaced and stops.
+func dropIdleRootLock(parent *os.File, name, path string) {
+	dir, err := openDirAt(parent, name, path)
+	if err != nil {
+		return
+	}
+	defer dir.Close()
+	entries, err := dir.Readdirnames(-1)
+	if err != nil || len(entries) != 1 || entries[0] != LockName {
+		return
+	}
+	fd, err := lockRoot(dir, path)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	if again, err := ownedOnly(dir); err != nil || !again {
+		return
+	}
+	err = fstree.WithFd(dir, func(dfd int) error { return fstree.UnlinkAt(dfd, LockName, 0) })
+	if err != nil {
+		return
+	}
+	_ = unlinkAt(parent, name, unix.AT_REMOVEDIR)
+}
+
+// ownedOnly reports whether dir holds nothing but the collector lock file.
+func ownedOnly(dir *os.File) (bool, error) {
+	r, err := reopenDir(dir)
+	if err != nil {
+		return false, err
+	}
+	defer r.Close()
+	names, err := r.Readdirnames(-1)
+	return len(names) == 1 && names[0] == LockName, err
 }
