@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/stacklok/go-microvm/internal/hangtest"
 	"github.com/stacklok/go-microvm/state"
 )
 
@@ -24,28 +25,13 @@ const hangGuard = 10 * time.Second
 // ends afterwards, so a hang found does not outlive the test.
 func noHang[T any](t *testing.T, what string, fifos []string, fn func() (T, error)) (T, error) {
 	t.Helper()
-	type result struct {
-		v   T
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		v, err := fn()
-		done <- result{v, err}
-	}()
-	select {
-	case r := <-done:
-		return r.v, r.err
-	case <-time.After(hangGuard):
+	return hangtest.Within(t, hangGuard, what, fn, func() {
 		for _, f := range fifos {
 			if fd, err := unix.Open(f, unix.O_RDWR|unix.O_NONBLOCK, 0); err == nil {
 				unix.Close(fd)
 			}
 		}
-		t.Fatalf("%s has not returned after %v: it blocks", what, hangGuard)
-		var zero T
-		return zero, nil
-	}
+	})
 }
 
 func mkfifo(t *testing.T, path string) {

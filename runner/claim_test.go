@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stacklok/go-microvm/internal/hangtest"
 	"github.com/stacklok/go-microvm/internal/procinfo"
 	"github.com/stacklok/go-microvm/state"
 )
@@ -30,25 +31,13 @@ func makeOrphan(t *testing.T, dir string) {
 // newClaimWithGuard runs NewClaim, failing if it hangs.
 func newClaimWithGuard(t *testing.T, dir string, opts ...ClaimOption) (*Claim, error) {
 	t.Helper()
-	type result struct {
-		c   *Claim
-		err error
+	c, err := hangtest.Within(t, guard, "NewClaim", func() (*Claim, error) {
+		return NewClaim(context.Background(), dir, opts...)
+	})
+	if c != nil {
+		t.Cleanup(func() { _ = c.Abort() })
 	}
-	done := make(chan result, 1)
-	go func() {
-		c, err := NewClaim(context.Background(), dir, opts...)
-		done <- result{c, err}
-	}()
-	select {
-	case r := <-done:
-		if r.c != nil {
-			t.Cleanup(func() { _ = r.c.Abort() })
-		}
-		return r.c, r.err
-	case <-time.After(guard):
-		t.Fatal("NewClaim hung")
-		return nil, nil
-	}
+	return c, err
 }
 
 // The claim's collection reclaims an orphan sibling before the new VM's

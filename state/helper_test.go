@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/stacklok/go-microvm/internal/fstree"
+	"github.com/stacklok/go-microvm/internal/hangtest"
 )
 
 // guard bounds every wait on another process or on a call that must not
@@ -252,23 +253,7 @@ func (h *helper) wait() {
 // the proof that a call does not hang.
 func within[T any](t *testing.T, what string, f func() (T, error)) (T, error) {
 	t.Helper()
-	type result struct {
-		v   T
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		v, err := f()
-		done <- result{v, err}
-	}()
-	select {
-	case r := <-done:
-		return r.v, r.err
-	case <-time.After(guard):
-		t.Fatalf("%s did not return within %v", what, guard)
-	}
-	var zero T
-	return zero, nil
+	return hangtest.Within(t, guard, what, f)
 }
 
 // inode returns path's inode number, not following a symlink.

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/stacklok/go-microvm/internal/hangtest"
 )
 
 // guardTimeout only detects hangs; no test asserts elapsed time.
@@ -89,22 +91,7 @@ func helperRemove() int {
 // guardTimeout.
 func guarded(t *testing.T, f func() (Result, error)) (Result, error) {
 	t.Helper()
-	type out struct {
-		res Result
-		err error
-	}
-	ch := make(chan out, 1)
-	go func() {
-		res, err := f()
-		ch <- out{res, err}
-	}()
-	select {
-	case o := <-ch:
-		return o.res, o.err
-	case <-time.After(guardTimeout):
-		t.Fatalf("walk has not returned after %v", guardTimeout)
-		return Result{}, nil
-	}
+	return hangtest.Within(t, guardTimeout, "walk", f)
 }
 
 func openDir(t *testing.T, path string) *os.File {

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stacklok/go-microvm/gc"
+	"github.com/stacklok/go-microvm/internal/hangtest"
 	"github.com/stacklok/go-microvm/internal/procinfo"
 	"github.com/stacklok/go-microvm/state"
 )
@@ -54,24 +55,10 @@ func (l *latencies) add(where string, d time.Duration) {
 // within callGuard.
 func guarded[T any](t *testing.T, lat *latencies, what string, fn func() (T, error)) (T, error) {
 	t.Helper()
-	type result struct {
-		v   T
-		err error
-	}
-	done := make(chan result, 1)
 	start := time.Now()
-	go func() {
-		v, err := fn()
-		done <- result{v, err}
-	}()
-	select {
-	case r := <-done:
-		lat.add(t.Name()+" "+what, time.Since(start))
-		return r.v, r.err
-	case <-time.After(callGuard):
-		t.Fatalf("%s did not return within %v: hang", what, callGuard)
-		panic("unreachable")
-	}
+	v, err := hangtest.Within(t, callGuard, what, fn)
+	lat.add(t.Name()+" "+what, time.Since(start))
+	return v, err
 }
 
 // hostileEnv is what a corpus case builds in: a fresh root, and a sentinel
