@@ -15,14 +15,45 @@ var (
 	// ErrUnsupported means this platform cannot answer; every function
 	// returns an error wrapping it on platforms other than Linux and macOS.
 	ErrUnsupported = errors.New("process identity not supported on this platform")
+	// ErrHidden means a process has the PID (kill(pid, 0) finds it) but
+	// /proc does not show it: /proc mounted hidepid=, a /proc of another
+	// PID namespace, or no /proc at all. Nothing about the process is
+	// known, but it exists.
+	ErrHidden = errors.New("process exists but /proc does not show it")
+	// ErrProcUntrusted means /proc does not show this process itself
+	// (/proc/self missing, naming another PID, or a /proc mounted from
+	// another PID namespace), so nothing it says about a PID is trusted.
+	ErrProcUntrusted = errors.New("/proc does not show this process")
 )
+
+// InitialPIDNamespace is the inode of Linux's initial PID namespace
+// (PROC_PID_INIT_INO), fixed by the kernel: the namespace of the host,
+// where every process of the machine has a PID.
+const InitialPIDNamespace = 0xEFFFFFFC
+
+// PIDNamespace is the PID namespace this process judges PIDs in.
+type PIDNamespace struct {
+	// Inode identifies it (Linux: the inode of /proc/self/ns/pid); 0 on
+	// platforms without PID namespaces.
+	Inode uint64
+	// Initial is true for the host's PID namespace, and on platforms
+	// without PID namespaces.
+	Initial bool
+}
 
 // Info is what the kernel says about one process.
 type Info struct {
 	PID int
 	// Zombie is true for a process that has exited but not been reaped
-	// (Linux state Z or X; macOS SZOMB).
+	// (Linux state Z or X with no live thread left; macOS SZOMB). A Linux
+	// thread-group leader that exited with pthread_exit shows state Z
+	// while its other threads still run: that process is alive, and
+	// Zombie is false.
 	Zombie bool
+	// Threads is the number of threads the kernel counts for the process
+	// (Linux /proc/PID/status Threads:, the exited leader included); 0
+	// when unknown (macOS, or not read because the process is running).
+	Threads int
 	// StartTime is the kernel start time token: Linux field 22 of
 	// /proc/PID/stat (clock ticks since boot); macOS start time in
 	// microseconds since the Unix epoch. Comparable only for equality
@@ -51,10 +82,23 @@ type Info struct {
 }
 
 // Lookup returns what the kernel says about pid. It returns an error
-// wrapping ErrNotExist when no process has that PID (including pid <= 0),
-// and never panics on malformed /proc content (a descriptive error instead).
-// An unreadable executable is not an error: see Info.ExecutableErr.
+// wrapping ErrNotExist only when kill(pid, 0) says ESRCH (or pid <= 0):
+// absence from /proc is never taken for death, since /proc may hide
+// processes (hidepid=), be another PID namespace's, or be missing. A PID
+// that kill finds but /proc does not show, or a /proc that does not show
+// this process itself, yields an error wrapping ErrHidden or
+// ErrProcUntrusted. ErrNotExist speaks for this process's PID namespace
+// only; whether that is the namespace a PID was recorded in is the
+// caller's question (see CurrentPIDNamespace). Lookup never panics on
+// malformed /proc content (a descriptive error instead). An unreadable
+// executable is not an error: see Info.ExecutableErr.
 func Lookup(pid int) (Info, error) { return lookup(pid) }
+
+// CurrentPIDNamespace returns the PID namespace of this process. On Linux
+// it returns an error wrapping ErrProcUntrusted when /proc does not show
+// this process itself, since then neither the namespace nor any PID can
+// be judged through it.
+func CurrentPIDNamespace() (PIDNamespace, error) { return currentPIDNamespace() }
 
 // Self returns Lookup(os.Getpid()).
 func Self() (Info, error) { return lookup(os.Getpid()) }

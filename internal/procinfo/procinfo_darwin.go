@@ -24,7 +24,15 @@ func lookup(pid int) (Info, error) {
 	// For a PID no process has, sysctl succeeds with an empty result,
 	// which golang.org/x/sys/unix reports as EIO.
 	if errors.Is(err, unix.ESRCH) || errors.Is(err, unix.EIO) || (err == nil && kp.Proc.P_pid == 0) {
-		return Info{}, fmt.Errorf("look up process %d: %w", pid, ErrNotExist)
+		// As on Linux, only kill(2) is taken for proof of death.
+		switch kerr := unix.Kill(pid, 0); kerr {
+		case unix.ESRCH:
+			return Info{}, fmt.Errorf("look up process %d: %w", pid, ErrNotExist)
+		case nil, unix.EPERM:
+			return Info{}, fmt.Errorf("look up process %d: %w: sysctl kern.proc.pid found none", pid, ErrHidden)
+		default:
+			return Info{}, fmt.Errorf("look up process %d: kill 0: %w", pid, kerr)
+		}
 	}
 	if err != nil {
 		return Info{}, fmt.Errorf("look up process %d: sysctl kern.proc.pid: %w", pid, err)
@@ -54,6 +62,11 @@ func lookup(pid int) (Info, error) {
 		info.ExecutableErr = err
 	}
 	return info, nil
+}
+
+// macOS has no PID namespaces: every process judges PIDs in the one.
+func currentPIDNamespace() (PIDNamespace, error) {
+	return PIDNamespace{Initial: true}, nil
 }
 
 var bootTime = sync.OnceValues(func() (time.Time, error) {

@@ -29,13 +29,20 @@ const tick = time.Second / ClockTicks
 // the process was started from has been unlinked or replaced.
 const deletedSuffix = " (deleted)"
 
-// maxStatSize bounds the read of /proc/PID/stat: the real line is well under
-// 1 KiB (52 numbers and a comm of at most 64 bytes).
-const maxStatSize = 4096
+// maxStatSize bounds the read of /proc/PID/stat and /proc/PID/status: the
+// stat line is well under 1 KiB (52 numbers and a comm of at most 64
+// bytes), status under 2 KiB.
+const maxStatSize = 8192
 
 func lookup(pid int) (Info, error) {
 	if pid <= 0 {
 		return Info{}, fmt.Errorf("look up process %d: %w", pid, ErrNotExist)
+	}
+	// A /proc that does not show this process may show another PID
+	// namespace's processes under the same numbers, or none at all:
+	// kill(2), which speaks for this process's namespace, decides alone.
+	if err := checkProc(); err != nil {
+		return Info{}, absent(pid, err)
 	}
 	dir := "/proc/" + strconv.Itoa(pid)
 	// Everything is read relative to one descriptor of /proc/PID: it
@@ -48,7 +55,7 @@ func lookup(pid int) (Info, error) {
 	}
 	defer unix.Close(dfd)
 
-	data, err := readStat(dfd)
+	data, err := readAt(dfd, "stat")
 	if err != nil {
 		return Info{}, lookupErr(pid, "read", dir+"/stat", err)
 	}
@@ -73,6 +80,21 @@ func lookup(pid int) (Info, error) {
 		Started:   boot.Add(time.Duration(st.StartTime) * tick),
 		Comm:      st.Comm,
 	}
+	if st.State == 'Z' {
+		// The state is the thread-group leader's: a leader that called
+		// pthread_exit is a zombie while its other threads run on. The
+		// process is dead only when no other thread is left.
+		status, err := readAt(dfd, "status")
+		if err != nil {
+			return Info{}, lookupErr(pid, "read", dir+"/status", err)
+		}
+		n, err := statusThreads(status)
+		if err != nil {
+			return Info{}, fmt.Errorf("look up process %d: %s/status: %w", pid, dir, err)
+		}
+		info.Threads = n
+		info.Zombie = n <= 1
+	}
 	exe, err := readlinkat(dfd, "exe")
 	switch {
 	case err != nil:
@@ -85,14 +107,94 @@ func lookup(pid int) (Info, error) {
 	return info, nil
 }
 
-// lookupErr wraps err, adding ErrNotExist when it says the process is gone:
-// ENOENT for /proc/PID itself, ESRCH for a read after the process was reaped.
+// lookupErr wraps err. ENOENT for /proc/PID, or ESRCH for a read after
+// the process was reaped, is not taken for death on its own: kill(2)
+// decides (see absent).
 func lookupErr(pid int, op, path string, err error) error {
 	perr := &os.PathError{Op: op, Path: path, Err: err}
 	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) {
-		return fmt.Errorf("look up process %d: %w: %w", pid, ErrNotExist, perr)
+		return absent(pid, fmt.Errorf("%w: %w", ErrHidden, perr))
 	}
 	return fmt.Errorf("look up process %d: %w", pid, perr)
+}
+
+// absent asks kill(pid, 0) about a PID that /proc did not show: ESRCH
+// means no process has it in this PID namespace (ErrNotExist); success or
+// EPERM mean one does, and why (which wraps ErrHidden or
+// ErrProcUntrusted) is returned.
+func absent(pid int, why error) error {
+	err := unix.Kill(pid, 0)
+	switch err {
+	case unix.ESRCH:
+		return fmt.Errorf("look up process %d: %w", pid, ErrNotExist)
+	case nil, unix.EPERM:
+		return fmt.Errorf("look up process %d: %w", pid, why)
+	}
+	return fmt.Errorf("look up process %d: kill 0: %w (and %w)", pid, err, why)
+}
+
+// checkProc returns nil when /proc shows this process itself, in this
+// process's PID namespace: /proc/self names getpid(), and its NSpid line
+// (Linux 4.1 and later) has one entry, which it has only in a /proc
+// mounted from this namespace. It returns an error wrapping
+// ErrProcUntrusted otherwise.
+func checkProc() error {
+	self, err := readlink("/proc/self")
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrProcUntrusted, err)
+	}
+	if pid := strconv.Itoa(os.Getpid()); self != pid {
+		return fmt.Errorf("%w: /proc/self names pid %s, this process is %s", ErrProcUntrusted, self, pid)
+	}
+	dfd, err := openNoEINTR("/proc/self")
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrProcUntrusted, &os.PathError{Op: "open", Path: "/proc/self", Err: err})
+	}
+	defer unix.Close(dfd)
+	status, err := readAt(dfd, "status")
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrProcUntrusted, &os.PathError{Op: "read", Path: "/proc/self/status", Err: err})
+	}
+	if ids, ok := statusField(status, "NSpid:"); ok && len(bytes.Fields(ids)) != 1 {
+		return fmt.Errorf("%w: /proc was mounted from an ancestor PID namespace (NSpid %s)", ErrProcUntrusted, bytes.TrimSpace(ids))
+	}
+	return nil
+}
+
+func currentPIDNamespace() (PIDNamespace, error) {
+	if err := checkProc(); err != nil {
+		return PIDNamespace{}, fmt.Errorf("read pid namespace: %w", err)
+	}
+	const path = "/proc/self/ns/pid"
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return PIDNamespace{}, fmt.Errorf("read pid namespace: %w", &os.PathError{Op: "stat", Path: path, Err: err})
+	}
+	return PIDNamespace{Inode: st.Ino, Initial: st.Ino == InitialPIDNamespace}, nil
+}
+
+// statusField returns the value of the line of a /proc/PID/status that
+// starts with name, and whether there is one.
+func statusField(status []byte, name string) ([]byte, bool) {
+	for line := range bytes.Lines(status) {
+		if rest, ok := bytes.CutPrefix(line, []byte(name)); ok {
+			return rest, true
+		}
+	}
+	return nil, false
+}
+
+// statusThreads parses the Threads: line of a /proc/PID/status.
+func statusThreads(status []byte) (int, error) {
+	v, ok := statusField(status, "Threads:")
+	if !ok {
+		return 0, errors.New("no Threads line")
+	}
+	n, err := strconv.Atoi(string(bytes.TrimSpace(v)))
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("bad Threads %q", bytes.TrimSpace(v))
+	}
+	return n, nil
 }
 
 func openNoEINTR(path string) (int, error) {
@@ -104,11 +206,13 @@ func openNoEINTR(path string) (int, error) {
 	}
 }
 
-func readStat(dfd int) ([]byte, error) {
+// readAt reads the small file name of a /proc directory, at most
+// maxStatSize bytes (stat and status are both well under it).
+func readAt(dfd int, name string) ([]byte, error) {
 	var fd int
 	var err error
 	for {
-		fd, err = unix.Openat(dfd, "stat", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		fd, err = unix.Openat(dfd, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != unix.EINTR {
 			break
 		}
@@ -116,7 +220,7 @@ func readStat(dfd int) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := os.NewFile(uintptr(fd), "stat")
+	f := os.NewFile(uintptr(fd), name)
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxStatSize+1))
 	if err != nil {
@@ -126,6 +230,14 @@ func readStat(dfd int) ([]byte, error) {
 		return nil, fmt.Errorf("more than %d bytes", maxStatSize)
 	}
 	return data, nil
+}
+
+func readlink(path string) (string, error) {
+	s, err := readlinkat(unix.AT_FDCWD, path)
+	if err != nil {
+		return "", &os.PathError{Op: "readlink", Path: path, Err: err}
+	}
+	return s, nil
 }
 
 func readlinkat(dfd int, name string) (string, error) {

@@ -20,3 +20,7 @@ func bootID() (string, error) {
 func bootTime() (time.Time, error) {
 	return time.Time{}, fmt.Errorf("read boot time: %w", ErrUnsupported)
 }
+
+func currentPIDNamespace() (PIDNamespace, error) {
+	return PIDNamespace{}, fmt.Errorf("read pid namespace: %w", ErrUnsupported)
+}
