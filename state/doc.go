@@ -66,8 +66,11 @@
 //     "start_time", the kernel's start time of the process (Linux: field 22
 //     of /proc/PID/stat in clock ticks since boot; macOS: microseconds since
 //     the Unix epoch), "boot_id", the boot the process ran in, and
-//     "executable", the absolute path of the runner executable. It pins the
-//     recorded PID to one process across PID reuse and reboots. A released
+//     "executable", the absolute path of the runner executable, and
+//     "pid_namespace", the inode of the Linux PID namespace the PID belongs
+//     to (a collector in another namespace leaves the PID unjudged). It
+//     pins the recorded PID to one process across PID reuse, reboots and
+//     PID namespaces. A released
 //     writer that drops it leaves "pid" and "pid_start_time", which this
 //     project keeps writing for exactly that case.
 //

@@ -76,6 +76,10 @@ type Identity struct {
 	BootID string `json:"boot_id"`
 	// Executable is the absolute path of the runner executable.
 	Executable string `json:"executable,omitempty"`
+	// PIDNamespace is the inode of the PID namespace the PID was recorded
+	// in (Linux: of /proc/self/ns/pid); 0 when unknown or on platforms
+	// without PID namespaces. A PID is judged only in its own namespace.
+	PIDNamespace uint64 `json:"pid_namespace,omitempty"`
 }
 
 // Manager reads and writes the state of one data directory.
