@@ -76,6 +76,17 @@ const (
 	// ReasonIdentityUnreadable (live): a process has the recorded PID but
 	// its identity cannot be read, so it is presumed to be the runner.
 	ReasonIdentityUnreadable Reason = "identity-unreadable"
+	// ReasonOtherPIDNamespace (unknown): the runner's PID was recorded in
+	// another PID namespace than the collector's (a container, say), where
+	// the same number names another process or none; only a collector in
+	// that namespace can judge it.
+	ReasonOtherPIDNamespace Reason = "other-pid-namespace"
+	// ReasonPIDNamespaceUnknown (unknown): the collector cannot tell that
+	// it judges the PID in the namespace it was recorded in: /proc does
+	// not show the collector itself (no /proc, a /proc of another
+	// namespace), or a record without its namespace (released go-microvm)
+	// is seen from a PID namespace other than the host's.
+	ReasonPIDNamespaceUnknown Reason = "pid-namespace-unknown"
 	// ReasonNoPID (unknown): active, but no usable PID recorded.
 	ReasonNoPID Reason = "no-pid"
 	// ReasonInactive (stopped): cleanly stopped.
@@ -101,13 +112,20 @@ const startSlack = 2 * time.Second
 // Process is what the kernel said about the recorded PID when the facts
 // were gathered.
 type Process struct {
-	// Exists is false when no process has the PID.
+	// Exists is false when kill(pid, 0) says no process has the PID in
+	// the collector's PID namespace; absence from /proc alone never makes
+	// it false.
 	Exists bool
-	// Err is a lookup failure other than "no such process"; the process
-	// may exist, but nothing about it is known.
+	// Err is a lookup failure other than "no such process": the process
+	// may exist (kill finds it but /proc does not show it, say), but
+	// nothing about it is known.
 	Err error
-	// Zombie: exited, not yet reaped.
+	// Zombie: exited, not yet reaped, with no live thread left (a
+	// thread-group leader that exited while other threads run is alive).
 	Zombie bool
+	// Threads is the kernel's thread count, read for a process whose
+	// leader has exited (0 when not read).
+	Threads int
 	// StartTime is the kernel start-time token (0 when unknown).
 	StartTime uint64
 	// Started is StartTime as wall-clock time (zero when unknown).
@@ -144,12 +162,30 @@ type Facts struct {
 	// state with a PID and no marker.
 	Process Process
 
+	// PIDNamespace is the collector's PID namespace, in which it judges
+	// PIDs.
+	PIDNamespace PIDNamespace
+
 	// BootID identifies the current boot ("" when unknown).
 	BootID string
 	// BootTime is when the current boot started (zero when unknown).
 	BootTime time.Time
 	// Now is the time the facts were gathered.
 	Now time.Time
+}
+
+// PIDNamespace is the PID namespace a collector judges PIDs in.
+type PIDNamespace struct {
+	// Inode identifies it (Linux: the inode of /proc/self/ns/pid); 0 on
+	// platforms without PID namespaces, and when Err is set.
+	Inode uint64
+	// Initial is true for the host's PID namespace (and on platforms
+	// without PID namespaces): there every process of the machine has a
+	// PID.
+	Initial bool
+	// Err says why the namespace is unknown (/proc does not show the
+	// collector itself); no PID is then judged.
+	Err error
 }
 
 // Policy is the caller's choice about what else is reclaimable.
@@ -226,9 +262,16 @@ func Classify(f Facts, p Policy) (class Class, reason Reason, detail string) {
 		// The creator sets the marker only while it holds the lease, and a
 		// clean stop clears it: set and free means nobody stopped it,
 		// unless the runner closed its inherited lease descriptor and
-		// still runs. Only the exact identity proves that.
-		if s.PID > 0 && exactThisBoot(f) && runnerAlive(f.Process) && f.Process.StartTime == s.Runner.StartTime {
-			return ClassLive, ReasonLeaseLost, fmt.Sprintf("run lease is free but the recorded runner (pid %d) is alive", s.PID)
+		// still runs. Only the exact identity proves that, and where the
+		// PID cannot be judged (another namespace, /proc hiding it), the
+		// directory is kept rather than bet on.
+		if s.PID > 0 && exactThisBoot(f) {
+			switch c, r, d := judgeRunner(f); {
+			case c == ClassLive && r == ReasonRunnerMatches:
+				return ClassLive, ReasonLeaseLost, fmt.Sprintf("run lease is free but the recorded runner (pid %d) is alive", s.PID)
+			case c != ClassOrphan:
+				return c, r, "run lease is free, but " + d
+			}
 		}
 		return ClassOrphan, ReasonRunEnded, "run marker set and run lease free"
 	}
@@ -239,10 +282,31 @@ func Classify(f Facts, p Policy) (class Class, reason Reason, detail string) {
 		}
 		return ClassStopped, ReasonInactive, "stopped cleanly"
 	}
+	return judgeRunner(f)
+}
+
+// judgeRunner is the one identity decision on whether the runner an
+// active record names still runs, whatever the marker says: Classify
+// applies it to records without the marker (and to marked ones whose
+// lease is free), and package runner, through JudgeRunner and JudgeState,
+// before it claims a directory, attaches to a runner or signals one. It
+// returns ClassLive, ClassOrphan or ClassUnknown.
+//
+// Death is concluded only from evidence about the process itself, in the
+// PID namespace it was recorded in: a boot id that differs, or a lookup
+// whose kill(pid, 0) said ESRCH, a zombie with no live thread, or another
+// process at the PID. Where the PID cannot be judged (a record from
+// another PID namespace, a /proc that does not show the collector itself)
+// the record is kept as unknown.
+func judgeRunner(f Facts) (Class, Reason, string) {
+	s := f.State
 	if s.PID <= 0 {
 		return ClassUnknown, ReasonNoPID, "active with no pid"
 	}
 	if c, r, d, ok := classifyOtherBoot(f); ok {
+		return c, r, d
+	}
+	if c, r, d, ok := unjudgeable(f); ok {
 		return c, r, d
 	}
 	if !exactThisBoot(f) && !s.PIDStartTime.IsZero() && !f.BootTime.IsZero() && s.PIDStartTime.Before(f.BootTime.Add(-startSlack)) {
@@ -265,6 +329,31 @@ func classifyOtherBoot(f Facts) (Class, Reason, string, bool) {
 	s := f.State
 	if s.Runner != nil && s.Runner.BootID != "" && f.BootID != "" && s.Runner.BootID != f.BootID {
 		return ClassOrphan, ReasonRebooted, fmt.Sprintf("recorded boot %s, current boot %s", s.Runner.BootID, f.BootID), true
+	}
+	return "", "", "", false
+}
+
+// unjudgeable keeps a record whose PID the collector cannot judge in the
+// PID namespace it was recorded in. A record that names its namespace is
+// judged only there. One that does not (released go-microvm's) is judged
+// only from the host's namespace, where every process of the machine has
+// a PID: from a container the same number may name nothing, and kill's
+// ESRCH there would delete a VM that runs outside.
+func unjudgeable(f Facts) (Class, Reason, string, bool) {
+	s, ns := f.State, f.PIDNamespace
+	var rec uint64
+	if s.Runner != nil {
+		rec = s.Runner.PIDNamespace
+	}
+	switch {
+	case ns.Err != nil:
+		return ClassUnknown, ReasonPIDNamespaceUnknown, fmt.Sprintf("pid %d not judged: %v", s.PID, ns.Err), true
+	case rec != 0 && rec != ns.Inode:
+		return ClassUnknown, ReasonOtherPIDNamespace, fmt.Sprintf("pid %d was recorded in PID namespace %d, the collector runs in %d; not its to judge",
+			s.PID, rec, ns.Inode), true
+	case rec == 0 && !ns.Initial:
+		return ClassUnknown, ReasonPIDNamespaceUnknown, fmt.Sprintf("pid %d was recorded without its PID namespace, and the collector runs in PID namespace %d, not the host's; not its to judge",
+			s.PID, ns.Inode), true
 	}
 	return "", "", "", false
 }

@@ -37,6 +37,12 @@ func TestClassify(t *testing.T) {
 		Comm: "bash", Executable: "/usr/bin/bash"}
 	with := func(p Process, mod func(*Process)) Process { mod(&p); return p }
 	beforeBoot := func(s *state.State) { s.PIDStartTime = boot.Add(-time.Hour) }
+	const hostNS = 0xEFFFFFFC
+	inNS := func(ns uint64) func(*state.State) {
+		return func(s *state.State) { s.Runner.PIDNamespace = ns }
+	}
+	container := PIDNamespace{Inode: 7}
+	untrusted := PIDNamespace{Err: errors.New("/proc does not show this process")}
 	stoppedAt := func(created time.Time) *state.State { return &state.State{Version: 1, CreatedAt: created} }
 
 	tests := []struct {
@@ -60,7 +66,9 @@ func TestClassify(t *testing.T) {
 		{"marker, lease free, other start time", Facts{State: active(marker, identity(777, bootID)), Process: with(runner, func(p *Process) { p.StartTime = 778 })}, Policy{}, ClassOrphan, ReasonRunEnded},
 		{"marker, lease free, exact runner zombie", Facts{State: active(marker, identity(777, bootID)), Process: with(runner, func(p *Process) { p.Zombie = true })}, Policy{}, ClassOrphan, ReasonRunEnded},
 		{"marker, lease free, exact runner dead", Facts{State: active(marker, identity(777, bootID))}, Policy{}, ClassOrphan, ReasonRunEnded},
-		{"marker, lease free, lookup failed", Facts{State: active(marker, identity(777, bootID)), Process: Process{Exists: true, Err: errors.New("EPERM")}}, Policy{}, ClassOrphan, ReasonRunEnded},
+		{"marker, lease free, lookup failed", Facts{State: active(marker, identity(777, bootID)), Process: Process{Exists: true, Err: errors.New("EPERM")}}, Policy{}, ClassLive, ReasonIdentityUnreadable},
+		{"marker, lease free, other namespace", Facts{State: active(marker, identity(777, bootID), inNS(7)), Process: runner}, Policy{}, ClassUnknown, ReasonOtherPIDNamespace},
+		{"marker, lease free, no trusted proc", Facts{State: active(marker, identity(777, bootID), inNS(hostNS)), PIDNamespace: untrusted}, Policy{}, ClassUnknown, ReasonPIDNamespaceUnknown},
 		{"marker, lease free, other boot", Facts{State: active(marker, identity(777, "boot-old")), Process: runner}, Policy{}, ClassOrphan, ReasonRunEnded},
 		{"marker, lease free, current boot unknown", Facts{State: active(marker, identity(777, bootID)), Process: runner, BootID: "-"}, Policy{}, ClassOrphan, ReasonRunEnded},
 		{"marker, lease free, no recorded boot", Facts{State: active(marker, identity(777, "")), Process: runner}, Policy{}, ClassOrphan, ReasonRunEnded},
@@ -133,6 +141,17 @@ func TestClassify(t *testing.T) {
 		{"clock says reused, zombie runner", Facts{State: active(), Process: with(runner, func(p *Process) { p.Started = recorded.Add(time.Hour); p.Zombie = true })}, Policy{}, ClassOrphan, ReasonRunnerZombie},
 		{"clock says reused, no process", Facts{State: active()}, Policy{}, ClassOrphan, ReasonRunnerDead},
 		{"clock says reused, test binary", Facts{State: active(), Process: with(other, func(p *Process) { p.Executable = "/tmp/gc.test" })}, Policy{}, ClassOrphan, ReasonPIDReused},
+		// PIDs are judged only in the PID namespace they were recorded in.
+		{"recorded namespace is ours", Facts{State: active(identity(777, bootID), inNS(hostNS))}, Policy{}, ClassOrphan, ReasonRunnerDead},
+		{"recorded namespace is ours, in a container", Facts{State: active(identity(777, bootID), inNS(7)), PIDNamespace: container}, Policy{}, ClassOrphan, ReasonRunnerDead},
+		{"recorded in another namespace", Facts{State: active(identity(777, bootID), inNS(7))}, Policy{}, ClassUnknown, ReasonOtherPIDNamespace},
+		{"recorded in the host's, collector in a container", Facts{State: active(identity(777, bootID), inNS(hostNS)), PIDNamespace: container}, Policy{}, ClassUnknown, ReasonOtherPIDNamespace},
+		{"released record, collector in a container", Facts{State: active(), PIDNamespace: container}, Policy{}, ClassUnknown, ReasonPIDNamespaceUnknown},
+		{"released record, clock says rebooted, collector in a container", Facts{State: active(beforeBoot), PIDNamespace: container}, Policy{}, ClassUnknown, ReasonPIDNamespaceUnknown},
+		{"released record, no trusted proc", Facts{State: active(), PIDNamespace: untrusted}, Policy{}, ClassUnknown, ReasonPIDNamespaceUnknown},
+		{"own record, no trusted proc", Facts{State: active(identity(777, bootID), inNS(hostNS)), PIDNamespace: untrusted}, Policy{}, ClassUnknown, ReasonPIDNamespaceUnknown},
+		{"boot id differs, other namespace", Facts{State: active(identity(777, "boot-old"), inNS(7)), PIDNamespace: untrusted}, Policy{}, ClassOrphan, ReasonRebooted},
+		{"hidden process", Facts{State: active(), Process: Process{Exists: true, Err: errors.New("process exists but /proc does not show it")}}, Policy{}, ClassLive, ReasonIdentityUnreadable},
 		{"unknown boot facts are not evidence", Facts{State: active(), Process: runner, BootID: "-", BootTime: time.Time{}}, Policy{}, ClassLive, ReasonRunnerMatches},
 	}
 	for _, tt := range tests {
@@ -147,6 +166,9 @@ func TestClassify(t *testing.T) {
 			}
 			if f.BootTime.IsZero() && tt.f.BootID != "-" {
 				f.BootTime = boot
+			}
+			if f.PIDNamespace == (PIDNamespace{}) {
+				f.PIDNamespace = PIDNamespace{Inode: hostNS, Initial: true}
 			}
 			class, reason, detail := Classify(f, tt.p)
 			if class != tt.class || reason != tt.reason {

@@ -386,7 +386,7 @@ func (c *collector) reclaimOpen(cand scanned, d *os.File) (*Orphan, *Candidate, 
 	case err != nil:
 		return nil, unreadable(kept, err), nil
 	}
-	f := Facts{State: s, StateModTime: fi.ModTime, BootID: c.ob.bootID, BootTime: c.ob.bootTime, Now: c.ob.now()}
+	f := Facts{State: s, StateModTime: fi.ModTime, BootID: c.ob.bootID, BootTime: c.ob.bootTime, PIDNamespace: c.ob.pidNS, Now: c.ob.now()}
 	c.ob.lookupProcess(&f)
 	now := candidateFrom(path, f, c.o.policy())
 	if now.Class != ClassOrphan {

@@ -10,17 +10,19 @@ import (
 	"github.com/stacklok/go-microvm/state"
 )
 
-// observer gathers Facts. The boot facts are read once per sweep: they
-// cannot change while this process runs.
+// observer gathers Facts. The boot and PID namespace facts are read once
+// per sweep: they cannot change while this process runs.
 type observer struct {
 	bootID   string
 	bootTime time.Time
+	pidNS    PIDNamespace
 	now      func() time.Time
 }
 
-// bare returns the facts every candidate has: the boot and the time.
+// bare returns the facts every candidate has: the boot, the PID namespace
+// and the time.
 func (ob *observer) bare() Facts {
-	return Facts{BootID: ob.bootID, BootTime: ob.bootTime, Now: ob.now()}
+	return Facts{BootID: ob.bootID, BootTime: ob.bootTime, PIDNamespace: ob.pidNS, Now: ob.now()}
 }
 
 func newObserver(now func() time.Time) *observer {
@@ -28,7 +30,65 @@ func newObserver(now func() time.Time) *observer {
 	// relies on the other evidence and never decides "rebooted" from it.
 	id, _ := procinfo.BootID()
 	bt, _ := procinfo.BootTime()
-	return &observer{bootID: id, bootTime: bt, now: now}
+	return &observer{bootID: id, bootTime: bt, pidNS: currentPIDNamespace(), now: now}
+}
+
+// currentPIDNamespace is the collector's PID namespace, with the reason it
+// is unknown when it is.
+func currentPIDNamespace() PIDNamespace {
+	ns, err := procinfo.CurrentPIDNamespace()
+	if err != nil {
+		return PIDNamespace{Err: err}
+	}
+	return PIDNamespace{Inode: ns.Inode, Initial: ns.Initial}
+}
+
+// Verdict is the identity decision on a recorded runner, with what was
+// observed at its PID.
+type Verdict struct {
+	// Class is ClassLive, ClassOrphan or ClassUnknown for JudgeRunner; any
+	// class Classify gives for JudgeState.
+	Class  Class
+	Reason Reason
+	// Detail says, for humans, what evidence decided.
+	Detail string
+	// Process is what the kernel said about the recorded PID (zero when
+	// the PID was not looked up).
+	Process Process
+}
+
+// JudgeRunner decides, now, whether the runner that s records (its PID,
+// pid_start_time and identity) still runs, by the rules Classify applies
+// to an active record, whatever s's active flag and run marker say. It is
+// the decision package runner makes before it attaches to or signals a
+// runner, so that gc and runner never disagree on who is alive:
+// ClassLive with ReasonRunnerMatches is the recorded runner; ClassOrphan
+// means it is gone; any other verdict means it may run (the PID cannot be
+// judged here, or the evidence is ambiguous), and it must be neither
+// signalled nor have its directory taken over.
+func JudgeRunner(s *state.State) Verdict {
+	ob := newObserver(time.Now)
+	f := ob.bare()
+	st := *s
+	st.Active, st.Leased = true, false
+	f.State = &st
+	ob.lookupProcess(&f)
+	c, r, d := judgeRunner(f)
+	return Verdict{Class: c, Reason: r, Detail: d, Process: f.Process}
+}
+
+// JudgeState returns the class a collector gives now, by Classify with no
+// policy, to a data directory whose state is s and whose run lease and
+// state lock no other process holds (the caller may hold them). Package
+// runner claims a directory only when this verdict is not live or
+// unknown: a directory a collector would keep as live is never taken over.
+func JudgeState(s *state.State) Verdict {
+	ob := newObserver(time.Now)
+	f := ob.bare()
+	f.State = s
+	ob.lookupProcess(&f)
+	c, r, d := Classify(f, Policy{})
+	return Verdict{Class: c, Reason: r, Detail: d, Process: f.Process}
 }
 
 // probeMode says which probes observeAt makes.
@@ -68,7 +128,7 @@ func (ob *observer) observeAt(d state.Dir, sf state.StateFile, p Policy, mode pr
 	f.State, fi, f.StateErr = sf.Read()
 	sf.Close()
 	dev, f.StateModTime = fi.Dev, fi.ModTime
-	f.BootID, f.BootTime, f.Now = ob.bootID, ob.bootTime, ob.now()
+	f.BootID, f.BootTime, f.PIDNamespace, f.Now = ob.bootID, ob.bootTime, ob.pidNS, ob.now()
 	if f.StateErr != nil && mode == probeOrphans {
 		// Unreadable whatever the locks say.
 		return f, dev
@@ -121,6 +181,10 @@ func (ob *observer) lookupProcess(f *Facts) {
 			return
 		}
 	}
+	if _, _, _, kept := unjudgeable(*f); kept {
+		// The number names another namespace's process, or none.
+		return
+	}
 	info, err := procinfo.Lookup(s.PID)
 	switch {
 	case errors.Is(err, procinfo.ErrNotExist):
@@ -131,6 +195,7 @@ func (ob *observer) lookupProcess(f *Facts) {
 		f.Process = Process{
 			Exists:     true,
 			Zombie:     info.Zombie,
+			Threads:    info.Threads,
 			StartTime:  info.StartTime,
 			Started:    info.Started,
 			Comm:       info.Comm,

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stacklok/go-microvm/internal/procinfo"
 	"github.com/stacklok/go-microvm/state"
 )
 
@@ -28,26 +29,35 @@ const (
 	fzProcExists = 1 << iota
 	fzProcErr
 	fzProcZombie
+	// The collector's PID namespace: a container's (inode 7), or unknown
+	// (/proc untrusted); the host's when neither bit is set.
+	fzProcContainerNS
+	fzProcUntrusted
+	// The record's PID namespace: the host's, or the container's.
+	fzProcRecordHostNS
+	fzProcRecordContainerNS
 )
 
 // reasonClass is the one class each reason may come with.
 var reasonClass = map[Reason]Class{
-	ReasonLeaseHeld:          ClassLive,
-	ReasonStateLocked:        ClassBusy,
-	ReasonProbeFailed:        ClassUnknown,
-	ReasonUnreadable:         ClassUnreadable,
-	ReasonRunEnded:           ClassOrphan,
-	ReasonLeaseLost:          ClassLive,
-	ReasonRunnerAmbiguous:    ClassLive,
-	ReasonRebooted:           ClassOrphan,
-	ReasonRunnerDead:         ClassOrphan,
-	ReasonRunnerZombie:       ClassOrphan,
-	ReasonPIDReused:          ClassOrphan,
-	ReasonRunnerMatches:      ClassLive,
-	ReasonIdentityUnreadable: ClassLive,
-	ReasonNoPID:              ClassUnknown,
-	ReasonInactive:           ClassStopped,
-	ReasonStoppedExpired:     ClassOrphan,
+	ReasonLeaseHeld:           ClassLive,
+	ReasonStateLocked:         ClassBusy,
+	ReasonProbeFailed:         ClassUnknown,
+	ReasonUnreadable:          ClassUnreadable,
+	ReasonRunEnded:            ClassOrphan,
+	ReasonLeaseLost:           ClassLive,
+	ReasonRunnerAmbiguous:     ClassLive,
+	ReasonRebooted:            ClassOrphan,
+	ReasonRunnerDead:          ClassOrphan,
+	ReasonRunnerZombie:        ClassOrphan,
+	ReasonPIDReused:           ClassOrphan,
+	ReasonRunnerMatches:       ClassLive,
+	ReasonIdentityUnreadable:  ClassLive,
+	ReasonNoPID:               ClassUnknown,
+	ReasonOtherPIDNamespace:   ClassUnknown,
+	ReasonPIDNamespaceUnknown: ClassUnknown,
+	ReasonInactive:            ClassStopped,
+	ReasonStoppedExpired:      ClassOrphan,
 }
 
 // fuzzTime maps 0 to the zero time (a field that was never set) and any
@@ -188,6 +198,21 @@ func FuzzClassify(f *testing.F) {
 		if proc&fzProcErr != 0 {
 			facts.Process.Err = errors.New("lookup: fuzzed failure")
 		}
+		facts.PIDNamespace = PIDNamespace{Inode: procinfo.InitialPIDNamespace, Initial: true}
+		switch {
+		case proc&fzProcUntrusted != 0:
+			facts.PIDNamespace = PIDNamespace{Err: procinfo.ErrProcUntrusted}
+		case proc&fzProcContainerNS != 0:
+			facts.PIDNamespace = PIDNamespace{Inode: 7}
+		}
+		if facts.State != nil && facts.State.Runner != nil && !useJSON {
+			switch {
+			case proc&fzProcRecordHostNS != 0:
+				facts.State.Runner.PIDNamespace = procinfo.InitialPIDNamespace
+			case proc&fzProcRecordContainerNS != 0:
+				facts.State.Runner.PIDNamespace = 7
+			}
+		}
 		facts.BootID = bootID
 		facts.BootTime = fuzzTime(bootTime)
 		facts.Now = fuzzTime(now)
@@ -243,6 +268,16 @@ func FuzzClassify(f *testing.F) {
 		}
 		s := facts.State
 		pr := facts.Process
+		var recNS uint64
+		if s.Runner != nil {
+			recNS = s.Runner.PIDNamespace
+		}
+		ns := facts.PIDNamespace
+		judgeable := ns.Err == nil && (recNS == ns.Inode || recNS == 0 && ns.Initial)
+		otherBootID := s.Runner != nil && s.Runner.BootID != "" && facts.BootID != "" && s.Runner.BootID != facts.BootID
+		if !judgeable && s.Active && !s.Leased && s.PID > 0 && !otherBootID && class == ClassOrphan {
+			t.Fatalf("pid %d not judgeable in this namespace, yet orphan (%s: %s)", s.PID, reason, detail)
+		}
 		alive := pr.Exists && pr.Err == nil && !pr.Zombie
 		exactNow := s.Runner != nil && s.Runner.StartTime != 0 && s.Runner.BootID != "" && s.Runner.BootID == facts.BootID
 		exactMatch := alive && s.Runner != nil && s.Runner.StartTime != 0 && s.Runner.StartTime == pr.StartTime
@@ -271,6 +306,14 @@ func FuzzClassify(f *testing.F) {
 			t.Fatalf("stopped-expired at stopped age %s < %s", facts.StoppedAge(), policy.StoppedMinAge)
 		}
 		switch {
+		case s.Leased && s.PID > 0 && exactNow && !judgeable:
+			if class != ClassUnknown {
+				t.Fatalf("marker set, lease free, pid not judgeable: %s (%s), want unknown", class, reason)
+			}
+		case s.Leased && s.PID > 0 && exactNow && pr.Exists && pr.Err != nil:
+			if class != ClassLive || reason != ReasonIdentityUnreadable {
+				t.Fatalf("marker set, lease free, exact runner unreadable: %s (%s), want live (identity-unreadable)", class, reason)
+			}
 		case s.Leased && s.PID > 0 && exactNow && exactMatch:
 			if class != ClassLive || reason != ReasonLeaseLost {
 				t.Fatalf("marker set, lease free, exact runner alive: %s (%s), want live (lease-lost)", class, reason)
@@ -290,6 +333,10 @@ func FuzzClassify(f *testing.F) {
 		case s.PID <= 0:
 			if class != ClassUnknown || reason != ReasonNoPID {
 				t.Fatalf("active, pid %d: %s (%s), want unknown (no-pid)", s.PID, class, reason)
+			}
+		case !judgeable && !otherBootID:
+			if class != ClassUnknown {
+				t.Fatalf("pid %d not judgeable in this namespace: %s (%s), want unknown", s.PID, class, reason)
 			}
 		case exactMatch && (exactNow || (s.Runner.BootID == "" || facts.BootID == "") &&
 			(s.PIDStartTime.IsZero() || facts.BootTime.IsZero() || !s.PIDStartTime.Before(facts.BootTime))):
