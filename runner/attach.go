@@ -63,19 +63,21 @@ func Attach(dataDir string, opts ...ClaimOption) (*Process, error) {
 	if st.Leased && st.PID <= 0 {
 		return adopt(dataDir, mgr, o)
 	}
-	info, err := verifyRecord(st)
+	pr, err := verifyRecord(st)
 	if err != nil {
 		return nil, fmt.Errorf("attach %s: %w", dataDir, err)
 	}
-	return attached(dataDir, mgr, st, info, o), nil
+	return attached(dataDir, mgr, st, pr.StartTime, o), nil
 }
 
-// attached is the handle of the runner that st records and info describes.
-func attached(dir string, mgr *state.Manager, st *state.State, info procinfo.Info, o claimOptions) *Process {
+// attached is the handle of the runner that st records, with the kernel
+// start time observed for it.
+func attached(dir string, mgr *state.Manager, st *state.State, startTime uint64, o claimOptions) *Process {
 	return &Process{
 		pid:         st.PID,
-		startTime:   info.StartTime,
+		startTime:   startTime,
 		pidStarted:  st.PIDStartTime,
+		pidNS:       pidNamespace(),
 		dataDir:     dir,
 		mgr:         mgr,
 		logger:      o.logger,
@@ -99,11 +101,11 @@ func adopt(dir string, mgr *state.Manager, o claimOptions) (*Process, error) {
 	if !ls.Leased || ls.PID > 0 {
 		// While we waited for the lock, the embedder recorded its runner,
 		// or the run was stopped.
-		info, err := verifyRecord(ls.State)
+		pr, err := verifyRecord(ls.State)
 		if err != nil {
 			return nil, fmt.Errorf("attach %s: %w", dir, err)
 		}
-		return attached(dir, mgr, ls.State, info, o), nil
+		return attached(dir, mgr, ls.State, pr.StartTime, o), nil
 	}
 	info, err := runnerByLease(dir, o)
 	if err != nil {
@@ -121,12 +123,12 @@ func adopt(dir string, mgr *state.Manager, o claimOptions) (*Process, error) {
 	ls.Active = true
 	ls.PID = info.PID
 	ls.PIDStartTime = time.Now()
-	ls.Runner = &state.Identity{StartTime: info.StartTime, BootID: boot, Executable: info.Executable}
+	ls.Runner = &state.Identity{StartTime: info.StartTime, BootID: boot, Executable: info.Executable, PIDNamespace: pidNamespace()}
 	if err := ls.Save(); err != nil {
 		return nil, fmt.Errorf("attach %s: record recovered runner pid %d: %w", dir, info.PID, err)
 	}
 	o.logger.Info("recovered an unrecorded runner by its lease", "dir", dir, "pid", info.PID)
-	return attached(dir, mgr, ls.State, info, o), nil
+	return attached(dir, mgr, ls.State, info.StartTime, o), nil
 }
 
 // runnerByLease finds the runner among the processes holding a descriptor

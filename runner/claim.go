@@ -168,11 +168,14 @@ func (c *Claim) mark(ctx context.Context) error {
 		return fmt.Errorf("claim %s: %w", c.dataDir, err)
 	}
 	defer ls.Release()
-	// Holding the lease proves a leased run dead; a released runner holds
-	// no lease, so only its identity tells.
-	if ls.Active && !ls.Leased {
-		if _, err := verifyRecord(ls.State); !errors.Is(err, ErrNotRunning) {
-			return fmt.Errorf("claim %s: %w: state records runner pid %d (%v)", c.dataDir, ErrInUse, ls.PID, err)
+	// Holding the lease (and the state lock) leaves the directory exactly
+	// as a collector would judge it with both free: it is claimed only
+	// where a collector would not keep it as live or unknown. A released
+	// runner holds no lease, and a runner may have closed its own, so
+	// only the recorded identity tells, by the collectors' decision.
+	if ls.Active && ls.PID > 0 {
+		if v := gc.JudgeState(ls.State); v.Class == gc.ClassLive || v.Class == gc.ClassUnknown {
+			return fmt.Errorf("claim %s: %w: state records runner pid %d (%s: %s)", c.dataDir, ErrInUse, ls.PID, v.Reason, v.Detail)
 		}
 	}
 	if ls.Version == 0 {
@@ -250,6 +253,8 @@ func (c *Claim) Spawn(ctx context.Context, cfg Config) (*Process, error) {
 	if bootErr != nil {
 		c.opts.logger.Warn("reading boot id", "error", bootErr)
 	}
+	// The runner shares this process's PID namespace.
+	ns := pidNamespace()
 	ls, err := c.lockLeased(ctx)
 	if err != nil {
 		l.close()
@@ -270,7 +275,7 @@ func (c *Claim) Spawn(ctx context.Context, cfg Config) (*Process, error) {
 		testHookStarted(st.pid)
 	}
 	p := newSpawned(st, c, c.opts)
-	err = c.record(ls, st, boot, cfg)
+	err = c.record(ls, st, boot, ns, cfg)
 	if err != nil {
 		// Unrecorded, the runner would be found only by its lease; killing
 		// it while the state lock is still held leaves the claim as it was.
@@ -295,7 +300,7 @@ func (c *Claim) Spawn(ctx context.Context, cfg Config) (*Process, error) {
 }
 
 // record writes the started runner into the locked state.
-func (c *Claim) record(ls *state.LockedState, st *started, boot string, cfg Config) error {
+func (c *Claim) record(ls *state.LockedState, st *started, boot string, ns uint64, cfg Config) error {
 	var ident *state.Identity
 	if st.infoOK {
 		exe := st.info.Executable
@@ -307,7 +312,7 @@ func (c *Claim) record(ls *state.LockedState, st *started, boot string, cfg Conf
 				exe = resolved
 			}
 		}
-		ident = &state.Identity{StartTime: st.info.StartTime, BootID: boot, Executable: exe}
+		ident = &state.Identity{StartTime: st.info.StartTime, BootID: boot, Executable: exe, PIDNamespace: ns}
 	}
 	ls.Active = true
 	ls.PID = st.pid

@@ -168,7 +168,11 @@ func TestClaimSpawnRecordsIdentity(t *testing.T) {
 	boot, _ := procinfo.BootID()
 	exe, _ := filepath.EvalSymlinks(standinPath)
 	st := loadState(t, dir)
-	want := state.Identity{StartTime: info.StartTime, BootID: boot, Executable: exe}
+	ns, err := procinfo.CurrentPIDNamespace()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := state.Identity{StartTime: info.StartTime, BootID: boot, Executable: exe, PIDNamespace: ns.Inode}
 	if !st.Active || !st.Leased || st.PID != p.PID() || st.Runner == nil || *st.Runner != want ||
 		st.PIDStartTime.IsZero() || st.CPUs != 3 || st.MemoryMB != 768 {
 		t.Fatalf("state after Spawn: %+v runner %+v, want runner %+v", st, st.Runner, want)

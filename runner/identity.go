@@ -3,84 +3,58 @@
 package runner
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
-	"time"
 
+	"github.com/stacklok/go-microvm/gc"
 	"github.com/stacklok/go-microvm/internal/procinfo"
 	"github.com/stacklok/go-microvm/state"
 )
-
-// startSlack absorbs the rounding of a process start time derived from
-// clock ticks, and the gap between a spawn and the recording of
-// pid_start_time.
-const startSlack = time.Second
 
 // commLen is how much of a name the kernel keeps as a process's comm.
 const commLen = 15
 
 // verifyRecord checks that the runner recorded in st is the live process
-// now holding its PID, strongest evidence first (see DESIGN.md): the
-// recorded kernel start time and boot id; else a non-zero pid_start_time;
-// else the executable's base name. It returns what the kernel says about
-// the process when it is the runner, an error wrapping ErrNotRunning when
-// it is not, and any other error when the identity cannot be read.
-func verifyRecord(st *state.State) (procinfo.Info, error) {
+// now holding its PID. It makes no decision of its own: it asks
+// gc.JudgeRunner, the identity decision a collector applies, so that a
+// runner a collector keeps is never called gone here, and the reverse.
+//
+// It returns what was observed at the PID when that is the recorded
+// runner; an error wrapping ErrNotRunning when a collector would call it
+// gone (inactive, no pid, dead, a zombie with no live thread, an earlier
+// boot, the PID reused); and an error wrapping errIdentityUnknown when it
+// may still run but cannot be confirmed (its identity unreadable, only
+// the wall clock against it, or its PID in another PID namespace): a
+// collector keeps such a directory, and so it is neither signalled nor
+// taken over.
+func verifyRecord(st *state.State) (gc.Process, error) {
 	if !st.Active {
-		return procinfo.Info{}, fmt.Errorf("%w: state is inactive", ErrNotRunning)
+		return gc.Process{}, fmt.Errorf("%w: state is inactive", ErrNotRunning)
 	}
 	if st.PID <= 0 {
-		return procinfo.Info{}, fmt.Errorf("%w: no pid recorded", ErrNotRunning)
+		return gc.Process{}, fmt.Errorf("%w: no pid recorded", ErrNotRunning)
 	}
-	exact := st.Runner != nil && st.Runner.StartTime != 0
-	if exact && st.Runner.BootID != "" {
-		if boot, err := procinfo.BootID(); err == nil && boot != st.Runner.BootID {
-			return procinfo.Info{}, fmt.Errorf("%w: pid %d was recorded in boot %s, this is boot %s",
-				ErrNotRunning, st.PID, st.Runner.BootID, boot)
-		}
-	}
-	if !exact && !st.PIDStartTime.IsZero() {
-		if boot, err := procinfo.BootTime(); err == nil && st.PIDStartTime.Before(boot.Add(-startSlack)) {
-			return procinfo.Info{}, fmt.Errorf("%w: pid %d was recorded at %s, before this boot at %s",
-				ErrNotRunning, st.PID, st.PIDStartTime.Format(time.RFC3339), boot.Format(time.RFC3339))
-		}
-	}
-
-	info, err := procinfo.Lookup(st.PID)
-	if errors.Is(err, procinfo.ErrNotExist) {
-		return procinfo.Info{}, fmt.Errorf("%w: no process with pid %d", ErrNotRunning, st.PID)
-	}
-	if err != nil {
-		return procinfo.Info{}, fmt.Errorf("read identity of pid %d: %w", st.PID, err)
-	}
-	if info.Zombie {
-		return procinfo.Info{}, fmt.Errorf("%w: pid %d is a zombie", ErrNotRunning, st.PID)
-	}
+	v := gc.JudgeRunner(st)
 	switch {
-	case exact:
-		// Start time and boot pin the process exactly; the executable is
-		// not compared, so a runner binary replaced by an upgrade while it
-		// runs still matches.
-		if info.StartTime != st.Runner.StartTime {
-			return procinfo.Info{}, fmt.Errorf("%w: pid %d now names another process (start time %d, recorded %d)",
-				ErrNotRunning, st.PID, info.StartTime, st.Runner.StartTime)
-		}
-	case !st.PIDStartTime.IsZero():
-		// Two live processes never share a PID, so one that started no
-		// later than the record is the recorded one, whatever its name.
-		if info.Started.After(st.PIDStartTime.Add(startSlack)) {
-			return procinfo.Info{}, fmt.Errorf("%w: pid %d now names a process started %s after the record",
-				ErrNotRunning, st.PID, info.Started.Sub(st.PIDStartTime).Round(time.Millisecond))
-		}
-	default:
-		if name := processName(info); !isRunnerName(name) {
-			return procinfo.Info{}, fmt.Errorf("%w: pid %d runs %q, not %s",
-				ErrNotRunning, st.PID, name, RunnerName)
-		}
+	case v.Class == gc.ClassOrphan:
+		return gc.Process{}, fmt.Errorf("%w: %s: %s", ErrNotRunning, v.Reason, v.Detail)
+	case v.Class == gc.ClassLive && v.Reason == gc.ReasonRunnerMatches:
+		return v.Process, nil
 	}
-	return info, nil
+	return gc.Process{}, fmt.Errorf("%w: pid %d may still run (%s): %s", errIdentityUnknown, st.PID, v.Reason, v.Detail)
+}
+
+// pidNamespace is the inode of this process's PID namespace, recorded
+// with a runner it starts (which shares it) so that collectors in other
+// namespaces leave the PID alone; 0 when it cannot be read, or on
+// platforms without PID namespaces.
+func pidNamespace() uint64 {
+	ns, err := procinfo.CurrentPIDNamespace()
+	if err != nil {
+		return 0
+	}
+	return ns.Inode
 }
 
 // processName is the executable's base name, or the kernel's comm when the

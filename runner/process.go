@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/stacklok/go-microvm/gc"
 	"github.com/stacklok/go-microvm/internal/procinfo"
 	"github.com/stacklok/go-microvm/state"
 )
@@ -36,6 +37,9 @@ type Process struct {
 	// platform could not tell, and then pidStarted is the weaker evidence.
 	startTime  uint64
 	pidStarted time.Time
+	// pidNS is the PID namespace the handle was made in, where pid is the
+	// runner's (0 when unknown).
+	pidNS uint64
 	// exited is closed once our reaper has reaped the runner; nil when the
 	// runner is not our child (attached).
 	exited chan struct{}
@@ -60,6 +64,7 @@ func newSpawned(st *started, c *Claim, o claimOptions) *Process {
 	p := &Process{
 		pid:         st.pid,
 		pidStarted:  st.at,
+		pidNS:       pidNamespace(),
 		exited:      st.exited,
 		logger:      o.logger,
 		stopTimeout: o.stopTimeout,
@@ -264,9 +269,10 @@ func (p *Process) signal(sig syscall.Signal) (bool, error) {
 	return true, nil
 }
 
-// errIdentityUnknown: the runner's identity cannot be read, so it is not
-// signalled.
-var errIdentityUnknown = errors.New("cannot read process identity")
+// errIdentityUnknown: the runner's identity cannot be confirmed (unreadable,
+// ambiguous, or its PID in another PID namespace), so it is not signalled,
+// and its directory is not taken over.
+var errIdentityUnknown = errors.New("cannot confirm process identity")
 
 // waitGone waits up to d, or until ctx is done, for the runner to exit; a
 // zombie has exited. It reports whether the runner is gone.
@@ -301,7 +307,9 @@ const (
 	unknown                 // the identity cannot be read
 )
 
-// observe checks whether the PID still names the runner.
+// observe checks whether the PID still names the runner, by the identity
+// decision collectors make (gc.JudgeRunner) applied to what the handle
+// pinned: the kernel start time, else the time the PID was recorded.
 func (p *Process) observe() liveness {
 	if p.exited != nil {
 		select {
@@ -310,24 +318,29 @@ func (p *Process) observe() liveness {
 		default:
 		}
 	}
-	info, err := procinfo.Lookup(p.pid)
-	if errors.Is(err, procinfo.ErrNotExist) {
-		return gone
-	}
-	if err != nil {
-		if p.exited != nil {
-			// Our child, not reaped yet: the PID is certainly still its.
-			return running
-		}
-		return unknown
-	}
+	v := gc.JudgeRunner(p.record())
 	switch {
-	case p.startTime != 0 && info.StartTime != p.startTime:
-		return gone
-	case p.startTime == 0 && !p.pidStarted.IsZero() && info.Started.After(p.pidStarted.Add(startSlack)):
-		return gone
-	case info.Zombie:
+	case v.Class == gc.ClassOrphan && v.Reason == gc.ReasonRunnerZombie:
 		return zombie
+	case v.Class == gc.ClassOrphan:
+		return gone
+	case v.Class == gc.ClassLive && v.Reason == gc.ReasonRunnerMatches:
+		return running
+	case p.exited != nil:
+		// Our child, not reaped: the PID is certainly still its.
+		return running
 	}
-	return running
+	return unknown
+}
+
+// record is the runner as the handle knows it, in the form of a state
+// record, for gc.JudgeRunner.
+func (p *Process) record() *state.State {
+	boot, _ := procinfo.BootID()
+	return &state.State{
+		Active:       true,
+		PID:          p.pid,
+		PIDStartTime: p.pidStarted,
+		Runner:       &state.Identity{StartTime: p.startTime, BootID: boot, PIDNamespace: p.pidNS},
+	}
 }
