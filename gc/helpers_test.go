@@ -97,6 +97,8 @@ func helperMain(mode, arg string) int {
 		}
 		defer fl.Unlock()
 		return hold()
+	case "collect-report":
+		return collectReport(arg)
 	case "collect":
 		fmt.Println("start")
 		if _, err := Collect(arg); err != nil {

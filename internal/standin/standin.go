@@ -28,6 +28,10 @@ const (
 	EnvWatch = "STANDIN_WATCH"
 	// EnvReport names the file the watch appends its findings to.
 	EnvReport = "STANDIN_REPORT"
+	// EnvExitLeader=1 makes the main thread (the thread-group leader) exit
+	// once ready, as a runner whose main thread called pthread_exit: the
+	// process lives on in its other threads, shown as a zombie leader.
+	EnvExitLeader = "STANDIN_EXIT_LEADER"
 	// EnvLeaseFD is set by package runner when descriptor 3 is the lease.
 	EnvLeaseFD = "GO_MICROVM_LEASE_FD"
 )
@@ -128,14 +132,28 @@ func run(cfg config) error {
 	}
 
 	ignore := os.Getenv(EnvIgnoreTerm) == "1"
-	for range term {
-		if !ignore {
-			break
-		}
+	if os.Getenv(EnvExitLeader) == "1" {
+		go func() {
+			waitTerm(term, ignore)
+			runtime.KeepAlive(lease)
+			runtime.KeepAlive(root)
+			os.Exit(0)
+		}()
+		exitLeader()
 	}
+	waitTerm(term, ignore)
 	// The child is left alone on purpose: only a signal to the whole
 	// process group, as package runner sends, reaches it.
 	return nil
+}
+
+// waitTerm returns at the first SIGTERM, or never when told to ignore it.
+func waitTerm(term <-chan os.Signal, ignore bool) {
+	for range term {
+		if !ignore {
+			return
+		}
+	}
 }
 
 // startChild re-executes the stand-in as its child, in the same process

@@ -1,0 +1,341 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package gc
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stacklok/go-microvm/internal/procinfo"
+	"github.com/stacklok/go-microvm/state"
+)
+
+// Environment of the collect-report helper: which /proc it mounts over its
+// own (in a private mount namespace the test gave it) before it collects.
+const (
+	envProc      = "GC_TEST_PROC"
+	procEmpty    = "empty"   // an empty tmpfs: no /proc/self, no /proc/PID
+	procHidePID  = "hidepid" // a proc with hidepid=2, then uid 65534 via setpriv
+	nobodyID     = "65534"
+	reportPrefix = "candidate "
+)
+
+// collectReport is the collect-report helper: it collects root, after
+// preparing the /proc that envProc names, and prints one line per
+// candidate, "candidate BASENAME CLASS REASON", then "done".
+func collectReport(root string) int {
+	switch os.Getenv(envProc) {
+	case procEmpty:
+		if err := unix.Mount("none", "/proc", "tmpfs", 0, ""); err != nil {
+			fmt.Fprintln(os.Stderr, "mount tmpfs over /proc:", err)
+			return 3
+		}
+	case procHidePID:
+		if err := unix.Mount("proc", "/proc", "proc", 0, "hidepid=2"); err != nil {
+			fmt.Fprintln(os.Stderr, "mount proc hidepid=2:", err)
+			return 3
+		}
+		// Root sees every process whatever hidepid says: the collector
+		// runs as another user, as a service with ProtectProc=invisible.
+		setpriv, err := exec.LookPath("setpriv")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 3
+		}
+		exe, err := os.Executable()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 3
+		}
+		var env []string
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, envProc+"=") {
+				env = append(env, kv)
+			}
+		}
+		err = syscall.Exec(setpriv, []string{"setpriv", "--reuid=" + nobodyID, "--regid=" + nobodyID, "--clear-groups",
+			exe, "-test.run=^$"}, env)
+		fmt.Fprintln(os.Stderr, "exec setpriv:", err)
+		return 3
+	}
+	rep, err := Collect(root)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "collect:", err)
+		return 1
+	}
+	for _, c := range rep.Kept {
+		fmt.Printf("%s%s %s %s\n", reportPrefix, filepath.Base(c.Path), c.Class, c.Reason)
+	}
+	for _, o := range rep.Reclaimed {
+		fmt.Printf("%s%s %s %s\n", reportPrefix, filepath.Base(o.Path), ClassOrphan, o.Reason)
+	}
+	fmt.Println("done")
+	return 0
+}
+
+// TestCollectorCannotSeeRunner: a collector whose /proc does not show the
+// live runner (an empty /proc, hidepid=2 as another user, its own PID
+// namespace) keeps the runner's data directory, both for a record of
+// released go-microvm (PID and pid_start_time) and for one of ours (exact
+// identity with the PID namespace). Absence from /proc is not death.
+func TestCollectorCannotSeeRunner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create namespaces and mounts")
+	}
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		t.Skipf("needs unshare (util-linux): %v", err)
+	}
+	bootID, err := procinfo.BootID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := procinfo.CurrentPIDNamespace()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The collector may run as another user: give it a copy of the test
+	// binary it can execute, outside the 0700 build directory.
+	bin := t.TempDir()
+	exe := filepath.Join(bin, "gc.test")
+	copyFile(t, testBinary(t), exe, 0o755)
+	openUp(t, bin)
+
+	tests := []struct {
+		name string
+		// args run the helper: unshare's options and what follows.
+		args []string
+		proc string
+		// want is the reason for the released record and for ours.
+		released, ours Reason
+	}{
+		{"empty /proc", []string{"-m"}, procEmpty, ReasonPIDNamespaceUnknown, ReasonPIDNamespaceUnknown},
+		{"hidepid=2 as another user", []string{"-m"}, procHidePID, ReasonIdentityUnreadable, ReasonIdentityUnreadable},
+		{"own PID namespace", []string{"-p", "-f", "--mount-proc"}, "", ReasonPIDNamespaceUnknown, ReasonOtherPIDNamespace},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if out, err := exec.Command(unshare, append(tt.args, "true")...).CombinedOutput(); err != nil {
+				t.Skipf("unshare %s refused: %v: %s", strings.Join(tt.args, " "), err, out)
+			}
+			runner := startProcess(t, fakeRunner)
+			info := lookup(t, runner.Process.Pid)
+			root := t.TempDir()
+			openUp(t, root)
+			released := &state.State{Version: 1, Active: true, Name: "released", PID: info.PID,
+				PIDStartTime: time.Now(), CreatedAt: time.Now()}
+			ours := &state.State{Version: 1, Active: true, Name: "ours", PID: info.PID,
+				PIDStartTime: time.Now(), CreatedAt: time.Now(),
+				Runner: &state.Identity{StartTime: info.StartTime, BootID: bootID, Executable: fakeRunner, PIDNamespace: ns.Inode}}
+			makeVM(t, filepath.Join(root, "released"), released)
+			makeVM(t, filepath.Join(root, "ours"), ours)
+			// A collector that is not root must be able to delete what it
+			// misjudges, or the test would prove nothing.
+			chownTree(t, root, 65534)
+			before := snapshot(t, root)
+
+			cmd := exec.Command(unshare, append(tt.args, exe, "-test.run=^$")...)
+			cmd.Env = append(os.Environ(), "GC_TEST_HELPER=collect-report", "GC_TEST_ARG="+root, envProc+"="+tt.proc)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("collector: %v\nstdout:\n%s\nstderr:\n%s", err, out, stderr.String())
+			}
+			got := reportLines(t, out)
+			want := map[string]string{
+				"released": fmt.Sprintf("%s %s", reasonClass[tt.released], tt.released),
+				"ours":     fmt.Sprintf("%s %s", reasonClass[tt.ours], tt.ours),
+			}
+			for name, w := range want {
+				if got[name] != w {
+					t.Errorf("%s record: collector says %q, want %q\n%s", name, got[name], w, stderr.String())
+				}
+			}
+			after := snapshot(t, root)
+			for path, v := range before {
+				if strings.Contains(path, rootfsWorkName) && after[path] != v {
+					t.Errorf("live runner's %s changed or removed", path)
+				}
+			}
+			if err := unix.Kill(info.PID, 0); err != nil {
+				t.Fatalf("the runner died during the test: %v", err)
+			}
+		})
+	}
+}
+
+// reportLines parses collect-report's output into name → "class reason".
+func reportLines(t *testing.T, out []byte) map[string]string {
+	t.Helper()
+	got := map[string]string{}
+	done := false
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "done" {
+			done = true
+			continue
+		}
+		if rest, ok := strings.CutPrefix(line, reportPrefix); ok {
+			name, verdict, _ := strings.Cut(rest, " ")
+			got[name] = verdict
+		}
+	}
+	if !done {
+		t.Fatalf("collector did not finish:\n%s", out)
+	}
+	return got
+}
+
+// testBinary is the running test binary.
+func testBinary(t *testing.T) string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe
+}
+
+func copyFile(t *testing.T, src, dst string, mode os.FileMode) {
+	t.Helper()
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		t.Fatal(err)
+	}
+	// Closed before any exec, or the exec fails with ETXTBSY.
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// openUp lets every user reach dir: it and its parents up to the
+// temporary directory become searchable.
+func openUp(t *testing.T, dir string) {
+	t.Helper()
+	for d := dir; d != filepath.Dir(d) && d != os.TempDir(); d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// chownTree gives root and everything below it to uid (and gid) id.
+func chownTree(t *testing.T, root string, id int) {
+	t.Helper()
+	err := filepath.Walk(root, func(path string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(path, id, id)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startExitedLeaderRunner starts the fake runner with its main thread
+// exited and another thread running, as a runner whose main thread called
+// pthread_exit, and waits until /proc shows its leader a zombie.
+func startExitedLeaderRunner(t *testing.T) int {
+	t.Helper()
+	cmd := exec.Command(fakeRunner)
+	cmd.Env = append(os.Environ(), "FAKERUNNER_EXIT_LEADER=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "ready\n" {
+		t.Fatalf("fake runner said %q, %v", line, err)
+	}
+	pid := cmd.Process.Pid
+	waitFor(t, "the runner's leader to show as a zombie", func() bool {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := procinfo.ParseStat(data)
+		return err == nil && st.State == 'Z'
+	})
+	return pid
+}
+
+// TestExitedLeaderRunnerIsLive: a runner whose main thread exited while
+// another thread runs shows state Z, and is alive: its data directory is
+// kept, for a released record and for one of ours alike.
+func TestExitedLeaderRunnerIsLive(t *testing.T) {
+	bootID, err := procinfo.BootID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := procinfo.CurrentPIDNamespace()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := startExitedLeaderRunner(t)
+	info := lookup(t, pid)
+	root := t.TempDir()
+	released := &state.State{Version: 1, Active: true, Name: "released", PID: pid, PIDStartTime: time.Now(), CreatedAt: time.Now()}
+	ours := &state.State{Version: 1, Active: true, Name: "ours", PID: pid, PIDStartTime: time.Now(), CreatedAt: time.Now(),
+		Runner: &state.Identity{StartTime: info.StartTime, BootID: bootID, Executable: fakeRunner, PIDNamespace: ns.Inode}}
+	makeVM(t, filepath.Join(root, "released"), released)
+	makeVM(t, filepath.Join(root, "ours"), ours)
+	before := map[string]map[string]string{}
+	for _, name := range []string{"released", "ours"} {
+		before[name] = snapshot(t, filepath.Join(root, name))
+	}
+
+	rep := collect(t, root)
+	if len(rep.Reclaimed) != 0 {
+		t.Errorf("reclaimed %+v", rep.Reclaimed)
+	}
+	for _, c := range rep.Kept {
+		if c.Class != ClassLive || c.Reason != ReasonRunnerMatches {
+			t.Errorf("%s: %s (%s: %s), want live (runner-matches)", c.Path, c.Class, c.Reason, c.Detail)
+		}
+	}
+	for name, snap := range before {
+		sameSnapshot(t, name, snap, snapshot(t, filepath.Join(root, name)))
+	}
+
+	// Once every thread has exited, it is dead.
+	if err := unix.Kill(pid, unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the runner to die", func() bool {
+		i, err := procinfo.Lookup(pid)
+		return err != nil || i.Zombie
+	})
+	rep = collect(t, root)
+	if len(rep.Reclaimed) != 2 {
+		t.Errorf("after the runner died: reclaimed %+v, kept %+v; want both", rep.Reclaimed, rep.Kept)
+	}
+}

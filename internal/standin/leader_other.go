@@ -1,0 +1,15 @@
+// SPDX-License-Identifier: Apache-2.0
+
+//go:build !linux
+
+package standin
+
+import "time"
+
+// exitLeader blocks: only Linux lets the thread-group leader exit alone
+// and shows it as a zombie.
+func exitLeader() {
+	for {
+		time.Sleep(time.Hour)
+	}
+}
