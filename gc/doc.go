@@ -17,7 +17,11 @@
 // evidence first (kernel start time, then pid_start_time, then the
 // executable name). A wall-clock rule alone never reclaims a directory
 // whose PID a go-microvm-runner holds, since a stepped clock moves
-// wall-clock start times. Only ClassOrphan is ever reclaimed.
+// wall-clock start times. A PID is dead only when kill(pid, 0) says ESRCH
+// in the PID namespace it was recorded in (absence from /proc proves
+// nothing), or it is a zombie with no live thread; a PID the collector
+// cannot judge is kept as ClassUnknown. Package runner applies the same
+// decision (JudgeRunner, JudgeState). Only ClassOrphan is ever reclaimed.
 //
 // Scan and Orphans only look: they create no file or directory, so they
 // work on a read-only filesystem.

@@ -310,7 +310,7 @@ func FuzzClassify(f *testing.F) {
 			if class != ClassUnknown {
 				t.Fatalf("marker set, lease free, pid not judgeable: %s (%s), want unknown", class, reason)
 			}
-		case s.Leased && s.PID > 0 && exactNow && pr.Exists && pr.Err != nil:
+		case s.Leased && s.PID > 0 && exactNow && (pr.Err != nil || pr.Exists && !pr.Zombie && pr.StartTime == 0):
 			if class != ClassLive || reason != ReasonIdentityUnreadable {
 				t.Fatalf("marker set, lease free, exact runner unreadable: %s (%s), want live (identity-unreadable)", class, reason)
 			}

@@ -50,9 +50,12 @@ import (
 // Attach returns an error wrapping ErrNotRunning when the state is
 // inactive or has no pid (and, with the run marker, the lease is free), or
 // the runner is gone, a zombie, from an earlier boot, or its PID names
-// another process; an error wrapping ErrUnattachable as above; and the read
-// error when the state or the identity cannot be read or the recovered
-// identity cannot be saved.
+// another process; an error wrapping ErrUnattachable as above; and another
+// error when the state cannot be read, the recovered identity cannot be
+// saved, or the runner may still run but its identity cannot be confirmed
+// (unreadable, only the wall clock against it, or its PID in another PID
+// namespace): the same cases in which a collector keeps the directory. The
+// decision is gc.JudgeRunner's.
 func Attach(dataDir string, opts ...ClaimOption) (*Process, error) {
 	o := newOptions(opts)
 	mgr := state.NewManager(dataDir)
