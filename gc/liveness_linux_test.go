@@ -123,6 +123,9 @@ func TestCollectorCannotSeeRunner(t *testing.T) {
 		{"empty /proc", []string{"-m"}, procEmpty, ReasonPIDNamespaceUnknown, ReasonPIDNamespaceUnknown},
 		{"hidepid=2 as another user", []string{"-m"}, procHidePID, ReasonIdentityUnreadable, ReasonIdentityUnreadable},
 		{"own PID namespace", []string{"-p", "-f", "--mount-proc"}, "", ReasonPIDNamespaceUnknown, ReasonOtherPIDNamespace},
+		// The host's /proc seen from a child PID namespace shows the
+		// runner, but under numbers that are not the collector's.
+		{"own PID namespace, the host's /proc", []string{"-p", "-f"}, "", ReasonPIDNamespaceUnknown, ReasonPIDNamespaceUnknown},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

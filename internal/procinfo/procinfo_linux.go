@@ -38,9 +38,14 @@ func lookup(pid int) (Info, error) {
 	if pid <= 0 {
 		return Info{}, fmt.Errorf("look up process %d: %w", pid, ErrNotExist)
 	}
+	// kill(2) speaks for this process's PID namespace whatever /proc is:
+	// a PID it does not find is gone, and costs no /proc read.
+	if err := unix.Kill(pid, 0); err == unix.ESRCH {
+		return Info{}, fmt.Errorf("look up process %d: %w", pid, ErrNotExist)
+	}
 	// A /proc that does not show this process may show another PID
 	// namespace's processes under the same numbers, or none at all:
-	// kill(2), which speaks for this process's namespace, decides alone.
+	// then kill decides alone.
 	if err := checkProc(); err != nil {
 		return Info{}, absent(pid, err)
 	}
@@ -138,13 +143,26 @@ func absent(pid int, why error) error {
 // (Linux 4.1 and later) has one entry, which it has only in a /proc
 // mounted from this namespace. It returns an error wrapping
 // ErrProcUntrusted otherwise.
+//
+// The NSpid line is read once per proc instance (its device number; each
+// mount of proc has its own since Linux 5.8, each PID namespace's before),
+// so a lookup pays two system calls for the check, not a file read.
 func checkProc() error {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc", &st); err != nil {
+		return fmt.Errorf("%w: %w", ErrProcUntrusted, &os.PathError{Op: "stat", Path: "/proc", Err: err})
+	}
 	self, err := readlink("/proc/self")
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrProcUntrusted, err)
 	}
 	if pid := strconv.Itoa(os.Getpid()); self != pid {
 		return fmt.Errorf("%w: /proc/self names pid %s, this process is %s", ErrProcUntrusted, self, pid)
+	}
+	trustedProc.Lock()
+	defer trustedProc.Unlock()
+	if trustedProc.known && trustedProc.dev == uint64(st.Dev) {
+		return nil
 	}
 	dfd, err := openNoEINTR("/proc/self")
 	if err != nil {
@@ -158,7 +176,16 @@ func checkProc() error {
 	if ids, ok := statusField(status, "NSpid:"); ok && len(bytes.Fields(ids)) != 1 {
 		return fmt.Errorf("%w: /proc was mounted from an ancestor PID namespace (NSpid %s)", ErrProcUntrusted, bytes.TrimSpace(ids))
 	}
+	trustedProc.known, trustedProc.dev = true, uint64(st.Dev)
 	return nil
+}
+
+// trustedProc is the device of the last proc instance checkProc found to
+// be this PID namespace's.
+var trustedProc struct {
+	sync.Mutex
+	known bool
+	dev   uint64
 }
 
 func currentPIDNamespace() (PIDNamespace, error) {

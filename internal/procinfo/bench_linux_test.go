@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package procinfo
+
+import (
+	"os"
+	"testing"
+	"time"
+)
+
+// BenchmarkLookup looks up a live process (this one) and a PID no process
+// has, against the floor of one read of /proc/self/stat measured in the
+// same iterations; x_floor is the ratio.
+func BenchmarkLookup(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		pid  int
+	}{{"live", os.Getpid()}, {"dead", 1 << 30}} {
+		b.Run(c.name, func(b *testing.B) {
+			var floor, ours time.Duration
+			for b.Loop() {
+				start := time.Now()
+				if _, err := os.ReadFile("/proc/self/stat"); err != nil {
+					b.Fatal(err)
+				}
+				floor += time.Since(start)
+				start = time.Now()
+				_, _ = Lookup(c.pid)
+				ours += time.Since(start)
+			}
+			b.ReportMetric(float64(ours)/float64(floor), "x_floor")
+		})
+	}
+}
