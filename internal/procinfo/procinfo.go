@@ -4,6 +4,8 @@ package procinfo
 
 import (
 	"errors"
+	"fmt"
+	"math"
 	"os"
 	"time"
 )
@@ -82,7 +84,9 @@ type Info struct {
 }
 
 // Lookup returns what the kernel says about pid. It returns an error
-// wrapping ErrNotExist only when kill(pid, 0) says ESRCH (or pid <= 0):
+// wrapping ErrNotExist only when kill(pid, 0) says ESRCH, or pid is not a
+// process id at all (pid <= 0, or beyond the kernel's 32-bit pid_t, which
+// kill would truncate into a process group):
 // absence from /proc is never taken for death, since /proc may hide
 // processes (hidepid=), be another PID namespace's, or be missing. A PID
 // that kill finds but /proc does not show, or a /proc that does not show
@@ -92,7 +96,12 @@ type Info struct {
 // caller's question (see CurrentPIDNamespace). Lookup never panics on
 // malformed /proc content (a descriptive error instead). An unreadable
 // executable is not an error: see Info.ExecutableErr.
-func Lookup(pid int) (Info, error) { return lookup(pid) }
+func Lookup(pid int) (Info, error) {
+	if pid <= 0 || pid > math.MaxInt32 {
+		return Info{}, fmt.Errorf("look up process %d: %w", pid, ErrNotExist)
+	}
+	return lookup(pid)
+}
 
 // CurrentPIDNamespace returns the PID namespace of this process. On Linux
 // it returns an error wrapping ErrProcUntrusted when /proc does not show
@@ -101,7 +110,7 @@ func Lookup(pid int) (Info, error) { return lookup(pid) }
 func CurrentPIDNamespace() (PIDNamespace, error) { return currentPIDNamespace() }
 
 // Self returns Lookup(os.Getpid()).
-func Self() (Info, error) { return lookup(os.Getpid()) }
+func Self() (Info, error) { return Lookup(os.Getpid()) }
 
 // BootID identifies the current boot: Linux /proc/sys/kernel/random/boot_id;
 // macOS kern.bootsessionuuid (or kern.boottime formatted, when absent). It

@@ -273,7 +273,9 @@ func TestLookupZombieThenReaped(t *testing.T) {
 }
 
 func TestLookupNotExist(t *testing.T) {
-	for _, pid := range []int{0, -1, 1 << 30} {
+	// The largest int truncates to pid_t -1 on 64-bit platforms: kill(-1)
+	// would reach every process.
+	for _, pid := range []int{0, -1, 1 << 30, int(^uint(0) >> 1), -int(^uint(0)>>1) - 1} {
 		info, err := Lookup(pid)
 		if !errors.Is(err, ErrNotExist) {
 			t.Errorf("Lookup(%d) = %+v, %v; want ErrNotExist", pid, info, err)
