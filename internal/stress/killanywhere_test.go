@@ -37,6 +37,8 @@ type liveVM struct {
 // the stand-in runner on it, watching its files every 5 ms.
 func startLiveVM(t *testing.T, dir string, r *rand.Rand, nfiles int) *liveVM {
 	t.Helper()
+	// Build before the timeout starts: a cold build cache takes minutes.
+	runnerPath := standinPath(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, err := runner.NewClaim(ctx, dir, runner.WithoutCollect())
@@ -52,7 +54,7 @@ func startLiveVM(t *testing.T, dir string, r *rand.Rand, nfiles int) *liveVM {
 		NumVCPUs:       1,
 		RAMMiB:         64,
 		ConsoleLogPath: filepath.Join(dir, "console.log"),
-		RunnerPath:     standinPath(t),
+		RunnerPath:     runnerPath,
 		VMLogPath:      filepath.Join(dir, "vm.log"),
 	})
 	if err != nil {
