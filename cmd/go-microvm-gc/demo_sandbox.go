@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/stacklok/go-microvm/internal/procinfo"
-	"github.com/stacklok/go-microvm/runner"
 	"github.com/stacklok/go-microvm/state"
 )
 
@@ -136,31 +135,27 @@ func checksums(dir string) (map[string]string, error) {
 	return sums, nil
 }
 
-// installStandin copies this executable into dir under the runner's name:
-// started so, it runs as the stand-in runner (see dispatch).
-func installStandin(dir string) (string, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return "", fmt.Errorf("install stand-in runner: %w", err)
+// Import paths of the demo's helper processes, built at demo time.
+const (
+	standinPkg    = "github.com/stacklok/go-microvm/internal/cmd/go-microvm-runner"
+	demoHelperPkg = "github.com/stacklok/go-microvm/cmd/go-microvm-gc/internal/demohelper"
+)
+
+// halfCloneBytes is what the demo embedder clones before it is killed.
+const halfCloneBytes = 1 << 20
+
+// buildDemoHelpers builds the stand-in runner and the demo helper into
+// dir with the go command. The shipped command contains neither.
+func buildDemoHelpers(ctx context.Context, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("build demo helpers: %w", err)
 	}
-	src, err := os.Open(exe)
-	if err != nil {
-		return "", fmt.Errorf("install stand-in runner: %w", err)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator), standinPkg, demoHelperPkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build demo helpers with the go command (the demo runs from a go-microvm source tree: make demo): %w\n%s", err, out)
 	}
-	defer src.Close()
-	dst := filepath.Join(dir, runner.RunnerName)
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
-	if err != nil {
-		return "", fmt.Errorf("install stand-in runner: %w", err)
-	}
-	if _, err := io.Copy(out, src); err != nil {
-		out.Close()
-		return "", fmt.Errorf("install stand-in runner: %w", err)
-	}
-	if err := out.Close(); err != nil {
-		return "", fmt.Errorf("install stand-in runner: %w", err)
-	}
-	return dst, nil
+	return nil
 }
 
 func bootTime() (time.Time, error) {
@@ -171,9 +166,9 @@ func bootTime() (time.Time, error) {
 	return t, nil
 }
 
-// helperProcess is this executable re-run in one of the demo's hidden
-// modes. Its standard input is a pipe from the demo, so that it exits on
-// its own should the demo die first.
+// helperProcess is the demo helper in one of its modes. Its standard input
+// is a pipe from the demo, so that it exits on its own should the demo die
+// first.
 type helperProcess struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
@@ -181,16 +176,8 @@ type helperProcess struct {
 	once   sync.Once
 }
 
-func startHelper(env string) (*helperProcess, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(exe)
-	// Under the command's own name, whatever the file is called (a test
-	// binary dispatches on it).
-	cmd.Args = []string{"go-microvm-gc"}
-	cmd.Env = append(os.Environ(), env)
+func startHelper(path string, args ...string) (*helperProcess, error) {
+	cmd := exec.Command(path, args...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -241,33 +228,4 @@ func (h *helperProcess) kill() {
 		_ = h.stdin.Close()
 		_ = h.cmd.Wait()
 	})
-}
-
-// demoEmbedderMain is the embedder the demo kills mid-clone: it claims dir
-// (run lease and run marker), writes part of the rootfs, says so, and
-// blocks until it is killed.
-func demoEmbedderMain(dir string, stdout, stderr io.Writer) int {
-	claim, err := runner.NewClaim(context.Background(), dir, runner.WithoutCollect(),
-		runner.WithName(filepath.Base(dir)), runner.WithImage(demoImage))
-	if err != nil {
-		fmt.Fprintf(stderr, "demo embedder: %v\n", err)
-		return exitError
-	}
-	if err := writeRootfs(filepath.Join(dir, "rootfs-work")); err != nil {
-		fmt.Fprintf(stderr, "demo embedder: %v\n", err)
-		return exitError
-	}
-	fmt.Fprintln(stdout, embedderCloning)
-	// Still "cloning": the demo SIGKILLs us here. Should the demo die
-	// first, stdin closes and the claim is given up cleanly.
-	_, _ = io.Copy(io.Discard, os.Stdin)
-	_ = claim.Abort()
-	return exitError
-}
-
-// demoIdleMain is the unrelated process whose PID a released-format record
-// names; it runs until its stdin closes.
-func demoIdleMain(stdin io.Reader) int {
-	_, _ = io.Copy(io.Discard, stdin)
-	return exitOK
 }

@@ -10,17 +10,24 @@ import (
 	"time"
 )
 
-// TestDemo runs the demo in-process: real stand-in runners (this test
-// binary under the runner's name), real SIGKILLs, real files. The demo
-// checks its own expectations and exits 0 only when all of them held.
+// TestDemo runs the demo in-process: real stand-in runners, real SIGKILLs,
+// real files. The demo checks its own expectations and exits 0 only when
+// all of them held. Its helpers are built first, before the guard starts:
+// a cold build cache takes minutes on a busy machine.
 func TestDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the demo starts real processes and writes about 40 MB")
 	}
+	bin := t.TempDir()
+	if err := buildDemoHelpers(context.Background(), bin); err != nil {
+		t.Fatal(err)
+	}
 	t.Setenv("TMPDIR", t.TempDir())
 	var out bytes.Buffer
+	a := newApp(context.Background(), strings.NewReader(""), &out, &out)
+	a.demoBin = bin
 	done := make(chan int, 1)
-	go func() { done <- run(context.Background(), []string{"demo"}, &out, &out) }()
+	go func() { done <- a.execute([]string{"demo"}) }()
 	select {
 	case code := <-done:
 		t.Logf("demo output:\n%s", out.String())

@@ -3,71 +3,117 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"sort"
+
+	"github.com/spf13/cobra"
 
 	"github.com/stacklok/go-microvm/gc"
 )
 
-const listSynopsis = "list [--root DIR] [--json] [--sizes] [--stopped --older-than DUR]"
+const listLong = `List every data directory under the roots with its class and reason,
+and the collector trash a cut-short collection left behind. It changes
+nothing.`
 
-// runList is `go-microvm-gc list`: every candidate under the root with its
-// class and reason. It changes nothing.
-func runList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	var cf commonFlags
-	var sizes bool
-	fs := newFlagSet("list", listSynopsis, stderr)
-	cf.register(fs)
-	fs.BoolVar(&sizes, "sizes", false, "measure the allocated bytes of what go-microvm owns in each data directory")
-	root, exists, logger, code, done := cf.setup(fs, args, stdout, stderr)
-	if done {
-		return code
-	}
-
-	var cands []gc.Candidate
-	if exists {
-		opts := cf.gcOptions(logger)
-		if sizes {
-			opts = append(opts, gc.WithSizes())
-		}
-		var err error
-		cands, err = gc.ScanContext(ctx, root, opts...)
-		if err != nil {
-			fmt.Fprintf(stderr, "go-microvm-gc list: %v\n", err)
-			return exitError
-		}
-	} else {
-		logger.Info("default root does not exist; nothing to list", slog.String("root", root))
-	}
-	sortCandidates(cands)
-
-	if cf.json {
-		if err := writeJSON(stdout, newListJSON(root, cands, sizes)); err != nil {
-			fmt.Fprintf(stderr, "go-microvm-gc list: %v\n", err)
-			return exitError
-		}
-		return exitOK
-	}
-	if !exists {
-		fmt.Fprintf(stdout, "Root: %s does not exist; nothing to list.\n", root)
-		return exitOK
-	}
-	writeListTable(stdout, root, cands, sizes)
-	return exitOK
+// listFlags are the flags of list.
+type listFlags struct {
+	commonFlags
+	sizes bool
 }
 
-// gcOptions turns the shared flags into gc options.
-func (c *commonFlags) gcOptions(logger *slog.Logger) []gc.Option {
-	opts := []gc.Option{gc.WithLogger(logger)}
-	if c.stopped {
-		opts = append(opts, gc.WithStopped(c.olderThan.d))
+func (a *app) newListCmd() *cobra.Command {
+	var lf listFlags
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List data directories with their class and reason",
+		Long:  listLong,
+		Example: `  go-microvm-gc list --sizes
+  go-microvm-gc list --stopped --older-than 7d --json`,
+		Args: noArgs,
+		RunE: func(*cobra.Command, []string) error { return a.runList(&lf) },
 	}
-	return opts
+	lf.register(cmd, "print only the paths of the data directories, one a line")
+	cmd.Flags().BoolVar(&lf.sizes, "sizes", false, "measure the allocated bytes of what go-microvm owns in each data directory")
+	return cmd
+}
+
+// rootListing is what list found under one root.
+type rootListing struct {
+	root  string
+	cands []gc.Candidate
+	trash []pendingTrash
+}
+
+// runList is `go-microvm-gc list`.
+func (a *app) runList(lf *listFlags) error {
+	if err := lf.check(); err != nil {
+		return err
+	}
+	rs, err := resolveRoots(lf.roots)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(a.stderr, lf.verbose)
+	opts := append(lf.gcOptions(), gc.WithLogger(logger))
+	if lf.sizes {
+		opts = append(opts, gc.WithSizes())
+	}
+	var listings []rootListing
+	var scanErr error
+	for _, root := range rs.dirs {
+		cands, err := gc.ScanContext(a.ctx, root, opts...)
+		if a.ctx.Err() != nil {
+			break
+		}
+		if err != nil {
+			// Scan returns what it found together with the directories
+			// it could not walk; report both.
+			a.errorf("list", "%s", quote(err.Error()))
+			scanErr = err
+		}
+		sortCandidates(cands)
+		listings = append(listings, rootListing{root: root, cands: cands, trash: findTrash(a.ctx, root, candidateDirs(cands), lf.sizes)})
+	}
+	code, sig := interrupted(a.ctx)
+	if sig {
+		fmt.Fprintln(a.stderr, "go-microvm-gc list: interrupted")
+	} else if scanErr != nil {
+		code = exitError
+	}
+
+	switch {
+	case lf.json:
+		writeJSON(a.stdout, newListJSON(rs, listings, lf.sizes, sig))
+	case len(rs.missing) > 0:
+		fmt.Fprintln(a.stdout, missingMessage(rs.missing, "list"))
+	case lf.quiet:
+		for _, l := range listings {
+			for _, c := range l.cands {
+				fmt.Fprintln(a.stdout, quote(c.Path))
+			}
+		}
+	default:
+		writeListTables(a.stdout, listings, lf.sizes, lf.reproduce())
+	}
+	if code != exitOK {
+		return &exitCodeError{code: code}
+	}
+	return nil
+}
+
+// errorf prints one error line of subcommand cmd on stderr.
+func (a *app) errorf(cmd, format string, args ...any) {
+	fmt.Fprintf(a.stderr, "go-microvm-gc %s: %s\n", cmd, fmt.Sprintf(format, args...))
 }
 
 func sortCandidates(cands []gc.Candidate) {
 	sort.SliceStable(cands, func(i, j int) bool { return cands[i].Path < cands[j].Path })
+}
+
+func candidateDirs(cands []gc.Candidate) []string {
+	dirs := make([]string, len(cands))
+	for i, c := range cands {
+		dirs[i] = c.Path
+	}
+	return dirs
 }

@@ -18,16 +18,14 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/stacklok/go-microvm/gc"
-	"github.com/stacklok/go-microvm/runner"
 	"github.com/stacklok/go-microvm/state"
 )
 
-// TestMain makes the test binary the command: the scripts run it as
-// go-microvm-gc, and the demo runs it as the stand-in go-microvm-runner.
+// TestMain makes the test binary the command: the scripts and the tests of
+// the real process run it as go-microvm-gc, signals and all.
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"go-microvm-gc":   func() { os.Exit(dispatch(os.Args)) },
-		runner.RunnerName: func() { os.Exit(dispatch(os.Args)) },
+		"go-microvm-gc": func() { os.Exit(mainCode()) },
 	})
 }
 
@@ -104,9 +102,10 @@ func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // cmdCmpJSON compares the JSON in a file (or stdout) with the expected
-// JSON after substituting environment variables in it. Numbers that vary
-// from run to run are masked: "age_seconds" must be a number >= 0, and a
-// non-null "bytes" a number > 0 (written as "<number>" in the expectation).
+// JSON after substituting environment variables in it. Values that vary
+// from run to run are masked: "age_seconds" must be a number >= 0, a
+// non-null "bytes" a number > 0 (written as "<number>" in the
+// expectation), and a non-empty "detail" is "<text>".
 func cmdCmpJSON(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 2 {
 		ts.Fatalf("usage: cmpjson FILE|stdout WANT")
@@ -143,8 +142,12 @@ func maskJSON(ts *testscript.TestScript, key string, v any) any {
 	case float64:
 		switch {
 		case key == "age_seconds" && v >= 0,
-			(key == "bytes" || key == "bytes_freed") && v > 0:
+			(key == "bytes" || key == "bytes_freed" || key == "would_free_bytes") && v > 0:
 			return "<number>"
+		}
+	case string:
+		if key == "detail" && v != "" {
+			return "<text>"
 		}
 	}
 	return v
@@ -161,6 +164,12 @@ func TestParseAge(t *testing.T) {
 		{"7d", "168h0m0s", true},
 		{"0d", "0s", true},
 		{"90m", "1h30m0s", true},
+		{"2w", "336h0m0s", true},
+		{"1d12h", "36h0m0s", true},
+		{"1w2d3h30m", "219h30m0s", true},
+		{"", "", false},
+		{"7x", "", false},
+		{"1d-2h", "", false},
 		{"-1h", "", false},
 		{"d", "", false},
 		{"1.5d", "", false},
@@ -206,10 +215,10 @@ func TestCollectSummary(t *testing.T) {
 		},
 		{
 			gc.Report{DryRun: true, Reclaimed: orphans(2, 1_000_000), Kept: kept(gc.ClassBusy)},
-			"Dry run: would reclaim 2 data directories, about 2.0 MB; would keep 1 (1 busy)",
+			"Dry run: would reclaim 2 data directories, 2.0 MB in all; would keep 1 (1 busy)",
 		},
 	} {
-		if got := collectSummary(&tc.rep); got != tc.want {
+		if got := collectSummary(&tc.rep, 0, false); got != tc.want {
 			t.Errorf("collectSummary = %q\nwant            %q", got, tc.want)
 		}
 	}
@@ -230,10 +239,12 @@ func TestFormatAge(t *testing.T) {
 	}
 }
 
-// TestDefaultRoot checks the released default data directory.
-func TestDefaultRoot(t *testing.T) {
+// TestDefaultRoots checks the released default data directory and
+// brood-box's.
+func TestDefaultRoots(t *testing.T) {
 	home := t.TempDir()
 	t.Setenv("HOME", home)
+	bb := filepath.Join(home, ".config", "broodbox", "vms")
 	for _, tc := range []struct{ xdg, want string }{
 		{"", filepath.Join(home, ".config", "go-microvm")},
 		{"/xdg", "/xdg/go-microvm"},
@@ -241,9 +252,9 @@ func TestDefaultRoot(t *testing.T) {
 		{"relative", filepath.Join(home, ".config", "go-microvm")},
 	} {
 		t.Setenv("XDG_CONFIG_HOME", tc.xdg)
-		got, err := defaultRoot()
-		if err != nil || got != tc.want {
-			t.Errorf("XDG_CONFIG_HOME=%q: defaultRoot() = %q, %v; want %q", tc.xdg, got, err, tc.want)
+		got, err := defaultRoots()
+		if err != nil || len(got) != 2 || got[0] != tc.want || got[1] != bb {
+			t.Errorf("XDG_CONFIG_HOME=%q: defaultRoots() = %q, %v; want [%q %q]", tc.xdg, got, err, tc.want, bb)
 		}
 	}
 }

@@ -24,43 +24,77 @@ var classOrder = []gc.Class{
 	gc.ClassOrphan, gc.ClassLive, gc.ClassBusy, gc.ClassStopped, gc.ClassUnknown, gc.ClassUnreadable,
 }
 
+// rootJSON is one root of a run.
+type rootJSON struct {
+	Path string `json:"path"`
+	// Busy (collect): another collector held the root lock.
+	Busy bool `json:"busy,omitempty"`
+	// LockError (collect --dry-run): why this user could not take the
+	// root lock, so a real collect would fail.
+	LockError string `json:"lock_error,omitempty"`
+}
+
 // listJSON is the stable `list --json` document.
 type listJSON struct {
-	Root string    `json:"root"`
-	Dirs []dirJSON `json:"dirs"`
+	// Root is the first root (or the first default looked at when none
+	// exists); Roots lists all of them.
+	Root        string      `json:"root"`
+	Roots       []rootJSON  `json:"roots"`
+	Dirs        []dirJSON   `json:"dirs"`
+	Trash       []trashJSON `json:"trash"`
+	Interrupted bool        `json:"interrupted"`
 }
 
 type dirJSON struct {
 	Path       string   `json:"path"`
 	Class      gc.Class `json:"class"`
 	Reason     string   `json:"reason"`
+	Detail     string   `json:"detail"`
 	PID        int      `json:"pid"`
 	AgeSeconds float64  `json:"age_seconds"`
 	// Bytes is null unless sizes were measured.
 	Bytes *int64 `json:"bytes"`
 }
 
+// trashJSON is a trash directory holding the rest of a cut-short
+// collection; the next collect empties it.
+type trashJSON struct {
+	Path    string `json:"path"`
+	Entries int    `json:"entries"`
+	// Bytes is null unless sizes were measured.
+	Bytes *int64 `json:"bytes"`
+}
+
 // collectJSON is the stable `collect --json` document.
 type collectJSON struct {
-	Root       string          `json:"root"`
-	Busy       bool            `json:"busy"`
-	DryRun     bool            `json:"dry_run"`
-	Reclaimed  []reclaimedJSON `json:"reclaimed"`
-	Kept       []keptJSON      `json:"kept"`
-	Errors     []errorJSON     `json:"errors"`
-	BytesFreed int64           `json:"bytes_freed"`
+	Root        string          `json:"root"`
+	Roots       []rootJSON      `json:"roots"`
+	Busy        bool            `json:"busy"`
+	DryRun      bool            `json:"dry_run"`
+	Interrupted bool            `json:"interrupted"`
+	Reclaimed   []reclaimedJSON `json:"reclaimed"`
+	Kept        []keptJSON      `json:"kept"`
+	Errors      []errorJSON     `json:"errors"`
+	BytesFreed  int64           `json:"bytes_freed"`
+	// WouldFreeBytes (dry run) is what a collect would free now: the
+	// orphans and the pending trash. Null otherwise.
+	WouldFreeBytes *int64 `json:"would_free_bytes"`
 }
 
 type reclaimedJSON struct {
 	Path   string `json:"path"`
 	Reason string `json:"reason"`
+	PID    int    `json:"pid"`
 	Bytes  int64  `json:"bytes"`
 }
 
 type keptJSON struct {
-	Path   string   `json:"path"`
-	Class  gc.Class `json:"class"`
-	Reason string   `json:"reason"`
+	Path       string   `json:"path"`
+	Class      gc.Class `json:"class"`
+	Reason     string   `json:"reason"`
+	Detail     string   `json:"detail"`
+	PID        int      `json:"pid"`
+	AgeSeconds float64  `json:"age_seconds"`
 }
 
 type errorJSON struct {
@@ -68,138 +102,248 @@ type errorJSON struct {
 	Error string `json:"error"`
 }
 
-func writeJSON(w io.Writer, v any) error {
+// writeJSON writes v indented; a failed write is caught by the outWriter.
+func writeJSON(w io.Writer, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
-		return fmt.Errorf("write JSON: %w", err)
+	_ = enc.Encode(v)
+}
+
+func firstRoot(rs roots) string {
+	if len(rs.dirs) > 0 {
+		return rs.dirs[0]
 	}
-	return nil
+	if len(rs.missing) > 0 {
+		return rs.missing[0]
+	}
+	return ""
 }
 
 // newListJSON builds the list document; lists are [] rather than null.
-func newListJSON(root string, cands []gc.Candidate, sizes bool) listJSON {
-	doc := listJSON{Root: root, Dirs: make([]dirJSON, 0, len(cands))}
-	for _, c := range cands {
-		d := dirJSON{
-			Path:       c.Path,
-			Class:      c.Class,
-			Reason:     string(c.Reason),
-			PID:        c.PID,
-			AgeSeconds: math.Round(c.Age.Seconds()),
+func newListJSON(rs roots, listings []rootListing, sizes, interrupted bool) listJSON {
+	doc := listJSON{Root: firstRoot(rs), Roots: []rootJSON{}, Dirs: []dirJSON{}, Trash: []trashJSON{}, Interrupted: interrupted}
+	for _, l := range listings {
+		doc.Roots = append(doc.Roots, rootJSON{Path: l.root})
+		for _, c := range l.cands {
+			d := dirJSON{
+				Path:       c.Path,
+				Class:      c.Class,
+				Reason:     string(c.Reason),
+				Detail:     candidateDetail(c),
+				PID:        c.PID,
+				AgeSeconds: math.Round(c.Age.Seconds()),
+			}
+			if sizes && c.Bytes >= 0 {
+				b := c.Bytes
+				d.Bytes = &b
+			}
+			doc.Dirs = append(doc.Dirs, d)
 		}
-		if sizes && c.Bytes >= 0 {
-			b := c.Bytes
-			d.Bytes = &b
+		for _, t := range l.trash {
+			tj := trashJSON{Path: t.Path, Entries: t.Entries}
+			if t.Bytes >= 0 {
+				b := t.Bytes
+				tj.Bytes = &b
+			}
+			doc.Trash = append(doc.Trash, tj)
 		}
-		doc.Dirs = append(doc.Dirs, d)
 	}
 	return doc
 }
 
-// newCollectJSON builds the collect document from a report; rep is nil when
-// nothing was done (busy root, missing default root).
-func newCollectJSON(root string, rep *gc.Report, busy, dryRun bool) collectJSON {
+// newCollectJSON builds the collect document from the results of each
+// root; results is nil when no root exists.
+func newCollectJSON(rs roots, results []rootResult, dryRun, interrupted bool) collectJSON {
 	doc := collectJSON{
-		Root:      root,
-		Busy:      busy,
-		DryRun:    dryRun,
-		Reclaimed: []reclaimedJSON{},
-		Kept:      []keptJSON{},
-		Errors:    []errorJSON{},
+		Root:        firstRoot(rs),
+		Roots:       []rootJSON{},
+		DryRun:      dryRun,
+		Interrupted: interrupted,
+		Reclaimed:   []reclaimedJSON{},
+		Kept:        []keptJSON{},
+		Errors:      []errorJSON{},
 	}
-	if rep == nil {
-		return doc
+	var wouldFree int64
+	for _, r := range results {
+		rj := rootJSON{Path: r.root, Busy: r.busy}
+		if r.lockErr != nil {
+			rj.LockError = r.lockErr.Error()
+		}
+		doc.Roots = append(doc.Roots, rj)
+		doc.Busy = doc.Busy || r.busy
+		if r.fatal != nil {
+			doc.Errors = append(doc.Errors, errorJSON{Path: r.root, Error: r.fatal.Error()})
+		}
+		if r.rep == nil {
+			continue
+		}
+		for _, o := range r.rep.Reclaimed {
+			doc.Reclaimed = append(doc.Reclaimed, reclaimedJSON{Path: o.Path, Reason: string(o.Reason), PID: o.PID, Bytes: o.Bytes})
+			wouldFree += o.Bytes
+		}
+		for _, c := range r.rep.Kept {
+			doc.Kept = append(doc.Kept, keptJSON{
+				Path: c.Path, Class: c.Class, Reason: string(c.Reason), Detail: candidateDetail(c),
+				PID: c.PID, AgeSeconds: math.Round(c.Age.Seconds()),
+			})
+		}
+		for _, e := range r.rep.Errors {
+			doc.Errors = append(doc.Errors, errorJSON{Path: e.Path, Error: e.Err.Error()})
+		}
+		doc.BytesFreed += r.rep.BytesFreed
+		for _, t := range r.trash {
+			wouldFree += max(t.Bytes, 0)
+		}
 	}
-	for _, o := range rep.Reclaimed {
-		doc.Reclaimed = append(doc.Reclaimed, reclaimedJSON{Path: o.Path, Reason: string(o.Reason), Bytes: o.Bytes})
+	if dryRun {
+		doc.WouldFreeBytes = &wouldFree
 	}
-	for _, c := range rep.Kept {
-		doc.Kept = append(doc.Kept, keptJSON{Path: c.Path, Class: c.Class, Reason: string(c.Reason)})
-	}
-	for _, e := range rep.Errors {
-		doc.Errors = append(doc.Errors, errorJSON{Path: e.Path, Error: e.Err.Error()})
-	}
-	doc.BytesFreed = rep.BytesFreed
 	return doc
 }
 
-// writeListTable prints the candidates as an aligned table, then one
-// summary line.
-func writeListTable(w io.Writer, root string, cands []gc.Candidate, sizes bool) {
-	fmt.Fprintf(w, "Root: %s\n", root)
-	if len(cands) == 0 {
-		fmt.Fprintln(w, "No data directories.")
+// writeListTables prints each root's candidates and pending trash as an
+// aligned table, then one summary line for all roots. again is the part
+// of the command line that reproduces this listing, for the hint.
+func writeListTables(w io.Writer, listings []rootListing, sizes bool, again string) {
+	counts := map[gc.Class]int{}
+	total := 0
+	var trashBytes int64
+	trashDirs := 0
+	for _, l := range listings {
+		fmt.Fprintf(w, "Root: %s\n", quote(l.root))
+		if len(l.cands) == 0 && len(l.trash) == 0 {
+			fmt.Fprintln(w, "No data directories.")
+			continue
+		}
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		header := "PATH\tCLASS\tREASON\tPID\tAGE"
+		if sizes {
+			header += "\tSIZE"
+		}
+		fmt.Fprintln(tw, header+"\tDETAIL")
+		for _, c := range l.cands {
+			row := []string{quote(relPath(l.root, c.Path)), string(c.Class), string(c.Reason), formatPID(c.PID), formatAge(c.Age)}
+			if sizes {
+				row = append(row, formatBytes(c.Bytes))
+			}
+			row = append(row, quote(candidateDetail(c)))
+			fmt.Fprintln(tw, strings.Join(row, "\t"))
+			counts[c.Class]++
+			total++
+		}
+		for _, t := range l.trash {
+			row := []string{quote(relPath(l.root, t.Path)), "trash", "pending", "-", "-"}
+			if sizes {
+				row = append(row, formatBytes(t.Bytes))
+			}
+			row = append(row, plural(t.Entries, "entry", "entries")+" left by a cut-short collect")
+			fmt.Fprintln(tw, strings.Join(row, "\t"))
+			trashDirs++
+			trashBytes += max(t.Bytes, 0)
+		}
+		tw.Flush()
+	}
+	if total == 0 && trashDirs == 0 {
 		return
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	header := "PATH\tCLASS\tREASON\tPID\tAGE"
-	if sizes {
-		header += "\tSIZE"
+	collect := "go-microvm-gc collect"
+	if again != "" {
+		collect += " " + again
 	}
-	fmt.Fprintln(tw, header+"\tDETAIL")
-	for _, c := range cands {
-		row := []string{relPath(root, c.Path), string(c.Class), string(c.Reason), formatPID(c.PID), formatAge(c.Age)}
+	s := plural(total, "data directory", "data directories")
+	if total > 0 {
+		s += ": " + classCounts(counts)
+	}
+	s += "."
+	if trashDirs > 0 {
+		s += " Pending trash"
 		if sizes {
-			row = append(row, formatBytes(c.Bytes))
+			s += " of " + humanize.Bytes(uint64(trashBytes))
 		}
-		row = append(row, candidateDetail(c))
-		fmt.Fprintln(tw, strings.Join(row, "\t"))
+		s += "."
 	}
-	tw.Flush()
-
-	counts := map[gc.Class]int{}
-	for _, c := range cands {
-		counts[c.Class]++
+	switch {
+	case counts[gc.ClassOrphan] > 0:
+		s += fmt.Sprintf(" %q reclaims the orphans.", collect)
+	case trashDirs > 0:
+		s += fmt.Sprintf(" %q empties the trash.", collect)
 	}
-	fmt.Fprintf(w, "%s: %s.", plural(len(cands), "data directory", "data directories"), classCounts(counts))
-	if counts[gc.ClassOrphan] > 0 {
-		fmt.Fprint(w, ` "go-microvm-gc collect" reclaims the orphans.`)
-	}
-	fmt.Fprintln(w)
+	fmt.Fprintln(w, s)
 }
 
 // writeCollectHuman prints what collect did (or, in a dry run, would do)
-// and ends with the one-line summary.
-func writeCollectHuman(w io.Writer, root string, rep *gc.Report) {
-	fmt.Fprintf(w, "Root: %s\n", root)
-	if len(rep.Reclaimed) > 0 {
-		verb := "Reclaimed"
-		if rep.DryRun {
-			verb = "Would reclaim"
+// in each root and ends with one summary line.
+func writeCollectHuman(w io.Writer, results []rootResult, dryRun, interrupted bool) {
+	var all gc.Report
+	all.DryRun = dryRun
+	var trashBytes int64
+	for _, r := range results {
+		fmt.Fprintf(w, "Root: %s\n", quote(r.root))
+		switch {
+		case r.busy:
+			fmt.Fprintln(w, "Skipped: another collector holds the root lock.")
+			continue
+		case r.rep == nil:
+			fmt.Fprintln(w, "Skipped: the root could not be opened or locked.")
+			continue
 		}
-		fmt.Fprintf(w, "%s:\n", verb)
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  PATH\tREASON\tBYTES")
-		for _, o := range rep.Reclaimed {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\n", relPath(root, o.Path), o.Reason, formatBytes(o.Bytes))
+		rep := r.rep
+		if len(rep.Reclaimed) > 0 {
+			verb := "Reclaimed"
+			if dryRun {
+				verb = "Would reclaim"
+			}
+			fmt.Fprintf(w, "%s:\n", verb)
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "  PATH\tREASON\tBYTES")
+			for _, o := range rep.Reclaimed {
+				fmt.Fprintf(tw, "  %s\t%s\t%s\n", quote(relPath(r.root, o.Path)), o.Reason, formatBytes(o.Bytes))
+			}
+			tw.Flush()
 		}
-		tw.Flush()
-	}
-	if len(rep.Kept) > 0 {
-		fmt.Fprintln(w, "Kept:")
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  PATH\tCLASS\tREASON\tDETAIL")
-		for _, c := range rep.Kept {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", relPath(root, c.Path), c.Class, c.Reason, candidateDetail(c))
+		if len(rep.Kept) > 0 {
+			fmt.Fprintln(w, "Kept:")
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "  PATH\tCLASS\tREASON\tPID\tAGE\tDETAIL")
+			for _, c := range rep.Kept {
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", quote(relPath(r.root, c.Path)), c.Class, c.Reason,
+					formatPID(c.PID), formatAge(c.Age), quote(candidateDetail(c)))
+			}
+			tw.Flush()
 		}
-		tw.Flush()
-	}
-	if len(rep.Errors) > 0 {
-		fmt.Fprintln(w, "Errors:")
-		for _, e := range rep.Errors {
-			fmt.Fprintf(w, "  %s: %v\n", e.Path, e.Err)
+		if len(rep.Errors) > 0 {
+			fmt.Fprintln(w, "Errors:")
+			for _, e := range rep.Errors {
+				where := relPath(r.root, e.Path)
+				if inTrash(e.Path) {
+					where += " (trash left by an earlier, cut-short run)"
+				}
+				fmt.Fprintf(w, "  %s: %s\n", quote(where), quote(e.Err.Error()))
+			}
 		}
+		for _, t := range r.trash {
+			fmt.Fprintf(w, "Would empty the trash %s: %s, %s.\n", quote(relPath(r.root, t.Path)),
+				plural(t.Entries, "entry", "entries"), formatBytes(t.Bytes))
+			trashBytes += max(t.Bytes, 0)
+		}
+		if r.lockErr != nil {
+			fmt.Fprintf(w, "Note: as this user, collect could not take the root lock (%s): a real run would fail.\n", quote(r.lockErr.Error()))
+		}
+		if rep.Deferred && !interrupted {
+			fmt.Fprintln(w, "The deletion budget ran out; the rest is left for the next run.")
+		}
+		all.Reclaimed = append(all.Reclaimed, rep.Reclaimed...)
+		all.Kept = append(all.Kept, rep.Kept...)
+		all.Errors = append(all.Errors, rep.Errors...)
+		all.BytesFreed += rep.BytesFreed
 	}
-	if rep.Deferred {
-		fmt.Fprintln(w, "The deletion budget ran out; the rest is left for the next run.")
-	}
-	fmt.Fprintln(w, collectSummary(rep))
+	fmt.Fprintln(w, collectSummary(&all, trashBytes, interrupted))
 }
 
 // collectSummary is the closing line, e.g. "Reclaimed 3 data directories,
-// 2.1 GB freed; kept 5 (4 live, 1 stopped)".
-func collectSummary(rep *gc.Report) string {
+// 2.1 GB freed; kept 5 (4 live, 1 stopped)". trashBytes is, in a dry run,
+// the pending trash a collect would also free.
+func collectSummary(rep *gc.Report, trashBytes int64, interrupted bool) string {
 	counts := map[gc.Class]int{}
 	for _, c := range rep.Kept {
 		counts[c.Class]++
@@ -210,17 +354,21 @@ func collectSummary(rep *gc.Report) string {
 	}
 	dirs := plural(len(rep.Reclaimed), "data directory", "data directories")
 	var s string
-	if rep.DryRun {
-		var sum int64
+	switch {
+	case rep.DryRun:
+		sum := trashBytes
 		for _, o := range rep.Reclaimed {
 			sum += o.Bytes
 		}
 		s = "Dry run: would reclaim " + dirs
-		if sum > 0 {
-			s += ", about " + humanize.Bytes(uint64(sum))
+		if trashBytes > 0 {
+			s += " and empty the trash"
 		}
-		s += "; would keep" + strings.TrimPrefix(kept, "kept")
-	} else {
+		s += ", " + humanize.Bytes(uint64(max(sum, 0))) + " in all; would keep" + strings.TrimPrefix(kept, "kept")
+	case interrupted:
+		s = fmt.Sprintf("Interrupted after reclaiming %s, %s freed; %s; the rest is left for the next run",
+			dirs, humanize.Bytes(uint64(max(rep.BytesFreed, 0))), kept)
+	default:
 		s = fmt.Sprintf("Reclaimed %s, %s freed; %s", dirs, humanize.Bytes(uint64(max(rep.BytesFreed, 0))), kept)
 	}
 	if len(rep.Errors) > 0 {

@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/cobra/doc"
+)
+
+const rootLong = `go-microvm-gc lists and reclaims the data directories that go-microvm VMs
+leave behind when their runner or their embedder is killed.
+
+Roots: every --root (repeatable), else the directories listed in
+GO_MICROVM_GC_ROOT (separated like PATH), else the defaults that exist:
+$XDG_CONFIG_HOME/go-microvm (or ~/.config/go-microvm) and brood-box's
+~/.config/broodbox/vms.
+
+Exit codes: 0 done; 1 some directories could not be reclaimed, or the
+output could not be written; 2 usage error; 75 another collector holds the
+root lock; 130 interrupted (SIGINT); 143 terminated (SIGTERM).`
+
+// newRootCmd builds the command tree. Help, completion and the man page
+// all come from these definitions.
+func (a *app) newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:     "go-microvm-gc",
+		Short:   "List and reclaim the data directories of dead go-microvm VMs",
+		Long:    rootLong,
+		Version: versionString(),
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("unknown command %q", args[0])
+			}
+			return nil
+		},
+		SilenceErrors:      true,
+		SilenceUsage:       true,
+		DisableSuggestions: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cmd.SetOut(a.stderr)
+			_ = cmd.Usage()
+			return &exitCodeError{code: exitUsage}
+		},
+	}
+	// Our own --version, without cobra's -v shorthand: -v is --verbose in
+	// every subcommand.
+	root.Flags().Bool("version", false, "print the version and exit")
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &usageError{msg: err.Error()}
+	})
+	root.AddCommand(a.newListCmd(), a.newCollectCmd(), a.newDemoCmd(), a.newVersionCmd(), newManCmd(root))
+	return root
+}
+
+// execute runs the command tree on args and returns the exit code.
+func (a *app) execute(args []string) int {
+	root := a.newRootCmd()
+	root.SetArgs(args)
+	root.SetIn(a.stdin)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	cmd, err := root.ExecuteContextC(a.ctx)
+	if cmd == nil {
+		cmd = root
+	}
+	code := exitOK
+	var ec *exitCodeError
+	switch {
+	case err == nil:
+	case errors.As(err, &ec):
+		code = ec.code
+	default:
+		// Flag and argument errors: one line, and where to look.
+		fmt.Fprintf(a.stderr, "%s: %v (see %s --help)\n", cmd.CommandPath(), err, cmd.CommandPath())
+		code = exitUsage
+	}
+	if a.stdout.err != nil {
+		fmt.Fprintf(a.stderr, "go-microvm-gc: write output: %v\n", a.stdout.err)
+		if _, sig := interrupted(a.ctx); !sig {
+			code = exitError
+		}
+	}
+	return code
+}
+
+// noArgs refuses positional arguments with a usage error.
+func noArgs(_ *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usagef("unexpected argument %q", args[0])
+	}
+	return nil
+}
+
+func (a *app) newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintln(a.stdout, versionString())
+			return nil
+		},
+	}
+}
+
+// newManCmd writes man pages generated from the command definitions: one
+// per command into DIR, or the main page to stdout. Hidden: packagers use
+// it, operators read the result.
+func newManCmd(root *cobra.Command) *cobra.Command {
+	return &cobra.Command{
+		Use:    "man [DIR]",
+		Short:  "Write the man pages (into DIR, or the main page to stdout)",
+		Hidden: true,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return usagef("unexpected argument %q", args[1])
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			header := &doc.GenManHeader{Title: "GO-MICROVM-GC", Section: "1", Source: "go-microvm"}
+			root.DisableAutoGenTag = true
+			var err error
+			if len(args) == 0 {
+				err = doc.GenMan(root, header, cmd.OutOrStdout())
+			} else if err = os.MkdirAll(args[0], 0o755); err == nil {
+				err = doc.GenManTree(root, header, args[0])
+			}
+			if err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "go-microvm-gc man: %v\n", err)
+				return &exitCodeError{code: exitError}
+			}
+			return nil
+		},
+	}
+}

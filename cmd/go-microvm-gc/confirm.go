@@ -1,0 +1,32 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"strings"
+)
+
+// confirm asks question on stderr and reads the answer from stdin: yes
+// only for "y" or "yes". An interrupt while waiting ends the wait with the
+// context's error.
+func (a *app) confirm(question string) (bool, error) {
+	fmt.Fprintf(a.stderr, "%s [y/N] ", question)
+	answer := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(a.stdin).ReadString('\n')
+		answer <- line
+	}()
+	select {
+	case line := <-answer:
+		switch strings.ToLower(strings.TrimSpace(line)) {
+		case "y", "yes":
+			return true, nil
+		}
+		return false, nil
+	case <-a.ctx.Done():
+		fmt.Fprintln(a.stderr)
+		return false, a.ctx.Err()
+	}
+}

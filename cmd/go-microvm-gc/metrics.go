@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/stacklok/go-microvm/gc"
+)
+
+// metricPrefix starts every metric name.
+const metricPrefix = "go_microvm_gc_"
+
+// lastSuccessMetric keeps its value across runs that did not succeed.
+const lastSuccessMetric = metricPrefix + "last_success_timestamp_seconds"
+
+// writeMetrics writes the outcome of a collection in the Prometheus text
+// format to path, for node_exporter's textfile collector. The file is
+// replaced atomically (written beside it, synced, renamed), so a scrape
+// never sees half of it. The last success timestamp of a root is carried
+// over from the previous file when this run did not succeed there.
+func writeMetrics(path string, results []rootResult, interrupted bool, now time.Time) error {
+	lastSuccess := readLastSuccess(path)
+	var b bytes.Buffer
+	family := func(name, help string) {
+		fmt.Fprintf(&b, "# HELP %s%s %s\n# TYPE %s%s gauge\n", metricPrefix, name, help, metricPrefix, name)
+	}
+	sample := func(name string, labels string, v float64) {
+		fmt.Fprintf(&b, "%s%s{%s} %s\n", metricPrefix, name, labels, strconv.FormatFloat(v, 'g', -1, 64))
+	}
+	root := func(r rootResult) string { return `root="` + escapeLabel(r.root) + `"` }
+	each := func(name, help string, v func(r rootResult) float64) {
+		family(name, help)
+		for _, r := range results {
+			sample(name, root(r), v(r))
+		}
+	}
+	rep := func(r rootResult) *gc.Report {
+		if r.rep == nil {
+			return &gc.Report{}
+		}
+		return r.rep
+	}
+	each("reclaimed_dirs", "Data directories reclaimed by the last collection.", func(r rootResult) float64 {
+		return float64(len(rep(r).Reclaimed))
+	})
+	each("freed_bytes", "Allocated bytes freed by the last collection, trash of earlier runs included.", func(r rootResult) float64 {
+		return float64(rep(r).BytesFreed)
+	})
+	family("kept_dirs", "Data directories kept by the last collection, by class.")
+	for _, r := range results {
+		counts := map[gc.Class]int{}
+		for _, c := range rep(r).Kept {
+			counts[c.Class]++
+		}
+		for _, cl := range classOrder {
+			sample("kept_dirs", root(r)+`,class="`+escapeLabel(string(cl))+`"`, float64(counts[cl]))
+		}
+	}
+	each("errors", "Errors of the last collection (each names a path on stderr and in --json).", func(r rootResult) float64 {
+		n := len(rep(r).Errors)
+		if r.fatal != nil {
+			n++
+		}
+		return float64(n)
+	})
+	each("busy", "1 when another collector held the root lock, so the last collection did nothing.", func(r rootResult) float64 {
+		return boolFloat(r.busy)
+	})
+	each("deferred", "1 when the last collection left work for the next run (interrupted or out of budget).", func(r rootResult) float64 {
+		return boolFloat(rep(r).Deferred || interrupted)
+	})
+	each("duration_seconds", "How long the last collection took.", func(r rootResult) float64 {
+		return r.duration.Seconds()
+	})
+	each("last_run_timestamp_seconds", "When the last collection ended, in Unix seconds.", func(rootResult) float64 {
+		return float64(now.Unix())
+	})
+	family("last_success_timestamp_seconds", "When a collection last ended without error, busy root or interrupt, in Unix seconds.")
+	for _, r := range results {
+		v, ok := lastSuccess[root(r)]
+		if !interrupted && !r.busy && r.fatal == nil && r.rep != nil && len(r.rep.Errors) == 0 {
+			v, ok = float64(now.Unix()), true
+		}
+		if ok {
+			sample("last_success_timestamp_seconds", root(r), v)
+		}
+	}
+	return writeFileAtomic(path, b.Bytes())
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// escapeLabel escapes a label value as the text format wants: backslash,
+// double quote and newline.
+func escapeLabel(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
+}
+
+// readLastSuccess reads the last success timestamps, by label set, from
+// an earlier metrics file; a missing or foreign file has none.
+func readLastSuccess(path string) map[string]float64 {
+	out := map[string]float64{}
+	f, err := os.Open(path)
+	if err != nil {
+		return out
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line, ok := strings.CutPrefix(sc.Text(), lastSuccessMetric+"{")
+		if !ok {
+			continue
+		}
+		i := strings.LastIndex(line, "} ")
+		if i < 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[i+2:], 64); err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out
+}
+
+// writeFileAtomic replaces path with data: a temporary file in the same
+// directory, synced, then renamed over path, then the directory synced.
+// The temporary name does not end in .prom, so the textfile collector
+// never reads it.
+func writeFileAtomic(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write metrics: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write metrics: %w", err)
+	}
+	// Readable by the exporter, which often runs as another user.
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write metrics: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write metrics: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write metrics: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write metrics: %w", err)
+	}
+	// The rename is durable once the directory is synced; some
+	// filesystems refuse to sync a directory, and the file is in place
+	// either way.
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}

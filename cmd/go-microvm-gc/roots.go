@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// envRoot lists the roots to work on, separated like PATH, when no --root
+// is given.
+const envRoot = "GO_MICROVM_GC_ROOT"
+
+// roots is what one run works on.
+type roots struct {
+	// dirs are the existing roots, absolute and without duplicates.
+	dirs []string
+	// missing are the default roots looked at when none of them exists;
+	// then there is nothing to do.
+	missing []string
+}
+
+// resolveRoots picks the roots: every --root, else GO_MICROVM_GC_ROOT,
+// else the default roots that exist. A root named by hand (flag or
+// environment) that does not exist or is not a directory is a usage error;
+// a missing default root only means there is nothing there.
+func resolveRoots(flagRoots []string) (roots, error) {
+	var named []string
+	source := "--root"
+	if len(flagRoots) > 0 {
+		named = flagRoots
+	} else if env := os.Getenv(envRoot); env != "" {
+		source = envRoot
+		for _, r := range filepath.SplitList(env) {
+			if r != "" {
+				named = append(named, r)
+			}
+		}
+	}
+	var rs roots
+	seen := map[string]bool{}
+	add := func(dir string) {
+		if !seen[dir] {
+			seen[dir] = true
+			rs.dirs = append(rs.dirs, dir)
+		}
+	}
+	if len(named) > 0 {
+		for _, r := range named {
+			abs, err := filepath.Abs(r)
+			if err != nil {
+				return roots{}, fmt.Errorf("resolve root: %w", err)
+			}
+			fi, err := os.Stat(abs)
+			switch {
+			case errors.Is(err, os.ErrNotExist):
+				return roots{}, usagef("%s: root does not exist (from %s)", abs, source)
+			case err != nil:
+				return roots{}, fmt.Errorf("stat root: %w", err)
+			case !fi.IsDir():
+				return roots{}, usagef("%s: root is not a directory (from %s)", abs, source)
+			}
+			add(abs)
+		}
+		return rs, nil
+	}
+	defaults, err := defaultRoots()
+	if err != nil {
+		return roots{}, err
+	}
+	for _, r := range defaults {
+		if fi, err := os.Stat(r); err == nil && fi.IsDir() {
+			add(r)
+		}
+	}
+	if len(rs.dirs) == 0 {
+		rs.missing = defaults
+	}
+	return rs, nil
+}
+
+// defaultRoots are where go-microvm and brood-box keep their VMs: the
+// released go-microvm default data directory, and brood-box's.
+func defaultRoots() ([]string, error) {
+	home, herr := os.UserHomeDir()
+	var rs []string
+	if dir := os.Getenv("XDG_CONFIG_HOME"); filepath.IsAbs(dir) {
+		rs = append(rs, filepath.Join(dir, "go-microvm"))
+	} else if herr == nil {
+		rs = append(rs, filepath.Join(home, ".config", "go-microvm"))
+	}
+	if herr == nil {
+		// brood-box puts its VMs under the home directory's .config,
+		// whatever XDG_CONFIG_HOME says.
+		rs = append(rs, filepath.Join(home, ".config", "broodbox", "vms"))
+	}
+	if len(rs) == 0 {
+		return nil, usagef("find default root: %v (use --root or %s)", herr, envRoot)
+	}
+	return rs, nil
+}
+
+// missingMessage says which default roots were looked at and how to point
+// the command elsewhere.
+func missingMessage(missing []string, what string) string {
+	return fmt.Sprintf("No root found (looked at %s); nothing to %s. Use --root DIR or %s=DIR[:DIR...] to point elsewhere.",
+		strings.Join(quoteAll(missing), ", "), what, envRoot)
+}
+
+func quoteAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = quote(s)
+	}
+	return out
+}
+
+// checkRootSafe refuses to collect in / and in the home directory or any
+// directory above it: those hold the user's own files, and a stray state
+// file somewhere below must not turn them into a sweep.
+func checkRootSafe(root string) error {
+	real, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		real = root
+	}
+	hint := "point --root at the directory that holds the VMs' data directories, or add --allow-any-root to insist"
+	if real == "/" {
+		return usagef("refusing to collect in %s: it is the filesystem root, not a go-microvm root; %s", quote(root), hint)
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return nil
+	}
+	if h, err := filepath.EvalSymlinks(home); err == nil {
+		home = h
+	}
+	if real == home || strings.HasPrefix(home, real+string(filepath.Separator)) {
+		return usagef("refusing to collect in %s: it holds the home directory %s, not only go-microvm's data; %s", quote(root), quote(home), hint)
+	}
+	return nil
+}

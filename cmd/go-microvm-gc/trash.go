@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/stacklok/go-microvm/gc"
+)
+
+// pendingTrash is a collector trash directory that still holds entries: the
+// rest of a collection that was interrupted or ran out of budget. The next
+// collect empties it first.
+type pendingTrash struct {
+	Path    string
+	Entries int
+	// Bytes is the allocated size, -1 unless measured.
+	Bytes int64
+}
+
+// findTrash returns the non-empty trash directories of root: root's own,
+// and those of the data directories dirs (on another filesystem than
+// root, a data directory gets its own).
+func findTrash(ctx context.Context, root string, dirs []string, sizes bool) []pendingTrash {
+	var out []pendingTrash
+	look := func(dir string) {
+		p := filepath.Join(dir, gc.TrashName)
+		fi, err := os.Lstat(p)
+		if err != nil || !fi.IsDir() {
+			return
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			out = append(out, pendingTrash{Path: p, Entries: -1, Bytes: -1})
+			return
+		}
+		names, _ := f.Readdirnames(-1)
+		f.Close()
+		if len(names) == 0 {
+			return
+		}
+		t := pendingTrash{Path: p, Entries: len(names), Bytes: -1}
+		if sizes {
+			t.Bytes = treeBytes(ctx, p)
+		}
+		out = append(out, t)
+	}
+	look(root)
+	for _, d := range dirs {
+		if d != root {
+			look(d)
+		}
+	}
+	return out
+}
+
+// treeBytes is the allocated size of the tree at p: never following a
+// symbolic link, never crossing into another filesystem, as the collector
+// deletes it.
+func treeBytes(ctx context.Context, p string) int64 {
+	var dev uint64
+	if fi, err := os.Lstat(p); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			dev = uint64(st.Dev)
+		}
+	}
+	var total int64
+	_ = filepath.WalkDir(p, func(_ string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		fi, err := e.Info()
+		if err != nil {
+			return nil
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return nil
+		}
+		if uint64(st.Dev) != dev {
+			if e.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		total += int64(st.Blocks) * 512
+		return nil
+	})
+	return total
+}
+
+// inTrash reports whether p lies in a collector trash directory: an error
+// there is about an entry left by an earlier, interrupted run.
+func inTrash(p string) bool {
+	sep := string(filepath.Separator)
+	return strings.Contains(p+sep, sep+gc.TrashName+sep)
+}

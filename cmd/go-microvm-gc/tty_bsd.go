@@ -1,0 +1,12 @@
+// SPDX-License-Identifier: Apache-2.0
+
+//go:build darwin || freebsd || netbsd || openbsd
+
+package main
+
+import "golang.org/x/sys/unix"
+
+func isTerminalFd(fd int) bool {
+	_, err := unix.IoctlGetTermios(fd, unix.TIOCGETA)
+	return err == nil
+}
