@@ -249,7 +249,11 @@ func (c *collector) rootTrash() (*os.File, error) {
 func (c *collector) reclaim(cand scanned) {
 	if c.budget.Err() != nil {
 		c.setDeferred()
-		cand.Detail += "; deferred: deletion budget spent"
+		if c.ctx.Err() != nil {
+			cand.Detail += "; deferred: interrupted"
+		} else {
+			cand.Detail += "; deferred: deletion budget spent"
+		}
 		c.keep(cand.Candidate)
 		return
 	}
@@ -412,7 +416,7 @@ func (c *collector) reclaimOpen(cand scanned, d *os.File) (*Orphan, *Candidate, 
 	// crash skips is either trash the next run empties, or an empty
 	// directory.
 	if tr.dir != nil {
-		n, gone := c.removeTree(tr.dir, tr.name, filepath.Join(tr.path, tr.name))
+		n, gone := c.removeTree(tr.dir, tr.name, filepath.Join(tr.path, tr.name), path)
 		freed += n
 		if tr.own {
 			if gone {

@@ -97,7 +97,7 @@ func (c *collector) emptyTrash(t *os.File, path string) bool {
 // (budget spent, a mount point inside, an error) stays in the trash for the
 // next run, and is reported.
 func (c *collector) removeTrashEntry(t *os.File, name, display string) bool {
-	freed, gone := c.removeTree(t, name, display)
+	freed, gone := c.removeTree(t, name, display, display)
 	c.mu.Lock()
 	c.rep.BytesFreed += freed
 	c.mu.Unlock()
@@ -106,8 +106,11 @@ func (c *collector) removeTrashEntry(t *os.File, name, display string) bool {
 
 // removeTree deletes name below dir, fd-relative, within the budget. It
 // returns the bytes freed and whether name is gone; failures go into the
-// report.
-func (c *collector) removeTree(dir *os.File, name, display string) (int64, bool) {
+// report under owner: the data directory the tree came from, so that an
+// operator reads which VM it is about, while each error names the path
+// where the tree is now. A trash entry left by an earlier run has no
+// known owner but itself.
+func (c *collector) removeTree(dir *os.File, name, display, owner string) (int64, bool) {
 	if c.budget.Err() != nil {
 		c.setDeferred()
 		return 0, false
@@ -117,15 +120,19 @@ func (c *collector) removeTree(dir *os.File, name, display string) (int64, bool)
 	case errors.Is(err, fstree.ErrBudget):
 		c.setDeferred()
 	case err != nil && len(res.Errors) == 0 && len(res.Mounts) == 0:
-		c.addErr(display, err)
+		c.addErr(owner, err)
 	}
 	// The collector never unmounts: a mount point and its ancestors stay
 	// in the trash, reported on every run until someone unmounts it.
 	for _, e := range res.Errors {
-		c.addErr(display, e)
+		c.addErr(owner, e)
 	}
 	for _, m := range res.Mounts {
-		c.addErr(m, fstree.ErrMountPoint)
+		if owner == display {
+			c.addErr(m, fstree.ErrMountPoint)
+		} else {
+			c.addErr(owner, fmt.Errorf("%s: %w", m, fstree.ErrMountPoint))
+		}
 	}
 	_, serr := lstatAt(dir, name)
 	return res.Bytes, errors.Is(serr, unix.ENOENT)

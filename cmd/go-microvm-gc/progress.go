@@ -44,10 +44,14 @@ func startProgress(w io.Writer, after time.Duration) *progress {
 
 func (p *progress) loop(after time.Duration) {
 	defer p.wg.Done()
-	select {
-	case <-time.After(after):
-	case <-p.stopc:
-		return
+	if after > 0 {
+		wait := time.NewTimer(after)
+		defer wait.Stop()
+		select {
+		case <-wait.C:
+		case <-p.stopc:
+			return
+		}
 	}
 	t := time.NewTicker(progressTick)
 	defer t.Stop()
