@@ -33,7 +33,7 @@ func writeMetrics(path string, results []rootResult, interrupted bool, now time.
 		fmt.Fprintf(&b, "# HELP %s%s %s\n# TYPE %s%s gauge\n", metricPrefix, name, help, metricPrefix, name)
 	}
 	sample := func(name string, labels string, v float64) {
-		fmt.Fprintf(&b, "%s%s{%s} %s\n", metricPrefix, name, labels, strconv.FormatFloat(v, 'g', -1, 64))
+		fmt.Fprintf(&b, "%s%s{%s} %s\n", metricPrefix, name, labels, strconv.FormatFloat(v, 'f', -1, 64))
 	}
 	root := func(r rootResult) string { return `root="` + escapeLabel(r.root) + `"` }
 	each := func(name, help string, v func(r rootResult) float64) {
