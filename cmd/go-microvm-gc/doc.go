@@ -6,26 +6,33 @@
 //
 // Usage:
 //
-//	go-microvm-gc list    [--root DIR] [--json] [--sizes] [--stopped --older-than DUR]
-//	go-microvm-gc collect [--root DIR] [--dry-run] [--json] [--stopped --older-than DUR]
-//	go-microvm-gc demo    [--keep]
+//	go-microvm-gc list    [--root DIR]... [--json] [--sizes] [-q] [-v] [--stopped --older-than AGE]
+//	go-microvm-gc collect [--root DIR]... [-n] [--json] [-q] [-v] [-f] [--stopped --older-than AGE]
+//	                      [--metrics-file FILE] [--allow-any-root]
+//	go-microvm-gc demo    [--keep] [-v]
+//	go-microvm-gc help [COMMAND]
+//	go-microvm-gc completion bash|zsh|fish|powershell
 //	go-microvm-gc --version
 //
-// The default root is $XDG_CONFIG_HOME/go-microvm, else
-// ~/.config/go-microvm, the released default data directory; when it does
-// not exist there is nothing to do. A --root that does not exist is a usage
-// error.
+// The roots are every --root, else the list in GO_MICROVM_GC_ROOT
+// (separated like PATH), else the default roots that exist:
+// $XDG_CONFIG_HOME/go-microvm (else ~/.config/go-microvm) and brood-box's
+// ~/.config/broodbox/vms. When none exists there is nothing to do. A root
+// named by hand that does not exist is a usage error, and collect refuses
+// / and the home directory (or a directory above it) unless
+// --allow-any-root is given.
 //
 // list never changes anything. collect reclaims orphans through package gc,
 // which never deletes a live VM's files, never follows a symbolic link and
 // never crosses a mount point. demo builds a sandbox root with real
 // processes in a temporary directory, runs list, collect and list again,
-// and checks every expectation; it exits 0 only when all of them held.
+// and checks every expectation; it builds its helper processes from source,
+// so the command itself has no hidden modes.
 //
-// Exit codes: 0 done; 1 some directories could not be reclaimed, or the
-// root could not be scanned; 2 usage error (bad flags, a --root that does
-// not exist or is not a directory); 75 another collector holds the root
-// lock.
+// Exit codes: 0 done; 1 some directories could not be reclaimed, a root
+// could not be scanned, or the output could not be written; 2 usage error;
+// 75 another collector holds the root lock; 130 interrupted (SIGINT); 143
+// terminated (SIGTERM).
 //
 // The JSON forms (--json) are a stable contract, described in the README.
 package main

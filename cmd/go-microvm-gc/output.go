@@ -236,7 +236,7 @@ func writeListTables(w io.Writer, listings []rootListing, sizes bool, again stri
 			if sizes {
 				row = append(row, formatBytes(t.Bytes))
 			}
-			row = append(row, plural(t.Entries, "entry", "entries")+" left by a cut-short collect")
+			row = append(row, plural(t.Entries, "entry", "entries")+" left by an earlier collect")
 			fmt.Fprintln(tw, strings.Join(row, "\t"))
 			trashDirs++
 			trashBytes += max(t.Bytes, 0)
@@ -316,7 +316,7 @@ func writeCollectHuman(w io.Writer, results []rootResult, dryRun, interrupted bo
 			for _, e := range rep.Errors {
 				where := relPath(r.root, e.Path)
 				if inTrash(e.Path) {
-					where += " (trash left by an earlier, cut-short run)"
+					where += " (trash left by an earlier run)"
 				}
 				fmt.Fprintf(w, "  %s: %s\n", quote(where), quote(e.Err.Error()))
 			}
