@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -267,4 +268,16 @@ func TestVersionString(t *testing.T) {
 		t.Errorf("versionString() = %q", v)
 	}
 	t.Log(v)
+
+	// Installed with go install ...@v1.2.3: no linked version, the module
+	// version from the build info.
+	info := &debug.BuildInfo{Main: debug.Module{Path: "github.com/stacklok/go-microvm", Version: "v1.2.3"},
+		Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "0123456789abcdef"}}}
+	got := formatVersion("dev", info)
+	if !strings.HasPrefix(got, "go-microvm-gc v1.2.3 (github.com/stacklok/go-microvm v1.2.3, revision 0123456789ab, go1.") {
+		t.Errorf("formatVersion(dev, v1.2.3) = %q", got)
+	}
+	if got := formatVersion("v9.9.9", info); !strings.HasPrefix(got, "go-microvm-gc v9.9.9 (") {
+		t.Errorf("the linked version does not win: %q", got)
+	}
 }

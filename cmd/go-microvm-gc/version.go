@@ -12,13 +12,25 @@ import (
 // version is set at link time: go build -ldflags "-X main.version=v1.2.3".
 var version = "dev"
 
-// versionString is the --version line: the linked version, then what the Go
-// toolchain recorded about the build (module version, VCS revision).
+// versionString is the --version line: the version (linked, else the
+// module version `go install ...@version` recorded), then what the Go
+// toolchain recorded about the build (module, VCS revision).
 func versionString() string {
+	info, _ := debug.ReadBuildInfo()
+	return formatVersion(version, info)
+}
+
+// formatVersion renders the --version line from the linked version and the
+// build info (nil when unavailable).
+func formatVersion(linked string, info *debug.BuildInfo) string {
 	parts := []string{}
-	if info, ok := debug.ReadBuildInfo(); ok {
-		if v := info.Main.Version; v != "" && v != "(devel)" {
-			parts = append(parts, info.Main.Path+" "+v)
+	v := linked
+	if info != nil {
+		if mv := info.Main.Version; v == "dev" && mv != "" && mv != "(devel)" {
+			v = mv
+		}
+		if mv := info.Main.Version; mv != "" && mv != "(devel)" {
+			parts = append(parts, info.Main.Path+" "+mv)
 		}
 		var rev, modified string
 		for _, s := range info.Settings {
@@ -40,5 +52,5 @@ func versionString() string {
 		}
 	}
 	parts = append(parts, runtime.Version(), runtime.GOOS+"/"+runtime.GOARCH)
-	return fmt.Sprintf("go-microvm-gc %s (%s)", version, strings.Join(parts, ", "))
+	return fmt.Sprintf("go-microvm-gc %s (%s)", v, strings.Join(parts, ", "))
 }
