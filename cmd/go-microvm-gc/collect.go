@@ -111,7 +111,9 @@ func (a *app) runCollect(cf *collectFlags) error {
 	}
 	opts := append(cf.gcOptions(), base...)
 	if cf.stopped && !cf.force && !cf.dryRun && a.stdinTTY && a.stderrTTY {
-		ok, err := a.confirmStopped(rs.dirs, opts)
+		// Without the progress logger: this look-ahead is not the
+		// collection.
+		ok, err := a.confirmStopped(rs.dirs, cf.gcOptions())
 		if err != nil {
 			prog.stop()
 			return a.collectInterrupted(err)
@@ -176,7 +178,17 @@ func (a *app) runCollect(cf *collectFlags) error {
 	switch {
 	case cf.json:
 		writeJSON(a.stdout, newCollectJSON(rs, results, cf.dryRun, sig))
-	case !cf.quiet:
+	case cf.quiet:
+		// Quiet prints nothing but errors: on stderr, one line each.
+		for _, r := range results {
+			if r.rep == nil {
+				continue
+			}
+			for _, e := range r.rep.Errors {
+				a.errorf("collect", "%s: %s", quote(e.Path), quote(e.Err.Error()))
+			}
+		}
+	default:
 		writeCollectHuman(a.stdout, results, cf.dryRun, sig)
 	}
 	if code != exitOK {

@@ -318,4 +318,9 @@ func TestErrorsNameTheVM(t *testing.T) {
 	if code != exitError || !strings.Contains(stdout, "(trash left by an earlier run)") {
 		t.Errorf("second run: exit %d\n%s", code, stdout)
 	}
+	// -q prints nothing but the errors, on stderr.
+	code, stdout, stderr = runGC(t, gcCommand(t, "collect", "-q", "--root", root))
+	if code != exitError || stdout != "" || strings.Count(stderr, "operation not permitted") != 1 {
+		t.Errorf("collect -q: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
 }
