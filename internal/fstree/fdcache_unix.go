@@ -60,6 +60,7 @@ func (n *node) path() string {
 // so a reopen can never land on a swapped-in directory or a mount.
 type fdCache struct {
 	mu    sync.Mutex
+	m     mounter
 	limit int
 	open  int
 	peak  int
@@ -94,7 +95,7 @@ func (c *fdCache) acquire(n *node) (int, *node, error) {
 		cfd, err := openDirAt(fd, child.name)
 		c.release(a)
 		if err == nil {
-			err = checkDir(cfd, child.st.id)
+			err = c.checkDir(cfd, child.st.id)
 		}
 		if err != nil {
 			return -1, child, err
@@ -125,7 +126,7 @@ func (c *fdCache) acquireParent(n *node) (int, error) {
 		pfd, err := openDirAt(nfd, "..")
 		c.release(n)
 		if err == nil {
-			if checkDir(pfd, p.st.id) == nil {
+			if c.checkDir(pfd, p.st.id) == nil {
 				return c.adopt(p, pfd), nil
 			}
 		}
@@ -137,8 +138,8 @@ func (c *fdCache) acquireParent(n *node) (int, error) {
 }
 
 // checkDir closes fd and fails unless it is the directory want.
-func checkDir(fd int, want fileID) error {
-	st, err := fstatFD(fd)
+func (c *fdCache) checkDir(fd int, want fileID) error {
+	st, err := c.m.fstatFD(fd)
 	if err == nil && !sameDir(want, st.id) {
 		err = errChanged
 	}

@@ -244,3 +244,174 @@ func TestRemoveAtUnprivilegedCannotEscape(t *testing.T) {
 	mustExist(t, filepath.Join(tree, "rootdir", "f"))
 	mustNotExist(t, filepath.Join(tree, "mine"))
 }
+
+// mountMethods are the mount-detection methods forced in turn, each
+// checked on this kernel (which offers the best one) by the tests below.
+var mountMethods = []struct {
+	name   string
+	method mountMethod
+}{
+	{"statx", mountStatx},
+	{"name_to_handle_at", mountHandle},
+	{"mountinfo", mountInfo},
+	{"none", mountNone},
+}
+
+// requireMethod skips when the kernel cannot give what the method asks.
+func requireMethod(t *testing.T, m mountMethod, dir string) {
+	t.Helper()
+	switch m {
+	case mountStatx:
+		mountID(t, dir)
+	case mountHandle:
+		if _, _, err := unix.NameToHandleAt(unix.AT_FDCWD, dir, 0); err != nil {
+			t.Skipf("name_to_handle_at: %v", err)
+		}
+	case mountInfo:
+		if _, err := os.Stat(mountInfoPath); err != nil {
+			t.Skipf("no mountinfo: %v", err)
+		}
+	}
+}
+
+// TestRemoveAtBindMountEachMethod: a bind mount of the same filesystem
+// (same st_dev) inside the tree is never deleted through, whichever method
+// tells mounts apart. Where nothing can (mountinfo lists the device twice,
+// or no method at all), every subdirectory is left as a possible mount.
+func TestRemoveAtBindMountEachMethod(t *testing.T) {
+	requireRoot(t)
+	for _, mm := range mountMethods {
+		t.Run(mm.name, func(t *testing.T) {
+			// A private tmpfs, so mountinfo's count of its device is
+			// this test's own.
+			tmp := t.TempDir()
+			mount(t, "tmpfs", tmp, "tmpfs", 0, "size=4m")
+			requireMethod(t, mm.method, tmp)
+			src := filepath.Join(tmp, "src")
+			tree := filepath.Join(tmp, "tree")
+			bind := filepath.Join(tree, "x", "bind")
+			makeSentinel(t, src)
+			mkdirs(t, bind)
+			writeFile(t, filepath.Join(tree, "y", "f"), 10)
+			writeFile(t, filepath.Join(tree, "top"), 10)
+			mount(t, src, bind, "", unix.MS_BIND, "")
+			before := snapshot(t, src)
+
+			o := Options{Workers: 2, mounts: mm.method}
+			res, err := removeTree(t, context.Background(), o, tmp, "tree")
+			if !errors.Is(err, ErrMountPoint) || len(res.Errors) != 0 {
+				t.Fatalf("RemoveAt = %+v, %v; want mount points reported, no error", res, err)
+			}
+			sameSnapshot(t, "bind source", before, snapshot(t, src))
+			mustExist(t, filepath.Join(bind, "file"))
+			mustNotExist(t, filepath.Join(tree, "top"))
+			switch mm.method {
+			case mountStatx, mountHandle:
+				if !slices.Equal(res.Mounts, []string{bind}) {
+					t.Errorf("mounts %q; want [%q]", res.Mounts, bind)
+				}
+				mustNotExist(t, filepath.Join(tree, "y"))
+			default:
+				want := []string{filepath.Join(tree, "x"), filepath.Join(tree, "y")}
+				if !slices.Equal(res.Mounts, want) {
+					t.Errorf("mounts %q; want every subdirectory %q", res.Mounts, want)
+				}
+				mustExist(t, filepath.Join(tree, "y", "f"))
+			}
+		})
+	}
+}
+
+// TestRemoveAtMountinfoSingleMount: with st_dev and mountinfo only, a tree
+// on a filesystem mounted once is removed whole, and a tmpfs inside it
+// (another device) is still left.
+func TestRemoveAtMountinfoSingleMount(t *testing.T) {
+	requireRoot(t)
+	tmp := t.TempDir()
+	mount(t, "tmpfs", tmp, "tmpfs", 0, "size=4m")
+	requireMethod(t, mountInfo, tmp)
+	tree := filepath.Join(tmp, "tree")
+	writeFile(t, filepath.Join(tree, "a", "b", "f"), 10)
+	inner := filepath.Join(tree, "c", "mnt")
+	mkdirs(t, inner)
+	mount(t, "tmpfs", inner, "tmpfs", 0, "size=1m")
+	writeFile(t, filepath.Join(inner, "keep"), 10)
+	res, err := removeTree(t, context.Background(), Options{mounts: mountInfo}, tmp, "tree")
+	if !errors.Is(err, ErrMountPoint) || !slices.Equal(res.Mounts, []string{inner}) || len(res.Errors) != 0 {
+		t.Fatalf("RemoveAt = %+v, %v; want only the inner tmpfs reported", res, err)
+	}
+	mustExist(t, filepath.Join(inner, "keep"))
+	mustNotExist(t, filepath.Join(tree, "a"))
+}
+
+// TestRemoveAtBtrfsSubvolume: on btrfs, a subvolume has its own st_dev on
+// the same mount. With mount ids it is removed like any directory (the
+// top itself, and one nested in the tree); a snapshot too.
+func TestRemoveAtBtrfsSubvolume(t *testing.T) {
+	mnt := btrfsMount(t)
+	mountID(t, mnt)
+	tree := filepath.Join(mnt, "tree")
+	btrfs(t, "subvolume", "create", tree)
+	writeFile(t, filepath.Join(tree, "a", "f"), 4096)
+	btrfs(t, "subvolume", "create", filepath.Join(tree, "a", "sub"))
+	writeFile(t, filepath.Join(tree, "a", "sub", "g"), 4096)
+	btrfs(t, "subvolume", "snapshot", filepath.Join(tree, "a", "sub"), filepath.Join(tree, "snap"))
+	var a, b unix.Stat_t
+	if unix.Lstat(tree, &a) != nil || unix.Lstat(mnt, &b) != nil || a.Dev == b.Dev {
+		t.Fatal("the subvolume should have its own st_dev")
+	}
+	for _, o := range walkOptions {
+		size, err := sizeTree(t, context.Background(), o, mnt, "tree")
+		if err != nil || len(size.Mounts) != 0 || size.Files != 3 {
+			t.Fatalf("SizeAt = %+v, %v; want 3 files, no mount", size, err)
+		}
+	}
+	res, err := removeTree(t, context.Background(), Options{}, mnt, "tree")
+	if err != nil || len(res.Mounts) != 0 {
+		t.Fatalf("RemoveAt = %+v, %v; want the subvolumes removed", res, err)
+	}
+	mustNotExist(t, tree)
+}
+
+// btrfsMount mounts a fresh loop-backed btrfs and returns its mount point;
+// it skips when mkfs.btrfs or btrfs support is missing.
+func btrfsMount(t *testing.T) string {
+	t.Helper()
+	requireRoot(t)
+	mkfs, err := exec.LookPath("mkfs.btrfs")
+	if err != nil {
+		t.Skip("mkfs.btrfs not installed (apt-get install btrfs-progs)")
+	}
+	if _, err := exec.LookPath("btrfs"); err != nil {
+		t.Skip("btrfs not installed (apt-get install btrfs-progs)")
+	}
+	img := filepath.Join(t.TempDir(), "btrfs.img")
+	f, err := os.Create(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(128 << 20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if out, err := exec.Command(mkfs, "-q", img).CombinedOutput(); err != nil {
+		t.Skipf("mkfs.btrfs: %v: %s", err, out)
+	}
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-o", "loop", img, mnt).CombinedOutput(); err != nil {
+		t.Skipf("mount btrfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", mnt, err, out)
+		}
+	})
+	return mnt
+}
+
+func btrfs(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("btrfs", args...).CombinedOutput(); err != nil {
+		t.Fatalf("btrfs %q: %v: %s", args, err, out)
+	}
+}

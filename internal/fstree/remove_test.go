@@ -10,8 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -591,5 +594,78 @@ func TestRemoveAll(t *testing.T) {
 		if _, err := RemoveAll(context.Background(), p); !errors.Is(err, unix.EINVAL) {
 			t.Errorf("RemoveAll(%q) = %v; want EINVAL", p, err)
 		}
+	}
+}
+
+// TestRemoveAtInUse: a directory holding the marker that Options.InUse
+// calls in use is left, unentered, with its ancestors; one it calls free
+// goes with the rest.
+func TestRemoveAtInUse(t *testing.T) {
+	for _, o := range walkOptions {
+		t.Run(o.name(), func(t *testing.T) {
+			tmp := t.TempDir()
+			tree := filepath.Join(tmp, "tree")
+			live := filepath.Join(tree, "a", "live")
+			dead := filepath.Join(tree, "b", "dead")
+			writeFile(t, filepath.Join(live, "marker"), 1)
+			writeFile(t, filepath.Join(live, "sub", "f"), 10)
+			writeFile(t, filepath.Join(dead, "marker"), 1)
+			writeFile(t, filepath.Join(dead, "sub", "f"), 10)
+			writeFile(t, filepath.Join(tree, "a", "other"), 10)
+			before := snapshot(t, live)
+			var asked []string
+			var mu sync.Mutex
+			o.InUseMarker = "marker"
+			o.InUse = func(fd int, path string) string {
+				mu.Lock()
+				asked = append(asked, path)
+				mu.Unlock()
+				if filepath.Base(path) == "live" {
+					return "lease held"
+				}
+				return ""
+			}
+			res, err := removeTree(t, context.Background(), o, tmp, "tree")
+			if !errors.Is(err, ErrInUse) || len(res.InUse) != 1 || res.InUse[0] != (InUse{Path: live, Reason: "lease held"}) {
+				t.Fatalf("RemoveAt = %+v, %v; want %s kept", res, err, live)
+			}
+			slices.Sort(asked)
+			if !slices.Equal(asked, []string{live, dead}) {
+				t.Errorf("asked about %q; want only the directories holding the marker", asked)
+			}
+			sameSnapshot(t, "live directory", before, snapshot(t, live))
+			mustNotExist(t, filepath.Join(tree, "a", "other"))
+			mustNotExist(t, filepath.Join(tree, "b"))
+		})
+	}
+}
+
+// TestRemoveAtConcurrentDeleter: another process removing the same tree
+// at the same time is not an error: whatever it removed first is gone,
+// which is what the walk was for.
+func TestRemoveAtConcurrentDeleter(t *testing.T) {
+	rm, err := exec.LookPath("rm")
+	if err != nil {
+		t.Skip("no rm")
+	}
+	for round := range 8 {
+		tmp := t.TempDir()
+		for i := range 40 {
+			for j := range 5 {
+				writeFile(t, filepath.Join(tmp, "tree", fmt.Sprint(i), fmt.Sprint(j), "d", "f"), 10)
+			}
+		}
+		other := exec.Command(rm, "-rf", filepath.Join(tmp, "tree"))
+		if err := other.Start(); err != nil {
+			t.Fatal(err)
+		}
+		_, err := removeTree(t, context.Background(), Options{Workers: 1 + round%4}, tmp, "tree")
+		if werr := other.Wait(); werr != nil {
+			t.Logf("rm: %v (it may meet our deletions too)", werr)
+		}
+		if err != nil {
+			t.Fatalf("round %d: RemoveAt beside a concurrent rm: %v", round, err)
+		}
+		mustNotExist(t, filepath.Join(tmp, "tree"))
 	}
 }

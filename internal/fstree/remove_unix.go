@@ -115,7 +115,7 @@ func (o Options) run(ctx context.Context, parent *os.File, name, display string,
 	if err != nil {
 		return Result{}, fmt.Errorf("%s %s: %w", op, display, err)
 	}
-	w := &walker{ctx: ctx, done: ctx.Done(), remove: remove, op: op, display: display}
+	w := &walker{ctx: ctx, done: ctx.Done(), remove: remove, op: op, display: display, o: o}
 	w.cond.L = &w.mu
 	w.fds.limit = cachedDirs
 	// Control keeps parent's descriptor from being closed during the walk.
@@ -128,6 +128,7 @@ func (o Options) run(ctx context.Context, parent *os.File, name, display string,
 
 // walker is the state of one RemoveAt or SizeAt call.
 type walker struct {
+	o       Options
 	ctx     context.Context
 	done    <-chan struct{}
 	remove  bool
@@ -171,7 +172,8 @@ func (w *walker) cancelled() bool {
 func (w *walker) walk(pfd int, name string, workers int) {
 	k := &worker{w: w}
 	defer k.merge()
-	st, err := lstatAt(pfd, name)
+	w.fds.m.method = w.o.mounts.resolve(pfd)
+	st, err := w.fds.m.lstatAt(pfd, name)
 	if err == unix.ENOENT {
 		w.topFinished.Store(true)
 		return
@@ -196,14 +198,21 @@ func (w *walker) walk(pfd int, name string, workers int) {
 		w.topFinished.Store(true)
 		return
 	}
-	pst, err := fstatFD(pfd)
+	pst, err := w.fds.m.fstatFD(pfd)
 	if err != nil {
 		k.fail("fstat", filepath.Dir(w.display), err)
 		return
 	}
-	if !sameMount(pst.id, st.id) {
+	// The top is judged by st_dev where the method cannot tell: callers
+	// hand over an entry they renamed into place, and a rename cannot
+	// move a mount point. Below it, a directory the method cannot judge
+	// is left as a possible mount.
+	if same, _ := w.fds.m.same(pst.id, st.id); !same {
 		w.addMount(w.display)
 		return
+	}
+	if w.fds.m.method == mountInfo {
+		w.fds.m.devOnce = devMountedOnce(st.id.dev)
 	}
 
 	root := &node{fd: pfd, refs: 1}
@@ -241,6 +250,10 @@ func (w *walker) err() error {
 	slices.Sort(w.res.Mounts)
 	if w.remove && len(w.res.Mounts) > 0 {
 		errs = append(errs, fmt.Errorf("remove %s: %w: %q", w.display, ErrMountPoint, w.res.Mounts))
+	}
+	slices.SortFunc(w.res.InUse, func(a, b InUse) int { return strings.Compare(a.Path, b.Path) })
+	if w.remove && len(w.res.InUse) > 0 {
+		errs = append(errs, fmt.Errorf("remove %s: %w: %q (%s)", w.display, ErrInUse, w.res.InUse[0].Path, w.res.InUse[0].Reason))
 	}
 	switch n := len(w.res.Errors); {
 	case n == 1:
@@ -288,6 +301,12 @@ func (w *walker) processed() {
 		w.cond.Broadcast()
 	}
 	w.mu.Unlock()
+}
+
+func (w *walker) addInUse(path, why string) {
+	w.resMu.Lock()
+	w.res.InUse = append(w.res.InUse, InUse{Path: path, Reason: why})
+	w.resMu.Unlock()
 }
 
 func (w *walker) addMount(path string) {
@@ -385,6 +404,15 @@ func (k *worker) process(n *node) {
 		k.fail("getdents", n.path(), err)
 		n.keep.Store(true)
 	}
+	if w.o.InUse != nil && slices.Contains(names, w.o.InUseMarker) {
+		if why := w.o.InUse(fd, n.path()); why != "" {
+			w.addInUse(n.path(), why)
+			n.keep.Store(true)
+			w.fds.release(n)
+			k.finish(n)
+			return
+		}
+	}
 	for _, name := range names {
 		if w.cancelled() {
 			w.fds.release(n)
@@ -412,6 +440,12 @@ func (k *worker) open(n *node) (int, bool) {
 			return fd, true
 		}
 		if at != n {
+			if err == unix.ENOENT {
+				// An ancestor went, and n with it: removed by someone
+				// else, which is what this walk was for.
+				k.ended(n)
+				return -1, false
+			}
 			k.fail("openat", at.path(), err)
 			k.giveUp(n)
 			return -1, false
@@ -456,13 +490,17 @@ func (k *worker) makeOpenable(n *node) {
 func (k *worker) restat(n *node) bool {
 	w := k.w
 	pfd, err := w.fds.acquireParent(n)
+	if err == unix.ENOENT {
+		k.ended(n)
+		return false
+	}
 	if err != nil {
 		k.fail("openat", n.parent.path(), err)
 		k.giveUp(n)
 		return false
 	}
 	defer w.fds.release(n.parent)
-	st, err := lstatAt(pfd, n.name)
+	st, err := w.fds.m.lstatAt(pfd, n.name)
 	switch {
 	case err == unix.ENOENT:
 		k.ended(n)
@@ -471,7 +509,7 @@ func (k *worker) restat(n *node) bool {
 		k.fail("lstat", n.path(), err)
 		k.giveUp(n)
 		return false
-	case st.isDir() && !sameMount(w.top.st.id, st.id):
+	case st.isDir() && !w.fds.m.onMount(w.top.st.id, st.id):
 		w.addMount(n.path())
 		k.giveUp(n)
 		return false
@@ -496,10 +534,10 @@ func (k *worker) restat(n *node) bool {
 // fd, or queues it when it is a directory of the tree.
 func (k *worker) entry(n *node, fd int, name string, again bool) {
 	w := k.w
-	st, err := lstatAt(fd, name)
+	st, err := w.fds.m.lstatAt(fd, name)
 	if isPermission(err) && w.remove {
 		makeAccessible(fd)
-		st, err = lstatAt(fd, name)
+		st, err = w.fds.m.lstatAt(fd, name)
 	}
 	switch {
 	case err == unix.ENOENT:
@@ -509,7 +547,7 @@ func (k *worker) entry(n *node, fd int, name string, again bool) {
 		n.keep.Store(true)
 		return
 	case st.isDir():
-		if !sameMount(w.top.st.id, st.id) {
+		if !w.fds.m.onMount(w.top.st.id, st.id) {
 			w.addMount(n.path() + "/" + name)
 			n.keep.Store(true)
 			return
@@ -532,7 +570,7 @@ func (k *worker) entry(n *node, fd int, name string, again bool) {
 		if err != nil {
 			// The entry may have become a directory since the lstat
 			// (unlink says EISDIR on Linux, EPERM on darwin).
-			if st2, serr := lstatAt(fd, name); !again && serr == nil && st2.isDir() {
+			if st2, serr := plainStatAt(fd, name, 0); !again && serr == nil && st2.isDir() {
 				k.entry(n, fd, name, true)
 				return
 			}
@@ -598,6 +636,11 @@ func (k *worker) closeDir(n *node) (kept, requeued bool) {
 		return false, false
 	}
 	pfd, err := w.fds.acquireParent(n)
+	if err == unix.ENOENT {
+		// The parent went, and n with it.
+		w.fds.forget(n)
+		return false, false
+	}
 	if err != nil {
 		k.fail("openat", n.parent.path(), err)
 		return true, false

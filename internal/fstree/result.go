@@ -17,6 +17,19 @@ var ErrBudget = errors.New("deletion budget exhausted")
 // place together with their ancestors; everything else was removed.
 var ErrMountPoint = errors.New("mount point left in place")
 
+// ErrInUse is returned (wrapped) by RemoveAt when Options.InUse kept
+// directories of the tree: they are listed in Result.InUse and were left in
+// place together with their ancestors; everything else was removed.
+var ErrInUse = errors.New("directory in use left in place")
+
+// InUse is a directory of the tree that Options.InUse said is in use.
+type InUse struct {
+	// Path is the directory's display path.
+	Path string
+	// Reason is what Options.InUse said.
+	Reason string
+}
+
 // Result accounts for one removal or measurement.
 type Result struct {
 	// Bytes is the allocated size (st_blocks*512) of what was removed (or
@@ -30,9 +43,14 @@ type Result struct {
 	// hard-linked file counts in Files.
 	Files, Dirs int64
 	// Mounts lists the display paths of mount points found inside the tree
-	// (another st_dev or, on Linux, another mount id than the tree's top),
-	// sorted: they and their ancestors are left in place.
+	// (another mount id than the tree's top where the system gives mount
+	// ids, else another st_dev; where nothing can tell a bind mount of the
+	// same filesystem, every directory below the top), sorted: they and
+	// their ancestors are left in place.
 	Mounts []string
+	// InUse lists the directories that Options.InUse kept, sorted by path:
+	// they and their ancestors are left in place, not entered, not counted.
+	InUse []InUse
 	// Errors lists per-path failures (*os.PathError); the walk goes on
 	// with the rest of the tree, and the ancestors of a failed entry are
 	// left in place without a further error.
@@ -58,6 +76,19 @@ type Options struct {
 	// Workers is the number of directories processed at the same time; 0
 	// means twice GOMAXPROCS, at most 32.
 	Workers int
+	// InUse, when set, is asked about every directory of the tree that
+	// holds an entry named InUseMarker, before anything in it is removed
+	// or counted, with an open descriptor of that directory (the walk's
+	// own, not to be closed or shared) and its display path. A non-empty
+	// reason leaves the directory in place, unentered, with its
+	// ancestors; it is listed in Result.InUse. Package gc keeps a live
+	// VM's data directory nested in an orphan's tree this way.
+	InUse       func(dirfd int, path string) (reason string)
+	InUseMarker string
+
+	// mounts forces a mount-detection method; tests use it to exercise
+	// each fallback on a kernel that offers the better ones.
+	mounts mountMethod
 }
 
 func (o Options) workers() int {

@@ -3,14 +3,19 @@
 package fstree
 
 import (
+	"bufio"
+	"bytes"
+	"fmt"
 	"io"
+	"os"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
 
 // statxMissing is set once statx failed with ENOSYS (or EPERM from a
-// seccomp filter) while fstatat works, so later calls go to fstatat.
+// seccomp filter), or gave no mount id, so later walks go straight to the
+// older methods.
 var statxMissing atomic.Bool
 
 const statxMask = unix.STATX_TYPE | unix.STATX_MODE | unix.STATX_NLINK |
@@ -20,62 +25,140 @@ const statxMask = unix.STATX_TYPE | unix.STATX_MODE | unix.STATX_NLINK |
 // an autofs directory is seen as the mount point it is.
 const statxFlags = unix.AT_SYMLINK_NOFOLLOW | unix.AT_NO_AUTOMOUNT | unix.AT_STATX_SYNC_AS_STAT
 
-// lstatAt stats name in dirfd without following a symlink. The mount id
-// comes with it, so a bind mount of the same filesystem is told apart.
-func lstatAt(dirfd int, name string) (stat, error) {
-	return statxAt(dirfd, name, 0)
-}
-
-// fstatFD stats the open descriptor fd.
-func fstatFD(fd int) (stat, error) {
-	return statxAt(fd, "", unix.AT_EMPTY_PATH)
-}
-
-func statxAt(dirfd int, name string, flags int) (stat, error) {
+// resolve picks the method a walk uses, trying the open directory fd (the
+// top's parent): statx's mount id (Linux 5.8), else name_to_handle_at's
+// (which older kernels give for filesystems that export handles), else
+// /proc/self/mountinfo, else none.
+func (m mountMethod) resolve(fd int) mountMethod {
+	if m != mountAuto {
+		return m
+	}
 	if !statxMissing.Load() {
 		var sx unix.Statx_t
-		for {
-			err := unix.Statx(dirfd, name, statxFlags|flags, statxMask, &sx)
-			if err == unix.EINTR {
-				continue
-			}
-			if err == nil {
-				return stat{
-					id: fileID{
-						dev:    unix.Mkdev(sx.Dev_major, sx.Dev_minor),
-						ino:    sx.Ino,
-						mnt:    sx.Mnt_id,
-						hasMnt: sx.Mask&unix.STATX_MNT_ID != 0,
-					},
-					mode:   uint32(sx.Mode),
-					nlink:  uint64(sx.Nlink),
-					blocks: int64(sx.Blocks),
-				}, nil
-			}
-			if err != unix.ENOSYS && err != unix.EPERM {
-				return stat{}, err
-			}
+		err := retry(func() error { return unix.Statx(fd, "", statxFlags|unix.AT_EMPTY_PATH, statxMask, &sx) })
+		if err == nil && sx.Mask&unix.STATX_MNT_ID != 0 {
+			return mountStatx
+		}
+		statxMissing.Store(true)
+	}
+	if _, ok := handleMountID(fd, "", unix.AT_EMPTY_PATH); ok {
+		return mountHandle
+	}
+	if _, err := os.Stat(mountInfoPath); err == nil {
+		return mountInfo
+	}
+	return mountNone
+}
+
+// mountInfoPath lists the mounts of this process's mount namespace.
+const mountInfoPath = "/proc/self/mountinfo"
+
+// devMountedOnce reports whether exactly one mount of this process's mount
+// namespace has the device dev: then no bind mount of that filesystem
+// exists, and st_dev alone tells every mount apart. It is false when
+// mountinfo cannot be read.
+func devMountedOnce(dev uint64) bool {
+	f, err := os.Open(mountInfoPath)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	want := []byte(fmt.Sprintf(" %d:%d ", unix.Major(dev), unix.Minor(dev)))
+	n := 0
+	r := bufio.NewReader(f)
+	for {
+		line, err := r.ReadBytes('\n')
+		// Fields: mount id, parent id, major:minor, ...; the device is
+		// the third field, which no earlier field can imitate.
+		if i := bytes.Index(line, want); i >= 0 && bytes.Count(line[:i], []byte(" ")) == 1 {
+			n++
+		}
+		if err == io.EOF {
 			break
 		}
+		if err != nil {
+			return false
+		}
 	}
-	var st unix.Stat_t
+	return n == 1
+}
+
+// handleMountID returns the mount id that name_to_handle_at reports for
+// name in dirfd (never following a symlink: the call follows one only when
+// asked to), and whether it gave one.
+func handleMountID(dirfd int, name string, flags int) (uint64, bool) {
 	for {
-		err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW|flags)
+		_, mnt, err := unix.NameToHandleAt(dirfd, name, flags)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return stat{}, err
+			return 0, false
 		}
-		statxMissing.Store(true)
-		return stat{
-			id:     fileID{dev: st.Dev, ino: st.Ino},
-			mode:   st.Mode,
-			nlink:  st.Nlink,
-			blocks: st.Blocks,
-		}, nil
+		return uint64(mnt), true
 	}
 }
+
+// lstatAt stats name in dirfd without following a symlink, with the
+// mount id the method gives (for a directory).
+func (m mounter) lstatAt(dirfd int, name string) (stat, error) {
+	return m.statAt(dirfd, name, 0)
+}
+
+// fstatFD stats the open descriptor fd, with the mount id the method
+// gives.
+func (m mounter) fstatFD(fd int) (stat, error) {
+	return m.statAt(fd, "", unix.AT_EMPTY_PATH)
+}
+
+func (m mounter) statAt(dirfd int, name string, flags int) (stat, error) {
+	if m.method == mountStatx {
+		var sx unix.Statx_t
+		err := retry(func() error { return unix.Statx(dirfd, name, statxFlags|flags, statxMask, &sx) })
+		if err != nil {
+			return stat{}, err
+		}
+		return stat{
+			id: fileID{
+				dev:    unix.Mkdev(sx.Dev_major, sx.Dev_minor),
+				ino:    sx.Ino,
+				mnt:    sx.Mnt_id,
+				hasMnt: sx.Mask&unix.STATX_MNT_ID != 0,
+			},
+			mode:   uint32(sx.Mode),
+			nlink:  uint64(sx.Nlink),
+			blocks: int64(sx.Blocks),
+		}, nil
+	}
+	st, err := plainStatAt(dirfd, name, flags)
+	if err != nil || m.method != mountHandle || !st.isDir() {
+		return st, err
+	}
+	// Only directories need a mount id: a mount point is one. A
+	// filesystem that exports no handles gives none, and the directory is
+	// then taken for a possible mount.
+	// name_to_handle_at follows no symlink unless AT_SYMLINK_FOLLOW.
+	st.id.mnt, st.id.hasMnt = handleMountID(dirfd, name, flags&unix.AT_EMPTY_PATH)
+	return st, nil
+}
+
+// plainStatAt is fstatat without a mount id.
+func plainStatAt(dirfd int, name string, flags int) (stat, error) {
+	var st unix.Stat_t
+	err := retry(func() error { return unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW|flags) })
+	if err != nil {
+		return stat{}, err
+	}
+	return stat{
+		id:     fileID{dev: st.Dev, ino: st.Ino},
+		mode:   st.Mode,
+		nlink:  st.Nlink,
+		blocks: st.Blocks,
+	}, nil
+}
+
+// fstatFD stats the open descriptor fd, without a mount id.
+func fstatFD(fd int) (stat, error) { return plainStatAt(fd, "", unix.AT_EMPTY_PATH) }
 
 // readNames lists the directory fd from its start.
 func readNames(fd int, buf []byte) ([]string, error) {

@@ -10,35 +10,35 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// lstatAt stats name in dirfd without following a symlink. Without mount
-// ids, mounts are told apart by st_dev alone.
-func lstatAt(dirfd int, name string) (stat, error) {
+// resolve: without mount ids, mounts are told apart by st_dev alone; the
+// BSD kernels have no bind mount of a filesystem onto itself (a nullfs or
+// FUSE mount has its own device).
+func (m mountMethod) resolve(int) mountMethod { return mountDev }
+
+// devMountedOnce is never asked outside Linux.
+func devMountedOnce(uint64) bool { return false }
+
+// lstatAt stats name in dirfd without following a symlink.
+func (m mounter) lstatAt(dirfd int, name string) (stat, error) {
 	var st unix.Stat_t
-	for {
-		err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return stat{}, err
-		}
-		return fromStat(&st), nil
+	err := retry(func() error { return unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) })
+	if err != nil {
+		return stat{}, err
 	}
+	return fromStat(&st), nil
 }
+
+// fstatFD stats the open descriptor fd.
+func (m mounter) fstatFD(fd int) (stat, error) { return fstatFD(fd) }
 
 // fstatFD stats the open descriptor fd.
 func fstatFD(fd int) (stat, error) {
 	var st unix.Stat_t
-	for {
-		err := unix.Fstat(fd, &st)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return stat{}, err
-		}
-		return fromStat(&st), nil
+	err := retry(func() error { return unix.Fstat(fd, &st) })
+	if err != nil {
+		return stat{}, err
 	}
+	return fromStat(&st), nil
 }
 
 func fromStat(st *unix.Stat_t) stat {
@@ -61,4 +61,9 @@ func readNames(fd int, _ []byte) ([]string, error) {
 	f := os.NewFile(uintptr(dfd), ".")
 	defer f.Close()
 	return f.Readdirnames(-1)
+}
+
+// plainStatAt is fstatat without following a symlink.
+func plainStatAt(dirfd int, name string, _ int) (stat, error) {
+	return mounter{}.lstatAt(dirfd, name)
 }

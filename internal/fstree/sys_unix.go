@@ -16,20 +16,75 @@ const dirFlags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLO
 // is the directory seen before and that an entry is on the tree's mount.
 type fileID struct {
 	dev, ino uint64
-	// mnt is the Linux mount id; hasMnt is false where it is unknown
-	// (darwin, kernels before 5.8), and only dev is compared then.
+	// mnt is the Linux mount id; hasMnt is false where the walk's method
+	// gives none (darwin, kernels without statx's mount id and filesystems
+	// without file handles, non-directories outside statx).
 	mnt    uint64
 	hasMnt bool
 }
 
-// sameMount reports whether b is on the filesystem and mount of a.
-func sameMount(a, b fileID) bool {
-	return a.dev == b.dev && (!a.hasMnt || !b.hasMnt || a.mnt == b.mnt)
+// sameDir reports whether b is the directory a: the same inode of the same
+// device, on the same mount where both mount ids are known.
+func sameDir(a, b fileID) bool {
+	return a.ino == b.ino && a.dev == b.dev && (!a.hasMnt || !b.hasMnt || a.mnt == b.mnt)
 }
 
-// sameDir reports whether b is the directory a.
-func sameDir(a, b fileID) bool {
-	return a.ino == b.ino && sameMount(a, b)
+// mountMethod is how a walk tells whether a directory is on the mount of
+// the tree's top.
+type mountMethod uint8
+
+const (
+	// mountAuto picks the best method the system offers (see resolve).
+	mountAuto mountMethod = iota
+	// mountStatx compares the mount ids statx gives (Linux 5.8).
+	mountStatx
+	// mountHandle compares the mount ids name_to_handle_at gives (older
+	// Linux kernels, on filesystems that export file handles).
+	mountHandle
+	// mountInfo compares st_dev, trusted only when /proc/self/mountinfo
+	// shows a single mount of the tree's device: a bind mount of the same
+	// filesystem would be a second one.
+	mountInfo
+	// mountDev compares st_dev alone (systems without bind mounts of a
+	// filesystem onto itself).
+	mountDev
+	// mountNone: nothing can tell a same-filesystem bind mount, so every
+	// directory below the top is taken for a possible mount.
+	mountNone
+)
+
+// mounter stats entries with the mount id its method gives, and judges
+// whether they are on the top's mount.
+type mounter struct {
+	method mountMethod
+	// devOnce is set (mountInfo) when the top's device is mounted once.
+	devOnce bool
+}
+
+// same reports whether b is on the mount of a, and whether the method
+// could tell at all. Where mount ids are known they alone decide: a btrfs
+// subvolume has its own st_dev on the same mount.
+func (m mounter) same(a, b fileID) (same, known bool) {
+	if a.hasMnt && b.hasMnt {
+		return a.mnt == b.mnt, true
+	}
+	if a.dev != b.dev {
+		return false, true
+	}
+	switch m.method {
+	case mountDev:
+		return true, true
+	case mountInfo:
+		return true, m.devOnce
+	}
+	return true, false
+}
+
+// onMount reports whether the directory b is on the mount of a, treating
+// one the method cannot judge as another mount.
+func (m mounter) onMount(a, b fileID) bool {
+	same, known := m.same(a, b)
+	return same && known
 }
 
 // stat holds the facts of one entry that a walk needs.
