@@ -278,8 +278,9 @@ func (c *collector) reclaim(cand scanned) {
 
 // reclaimDir reclaims the data directory of cand. It returns the orphan
 // when the state file is gone (committed); else the candidate as kept, with
-// its verdict under the locks, and the error that stopped it, if any. All
-// three nil: the directory stopped being a candidate meanwhile.
+// its verdict under the locks, and the error that stopped it, if any. An
+// orphan whose state file or directory someone else removed meanwhile is
+// returned as reclaimed, with nothing freed: ENOENT means already gone.
 func (c *collector) reclaimDir(cand scanned) (*Orphan, *Candidate, error) {
 	if testHookReclaim != nil {
 		testHookReclaim(cand.Path)
@@ -297,17 +298,20 @@ func (c *collector) reclaimDir(cand scanned) (*Orphan, *Candidate, error) {
 			d, err = openDirAt(parent, filepath.Base(rel), path)
 		}
 	}
+	// An orphan deleted by someone else (an embedder's own clean-up)
+	// since the scan is reclaimed all the same, with nothing freed here.
+	gone := &Orphan{Path: path, Reason: cand.Reason, PID: cand.PID}
 	if isGone(err) {
-		return nil, nil, nil
+		return gone, nil, nil
 	}
 	if err != nil {
 		return nil, &kept, err
 	}
 	defer d.Close()
 	o, k, err := c.reclaimOpen(cand, d)
-	if err != nil && o == nil && removed(d) {
-		// Deleted by someone else while we looked: simply gone.
-		return nil, nil, nil
+	if o == nil && (k == nil && err == nil || removed(d)) {
+		// The state file, or the whole directory, went while we looked.
+		return gone, nil, nil
 	}
 	if o == nil || rel == "." {
 		return o, k, err
@@ -531,6 +535,10 @@ func (c *collector) moveRootfsWork(d *os.File, path string) (trashRef, error) {
 	if err == nil {
 		return trashRef{dir: t, path: filepath.Join(c.abs, TrashName), name: name}, nil
 	}
+	if errors.Is(err, unix.ENOENT) {
+		// Removed by someone else since the look: nothing to move.
+		return trashRef{}, nil
+	}
 	if !errors.Is(err, unix.EXDEV) {
 		return trashRef{}, &fs.PathError{Op: "rename", Path: filepath.Join(path, rootfsWorkName), Err: err}
 	}
@@ -545,6 +553,10 @@ func (c *collector) moveRootfsWork(d *os.File, path string) (trashRef, error) {
 	tpath := filepath.Join(path, TrashName)
 	if err := renameAt(d, rootfsWorkName, own, name); err != nil {
 		own.Close()
+		if errors.Is(err, unix.ENOENT) {
+			_ = unlinkAt(d, TrashName, unix.AT_REMOVEDIR)
+			return trashRef{}, nil
+		}
 		return trashRef{}, &fs.PathError{Op: "rename", Path: filepath.Join(path, rootfsWorkName), Err: err}
 	}
 	return trashRef{dir: own, path: tpath, name: name, own: true}, nil

@@ -347,7 +347,7 @@ func (k *walk) visit(fd int, rel string, level int) []string {
 			}
 			continue
 		}
-		if neverEntered(name) || candidate && notEntered(name) {
+		if candidate && notEntered(name) {
 			continue
 		}
 		names = append(names, name)
@@ -422,7 +422,7 @@ func (k *walk) classify(d state.Dir, sf state.StateFile, serr error, rel string)
 	}
 	cand := candidateFrom(path, f, s.o.policy())
 	if s.o.sizes {
-		cand.Bytes = measure(s.ctx, s.rootDir, rel, path)
+		cand.Bytes = measure(s.ctx, s.rootDir, rel, path, fstree.Options{InUseMarker: state.FileName, InUse: nestedInUse(s.ob, s.o.policy())})
 	}
 	s.o.logger.Debug("gc: classified", "path", cand.Path, "class", cand.Class, "reason", cand.Reason, "detail", cand.Detail)
 	k.res.cands = append(k.res.cands, scanned{Candidate: cand, rel: rel})
@@ -447,7 +447,7 @@ func candidateFrom(path string, f Facts, p Policy) Candidate {
 
 // measure returns the allocated bytes of what go-microvm owns in the data
 // directory at rel, or -1 when it cannot be opened.
-func measure(ctx context.Context, rootDir *os.File, rel, path string) int64 {
+func measure(ctx context.Context, rootDir *os.File, rel, path string, to fstree.Options) int64 {
 	d, err := fstree.OpenDir(rootDir, rel)
 	if err != nil {
 		return -1
@@ -455,7 +455,7 @@ func measure(ctx context.Context, rootDir *os.File, rel, path string) int64 {
 	defer d.Close()
 	// A partial measure (an unreadable corner, a spent context) still
 	// counts what it saw.
-	r, _ := fstree.SizeAt(ctx, d, rootfsWorkName, filepath.Join(path, rootfsWorkName))
+	r, _ := to.SizeAt(ctx, d, rootfsWorkName, filepath.Join(path, rootfsWorkName))
 	n := r.Bytes
 	names, _ := ownedFiles(d)
 	for _, name := range names {
@@ -508,17 +508,10 @@ func ownedFiles(d *os.File) ([]string, error) {
 // mostly syscalls, which keep a CPU busy in the kernel.
 func workers() int { return runtime.GOMAXPROCS(0) }
 
-// neverEntered reports the names the search never enters, at any depth,
-// so nothing inside them is ever a candidate: a rootfs clone (a guest or
-// hostile image may hold a state file at its top, and the data directory
-// around it may have none yet, as while a released embedder clones) and
-// the image cache.
-func neverEntered(name string) bool {
-	return name == rootfsWorkName || name == cacheName
-}
-
 // notEntered reports the names in a data directory that the search never
-// enters.
+// enters: the rootfs clone (a guest image may hold anything, a state file
+// included) and the image cache are go-microvm's own there. Elsewhere
+// these names are ordinary directories, and a VM may be named after them.
 func notEntered(name string) bool {
 	switch name {
 	case rootfsWorkName, cacheName, state.FileName, state.LockFileName, consoleLogName, vmLogName:

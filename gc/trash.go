@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stacklok/go-microvm/internal/fstree"
+	"github.com/stacklok/go-microvm/state"
 )
 
 // Collector-owned names. Nothing else ever uses a name starting with
@@ -115,12 +116,21 @@ func (c *collector) removeTree(dir *os.File, name, display, owner string) (int64
 		c.setDeferred()
 		return 0, false
 	}
-	res, err := fstree.RemoveAt(c.budget, dir, name, display)
+	res, err := c.treeOptions().RemoveAt(c.budget, dir, name, display)
 	switch {
 	case errors.Is(err, fstree.ErrBudget):
 		c.setDeferred()
-	case err != nil && len(res.Errors) == 0 && len(res.Mounts) == 0:
+	case err != nil && len(res.Errors) == 0 && len(res.Mounts) == 0 && len(res.InUse) == 0:
 		c.addErr(owner, err)
+	}
+	// A data directory in use nested in the tree stays, reported on every
+	// run; once its VM is gone, the next run removes it with the rest.
+	for _, u := range res.InUse {
+		if owner == display {
+			c.addErr(u.Path, fmt.Errorf("%w: %s", fstree.ErrInUse, u.Reason))
+		} else {
+			c.addErr(owner, fmt.Errorf("%s: %w: %s", u.Path, fstree.ErrInUse, u.Reason))
+		}
 	}
 	// The collector never unmounts: a mount point and its ancestors stay
 	// in the trash, reported on every run until someone unmounts it.
@@ -136,6 +146,43 @@ func (c *collector) removeTree(dir *os.File, name, display, owner string) (int64
 	}
 	_, serr := lstatAt(dir, name)
 	return res.Bytes, errors.Is(serr, unix.ENOENT)
+}
+
+// treeOptions are the options of every tree removal of this collector.
+func (c *collector) treeOptions() fstree.Options {
+	return fstree.Options{InUseMarker: state.FileName, InUse: nestedInUse(c.ob, c.o.policy())}
+}
+
+// nestedInUse returns the check that keeps, during a tree removal, any
+// data directory nested in the tree (a VM's directory placed inside an
+// orphan's rootfs-work, say) whose run lease or state lock is held, or
+// whose record a collector would keep as live: it is another VM's, not
+// part of the orphan. Anything else holding a state file (an orphan's, a
+// guest image's unreadable one) goes with the tree.
+func nestedInUse(ob *observer, p Policy) func(fd int, path string) string {
+	return func(fd int, path string) string {
+		d := state.NewDir(fd, path)
+		if held, err := d.ProbeLease(); held {
+			return "nested data directory: run lease is held"
+		} else if err != nil {
+			return "nested data directory: " + err.Error()
+		}
+		if held, err := d.ProbeLock(); held {
+			return "nested data directory: state lock is held"
+		} else if err != nil {
+			return "nested data directory: " + err.Error()
+		}
+		s, fi, err := d.Read()
+		if err != nil {
+			return ""
+		}
+		f := Facts{State: s, StateModTime: fi.ModTime, BootID: ob.bootID, BootTime: ob.bootTime, Now: ob.now()}
+		ob.lookupProcess(&f)
+		if class, reason, _ := Classify(f, p); class == ClassLive {
+			return "nested data directory: " + string(reason)
+		}
+		return ""
+	}
 }
 
 // emptyDirTrash empties and removes the per-directory trash of the data

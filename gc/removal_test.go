@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package gc
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stacklok/go-microvm/internal/fstree"
+	"github.com/stacklok/go-microvm/state"
+)
+
+// smallVM lays out a data directory with a small rootfs-work and state s.
+func smallVM(t *testing.T, dir string, s *state.State) {
+	t.Helper()
+	writeFile(t, filepath.Join(dir, rootfsWorkName, "etc", "hostname"), "vm\n")
+	writeFile(t, filepath.Join(dir, consoleLogName), "console\n")
+	writeJSON(t, dir, s)
+}
+
+// trashEntries lists root's trash.
+func trashEntries(t *testing.T, root string) []string {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(root, TrashName, "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+// TestNestedLiveDataDirKept: a live VM's data directory nested inside an
+// orphan's rootfs-work (one with its lease held by another process, one
+// of a released runner recorded by PID alone) survives the orphan's
+// removal, reported; once those VMs are gone, the next run finishes.
+func TestNestedLiveDataDirKept(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "root")
+	orphan := filepath.Join(root, "old")
+	makeVM(t, orphan, orphanState())
+	leased := filepath.Join(orphan, rootfsWorkName, "srv", "leased")
+	released := filepath.Join(orphan, rootfsWorkName, "released")
+	s := orphanState()
+	smallVM(t, leased, s)
+	runner := startProcess(t, fakeRunner)
+	info := lookup(t, runner.Process.Pid)
+	smallVM(t, released, &state.State{Version: 1, Active: true, Name: "rel", PID: info.PID,
+		PIDStartTime: info.Started.Add(time.Second), CreatedAt: time.Now()})
+	h := startHelper(t, "lease", leased, "ready")
+	beforeLeased, beforeReleased := snapshot(t, leased), snapshot(t, released)
+
+	rep, err := Collect(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Reclaimed) != 1 || rep.Reclaimed[0].Path != orphan {
+		t.Fatalf("reclaimed %+v; want the orphan", rep.Reclaimed)
+	}
+	mustNotExist(t, filepath.Join(orphan, state.FileName))
+	inUse := 0
+	for _, e := range rep.Errors {
+		if !errors.Is(e.Err, fstree.ErrInUse) {
+			t.Errorf("error %v; want only the nested directories reported in use", e)
+		}
+		inUse++
+	}
+	if inUse != 2 {
+		t.Errorf("errors %v; want both nested directories reported", rep.Errors)
+	}
+	entries := trashEntries(t, root)
+	if len(entries) != 1 {
+		t.Fatalf("trash %q; want the orphan's rootfs-work left there", entries)
+	}
+	sameSnapshot(t, "leased nested directory", beforeLeased, moved(t, filepath.Join(entries[0], "srv", "leased"), leased))
+	sameSnapshot(t, "released nested directory", beforeReleased, moved(t, filepath.Join(entries[0], "released"), released))
+	mustNotExist(t, filepath.Join(entries[0], "etc"))
+
+	h.stop()
+	_ = runner.Process.Kill()
+	_ = runner.Wait()
+	rep = collect(t, root)
+	if len(rep.Errors) != 0 {
+		t.Fatalf("second run errors: %v", rep.Errors)
+	}
+	mustNotExist(t, filepath.Join(root, TrashName), orphan)
+}
+
+// moved is the snapshot of dir, a directory moved from was, with the
+// paths it had before the move.
+func moved(t *testing.T, dir, was string) map[string]string {
+	t.Helper()
+	snap := map[string]string{}
+	for p, d := range snapshot(t, dir) {
+		snap[was+strings.TrimPrefix(p, dir)] = d
+	}
+	return snap
+}
+
+// TestVMsNamedLikeOwnEntries: a VM directory named cache or rootfs-work
+// is found wherever it is not a data directory's own entry; inside a data
+// directory those names stay unentered.
+func TestVMsNamedLikeOwnEntries(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "root")
+	for _, rel := range []string{"cache", "rootfs-work", "team/cache", "team/rootfs-work"} {
+		makeVM(t, filepath.Join(root, rel), orphanState())
+	}
+	live := filepath.Join(root, "live")
+	smallVM(t, live, orphanState())
+	writeJSON(t, filepath.Join(live, "cache"), orphanState())
+	writeJSON(t, filepath.Join(live, rootfsWorkName, "x"), orphanState())
+	startHelper(t, "lease", live, "ready")
+	rep := collect(t, root)
+	if len(rep.Reclaimed) != 4 || len(rep.Errors) != 0 {
+		t.Fatalf("reclaimed %+v, errors %v; want the four VMs", rep.Reclaimed, rep.Errors)
+	}
+	if len(rep.Kept) != 1 || rep.Kept[0].Path != live {
+		t.Errorf("kept %+v; want only the live VM, nothing inside it", rep.Kept)
+	}
+	mustExist(t, filepath.Join(live, "cache", state.FileName), filepath.Join(live, rootfsWorkName, "x", state.FileName))
+}
+
+// TestConcurrentDeleterNotError: an embedder's own cleanup deleting the
+// orphans while the collector reclaims them is no error: what it removed
+// is gone, as the collector wanted.
+func TestConcurrentDeleterNotError(t *testing.T) {
+	rm, err := exec.LookPath("rm")
+	if err != nil {
+		t.Skip("no rm")
+	}
+	for round := range 10 {
+		root := filepath.Join(t.TempDir(), "root")
+		var dirs []string
+		for i := range 8 {
+			dir := filepath.Join(root, fmt.Sprintf("vm%02d", i))
+			makeVM(t, dir, orphanState())
+			for j := range 30 {
+				writeFile(t, filepath.Join(dir, rootfsWorkName, "d", fmt.Sprint(j), "f"), "x")
+			}
+			dirs = append(dirs, dir)
+		}
+		// Half the rounds delete the whole directories, half only the
+		// rootfs-work trees (as an embedder's clean-up of the clone).
+		args := []string{"-rf"}
+		for _, d := range dirs {
+			if round%2 == 1 {
+				d = filepath.Join(d, rootfsWorkName)
+			}
+			args = append(args, d)
+		}
+		other := exec.Command(rm, args...)
+		if err := other.Start(); err != nil {
+			t.Fatal(err)
+		}
+		rep := collect(t, root)
+		_ = other.Wait()
+		if len(rep.Errors) != 0 {
+			t.Fatalf("round %d: errors %v; a concurrent deletion is not one", round, rep.Errors)
+		}
+		// What the scan saw is reclaimed, by one or the other; what rm
+		// removed first was never seen.
+		if len(rep.Kept) != 0 {
+			t.Errorf("round %d: kept %+v; want every orphan the scan saw reclaimed", round, rep.Kept)
+		}
+		// Whatever rm left of go-microvm's files, the next run reclaims.
+		rep = collect(t, root)
+		if len(rep.Errors) != 0 || len(rep.Kept) != 0 {
+			t.Fatalf("round %d, second run: %+v", round, rep)
+		}
+		for _, d := range dirs {
+			mustNotExist(t, filepath.Join(d, state.FileName))
+		}
+		if _, err := os.Lstat(filepath.Join(root, TrashName)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("round %d: trash left: %v", round, err)
+		}
+	}
+}
