@@ -110,7 +110,7 @@ func CollectContext(ctx context.Context, root string, opts ...Option) (*Report, 
 
 	// A collector that finds the lock held gives up at once: the other one
 	// is doing the same work, and a VM creation must never wait for it.
-	lockFd, err := lockRoot(rootDir, abs)
+	lockFd, err := lockRoot(rootDir, abs, true)
 	if err != nil {
 		return nil, err
 	}
@@ -124,6 +124,7 @@ func CollectContext(ctx context.Context, root string, opts ...Option) (*Report, 
 
 	c := &collector{o: o, abs: abs, root: rootDir, ctx: ctx, budget: budget, rep: rep, ob: newObserver(o.now)}
 	c.run()
+	c.dropLock()
 	return rep, ctx.Err()
 }
 
@@ -212,6 +213,25 @@ func (c *collector) run() {
 	slices.SortFunc(c.rep.Reclaimed, func(a, b Orphan) int { return cmp.Compare(a.Path, b.Path) })
 	slices.SortFunc(c.rep.Kept, func(a, b Candidate) int { return cmp.Compare(a.Path, b.Path) })
 	slices.SortStableFunc(c.rep.Errors, func(a, b PathError) int { return cmp.Compare(a.Path, b.Path) })
+}
+
+// dropLock removes the root lock file, still holding the lock, when the
+// run leaves nothing for the next one (no data directory kept, no trash,
+// nothing deferred): a root that holds no VM is left as it was found. A
+// collector that opened the file just before finds, once it holds the
+// lock, that the path no longer names it, and starts over on a new file
+// (see lockRoot), so one collector per root still holds, provided this is
+// the collector's last act under the lock.
+func (c *collector) dropLock() {
+	if len(c.rep.Kept) > 0 || c.rep.Deferred {
+		return
+	}
+	if _, err := lstatAt(c.root, TrashName); !errors.Is(err, unix.ENOENT) {
+		return
+	}
+	if err := unlinkAt(c.root, LockName, 0); err != nil && !isGone(err) {
+		c.addErr(filepath.Join(c.abs, LockName), err)
+	}
 }
 
 func (c *collector) addErr(path string, err error) {
@@ -367,6 +387,15 @@ func (c *collector) reclaimOpen(cand scanned, d *os.File) (*Orphan, *Candidate, 
 	case err != nil:
 		return nil, &kept, err
 	}
+
+	// A collector that is not root reclaims a read-only directory it owns,
+	// as released go-microvm's own removal does; its mode is put back
+	// unless the directory goes.
+	restore, err := makeWritable(d, path)
+	if err != nil {
+		return nil, &kept, err
+	}
+	defer restore()
 
 	// The state lock is taken without ever leaving a lock file behind in
 	// a directory whose state is gone: an owner deleting its directory
@@ -525,6 +554,15 @@ func (c *collector) commit(d *os.File, path string, sl *state.DirLock) (int64, t
 func (c *collector) moveRootfsWork(d *os.File, path string) (trashRef, error) {
 	if _, err := lstatAt(d, rootfsWorkName); errors.Is(err, unix.ENOENT) {
 		return trashRef{}, nil
+	}
+	// Moving a directory to another parent rewrites its "..": it must be
+	// writable too.
+	if w, err := openDirAt(d, rootfsWorkName, filepath.Join(path, rootfsWorkName)); err == nil {
+		_, werr := makeWritable(w, w.Name())
+		w.Close()
+		if werr != nil {
+			return trashRef{}, werr
+		}
 	}
 	name := trashEntryName()
 	t, err := c.rootTrash()

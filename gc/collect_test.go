@@ -517,10 +517,12 @@ func TestIdleRootLockInParent(t *testing.T) {
 			root := filepath.Join(t.TempDir(), "root")
 			parent := filepath.Join(root, "vm")
 			mkdir(t, parent)
-			// The embedder's earlier collection over root/vm, when it
-			// created the VM, left root/vm/.go-microvm-gc.lock.
+			// A collection over root/vm that found nothing leaves no
+			// lock file; an earlier version's left
+			// root/vm/.go-microvm-gc.lock.
 			collect(t, parent)
-			mustExist(t, filepath.Join(parent, LockName))
+			mustNotExist(t, filepath.Join(parent, LockName))
+			writeFile(t, filepath.Join(parent, LockName), "")
 			makeVM(t, filepath.Join(parent, "data"), orphanState())
 			if tc.foreign {
 				writeFile(t, filepath.Join(parent, "embedder.log"), "mine\n")

@@ -99,6 +99,8 @@ func helperMain(mode, arg string) int {
 		return hold()
 	case "collect-report":
 		return collectReport(arg)
+	case "collectreport":
+		return helperCollectReport(arg)
 	case "collect":
 		fmt.Println("start")
 		if _, err := Collect(arg); err != nil {

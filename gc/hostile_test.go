@@ -213,8 +213,8 @@ func TestNoLockFileRecreated(t *testing.T) {
 	}
 	t.Cleanup(func() { testHookReclaim = nil })
 	rep := collect(t, root)
-	if len(rep.Reclaimed) != 0 {
-		t.Errorf("reclaimed %v, want nothing: the owner removed it", rep.Reclaimed)
+	if len(rep.Reclaimed) != 1 || rep.Reclaimed[0].Bytes != 0 {
+		t.Errorf("reclaimed %v, want vm reclaimed by its owner, nothing freed here", rep.Reclaimed)
 	}
 	mustNotExist(t, filepath.Join(vm, state.LockFileName))
 	if err := os.Remove(vm); err != nil {
@@ -240,8 +240,8 @@ func TestCreatedLockFileRemoved(t *testing.T) {
 	}
 	t.Cleanup(func() { testHookStateLocked = nil })
 	rep := collect(t, root)
-	if len(rep.Reclaimed) != 0 {
-		t.Errorf("reclaimed %v, want nothing: the owner removed it", rep.Reclaimed)
+	if len(rep.Reclaimed) != 1 || rep.Reclaimed[0].Bytes != 0 {
+		t.Errorf("reclaimed %v, want vm reclaimed by its owner, nothing freed here", rep.Reclaimed)
 	}
 	mustNotExist(t, filepath.Join(vm, state.LockFileName))
 	if err := os.Remove(vm); err != nil {
@@ -274,8 +274,9 @@ func TestVanishingDirectories(t *testing.T) {
 	}
 	t.Cleanup(func() { testHookEntered, testHookReclaim = nil, nil })
 	rep := collect(t, root)
-	if len(rep.Reclaimed) != 1 || rep.Reclaimed[0].Path != filepath.Join(root, "vm") {
-		t.Errorf("reclaimed %+v, want only vm", rep.Reclaimed)
+	// gone-vm went before the reclaim: already gone, so reclaimed.
+	if len(rep.Reclaimed) != 2 || rep.Reclaimed[0].Path != filepath.Join(root, "gone-vm") || rep.Reclaimed[0].Bytes != 0 {
+		t.Errorf("reclaimed %+v, want vm and gone-vm (nothing freed)", rep.Reclaimed)
 	}
 	mkdir(t, filepath.Join(root, "plain", "sub"))
 	if _, err := Scan(root); err != nil {
@@ -306,64 +307,48 @@ func TestScanShowsTrueClass(t *testing.T) {
 	mustExist(t, filepath.Join(vm, rootfsWorkName))
 }
 
-// TestNeverEntersRootfsWorkOrCache: a state file inside a rootfs clone or
-// an image cache (a guest or hostile image can put one at the top of its
-// rootfs) is never a candidate, at any depth, even while the data directory
-// around it has no state file of its own yet (a released embedder still
-// cloning), and nothing in there is touched.
-func TestNeverEntersRootfsWorkOrCache(t *testing.T) {
+// TestNeverEntersOwnRootfsWorkOrCache: a state file inside a data
+// directory's rootfs clone or image cache (a guest or hostile image can put
+// one at the top of its rootfs) is never a candidate, at any depth, and
+// nothing in there is touched but the clone's removal with its orphan.
+// Elsewhere those names are ordinary directories (TestVMsNamedLikeOwnEntries).
+func TestNeverEntersOwnRootfsWorkOrCache(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "root")
-	var hostile []string
 	plant := func(dir string) {
 		writeJSON(t, dir, orphanState())
 		writeFile(t, filepath.Join(dir, rootfsWorkName, "etc", "passwd"), "guest")
 		writeJSON(t, filepath.Join(dir, "nested"), orphanState())
 		writeFile(t, filepath.Join(dir, consoleLogName), "guest log")
 	}
-	for _, rel := range []string{
-		rootfsWorkName, // root is a data dir still cloning: no state file yet
-		cacheName,
-		filepath.Join(cacheName, "sha256"),
-		filepath.Join("cloning", rootfsWorkName),
-		filepath.Join("cloning", cacheName),
-		filepath.Join("emb", "data", rootfsWorkName),
-		filepath.Join("a", "b", "c", rootfsWorkName),
-		filepath.Join("a", "b", "c", cacheName),
-		filepath.Join("a", rootfsWorkName, "x", "y"),
-	} {
-		plant(filepath.Join(root, rel))
-		hostile = append(hostile, filepath.Join(root, strings.Split(rel, string(filepath.Separator))[0]))
-	}
+	// root itself is a data directory with its image cache, as in the
+	// single-VM layout.
+	writeJSON(t, root, &state.State{Version: 1})
+	cache := filepath.Join(root, cacheName)
+	plant(cache)
+	plant(filepath.Join(cache, "sha256"))
 	real := filepath.Join(root, "vm")
 	makeVM(t, real, orphanState())
+	plant(filepath.Join(real, rootfsWorkName))
+	plant(filepath.Join(real, rootfsWorkName, "x", "y"))
+	plant(filepath.Join(real, cacheName))
+	want := []string{root, real}
 
 	for _, opts := range [][]Option{nil, {WithDepth(6)}} {
 		cands, err := Scan(root, opts...)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(cands) != 1 || cands[0].Path != real {
-			t.Fatalf("Scan(%d options) = %+v, want only %s", len(opts), cands, real)
-		}
-		orphans, err := Orphans(root, append(opts, WithStopped(0))...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(orphans) != 1 || orphans[0].Path != real {
-			t.Fatalf("Orphans(%d options) = %+v, want only %s", len(opts), orphans, real)
+		if len(cands) != 2 || cands[0].Path != want[0] || cands[1].Path != want[1] {
+			t.Fatalf("Scan(%d options) = %+v, want only %q", len(opts), cands, want)
 		}
 	}
-
-	before := map[string]map[string]string{}
-	for _, h := range hostile {
-		before[h] = snapshot(t, h)
-	}
-	rep := collect(t, root, WithDepth(6), WithStopped(0))
+	before := snapshot(t, cache)
+	beforeOwn := snapshot(t, filepath.Join(real, cacheName))
+	rep := collect(t, root, WithDepth(6))
 	if len(rep.Reclaimed) != 1 || rep.Reclaimed[0].Path != real {
 		t.Fatalf("Collect reclaimed %+v, want only %s", rep.Reclaimed, real)
 	}
-	mustNotExist(t, real)
-	for _, h := range hostile {
-		sameSnapshot(t, h, before[h], snapshot(t, h))
-	}
+	mustNotExist(t, filepath.Join(real, rootfsWorkName), filepath.Join(real, state.FileName))
+	sameSnapshot(t, "root's cache", before, snapshot(t, cache))
+	sameSnapshot(t, "the VM's cache", beforeOwn, snapshot(t, filepath.Join(real, cacheName)))
 }

@@ -46,7 +46,33 @@ func notRegular(path string, st *unix.Stat_t) error {
 // The name is looked at before it is opened, so a device node planted
 // there is not even opened; the open itself never follows a symlink and
 // never waits for a FIFO's writer, and what it opened is checked again.
-func lockRoot(root *os.File, abs string) (int, error) {
+//
+// The lock file is unlinked only by a collector holding the lock (see
+// collector.dropLock and dropIdleRootLock), so a lock whose path still
+// names its inode once taken is the one lock of the root. One taken on an
+// inode unlinked meanwhile guards nothing: with retry, lockRoot starts
+// over on the file the path names now (creating it); without, it returns
+// ErrBusy.
+func lockRoot(root *os.File, abs string, retry bool) (int, error) {
+	for attempt := 0; ; attempt++ {
+		fd, err := lockRootOnce(root, abs)
+		if !errors.Is(err, errLockReplaced) || !retry || attempt >= maxLockAttempts {
+			if errors.Is(err, errLockReplaced) {
+				err = fmt.Errorf("lock root: collect %s: %w: root lock file replaced", abs, ErrBusy)
+			}
+			return fd, err
+		}
+	}
+}
+
+// maxLockAttempts bounds lockRoot's retries: each one follows another
+// collector's whole run, so a few cover any real contention.
+const maxLockAttempts = 8
+
+// errLockReplaced reports a lock taken on a lock file unlinked meanwhile.
+var errLockReplaced = errors.New("root lock file replaced")
+
+func lockRootOnce(root *os.File, abs string) (int, error) {
 	path := abs + string(os.PathSeparator) + LockName
 	fd := -1
 	err := fstree.WithFd(root, func(rfd int) error {
@@ -72,19 +98,18 @@ func lockRoot(root *os.File, abs string) (int, error) {
 		if err != nil {
 			return &fs.PathError{Op: "lock", Path: path, Err: err}
 		}
-		// A collector that reclaimed this directory's last data directory
-		// may have unlinked the lock file while we opened it (see
-		// dropIdleRootLock): a lock on that inode guards nothing, and the
-		// directory is going away, so this collector has nothing to do.
 		var now unix.Stat_t
 		if err := fstree.Lstatat(rfd, LockName, &now); err != nil || now.Dev != st.Dev || now.Ino != st.Ino {
-			return fmt.Errorf("collect %s: %w: root lock file replaced", abs, ErrBusy)
+			return errLockReplaced
 		}
 		return nil
 	})
 	if err != nil {
 		if fd >= 0 {
 			unix.Close(fd)
+		}
+		if errors.Is(err, errLockReplaced) {
+			return -1, err
 		}
 		return -1, fmt.Errorf("lock root: %w", err)
 	}
@@ -108,7 +133,7 @@ func dropIdleRootLock(parent *os.File, name, path string) {
 	if err != nil || len(entries) != 1 || entries[0] != LockName {
 		return
 	}
-	fd, err := lockRoot(dir, path)
+	fd, err := lockRoot(dir, path, false)
 	if err != nil {
 		return
 	}

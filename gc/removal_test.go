@@ -9,8 +9,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/stacklok/go-microvm/internal/fstree"
 	"github.com/stacklok/go-microvm/state"
@@ -177,4 +181,81 @@ func TestConcurrentDeleterNotError(t *testing.T) {
 			t.Errorf("round %d: trash left: %v", round, err)
 		}
 	}
+}
+
+// TestNoLockOrTrashLeftInEmptyRoot: a collection over a root that holds
+// no data directory (a home directory, say, or a VM's parent) leaves
+// neither the lock file nor a trash; one over a root with a live VM keeps
+// its lock file.
+func TestNoLockOrTrashLeftInEmptyRoot(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "root")
+	notes := filepath.Join(root, "notes")
+	writeFile(t, filepath.Join(notes, "todo.txt"), "mine")
+	before := snapshot(t, notes)
+	for range 2 {
+		collect(t, root)
+		sameSnapshot(t, "root without data directories", before, snapshot(t, notes))
+		if entries, err := os.ReadDir(root); err != nil || len(entries) != 1 {
+			t.Errorf("root holds %v, %v; want only notes", entries, err)
+		}
+	}
+	// A root whose only orphan is reclaimed is left without them too.
+	makeVM(t, filepath.Join(root, "vm"), orphanState())
+	collect(t, root)
+	mustNotExist(t, filepath.Join(root, "vm"), filepath.Join(root, LockName), filepath.Join(root, TrashName))
+	live := filepath.Join(root, "live")
+	smallVM(t, live, orphanState())
+	startHelper(t, "lease", live, "ready")
+	collect(t, root)
+	mustExist(t, filepath.Join(root, LockName))
+}
+
+// TestRootLockRemovalKeepsOneCollector: collectors that take the root lock
+// and remove its file before releasing it, as a collection of an empty
+// root does, never hold it two at a time: one that locked a file unlinked
+// meanwhile starts over on the new one.
+func TestRootLockRemovalKeepsOneCollector(t *testing.T) {
+	root := t.TempDir()
+	dir, err := os.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	holder := filepath.Join(root, "holder")
+	var wg sync.WaitGroup
+	var taken, overlaps atomic.Int64
+	for range 4 {
+		wg.Go(func() {
+			for range 300 {
+				fd, err := lockRoot(dir, root, true)
+				if errors.Is(err, ErrBusy) {
+					continue
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				taken.Add(1)
+				// The work under the lock, then, as its last act, the
+				// removal of the lock file (collector.dropLock).
+				f, err := os.OpenFile(holder, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+				if err != nil {
+					overlaps.Add(1)
+				} else {
+					f.Close()
+					os.Remove(holder)
+				}
+				_ = unlinkAt(dir, LockName, 0)
+				unix.Close(fd)
+			}
+		})
+	}
+	wg.Wait()
+	if overlaps.Load() != 0 {
+		t.Errorf("%d of %d lock holds overlapped another", overlaps.Load(), taken.Load())
+	}
+	if taken.Load() == 0 {
+		t.Error("no collector ever took the lock")
+	}
+	mustNotExist(t, filepath.Join(root, LockName))
 }

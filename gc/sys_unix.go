@@ -6,6 +6,7 @@ package gc
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"syscall"
 
@@ -117,3 +118,56 @@ func devOf(fi os.FileInfo) uint64 {
 // used; a directory descriptor is never in non-blocking mode, so Fd
 // changes nothing about it.
 func dirOf(d *os.File, path string) state.Dir { return state.NewDir(int(d.Fd()), path) }
+
+// ErrNotWritable is returned, wrapped in an error naming the directory, its
+// owner and mode, when a directory the collector must change is not
+// writable by it and not its own to make writable: the directory is kept,
+// with the same reason on every run, until its owner or root collects it.
+var ErrNotWritable = errors.New("not writable by this user")
+
+// makeWritable makes the directory d writable and searchable by this
+// process when it is not, and this process owns it: it returns a function
+// that puts the mode back (a no-op when nothing changed, or when d has
+// gone). A directory this process cannot write and does not own gives an
+// error wrapping ErrNotWritable. Root writes anything and changes nothing.
+func makeWritable(d *os.File, path string) (restore func(), err error) {
+	nothing := func() {}
+	euid := os.Geteuid()
+	if euid == 0 {
+		return nothing, nil
+	}
+	var st unix.Stat_t
+	err = fstree.WithFd(d, func(fd int) error {
+		if err := fstree.Fstat(fd, &st); err != nil {
+			return err
+		}
+		if unix.Faccessat(fd, ".", unix.W_OK|unix.X_OK, unix.AT_EACCESS) == nil {
+			return nil
+		}
+		if int(st.Uid) != euid {
+			return fmt.Errorf("%s: %w (uid %d; owner uid %d, mode %#o)", path, ErrNotWritable, euid, st.Uid, st.Mode&0o7777)
+		}
+		return fchmod(fd, uint32(st.Mode)&0o7777|0o700)
+	})
+	if err != nil || st.Mode&0o700 == 0o700 {
+		return nothing, err
+	}
+	mode := uint32(st.Mode) & 0o7777
+	return func() {
+		_ = fstree.WithFd(d, func(fd int) error {
+			var now unix.Stat_t
+			if fstree.Fstat(fd, &now) != nil || now.Nlink == 0 {
+				return nil
+			}
+			return fchmod(fd, mode)
+		})
+	}, nil
+}
+
+func fchmod(fd int, mode uint32) error {
+	for {
+		if err := unix.Fchmod(fd, mode); err != unix.EINTR {
+			return err
+		}
+	}
+}

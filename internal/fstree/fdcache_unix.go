@@ -9,6 +9,9 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // errChanged reports that a name no longer refers to the directory seen
@@ -92,7 +95,7 @@ func (c *fdCache) acquire(n *node) (int, *node, error) {
 	c.mu.Unlock()
 	for i := len(chain) - 1; i >= 0; i-- {
 		child := chain[i]
-		cfd, err := openDirAt(fd, child.name)
+		cfd, err := c.openAt(fd, child.name)
 		c.release(a)
 		if err == nil {
 			err = c.checkDir(cfd, child.st.id)
@@ -123,7 +126,7 @@ func (c *fdCache) acquireParent(n *node) (int, error) {
 		c.ref(n)
 		nfd := n.fd
 		c.mu.Unlock()
-		pfd, err := openDirAt(nfd, "..")
+		pfd, err := c.openAt(nfd, "..")
 		c.release(n)
 		if err == nil {
 			if c.checkDir(pfd, p.st.id) == nil {
@@ -135,6 +138,28 @@ func (c *fdCache) acquireParent(n *node) (int, error) {
 	}
 	fd, _, err := c.acquire(p)
 	return fd, err
+}
+
+// maxDescriptorWaits bounds how often openAt waits for descriptors.
+const maxDescriptorWaits = 40
+
+// openAt opens the directory name below fd. When the process is out of
+// descriptors (a low RLIMIT_NOFILE), it closes the cache's idle ones, keeps
+// none idle from then on, and tries again, waiting a little for the other
+// workers to release theirs: such a walk goes slower instead of failing,
+// since what it leaves would only meet the same limit next time.
+func (c *fdCache) openAt(fd int, name string) (int, error) {
+	for attempt := 0; ; attempt++ {
+		nfd, err := openDirAt(fd, name)
+		if err != unix.EMFILE && err != unix.ENFILE || attempt >= maxDescriptorWaits {
+			return nfd, err
+		}
+		c.mu.Lock()
+		c.limit = 0
+		c.evict()
+		c.mu.Unlock()
+		time.Sleep(time.Duration(min(attempt+1, 10)) * time.Millisecond)
+	}
 }
 
 // checkDir closes fd and fails unless it is the directory want.
