@@ -336,6 +336,9 @@ func (c *collector) reclaimDir(cand scanned) (*Orphan, *Candidate, error) {
 	if o == nil || rel == "." {
 		return o, k, err
 	}
+	// A collection over D itself (runner.NewClaim's default root) that
+	// kept it may have left its lock file there.
+	dropIdleLock(d, path)
 	// D goes while the lease is still held: a creator waiting for the
 	// lease finds, once it gets it, that the path no longer names the
 	// directory it locked, and starts over on a fresh one.

@@ -116,6 +116,22 @@ func lockRootOnce(root *os.File, abs string) (int, error) {
 	return fd, nil
 }
 
+// dropIdleLock removes the collector lock file in dir when no collector
+// holds it: one left by a collection over a data directory itself (the
+// root runner.NewClaim collects by default) that kept the directory then,
+// and would now keep the reclaimed directory from being removed.
+func dropIdleLock(dir *os.File, path string) {
+	if _, err := lstatAt(dir, LockName); err != nil {
+		return
+	}
+	fd, err := lockRoot(dir, path, false)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	_ = fstree.WithFd(dir, func(dfd int) error { return fstree.UnlinkAt(dfd, LockName, 0) })
+}
+
 // dropIdleRootLock removes the directory name below parent when all it
 // holds is an idle collector lock file. Such a lock is left by a collection
 // that an embedder ran over a VM's own parent (runner.NewClaim collects

@@ -259,3 +259,21 @@ func TestRootLockRemovalKeepsOneCollector(t *testing.T) {
 	}
 	mustNotExist(t, filepath.Join(root, LockName))
 }
+
+// TestDataDirWithIdleLockRemoved: a collection over a data directory
+// itself (runner.NewClaim's default root) that kept it there leaves its
+// lock file in it; once the directory is an orphan, a collection of the
+// root above removes that idle lock too, and with it the directory.
+func TestDataDirWithIdleLockRemoved(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "root")
+	dir := filepath.Join(root, "vm")
+	smallVM(t, dir, &state.State{Version: 1, Name: "stopped"})
+	collect(t, dir)
+	mustExist(t, filepath.Join(dir, LockName))
+	writeJSON(t, dir, orphanState())
+	rep := collect(t, root)
+	if len(rep.Reclaimed) != 1 {
+		t.Fatalf("reclaimed %+v", rep.Reclaimed)
+	}
+	mustNotExist(t, dir)
+}

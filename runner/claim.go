@@ -35,9 +35,19 @@ type Claim struct {
 	lease *state.Lease // nil once spawned or aborted
 }
 
-// NewClaim runs a bounded collection over the root (default: the parent of
-// dataDir), then creates dataDir if needed, takes the run lease and sets
-// the run marker under the state lock. Call it before cloning the rootfs.
+// NewClaim runs a bounded collection over the root (default: dataDir
+// itself; see WithCollectRoot), then creates dataDir if needed, takes the
+// run lease and sets the run marker under the state lock. Call it before
+// cloning the rootfs.
+//
+// The default root is dataDir because it is the one directory known to be
+// go-microvm's: its parent may be a shared directory (released
+// go-microvm's default data directory is ~/.config/go-microvm, whose
+// parent is ~/.config), and a collection there would sweep, lock and trash
+// whatever else lives in it. The default collection reclaims what an
+// earlier run left in dataDir; an embedder that keeps one data directory
+// per VM under a root of its own passes that root to WithCollectRoot so
+// orphans of other names are collected as well.
 //
 // The collection never fails the claim: another collector holding the
 // root lock makes it skip at once, and its errors are logged. It runs
@@ -63,7 +73,7 @@ func NewClaim(ctx context.Context, dataDir string, opts ...ClaimOption) (*Claim,
 	if o.collect {
 		root := o.collectRoot
 		if root == "" {
-			root = filepath.Dir(dir)
+			root = dir
 		}
 		_, _ = collectBefore(ctx, root, o)
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stacklok/go-microvm/gc"
 	"github.com/stacklok/go-microvm/internal/hangtest"
 	"github.com/stacklok/go-microvm/internal/procinfo"
 	"github.com/stacklok/go-microvm/state"
@@ -46,7 +47,7 @@ func TestClaimCollectsOrphanSibling(t *testing.T) {
 	root := t.TempDir()
 	orphan := filepath.Join(root, "old")
 	makeOrphan(t, orphan)
-	c, err := newClaimWithGuard(t, filepath.Join(root, "new"))
+	c, err := newClaimWithGuard(t, filepath.Join(root, "new"), WithCollectRoot(root))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,6 +59,47 @@ func TestClaimCollectsOrphanSibling(t *testing.T) {
 	}
 }
 
+// By default the claim collects only its own data directory: in the
+// single-VM layout ~/.config/go-microvm, an orphan left there is
+// reclaimed, while ~/.config is neither swept nor given a lock file or
+// trash, and what looks like a crashed VM beside it keeps its files.
+func TestClaimDefaultRootIsDataDir(t *testing.T) {
+	config := filepath.Join(t.TempDir(), ".config")
+	dir := filepath.Join(config, "go-microvm")
+	makeOrphan(t, dir)
+	if err := os.MkdirAll(filepath.Join(dir, "cache", "sha256"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stray := filepath.Join(config, "otherapp")
+	makeOrphan(t, stray)
+	for _, f := range []string{"console.log", "vm.log"} {
+		if err := os.WriteFile(filepath.Join(stray, f), []byte("otherapp's"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := newClaimWithGuard(t, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "rootfs-work")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the orphan left in the data directory: %v, want reclaimed", err)
+	}
+	for _, p := range []string{"rootfs-work", "console.log", "vm.log", state.FileName} {
+		if _, err := os.Lstat(filepath.Join(stray, p)); err != nil {
+			t.Errorf("beside the data directory: %v", err)
+		}
+	}
+	for _, p := range []string{filepath.Join(config, gc.LockName), filepath.Join(config, gc.TrashName), filepath.Join(dir, "cache", "sha256")} {
+		_, err := os.Lstat(p)
+		if want := p == filepath.Join(dir, "cache", "sha256"); (err == nil) != want {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+	if st := loadState(t, c.Dir()); !st.Leased {
+		t.Errorf("claimed state: %+v", st)
+	}
+}
+
 // The claim does not wait for another collector: it skips the collection
 // while the root lock is held by another process.
 func TestClaimSkipsBusyCollector(t *testing.T) {
@@ -65,7 +107,7 @@ func TestClaimSkipsBusyCollector(t *testing.T) {
 	orphan := filepath.Join(root, "old")
 	makeOrphan(t, orphan)
 	startHelper(t, "gclock", "ROOT="+root)
-	if _, err := newClaimWithGuard(t, filepath.Join(root, "new")); err != nil {
+	if _, err := newClaimWithGuard(t, filepath.Join(root, "new"), WithCollectRoot(root)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Lstat(filepath.Join(orphan, "rootfs-work")); err != nil {

@@ -72,9 +72,10 @@ func WithLogger(l *slog.Logger) ClaimOption { return func(o *claimOptions) { o.l
 // WithoutCollect skips the collection that NewClaim runs before claiming.
 func WithoutCollect() ClaimOption { return func(o *claimOptions) { o.collect = false } }
 
-// WithCollectRoot sets the root collected by NewClaim (default: the parent
-// of the data directory). Embedders that keep data directories at
-// root/<name>/data pass their root here.
+// WithCollectRoot sets the root collected by NewClaim (default: the data
+// directory itself, the one directory known to be go-microvm's). Embedders
+// that keep one data directory per VM, at root/<name> or root/<name>/data,
+// pass their root here, so the collection covers every VM.
 func WithCollectRoot(root string) ClaimOption {
 	return func(o *claimOptions) { o.collectRoot = root }
 }
