@@ -61,6 +61,18 @@ func TestConcurrency(t *testing.T) {
 	}
 	t.Cleanup(func() { killStandins(t, root) })
 
+	// Beside the embedders' VMs: a runner recorded as released go-microvm
+	// records it (PID and pid_start_time, no lease), and a live VM's data
+	// directory nested inside an orphan's rootfs-work, its lease held by
+	// another process. Their files must survive every collector.
+	t.Setenv("STANDIN_WATCH", "5ms")
+	t.Setenv("STANDIN_REPORT", report)
+	released := startReleasedVM(t, filepath.Join(root, "released"), r, 60)
+	nestedOrphan := filepath.Join(root, "orphan-n")
+	buildTree(t, filepath.Join(nestedOrphan, "rootfs-work"), r, 60, 3)
+	markOrphan(t, nestedOrphan)
+	nested := startNestedVM(t, root, nestedOrphan, filepath.Join("srv", "nested-live"), r)
+
 	// Collectors.
 	type collector struct {
 		cmd    *exec.Cmd
@@ -159,6 +171,14 @@ func TestConcurrency(t *testing.T) {
 		}
 	}
 
+	if !released.alive() {
+		t.Errorf("released runner of %s died during the test", released.dir)
+	}
+	released.stop(t)
+	checkSame(t, "released rootfs", filepath.Join(released.dir, "rootfs-work"), released.sum)
+	nestedLost := nested.check(t, "after the collectors")
+	nested.release()
+
 	// Stop what the killed embedders left running and nobody adopted.
 	leftRunning := 0
 	for dir, c := range classes(t, root) {
@@ -215,7 +235,10 @@ func TestConcurrency(t *testing.T) {
 		ev["stopped"], ev["adopted-stopped"], leftRunning, unrecorded)
 	t.Logf("collections run %d, busy %d, failed %d, errors %d; orphans reclaimed %d (+%d by the final collect), %d bytes freed",
 		total.Runs, total.Busy, total.Failed, total.Errors, total.Reclaimed, len(rep.Reclaimed), total.BytesFreed+rep.BytesFreed)
-	t.Logf("end state: %v; files lost (stand-in reports): %d", byClass, len(lines))
+	if at := nested.locations(); len(at) != 0 {
+		t.Errorf("nested directory still at %q after its lease ended and the final collect", at)
+	}
+	t.Logf("end state: %v; files lost (stand-in reports): %d; nested live directory: %d lost", byClass, len(lines), nestedLost)
 	t.Logf("all embedder events: %v", ev)
 	if ev["created"] == 0 || total.Runs == 0 {
 		t.Errorf("nothing happened: %d VMs created, %d collections", ev["created"], total.Runs)

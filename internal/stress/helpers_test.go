@@ -200,7 +200,9 @@ loop:
 			if r.IntN(3) == 0 {
 				dir = filepath.Join(top, "data")
 			}
-			c, err := runner.NewClaim(ctx, dir)
+			// The root holds one directory per VM: its collection covers
+			// every VM, not only the one being claimed.
+			c, err := runner.NewClaim(ctx, dir, runner.WithCollectRoot(root))
 			if err != nil {
 				event("claim-error %q %v", dir, err)
 				continue

@@ -320,6 +320,9 @@ func TestKillAnywhere(t *testing.T) {
 		}
 		cancel()
 	}
+	// A runner started as released go-microvm starts it: no lease, no
+	// marker, judged by its PID and pid_start_time alone.
+	released := startReleasedVM(t, filepath.Join(root, "released-f"), r, 60)
 
 	orphans := []orphanSpec{
 		{dir: filepath.Join(root, "orphan-a"), marker: true, foreign: map[string]string{
@@ -333,6 +336,7 @@ func TestKillAnywhere(t *testing.T) {
 		}},
 		{dir: filepath.Join(root, "orphan-c"), marker: true},
 		{dir: filepath.Join(root, "shared", "orphan-e"), marker: false},
+		{dir: filepath.Join(root, "orphan-n"), marker: true},
 	}
 	foreign := make([]map[string]string, len(orphans))
 	templates := filepath.Join(top, "templates")
@@ -342,6 +346,11 @@ func TestKillAnywhere(t *testing.T) {
 		foreign[i] = foreignSum(t, o)
 	}
 	templateSum := treeSum(t, templates)
+	// A live VM's data directory nested inside orphan-n's rootfs-work,
+	// its lease held by another process: it goes to the trash with the
+	// orphan's tree and must stay there, whole, while the lease is held.
+	nested := startNestedVM(t, root, orphans[len(orphans)-1].dir, filepath.Join("srv", "nested-live"), r)
+	nestedLive := true
 
 	// Calibrate: one collection left to finish, timed from the start of the
 	// process to gc.Collect being entered and to its return, so kill delays
@@ -356,6 +365,10 @@ func TestKillAnywhere(t *testing.T) {
 			checkSame(t, "live rootfs ("+when+")", filepath.Join(v.dir, "rootfs-work"), v.sum)
 		}
 		checkSame(t, "stopped rootfs ("+when+")", filepath.Join(stopped.dir, "rootfs-work"), stopped.sum)
+		checkSame(t, "released rootfs ("+when+")", filepath.Join(released.dir, "rootfs-work"), released.sum)
+		if nestedLive {
+			nested.check(t, when)
+		}
 		checkSame(t, "sentinel ("+when+")", sentinel, sentinelSum)
 		for i, o := range orphans {
 			for rel, want := range foreign[i] {
@@ -400,7 +413,11 @@ func TestKillAnywhere(t *testing.T) {
 		t.Errorf("none of %d kills landed inside Collect", kills)
 	}
 
-	// The final clean collection finishes whatever the kills interrupted.
+	// The nested VM ends; the final clean collection finishes whatever
+	// the kills interrupted, the nested directory included.
+	nestedLost := nested.check(t, "before the final collect")
+	nested.release()
+	nestedLive = false
 	rep, err := gc.Collect(root)
 	if err != nil {
 		t.Fatalf("final collect: %v", err)
@@ -409,6 +426,9 @@ func TestKillAnywhere(t *testing.T) {
 		t.Errorf("final collect error: %v", &pe)
 	}
 	t.Logf("final collect: %d reclaimed, %d bytes freed, %d kept", len(rep.Reclaimed), rep.BytesFreed, len(rep.Kept))
+	if at := nested.locations(); len(at) != 0 {
+		t.Errorf("nested directory still at %q after its lease ended and the final collect", at)
+	}
 	check("after the final collect")
 	checkSame(t, "orphan templates (hard links)", templates, templateSum)
 	if o, err := gc.Orphans(root); err != nil || len(o) != 0 {
@@ -422,6 +442,9 @@ func TestKillAnywhere(t *testing.T) {
 		if c := cl[v.dir]; c.Class != gc.ClassLive {
 			t.Errorf("%s: class %q (%s), want live", v.dir, c.Class, c.Reason)
 		}
+	}
+	if c := cl[released.dir]; c.Class != gc.ClassLive {
+		t.Errorf("%s: class %q (%s), want live", released.dir, c.Class, c.Reason)
 	}
 	if c := cl[stopped.dir]; c.Class != gc.ClassStopped {
 		t.Errorf("%s: class %q (%s), want stopped", stopped.dir, c.Class, c.Reason)
@@ -442,11 +465,18 @@ func TestKillAnywhere(t *testing.T) {
 		cancel()
 		checkSame(t, "live rootfs (after stop)", filepath.Join(v.dir, "rootfs-work"), v.sum)
 	}
+	if !released.alive() {
+		t.Errorf("released runner of %s died during the test", released.dir)
+	}
+	released.stop(t)
+	checkSame(t, "released rootfs (after stop)", filepath.Join(released.dir, "rootfs-work"), released.sum)
 	lines := reportLines(t, report)
 	for _, l := range lines {
 		t.Errorf("stand-in saw a loss: %s", l)
 	}
-	t.Logf("files lost: %d (stand-in reports: %d lines)", countLost(t, lives, stopped), len(lines))
+	releasedLost, _ := diffSums(released.sum, treeSum(t, filepath.Join(released.dir, "rootfs-work")), 0)
+	t.Logf("files lost: %d (stand-in reports: %d lines; of them released-format VM %d, nested VM %d)",
+		countLost(t, lives, stopped)+releasedLost+nestedLost, len(lines), releasedLost, nestedLost)
 }
 
 // countLost counts the live and stopped VMs' files that are missing or
