@@ -215,7 +215,7 @@ func (w *walker) walk(pfd int, name string, workers int) {
 		w.fds.m.devOnce = devMountedOnce(st.id.dev)
 	}
 
-	root := &node{fd: pfd, refs: 1}
+	root := &node{fd: pfd, refs: 1, st: pst}
 	w.top = &node{parent: root, name: name, st: st, display: w.display, fd: -1}
 	w.top.pending.Store(1)
 	w.stack = append(w.stack, w.top)
@@ -665,6 +665,13 @@ func (k *worker) closeDir(n *node) (kept, requeued bool) {
 		n.pending.Store(1)
 		w.push(n)
 		return false, true
+	}
+	if n.st.id.dev != n.parent.st.id.dev {
+		// A btrfs subvolume (its own st_dev on the walk's mount): the
+		// kernel removes only an empty one, and only where rmdir of a
+		// subvolume is allowed (Linux 4.18, or user_subvol_rm_allowed).
+		k.fail("rmdir subvolume", n.path(), err)
+		return true, false
 	}
 	k.fail("unlinkat", n.path(), err)
 	return true, false
