@@ -134,9 +134,10 @@ func dropIdleLock(dir *os.File, path string) {
 
 // dropIdleRootLock removes the directory name below parent when all it
 // holds is an idle collector lock file. Such a lock is left by a collection
-// that an embedder ran over a VM's own parent (runner.NewClaim collects
-// over the parent of the data directory: root/<name> in a root/<name>/data
-// layout); without this, root/<name> outlives its last VM. The lock is
+// that an embedder ran over a VM's own parent while a VM was kept there
+// (earlier versions of runner.NewClaim collected over the parent of the
+// data directory: root/<name> in a root/<name>/data layout); without this,
+// root/<name> outlives its last VM. The lock is
 // taken before the file is unlinked, so a collector working there keeps
 // it, and one that opened the file just before sees it replaced and stops.
 func dropIdleRootLock(parent *os.File, name, path string) {
