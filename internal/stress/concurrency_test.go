@@ -48,19 +48,6 @@ func TestConcurrency(t *testing.T) {
 		t.Fatal(err)
 	}
 	report := filepath.Join(top, "standin-report")
-	// Build before the deadline starts: a cold build cache takes minutes.
-	runnerPath := standinPath(t)
-	deadline := time.Now().Add(dur)
-	env := []string{
-		envRoot + "=" + root,
-		envRunner + "=" + runnerPath,
-		envDeadline + "=" + strconv.FormatInt(deadline.UnixNano(), 10),
-		"STRESS_SEED=" + strconv.FormatUint(seed, 10),
-		"STANDIN_WATCH=5ms",
-		"STANDIN_REPORT=" + report,
-	}
-	t.Cleanup(func() { killStandins(t, root) })
-
 	// Beside the embedders' VMs: a runner recorded as released go-microvm
 	// records it (PID and pid_start_time, no lease), and a live VM's data
 	// directory nested inside an orphan's rootfs-work, its lease held by
@@ -72,6 +59,20 @@ func TestConcurrency(t *testing.T) {
 	buildTree(t, filepath.Join(nestedOrphan, "rootfs-work"), r, 60, 3)
 	markOrphan(t, nestedOrphan)
 	nested := startNestedVM(t, root, nestedOrphan, filepath.Join("srv", "nested-live"), r)
+
+	// The window starts once everything the test needs is built and set
+	// up, so a loaded machine does not eat it.
+	runnerPath := standinPath(t)
+	deadline := time.Now().Add(dur)
+	env := []string{
+		envRoot + "=" + root,
+		envRunner + "=" + runnerPath,
+		envDeadline + "=" + strconv.FormatInt(deadline.UnixNano(), 10),
+		"STRESS_SEED=" + strconv.FormatUint(seed, 10),
+		"STANDIN_WATCH=5ms",
+		"STANDIN_REPORT=" + report,
+	}
+	t.Cleanup(func() { killStandins(t, root) })
 
 	// Collectors.
 	type collector struct {
