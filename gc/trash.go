@@ -156,9 +156,10 @@ func (c *collector) treeOptions() fstree.Options {
 // nestedInUse returns the check that keeps, during a tree removal, any
 // data directory nested in the tree (a VM's directory placed inside an
 // orphan's rootfs-work, say) whose run lease or state lock is held, or
-// whose record a collector would keep as live: it is another VM's, not
-// part of the orphan. Anything else holding a state file (an orphan's, a
-// guest image's unreadable one) goes with the tree.
+// whose record a collector would keep as live (or cannot judge, its runner
+// in another PID namespace): it is another VM's, not part of the orphan.
+// Anything else holding a state file (an orphan's, a guest image's
+// unreadable one) goes with the tree.
 func nestedInUse(ob *observer, p Policy) func(fd int, path string) string {
 	return func(fd int, path string) string {
 		d := state.NewDir(fd, path)
@@ -176,9 +177,15 @@ func nestedInUse(ob *observer, p Policy) func(fd int, path string) string {
 		if err != nil {
 			return ""
 		}
-		f := Facts{State: s, StateModTime: fi.ModTime, BootID: ob.bootID, BootTime: ob.bootTime, Now: ob.now()}
+		f := ob.bare()
+		f.State, f.StateModTime = s, fi.ModTime
 		ob.lookupProcess(&f)
-		if class, reason, _ := Classify(f, p); class == ClassLive {
+		// A runner this collector cannot judge may be alive: kept, as a
+		// collector keeps such a data directory. A record with no PID at
+		// all (a guest image's file, say) is not a VM that can be alive.
+		switch class, reason, _ := Classify(f, p); {
+		case class == ClassLive,
+			class == ClassUnknown && (reason == ReasonOtherPIDNamespace || reason == ReasonPIDNamespaceUnknown):
 			return "nested data directory: " + string(reason)
 		}
 		return ""
