@@ -122,3 +122,67 @@ func TestCurrentPIDNamespace(t *testing.T) {
 		t.Errorf("CurrentPIDNamespace = %+v; /proc/self/ns/pid has inode %d", ns, st.Ino)
 	}
 }
+
+// TestLookupInTimeNamespace: a lookup made from a time namespace whose
+// boottime offset is not the host's (a container restored by CRIU, say)
+// gives the same kernel start time as one from the host. The kernel adds
+// the reader's offset to /proc/PID/stat's start time, so without taking
+// it out a collector there would call a live runner's exact identity a
+// reused PID, and the runner package a runner it started gone.
+func TestLookupInTimeNamespace(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create a time namespace")
+	}
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		t.Skipf("needs unshare (util-linux): %v", err)
+	}
+	if _, err := os.Stat("/proc/self/timens_offsets"); err != nil {
+		t.Skipf("kernel without time namespaces: %v", err)
+	}
+	exe := testExecutable(t)
+	sleeper := startSleeper(t, exe)
+	want := mustLookup(t, sleeper.Process.Pid)
+	if out, err := exec.Command(unshare, "--time", "--boottime", "100000", "true").CombinedOutput(); err != nil {
+		t.Skipf("cannot create a time namespace: %v: %s", err, out)
+	}
+	got := runLookupHelper(t, sleeper.Process.Pid, unshare, "--time", "--boottime", "100000", exe)
+	if got.Err != "" {
+		t.Fatalf("Lookup in a time namespace: %s", got.Err)
+	}
+	if got.Info.StartTime != want.StartTime {
+		t.Errorf("StartTime in a time namespace = %d, on the host %d", got.Info.StartTime, want.StartTime)
+	}
+	if d := got.Info.Started.Sub(want.Started); d < -time.Second || d > time.Second {
+		t.Errorf("Started in a time namespace = %s, on the host %s", got.Info.Started, want.Started)
+	}
+}
+
+func TestParseBootOffset(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+		bad  bool
+	}{
+		{in: "monotonic 0 0\nboottime 0 0\n", want: 0},
+		{in: "monotonic           0         0\nboottime       100000         0\n", want: 100000 * ClockTicks},
+		{in: "boottime -5 500000000\n", want: -450},
+		{in: "boottime 1 5\n", bad: true}, // not a whole tick: cannot be taken out exactly
+		{in: "monotonic 1 0\n", bad: true},
+		{in: "boottime x 0\n", bad: true},
+		{in: "boottime 1\n", bad: true},
+		{in: "boottime 1 1000000000\n", bad: true},
+	}
+	for _, tt := range tests {
+		got, err := parseBootOffset([]byte(tt.in))
+		if tt.bad {
+			if err == nil {
+				t.Errorf("parseBootOffset(%q) = %d, want an error", tt.in, got)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("parseBootOffset(%q) = %d, %v, want %d", tt.in, got, err, tt.want)
+		}
+	}
+}

@@ -57,7 +57,9 @@ type Info struct {
 	// when unknown (macOS, or not read because the process is running).
 	Threads int
 	// StartTime is the kernel start time token: Linux field 22 of
-	// /proc/PID/stat (clock ticks since boot); macOS start time in
+	// /proc/PID/stat (clock ticks since boot), less the boottime offset
+	// of the caller's time namespace, so that it is the same from every
+	// time namespace; macOS start time in
 	// microseconds since the Unix epoch. Comparable only for equality
 	// within one boot.
 	StartTime uint64

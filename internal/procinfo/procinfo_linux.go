@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"strconv"
@@ -78,10 +79,21 @@ func lookup(pid int) (Info, error) {
 	if st.StartTime > math.MaxInt64/uint64(tick) {
 		return Info{}, fmt.Errorf("look up process %d: %s/stat: start time %d out of range", pid, dir, st.StartTime)
 	}
+	// The start time shown is shifted by the reader's time namespace
+	// (as is the boot time); the identity recorded is the host's, the
+	// same whoever reads it.
+	off, err := bootOffset()
+	if err != nil {
+		return Info{}, fmt.Errorf("look up process %d: %w", pid, err)
+	}
+	hostStart := int64(st.StartTime) - off
+	if hostStart < 0 {
+		return Info{}, fmt.Errorf("look up process %d: %s/stat: start time %d before the boottime offset %d", pid, dir, st.StartTime, off)
+	}
 	info := Info{
 		PID:       pid,
 		Zombie:    zombieState(st.State),
-		StartTime: st.StartTime,
+		StartTime: uint64(hostStart),
 		Started:   boot.Add(time.Duration(st.StartTime) * tick),
 		Comm:      st.Comm,
 	}
@@ -309,6 +321,69 @@ func parseBootTime(data []byte) (time.Time, error) {
 		return time.Unix(sec, 0), nil
 	}
 	return time.Time{}, errors.New("no btime line")
+}
+
+// bootOffset is the boottime offset of this process's time namespace from
+// the host's, in clock ticks: the kernel adds it to the start time that
+// /proc/PID/stat shows this process, so a runner recorded from the host
+// and judged from a time namespace (or the reverse) would otherwise look
+// like another process at its PID. It is 0 on kernels without time
+// namespaces. It is read once: a process cannot change its own time
+// namespace (setns needs a single thread; unshare moves only children).
+var bootOffset = sync.OnceValues(func() (int64, error) {
+	own, err := readlink("/proc/self/ns/time")
+	if errors.Is(err, unix.ENOENT) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read time namespace: %w", err)
+	}
+	// timens_offsets shows the namespace of the process's future
+	// children, which is its own unless it unshared one.
+	children, err := readlink("/proc/self/ns/time_for_children")
+	if err != nil {
+		return 0, fmt.Errorf("read time namespace: %w", err)
+	}
+	if own != children {
+		return 0, fmt.Errorf("read time namespace: this process unshared %s; the offsets of its own %s are not shown", children, own)
+	}
+	const path = "/proc/self/timens_offsets"
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read time namespace: %w", err)
+	}
+	off, err := parseBootOffset(data)
+	if err != nil {
+		return 0, fmt.Errorf("read time namespace: %s: %w", path, err)
+	}
+	return off, nil
+})
+
+// parseBootOffset returns the "boottime SECONDS NANOSECONDS" line of a
+// timens_offsets file in clock ticks. An offset that is not a whole
+// number of ticks is an error: the kernel rounds the sum down, so such an
+// offset cannot be taken out of a start time exactly.
+func parseBootOffset(data []byte) (int64, error) {
+	v, ok := statusField(data, "boottime ")
+	if !ok {
+		return 0, errors.New("no boottime line")
+	}
+	f := bytes.Fields(v)
+	if len(f) != 2 {
+		return 0, fmt.Errorf("bad boottime %q", bytes.TrimSpace(v))
+	}
+	sec, err1 := strconv.ParseInt(string(f[0]), 10, 32)
+	nsec, err2 := strconv.ParseInt(string(f[1]), 10, 64)
+	if err1 != nil || err2 != nil || nsec < 0 || nsec >= int64(time.Second) {
+		return 0, fmt.Errorf("bad boottime %q", bytes.TrimSpace(v))
+	}
+	if nsec%int64(tick) != 0 {
+		return 0, fmt.Errorf("boottime offset %d.%09d s is not a whole number of clock ticks", sec, nsec)
+	}
+	return sec*ClockTicks + nsec/int64(tick), nil
 }
 
 var bootID = sync.OnceValues(func() (string, error) {
