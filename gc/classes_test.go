@@ -71,7 +71,7 @@ func TestClassesWithRealProcesses(t *testing.T) {
 		}, nil, ClassOrphan, ReasonPIDReused},
 		{"unrelated process started before the record", func(t *testing.T, dir string) {
 			makeVM(t, dir, active(unrelated(t).PID, time.Now()))
-		}, nil, ClassLive, ReasonRunnerMatches},
+		}, nil, ClassLive, ReasonRunnerAmbiguous},
 		{"runner with another start time", func(t *testing.T, dir string) {
 			info := runner(t)
 			s := active(info.PID, time.Time{})

@@ -69,7 +69,8 @@ const (
 	ReasonRunnerMatches Reason = "runner-matches"
 	// ReasonRunnerAmbiguous (live): a record without exact identity whose
 	// wall-clock times say rebooted or PID reused, while a process named
-	// go-microvm-runner holds the recorded PID. A stepped clock moves the
+	// go-microvm-runner holds the recorded PID; or whose times say the
+	// process at the PID is the runner while its name says otherwise. A stepped clock moves the
 	// wall-clock start time Linux derives for a process, so the clock
 	// alone is not trusted to delete a VM a runner may still run.
 	ReasonRunnerAmbiguous Reason = "runner-ambiguous"
@@ -388,6 +389,15 @@ func ambiguous(f Facts, clock string) (Class, Reason, string, bool) {
 	return "", "", "", false
 }
 
+// namedOtherwise reports whether what the kernel says of the process's
+// name (its executable, else its comm) contradicts want.
+func namedOtherwise(pr Process, want string) bool {
+	if pr.Executable != "" {
+		return filepath.Base(pr.Executable) != want
+	}
+	return pr.Comm != "" && pr.Comm != truncate(want, commLen)
+}
+
 // runnerWant is the executable base name the recorded runner has.
 func runnerWant(s *state.State) string {
 	if s.Runner != nil && s.Runner.Executable != "" {
@@ -436,6 +446,12 @@ func classifyProcess(f Facts) (Class, Reason, string) {
 			}
 			return ClassOrphan, ReasonPIDReused, fmt.Sprintf("pid %d started %s after the record",
 				s.PID, pr.Started.Sub(s.PIDStartTime).Round(time.Second))
+		case namedOtherwise(pr, runnerWant(s)):
+			// Only a clock stepped back since the record lets another
+			// process that started before it hold the PID: kept, as the
+			// runner may be, but not confirmed, so never signalled.
+			return ClassLive, ReasonRunnerAmbiguous, fmt.Sprintf("pid %d started before the record, but is not a %s; kept on the safe side",
+				s.PID, runnerWant(s))
 		default:
 			return ClassLive, ReasonRunnerMatches, fmt.Sprintf("pid %d started before the record", s.PID)
 		}

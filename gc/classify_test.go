@@ -116,8 +116,13 @@ func TestClassify(t *testing.T) {
 		{"start time beats pid_start_time", Facts{State: active(identity(777, bootID)), Process: with(runner, func(p *Process) { p.StartTime = 1 })}, Policy{}, ClassOrphan, ReasonPIDReused},
 		{"start time with unknown current boot", Facts{State: active(identity(777, bootID)), Process: runner, BootID: "-"}, Policy{}, ClassLive, ReasonRunnerMatches},
 		{"start time unreadable", Facts{State: active(identity(777, bootID)), Process: with(runner, func(p *Process) { p.StartTime = 0 })}, Policy{}, ClassLive, ReasonIdentityUnreadable},
-		{"pid_start_time beats name", Facts{State: active(), Process: with(other, func(p *Process) { p.Started = recorded.Add(-time.Minute) })}, Policy{}, ClassLive, ReasonRunnerMatches},
-		{"pid_start_time within slack", Facts{State: active(), Process: with(other, func(p *Process) { p.Started = recorded.Add(time.Second) })}, Policy{}, ClassLive, ReasonRunnerMatches},
+		// Kept whatever its name, but confirmed only with the runner's
+		// name: a clock stepped back may show a reused PID as older.
+		{"pid_start_time beats name", Facts{State: active(), Process: with(other, func(p *Process) { p.Started = recorded.Add(-time.Minute) })}, Policy{}, ClassLive, ReasonRunnerAmbiguous},
+		{"pid_start_time beats comm", Facts{State: active(), Process: with(other, func(p *Process) { p.Started, p.Executable = recorded.Add(-time.Minute), "" })}, Policy{}, ClassLive, ReasonRunnerAmbiguous},
+		{"pid_start_time before, runner", Facts{State: active(), Process: with(runner, func(p *Process) { p.Started = recorded.Add(-time.Minute) })}, Policy{}, ClassLive, ReasonRunnerMatches},
+		{"pid_start_time before, name unreadable", Facts{State: active(), Process: with(other, func(p *Process) { p.Started, p.Executable, p.Comm = recorded.Add(-time.Minute), "", "" })}, Policy{}, ClassLive, ReasonRunnerMatches},
+		{"pid_start_time within slack", Facts{State: active(), Process: with(runner, func(p *Process) { p.Started = recorded.Add(time.Second) })}, Policy{}, ClassLive, ReasonRunnerMatches},
 		{"pid_start_time beyond slack", Facts{State: active(), Process: with(other, func(p *Process) { p.Started = recorded.Add(3 * time.Second) })}, Policy{}, ClassOrphan, ReasonPIDReused},
 		{"pid_start_time beyond slack, runner", Facts{State: active(), Process: with(runner, func(p *Process) { p.Started = recorded.Add(3 * time.Second) })}, Policy{}, ClassLive, ReasonRunnerAmbiguous},
 		{"pid_start_time, start unreadable", Facts{State: active(), Process: with(runner, func(p *Process) { p.Started = time.Time{} })}, Policy{}, ClassLive, ReasonIdentityUnreadable},

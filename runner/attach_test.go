@@ -66,6 +66,10 @@ func TestAttachIdentity(t *testing.T) {
 	}
 	killOnCleanup(t, released.PID())
 	t.Cleanup(func() { _ = released.Stop(testCtx(t)) })
+	releasedInfo, err := procinfo.Lookup(released.PID())
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	zombie := exec.Command("true")
 	if err := zombie.Start(); err != nil {
@@ -110,7 +114,7 @@ func TestAttachIdentity(t *testing.T) {
 		{"inactive", func(st *state.State) { st.PID = sleepInfo.PID }, false},
 		{"active without pid", func(st *state.State) { st.Active = true }, false},
 		{"pid_start_time after the process started", func(st *state.State) {
-			st.Active, st.PID, st.PIDStartTime = true, sleepInfo.PID, sleepInfo.Started.Add(100*time.Millisecond)
+			st.Active, st.PID, st.PIDStartTime = true, releasedInfo.PID, releasedInfo.Started.Add(100*time.Millisecond)
 		}, true},
 		{"pid_start_time long before the process started", func(st *state.State) {
 			st.Active, st.PID, st.PIDStartTime = true, sleepInfo.PID, sleepInfo.Started.Add(-time.Minute)

@@ -146,3 +146,42 @@ func TestExitedLeaderRunner(t *testing.T) {
 		t.Errorf("state after Stop: %+v", st)
 	}
 }
+
+// TestAttachRefusesOtherProcessSteppedClock: a released record whose
+// pid_start_time is later than the start of the process now at its PID
+// (the clock was stepped back after the record, and the PID reused) is
+// kept by a collector, but is not a runner to signal: the process there
+// runs another executable. Attach refuses it, and the process survives.
+func TestAttachRefusesOtherProcessSteppedClock(t *testing.T) {
+	sleep := exec.Command("sleep", "1000")
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sleep.Process.Kill(); _ = sleep.Wait() })
+	other, err := procinfo.Lookup(sleep.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	dir := filepath.Join(root, "vm")
+	writeState(t, dir, func(st *state.State) {
+		st.Active, st.PID, st.PIDStartTime = true, other.PID, other.Started.Add(5*time.Minute)
+	})
+	if c := candidate(t, root, dir); c.Class != gc.ClassLive && c.Class != gc.ClassUnknown {
+		t.Fatalf("collector: %s (%s: %s); want it kept", c.Class, c.Reason, c.Detail)
+	}
+	p, err := Attach(dir, WithStopTimeout(50*time.Millisecond))
+	if err == nil {
+		serr := stopWithGuard(t, p)
+		t.Fatalf("Attach to a sleep at the recorded PID succeeded; Stop: %v; sleep killed: %v", serr, exited(other.PID))
+	}
+	if errors.Is(err, ErrNotRunning) {
+		t.Errorf("Attach: %v; the collector keeps it, so it is not ErrNotRunning", err)
+	}
+	if _, err := newClaimWithGuard(t, dir, WithoutCollect()); !errors.Is(err, ErrInUse) {
+		t.Errorf("NewClaim: %v, want ErrInUse", err)
+	}
+	if now, err := procinfo.Lookup(other.PID); err != nil || now.StartTime != other.StartTime {
+		t.Fatalf("the unrelated process was hit: %+v, %v", now, err)
+	}
+}
