@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"reflect"
 	"runtime/debug"
@@ -279,5 +280,24 @@ func TestVersionString(t *testing.T) {
 	}
 	if got := formatVersion("v9.9.9", info); !strings.HasPrefix(got, "go-microvm-gc v9.9.9 (") {
 		t.Errorf("the linked version does not win: %q", got)
+	}
+}
+
+// TestCheckRootSafeWithoutHOME: with $HOME unset (cron, a service,
+// env -i), the account's home directory from the user database is still
+// refused as a root, as is the directory above it.
+func TestCheckRootSafeWithoutHOME(t *testing.T) {
+	u, err := user.Current()
+	if err != nil || !filepath.IsAbs(u.HomeDir) || u.HomeDir == "/" {
+		t.Skipf("no home directory for this user: %v", err)
+	}
+	t.Setenv("HOME", "")
+	for _, root := range []string{u.HomeDir, filepath.Dir(u.HomeDir)} {
+		if err := checkRootSafe(root); err == nil {
+			t.Errorf("checkRootSafe(%q) with HOME unset = nil, want a refusal", root)
+		}
+	}
+	if err := checkRootSafe(t.TempDir()); err != nil {
+		t.Errorf("checkRootSafe(a temporary directory) = %v", err)
 	}
 }

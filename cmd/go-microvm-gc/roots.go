@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 )
@@ -132,7 +133,13 @@ func checkRootSafe(root string) error {
 	}
 	home, err := os.UserHomeDir()
 	if err != nil {
-		return nil
+		// $HOME unset (cron, a service, env -i): the account's home
+		// directory holds the user's files all the same.
+		u, uerr := user.Current()
+		if uerr != nil || !filepath.IsAbs(u.HomeDir) {
+			return nil
+		}
+		home = u.HomeDir
 	}
 	if h, err := filepath.EvalSymlinks(home); err == nil {
 		home = h
