@@ -88,7 +88,8 @@ func collectReport(root string) int {
 // live runner (an empty /proc, hidepid=2 as another user, its own PID
 // namespace) keeps the runner's data directory, both for a record of
 // released go-microvm (PID and pid_start_time) and for one of ours (exact
-// identity with the PID namespace). Absence from /proc is not death.
+// identity with the PID namespace). Absence from /proc is not death. A
+// collector in its own time namespace judges the runner as the host does.
 func TestCollectorCannotSeeRunner(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create namespaces and mounts")
@@ -126,6 +127,9 @@ func TestCollectorCannotSeeRunner(t *testing.T) {
 		// The host's /proc seen from a child PID namespace shows the
 		// runner, but under numbers that are not the collector's.
 		{"own PID namespace, the host's /proc", []string{"-p", "-f"}, "", ReasonPIDNamespaceUnknown, ReasonPIDNamespaceUnknown},
+		// A time namespace (a CRIU-restored container) shifts the start
+		// times /proc shows the collector, not the runner's identity.
+		{"own time namespace", []string{"--time", "--boottime", "100000"}, "", ReasonRunnerMatches, ReasonRunnerMatches},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
