@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -155,6 +156,22 @@ func TestLookupInTimeNamespace(t *testing.T) {
 	}
 	if d := got.Info.Started.Sub(want.Started); d < -time.Second || d > time.Second {
 		t.Errorf("Started in a time namespace = %s, on the host %s", got.Info.Started, want.Started)
+	}
+	// The boot time, against which pid_start_time says "rebooted", is
+	// the host's too.
+	hostBoot, err := BootTime()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(unshare, "--time", "--boottime", "100000", exe)
+	cmd.Env = append(os.Environ(), helperEnv+"=boottime")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("boottime helper: %v", err)
+	}
+	if got := strings.TrimSpace(string(out)); got != strconv.FormatInt(hostBoot.Unix(), 10) {
+		t.Errorf("BootTime in a time namespace = %s, on the host %d", got, hostBoot.Unix())
 	}
 }
 

@@ -120,7 +120,8 @@ func Self() (Info, error) { return Lookup(os.Getpid()) }
 // once and cached, since it cannot change while this process runs.
 func BootID() (string, error) { return bootID() }
 
-// BootTime is the wall-clock time the machine booted, to the second. It
+// BootTime is the wall-clock time the machine booted, to the second, as
+// the host sees it (Linux: a time namespace's boottime offset taken out). It
 // returns an error when the kernel does not provide it; the value is read
 // once and cached.
 func BootTime() (time.Time, error) { return bootTime() }

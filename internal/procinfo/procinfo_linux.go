@@ -94,7 +94,7 @@ func lookup(pid int) (Info, error) {
 		PID:       pid,
 		Zombie:    zombieState(st.State),
 		StartTime: uint64(hostStart),
-		Started:   boot.Add(time.Duration(st.StartTime) * tick),
+		Started:   boot.Add(time.Duration(hostStart) * tick),
 		Comm:      st.Comm,
 	}
 	if st.State == 'Z' {
@@ -303,7 +303,13 @@ var bootTime = sync.OnceValues(func() (time.Time, error) {
 	if err != nil {
 		return time.Time{}, fmt.Errorf("read boot time: %s: %w", path, err)
 	}
-	return t, nil
+	// btime is shifted back by the reader's time namespace offset; the
+	// host's boot is the one records and start times are judged against.
+	off, err := bootOffset()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read boot time: %w", err)
+	}
+	return t.Add(time.Duration(off) * tick), nil
 })
 
 // parseBootTime finds the "btime SECONDS" line of /proc/stat.
@@ -333,6 +339,11 @@ func parseBootTime(data []byte) (time.Time, error) {
 var bootOffset = sync.OnceValues(func() (int64, error) {
 	own, err := readlink("/proc/self/ns/time")
 	if errors.Is(err, unix.ENOENT) {
+		// A kernel without time namespaces, if /proc shows this
+		// process's namespaces at all.
+		if _, serr := os.Stat("/proc/self/ns/pid"); serr != nil {
+			return 0, fmt.Errorf("read time namespace: %w", serr)
+		}
 		return 0, nil
 	}
 	if err != nil {

@@ -42,6 +42,14 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	case "lookup":
 		os.Exit(helperLookup())
+	case "boottime":
+		bt, err := BootTime()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Println(bt.Unix())
+		os.Exit(0)
 	default:
 		fmt.Fprintf(os.Stderr, "unknown %s=%q\n", helperEnv, os.Getenv(helperEnv))
 		os.Exit(2)
