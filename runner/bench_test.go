@@ -44,7 +44,7 @@ func BenchmarkClaimCollect(b *testing.B) {
 		if err := ls.Save(); err != nil {
 			b.Fatal(err)
 		}
-		_ = ls.Release()
+		_ = ls.Close()
 		// A held lease is a held lease, whichever process holds it.
 		lease, err := state.TryLease(dir)
 		if err != nil {

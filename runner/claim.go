@@ -278,7 +278,7 @@ func (c *Claim) Spawn(ctx context.Context, cfg Config) (*Process, error) {
 	}
 	st, err := l.start()
 	if err != nil {
-		_ = ls.Release()
+		_ = ls.Close()
 		return nil, err
 	}
 	if testHookStarted != nil {
@@ -293,7 +293,7 @@ func (c *Claim) Spawn(ctx context.Context, cfg Config) (*Process, error) {
 			<-st.exited
 		}
 	}
-	if rerr := ls.Release(); rerr != nil {
+	if rerr := ls.Close(); rerr != nil {
 		c.opts.logger.Warn("releasing state lock", "dir", c.dataDir, "error", rerr)
 	}
 	if err != nil {
@@ -374,7 +374,7 @@ func (c *Claim) Abort() error {
 				saveErr = fmt.Errorf("abort claim %s: clear run marker: %w", c.dataDir, err)
 			}
 		}
-		_ = ls.Release()
+		_ = ls.Close()
 	}
 	var closeErr error
 	if err := lease.Close(); err != nil {

@@ -21,17 +21,19 @@ import (
 func TestConfigJSON(t *testing.T) {
 	cfg := Config{
 		RootPath: "/d/rootfs-work", NumVCPUs: 2, RAMMiB: 512, NetSocket: "/d/net.sock",
-		PortForwards:   []PortForward{{Host: 8080, Guest: 80}},
-		VirtioFS:       []VirtioFSMount{{Tag: "share", HostPath: "/srv"}},
-		ConsoleLogPath: "/d/console.log", LogLevel: 3,
+		PortForwards: []PortForward{{Host: 8080, Guest: 80}},
+		VirtioFS:     []VirtioFSMount{{Tag: "share", HostPath: "/srv"}, {Tag: "ro", HostPath: "/etc", ReadOnly: true}},
+		ConsoleLog:   "/d/console.log", LogLevel: 3,
 		LibDir: "/lib/krun", RunnerPath: "/bin/runner", VMLogPath: "/d/vm.log", Env: []string{"A=1"},
+		UserNamespace: &UserNamespaceConfig{UID: 1000, GID: 1000},
 	}
 	got, err := json.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	const want = `{"root_path":"/d/rootfs-work","num_vcpus":2,"ram_mib":512,"net_sock_path":"/d/net.sock",` +
-		`"port_forwards":[{"host":8080,"guest":80}],"virtiofs_mounts":[{"tag":"share","path":"/srv"}],` +
+		`"port_forwards":[{"host":8080,"guest":80}],` +
+		`"virtiofs_mounts":[{"tag":"share","path":"/srv"},{"tag":"ro","path":"/etc","read_only":true}],` +
 		`"console_log_path":"/d/console.log","log_level":3}`
 	if string(got) != want {
 		t.Fatalf("config JSON\n got %s\nwant %s", got, want)

@@ -73,7 +73,7 @@ func (c *Claim) lockLeased(ctx context.Context) (*state.LockedState, error) {
 		return nil, fmt.Errorf("lock state: %w", err)
 	}
 	if err := checkLeased(c.lease, c.dataDir); err != nil {
-		_ = ls.Release()
+		_ = ls.Close()
 		return nil, err
 	}
 	return ls, nil

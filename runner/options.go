@@ -12,8 +12,8 @@ import (
 // Defaults of the claim options.
 const (
 	// DefaultCollectBudget bounds the deletion work of the collection that
-	// NewClaim runs.
-	DefaultCollectBudget = 2 * time.Second
+	// NewClaim runs; it is gc.BeforeCreate's budget too.
+	DefaultCollectBudget = gc.DefaultCreateBudget
 	// DefaultStopTimeout is how long Stop waits after SIGTERM before SIGKILL.
 	DefaultStopTimeout = 10 * time.Second
 	// DefaultLeaseTimeout is how long NewClaim waits for the run lease, which

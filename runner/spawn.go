@@ -35,6 +35,14 @@ func (DefaultSpawner) Spawn(ctx context.Context, cfg Config) (ProcessHandle, err
 	return SpawnProcess(ctx, cfg)
 }
 
+// Spawn is SpawnProcess, under the name released go-microvm first gave it.
+//
+// Deprecated: Use SpawnProcess, DefaultSpawner or, to have the run
+// protected by a lease, NewClaim and (*Claim).Spawn.
+func Spawn(ctx context.Context, cfg Config) (*Process, error) {
+	return SpawnProcess(ctx, cfg)
+}
+
 // SpawnProcess starts the runner without a claim, as released versions do:
 // no lease, and the Process identifies the runner by PID and the kernel
 // start time read right after the spawn. It returns an error wrapping
@@ -89,6 +97,11 @@ func prepareRunner(ctx context.Context, cfg Config, lease *os.File) (*launch, er
 	// Not CommandContext: the runner must outlive ctx and this process.
 	cmd := exec.Command(path, string(arg))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if cfg.UserNamespace != nil {
+		if err := applyUserNamespace(cmd.SysProcAttr, cfg.UserNamespace); err != nil {
+			return nil, fmt.Errorf("spawn runner: %w", err)
+		}
+	}
 	var extra []string
 	if lease != nil {
 		cmd.ExtraFiles = []*os.File{lease}
@@ -122,6 +135,9 @@ func (l *launch) start() (*started, error) {
 	// The child has its own copy of the log after Start; ours is not needed.
 	defer l.close()
 	if err := l.cmd.Start(); err != nil {
+		if hint := userNamespaceHint(l.cmd.SysProcAttr, err); hint != "" {
+			return nil, fmt.Errorf("spawn runner %s: %w (%s)", l.path, err, hint)
+		}
 		return nil, fmt.Errorf("spawn runner %s: %w", l.path, err)
 	}
 	cmd := l.cmd

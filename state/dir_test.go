@@ -194,14 +194,14 @@ func TestLockFileHostile(t *testing.T) {
 					if err != nil {
 						return nil, err
 					}
-					return ls.Release, nil
+					return ls.Close, nil
 				}},
 				{"TryLoadAndLock", func() (func() error, error) {
 					ls, err := m.TryLoadAndLock()
 					if err != nil {
 						return nil, err
 					}
-					return ls.Release, nil
+					return ls.Close, nil
 				}},
 				{"Dir.TryLock", func() (func() error, error) {
 					l, err := d.TryLock()

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 
-//go:build unix
+//go:build unix && !aix
 
 package state
 
@@ -176,7 +176,7 @@ func (f StateFile) Read() (*State, FileInfo, error) {
 	}
 	s, err := Parse(buf[:n])
 	if err != nil {
-		return nil, fi, &fs.PathError{Op: "parse state", Path: atPath(f.dir, f.name), Err: err}
+		return nil, fi, &fs.PathError{Op: opParse, Path: atPath(f.dir, f.name), Err: err}
 	}
 	return s, fi, nil
 }

@@ -87,7 +87,7 @@ func helperLock(dir string) int {
 			ls.Name = arg
 			return ls.Save()
 		case "release":
-			return ls.Release()
+			return ls.Close()
 		}
 		return fmt.Errorf("unknown command %q", cmd)
 	})

@@ -7,10 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // retryDelay is how often a blocked acquisition polls. Each poll opens the
@@ -32,7 +31,7 @@ type LockedState struct {
 	*State
 
 	m        *Manager
-	fd       int
+	held     heldLock
 	released bool
 }
 
@@ -55,12 +54,16 @@ func (m *Manager) LoadAndLock(ctx context.Context) (*LockedState, error) {
 }
 
 // LoadAndLockWithRetry is LoadAndLock bounded by timeout: when the lock is
-// still held after timeout it returns an error wrapping
-// context.DeadlineExceeded.
+// still held after timeout it returns an error that says "timeout", as
+// released go-microvm's does, and wraps context.DeadlineExceeded.
 func (m *Manager) LoadAndLockWithRetry(ctx context.Context, timeout time.Duration) (*LockedState, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	return m.LoadAndLock(ctx)
+	ls, err := m.LoadAndLock(tctx)
+	if err != nil && tctx.Err() != nil && ctx.Err() == nil {
+		return nil, fmt.Errorf("timeout waiting for state lock after %s: %w", timeout, err)
+	}
+	return ls, err
 }
 
 // TryLoadAndLock takes the state lock without blocking and loads the state.
@@ -75,18 +78,18 @@ func (m *Manager) TryLoadAndLock() (*LockedState, error) {
 }
 
 func (m *Manager) loadAndLock(ctx context.Context, block bool) (*LockedState, error) {
-	fd, err := lockStateFile(ctx, m.LockPath(), block)
+	held, err := lockStateFile(ctx, m.LockPath(), block)
 	if err != nil {
 		return nil, err
 	}
 	s, err := m.Load()
 	if err != nil {
-		if uerr := releaseFd(fd); uerr != nil {
+		if uerr := unlockHeld(held); uerr != nil {
 			err = errors.Join(err, fmt.Errorf("unlock %s: %w", m.LockPath(), uerr))
 		}
 		return nil, err
 	}
-	return &LockedState{State: s, m: m, fd: fd}, nil
+	return &LockedState{State: s, m: m, held: held}, nil
 }
 
 // lockStateFile takes the state lock at path, a writer's: the lock file is
@@ -94,33 +97,44 @@ func (m *Manager) loadAndLock(ctx context.Context, block bool) (*LockedState, er
 // resolved afresh by every open and by the inode check, so a data
 // directory replaced under its path is noticed too; with block it polls
 // until ctx is done.
-func lockStateFile(ctx context.Context, path string, block bool) (int, error) {
-	fd, _, err := tryLockAt(unix.AT_FDCWD, "", path, "")
+func lockStateFile(ctx context.Context, path string, block bool) (heldLock, error) {
+	held, err := tryLockPath(path)
 	if !block {
-		return fd, err
+		return held, err
 	}
 	t := time.NewTicker(retryDelay)
 	defer t.Stop()
 	for err != nil && errors.Is(err, ErrLocked) {
 		select {
 		case <-ctx.Done():
-			return -1, fmt.Errorf("lock %s: %w", path, ctx.Err())
+			var none heldLock
+			return none, fmt.Errorf("lock %s: %w", path, ctx.Err())
 		case <-t.C:
 		}
-		fd, _, err = tryLockAt(unix.AT_FDCWD, "", path, "")
+		held, err = tryLockPath(path)
 	}
-	return fd, err
+	return held, err
 }
 
-// Release drops the state lock. It is safe to call twice; the second call
-// does nothing. An error means the unlock itself failed; the descriptor is
-// then closed when the process exits.
-func (ls *LockedState) Release() error {
+// Release drops the state lock, as released go-microvm's Release does: it
+// has no result, and a failure to unlock is logged with slog's default
+// logger (the lock is then dropped when the process exits). It is safe to
+// call more than once; later calls do nothing. Callers that want the error
+// use Close.
+func (ls *LockedState) Release() {
+	if err := ls.Close(); err != nil {
+		slog.Warn("releasing state lock", "path", ls.m.LockPath(), "error", err)
+	}
+}
+
+// Close drops the state lock like Release and returns the unlock error.
+// It is safe to call more than once; later calls return nil.
+func (ls *LockedState) Close() error {
 	if ls.released {
 		return nil
 	}
 	ls.released = true
-	if err := releaseFd(ls.fd); err != nil {
+	if err := unlockHeld(ls.held); err != nil {
 		return fmt.Errorf("unlock %s: %w", ls.m.LockPath(), err)
 	}
 	return nil

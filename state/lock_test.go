@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -34,8 +35,8 @@ func TestTryLoadAndLockHeldByAnotherProcess(t *testing.T) {
 	_, err = within(t, "LoadAndLockWithRetry", func() (*LockedState, error) {
 		return m.LoadAndLockWithRetry(t.Context(), 50*time.Millisecond)
 	})
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("LoadAndLockWithRetry while held: %v, want DeadlineExceeded", err)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "timeout") {
+		t.Errorf("LoadAndLockWithRetry while held: %v, want DeadlineExceeded, saying timeout as released does", err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
@@ -125,7 +126,7 @@ func TestLockWaiterGivesUpOnRemovedDirectory(t *testing.T) {
 	if err := os.Remove(dir); err != nil {
 		t.Fatal(err)
 	}
-	if err := ls.Release(); err != nil {
+	if err := ls.Close(); err != nil {
 		t.Fatal(err)
 	}
 	line := b.expect("error:")
@@ -205,5 +206,38 @@ func TestLockFileSymlinkRefused(t *testing.T) {
 	}
 	if _, err := os.Lstat(target); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the symlink target was created: %v", err)
+	}
+}
+
+// As released: a directory without a state file loads as a fresh state
+// created now, and a corrupt file's error says "parse state file" whether
+// it is loaded with or without the lock.
+func TestReleasedLoadBehaviour(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "new")
+	m := NewManager(dir)
+	before := time.Now()
+	ls, err := m.LoadAndLock(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := ls.CreatedAt; c.Before(before) || c.After(time.Now()) {
+		t.Errorf("CreatedAt of a fresh state = %v, want between %v and now", c, before)
+	}
+	ls.Release()
+	ls.Release()
+
+	if err := os.WriteFile(m.StatePath(), []byte("{corrupt"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = m.LoadAndLock(t.Context())
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "parse state file") {
+		t.Errorf("LoadAndLock of a corrupt file: %v, want ErrCorrupt saying parse state file", err)
+	}
+	if _, err := m.Load(); err == nil || !strings.Contains(err.Error(), "parse state file") {
+		t.Errorf("Load of a corrupt file: %v, want an error saying parse state file", err)
+	}
+	// The failed LoadAndLock let go of the lock.
+	if held, err := ProbeLock(dir); err != nil || held {
+		t.Errorf("ProbeLock after a failed LoadAndLock = %v, %v; want free", held, err)
 	}
 }

@@ -6,9 +6,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-
-	"golang.org/x/sys/unix"
 )
+
+// opParse is the Op of the error for a file that is not a state file. It
+// keeps the words of released go-microvm's error, which callers match.
+const opParse = "parse state file"
 
 // Parse decodes a state file's bytes with the same checks as Load: more than
 // MaxFileSize bytes is ErrTooLarge; anything but a JSON object that decodes
@@ -45,6 +47,5 @@ func Parse(data []byte) (*State, error) {
 // Parse returns them. It is Dir.Read on a path: the same code applies the
 // same rules.
 func ReadFile(path string) (*State, error) {
-	s, _, err := readAt(unix.AT_FDCWD, "", path)
-	return s, err
+	return readPath(path)
 }

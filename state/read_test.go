@@ -181,7 +181,7 @@ func TestAdditiveFieldsRoundTrip(t *testing.T) {
 	if err := ls.Save(); err != nil {
 		t.Fatal(err)
 	}
-	if err := ls.Release(); err != nil {
+	if err := ls.Close(); err != nil {
 		t.Fatal(err)
 	}
 	got, err := m.Load()

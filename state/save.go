@@ -70,20 +70,6 @@ func writeAtomic(dir, name string, data []byte) (err error) {
 	return nil
 }
 
-// syncDir flushes a directory's entries, making a rename or unlink in it
-// durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	if err := d.Sync(); err != nil {
-		d.Close()
-		return err
-	}
-	return d.Close()
-}
-
 // Remove deletes the state file and flushes the data directory; the lock
 // stays held until Release. A state file that is already gone is not an
 // error. Remove after Release is an error.

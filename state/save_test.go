@@ -116,10 +116,10 @@ func TestRemoveAndRelease(t *testing.T) {
 	if _, err := os.Lstat(m.LockPath()); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("lock file after RemoveLockFile: %v", err)
 	}
-	if err := ls.Release(); err != nil {
+	if err := ls.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := ls.Release(); err != nil {
+	if err := ls.Close(); err != nil {
 		t.Errorf("second Release: %v", err)
 	}
 	for name, f := range map[string]func() error{"Save": ls.Save, "Remove": ls.Remove, "RemoveLockFile": ls.RemoveLockFile} {
@@ -132,7 +132,7 @@ func TestRemoveAndRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ls2.Release(); err != nil {
+	if err := ls2.Close(); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -10,16 +10,25 @@ import (
 	"time"
 )
 
+// The released package's unexported names for the file names and the
+// version, kept so that code written against the released package's
+// internals (its own tests) still compiles against this one.
+const (
+	stateFileName = "go-microvm-state.json"
+	lockFileName  = "go-microvm-state.lock"
+	stateVersion  = 1
+)
+
 // File names inside a data directory, as released go-microvm uses them.
 const (
 	// FileName is the state file.
-	FileName = "go-microvm-state.json"
+	FileName = stateFileName
 	// LockFileName is the state lock: an empty file flocked by writers.
-	LockFileName = "go-microvm-state.lock"
+	LockFileName = lockFileName
 	// TempPattern is the os.CreateTemp pattern of in-flight saves.
 	TempPattern = "state-*.json.tmp"
 	// CurrentVersion is the schema version written and the newest understood.
-	CurrentVersion = 1
+	CurrentVersion = stateVersion
 	// MaxFileSize caps how much of a state file is ever read.
 	MaxFileSize = 64 << 10
 )
@@ -100,12 +109,14 @@ func (m *Manager) StatePath() string { return filepath.Join(m.dataDir, FileName)
 func (m *Manager) LockPath() string { return filepath.Join(m.dataDir, LockFileName) }
 
 // Load reads the state without locking. A missing file (or a missing data
-// directory) is a fresh default state (Version 1, inactive), as in released
-// go-microvm. Any other failure is returned as ReadFile returns it.
+// directory) is a fresh default state (Version 1, inactive, CreatedAt now),
+// as in released go-microvm. Any other failure is returned as ReadFile
+// returns it; a file that is not a state file says "parse state file", as
+// released go-microvm's error does.
 func (m *Manager) Load() (*State, error) {
 	s, err := ReadFile(m.StatePath())
 	if errors.Is(err, fs.ErrNotExist) {
-		return &State{Version: CurrentVersion}, nil
+		return &State{Version: CurrentVersion, CreatedAt: time.Now()}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load state: %w", err)

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 
-//go:build unix
+//go:build unix && !aix
 
 package state
 
@@ -96,6 +96,25 @@ func probeFd(fd int, path string) (held bool, err error) {
 	return false, nil
 }
 
+// heldLock is a held state lock: its descriptor.
+type heldLock = int
+
+// tryLockPath takes a writer's state lock at path without waiting (see
+// tryLockAt).
+func tryLockPath(path string) (heldLock, error) {
+	fd, _, err := tryLockAt(unix.AT_FDCWD, "", path, "")
+	return fd, err
+}
+
+// unlockHeld drops a lock taken with tryLockPath.
+func unlockHeld(fd heldLock) error { return releaseFd(fd) }
+
+// readPath is ReadFile.
+func readPath(path string) (*State, error) {
+	s, _, err := readAt(unix.AT_FDCWD, "", path)
+	return s, err
+}
+
 // releaseFd drops the flock held on fd and closes it. The description is
 // this process's alone (opened O_CLOEXEC), but the explicit unlock also
 // drops the lock at once should a fork be in progress.
@@ -109,4 +128,18 @@ func releaseFd(fd int) error {
 		return os.NewSyscallError("close", cerr)
 	}
 	return nil
+}
+
+// syncDir flushes a directory's entries, making a rename or unlink in it
+// durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	if err := d.Sync(); err != nil {
+		d.Close()
+		return err
+	}
+	return d.Close()
 }

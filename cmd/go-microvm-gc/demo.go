@@ -429,12 +429,12 @@ func (d *demo) startVM(ctx context.Context, v *demoVM) error {
 		return err
 	}
 	v.proc, err = claim.Spawn(ctx, runner.Config{
-		RootPath:       filepath.Join(v.dir, "rootfs-work"),
-		NumVCPUs:       1,
-		RAMMiB:         256,
-		ConsoleLogPath: filepath.Join(v.dir, "console.log"),
-		VMLogPath:      filepath.Join(v.dir, "vm.log"),
-		RunnerPath:     d.runnerPath,
+		RootPath:   filepath.Join(v.dir, "rootfs-work"),
+		NumVCPUs:   1,
+		RAMMiB:     256,
+		ConsoleLog: filepath.Join(v.dir, "console.log"),
+		VMLogPath:  filepath.Join(v.dir, "vm.log"),
+		RunnerPath: d.runnerPath,
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: Apache-2.0
+
+//go:build !unix || aix
+
+package state
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+
+	"github.com/gofrs/flock"
+)
+
+// On platforms without Unix file descriptors (Windows, js/wasm, ...) the
+// package keeps the API and the file format that released go-microvm has
+// there: the state lock is github.com/gofrs/flock's lock on the lock file,
+// as released, without the inode check that follows a Unix flock, and
+// reads check the file type by path before they open it. The run lease,
+// Dir and the probes are Unix only, like the collector that uses them.
+
+// heldLock is a held state lock.
+type heldLock = *flock.Flock
+
+// tryLockPath takes a writer's state lock at path without waiting,
+// creating the lock file when it is missing. It returns an error matching
+// ErrLocked when the lock is held.
+func tryLockPath(path string) (heldLock, error) {
+	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
+		return nil, &fs.PathError{Op: "lock", Path: path, Err: fmt.Errorf("%w: %s", ErrNotRegular, fi.Mode().Type())}
+	}
+	fl := flock.New(path)
+	ok, err := fl.TryLock()
+	if err != nil {
+		return nil, &fs.PathError{Op: "lock", Path: path, Err: err}
+	}
+	if !ok {
+		return nil, &fs.PathError{Op: "lock", Path: path, Err: ErrLocked}
+	}
+	return fl, nil
+}
+
+// unlockHeld drops a lock taken with tryLockPath.
+func unlockHeld(fl heldLock) error {
+	if fl == nil {
+		return nil
+	}
+	uerr := fl.Unlock()
+	cerr := fl.Close()
+	return errors.Join(uerr, cerr)
+}
+
+// readPath is ReadFile: the type and size are looked at by path first, so
+// a symlink or FIFO is never opened.
+func readPath(path string) (*State, error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, &fs.PathError{Op: "read state", Path: path, Err: fmt.Errorf("%w: %s", ErrNotRegular, fi.Mode().Type())}
+	}
+	if fi.Size() > MaxFileSize {
+		return nil, &fs.PathError{Op: "read state", Path: path, Err: fmt.Errorf("%w: %d bytes, cap %d", ErrTooLarge, fi.Size(), MaxFileSize)}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, &fs.PathError{Op: "read", Path: path, Err: err}
+	}
+	s, err := Parse(data)
+	if err != nil {
+		return nil, &fs.PathError{Op: opParse, Path: path, Err: err}
+	}
+	return s, nil
+}
+
+// syncDir does nothing here: not every platform can flush a directory
+// (Windows refuses a directory handle), and released go-microvm never did.
+func syncDir(string) error { return nil }
