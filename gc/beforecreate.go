@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package gc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"time"
+)
+
+// DefaultCreateBudget bounds the deletion work of a collection that runs
+// before a VM is created: BeforeCreate's, and runner.NewClaim's. What does
+// not fit is left, still reclaimable, for the next one.
+const DefaultCreateBudget = 2 * time.Second
+
+// BeforeCreate returns the function that released go-microvm runs as a
+// preflight check (the Run field of a preflight.Check), so that every
+// microvm.Run first reclaims the VMs that crashed under root. Register it
+// before the disk-space check, so that the space it frees is counted:
+//
+//	checker.Register(preflight.Check{Name: "go-microvm-gc", Run: gc.BeforeCreate(root)})
+//
+// Each call is CollectContext with the rules of runner.NewClaim's
+// collection: its deletion work is bounded by DefaultCreateBudget (opts
+// may set WithBudget and every other Option, and come after the default);
+// it returns at once when another collector holds the root lock; a root
+// that does not exist yet is nothing to do. It logs, with the WithLogger
+// logger or else slog's default one, what it reclaimed, each orphan it
+// could not reclaim or deferred, and each error. It returns an error only
+// when ctx is done, so a check registered as Required fails VM creation
+// only when the creation is being cancelled anyway.
+func BeforeCreate(root string, opts ...Option) func(context.Context) error {
+	given := newOptions(opts)
+	all := append([]Option{WithBudget(DefaultCreateBudget)}, opts...)
+	logger := slog.Default()
+	if hasLogger(opts) {
+		logger = given.logger
+	}
+	all = append(all, WithLogger(logger))
+	return func(ctx context.Context) error {
+		rep, err := CollectContext(ctx, root, all...)
+		logCreateCollection(logger, root, rep, err)
+		if cerr := ctx.Err(); cerr != nil {
+			return fmt.Errorf("reclaim crashed VMs under %s: %w", root, cerr)
+		}
+		return nil
+	}
+}
+
+// hasLogger reports whether opts set a logger.
+func hasLogger(opts []Option) bool {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o.logger != nil
+}
+
+// logCreateCollection logs the outcome of a collection that ran before a
+// VM's creation: it never fails the creation, so the log is where its
+// failures go.
+func logCreateCollection(logger *slog.Logger, root string, rep *Report, err error) {
+	switch {
+	case errors.Is(err, ErrBusy):
+		logger.Debug("gc before create: skipped, another collector holds the root", "root", root)
+	case errors.Is(err, fs.ErrNotExist):
+		logger.Debug("gc before create: skipped, root does not exist", "root", root)
+	case err != nil && rep == nil:
+		logger.Warn("gc before create: collection failed", "root", root, "error", err)
+	}
+	if rep == nil {
+		return
+	}
+	// Each error was already logged by the collection itself.
+	for _, k := range rep.Kept {
+		if k.Class == ClassOrphan {
+			logger.Warn("gc before create: orphan not reclaimed", "path", k.Path, "reason", k.Reason, "detail", k.Detail)
+		}
+	}
+	if len(rep.Reclaimed) > 0 || rep.Deferred || len(rep.Errors) > 0 {
+		logger.Info("gc before create", "root", root, "reclaimed", len(rep.Reclaimed),
+			"bytes_freed", rep.BytesFreed, "deferred", rep.Deferred, "errors", len(rep.Errors))
+	}
+}
