@@ -439,6 +439,9 @@ func (c *collector) reclaimOpen(cand scanned, d *os.File) (*Orphan, *Candidate, 
 	if err := c.verifyPath(rel, d); err != nil {
 		return nil, &now, err
 	}
+	if k := c.embedderFirst(d, rel, now); k != nil {
+		return nil, k, nil
+	}
 
 	freed, tr, err := c.commit(d, path, sl)
 	if err != nil {

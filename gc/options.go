@@ -24,6 +24,10 @@ type options struct {
 	sizes      bool
 	dryRun     bool
 	now        func() time.Time
+	// owned are the embedder's entry names (WithOwnedNames), valid ones
+	// only; keep is its veto (WithKeep).
+	owned []string
+	keep  func(dataDir string) bool
 }
 
 func newOptions(opts []Option) *options {
@@ -83,3 +87,43 @@ func WithSizes() Option { return func(o *options) { o.sizes = true } }
 // takes no lock that would create a file, empties no trash and reports
 // would-be reclaims in Report.Reclaimed.
 func WithDryRun() Option { return func(o *options) { o.dryRun = true } }
+
+// WithOwnedNames names entries (files, directories, symlinks) that the
+// embedder owns in a data directory and in its parents below root, so
+// that Collect removes them with a VM it reclaims: for example an
+// embedder's log file and marker beside root/<name>/data, or an image
+// cache inside the data directory. Without it Collect touches only
+// go-microvm's own entries.
+//
+// Each name is one path component; "", ".", "..", names with a slash and
+// names starting with OwnPrefix are ignored. The entries go before the
+// state file, under the VM's run lease and state lock, fd-relative like
+// rootfs-work: a symlink is unlinked and never followed, a directory is
+// never left through a symlink or into another filesystem (a mount point
+// is reported and left). In a parent, they go only when the parent holds
+// nothing else than the VM's own branch, owned names and an idle
+// collector lock: a parent shared with anything else is left whole. What
+// cannot be removed (an error, a mount point, a spent budget) keeps the
+// VM an orphan, with its state file, for the next Collect. The emptied
+// data directory and its emptied parent are then removed as usual.
+func WithOwnedNames(names ...string) Option {
+	return func(o *options) {
+		for _, n := range names {
+			if validOwnedName(n) {
+				o.owned = append(o.owned, n)
+			}
+		}
+	}
+}
+
+// WithKeep sets the embedder's veto: Collect asks keep(dataDir), with the
+// data directory's absolute path, under its run lease and state lock just
+// before it reclaims it, and keeps it when keep returns true, with
+// ReasonEmbedderKeep. It lets an embedder protect its current run or a
+// directory its own liveness check says is in use. keep may run
+// concurrently for different directories. A keep that panics keeps the
+// directory, and the panic is reported in Report.Errors; it never reaches
+// the caller.
+func WithKeep(keep func(dataDir string) bool) Option {
+	return func(o *options) { o.keep = keep }
+}

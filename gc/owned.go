@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package gc
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stacklok/go-microvm/internal/fstree"
+	"github.com/stacklok/go-microvm/state"
+)
+
+// ReasonEmbedderKeep: the embedder's WithKeep function vetoed the reclaim
+// (or panicked, which keeps the directory too).
+const ReasonEmbedderKeep Reason = "embedder-keep"
+
+// errKeepPanicked wraps the value of a WithKeep function that panicked.
+var errKeepPanicked = errors.New("keep function panicked")
+
+// validOwnedName reports whether name is one path component that the
+// collector may remove for an embedder. go-microvm's own names are not:
+// the commit removes those in its crash-safe order, the state file last.
+func validOwnedName(name string) bool {
+	switch name {
+	case "", ".", "..", rootfsWorkName, state.FileName, state.LockFileName, consoleLogName, vmLogName:
+		return false
+	}
+	if ok, _ := filepath.Match(state.TempPattern, name); ok {
+		return false
+	}
+	return !strings.ContainsRune(name, '/') && !strings.HasPrefix(name, OwnPrefix)
+}
+
+// embedderFirst runs, under the data directory's lease and state lock and
+// once its path is verified, what the embedder asked for before a
+// reclaim: its veto, then the removal of its owned entries. It returns
+// the candidate as kept when the reclaim must not go on.
+func (c *collector) embedderFirst(d *os.File, rel string, now Candidate) *Candidate {
+	if c.o.keep != nil {
+		keep, err := c.askKeep(now.Path)
+		if err != nil {
+			c.addErr(now.Path, err)
+			return relabel(now, ClassUnknown, ReasonEmbedderKeep, err.Error())
+		}
+		if keep {
+			return relabel(now, ClassLive, ReasonEmbedderKeep, "kept by the embedder")
+		}
+	}
+	if len(c.o.owned) == 0 {
+		return nil
+	}
+	if left := c.removeOwned(d, now.Path, "", now.Path); left != "" {
+		k := now
+		k.Detail += "; owned entry left for the next run: " + left
+		return &k
+	}
+	parents := c.ownedParents(d, rel)
+	defer func() {
+		for _, p := range parents {
+			p.dir.Close()
+		}
+	}()
+	for _, p := range parents {
+		if left := c.removeOwned(p.dir, p.path, p.branch, now.Path); left != "" {
+			k := now
+			k.Detail += "; owned entry left for the next run: " + left
+			return &k
+		}
+	}
+	return nil
+}
+
+// askKeep calls the embedder's veto, turning a panic into an error.
+func (c *collector) askKeep(dataDir string) (keep bool, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			keep, err = true, fmt.Errorf("%w: %v", errKeepPanicked, v)
+		}
+	}()
+	return c.o.keep(dataDir), nil
+}
+
+// removeOwned removes the owned entries of dir (at path), fd-relative, but
+// never branch, the entry leading to the data directory, and returns the
+// path of the first one it could not remove, "" when all are gone.
+// Failures are reported by removeTree, under owner, the data directory.
+func (c *collector) removeOwned(dir *os.File, path, branch, owner string) string {
+	for _, name := range c.o.owned {
+		if name == branch {
+			continue
+		}
+		if _, err := lstatAt(dir, name); errors.Is(err, unix.ENOENT) {
+			continue
+		}
+		display := filepath.Join(path, name)
+		freed, gone := c.removeTree(dir, name, display, owner)
+		c.mu.Lock()
+		c.rep.BytesFreed += freed
+		c.mu.Unlock()
+		if !gone {
+			return display
+		}
+	}
+	return ""
+}
+
+// ownedParent is an open parent of a data directory whose owned entries
+// go with it.
+type ownedParent struct {
+	dir    *os.File
+	path   string
+	branch string // the entry leading down to the data directory
+}
+
+// ownedParents opens the parents of the data directory d at rel, strictly
+// below root and from the nearest up, as long as each holds nothing but
+// the branch leading to d, owned names and an idle collector lock file,
+// and the branch is the directory below it (d for the first). The caller
+// closes them.
+func (c *collector) ownedParents(d *os.File, rel string) []ownedParent {
+	var out []ownedParent
+	child, childRel := d, rel
+	for up := filepath.Dir(childRel); up != "."; up = filepath.Dir(up) {
+		p, err := fstree.OpenDir(c.root, up)
+		if err != nil {
+			break
+		}
+		if !c.onlyBranch(p, filepath.Base(childRel), child) {
+			p.Close()
+			break
+		}
+		out = append(out, ownedParent{dir: p, path: filepath.Join(c.abs, up), branch: filepath.Base(childRel)})
+		child, childRel = p, up
+	}
+	return out
+}
+
+// onlyBranch reports whether p holds only the directory child under name,
+// owned names and an idle collector lock file.
+func (c *collector) onlyBranch(p *os.File, name string, child *os.File) bool {
+	r, err := reopenDir(p)
+	if err != nil {
+		return false
+	}
+	defer r.Close()
+	names, err := r.Readdirnames(-1)
+	if err != nil {
+		return false
+	}
+	for _, n := range names {
+		if n != name && n != LockName && !slices.Contains(c.o.owned, n) {
+			return false
+		}
+	}
+	// The entry must still be the directory the caller holds open.
+	named, err := openDirAt(p, name, name)
+	if err != nil {
+		return false
+	}
+	defer named.Close()
+	same, err := sameFile(named, child)
+	return err == nil && same
+}
