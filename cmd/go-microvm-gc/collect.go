@@ -32,6 +32,7 @@ type collectFlags struct {
 	dryRun      bool
 	force       bool
 	metricsFile string
+	owned       []string
 }
 
 func (a *app) newCollectCmd() *cobra.Command {
@@ -53,6 +54,7 @@ func (a *app) newCollectCmd() *cobra.Command {
 	f.BoolVar(&cf.allowAnyRoot, "allow-any-root", false, "collect even in / or the home directory")
 	f.StringVar(&cf.metricsFile, "metrics-file", "", "write Prometheus text-format metrics to `FILE` (atomically)")
 	_ = cmd.MarkFlagFilename("metrics-file", "prom")
+	f.StringArrayVar(&cf.owned, "owned", nil, "entry `NAME` the embedder owns in a data directory and its parents, removed with the VM (repeatable)")
 	return cmd
 }
 
@@ -108,6 +110,9 @@ func (a *app) runCollect(cf *collectFlags) error {
 	base := []gc.Option{gc.WithLogger(logger)}
 	if cf.dryRun {
 		base = append(base, gc.WithDryRun(), gc.WithSizes())
+	}
+	if len(cf.owned) > 0 {
+		base = append(base, gc.WithOwnedNames(cf.owned...))
 	}
 	opts := append(cf.gcOptions(), base...)
 	if cf.stopped && !cf.force && !cf.dryRun && a.stdinTTY && a.stderrTTY {
