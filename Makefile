@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 #
-# Targets: build test lint cross demo bench fuzz stress ci (see README.md).
+# Targets: build test lint cross demo bench fuzz stress upstream-check ci
+# (see README.md).
 
 GO ?= go
 
@@ -28,7 +29,7 @@ STRESS_TIMEOUT ?= 30m
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build test lint cross demo bench fuzz stress ci
+.PHONY: all build test lint cross demo bench fuzz stress upstream-check ci
 
 all: build
 
@@ -77,6 +78,12 @@ stress:
 	STRESS_KILLS=$(STRESS_KILLS) STRESS_DURATION=$(STRESS_DURATION) STRESS_FILES=$(STRESS_FILES) \
 		$(if $(STRESS_SEED),STRESS_SEED=$(STRESS_SEED)) \
 		$(GO) test -race -count=1 -timeout $(STRESS_TIMEOUT) -v ./internal/stress/...
+
+## upstream-check: drop state, runner and gc into a released go-microvm
+## tree and run its vet and tests there (make upstream-check
+## UPSTREAM=path/to/go-microvm); skipped with a message without UPSTREAM
+upstream-check:
+	GO=$(GO) bash scripts/upstream-check.sh "$(UPSTREAM)"
 
 ## ci: what CI runs (.ci/run)
 ci:
