@@ -219,12 +219,12 @@ loop:
 				syscall.Kill(os.Getpid(), syscall.SIGKILL)
 			}
 			p, err := c.Spawn(ctx, runner.Config{
-				RootPath:       rootfs,
-				NumVCPUs:       1,
-				RAMMiB:         64,
-				ConsoleLogPath: filepath.Join(dir, "console.log"),
-				RunnerPath:     runnerPath,
-				VMLogPath:      filepath.Join(dir, "vm.log"),
+				RootPath:   rootfs,
+				NumVCPUs:   1,
+				RAMMiB:     64,
+				ConsoleLog: filepath.Join(dir, "console.log"),
+				RunnerPath: runnerPath,
+				VMLogPath:  filepath.Join(dir, "vm.log"),
 			})
 			if err != nil {
 				event("spawn-error %q %v", dir, err)

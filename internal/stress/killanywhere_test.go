@@ -50,12 +50,12 @@ func startLiveVM(t *testing.T, dir string, r *rand.Rand, nfiles int) *liveVM {
 	ready := filepath.Join(t.TempDir(), "ready")
 	t.Setenv("STANDIN_READY", ready)
 	p, err := c.Spawn(ctx, runner.Config{
-		RootPath:       rootfs,
-		NumVCPUs:       1,
-		RAMMiB:         64,
-		ConsoleLogPath: filepath.Join(dir, "console.log"),
-		RunnerPath:     runnerPath,
-		VMLogPath:      filepath.Join(dir, "vm.log"),
+		RootPath:   rootfs,
+		NumVCPUs:   1,
+		RAMMiB:     64,
+		ConsoleLog: filepath.Join(dir, "console.log"),
+		RunnerPath: runnerPath,
+		VMLogPath:  filepath.Join(dir, "vm.log"),
 	})
 	if err != nil {
 		c.Abort()
