@@ -76,4 +76,14 @@
 //
 // Neither field changes "version", which stays 1 so that released readers
 // keep reading the file.
+//
+// # Released API
+//
+// The exported API of released go-microvm's state package is kept exactly
+// (this package only adds to it), and so are the words of its errors that
+// callers match ("parse state file", "timeout"). On platforms without Unix
+// descriptors (Windows, js/wasm, AIX) the package builds as released does:
+// Manager, LockedState and the reads work there, the state lock is
+// github.com/gofrs/flock's as released, and the run lease, Dir and the
+// probes, which only the Unix collector uses, are absent.
 package state
