@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -76,11 +77,15 @@ func TestBroodBoxSweep(t *testing.T) {
 		keepSnap[d] = snapshot(t, d)
 	}
 
+	// The veto runs concurrently for different directories.
+	var mu sync.Mutex
 	var asked []string
 	rep := collect(t, vms,
 		WithOwnedNames(bboxOwned...),
 		WithStopped(0),
 		WithKeep(func(dataDir string) bool {
+			mu.Lock()
+			defer mu.Unlock()
 			asked = append(asked, dataDir)
 			return dataDir == vetoedData
 		}),
