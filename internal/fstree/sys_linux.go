@@ -152,8 +152,8 @@ func plainStatAt(dirfd int, name string, flags int) (stat, error) {
 	return stat{
 		id:     fileID{dev: st.Dev, ino: st.Ino},
 		mode:   st.Mode,
-		nlink:  st.Nlink,
-		blocks: st.Blocks,
+		nlink:  uint64(st.Nlink), // uint32 on arm64, uint64 on amd64
+		blocks: int64(st.Blocks),
 	}, nil
 }
 
