@@ -37,11 +37,11 @@ func startReleasedVM(t *testing.T, dir string, r *rand.Rand, nfiles int) *releas
 	rootfs := filepath.Join(dir, "rootfs-work")
 	buildTree(t, rootfs, r, nfiles, 4)
 	cfg, err := json.Marshal(runner.Config{
-		RootPath:       rootfs,
-		NumVCPUs:       1,
-		RAMMiB:         64,
-		ConsoleLogPath: filepath.Join(dir, "console.log"),
-		VMLogPath:      filepath.Join(dir, "vm.log"),
+		RootPath:   rootfs,
+		NumVCPUs:   1,
+		RAMMiB:     64,
+		ConsoleLog: filepath.Join(dir, "console.log"),
+		VMLogPath:  filepath.Join(dir, "vm.log"),
 	})
 	if err != nil {
 		t.Fatal(err)
