@@ -124,3 +124,101 @@ func BenchmarkRemoveVsRmRf(b *testing.B) {
 		})
 	}
 }
+
+// cpuTime is this process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru unix.Rusage
+	_ = unix.Getrusage(unix.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// buildSmallTree creates dirs directories of files files of 1–2 KiB each
+// below root.
+func buildSmallTree(b *testing.B, root string, dirs, files int) {
+	data := make([]byte, 2048)
+	for d := range dirs {
+		dir := filepath.Join(root, fmt.Sprintf("d%04d", d))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		for f := range files {
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%05d", f)), data[:1024+(d*files+f)%1024], 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// BenchmarkRemoveCPU compares the CPU time (user + system) of RemoveAt on
+// one worker with Go's os.RemoveAll, on identical trees of small files
+// built in the same iteration (FSTREE_BENCH_FILES files, 100,000 by
+// default, 1,000 to a directory) below FSTREE_BENCH_DIR (default the test's
+// temporary directory; /dev/shm takes the disk out). x_removeall_cpu is
+// RemoveAt's CPU over os.RemoveAll's. Goal (issue 13): at most 1.0.
+func BenchmarkRemoveCPU(b *testing.B) {
+	files := 100000
+	if s := os.Getenv("FSTREE_BENCH_FILES"); s != "" {
+		if _, err := fmt.Sscanf(s, "%d", &files); err != nil || files < 1000 {
+			b.Fatalf("FSTREE_BENCH_FILES=%q: want a number of at least 1000", s)
+		}
+	}
+	base := os.Getenv("FSTREE_BENCH_DIR")
+	if base == "" {
+		base = b.TempDir()
+	}
+	tmp, err := os.MkdirTemp(base, "fstree-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(tmp) })
+	const perDir = 1000
+	dirs := files / perDir
+	var ours, theirs time.Duration
+	i := 0
+	for b.Loop() {
+		b.StopTimer()
+		a := filepath.Join(tmp, fmt.Sprint("a", i))
+		c := filepath.Join(tmp, fmt.Sprint("c", i))
+		buildSmallTree(b, a, dirs, perDir)
+		buildSmallTree(b, c, dirs, perDir)
+		parent, err := os.Open(tmp)
+		if err != nil {
+			b.Fatal(err)
+		}
+		unix.Sync()
+		runOurs := func() {
+			b.StartTimer()
+			c0 := cpuTime()
+			res, err := Options{Workers: 1}.RemoveAt(context.Background(), parent, filepath.Base(a), a)
+			ours += cpuTime() - c0
+			b.StopTimer()
+			if err != nil || res.Files != int64(dirs*perDir) {
+				b.Fatalf("RemoveAt = %+v, %v", res, err)
+			}
+		}
+		runGo := func() {
+			c0 := cpuTime()
+			if err := os.RemoveAll(c); err != nil {
+				b.Fatal(err)
+			}
+			theirs += cpuTime() - c0
+		}
+		if i%2 == 0 {
+			runOurs()
+			runGo()
+		} else {
+			runGo()
+			runOurs()
+		}
+		parent.Close()
+		i++
+		b.StartTimer()
+	}
+	n := float64(i) * float64(dirs*perDir)
+	ratio := float64(ours) / float64(theirs)
+	b.ReportMetric(float64(ours.Nanoseconds())/n, "cpu-ns/file")
+	b.ReportMetric(float64(theirs.Nanoseconds())/n, "removeall-cpu-ns/file")
+	b.ReportMetric(ratio, "x_removeall_cpu")
+	b.Logf("%d files, one worker: RemoveAt %.2f µs CPU per file, os.RemoveAll %.2f µs: %.2fx (goal ≤ 1.0x)",
+		dirs*perDir, float64(ours.Nanoseconds())/n/1e3, float64(theirs.Nanoseconds())/n/1e3, ratio)
+}

@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: Apache-2.0
+
+//go:build linux
+
+package gc
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stacklok/go-microvm/state"
+)
+
+// scanBenchDirs is the root size of BenchmarkScanCPU: 10,000 unless
+// GC_BENCH_DIRS says otherwise (make bench sets 100000).
+func scanBenchDirs(b *testing.B) int {
+	n := 10000
+	if s := os.Getenv("GC_BENCH_DIRS"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v <= 0 {
+			b.Fatalf("GC_BENCH_DIRS=%q: want a positive integer", s)
+		}
+		n = v
+	}
+	return n
+}
+
+// cpuTime is this process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// floorScan is the least a scan can do per data directory: list root,
+// open each directory, probe its lease and its state lock, and read its
+// state file, one directory after the other, with nothing decided and
+// nothing allocated per directory.
+func floorScan(b *testing.B, root string) int {
+	rfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer unix.Close(rfd)
+	f := os.NewFile(uintptr(rfd), root)
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	probe := func(fd int) {
+		if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err == nil {
+			_ = unix.Flock(fd, unix.LOCK_UN)
+		} else if !errors.Is(err, unix.EWOULDBLOCK) {
+			b.Fatal(err)
+		}
+	}
+	buf := make([]byte, state.MaxFileSize+1)
+	read := 0
+	for _, name := range names {
+		dfd, err := unix.Openat(rfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		probe(dfd)
+		if lfd, err := unix.Openat(dfd, state.LockFileName, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0); err == nil {
+			probe(lfd)
+			unix.Close(lfd)
+		}
+		sfd, err := unix.Openat(dfd, state.FileName, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n, err := unix.Read(sfd, buf); err != nil || n == 0 {
+			b.Fatalf("read state of %s: %d, %v", name, n, err)
+		}
+		unix.Close(sfd)
+		unix.Close(dfd)
+		read++
+	}
+	return read
+}
+
+// BenchmarkScanCPU measures the CPU time (user + system) per data
+// directory of Scan (what `go-microvm-gc list` runs) over a root of
+// GC_BENCH_DIRS directories, against floorScan over the same root in the
+// same iterations. Goals (issue 13): at most 40 µs per directory, and at
+// most 1.5× the floor.
+func BenchmarkScanCPU(b *testing.B) {
+	n := scanBenchDirs(b)
+	root, _ := benchRoot(b, n)
+	ctx := context.Background()
+	var ours, floor, wallOurs time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		c0 := cpuTime()
+		if got := floorScan(b, root); got != n {
+			b.Fatalf("floor read %d state files, want %d", got, n)
+		}
+		floor += cpuTime() - c0
+		b.StartTimer()
+
+		c0, w0 := cpuTime(), time.Now()
+		cands, err := ScanContext(ctx, root)
+		ours += cpuTime() - c0
+		wallOurs += time.Since(w0)
+		if err != nil || len(cands) != n {
+			b.Fatalf("Scan: %d candidates, want %d: %v", len(cands), n, err)
+		}
+	}
+	per := float64(ours.Nanoseconds()) / float64(b.N) / float64(n) / 1e3
+	floorPer := float64(floor.Nanoseconds()) / float64(b.N) / float64(n) / 1e3
+	b.ReportMetric(per, "cpu-µs/dir")
+	b.ReportMetric(floorPer, "floor-cpu-µs/dir")
+	b.ReportMetric(per/floorPer, "x_floor_cpu")
+	b.Logf("Scan over %d dirs: %.1f µs CPU per dir (goal ≤ 40), floor %.1f µs: %.2f× (goal ≤ 1.5×); wall %.1f µs per dir",
+		n, per, floorPer, per/floorPer, float64(wallOurs.Nanoseconds())/float64(b.N)/float64(n)/1e3)
+}
