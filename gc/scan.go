@@ -8,13 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"iter"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -80,7 +81,8 @@ type Orphan struct {
 // that does not exist has no candidates and is not an error. A directory
 // that cannot be walked does not stop the scan: Scan returns every
 // candidate it found together with an error joining a *PathError for each
-// such directory. Candidates are sorted by path.
+// such directory. Candidates are sorted by path. Scan holds every
+// candidate until it returns; ScanSeq hands each over as it is decided.
 func Scan(root string, opts ...Option) ([]Candidate, error) {
 	return ScanContext(context.Background(), root, opts...)
 }
@@ -88,22 +90,28 @@ func Scan(root string, opts ...Option) ([]Candidate, error) {
 // ScanContext is Scan with a context; when ctx ends, it returns the
 // candidates classified so far and ctx's error.
 func ScanContext(ctx context.Context, root string, opts ...Option) ([]Candidate, error) {
-	return scanRoot(ctx, root, probeAll, opts)
+	var cands []Candidate
+	var errs []error
+	for c, err := range ScanSeq(ctx, root, opts...) {
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		cands = append(cands, c)
+	}
+	slices.SortFunc(cands, func(a, b Candidate) int { return cmp.Compare(a.Path, b.Path) })
+	return cands, errors.Join(errs...)
 }
 
-func scanRoot(ctx context.Context, root string, mode probeMode, opts []Option) ([]Candidate, error) {
-	o := newOptions(opts)
-	abs, rootDir, err := openRoot(root)
-	if rootDir == nil {
-		return nil, err
-	}
-	defer rootDir.Close()
-	res := scan(ctx, rootDir, abs, o, mode)
-	cands := make([]Candidate, len(res.cands))
-	for i, c := range res.cands {
-		cands[i] = c.Candidate
-	}
-	return cands, res.err(ctx)
+// ScanSeq is Scan as an iterator: it yields each candidate as soon as it
+// is classified, with a nil error, in no particular order, and holds
+// none of them, so a scan of any number of directories runs in constant
+// memory. A failure yields a zero Candidate and the error: a *PathError
+// for each directory that cannot be walked (the scan goes on), the error
+// of opening root (the scan ends), and, last, ctx's error when ctx ended
+// the scan early. Breaking out of the loop stops the walk.
+func ScanSeq(ctx context.Context, root string, opts ...Option) iter.Seq2[Candidate, error] {
+	return scanSeq(ctx, root, probeAll, opts)
 }
 
 // Orphans lists what Collect would reclaim now, with the same options. It
@@ -116,14 +124,83 @@ func Orphans(root string, opts ...Option) ([]Orphan, error) {
 
 // OrphansContext is Orphans with a context.
 func OrphansContext(ctx context.Context, root string, opts ...Option) ([]Orphan, error) {
-	cands, err := scanRoot(ctx, root, probeOrphans, opts)
 	var orphans []Orphan
-	for _, c := range cands {
-		if c.Class == ClassOrphan {
-			orphans = append(orphans, c.orphan())
+	var errs []error
+	for o, err := range OrphansSeq(ctx, root, opts...) {
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		orphans = append(orphans, o)
+	}
+	slices.SortFunc(orphans, func(a, b Orphan) int { return cmp.Compare(a.Path, b.Path) })
+	return orphans, errors.Join(errs...)
+}
+
+// OrphansSeq is Orphans as an iterator, in the way of ScanSeq: it yields
+// each orphan as soon as it is found, in no particular order, and the
+// errors as ScanSeq does.
+func OrphansSeq(ctx context.Context, root string, opts ...Option) iter.Seq2[Orphan, error] {
+	return func(yield func(Orphan, error) bool) {
+		for c, err := range scanSeq(ctx, root, probeOrphans, opts) {
+			switch {
+			case err != nil:
+				if !yield(Orphan{}, err) {
+					return
+				}
+			case c.Class == ClassOrphan:
+				if !yield(c.orphan(), nil) {
+					return
+				}
+			}
 		}
 	}
-	return orphans, err
+}
+
+// streamDepth is how many decided candidates a streaming scan keeps
+// waiting for its consumer before the walk pauses.
+const streamDepth = 64
+
+// streamItem is what a streaming scan hands its consumer.
+type streamItem struct {
+	cand Candidate
+	err  error
+}
+
+// scanSeq runs the walk on its own goroutines and yields what it decides
+// on the caller's goroutine.
+func scanSeq(ctx context.Context, root string, mode probeMode, opts []Option) iter.Seq2[Candidate, error] {
+	return func(yield func(Candidate, error) bool) {
+		o := newOptions(opts)
+		abs, rootDir, err := openRoot(root)
+		if rootDir == nil {
+			if err != nil {
+				yield(Candidate{}, err)
+			}
+			return
+		}
+		defer rootDir.Close()
+		wctx, stop := context.WithCancel(ctx)
+		defer stop()
+		items := make(chan streamItem, streamDepth)
+		s := newScanner(wctx, rootDir, abs, o, mode)
+		s.stream = items
+		go func() {
+			defer close(items)
+			s.run()
+		}()
+		for it := range items {
+			if !yield(it.cand, it.err) {
+				stop()
+				for range items {
+				}
+				return
+			}
+		}
+		if ctx.Err() != nil {
+			yield(Candidate{}, fmt.Errorf("scan: %w", ctx.Err()))
+		}
+	}
 }
 
 func (c *Candidate) orphan() Orphan {
@@ -180,65 +257,56 @@ func (r *scanResult) err(ctx context.Context) error {
 // directory at that instant.
 var testHookEntered func(rel string)
 
-// scan walks below rootDir for candidates and classifies them.
+// scan walks below rootDir for candidates and classifies them, keeping
+// them all (sorted by path) for Collect.
+func scan(ctx context.Context, rootDir *os.File, abs string, o *options, mode probeMode) *scanResult {
+	s := newScanner(ctx, rootDir, abs, o, mode)
+	s.run()
+	slices.Sort(s.res.trash)
+	slices.SortFunc(s.res.cands, func(a, b scanned) int { return cmp.Compare(a.Path, b.Path) })
+	return &s.res
+}
+
+// dirent is one entry of a directory listing, with the type and inode the
+// listing gave.
+type dirent struct {
+	name string
+	ino  uint64 // 0 when the listing does not give it
+	typ  entryType
+}
+
+// entryType is the type of a listed entry, as far as the walk cares.
+type entryType uint8
+
+const (
+	typeOther   entryType = iota // not a directory
+	typeDir                      // a directory
+	typeUnknown                  // the listing did not say (DT_UNKNOWN)
+)
+
+// scanner is one scan, shared by its goroutines.
 //
-// Root is looked at first; then its subdirectories are shared among
-// GOMAXPROCS goroutines, each walking and observing its share to the end
-// (one open of the directory, one of the state file, and for a would-be
-// orphan the probes), since the work is syscalls that keep a CPU busy in
-// the kernel, and handing each candidate to another goroutine would cost
-// about as much as observing it.
+// Root is looked at first; then its entries, read from one listing in
+// batches, are shared among GOMAXPROCS goroutines, each walking and
+// observing the directory it took to the end (one open of the directory,
+// one of the state file, and for a would-be orphan the probes), since the
+// work is syscalls that keep a CPU busy in the kernel, and handing each
+// candidate to another goroutine would cost about as much as observing it.
+// Root's listing is never held whole: a root of a million directories
+// costs what one batch does.
 //
 // Everything is relative to descriptors opened from rootDir without
 // following a symlink: the state file that is read, and the directory whose
 // lease is probed, are the ones the walk reached, never what a path names
 // a moment later. A directory that disappears during the walk is simply
 // gone, not an error.
-func scan(ctx context.Context, rootDir *os.File, abs string, o *options, mode probeMode) *scanResult {
-	s := &scanner{ctx: ctx, abs: abs, o: o, mode: mode, rootDir: rootDir, ob: newObserver(o.now)}
-	if fi, err := rootDir.Stat(); err == nil {
-		s.rootDev = devOf(fi)
-	}
-	var fd int
-	err := fstree.WithFd(rootDir, func(rfd int) error {
-		var err error
-		fd, err = fstree.OpenDirAt(rfd, ".")
-		return err
-	})
-	if err != nil {
-		s.res.errs = append(s.res.errs, PathError{Path: abs, Err: fmt.Errorf("open root: %w", err)})
-		return &s.res
-	}
-	defer unix.Close(fd)
-	k := s.newWalk()
-	names := k.visit(fd, ".", 0)
-	s.merge(k)
-	if len(names) > 0 {
-		var next atomic.Int64
-		share := func() {
-			k := s.newWalk()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(names) || ctx.Err() != nil {
-					break
-				}
-				k.enter(fd, names[i], names[i], 1)
-			}
-			s.merge(k)
-		}
-		var wg sync.WaitGroup
-		for range min(workers(), len(names)) - 1 {
-			wg.Go(share)
-		}
-		share()
-		wg.Wait()
-	}
-	slices.Sort(s.res.trash)
-	slices.SortFunc(s.res.cands, func(a, b scanned) int { return cmp.Compare(a.Path, b.Path) })
-	return &s.res
-}
-
-// scanner is one scan, shared by its goroutines.
+//
+// The kernel's lock table (Linux: /proc/locks) is read once, first: a
+// directory whose inode it lists with an exclusive flock held its lease
+// then, and is live. Orphans and Collect do not even open it; Scan opens
+// it for its state, without the lease probe. A directory the table does
+// not list is probed as always, since the table shows only the locks of
+// processes in this PID namespace.
 type scanner struct {
 	ctx     context.Context
 	abs     string
@@ -247,9 +315,108 @@ type scanner struct {
 	rootDir *os.File
 	rootDev uint64
 	ob      *observer
+	locks   lockTable
+	// stream, when set, receives each candidate and error as it is
+	// decided, instead of res.
+	stream chan<- streamItem
+	debug  bool // the logger takes Debug lines
 
 	mu  sync.Mutex // guards res
 	res scanResult
+}
+
+func newScanner(ctx context.Context, rootDir *os.File, abs string, o *options, mode probeMode) *scanner {
+	s := &scanner{ctx: ctx, abs: abs, o: o, mode: mode, rootDir: rootDir, ob: newObserver(o.now), locks: readLockTable()}
+	s.debug = o.logger.Enabled(ctx, slog.LevelDebug)
+	if fi, err := rootDir.Stat(); err == nil {
+		s.rootDev = devOf(fi)
+	}
+	return s
+}
+
+// run walks the tree.
+func (s *scanner) run() {
+	var fd int
+	err := fstree.WithFd(s.rootDir, func(rfd int) error {
+		var err error
+		fd, err = fstree.OpenDirAt(rfd, ".")
+		return err
+	})
+	if err != nil {
+		k := s.newWalk()
+		k.failPath(s.abs, fmt.Errorf("open root: %w", err))
+		s.merge(k)
+		return
+	}
+	defer unix.Close(fd)
+	k := s.newWalk()
+	candidate, list := k.visit(fd, ".", 0, false)
+	var r *dirReader
+	if list {
+		if r, err = newDirReader(fd); err != nil {
+			if !isGone(err) {
+				k.fail(".", "read directory", err)
+			}
+			list = false
+		}
+	}
+	s.merge(k)
+	if !list {
+		return
+	}
+	defer r.close()
+	shared := &sharedLister{r: r, fd: fd, candidate: candidate}
+	share := func() {
+		k := s.newWalk()
+		for s.ctx.Err() == nil {
+			e, ok := shared.next(k)
+			if !ok {
+				break
+			}
+			k.enter(fd, e, e.name, 1, s.rootDev)
+		}
+		s.merge(k)
+	}
+	var wg sync.WaitGroup
+	for range workers() - 1 {
+		wg.Go(share)
+	}
+	share()
+	wg.Wait()
+}
+
+// sharedLister hands root's entries to the walk's goroutines, one at a
+// time, reading the listing a batch at a time.
+type sharedLister struct {
+	mu        sync.Mutex
+	r         *dirReader
+	fd        int // root's descriptor, for entries of unknown type
+	candidate bool
+	done      bool
+}
+
+// next returns the next entry of root the walk enters.
+func (l *sharedLister) next(k *walk) (dirent, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for !l.done {
+		e, ok, err := l.r.next()
+		if err != nil {
+			if !isGone(err) {
+				k.fail(".", "read directory", err)
+			}
+			l.done = true
+			break
+		}
+		if !ok {
+			l.done = true
+			break
+		}
+		if k.keep(l.fd, &e, ".", l.candidate) {
+			return e, true
+		}
+	}
+	return dirent{}, false
 }
 
 // walk is one goroutine's share of a scan, merged when it is done.
@@ -268,14 +435,83 @@ func (s *scanner) merge(k *walk) {
 	s.mu.Unlock()
 }
 
-func (k *walk) fail(rel, what string, err error) {
-	k.res.errs = append(k.res.errs, PathError{Path: filepath.Join(k.s.abs, rel), Err: fmt.Errorf("%s: %w", what, err)})
+// pathOf returns the absolute path of rel.
+func (s *scanner) pathOf(rel string) string {
+	switch {
+	case rel == ".":
+		return s.abs
+	case strings.HasSuffix(s.abs, "/"):
+		return s.abs + rel
+	}
+	return s.abs + "/" + rel
 }
 
-// enter opens the directory name of parent (at rel, level below root)
-// and visits it, descending into what it lists.
-func (k *walk) enter(parent int, name, rel string, level int) {
-	fd, err := fstree.OpenDirAt(parent, name)
+// emit hands over a decided candidate.
+func (k *walk) emit(c scanned) {
+	if s := k.s; s.stream != nil {
+		select {
+		case s.stream <- streamItem{cand: c.Candidate}:
+		case <-s.ctx.Done():
+		}
+		return
+	}
+	k.res.cands = append(k.res.cands, c)
+}
+
+func (k *walk) fail(rel, what string, err error) {
+	k.failPath(k.s.pathOf(rel), fmt.Errorf("%s: %w", what, err))
+}
+
+func (k *walk) failPath(path string, err error) {
+	e := PathError{Path: path, Err: err}
+	if s := k.s; s.stream != nil {
+		select {
+		case s.stream <- streamItem{err: &e}:
+		case <-s.ctx.Done():
+		}
+		return
+	}
+	k.res.errs = append(k.res.errs, e)
+}
+
+// keep reports whether the walk enters the entry e of the directory dirfd
+// at rel, whose own verdict made it a candidate or not; it notes a trash
+// left there. An entry of unknown type is looked at (without following a
+// symlink) to learn it.
+func (k *walk) keep(dirfd int, e *dirent, rel string, candidate bool) bool {
+	if e.typ == typeUnknown {
+		var st unix.Stat_t
+		if fstree.Lstatat(dirfd, e.name, &st) != nil || !isDir(&st) {
+			return false
+		}
+		e.typ = typeDir
+	}
+	if e.typ != typeDir {
+		return false
+	}
+	if strings.HasPrefix(e.name, OwnPrefix) {
+		if e.name == TrashName && rel != "." {
+			// Left by a collector killed after its commit; root's own
+			// trash is emptied before the walk.
+			k.res.trash = append(k.res.trash, rel)
+		}
+		return false
+	}
+	return !candidate || !notEntered(e.name)
+}
+
+// enter opens the entry e of parent (on the device parentDev, at rel,
+// level below root) and visits it, descending into what it lists. A
+// directory the lock table lists as leased is not opened at all by a
+// probeOrphans walk: it is live whatever it holds.
+func (k *walk) enter(parent int, e dirent, rel string, level int, parentDev uint64) {
+	s := k.s
+	leased := s.locks.held(parentDev, e.ino)
+	if leased && s.mode == probeOrphans {
+		k.leased(rel)
+		return
+	}
+	fd, err := fstree.OpenDirAt(parent, e.name)
 	if err != nil {
 		// Gone, or swapped for a symlink since it was listed: not a
 		// directory of this tree any more.
@@ -284,37 +520,78 @@ func (k *walk) enter(parent int, name, rel string, level int) {
 		}
 		return
 	}
-	names := k.visit(fd, rel, level)
-	for _, n := range names {
-		k.enter(fd, n, filepath.Join(rel, n), level+1)
+	defer unix.Close(fd)
+	candidate, list := k.visit(fd, rel, level, leased)
+	if !list {
+		return
 	}
-	unix.Close(fd)
+	r, err := newDirReader(fd)
+	if err != nil {
+		if !isGone(err) {
+			k.fail(rel, "read directory", err)
+		}
+		return
+	}
+	defer r.close()
+	dev := uint64(0)
+	if len(s.locks) > 0 {
+		dev = devOfFd(fd)
+	}
+	for s.ctx.Err() == nil {
+		c, ok, err := r.next()
+		if err != nil {
+			if !isGone(err) {
+				k.fail(rel, "read directory", err)
+			}
+			return
+		}
+		if !ok {
+			return
+		}
+		if k.keep(fd, &c, rel, candidate) {
+			k.enter(fd, c, rel+"/"+c.name, level+1, dev)
+		}
+	}
+}
+
+// leased decides the directory at rel, which the lock table lists as
+// leased, without opening it: live, whatever the state says.
+func (k *walk) leased(rel string) {
+	s := k.s
+	f := s.ob.bare()
+	f.LeaseHeld = true
+	path := s.pathOf(rel)
+	cand := candidateFrom(path, f, s.o.policy())
+	if s.o.sizes {
+		cand.Bytes = measure(s.ctx, s.rootDir, rel, path, fstree.Options{InUseMarker: state.FileName, InUse: nestedInUse(s.ob, s.o.policy())})
+	}
+	k.decided(cand, rel)
 }
 
 // visit examines the directory open as fd at rel: it observes and
-// classifies it when it is a data directory, and returns the names of the
-// subdirectories the walk goes on with, if any. It does not close fd.
-func (k *walk) visit(fd int, rel string, level int) []string {
+// classifies it when it is a data directory (leased: the lock table says
+// its lease is held), and reports whether it was a candidate and whether
+// the walk lists it for subdirectories. It does not close fd.
+func (k *walk) visit(fd int, rel string, level int, leased bool) (candidate, list bool) {
 	s := k.s
 	if s.ctx.Err() != nil {
-		return nil
+		return false, false
 	}
 	if testHookEntered != nil {
 		testHookEntered(rel)
 	}
-	path := filepath.Join(s.abs, rel)
-	d := state.NewDir(fd, path)
+	d := state.NewDir(fd, s.pathOf(rel))
 	sf, serr := d.OpenState()
-	candidate := !errors.Is(serr, fs.ErrNotExist)
+	candidate = !errors.Is(serr, fs.ErrNotExist)
 	if candidate {
-		k.classify(d, sf, serr, rel)
+		k.classify(d, sf, serr, rel, leased)
 		if rel != "." {
 			// Below root, a data directory holds no other: its
 			// subdirectories are the VM's (rootfs-work, the image cache,
 			// the embedder's own), and one that looked like a data
 			// directory would be reclaimed from under it. Nor is it
 			// listed: the state file's open said all there is to know.
-			return nil
+			return true, false
 		}
 	}
 	if level >= s.o.depth {
@@ -324,35 +601,9 @@ func (k *walk) visit(fd int, rel string, level int) []string {
 		if rel != "." && fstree.Lstatat(fd, TrashName, &st) == nil && isDir(&st) {
 			k.res.trash = append(k.res.trash, rel)
 		}
-		return nil
+		return candidate, false
 	}
-	entries, err := readDirEntries(fd, path)
-	if err != nil {
-		if !isGone(err) {
-			k.fail(rel, "read directory", err)
-		}
-		return nil
-	}
-	var names []string
-	for _, e := range entries {
-		name := e.Name()
-		if !e.IsDir() {
-			continue
-		}
-		if strings.HasPrefix(name, OwnPrefix) {
-			if name == TrashName && rel != "." {
-				// Left by a collector killed after its commit; root's own
-				// trash is emptied before the walk.
-				k.res.trash = append(k.res.trash, rel)
-			}
-			continue
-		}
-		if candidate && notEntered(name) {
-			continue
-		}
-		names = append(names, name)
-	}
-	return names
+	return candidate, true
 }
 
 // devOfFd returns the device number of the open file fd, 0 when it cannot
@@ -365,21 +616,9 @@ func devOfFd(fd int) uint64 {
 	return uint64(st.Dev)
 }
 
-// readDirEntries lists the directory fd through a descriptor of its own,
-// so fd's offset and open state stay the caller's.
-func readDirEntries(fd int, path string) ([]fs.DirEntry, error) {
-	again, err := fstree.OpenDirAt(fd, ".")
-	if err != nil {
-		return nil, err
-	}
-	d := os.NewFile(uintptr(again), path)
-	defer d.Close()
-	return d.ReadDir(-1)
-}
-
 // classify observes and classifies the candidate d at rel, whose state
 // file open gave sf or serr.
-func (k *walk) classify(d state.Dir, sf state.StateFile, serr error, rel string) {
+func (k *walk) classify(d state.Dir, sf state.StateFile, serr error, rel string, leased bool) {
 	s := k.s
 	path := d.Path()
 	var f Facts
@@ -389,9 +628,23 @@ func (k *walk) classify(d state.Dir, sf state.StateFile, serr error, rel string)
 		f = s.ob.bare()
 		f.StateErr = serr
 		if s.mode == probeAll {
-			f.LeaseHeld, f.LeaseErr = d.ProbeLease()
+			if leased {
+				f.LeaseHeld = true
+			} else {
+				f.LeaseHeld, f.LeaseErr = d.ProbeLease()
+			}
 		}
 		dev = devOfFd(d.Fd())
+	case leased:
+		// The lock table listed the lease held: what observeAt finds when
+		// its probe does, without the probe. Scan still reads the state,
+		// for the candidate's name, PID and age.
+		var fi state.FileInfo
+		f = s.ob.bare()
+		f.State, fi, f.StateErr = sf.Read()
+		sf.Close()
+		dev, f.StateModTime = fi.Dev, fi.ModTime
+		f.LeaseHeld = true
 	case s.mode == probeOrphans:
 		// A held lease decides alone, whatever the state says: the common
 		// case of a running VM costs no read and no parse. A free lease
@@ -424,8 +677,15 @@ func (k *walk) classify(d state.Dir, sf state.StateFile, serr error, rel string)
 	if s.o.sizes {
 		cand.Bytes = measure(s.ctx, s.rootDir, rel, path, fstree.Options{InUseMarker: state.FileName, InUse: nestedInUse(s.ob, s.o.policy())})
 	}
-	s.o.logger.Debug("gc: classified", "path", cand.Path, "class", cand.Class, "reason", cand.Reason, "detail", cand.Detail)
-	k.res.cands = append(k.res.cands, scanned{Candidate: cand, rel: rel})
+	k.decided(cand, rel)
+}
+
+// decided logs and hands over the candidate at rel.
+func (k *walk) decided(cand Candidate, rel string) {
+	if k.s.debug {
+		k.s.o.logger.Debug("gc: classified", "path", cand.Path, "class", cand.Class, "reason", cand.Reason, "detail", cand.Detail)
+	}
+	k.emit(scanned{Candidate: cand, rel: rel})
 }
 
 // candidateFrom turns facts into a Candidate.

@@ -44,12 +44,12 @@ func cpuTime() time.Duration {
 // state file, one directory after the other, with nothing decided and
 // nothing allocated per directory.
 func floorScan(b *testing.B, root string) int {
-	rfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	f, err := os.Open(root)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer unix.Close(rfd)
-	f := os.NewFile(uintptr(rfd), root)
+	defer f.Close()
+	rfd := int(f.Fd())
 	names, err := f.Readdirnames(-1)
 	if err != nil {
 		b.Fatal(err)
