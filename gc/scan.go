@@ -157,9 +157,15 @@ func OrphansSeq(ctx context.Context, root string, opts ...Option) iter.Seq2[Orph
 	}
 }
 
-// streamDepth is how many decided candidates a streaming scan keeps
-// waiting for its consumer before the walk pauses.
-const streamDepth = 64
+// streamBatch is how many decided candidates a walk goroutine hands its
+// consumer at once; streamDepth is how many such batches may wait before
+// the walk pauses. A handover per candidate would wake the consumer (and
+// spin an idle thread) per directory, costing more CPU than the batching's
+// small delay.
+const (
+	streamBatch = 32
+	streamDepth = 4
+)
 
 // streamItem is what a streaming scan hands its consumer.
 type streamItem struct {
@@ -182,19 +188,21 @@ func scanSeq(ctx context.Context, root string, mode probeMode, opts []Option) it
 		defer rootDir.Close()
 		wctx, stop := context.WithCancel(ctx)
 		defer stop()
-		items := make(chan streamItem, streamDepth)
+		items := make(chan []streamItem, streamDepth)
 		s := newScanner(wctx, rootDir, abs, o, mode)
 		s.stream = items
 		go func() {
 			defer close(items)
 			s.run()
 		}()
-		for it := range items {
-			if !yield(it.cand, it.err) {
-				stop()
-				for range items {
+		for batch := range items {
+			for _, it := range batch {
+				if !yield(it.cand, it.err) {
+					stop()
+					for range items {
+					}
+					return
 				}
-				return
 			}
 		}
 		if ctx.Err() != nil {
@@ -316,9 +324,9 @@ type scanner struct {
 	rootDev uint64
 	ob      *observer
 	locks   lockTable
-	// stream, when set, receives each candidate and error as it is
-	// decided, instead of res.
-	stream chan<- streamItem
+	// stream, when set, receives the candidates and errors in batches
+	// as they are decided, instead of res.
+	stream chan<- []streamItem
 	debug  bool // the logger takes Debug lines
 
 	mu  sync.Mutex // guards res
@@ -421,13 +429,15 @@ func (l *sharedLister) next(k *walk) (dirent, bool) {
 
 // walk is one goroutine's share of a scan, merged when it is done.
 type walk struct {
-	s   *scanner
-	res scanResult
+	s     *scanner
+	res   scanResult
+	batch []streamItem // not yet streamed
 }
 
 func (s *scanner) newWalk() *walk { return &walk{s: s} }
 
 func (s *scanner) merge(k *walk) {
+	k.flush()
 	s.mu.Lock()
 	s.res.cands = append(s.res.cands, k.res.cands...)
 	s.res.trash = append(s.res.trash, k.res.trash...)
@@ -448,14 +458,35 @@ func (s *scanner) pathOf(rel string) string {
 
 // emit hands over a decided candidate.
 func (k *walk) emit(c scanned) {
-	if s := k.s; s.stream != nil {
-		select {
-		case s.stream <- streamItem{cand: c.Candidate}:
-		case <-s.ctx.Done():
-		}
+	if k.s.stream != nil {
+		k.stream(streamItem{cand: c.Candidate})
 		return
 	}
 	k.res.cands = append(k.res.cands, c)
+}
+
+// stream queues it for the consumer, handing over a full batch.
+func (k *walk) stream(it streamItem) {
+	if k.batch == nil {
+		k.batch = make([]streamItem, 0, streamBatch)
+	}
+	k.batch = append(k.batch, it)
+	if len(k.batch) == streamBatch {
+		k.flush()
+	}
+}
+
+// flush hands the queued batch to the consumer.
+func (k *walk) flush() {
+	s := k.s
+	if len(k.batch) == 0 {
+		return
+	}
+	select {
+	case s.stream <- k.batch:
+	case <-s.ctx.Done():
+	}
+	k.batch = nil
 }
 
 func (k *walk) fail(rel, what string, err error) {
@@ -464,11 +495,8 @@ func (k *walk) fail(rel, what string, err error) {
 
 func (k *walk) failPath(path string, err error) {
 	e := PathError{Path: path, Err: err}
-	if s := k.s; s.stream != nil {
-		select {
-		case s.stream <- streamItem{err: &e}:
-		case <-s.ctx.Done():
-		}
+	if k.s.stream != nil {
+		k.stream(streamItem{err: &e})
 		return
 	}
 	k.res.errs = append(k.res.errs, e)

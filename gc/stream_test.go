@@ -78,7 +78,7 @@ func TestScanSeqYieldsWhatScanReturns(t *testing.T) {
 // bounded by what was already in flight.
 func TestScanSeqBreakStopsTheWalk(t *testing.T) {
 	root := t.TempDir()
-	const n = 400
+	const n = 1000
 	for i := range n {
 		writeJSON(t, filepath.Join(root, fmt.Sprintf("vm-%03d", i)), stoppedState())
 	}
