@@ -65,8 +65,11 @@ func benchRoot(b *testing.B, n int) (root string, statePaths []string) {
 		{Version: 1, Active: true, Name: "dead", PID: 1 << 30, PIDStartTime: now, CreatedAt: now},
 		{Version: 1, Active: true, Name: "live", PID: self.PID, PIDStartTime: now, CreatedAt: now},
 	}
-	for i, s := range kinds {
-		writeJSON(b, filepath.Join(tmpl, strconv.Itoa(i)), s)
+	// A file takes at most 65,000 links on ext4: enough copies of each
+	// kind that none comes near.
+	copies := n/40000 + 1
+	for i := range len(kinds) * copies {
+		writeJSON(b, filepath.Join(tmpl, strconv.Itoa(i)), kinds[i%len(kinds)])
 	}
 	const locks = 64
 	for i := range locks {
@@ -82,7 +85,7 @@ func benchRoot(b *testing.B, n int) (root string, statePaths []string) {
 					errs <- err
 					return
 				}
-				if err := os.Link(filepath.Join(tmpl, strconv.Itoa(i%len(kinds)), state.FileName), filepath.Join(dir, state.FileName)); err != nil {
+				if err := os.Link(filepath.Join(tmpl, strconv.Itoa(i%(len(kinds)*copies)), state.FileName), filepath.Join(dir, state.FileName)); err != nil {
 					errs <- err
 					return
 				}

@@ -101,6 +101,8 @@ func helperMain(mode, arg string) int {
 		return collectReport(arg)
 	case "collectreport":
 		return helperCollectReport(arg)
+	case "scan-stream", "scan-slice":
+		return helperScan(mode, arg)
 	case "collect":
 		fmt.Println("start")
 		if _, err := Collect(arg); err != nil {

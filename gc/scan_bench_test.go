@@ -5,9 +5,14 @@
 package gc
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"syscall"
 	"testing"
@@ -121,4 +126,84 @@ func BenchmarkScanCPU(b *testing.B) {
 	b.ReportMetric(per/floorPer, "x_floor_cpu")
 	b.Logf("Scan over %d dirs: %.1f µs CPU per dir (goal ≤ 40), floor %.1f µs: %.2f× (goal ≤ 1.5×); wall %.1f µs per dir",
 		n, per, floorPer, per/floorPer, float64(wallOurs.Nanoseconds())/float64(b.N)/float64(n)/1e3)
+}
+
+// helperScan is the helper process of BenchmarkScanPeakMemory: it scans
+// root and writes each candidate as a line of JSON to stdout, streaming
+// (mode "scan-stream", ScanSeq) or all at the end (mode "scan-slice",
+// Scan).
+func helperScan(mode, root string) int {
+	w := bufio.NewWriter(os.Stdout)
+	enc := json.NewEncoder(w)
+	n := 0
+	switch mode {
+	case "scan-stream":
+		for c, err := range ScanSeq(context.Background(), root) {
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			_ = enc.Encode(&c)
+			n++
+		}
+	default:
+		cands, err := Scan(root)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		for i := range cands {
+			_ = enc.Encode(&cands[i])
+			n++
+		}
+	}
+	if err := w.Flush(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Fprintln(os.Stderr, n, "candidates")
+	return 0
+}
+
+// scanUsage runs helperScan in mode over root and returns its peak
+// resident set size in MB and its CPU time.
+func scanUsage(b *testing.B, mode, root string) (peakMB float64, cpu time.Duration) {
+	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer devnull.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "GC_TEST_HELPER="+mode, "GC_TEST_ARG="+root)
+	cmd.Stdout = devnull
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		b.Fatalf("%s: %v\n%s", mode, err, stderr.String())
+	}
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	return float64(ru.Maxrss) * 1024 / 1e6, time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkScanPeakMemory measures the peak memory of a process that scans
+// a root of GC_BENCH_DIRS data directories (10,000 by default; make bench
+// sets 100000, and 1000000 once for the record) and writes each candidate
+// as JSON, with ScanSeq (streaming) and with Scan (every candidate held),
+// in the same run, with their CPU time per directory. Goal (issue 13): at
+// most 30 MB at 100,000 directories, and flat: at 1,000,000 at most 1.5×
+// the figure at 100,000.
+func BenchmarkScanPeakMemory(b *testing.B) {
+	n := scanBenchDirs(b)
+	root, _ := benchRoot(b, n)
+	var streamMB, sliceMB float64
+	var streamCPU, sliceCPU time.Duration
+	for b.Loop() {
+		streamMB, streamCPU = scanUsage(b, "scan-stream", root)
+		sliceMB, sliceCPU = scanUsage(b, "scan-slice", root)
+	}
+	b.ReportMetric(streamMB, "stream-peak-MB")
+	b.ReportMetric(sliceMB, "slice-peak-MB")
+	b.ReportMetric(float64(streamCPU.Nanoseconds())/float64(n)/1e3, "stream-cpu-µs/dir")
+	b.Logf("scan of %d dirs written as JSON lines: peak %.1f MB streaming (ScanSeq), %.1f MB holding all (Scan); CPU %.1f / %.1f µs per dir",
+		n, streamMB, sliceMB, float64(streamCPU.Nanoseconds())/float64(n)/1e3, float64(sliceCPU.Nanoseconds())/float64(n)/1e3)
 }
