@@ -14,6 +14,9 @@ TEST_TIMEOUT ?= 10m
 # Per benchmark; benchmarks print their ratios against the baseline measured
 # in the same run.
 BENCHTIME ?= 1s
+BENCH_DIRS ?= 100000
+BENCH_MILLION ?=
+BENCH_TIMEOUT ?= 60m
 
 # Per fuzz target. The targets are discovered: every `func FuzzXxx` in a
 # _test.go file, listed per package with `go test -list`.
@@ -59,9 +62,12 @@ cross:
 demo:
 	$(GO) run ./cmd/go-microvm-gc demo
 
-## bench: every benchmark once
+## bench: every benchmark once; each prints its ratio against a baseline
+## measured in the same run. The scan benchmarks run over BENCH_DIRS data
+## directories; BENCH_MILLION=1 adds the 1,000,000-directory memory case.
 bench:
-	$(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) ./...
+	GC_BENCH_DIRS=$(BENCH_DIRS) $(if $(filter 1,$(BENCH_MILLION)),GO_MICROVM_BENCH_MILLION=1) \
+		$(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) -timeout $(BENCH_TIMEOUT) ./...
 
 ## fuzz: every fuzz target for FUZZTIME each (make fuzz FUZZTIME=10s)
 fuzz:

@@ -69,11 +69,12 @@ func BenchmarkClaimCollect(b *testing.B) {
 func BenchmarkClaim(b *testing.B) {
 	root := liveRoot(b)
 	ctx := context.Background()
-	var forks, claims []time.Duration
+	var forks, claims, saves []time.Duration
 	i := 0
 	for b.Loop() {
 		b.StopTimer()
 		forks = append(forks, forkExec(b))
+		saves = append(saves, durableSave(b, root))
 		dir := filepath.Join(root, fmt.Sprintf("new-%06d", i))
 		i++
 		b.StartTimer()
@@ -92,11 +93,47 @@ func BenchmarkClaim(b *testing.B) {
 		}
 		b.StartTimer()
 	}
-	fork, claim := median(forks), median(claims)
+	fork, claim, save := median(forks), median(claims), median(saves)
 	b.ReportMetric(float64(fork.Nanoseconds()), "forkexec-ns")
 	b.ReportMetric(float64(claim)/float64(fork), "x-forkexec")
-	b.Logf("NewClaim beside %d live dirs: %v; fork+exec /bin/true: %v; ratio %.2f× (goal ≤ 0.6×); medians of %d",
-		liveDirs, claim, fork, float64(claim)/float64(fork), len(forks))
+	b.ReportMetric(float64(save)/float64(fork), "save-x-forkexec")
+	b.Logf("NewClaim beside %d live dirs: %v; fork+exec /bin/true: %v; ratio %.2f× (goal ≤ 0.6×); one durable save alone (write, fsync, rename, fsync dir): %v (%.2f×); medians of %d",
+		liveDirs, claim, fork, float64(claim)/float64(fork), save, float64(save)/float64(fork), len(forks))
+}
+
+// durableSave times the least a durable atomic save of a small file costs
+// in dir: write a temporary file, fsync it, rename it, fsync dir. It is
+// the floor of the run marker's save.
+func durableSave(b *testing.B, dir string) time.Duration {
+	start := time.Now()
+	f, err := os.CreateTemp(dir, "save-*.tmp")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := f.Write([]byte(`{"version":1,"leased":true}`)); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+	final := filepath.Join(dir, ".save-floor")
+	if err := os.Rename(f.Name(), final); err != nil {
+		b.Fatal(err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := d.Sync(); err != nil {
+		b.Fatal(err)
+	}
+	d.Close()
+	took := time.Since(start)
+	os.Remove(final)
+	return took
 }
 
 // forkExec times one fork+exec+wait of /bin/true.
