@@ -41,7 +41,9 @@ func readLockTable() lockTable {
 		return nil
 	}
 	defer f.Close()
+	// One read takes the usual table whole; a bigger one grows the buffer.
 	var buf bytes.Buffer
+	buf.Grow(64 << 10)
 	if _, err := buf.ReadFrom(io.LimitReader(f, maxProcLocks+1)); err != nil || buf.Len() > maxProcLocks {
 		return nil
 	}

@@ -322,8 +322,11 @@ type scanner struct {
 	mode    probeMode
 	rootDir *os.File
 	rootDev uint64
-	ob      *observer
 	locks   lockTable
+	// obOnce makes ob on first use: a collection that meets only leased
+	// directories never reads the boot facts.
+	obOnce sync.Once
+	ob     *observer
 	// stream, when set, receives the candidates and errors in batches
 	// as they are decided, instead of res.
 	stream chan<- []streamItem
@@ -334,12 +337,18 @@ type scanner struct {
 }
 
 func newScanner(ctx context.Context, rootDir *os.File, abs string, o *options, mode probeMode) *scanner {
-	s := &scanner{ctx: ctx, abs: abs, o: o, mode: mode, rootDir: rootDir, ob: newObserver(o.now), locks: readLockTable()}
+	s := &scanner{ctx: ctx, abs: abs, o: o, mode: mode, rootDir: rootDir, locks: readLockTable()}
 	s.debug = o.logger.Enabled(ctx, slog.LevelDebug)
 	if fi, err := rootDir.Stat(); err == nil {
 		s.rootDev = devOf(fi)
 	}
 	return s
+}
+
+// observer returns the scan's observer, made on first use.
+func (s *scanner) observer() *observer {
+	s.obOnce.Do(func() { s.ob = newObserver(s.o.now) })
+	return s.ob
 }
 
 // run walks the tree.
@@ -586,8 +595,8 @@ func (k *walk) enter(parent int, e dirent, rel string, level int, parentDev uint
 // leased, without opening it: live, whatever the state says.
 func (k *walk) leased(rel string) {
 	s := k.s
-	f := s.ob.bare()
-	f.LeaseHeld = true
+	// A held lease decides alone: no boot facts needed.
+	f := Facts{LeaseHeld: true, Now: s.o.now()}
 	path := s.pathOf(rel)
 	cand := candidateFrom(path, f, s.o.policy())
 	if s.o.sizes {
@@ -653,7 +662,7 @@ func (k *walk) classify(d state.Dir, sf state.StateFile, serr error, rel string,
 	var dev uint64
 	switch {
 	case serr != nil:
-		f = s.ob.bare()
+		f = s.observer().bare()
 		f.StateErr = serr
 		if s.mode == probeAll {
 			if leased {
@@ -668,7 +677,7 @@ func (k *walk) classify(d state.Dir, sf state.StateFile, serr error, rel string,
 		// its probe does, without the probe. Scan still reads the state,
 		// for the candidate's name, PID and age.
 		var fi state.FileInfo
-		f = s.ob.bare()
+		f = s.observer().bare()
 		f.State, fi, f.StateErr = sf.Read()
 		sf.Close()
 		dev, f.StateModTime = fi.Dev, fi.ModTime
@@ -681,7 +690,7 @@ func (k *walk) classify(d state.Dir, sf state.StateFile, serr error, rel string,
 		held, err := d.ProbeLease()
 		if held || err != nil {
 			sf.Close()
-			f = s.ob.bare()
+			f = s.observer().bare()
 			f.LeaseHeld, f.LeaseErr = held, err
 			// Not looked at for a trash of its own: one left there by a
 			// collector cut short is emptied once the directory is an
@@ -691,7 +700,7 @@ func (k *walk) classify(d state.Dir, sf state.StateFile, serr error, rel string,
 		}
 		fallthrough
 	default:
-		f, dev = s.ob.observeAt(d, sf, s.o.policy(), s.mode)
+		f, dev = s.observer().observeAt(d, sf, s.o.policy(), s.mode)
 	}
 	// Only a data directory on another filesystem than root ever gets a
 	// trash of its own.
