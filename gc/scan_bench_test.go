@@ -5,10 +5,8 @@
 package gc
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -127,54 +125,6 @@ func BenchmarkScanCPU(b *testing.B) {
 	b.ReportMetric(per/floorPer, "x_floor_cpu")
 	b.Logf("Scan over %d dirs: %.1f µs CPU per dir (goal ≤ 40), floor %.1f µs: %.2f× (goal ≤ 1.5×); wall %.1f µs per dir",
 		n, per, floorPer, per/floorPer, float64(wallOurs.Nanoseconds())/float64(b.N)/float64(n)/1e3)
-}
-
-// helperScan is the helper process of BenchmarkScanPeakMemory: it scans
-// root and writes each candidate as a line of JSON to stdout, streaming
-// (mode "scan-stream", ScanSeq) or all at the end (mode "scan-slice",
-// Scan).
-func helperScan(mode, root string) int {
-	w := bufio.NewWriter(os.Stdout)
-	enc := json.NewEncoder(w)
-	n := 0
-	switch mode {
-	case "scan-stream":
-		for c, err := range ScanSeq(context.Background(), root) {
-			if err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				return 1
-			}
-			_ = enc.Encode(&c)
-			n++
-		}
-	default:
-		cands, err := Scan(root)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		for i := range cands {
-			_ = enc.Encode(&cands[i])
-			n++
-		}
-	}
-	if err := w.Flush(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	// The peak of this program alone: the rusage a parent reads would
-	// also count the parent's pages, shared until the exec.
-	status, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	for line := range strings.Lines(string(status)) {
-		if strings.HasPrefix(line, "VmHWM:") {
-			fmt.Fprintf(os.Stderr, "%d candidates\n%s", n, line)
-		}
-	}
-	return 0
 }
 
 // scanUsage runs helperScan in mode over root and returns its peak
