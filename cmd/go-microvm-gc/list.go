@@ -18,7 +18,8 @@ nothing.`
 // listFlags are the flags of list.
 type listFlags struct {
 	commonFlags
-	sizes bool
+	sizes     bool
+	jsonLines bool
 }
 
 func (a *app) newListCmd() *cobra.Command {
@@ -34,6 +35,7 @@ func (a *app) newListCmd() *cobra.Command {
 	}
 	lf.register(cmd, "print only the paths of the data directories, one a line")
 	cmd.Flags().BoolVar(&lf.sizes, "sizes", false, "measure the allocated bytes of what go-microvm owns in each data directory")
+	cmd.Flags().BoolVar(&lf.jsonLines, "json-lines", false, "print JSON Lines, one object per data directory as it is decided\n(unsorted; memory stays flat at any number of directories)")
 	return cmd
 }
 
@@ -49,6 +51,9 @@ func (a *app) runList(lf *listFlags) error {
 	if err := lf.check(); err != nil {
 		return err
 	}
+	if lf.jsonLines && (lf.json || lf.quiet) {
+		return usagef("--json-lines excludes --json and --quiet")
+	}
 	rs, err := resolveRoots(lf.roots)
 	if err != nil {
 		return err
@@ -57,6 +62,9 @@ func (a *app) runList(lf *listFlags) error {
 	opts := append(lf.gcOptions(), gc.WithLogger(logger))
 	if lf.sizes {
 		opts = append(opts, gc.WithSizes())
+	}
+	if lf.jsonLines {
+		return a.streamList(lf, rs, opts)
 	}
 	var listings []rootListing
 	var scanErr error

@@ -29,26 +29,9 @@ type pendingTrash struct {
 func findTrash(ctx context.Context, root string, dirs []string, sizes bool) []pendingTrash {
 	var out []pendingTrash
 	look := func(dir string) {
-		p := filepath.Join(dir, gc.TrashName)
-		fi, err := os.Lstat(p)
-		if err != nil || !fi.IsDir() {
-			return
+		if t, ok := trashIn(ctx, dir, sizes); ok {
+			out = append(out, t)
 		}
-		f, err := os.Open(p)
-		if err != nil {
-			out = append(out, pendingTrash{Path: p, Entries: -1, Bytes: -1})
-			return
-		}
-		names, _ := f.Readdirnames(-1)
-		f.Close()
-		if len(names) == 0 {
-			return
-		}
-		t := pendingTrash{Path: p, Entries: len(names), Bytes: -1}
-		if sizes {
-			t.Bytes = treeBytes(ctx, p)
-		}
-		out = append(out, t)
 	}
 	look(root)
 	for _, d := range dirs {
@@ -57,6 +40,29 @@ func findTrash(ctx context.Context, root string, dirs []string, sizes bool) []pe
 		}
 	}
 	return out
+}
+
+// trashIn returns the trash directory in dir when it holds entries.
+func trashIn(ctx context.Context, dir string, sizes bool) (pendingTrash, bool) {
+	p := filepath.Join(dir, gc.TrashName)
+	fi, err := os.Lstat(p)
+	if err != nil || !fi.IsDir() {
+		return pendingTrash{}, false
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return pendingTrash{Path: p, Entries: -1, Bytes: -1}, true
+	}
+	names, _ := f.Readdirnames(-1)
+	f.Close()
+	if len(names) == 0 {
+		return pendingTrash{}, false
+	}
+	t := pendingTrash{Path: p, Entries: len(names), Bytes: -1}
+	if sizes {
+		t.Bytes = treeBytes(ctx, p)
+	}
+	return t, true
 }
 
 // treeBytes is the allocated size of the tree at p: never following a
