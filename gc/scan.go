@@ -600,7 +600,7 @@ func (k *walk) leased(rel string) {
 	path := s.pathOf(rel)
 	cand := candidateFrom(path, f, s.o.policy())
 	if s.o.sizes {
-		cand.Bytes = measure(s.ctx, s.rootDir, rel, path, fstree.Options{InUseMarker: state.FileName, InUse: nestedInUse(s.ob, s.o.policy())})
+		cand.Bytes = measure(s.ctx, s.rootDir, rel, path, fstree.Options{InUseMarker: state.FileName, InUse: nestedInUse(s.observer(), s.o.policy())})
 	}
 	k.decided(cand, rel)
 }
@@ -712,7 +712,7 @@ func (k *walk) classify(d state.Dir, sf state.StateFile, serr error, rel string,
 	}
 	cand := candidateFrom(path, f, s.o.policy())
 	if s.o.sizes {
-		cand.Bytes = measure(s.ctx, s.rootDir, rel, path, fstree.Options{InUseMarker: state.FileName, InUse: nestedInUse(s.ob, s.o.policy())})
+		cand.Bytes = measure(s.ctx, s.rootDir, rel, path, fstree.Options{InUseMarker: state.FileName, InUse: nestedInUse(s.observer(), s.o.policy())})
 	}
 	k.decided(cand, rel)
 }
