@@ -16,8 +16,8 @@ leave behind when their runner or their embedder is killed.
 
 Roots: every --root (repeatable), else the directories listed in
 GO_MICROVM_GC_ROOT (separated like PATH), else the defaults that exist:
-$XDG_CONFIG_HOME/go-microvm (or ~/.config/go-microvm) and brood-box's
-~/.config/broodbox/vms.
+$GO_MICROVM_DATA_DIR and ~/.config/go-microvm (released go-microvm's
+data directory) and brood-box's ~/.config/broodbox/vms.
 
 Exit codes: 0 done; 1 some directories could not be reclaimed, or the
 output could not be written; 2 usage error; 75 another collector holds the

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -38,7 +39,7 @@ func TestScripts(t *testing.T) {
 		Setup: func(env *testscript.Env) error {
 			// The default root must never be the real one of whoever runs
 			// the tests.
-			env.Setenv("XDG_CONFIG_HOME", "")
+			env.Setenv(envDataDir, "")
 			return nil
 		},
 		Condition: func(cond string) (bool, error) {
@@ -241,22 +242,29 @@ func TestFormatAge(t *testing.T) {
 	}
 }
 
-// TestDefaultRoots checks the released default data directory and
-// brood-box's.
+// TestDefaultRoots checks the default roots are where released go-microvm
+// and brood-box keep their VMs: GO_MICROVM_DATA_DIR (when absolute) and
+// ~/.config/go-microvm, then ~/.config/broodbox/vms. XDG_CONFIG_HOME is
+// ignored, since released go-microvm ignores it.
 func TestDefaultRoots(t *testing.T) {
 	home := t.TempDir()
 	t.Setenv("HOME", home)
+	t.Setenv("XDG_CONFIG_HOME", "/xdg")
+	def := filepath.Join(home, ".config", "go-microvm")
 	bb := filepath.Join(home, ".config", "broodbox", "vms")
-	for _, tc := range []struct{ xdg, want string }{
-		{"", filepath.Join(home, ".config", "go-microvm")},
-		{"/xdg", "/xdg/go-microvm"},
-		// The XDG spec says to ignore a relative value.
-		{"relative", filepath.Join(home, ".config", "go-microvm")},
+	for _, tc := range []struct {
+		dataDir string
+		want    []string
+	}{
+		{"", []string{def, bb}},
+		{"/data/vms/", []string{"/data/vms", def, bb}},
+		// Relative to the embedder's working directory, unknown here.
+		{"relative", []string{def, bb}},
 	} {
-		t.Setenv("XDG_CONFIG_HOME", tc.xdg)
+		t.Setenv(envDataDir, tc.dataDir)
 		got, err := defaultRoots()
-		if err != nil || len(got) != 2 || got[0] != tc.want || got[1] != bb {
-			t.Errorf("XDG_CONFIG_HOME=%q: defaultRoots() = %q, %v; want [%q %q]", tc.xdg, got, err, tc.want, bb)
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("%s=%q: defaultRoots() = %q, %v; want %q", envDataDir, tc.dataDir, got, err, tc.want)
 		}
 	}
 }

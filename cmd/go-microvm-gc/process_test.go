@@ -34,7 +34,7 @@ func gcCommand(t *testing.T, args ...string) *exec.Cmd {
 	}
 	cmd := exec.Command(exe, args...)
 	cmd.Args[0] = "go-microvm-gc"
-	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME=", envRoot+"=", "HOME="+t.TempDir())
+	cmd.Env = append(os.Environ(), envDataDir+"=", envRoot+"=", "HOME="+t.TempDir())
 	return cmd
 }
 

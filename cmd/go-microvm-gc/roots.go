@@ -83,20 +83,29 @@ func resolveRoots(flagRoots []string) (roots, error) {
 	return rs, nil
 }
 
-// defaultRoots are where go-microvm and brood-box keep their VMs: the
-// released go-microvm default data directory, and brood-box's.
+// envDataDir is released go-microvm's override of its default data
+// directory.
+const envDataDir = "GO_MICROVM_DATA_DIR"
+
+// defaultRoots are where go-microvm and brood-box keep their VMs: the data
+// directory released go-microvm uses ($GO_MICROVM_DATA_DIR, else
+// ~/.config/go-microvm), and brood-box's. ~/.config/go-microvm is looked
+// at even when the variable is set, since every embedder runs with its own
+// environment; resolveRoots keeps the ones that exist, once each.
+// XDG_CONFIG_HOME is not consulted: neither released go-microvm nor
+// brood-box's VM directory follows it, so a root taken from it would miss
+// the real VMs.
 func defaultRoots() ([]string, error) {
 	home, herr := os.UserHomeDir()
 	var rs []string
-	if dir := os.Getenv("XDG_CONFIG_HOME"); filepath.IsAbs(dir) {
-		rs = append(rs, filepath.Join(dir, "go-microvm"))
-	} else if herr == nil {
-		rs = append(rs, filepath.Join(home, ".config", "go-microvm"))
+	// A relative value names a directory relative to the embedder's
+	// working directory, which the collector cannot know.
+	if dir := os.Getenv(envDataDir); filepath.IsAbs(dir) {
+		rs = append(rs, filepath.Clean(dir))
 	}
 	if herr == nil {
-		// brood-box puts its VMs under the home directory's .config,
-		// whatever XDG_CONFIG_HOME says.
-		rs = append(rs, filepath.Join(home, ".config", "broodbox", "vms"))
+		rs = append(rs, filepath.Join(home, ".config", "go-microvm"),
+			filepath.Join(home, ".config", "broodbox", "vms"))
 	}
 	if len(rs) == 0 {
 		return nil, usagef("find default root: %v (use --root or %s)", herr, envRoot)

@@ -249,7 +249,7 @@ func TestDryRunLockDenied(t *testing.T) {
 	makeOrphan(t, filepath.Join(root, "vm"), 1)
 	for _, args := range [][]string{{"collect", "-n", "--root", root}, {"collect", "-n", "--root", root, "--json"}} {
 		cmd := exec.Command(setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", "--", exe}, args...)...)
-		cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME=", envRoot+"=", "HOME="+dir)
+		cmd.Env = append(os.Environ(), envDataDir+"=", envRoot+"=", "HOME="+dir)
 		code, stdout, stderr := runGC(t, cmd)
 		if code != 0 {
 			t.Fatalf("%v: exit %d\n%s%s", args, code, stdout, stderr)
