@@ -44,6 +44,9 @@ type rootListing struct {
 	root  string
 	cands []gc.Candidate
 	trash []pendingTrash
+	// scanErr is what kept the scan from walking the root (or part of it),
+	// so that an empty listing is not shown as an empty root.
+	scanErr error
 }
 
 // runList is `go-microvm-gc list`.
@@ -80,7 +83,7 @@ func (a *app) runList(lf *listFlags) error {
 			scanErr = err
 		}
 		sortCandidates(cands)
-		listings = append(listings, rootListing{root: root, cands: cands, trash: findTrash(a.ctx, root, candidateDirs(cands), lf.sizes)})
+		listings = append(listings, rootListing{root: root, cands: cands, trash: findTrash(a.ctx, root, candidateDirs(cands), lf.sizes), scanErr: err})
 	}
 	code, sig := interrupted(a.ctx)
 	if sig {

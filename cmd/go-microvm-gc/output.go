@@ -212,7 +212,13 @@ func writeListTables(w io.Writer, listings []rootListing, sizes bool, again stri
 	for _, l := range listings {
 		fmt.Fprintf(w, "Root: %s\n", quote(l.root))
 		if len(l.cands) == 0 && len(l.trash) == 0 {
-			fmt.Fprintln(w, "No data directories.")
+			if l.scanErr != nil {
+				// The error is on stderr; "no data directories" would
+				// claim an empty root that was never read.
+				fmt.Fprintln(w, "Not listed: the root could not be read.")
+			} else {
+				fmt.Fprintln(w, "No data directories.")
+			}
 			continue
 		}
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

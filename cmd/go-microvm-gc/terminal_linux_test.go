@@ -260,6 +260,44 @@ func TestDryRunLockDenied(t *testing.T) {
 	}
 }
 
+// TestListUnreadableRoot checks that list, run by a user who cannot read
+// the root, exits 1 with the error and does not call the root empty.
+func TestListUnreadableRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to drop privileges to another user")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("no setpriv")
+	}
+	dir, err := os.MkdirTemp("", "gc-unreadable-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	exe := copyTestBinary(t, dir)
+	root := filepath.Join(dir, "root")
+	makeOrphan(t, filepath.Join(root, "vm"), 1)
+	if err := os.Chmod(root, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--", exe, "list", "--root", root)
+	cmd.Env = append(os.Environ(), envDataDir+"=", envRoot+"=", "HOME="+dir)
+	code, stdout, stderr := runGC(t, cmd)
+	if code != exitError {
+		t.Fatalf("exit %d, want %d\n%s%s", code, exitError, stdout, stderr)
+	}
+	if !strings.Contains(stderr, "permission denied") {
+		t.Errorf("stderr does not name the error:\n%s", stderr)
+	}
+	if strings.Contains(stdout, "No data directories") || !strings.Contains(stdout, "could not be read") {
+		t.Errorf("stdout does not say the root could not be read:\n%s", stdout)
+	}
+}
+
 // copyTestBinary copies this test binary into dir as go-microvm-gc, so
 // that another user can run it and testscript.Main runs it as the
 // command.
