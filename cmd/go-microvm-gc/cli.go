@@ -19,9 +19,10 @@ GO_MICROVM_GC_ROOT (separated like PATH), else the defaults that exist:
 $GO_MICROVM_DATA_DIR and ~/.config/go-microvm (released go-microvm's
 data directory) and brood-box's ~/.config/broodbox/vms.
 
-Exit codes: 0 done; 1 some directories could not be reclaimed, or the
-output could not be written; 2 usage error; 75 another collector holds the
-root lock; 130 interrupted (SIGINT); 143 terminated (SIGTERM).`
+Exit codes: 0 done; 1 some directories could not be reclaimed, a root
+could not be read, or the output could not be written; 2 usage error;
+75 another collector holds the root lock;
+130 interrupted (SIGINT); 143 terminated (SIGTERM).`
 
 // newRootCmd builds the command tree. Help, completion and the man page
 // all come from these definitions.
