@@ -287,8 +287,12 @@ func FuzzClassify(f *testing.F) {
 		}
 		named := alive && (pr.Executable != "" && filepath.Base(pr.Executable) == runnerWant ||
 			pr.Executable == "" && pr.Comm != "" && pr.Comm == truncate(runnerWant, commLen))
-		if reason == ReasonRunnerAmbiguous && (!named || exactNow || s.Leased) {
-			t.Fatalf("runner-ambiguous with named %v, exact identity of this boot %v, marker %v", named, exactNow, s.Leased)
+		// A process of another name that started by the record's
+		// pid_start_time is kept as ambiguous too: only a clock stepped
+		// back lets it hold the PID.
+		startedBefore := alive && !s.PIDStartTime.IsZero() && !pr.Started.IsZero() && !pr.Started.After(s.PIDStartTime.Add(startSlack))
+		if reason == ReasonRunnerAmbiguous && (!named && !startedBefore || exactNow || s.Leased) {
+			t.Fatalf("runner-ambiguous with named %v, started by the record %v, exact identity of this boot %v, marker %v", named, startedBefore, exactNow, s.Leased)
 		}
 		if reason == ReasonLeaseLost && (!s.Leased || !exactNow || !exactMatch || s.PID <= 0) {
 			t.Fatalf("lease-lost without the marker and a matching exact identity of this boot")
