@@ -46,8 +46,10 @@ build:
 test:
 	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
 
-## lint: gofmt (fails on any unformatted file), go vet, staticcheck
+## lint: SPDX headers, gofmt (fails on any unformatted file), go vet,
+## staticcheck
 lint:
+	bash scripts/spdx.sh
 	@files=$$(gofmt -l .); if [ -n "$$files" ]; then echo "gofmt would change:"; echo "$$files"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...

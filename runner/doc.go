@@ -1,3 +1,4 @@
+// SPDX-FileCopyrightText: Copyright 2026 Stacklok, Inc.
 // SPDX-License-Identifier: Apache-2.0
 
 // Package runner starts, tracks, stops and re-attaches to go-microvm runner

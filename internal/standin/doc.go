@@ -1,3 +1,4 @@
+// SPDX-FileCopyrightText: Copyright 2026 Stacklok, Inc.
 // SPDX-License-Identifier: Apache-2.0
 
 // Package standin is a stand-in for the go-microvm runner, for tests on

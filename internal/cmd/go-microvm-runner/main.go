@@ -1,3 +1,4 @@
+// SPDX-FileCopyrightText: Copyright 2026 Stacklok, Inc.
 // SPDX-License-Identifier: Apache-2.0
 
 // Command go-microvm-runner is the stand-in runner used by the tests: it

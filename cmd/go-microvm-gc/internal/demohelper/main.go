@@ -1,3 +1,4 @@
+// SPDX-FileCopyrightText: Copyright 2026 Stacklok, Inc.
 // SPDX-License-Identifier: Apache-2.0
 
 // Command demohelper is a process the demo of go-microvm-gc starts: the
