@@ -176,6 +176,15 @@ func (c *collector) run() {
 		c.emptyTrash(t, filepath.Join(c.abs, TrashName))
 		t.Close()
 	} else if isGone(err) {
+		// Only ENOENT means the name is free. ELOOP and ENOTDIR mean
+		// something that is not a directory holds it (a planted symlink,
+		// a file): openTrash without create neither follows nor replaces
+		// it, so there is nothing to empty, but the name is taken, so the
+		// closing rmdir below still looks at it. That rmdir of a
+		// non-directory fails with ENOTDIR, which isGone treats as
+		// nothing to do; what a reclaim of this run put there instead
+		// (openTrash with create replaces the non-directory) is removed
+		// if empty.
 		hadTrash = errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR)
 	} else {
 		c.addErr(filepath.Join(c.abs, TrashName), err)
