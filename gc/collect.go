@@ -246,7 +246,7 @@ func (c *collector) dropLock() {
 
 func (c *collector) addErr(path string, err error) {
 	pe := pathError(path, err)
-	c.o.logger.Warn("gc: error", "path", pe.Path, "err", pe.Err)
+	c.o.logger.Warn("gc: error", "path", pe.Path, "error", pe.Err)
 	c.mu.Lock()
 	c.rep.Errors = append(c.rep.Errors, pe)
 	c.mu.Unlock()

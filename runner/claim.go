@@ -121,12 +121,11 @@ func collectBefore(ctx context.Context, root string, o claimOptions) (*gc.Report
 	if rep == nil {
 		return nil, err
 	}
-	for _, e := range rep.Errors {
-		o.logger.Warn("pre-creation collection error", "path", e.Path, "error", e.Err)
-	}
-	if len(rep.Reclaimed) > 0 || rep.Deferred {
+	// Each error was already logged by the collection, which has this
+	// logger; the summary only counts them.
+	if len(rep.Reclaimed) > 0 || rep.Deferred || len(rep.Errors) > 0 {
 		o.logger.Info("pre-creation collection", "root", root, "reclaimed", len(rep.Reclaimed),
-			"bytes_freed", rep.BytesFreed, "deferred", rep.Deferred)
+			"bytes_freed", rep.BytesFreed, "deferred", rep.Deferred, "errors", len(rep.Errors))
 	}
 	return rep, err
 }

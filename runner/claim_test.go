@@ -4,12 +4,15 @@
 package runner
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -436,5 +439,34 @@ func TestAbortDirRemoved(t *testing.T) {
 	}
 	if _, err := os.Lstat(dir); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Abort created the removed directory again: %v", err)
+	}
+}
+
+// An error of the claim's collection is warned about once, under the key
+// "error", and counted in the summary.
+func TestClaimLogsCollectionErrorOnce(t *testing.T) {
+	root := t.TempDir()
+	makeOrphan(t, filepath.Join(root, "old"))
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	_, err := newClaimWithGuard(t, filepath.Join(root, "new"), WithCollectRoot(root), WithLogger(logger),
+		WithCollectOptions(gc.WithKeep(func(string) bool { panic("embedder bug") })))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errLines []string
+	for _, line := range strings.Split(buf.String(), "\n") {
+		if strings.Contains(line, "level=WARN") && strings.Contains(line, "keep function panicked") {
+			errLines = append(errLines, line)
+		}
+	}
+	if len(errLines) != 1 || !strings.Contains(errLines[0], " error=") {
+		t.Errorf("log lines naming the collection's error = %q, want one, with key error; log:\n%s", errLines, buf.String())
+	}
+	if strings.Contains(buf.String(), " err=") {
+		t.Errorf("log uses the key err; want error:\n%s", buf.String())
+	}
+	if !strings.Contains(buf.String(), "errors=1") {
+		t.Errorf("summary does not count the error; log:\n%s", buf.String())
 	}
 }
