@@ -424,10 +424,10 @@ func classifyProcess(f Facts) (Class, Reason, string) {
 	// known is compared anyway, since a mismatch then means the recorded
 	// process is gone either way.
 	if s.Runner != nil && s.Runner.StartTime != 0 {
-		switch {
-		case pr.StartTime == 0:
+		switch pr.StartTime {
+		case 0:
 			return ClassLive, ReasonIdentityUnreadable, fmt.Sprintf("pid %d: start time unreadable", s.PID)
-		case pr.StartTime == s.Runner.StartTime:
+		case s.Runner.StartTime:
 			return ClassLive, ReasonRunnerMatches, fmt.Sprintf("pid %d has the recorded start time", s.PID)
 		default:
 			return ClassOrphan, ReasonPIDReused, fmt.Sprintf("pid %d start time %d, recorded %d", s.PID, pr.StartTime, s.Runner.StartTime)

@@ -250,17 +250,6 @@ type scanResult struct {
 	errs  []PathError
 }
 
-func (r *scanResult) err(ctx context.Context) error {
-	errs := make([]error, 0, len(r.errs)+1)
-	for i := range r.errs {
-		errs = append(errs, &r.errs[i])
-	}
-	if ctx.Err() != nil {
-		errs = append(errs, fmt.Errorf("scan: %w", ctx.Err()))
-	}
-	return errors.Join(errs...)
-}
-
 // testHookEntered, when set, runs for each directory the walk opened
 // (path relative to root) before it looks inside, so tests can remove the
 // directory at that instant.
@@ -739,6 +728,8 @@ func candidateFrom(path string, f Facts, p Policy) Candidate {
 		c.Err = f.StateErr
 	case ReasonProbeFailed:
 		c.Err = cmp.Or(f.LeaseErr, f.LockErr)
+	default:
+		// The other reasons are decisions, not failures: no error.
 	}
 	return c
 }

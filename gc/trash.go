@@ -56,7 +56,8 @@ func openTrash(parent *os.File, parentPath string, create bool) (*os.File, error
 		}
 	}
 	t, err := openDirAt(parent, TrashName, path)
-	if err == nil || !create || !(errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR)) {
+	notDir := errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR)
+	if err == nil || !create || !notDir {
 		return t, err
 	}
 	if err := unlinkAt(parent, TrashName, 0); err != nil {

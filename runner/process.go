@@ -110,8 +110,9 @@ func (p *Process) IsAlive() bool {
 	switch p.observe() {
 	case running, unknown:
 		return true
+	default:
+		return false
 	}
-	return false
 }
 
 // Close drops the embedder's copy of the run lease kept by WithKeepLease,
@@ -253,6 +254,8 @@ func (p *Process) signal(sig syscall.Signal) (bool, error) {
 		return false, nil
 	case unknown:
 		return false, fmt.Errorf("signal runner pid %d: %w", p.pid, errIdentityUnknown)
+	default:
+		// Running, or a zombie: the kill below is harmless to a zombie.
 	}
 	// The runner leads its own session and group (Setsid). A group id
 	// cannot be reused while the runner holds its PID, and the runner was

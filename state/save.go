@@ -27,7 +27,7 @@ func (ls *LockedState) Save() error {
 	if ls.released {
 		return fmt.Errorf("save state in %s: %w", ls.m.dataDir, errReleased)
 	}
-	ls.State.Version = CurrentVersion
+	ls.Version = CurrentVersion
 	data, err := json.MarshalIndent(ls.State, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode state for %s: %w", ls.m.StatePath(), err)

@@ -77,8 +77,10 @@ func (m mounter) same(a, b fileID) (same, known bool) {
 		return true, true
 	case mountInfo:
 		return true, m.devOnce
+	default:
+		// The mount-ID methods judge by ID, not by device.
+		return true, false
 	}
-	return true, false
 }
 
 // onMount reports whether the directory b is on the mount of a, treating

@@ -216,12 +216,12 @@ func writeStateFile(t testing.TB, dataDir string, edit func(*state.State)) {
 		t.Fatalf("lock state of %s: %v", dataDir, err)
 	}
 	defer ls.Release()
-	ls.State.Version = state.CurrentVersion
-	ls.State.Name = filepath.Base(dataDir)
-	ls.State.Image = "example.com/stress:latest"
-	ls.State.CPUs = 1
-	ls.State.MemoryMB = 128
-	ls.State.CreatedAt = time.Now().Add(-time.Hour)
+	ls.Version = state.CurrentVersion
+	ls.Name = filepath.Base(dataDir)
+	ls.Image = "example.com/stress:latest"
+	ls.CPUs = 1
+	ls.MemoryMB = 128
+	ls.CreatedAt = time.Now().Add(-time.Hour)
 	edit(ls.State)
 	if err := ls.Save(); err != nil {
 		t.Fatalf("save state of %s: %v", dataDir, err)
