@@ -102,7 +102,8 @@ func CollectContext(ctx context.Context, root string, opts ...Option) (*Report, 
 		}
 		return rep, nil
 	}
-	defer rootDir.Close()
+	// A directory: its close has nothing to report.
+	defer func() { _ = rootDir.Close() }()
 
 	if o.dryRun {
 		dryRun(ctx, rootDir, rep, o)
@@ -115,7 +116,8 @@ func CollectContext(ctx context.Context, root string, opts ...Option) (*Report, 
 	if err != nil {
 		return nil, err
 	}
-	defer unix.Close(lockFd)
+	// Closing drops the lock; a lock fd has no data to lose.
+	defer func() { _ = unix.Close(lockFd) }()
 
 	budget, cancel := ctx, context.CancelFunc(func() {})
 	if o.budget > 0 {
@@ -174,7 +176,8 @@ func (c *collector) run() {
 	hadTrash := true
 	if t, err := openTrash(c.root, c.abs, false); err == nil {
 		c.emptyTrash(t, filepath.Join(c.abs, TrashName))
-		t.Close()
+		// A directory: its close has nothing to report.
+		_ = t.Close()
 	} else if isGone(err) {
 		// Only ENOENT means the name is free. ELOOP and ENOTDIR mean
 		// something that is not a directory holds it (a planted symlink,
@@ -207,7 +210,8 @@ func (c *collector) run() {
 	parallel(orphans, c.reclaim)
 
 	if c.trash != nil {
-		c.trash.Close()
+		// A directory: its close has nothing to report.
+		_ = c.trash.Close()
 	}
 	// An empty trash is not left behind, whoever made it; a non-empty one
 	// is work for the next run. When there was none and none was made,
@@ -324,7 +328,8 @@ func (c *collector) reclaimDir(cand scanned) (*Orphan, *Candidate, error) {
 	} else {
 		parent, err = fstree.OpenDir(c.root, filepath.Dir(rel))
 		if err == nil {
-			defer parent.Close()
+			// A directory: its close has nothing to report.
+			defer func() { _ = parent.Close() }()
 			d, err = openDirAt(parent, filepath.Base(rel), path)
 		}
 	}
@@ -337,7 +342,8 @@ func (c *collector) reclaimDir(cand scanned) (*Orphan, *Candidate, error) {
 	if err != nil {
 		return nil, &kept, err
 	}
-	defer d.Close()
+	// A directory: its close has nothing to report.
+	defer func() { _ = d.Close() }()
 	o, k, err := c.reclaimOpen(cand, d)
 	if o == nil && (k == nil && err == nil || removed(d)) {
 		// The state file, or the whole directory, went while we looked.
@@ -368,7 +374,8 @@ func (c *collector) reclaimDir(cand scanned) (*Orphan, *Candidate, error) {
 			default:
 				c.addErr(filepath.Join(c.abs, up), err)
 			}
-			gp.Close()
+			// A directory: its close has nothing to report.
+			_ = gp.Close()
 		}
 	}
 	return o, nil, nil
@@ -422,7 +429,13 @@ func (c *collector) reclaimOpen(cand scanned, d *os.File) (*Orphan, *Candidate, 
 	case err != nil:
 		return nil, unreadable(kept, err), nil
 	}
-	defer sl.Release()
+	defer func() {
+		// The fd is closed either way, so the lock is gone; a failed
+		// unlock is still reported, as it says the state dir misbehaves.
+		if err := sl.Release(); err != nil {
+			c.addErr(path, err)
+		}
+	}()
 	if testHookStateLocked != nil {
 		testHookStateLocked(path)
 	}
@@ -456,7 +469,8 @@ func (c *collector) reclaimOpen(cand scanned, d *os.File) (*Orphan, *Candidate, 
 	freed, tr, err := c.commit(d, path, sl)
 	if err != nil {
 		if tr.own {
-			tr.dir.Close()
+			// The error being returned is the one that matters.
+			_ = tr.dir.Close()
 		}
 		return nil, &now, err
 	}
@@ -473,7 +487,8 @@ func (c *collector) reclaimOpen(cand scanned, d *os.File) (*Orphan, *Candidate, 
 					c.addErr(tr.path, err)
 				}
 			}
-			tr.dir.Close()
+			// A directory: its close has nothing to report.
+			_ = tr.dir.Close()
 		}
 	}
 	return &Orphan{Path: path, Reason: now.Reason, PID: now.PID, Bytes: freed}, nil, nil
@@ -501,7 +516,8 @@ func (c *collector) verifyPath(rel string, d *os.File) error {
 	if err != nil {
 		return fmt.Errorf("verify data directory: %w", err)
 	}
-	defer again.Close()
+	// A directory: its close has nothing to report.
+	defer func() { _ = again.Close() }()
 	same, err := sameFile(again, d)
 	if err != nil {
 		return fmt.Errorf("verify data directory: %w", err)
@@ -575,7 +591,8 @@ func (c *collector) moveRootfsWork(d *os.File, path string) (trashRef, error) {
 	// writable too.
 	if w, err := openDirAt(d, rootfsWorkName, filepath.Join(path, rootfsWorkName)); err == nil {
 		_, werr := makeWritable(w, w.Name())
-		w.Close()
+		// A directory: its close has nothing to report.
+		_ = w.Close()
 		if werr != nil {
 			return trashRef{}, werr
 		}
@@ -606,7 +623,8 @@ func (c *collector) moveRootfsWork(d *os.File, path string) (trashRef, error) {
 	}
 	tpath := filepath.Join(path, TrashName)
 	if err := renameAt(d, rootfsWorkName, own, name); err != nil {
-		own.Close()
+		// The error being returned is the one that matters.
+		_ = own.Close()
 		if errors.Is(err, unix.ENOENT) {
 			_ = unlinkAt(d, TrashName, unix.AT_REMOVEDIR)
 			return trashRef{}, nil

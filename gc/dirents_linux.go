@@ -82,7 +82,8 @@ func (r *dirReader) next() (e dirent, ok bool, err error) {
 }
 
 // close closes the reader's descriptor.
-func (r *dirReader) close() { unix.Close(r.fd) }
+// A directory: its close has nothing to report.
+func (r *dirReader) close() { _ = unix.Close(r.fd) }
 
 func isDotName(name []byte) bool {
 	return len(name) == 1 && name[0] == '.' || len(name) == 2 && name[0] == '.' && name[1] == '.'

@@ -127,7 +127,8 @@ const (
 func (ob *observer) observeAt(d state.Dir, sf state.StateFile, p Policy, mode probeMode) (f Facts, dev uint64) {
 	var fi state.FileInfo
 	f.State, fi, f.StateErr = sf.Read()
-	sf.Close()
+	// Opened read-only: its close has nothing to report.
+	_ = sf.Close()
 	dev, f.StateModTime = fi.Dev, fi.ModTime
 	f.BootID, f.BootTime, f.PIDNamespace, f.Now = ob.bootID, ob.bootTime, ob.pidNS, ob.now()
 	if f.StateErr != nil && mode == probeOrphans {

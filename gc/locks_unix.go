@@ -107,7 +107,8 @@ func lockRootOnce(root *os.File, abs string) (int, error) {
 	})
 	if err != nil {
 		if fd >= 0 {
-			unix.Close(fd)
+			// The error being returned is the one that matters.
+			_ = unix.Close(fd)
 		}
 		if errors.Is(err, errLockReplaced) {
 			return -1, err
@@ -129,7 +130,8 @@ func dropIdleLock(dir *os.File, path string) {
 	if err != nil {
 		return
 	}
-	defer unix.Close(fd)
+	// Closing drops the lock; a lock fd has no data to lose.
+	defer func() { _ = unix.Close(fd) }()
 	_ = fstree.WithFd(dir, func(dfd int) error { return fstree.UnlinkAt(dfd, LockName, 0) })
 }
 
@@ -146,7 +148,8 @@ func dropIdleRootLock(parent *os.File, name, path string) {
 	if err != nil {
 		return
 	}
-	defer dir.Close()
+	// A directory: its close has nothing to report.
+	defer func() { _ = dir.Close() }()
 	entries, err := dir.Readdirnames(-1)
 	if err != nil || len(entries) != 1 || entries[0] != LockName {
 		return
@@ -155,7 +158,8 @@ func dropIdleRootLock(parent *os.File, name, path string) {
 	if err != nil {
 		return
 	}
-	defer unix.Close(fd)
+	// Closing drops the lock; a lock fd has no data to lose.
+	defer func() { _ = unix.Close(fd) }()
 	if again, err := ownedOnly(dir); err != nil || !again {
 		return
 	}
@@ -172,7 +176,8 @@ func ownedOnly(dir *os.File) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	defer r.Close()
+	// A directory: its close has nothing to report.
+	defer func() { _ = r.Close() }()
 	names, err := r.Readdirnames(-1)
 	return len(names) == 1 && names[0] == LockName, err
 }

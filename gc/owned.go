@@ -64,7 +64,8 @@ func (c *collector) embedderFirst(d *os.File, rel string, now Candidate) *Candid
 	parents := c.ownedParents(d, rel)
 	defer func() {
 		for _, p := range parents {
-			p.dir.Close()
+			// A directory: its close has nothing to report.
+			_ = p.dir.Close()
 		}
 	}()
 	for _, p := range parents {
@@ -133,7 +134,8 @@ func (c *collector) ownedParents(d *os.File, rel string) []ownedParent {
 			break
 		}
 		if !c.onlyBranch(p, filepath.Base(childRel), child) {
-			p.Close()
+			// A directory: its close has nothing to report.
+			_ = p.Close()
 			break
 		}
 		out = append(out, ownedParent{dir: p, path: filepath.Join(c.abs, up), branch: filepath.Base(childRel)})
@@ -149,7 +151,8 @@ func (c *collector) onlyBranch(p *os.File, name string, child *os.File) bool {
 	if err != nil {
 		return false
 	}
-	defer r.Close()
+	// A directory: its close has nothing to report.
+	defer func() { _ = r.Close() }()
 	names, err := r.Readdirnames(-1)
 	if err != nil {
 		return false
@@ -164,7 +167,8 @@ func (c *collector) onlyBranch(p *os.File, name string, child *os.File) bool {
 	if err != nil {
 		return false
 	}
-	defer named.Close()
+	// A directory: its close has nothing to report.
+	defer func() { _ = named.Close() }()
 	same, err := sameFile(named, child)
 	return err == nil && same
 }

@@ -186,7 +186,8 @@ func scanSeq(ctx context.Context, root string, mode probeMode, opts []Option) it
 			}
 			return
 		}
-		defer rootDir.Close()
+		// A directory: its close has nothing to report.
+		defer func() { _ = rootDir.Close() }()
 		wctx, stop := context.WithCancel(ctx)
 		defer stop()
 		items := make(chan []streamItem, streamDepth)
@@ -355,7 +356,8 @@ func (s *scanner) run() {
 		s.merge(k)
 		return
 	}
-	defer unix.Close(fd)
+	// A directory: its close has nothing to report.
+	defer func() { _ = unix.Close(fd) }()
 	k := s.newWalk()
 	candidate, list := k.visit(fd, ".", 0, false)
 	var r *dirReader
@@ -547,7 +549,8 @@ func (k *walk) enter(parent int, e dirent, rel string, level int, parentDev uint
 		}
 		return
 	}
-	defer unix.Close(fd)
+	// A directory: its close has nothing to report.
+	defer func() { _ = unix.Close(fd) }()
 	candidate, list := k.visit(fd, rel, level, leased)
 	if !list {
 		return
@@ -669,7 +672,8 @@ func (k *walk) classify(d state.Dir, sf state.StateFile, serr error, rel string,
 		var fi state.FileInfo
 		f = s.observer().bare()
 		f.State, fi, f.StateErr = sf.Read()
-		sf.Close()
+		// Opened read-only: its close has nothing to report.
+		_ = sf.Close()
 		dev, f.StateModTime = fi.Dev, fi.ModTime
 		f.LeaseHeld = true
 	case s.mode == probeOrphans:
@@ -679,7 +683,8 @@ func (k *walk) classify(d state.Dir, sf state.StateFile, serr error, rel string,
 		// requires.
 		held, err := d.ProbeLease()
 		if held || err != nil {
-			sf.Close()
+			// Opened read-only: its close has nothing to report.
+			_ = sf.Close()
 			f = s.observer().bare()
 			f.LeaseHeld, f.LeaseErr = held, err
 			// Not looked at for a trash of its own: one left there by a
@@ -741,7 +746,8 @@ func measure(ctx context.Context, rootDir *os.File, rel, path string, to fstree.
 	if err != nil {
 		return -1
 	}
-	defer d.Close()
+	// A directory: its close has nothing to report.
+	defer func() { _ = d.Close() }()
 	// A partial measure (an unreadable corner, a spent context) still
 	// counts what it saw.
 	r, _ := to.SizeAt(ctx, d, rootfsWorkName, filepath.Join(path, rootfsWorkName))
@@ -763,7 +769,8 @@ func ownedFiles(d *os.File) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer r.Close()
+	// A directory: its close has nothing to report.
+	defer func() { _ = r.Close() }()
 	names, err := r.Readdirnames(-1)
 	if err != nil {
 		return nil, err

@@ -78,7 +78,8 @@ func (c *collector) emptyTrash(t *os.File, path string) bool {
 		return false
 	}
 	names, err := r.Readdirnames(-1)
-	r.Close()
+	// A directory: its close has nothing to report.
+	_ = r.Close()
 	if err != nil {
 		c.addErr(path, fmt.Errorf("read trash: %w", err))
 		return false
@@ -205,7 +206,8 @@ func (c *collector) emptyDirTrash(rel string) {
 		}
 		return
 	}
-	defer d.Close()
+	// A directory: its close has nothing to report.
+	defer func() { _ = d.Close() }()
 	tpath := filepath.Join(path, TrashName)
 	t, err := openTrash(d, path, false)
 	if err != nil {
@@ -215,7 +217,8 @@ func (c *collector) emptyDirTrash(rel string) {
 		return
 	}
 	empty := c.emptyTrash(t, tpath)
-	t.Close()
+	// A directory: its close has nothing to report.
+	_ = t.Close()
 	if empty {
 		if err := unlinkAt(d, TrashName, unix.AT_REMOVEDIR); err != nil && !isGone(err) && !isNotEmpty(err) {
 			c.addErr(tpath, err)

@@ -34,7 +34,8 @@ func dirHolders(dir string, want fs.FileInfo) ([]int, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: list processes: %w", ErrUnattachable, err)
 	}
-	defer proc.Close()
+	// A directory: its close has nothing to report.
+	defer func() { _ = proc.Close() }()
 	names, err := proc.Readdirnames(-1)
 	if err != nil {
 		return nil, fmt.Errorf("%w: list processes: %w", ErrUnattachable, err)
@@ -76,7 +77,8 @@ func holdsPath(pid, target string, want fs.FileInfo) bool {
 	if err != nil {
 		return false
 	}
-	defer d.Close()
+	// A directory: its close has nothing to report.
+	defer func() { _ = d.Close() }()
 	fds, _ := d.Readdirnames(maxScanFDs)
 	for _, fd := range fds {
 		link := fdDir + "/" + fd

@@ -117,7 +117,8 @@ func readAt(dirfd int, dir, name string) (*State, FileInfo, error) {
 	if err != nil {
 		return nil, FileInfo{}, err
 	}
-	defer f.Close()
+	// Opened read-only: its close has nothing to report.
+	defer func() { _ = f.Close() }()
 	return f.Read()
 }
 
@@ -246,7 +247,8 @@ func probeLockAt(dirfd int, dir, name string) (bool, error) {
 	if err != nil {
 		return false, &fs.PathError{Op: "probe lock", Path: atPath(dir, name), Err: err}
 	}
-	defer unix.Close(fd)
+	// Closing drops the lock; a lock fd has no data to lose.
+	defer func() { _ = unix.Close(fd) }()
 	return probeFd(fd, atPath(dir, name))
 }
 
@@ -381,16 +383,19 @@ func tryLockAt(dirfd int, dir, lockName, stateName string) (int, bool, error) {
 			return -1, false, &fs.PathError{Op: "open", Path: atPath(dir, lockName), Err: err}
 		}
 		if err := fstree.Fstat(fd, &locked); err != nil {
-			unix.Close(fd)
+			// The error being returned is the one that matters.
+			_ = unix.Close(fd)
 			return -1, false, &fs.PathError{Op: "fstat", Path: atPath(dir, lockName), Err: err}
 		}
 		if !lockable(&locked) {
-			unix.Close(fd)
+			// The error being returned is the one that matters.
+			_ = unix.Close(fd)
 			return -1, false, notRegular("lock", atPath(dir, lockName), &locked)
 		}
 		ok, err := tryFlockFd(fd)
 		if err != nil || !ok {
-			unix.Close(fd)
+			// The error being returned is the one that matters.
+			_ = unix.Close(fd)
 			if err == nil {
 				err = ErrLocked
 			}
@@ -406,7 +411,8 @@ func tryLockAt(dirfd int, dir, lockName, stateName string) (int, bool, error) {
 		}
 		// The holder before us unlinked or replaced the file after we had
 		// opened it: our lock guards nothing anyone else will ever open.
-		unix.Close(fd)
+		// Closing drops the lock; a lock fd has no data to lose.
+		_ = unix.Close(fd)
 		if err != nil && !errors.Is(err, unix.ENOENT) {
 			return -1, false, &fs.PathError{Op: "lstat", Path: atPath(dir, lockName), Err: err}
 		}

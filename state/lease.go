@@ -75,7 +75,8 @@ func TryLease(dataDir string) (*Lease, error) {
 		}
 		err = fstree.WithFd(f, func(fd int) error { return NewDir(fd, dataDir).TryLease() })
 		if err != nil {
-			f.Close()
+			// The error being returned is the one that matters.
+			_ = f.Close()
 			return nil, err
 		}
 		if testHookLeaseLocked != nil {
@@ -83,12 +84,14 @@ func TryLease(dataDir string) (*Lease, error) {
 		}
 		locked, err := f.Stat()
 		if err != nil {
-			f.Close()
+			// The error being returned is the one that matters.
+			_ = f.Close()
 			return nil, err
 		}
 		named, err := os.Lstat(dataDir)
 		if err != nil {
-			f.Close()
+			// The error being returned is the one that matters.
+			_ = f.Close()
 			return nil, fmt.Errorf("check lease directory: %w", err)
 		}
 		if os.SameFile(locked, named) {
@@ -96,7 +99,8 @@ func TryLease(dataDir string) (*Lease, error) {
 		}
 		// The directory we locked was renamed or removed, and something
 		// else now has its name: our lock would guard nothing.
-		f.Close()
+		// Closing drops the lock; a lock fd has no data to lose.
+		_ = f.Close()
 	}
 }
 

@@ -44,6 +44,7 @@ func ProbeLease(dataDir string) (held bool, err error) {
 	if err != nil {
 		return false, &fs.PathError{Op: "probe lock", Path: dataDir, Err: err}
 	}
-	defer unix.Close(fd)
+	// Closing drops the lock; a lock fd has no data to lose.
+	defer func() { _ = unix.Close(fd) }()
 	return NewDir(fd, dataDir).ProbeLease()
 }

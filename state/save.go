@@ -45,7 +45,8 @@ func writeAtomic(dir, name string, data []byte) (err error) {
 	tmpName := tmp.Name()
 	defer func() {
 		if err != nil {
-			tmp.Close()
+			// The error being returned is the one that matters.
+			_ = tmp.Close()
 			// After a successful rename the name is gone and this fails
 			// harmlessly with ENOENT.
 			if rerr := os.Remove(tmpName); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {

@@ -139,7 +139,8 @@ func syncDir(dir string) error {
 		return err
 	}
 	if err := d.Sync(); err != nil {
-		d.Close()
+		// The error being returned is the one that matters.
+		_ = d.Close()
 		return err
 	}
 	return d.Close()

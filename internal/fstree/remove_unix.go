@@ -62,7 +62,8 @@ func RemoveAll(ctx context.Context, path string) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("remove %s: %w", path, err)
 	}
-	defer parent.Close()
+	// A directory: its close has nothing to report.
+	defer func() { _ = parent.Close() }()
 	return RemoveAt(ctx, parent, name, path)
 }
 

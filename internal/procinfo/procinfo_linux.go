@@ -60,7 +60,8 @@ func lookup(pid int) (Info, error) {
 	if err != nil {
 		return Info{}, lookupErr(pid, "open", dir, err)
 	}
-	defer unix.Close(dfd)
+	// A directory: its close has nothing to report.
+	defer func() { _ = unix.Close(dfd) }()
 
 	data, err := readAt(dfd, "stat")
 	if err != nil {
@@ -181,7 +182,8 @@ func checkProc() error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrProcUntrusted, &os.PathError{Op: "open", Path: "/proc/self", Err: err})
 	}
-	defer unix.Close(dfd)
+	// A directory: its close has nothing to report.
+	defer func() { _ = unix.Close(dfd) }()
 	status, err := readAt(dfd, "status")
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrProcUntrusted, &os.PathError{Op: "read", Path: "/proc/self/status", Err: err})
@@ -261,7 +263,8 @@ func readAt(dfd int, name string) ([]byte, error) {
 		return nil, err
 	}
 	f := os.NewFile(uintptr(fd), name)
-	defer f.Close()
+	// Opened read-only: its close has nothing to report.
+	defer func() { _ = f.Close() }()
 	data, err := io.ReadAll(io.LimitReader(f, maxStatSize+1))
 	if err != nil {
 		return nil, err

@@ -85,7 +85,8 @@ func run(cfg config) error {
 	if err != nil {
 		return fmt.Errorf("open root: %w", err)
 	}
-	defer root.Close()
+	// A directory: its close has nothing to report.
+	defer func() { _ = root.Close() }()
 	if fi, err := root.Stat(); err != nil {
 		return fmt.Errorf("stat root: %w", err)
 	} else if !fi.IsDir() {
@@ -212,7 +213,13 @@ func appendLine(path, line string) {
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "go-microvm-runner stand-in: report: %v\n", err)
 		} else {
-			defer f.Close()
+			defer func() {
+				// The line was written to this file: a failed close may
+				// have lost it.
+				if err := f.Close(); err != nil {
+					fmt.Fprintf(os.Stderr, "go-microvm-runner stand-in: report: %v\n", err)
+				}
+			}()
 			w = f
 		}
 	}
