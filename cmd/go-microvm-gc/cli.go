@@ -5,7 +5,6 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -78,11 +77,11 @@ func (a *app) execute(args []string) int {
 		code = ec.code
 	default:
 		// Flag and argument errors: one line, and where to look.
-		fmt.Fprintf(a.stderr, "%s: %v (see %s --help)\n", cmd.CommandPath(), err, cmd.CommandPath())
+		eprintf(a.stderr, "%s: %v (see %s --help)\n", cmd.CommandPath(), err, cmd.CommandPath())
 		code = exitUsage
 	}
 	if a.stdout.err != nil {
-		fmt.Fprintf(a.stderr, "go-microvm-gc: write output: %v\n", a.stdout.err)
+		eprintf(a.stderr, "go-microvm-gc: write output: %v\n", a.stdout.err)
 		if _, sig := interrupted(a.ctx); !sig {
 			code = exitError
 		}
@@ -104,7 +103,7 @@ func (a *app) newVersionCmd() *cobra.Command {
 		Short: "Print the version",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintln(a.stdout, versionString())
+			a.stdout.println(versionString())
 			return nil
 		},
 	}
@@ -134,7 +133,7 @@ func newManCmd(root *cobra.Command) *cobra.Command {
 				err = doc.GenManTree(root, header, args[0])
 			}
 			if err != nil {
-				fmt.Fprintf(cmd.ErrOrStderr(), "go-microvm-gc man: %v\n", err)
+				eprintf(cmd.ErrOrStderr(), "go-microvm-gc man: %v\n", err)
 				return &exitCodeError{code: exitError}
 			}
 			return nil

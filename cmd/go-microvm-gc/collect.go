@@ -97,7 +97,7 @@ func (a *app) runCollect(cf *collectFlags) error {
 		if cf.json {
 			writeJSON(a.stdout, newCollectJSON(rs, nil, cf.dryRun, false))
 		} else if !cf.quiet {
-			fmt.Fprintln(a.stdout, missingMessage(rs.missing, "collect"))
+			a.stdout.println(missingMessage(rs.missing, "collect"))
 		}
 		return nil
 	}
@@ -125,7 +125,7 @@ func (a *app) runCollect(cf *collectFlags) error {
 			return a.collectInterrupted(err)
 		}
 		if !ok {
-			fmt.Fprintln(a.stderr, "Keeping the stopped VMs; collecting orphans only.")
+			eprintf(a.stderr, "Keeping the stopped VMs; collecting orphans only.\n")
 			opts = base
 		}
 	}
@@ -251,9 +251,9 @@ func (a *app) confirmStopped(roots []string, opts []gc.Option) (bool, error) {
 		return true, nil
 	}
 	sort.Strings(stopped)
-	fmt.Fprintf(a.stderr, "These stopped VMs may hold work and would be deleted:\n")
+	eprintf(a.stderr, "These stopped VMs may hold work and would be deleted:\n")
 	for _, p := range stopped {
-		fmt.Fprintf(a.stderr, "  %s\n", quote(p))
+		eprintf(a.stderr, "  %s\n", quote(p))
 	}
 	return a.confirm(fmt.Sprintf("Delete %s?", plural(len(stopped), "stopped VM", "stopped VMs")))
 }

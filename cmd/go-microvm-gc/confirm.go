@@ -5,7 +5,6 @@ package main
 
 import (
 	"bufio"
-	"fmt"
 	"strings"
 )
 
@@ -13,7 +12,7 @@ import (
 // only for "y" or "yes". An interrupt while waiting ends the wait with the
 // context's error.
 func (a *app) confirm(question string) (bool, error) {
-	fmt.Fprintf(a.stderr, "%s [y/N] ", question)
+	eprintf(a.stderr, "%s [y/N] ", question)
 	answer := make(chan string, 1)
 	go func() {
 		line, _ := bufio.NewReader(a.stdin).ReadString('\n')
@@ -27,7 +26,7 @@ func (a *app) confirm(question string) (bool, error) {
 		}
 		return false, nil
 	case <-a.ctx.Done():
-		fmt.Fprintln(a.stderr)
+		eprintf(a.stderr, "\n")
 		return false, a.ctx.Err()
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -70,7 +69,7 @@ func (v *demoVM) orphan() bool { return v.wantClass == gc.ClassOrphan }
 
 // demo holds the sandbox and the tally of expectations.
 type demo struct {
-	out    io.Writer
+	out    *outWriter
 	logger *slog.Logger
 
 	tmp        string // everything the demo creates lives below it
@@ -90,11 +89,11 @@ type demo struct {
 }
 
 func (d *demo) say(format string, args ...any) {
-	fmt.Fprintf(d.out, format+"\n", args...)
+	d.out.printf(format+"\n", args...)
 }
 
 func (d *demo) step(n int, title, explain string) {
-	fmt.Fprintf(d.out, "\n== Step %d: %s\n%s\n\n", n, title, explain)
+	d.out.printf("\n== Step %d: %s\n%s\n\n", n, title, explain)
 }
 
 // expect records and prints one expectation.
@@ -106,7 +105,7 @@ func (d *demo) expect(ok bool, format string, args ...any) {
 		d.failed++
 		verdict = "FAIL"
 	}
-	fmt.Fprintf(d.out, "  %s  %s\n", verdict, fmt.Sprintf(format, args...))
+	d.out.printf("  %s  %s\n", verdict, fmt.Sprintf(format, args...))
 }
 
 func (d *demo) run(ctx context.Context, keep bool) int {
@@ -425,7 +424,9 @@ func (d *demo) startVM(ctx context.Context, v *demoVM) error {
 	if err != nil {
 		return err
 	}
-	defer claim.Abort()
+	// A no-op after Spawn; before it, the failure being returned is what
+	// the demo reports, not the abort's.
+	defer func() { _ = claim.Abort() }()
 	if err := writeRootfs(filepath.Join(v.dir, "rootfs-work")); err != nil {
 		return err
 	}

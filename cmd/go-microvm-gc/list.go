@@ -88,7 +88,7 @@ func (a *app) runList(lf *listFlags) error {
 	}
 	code, sig := interrupted(a.ctx)
 	if sig {
-		fmt.Fprintln(a.stderr, "go-microvm-gc list: interrupted")
+		eprintf(a.stderr, "go-microvm-gc list: interrupted\n")
 	} else if scanErr != nil {
 		code = exitError
 	}
@@ -97,11 +97,11 @@ func (a *app) runList(lf *listFlags) error {
 	case lf.json:
 		writeJSON(a.stdout, newListJSON(rs, listings, lf.sizes, sig))
 	case len(rs.missing) > 0:
-		fmt.Fprintln(a.stdout, missingMessage(rs.missing, "list"))
+		a.stdout.println(missingMessage(rs.missing, "list"))
 	case lf.quiet:
 		for _, l := range listings {
 			for _, c := range l.cands {
-				fmt.Fprintln(a.stdout, quote(c.Path))
+				a.stdout.println(quote(c.Path))
 			}
 		}
 	default:
@@ -115,7 +115,7 @@ func (a *app) runList(lf *listFlags) error {
 
 // errorf prints one error line of subcommand cmd on stderr.
 func (a *app) errorf(cmd, format string, args ...any) {
-	fmt.Fprintf(a.stderr, "go-microvm-gc %s: %s\n", cmd, fmt.Sprintf(format, args...))
+	eprintf(a.stderr, "go-microvm-gc %s: %s\n", cmd, fmt.Sprintf(format, args...))
 }
 
 func sortCandidates(cands []gc.Candidate) {

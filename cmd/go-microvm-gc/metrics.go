@@ -118,7 +118,8 @@ func readLastSuccess(path string) map[string]float64 {
 	if err != nil {
 		return out
 	}
-	defer f.Close()
+	// Opened read-only: its close has nothing to report.
+	defer func() { _ = f.Close() }()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		line, ok := strings.CutPrefix(sc.Text(), lastSuccessMetric+"{")
@@ -148,20 +149,22 @@ func writeFileAtomic(path string, data []byte) (err error) {
 	}
 	defer func() {
 		if err != nil {
-			os.Remove(tmp.Name())
+			// Best effort: err is what the caller hears; a leftover
+			// temporary name is never read as metrics (no .prom suffix).
+			_ = os.Remove(tmp.Name())
 		}
 	}()
 	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
+		_ = tmp.Close() // the write error above is the one to report
 		return fmt.Errorf("write metrics: %w", err)
 	}
 	// Readable by the exporter, which often runs as another user.
 	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
+		_ = tmp.Close() // the write error above is the one to report
 		return fmt.Errorf("write metrics: %w", err)
 	}
 	if err := tmp.Sync(); err != nil {
-		tmp.Close()
+		_ = tmp.Close() // the write error above is the one to report
 		return fmt.Errorf("write metrics: %w", err)
 	}
 	if err := tmp.Close(); err != nil {
@@ -175,7 +178,7 @@ func writeFileAtomic(path string, data []byte) (err error) {
 	// either way.
 	if d, err := os.Open(dir); err == nil {
 		_ = d.Sync()
-		d.Close()
+		_ = d.Close() // a directory: its close has nothing to report
 	}
 	return nil
 }

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -205,36 +204,36 @@ func newCollectJSON(rs roots, results []rootResult, dryRun, interrupted bool) co
 // writeListTables prints each root's candidates and pending trash as an
 // aligned table, then one summary line for all roots. again is the part
 // of the command line that reproduces this listing, for the hint.
-func writeListTables(w io.Writer, listings []rootListing, sizes bool, again string) {
+func writeListTables(w *outWriter, listings []rootListing, sizes bool, again string) {
 	counts := map[gc.Class]int{}
 	total := 0
 	var trashBytes int64
 	trashDirs := 0
 	for _, l := range listings {
-		fmt.Fprintf(w, "Root: %s\n", quote(l.root))
+		w.printf("Root: %s\n", quote(l.root))
 		if len(l.cands) == 0 && len(l.trash) == 0 {
 			if l.scanErr != nil {
 				// The error is on stderr; "no data directories" would
 				// claim an empty root that was never read.
-				fmt.Fprintln(w, "Not listed: the root could not be read.")
+				w.println("Not listed: the root could not be read.")
 			} else {
-				fmt.Fprintln(w, "No data directories.")
+				w.println("No data directories.")
 			}
 			continue
 		}
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		tw := w.table()
 		header := "PATH\tCLASS\tREASON\tPID\tAGE"
 		if sizes {
 			header += "\tSIZE"
 		}
-		fmt.Fprintln(tw, header+"\tDETAIL")
+		tw.println(header + "\tDETAIL")
 		for _, c := range l.cands {
 			row := []string{quote(relPath(l.root, c.Path)), string(c.Class), string(c.Reason), formatPID(c.PID), formatAge(c.Age)}
 			if sizes {
 				row = append(row, formatBytes(c.Bytes))
 			}
 			row = append(row, quote(candidateDetail(c)))
-			fmt.Fprintln(tw, strings.Join(row, "\t"))
+			tw.println(strings.Join(row, "\t"))
 			counts[c.Class]++
 			total++
 		}
@@ -244,11 +243,11 @@ func writeListTables(w io.Writer, listings []rootListing, sizes bool, again stri
 				row = append(row, formatBytes(t.Bytes))
 			}
 			row = append(row, plural(t.Entries, "entry", "entries")+" left by an earlier collect")
-			fmt.Fprintln(tw, strings.Join(row, "\t"))
+			tw.println(strings.Join(row, "\t"))
 			trashDirs++
 			trashBytes += max(t.Bytes, 0)
 		}
-		tw.Flush()
+		tw.flush()
 	}
 	if total == 0 && trashDirs == 0 {
 		return
@@ -275,23 +274,23 @@ func writeListTables(w io.Writer, listings []rootListing, sizes bool, again stri
 	case trashDirs > 0:
 		s += fmt.Sprintf(" %q empties the trash.", collect)
 	}
-	fmt.Fprintln(w, s)
+	w.println(s)
 }
 
 // writeCollectHuman prints what collect did (or, in a dry run, would do)
 // in each root and ends with one summary line.
-func writeCollectHuman(w io.Writer, results []rootResult, dryRun, interrupted bool) {
+func writeCollectHuman(w *outWriter, results []rootResult, dryRun, interrupted bool) {
 	var all gc.Report
 	all.DryRun = dryRun
 	var trashBytes int64
 	for _, r := range results {
-		fmt.Fprintf(w, "Root: %s\n", quote(r.root))
+		w.printf("Root: %s\n", quote(r.root))
 		switch {
 		case r.busy:
-			fmt.Fprintln(w, "Skipped: another collector holds the root lock.")
+			w.println("Skipped: another collector holds the root lock.")
 			continue
 		case r.rep == nil:
-			fmt.Fprintln(w, "Skipped: the root could not be opened or locked.")
+			w.println("Skipped: the root could not be opened or locked.")
 			continue
 		}
 		rep := r.rep
@@ -300,51 +299,51 @@ func writeCollectHuman(w io.Writer, results []rootResult, dryRun, interrupted bo
 			if dryRun {
 				verb = "Would reclaim"
 			}
-			fmt.Fprintf(w, "%s:\n", verb)
-			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "  PATH\tREASON\tBYTES")
+			w.printf("%s:\n", verb)
+			tw := w.table()
+			tw.println("  PATH\tREASON\tBYTES")
 			for _, o := range rep.Reclaimed {
-				fmt.Fprintf(tw, "  %s\t%s\t%s\n", quote(relPath(r.root, o.Path)), o.Reason, formatBytes(o.Bytes))
+				tw.printf("  %s\t%s\t%s\n", quote(relPath(r.root, o.Path)), o.Reason, formatBytes(o.Bytes))
 			}
-			tw.Flush()
+			tw.flush()
 		}
 		if len(rep.Kept) > 0 {
-			fmt.Fprintln(w, "Kept:")
-			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "  PATH\tCLASS\tREASON\tPID\tAGE\tDETAIL")
+			w.println("Kept:")
+			tw := w.table()
+			tw.println("  PATH\tCLASS\tREASON\tPID\tAGE\tDETAIL")
 			for _, c := range rep.Kept {
-				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", quote(relPath(r.root, c.Path)), c.Class, c.Reason,
+				tw.printf("  %s\t%s\t%s\t%s\t%s\t%s\n", quote(relPath(r.root, c.Path)), c.Class, c.Reason,
 					formatPID(c.PID), formatAge(c.Age), quote(candidateDetail(c)))
 			}
-			tw.Flush()
+			tw.flush()
 		}
 		if len(rep.Errors) > 0 {
-			fmt.Fprintln(w, "Errors:")
+			w.println("Errors:")
 			for _, e := range rep.Errors {
 				where := relPath(r.root, e.Path)
 				if inTrash(e.Path) {
 					where += " (trash left by an earlier run)"
 				}
-				fmt.Fprintf(w, "  %s: %s\n", quote(where), quote(e.Err.Error()))
+				w.printf("  %s: %s\n", quote(where), quote(e.Err.Error()))
 			}
 		}
 		for _, t := range r.trash {
-			fmt.Fprintf(w, "Would empty the trash %s: %s, %s.\n", quote(relPath(r.root, t.Path)),
+			w.printf("Would empty the trash %s: %s, %s.\n", quote(relPath(r.root, t.Path)),
 				plural(t.Entries, "entry", "entries"), formatBytes(t.Bytes))
 			trashBytes += max(t.Bytes, 0)
 		}
 		if r.lockErr != nil {
-			fmt.Fprintf(w, "Note: as this user, collect could not take the root lock (%s): a real run would fail.\n", quote(r.lockErr.Error()))
+			w.printf("Note: as this user, collect could not take the root lock (%s): a real run would fail.\n", quote(r.lockErr.Error()))
 		}
 		if rep.Deferred && !interrupted {
-			fmt.Fprintln(w, "The deletion budget ran out; the rest is left for the next run.")
+			w.println("The deletion budget ran out; the rest is left for the next run.")
 		}
 		all.Reclaimed = append(all.Reclaimed, rep.Reclaimed...)
 		all.Kept = append(all.Kept, rep.Kept...)
 		all.Errors = append(all.Errors, rep.Errors...)
 		all.BytesFreed += rep.BytesFreed
 	}
-	fmt.Fprintln(w, collectSummary(&all, trashBytes, interrupted))
+	w.println(collectSummary(&all, trashBytes, interrupted))
 }
 
 // collectSummary is the closing line, e.g. "Reclaimed 3 data directories,

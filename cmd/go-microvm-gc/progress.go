@@ -74,7 +74,7 @@ func (p *progress) draw() {
 		line = fmt.Sprintf("collect: %d data directories classified", p.classed.Load())
 	}
 	// Carriage return and erase-line: one line, redrawn in place.
-	fmt.Fprintf(p.w, "\r\x1b[K%s", line)
+	eprintf(p.w, "\r\x1b[K%s", line)
 	p.drawn = true
 }
 
@@ -88,7 +88,7 @@ func (p *progress) stop() {
 		close(p.stopc)
 		p.wg.Wait()
 		if p.drawn {
-			fmt.Fprint(p.w, "\r\x1b[K")
+			eprintf(p.w, "\r\x1b[K")
 		}
 	})
 }

@@ -55,7 +55,7 @@ func trashIn(ctx context.Context, dir string, sizes bool) (pendingTrash, bool) {
 		return pendingTrash{Path: p, Entries: -1, Bytes: -1}, true
 	}
 	names, _ := f.Readdirnames(-1)
-	f.Close()
+	_ = f.Close() // a directory: its close has nothing to report
 	if len(names) == 0 {
 		return pendingTrash{}, false
 	}
