@@ -138,11 +138,11 @@ type Process struct {
 	Executable string
 }
 
-// Facts is everything the classification of one data directory depends on,
-// gathered by syscalls beforehand. Callers must gather State before the
+// dirFacts is everything the classification of one data directory depends
+// on, gathered by syscalls beforehand. Callers must gather State before the
 // probes: a creator takes the lease before it writes the marker, so a
 // marker seen before a free lease means the run really ended.
-type Facts struct {
+type dirFacts struct {
 	// State is the parsed state file; nil when StateErr is set.
 	State *state.State
 	// StateErr is why the state file could not be read.
@@ -164,9 +164,9 @@ type Facts struct {
 	// state with a PID and no marker.
 	Process Process
 
-	// PIDNamespace is the collector's PID namespace, in which it judges
+	// pidNamespace is the collector's PID namespace, in which it judges
 	// PIDs.
-	PIDNamespace PIDNamespace
+	PIDNamespace pidNamespace
 
 	// BootID identifies the current boot ("" when unknown).
 	BootID string
@@ -176,8 +176,8 @@ type Facts struct {
 	Now time.Time
 }
 
-// PIDNamespace is the PID namespace a collector judges PIDs in.
-type PIDNamespace struct {
+// pidNamespace is the PID namespace a collector judges PIDs in.
+type pidNamespace struct {
 	// Inode identifies it (Linux: the inode of /proc/self/ns/pid); 0 on
 	// platforms without PID namespaces, and when Err is set.
 	Inode uint64
@@ -190,10 +190,10 @@ type PIDNamespace struct {
 	Err error
 }
 
-// Policy is the caller's choice about what else is reclaimable.
-type Policy struct {
+// reclaimPolicy is the caller's choice about what else is reclaimable.
+type reclaimPolicy struct {
 	// Stopped makes inactive data directories at least StoppedMinAge old
-	// orphans (ReasonStoppedExpired). That age is Facts.StoppedAge: it
+	// orphans (ReasonStoppedExpired). That age is dirFacts.StoppedAge: it
 	// runs from the later of created_at and the state file's modification
 	// time, since a clean stop rewrites the file.
 	Stopped       bool
@@ -204,7 +204,7 @@ type Policy struct {
 // state file's modification time when created_at is unset; never negative.
 // It is zero when neither is known. It is for display; the stopped rule
 // uses StoppedAge.
-func (f *Facts) Age() time.Duration {
+func (f *dirFacts) Age() time.Duration {
 	var since time.Time
 	switch {
 	case f.State != nil && !f.State.CreatedAt.IsZero():
@@ -222,7 +222,7 @@ func (f *Facts) Age() time.Duration {
 // rewrites the file), never negative. It is zero when neither is known.
 // WithStopped's minimum age is compared with it, so a VM created long ago
 // and stopped a moment ago is not reclaimed at once.
-func (f *Facts) StoppedAge() time.Duration {
+func (f *dirFacts) StoppedAge() time.Duration {
 	var since time.Time
 	if f.State != nil {
 		since = f.State.CreatedAt
@@ -236,7 +236,7 @@ func (f *Facts) StoppedAge() time.Duration {
 	return max(f.Now.Sub(since), 0)
 }
 
-// Classify decides the class of one data directory from its facts. It is a
+// classify decides the class of one data directory from its facts. It is a
 // pure function: it reads nothing but f and p, so every row of the design's
 // classification table is a table test. detail says, for humans, what
 // evidence decided.
@@ -244,7 +244,7 @@ func (f *Facts) StoppedAge() time.Duration {
 // Evidence is taken strongest first: the lease (kernel-backed liveness),
 // the state lock, the readability of the state, the run marker, and only
 // then, for files without the marker, the boot and the PID rules.
-func Classify(f Facts, p Policy) (class Class, reason Reason, detail string) {
+func classify(f dirFacts, p reclaimPolicy) (class Class, reason Reason, detail string) {
 	switch {
 	case f.LeaseHeld:
 		return ClassLive, ReasonLeaseHeld, "run lease is held"
@@ -288,7 +288,7 @@ func Classify(f Facts, p Policy) (class Class, reason Reason, detail string) {
 }
 
 // judgeRunner is the one identity decision on whether the runner an
-// active record names still runs, whatever the marker says: Classify
+// active record names still runs, whatever the marker says: classify
 // applies it to records without the marker (and to marked ones whose
 // lease is free), and package runner, through JudgeRunner and JudgeState,
 // before it claims a directory, attaches to a runner or signals one. It
@@ -300,7 +300,7 @@ func Classify(f Facts, p Policy) (class Class, reason Reason, detail string) {
 // process at the PID. Where the PID cannot be judged (a record from
 // another PID namespace, a /proc that does not show the collector itself)
 // the record is kept as unknown.
-func judgeRunner(f Facts) (Class, Reason, string) {
+func judgeRunner(f dirFacts) (Class, Reason, string) {
 	s := f.State
 	if s.PID <= 0 {
 		return ClassUnknown, ReasonNoPID, "active with no pid"
@@ -327,7 +327,7 @@ func judgeRunner(f Facts) (Class, Reason, string) {
 // classifyOtherBoot decides records whose recorded boot id is not the
 // current one: their PID says nothing about the processes of this boot.
 // It is the only boot rule that needs no process lookup.
-func classifyOtherBoot(f Facts) (Class, Reason, string, bool) {
+func classifyOtherBoot(f dirFacts) (Class, Reason, string, bool) {
 	s := f.State
 	if s.Runner != nil && s.Runner.BootID != "" && f.BootID != "" && s.Runner.BootID != f.BootID {
 		return ClassOrphan, ReasonRebooted, fmt.Sprintf("recorded boot %s, current boot %s", s.Runner.BootID, f.BootID), true
@@ -341,7 +341,7 @@ func classifyOtherBoot(f Facts) (Class, Reason, string, bool) {
 // only from the host's namespace, where every process of the machine has
 // a PID: from a container the same number may name nothing, and kill's
 // ESRCH there would delete a VM that runs outside.
-func unjudgeable(f Facts) (Class, Reason, string, bool) {
+func unjudgeable(f dirFacts) (Class, Reason, string, bool) {
 	s, ns := f.State, f.PIDNamespace
 	var rec uint64
 	if s.Runner != nil {
@@ -362,7 +362,7 @@ func unjudgeable(f Facts) (Class, Reason, string, bool) {
 
 // exactThisBoot reports whether the state records the runner's exact
 // identity (kernel start time) in the current, known boot.
-func exactThisBoot(f Facts) bool {
+func exactThisBoot(f dirFacts) bool {
 	r := f.State.Runner
 	return r != nil && r.StartTime != 0 && r.BootID != "" && r.BootID == f.BootID
 }
@@ -376,7 +376,7 @@ func runnerAlive(pr Process) bool {
 // orphan while a process with the runner's name holds its PID: the clock
 // may have been stepped since the record, and deleting a live VM is worse
 // than leaking one until the next run. clock says what the clock says.
-func ambiguous(f Facts, clock string) (Class, Reason, string, bool) {
+func ambiguous(f dirFacts, clock string) (Class, Reason, string, bool) {
 	s, pr := f.State, f.Process
 	if !runnerAlive(pr) {
 		return "", "", "", false
@@ -408,7 +408,7 @@ func runnerWant(s *state.State) string {
 }
 
 // classifyProcess applies the PID rules to an active record of this boot.
-func classifyProcess(f Facts) (Class, Reason, string) {
+func classifyProcess(f dirFacts) (Class, Reason, string) {
 	s, pr := f.State, f.Process
 	switch {
 	case pr.Err != nil:

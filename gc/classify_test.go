@@ -42,123 +42,123 @@ func TestClassify(t *testing.T) {
 	inNS := func(ns uint64) func(*state.State) {
 		return func(s *state.State) { s.Runner.PIDNamespace = ns }
 	}
-	container := PIDNamespace{Inode: 7}
-	untrusted := PIDNamespace{Err: errors.New("/proc does not show this process")}
+	container := pidNamespace{Inode: 7}
+	untrusted := pidNamespace{Err: errors.New("/proc does not show this process")}
 	stoppedAt := func(created time.Time) *state.State { return &state.State{Version: 1, CreatedAt: created} }
 
 	tests := []struct {
 		name   string
-		f      Facts
-		p      Policy
+		f      dirFacts
+		p      reclaimPolicy
 		class  Class
 		reason Reason
 	}{
 		// Rows of the design's table, in its order.
-		{"lease held", Facts{State: active(), LeaseHeld: true}, Policy{}, ClassLive, ReasonLeaseHeld},
-		{"lease held beats marker", Facts{State: active(marker), LeaseHeld: true}, Policy{}, ClassLive, ReasonLeaseHeld},
-		{"lease held beats unreadable", Facts{StateErr: state.ErrCorrupt, LeaseHeld: true}, Policy{}, ClassLive, ReasonLeaseHeld},
-		{"state lock held", Facts{State: active(marker), LockHeld: true}, Policy{}, ClassBusy, ReasonStateLocked},
-		{"lease probe failed", Facts{State: active(marker), LeaseErr: errors.New("EACCES")}, Policy{}, ClassUnknown, ReasonProbeFailed},
-		{"lock probe failed", Facts{State: active(marker), LockErr: errors.New("EACCES")}, Policy{}, ClassUnknown, ReasonProbeFailed},
-		{"marker and lease free", Facts{State: active(marker), Process: runner}, Policy{}, ClassOrphan, ReasonRunEnded},
-		{"marker on inactive", Facts{State: &state.State{Version: 1, Leased: true}}, Policy{}, ClassOrphan, ReasonRunEnded},
-		{"marker, lease free, exact runner alive", Facts{State: active(marker, identity(777, bootID)), Process: runner}, Policy{}, ClassLive, ReasonLeaseLost},
-		{"marker, lease free, exact runner alive, record before boot", Facts{State: active(marker, identity(777, bootID), beforeBoot), Process: runner}, Policy{}, ClassLive, ReasonLeaseLost},
-		{"marker, lease free, other start time", Facts{State: active(marker, identity(777, bootID)), Process: with(runner, func(p *Process) { p.StartTime = 778 })}, Policy{}, ClassOrphan, ReasonRunEnded},
-		{"marker, lease free, exact runner zombie", Facts{State: active(marker, identity(777, bootID)), Process: with(runner, func(p *Process) { p.Zombie = true })}, Policy{}, ClassOrphan, ReasonRunEnded},
-		{"marker, lease free, exact runner dead", Facts{State: active(marker, identity(777, bootID))}, Policy{}, ClassOrphan, ReasonRunEnded},
-		{"marker, lease free, lookup failed", Facts{State: active(marker, identity(777, bootID)), Process: Process{Exists: true, Err: errors.New("EPERM")}}, Policy{}, ClassLive, ReasonIdentityUnreadable},
-		{"marker, lease free, other namespace", Facts{State: active(marker, identity(777, bootID), inNS(7)), Process: runner}, Policy{}, ClassUnknown, ReasonOtherPIDNamespace},
-		{"marker, lease free, no trusted proc", Facts{State: active(marker, identity(777, bootID), inNS(hostNS)), PIDNamespace: untrusted}, Policy{}, ClassUnknown, ReasonPIDNamespaceUnknown},
-		{"marker, lease free, other boot", Facts{State: active(marker, identity(777, "boot-old")), Process: runner}, Policy{}, ClassOrphan, ReasonRunEnded},
-		{"marker, lease free, current boot unknown", Facts{State: active(marker, identity(777, bootID)), Process: runner, BootID: "-"}, Policy{}, ClassOrphan, ReasonRunEnded},
-		{"marker, lease free, no recorded boot", Facts{State: active(marker, identity(777, "")), Process: runner}, Policy{}, ClassOrphan, ReasonRunEnded},
-		{"marker, lease free, runner by name only", Facts{State: active(marker, identity(0, bootID)), Process: runner}, Policy{}, ClassOrphan, ReasonRunEnded},
-		{"marker, lease free, exact runner, pid 0", Facts{State: active(marker, identity(777, bootID), func(s *state.State) { s.PID = 0 }), Process: runner}, Policy{}, ClassOrphan, ReasonRunEnded},
-		{"marker with pid 0", Facts{State: active(marker, func(s *state.State) { s.PID = 0 })}, Policy{}, ClassOrphan, ReasonRunEnded},
-		{"other boot id", Facts{State: active(identity(777, "boot-old")), Process: runner}, Policy{}, ClassOrphan, ReasonRebooted},
-		{"pid_start_time before boot", Facts{State: active(beforeBoot), Process: other}, Policy{}, ClassOrphan, ReasonRebooted},
-		{"pid_start_time before boot, no process", Facts{State: active(beforeBoot)}, Policy{}, ClassOrphan, ReasonRebooted},
-		{"pid_start_time before boot, zombie runner", Facts{State: active(beforeBoot), Process: with(runner, func(p *Process) { p.Zombie = true })}, Policy{}, ClassOrphan, ReasonRebooted},
-		{"pid_start_time before boot, lookup failed", Facts{State: active(beforeBoot), Process: Process{Exists: true, Err: errors.New("EPERM")}}, Policy{}, ClassOrphan, ReasonRebooted},
-		{"pid_start_time within boot slack", Facts{State: active(func(s *state.State) { s.PIDStartTime = boot.Add(-time.Second) }),
-			Process: with(runner, func(p *Process) { p.Started = boot })}, Policy{}, ClassLive, ReasonRunnerMatches},
-		{"no process", Facts{State: active(), Process: Process{}}, Policy{}, ClassOrphan, ReasonRunnerDead},
-		{"zombie", Facts{State: active(), Process: with(runner, func(p *Process) { p.Zombie = true; p.Executable = "" })}, Policy{}, ClassOrphan, ReasonRunnerZombie},
-		{"pid reused, started after record", Facts{State: active(), Process: other}, Policy{}, ClassOrphan, ReasonPIDReused},
-		{"pid reused, other start time", Facts{State: active(identity(777, bootID)), Process: with(runner, func(p *Process) { p.StartTime = 778 })}, Policy{}, ClassOrphan, ReasonPIDReused},
-		{"pid reused, other executable", Facts{State: active(noStart), Process: other}, Policy{}, ClassOrphan, ReasonPIDReused},
-		{"runner matches by start time", Facts{State: active(identity(777, bootID)), Process: runner}, Policy{}, ClassLive, ReasonRunnerMatches},
-		{"runner matches by pid_start_time", Facts{State: active(), Process: runner}, Policy{}, ClassLive, ReasonRunnerMatches},
-		{"runner matches by name", Facts{State: active(noStart), Process: runner}, Policy{}, ClassLive, ReasonRunnerMatches},
-		{"identity unreadable", Facts{State: active(noStart), Process: with(runner, func(p *Process) { p.Executable, p.Comm = "", "" })}, Policy{}, ClassLive, ReasonIdentityUnreadable},
-		{"lookup failed", Facts{State: active(), Process: Process{Exists: true, Err: errors.New("EPERM")}}, Policy{}, ClassLive, ReasonIdentityUnreadable},
-		{"active without pid", Facts{State: active(func(s *state.State) { s.PID = 0 })}, Policy{}, ClassUnknown, ReasonNoPID},
-		{"active with negative pid", Facts{State: active(func(s *state.State) { s.PID = -3 })}, Policy{}, ClassUnknown, ReasonNoPID},
-		{"inactive", Facts{State: &state.State{Version: 1, CreatedAt: recorded}}, Policy{}, ClassStopped, ReasonInactive},
-		{"inactive with stale pid", Facts{State: &state.State{Version: 1, PID: 4242, CreatedAt: recorded}}, Policy{}, ClassStopped, ReasonInactive},
-		{"inactive, opted in, old enough", Facts{State: &state.State{Version: 1, CreatedAt: recorded}}, Policy{Stopped: true, StoppedMinAge: 30 * time.Minute}, ClassOrphan, ReasonStoppedExpired},
-		{"inactive, opted in, too young", Facts{State: &state.State{Version: 1, CreatedAt: recorded}}, Policy{Stopped: true, StoppedMinAge: 2 * time.Hour}, ClassStopped, ReasonInactive},
-		{"inactive, age from mtime", Facts{State: &state.State{Version: 1}, StateModTime: now.Add(-3 * time.Hour)}, Policy{Stopped: true, StoppedMinAge: 2 * time.Hour}, ClassOrphan, ReasonStoppedExpired},
-		{"inactive, created long ago, stopped just now", Facts{State: stoppedAt(now.Add(-30 * 24 * time.Hour)), StateModTime: now.Add(-time.Minute)}, Policy{Stopped: true, StoppedMinAge: 24 * time.Hour}, ClassStopped, ReasonInactive},
-		{"inactive, created long ago, stopped long ago", Facts{State: stoppedAt(now.Add(-30 * 24 * time.Hour)), StateModTime: now.Add(-25 * time.Hour)}, Policy{Stopped: true, StoppedMinAge: 24 * time.Hour}, ClassOrphan, ReasonStoppedExpired},
-		{"inactive, mtime older than created_at", Facts{State: stoppedAt(now.Add(-time.Hour)), StateModTime: now.Add(-30 * 24 * time.Hour)}, Policy{Stopped: true, StoppedMinAge: 24 * time.Hour}, ClassStopped, ReasonInactive},
-		{"inactive, mtime unknown", Facts{State: stoppedAt(now.Add(-25 * time.Hour))}, Policy{Stopped: true, StoppedMinAge: 24 * time.Hour}, ClassOrphan, ReasonStoppedExpired},
-		{"inactive, mtime in the future", Facts{State: stoppedAt(now.Add(-30 * 24 * time.Hour)), StateModTime: now.Add(time.Hour)}, Policy{Stopped: true, StoppedMinAge: time.Minute}, ClassStopped, ReasonInactive},
-		{"inactive, created in the future, min age 0", Facts{State: &state.State{Version: 1, CreatedAt: now.Add(time.Hour)}}, Policy{Stopped: true}, ClassOrphan, ReasonStoppedExpired},
-		{"not regular", Facts{StateErr: fmt.Errorf("read: %w", state.ErrNotRegular)}, Policy{}, ClassUnreadable, ReasonUnreadable},
-		{"too large", Facts{StateErr: state.ErrTooLarge}, Policy{}, ClassUnreadable, ReasonUnreadable},
-		{"bad json", Facts{StateErr: state.ErrCorrupt}, Policy{}, ClassUnreadable, ReasonUnreadable},
-		{"newer version", Facts{StateErr: state.ErrNewerVersion}, Policy{}, ClassUnreadable, ReasonUnreadable},
-		{"no state at all", Facts{}, Policy{}, ClassUnreadable, ReasonUnreadable},
+		{"lease held", dirFacts{State: active(), LeaseHeld: true}, reclaimPolicy{}, ClassLive, ReasonLeaseHeld},
+		{"lease held beats marker", dirFacts{State: active(marker), LeaseHeld: true}, reclaimPolicy{}, ClassLive, ReasonLeaseHeld},
+		{"lease held beats unreadable", dirFacts{StateErr: state.ErrCorrupt, LeaseHeld: true}, reclaimPolicy{}, ClassLive, ReasonLeaseHeld},
+		{"state lock held", dirFacts{State: active(marker), LockHeld: true}, reclaimPolicy{}, ClassBusy, ReasonStateLocked},
+		{"lease probe failed", dirFacts{State: active(marker), LeaseErr: errors.New("EACCES")}, reclaimPolicy{}, ClassUnknown, ReasonProbeFailed},
+		{"lock probe failed", dirFacts{State: active(marker), LockErr: errors.New("EACCES")}, reclaimPolicy{}, ClassUnknown, ReasonProbeFailed},
+		{"marker and lease free", dirFacts{State: active(marker), Process: runner}, reclaimPolicy{}, ClassOrphan, ReasonRunEnded},
+		{"marker on inactive", dirFacts{State: &state.State{Version: 1, Leased: true}}, reclaimPolicy{}, ClassOrphan, ReasonRunEnded},
+		{"marker, lease free, exact runner alive", dirFacts{State: active(marker, identity(777, bootID)), Process: runner}, reclaimPolicy{}, ClassLive, ReasonLeaseLost},
+		{"marker, lease free, exact runner alive, record before boot", dirFacts{State: active(marker, identity(777, bootID), beforeBoot), Process: runner}, reclaimPolicy{}, ClassLive, ReasonLeaseLost},
+		{"marker, lease free, other start time", dirFacts{State: active(marker, identity(777, bootID)), Process: with(runner, func(p *Process) { p.StartTime = 778 })}, reclaimPolicy{}, ClassOrphan, ReasonRunEnded},
+		{"marker, lease free, exact runner zombie", dirFacts{State: active(marker, identity(777, bootID)), Process: with(runner, func(p *Process) { p.Zombie = true })}, reclaimPolicy{}, ClassOrphan, ReasonRunEnded},
+		{"marker, lease free, exact runner dead", dirFacts{State: active(marker, identity(777, bootID))}, reclaimPolicy{}, ClassOrphan, ReasonRunEnded},
+		{"marker, lease free, lookup failed", dirFacts{State: active(marker, identity(777, bootID)), Process: Process{Exists: true, Err: errors.New("EPERM")}}, reclaimPolicy{}, ClassLive, ReasonIdentityUnreadable},
+		{"marker, lease free, other namespace", dirFacts{State: active(marker, identity(777, bootID), inNS(7)), Process: runner}, reclaimPolicy{}, ClassUnknown, ReasonOtherPIDNamespace},
+		{"marker, lease free, no trusted proc", dirFacts{State: active(marker, identity(777, bootID), inNS(hostNS)), PIDNamespace: untrusted}, reclaimPolicy{}, ClassUnknown, ReasonPIDNamespaceUnknown},
+		{"marker, lease free, other boot", dirFacts{State: active(marker, identity(777, "boot-old")), Process: runner}, reclaimPolicy{}, ClassOrphan, ReasonRunEnded},
+		{"marker, lease free, current boot unknown", dirFacts{State: active(marker, identity(777, bootID)), Process: runner, BootID: "-"}, reclaimPolicy{}, ClassOrphan, ReasonRunEnded},
+		{"marker, lease free, no recorded boot", dirFacts{State: active(marker, identity(777, "")), Process: runner}, reclaimPolicy{}, ClassOrphan, ReasonRunEnded},
+		{"marker, lease free, runner by name only", dirFacts{State: active(marker, identity(0, bootID)), Process: runner}, reclaimPolicy{}, ClassOrphan, ReasonRunEnded},
+		{"marker, lease free, exact runner, pid 0", dirFacts{State: active(marker, identity(777, bootID), func(s *state.State) { s.PID = 0 }), Process: runner}, reclaimPolicy{}, ClassOrphan, ReasonRunEnded},
+		{"marker with pid 0", dirFacts{State: active(marker, func(s *state.State) { s.PID = 0 })}, reclaimPolicy{}, ClassOrphan, ReasonRunEnded},
+		{"other boot id", dirFacts{State: active(identity(777, "boot-old")), Process: runner}, reclaimPolicy{}, ClassOrphan, ReasonRebooted},
+		{"pid_start_time before boot", dirFacts{State: active(beforeBoot), Process: other}, reclaimPolicy{}, ClassOrphan, ReasonRebooted},
+		{"pid_start_time before boot, no process", dirFacts{State: active(beforeBoot)}, reclaimPolicy{}, ClassOrphan, ReasonRebooted},
+		{"pid_start_time before boot, zombie runner", dirFacts{State: active(beforeBoot), Process: with(runner, func(p *Process) { p.Zombie = true })}, reclaimPolicy{}, ClassOrphan, ReasonRebooted},
+		{"pid_start_time before boot, lookup failed", dirFacts{State: active(beforeBoot), Process: Process{Exists: true, Err: errors.New("EPERM")}}, reclaimPolicy{}, ClassOrphan, ReasonRebooted},
+		{"pid_start_time within boot slack", dirFacts{State: active(func(s *state.State) { s.PIDStartTime = boot.Add(-time.Second) }),
+			Process: with(runner, func(p *Process) { p.Started = boot })}, reclaimPolicy{}, ClassLive, ReasonRunnerMatches},
+		{"no process", dirFacts{State: active(), Process: Process{}}, reclaimPolicy{}, ClassOrphan, ReasonRunnerDead},
+		{"zombie", dirFacts{State: active(), Process: with(runner, func(p *Process) { p.Zombie = true; p.Executable = "" })}, reclaimPolicy{}, ClassOrphan, ReasonRunnerZombie},
+		{"pid reused, started after record", dirFacts{State: active(), Process: other}, reclaimPolicy{}, ClassOrphan, ReasonPIDReused},
+		{"pid reused, other start time", dirFacts{State: active(identity(777, bootID)), Process: with(runner, func(p *Process) { p.StartTime = 778 })}, reclaimPolicy{}, ClassOrphan, ReasonPIDReused},
+		{"pid reused, other executable", dirFacts{State: active(noStart), Process: other}, reclaimPolicy{}, ClassOrphan, ReasonPIDReused},
+		{"runner matches by start time", dirFacts{State: active(identity(777, bootID)), Process: runner}, reclaimPolicy{}, ClassLive, ReasonRunnerMatches},
+		{"runner matches by pid_start_time", dirFacts{State: active(), Process: runner}, reclaimPolicy{}, ClassLive, ReasonRunnerMatches},
+		{"runner matches by name", dirFacts{State: active(noStart), Process: runner}, reclaimPolicy{}, ClassLive, ReasonRunnerMatches},
+		{"identity unreadable", dirFacts{State: active(noStart), Process: with(runner, func(p *Process) { p.Executable, p.Comm = "", "" })}, reclaimPolicy{}, ClassLive, ReasonIdentityUnreadable},
+		{"lookup failed", dirFacts{State: active(), Process: Process{Exists: true, Err: errors.New("EPERM")}}, reclaimPolicy{}, ClassLive, ReasonIdentityUnreadable},
+		{"active without pid", dirFacts{State: active(func(s *state.State) { s.PID = 0 })}, reclaimPolicy{}, ClassUnknown, ReasonNoPID},
+		{"active with negative pid", dirFacts{State: active(func(s *state.State) { s.PID = -3 })}, reclaimPolicy{}, ClassUnknown, ReasonNoPID},
+		{"inactive", dirFacts{State: &state.State{Version: 1, CreatedAt: recorded}}, reclaimPolicy{}, ClassStopped, ReasonInactive},
+		{"inactive with stale pid", dirFacts{State: &state.State{Version: 1, PID: 4242, CreatedAt: recorded}}, reclaimPolicy{}, ClassStopped, ReasonInactive},
+		{"inactive, opted in, old enough", dirFacts{State: &state.State{Version: 1, CreatedAt: recorded}}, reclaimPolicy{Stopped: true, StoppedMinAge: 30 * time.Minute}, ClassOrphan, ReasonStoppedExpired},
+		{"inactive, opted in, too young", dirFacts{State: &state.State{Version: 1, CreatedAt: recorded}}, reclaimPolicy{Stopped: true, StoppedMinAge: 2 * time.Hour}, ClassStopped, ReasonInactive},
+		{"inactive, age from mtime", dirFacts{State: &state.State{Version: 1}, StateModTime: now.Add(-3 * time.Hour)}, reclaimPolicy{Stopped: true, StoppedMinAge: 2 * time.Hour}, ClassOrphan, ReasonStoppedExpired},
+		{"inactive, created long ago, stopped just now", dirFacts{State: stoppedAt(now.Add(-30 * 24 * time.Hour)), StateModTime: now.Add(-time.Minute)}, reclaimPolicy{Stopped: true, StoppedMinAge: 24 * time.Hour}, ClassStopped, ReasonInactive},
+		{"inactive, created long ago, stopped long ago", dirFacts{State: stoppedAt(now.Add(-30 * 24 * time.Hour)), StateModTime: now.Add(-25 * time.Hour)}, reclaimPolicy{Stopped: true, StoppedMinAge: 24 * time.Hour}, ClassOrphan, ReasonStoppedExpired},
+		{"inactive, mtime older than created_at", dirFacts{State: stoppedAt(now.Add(-time.Hour)), StateModTime: now.Add(-30 * 24 * time.Hour)}, reclaimPolicy{Stopped: true, StoppedMinAge: 24 * time.Hour}, ClassStopped, ReasonInactive},
+		{"inactive, mtime unknown", dirFacts{State: stoppedAt(now.Add(-25 * time.Hour))}, reclaimPolicy{Stopped: true, StoppedMinAge: 24 * time.Hour}, ClassOrphan, ReasonStoppedExpired},
+		{"inactive, mtime in the future", dirFacts{State: stoppedAt(now.Add(-30 * 24 * time.Hour)), StateModTime: now.Add(time.Hour)}, reclaimPolicy{Stopped: true, StoppedMinAge: time.Minute}, ClassStopped, ReasonInactive},
+		{"inactive, created in the future, min age 0", dirFacts{State: &state.State{Version: 1, CreatedAt: now.Add(time.Hour)}}, reclaimPolicy{Stopped: true}, ClassOrphan, ReasonStoppedExpired},
+		{"not regular", dirFacts{StateErr: fmt.Errorf("read: %w", state.ErrNotRegular)}, reclaimPolicy{}, ClassUnreadable, ReasonUnreadable},
+		{"too large", dirFacts{StateErr: state.ErrTooLarge}, reclaimPolicy{}, ClassUnreadable, ReasonUnreadable},
+		{"bad json", dirFacts{StateErr: state.ErrCorrupt}, reclaimPolicy{}, ClassUnreadable, ReasonUnreadable},
+		{"newer version", dirFacts{StateErr: state.ErrNewerVersion}, reclaimPolicy{}, ClassUnreadable, ReasonUnreadable},
+		{"no state at all", dirFacts{}, reclaimPolicy{}, ClassUnreadable, ReasonUnreadable},
 
 		// Identity precedence: the strongest evidence present decides alone.
-		{"start time beats name", Facts{State: active(identity(777, bootID)), Process: with(other, func(p *Process) { p.StartTime = 777 })}, Policy{}, ClassLive, ReasonRunnerMatches},
-		{"start time beats pid_start_time", Facts{State: active(identity(777, bootID)), Process: with(runner, func(p *Process) { p.StartTime = 1 })}, Policy{}, ClassOrphan, ReasonPIDReused},
-		{"start time with unknown current boot", Facts{State: active(identity(777, bootID)), Process: runner, BootID: "-"}, Policy{}, ClassLive, ReasonRunnerMatches},
-		{"start time unreadable", Facts{State: active(identity(777, bootID)), Process: with(runner, func(p *Process) { p.StartTime = 0 })}, Policy{}, ClassLive, ReasonIdentityUnreadable},
+		{"start time beats name", dirFacts{State: active(identity(777, bootID)), Process: with(other, func(p *Process) { p.StartTime = 777 })}, reclaimPolicy{}, ClassLive, ReasonRunnerMatches},
+		{"start time beats pid_start_time", dirFacts{State: active(identity(777, bootID)), Process: with(runner, func(p *Process) { p.StartTime = 1 })}, reclaimPolicy{}, ClassOrphan, ReasonPIDReused},
+		{"start time with unknown current boot", dirFacts{State: active(identity(777, bootID)), Process: runner, BootID: "-"}, reclaimPolicy{}, ClassLive, ReasonRunnerMatches},
+		{"start time unreadable", dirFacts{State: active(identity(777, bootID)), Process: with(runner, func(p *Process) { p.StartTime = 0 })}, reclaimPolicy{}, ClassLive, ReasonIdentityUnreadable},
 		// Kept whatever its name, but confirmed only with the runner's
 		// name: a clock stepped back may show a reused PID as older.
-		{"pid_start_time beats name", Facts{State: active(), Process: with(other, func(p *Process) { p.Started = recorded.Add(-time.Minute) })}, Policy{}, ClassLive, ReasonRunnerAmbiguous},
-		{"pid_start_time beats comm", Facts{State: active(), Process: with(other, func(p *Process) { p.Started, p.Executable = recorded.Add(-time.Minute), "" })}, Policy{}, ClassLive, ReasonRunnerAmbiguous},
-		{"pid_start_time before, runner", Facts{State: active(), Process: with(runner, func(p *Process) { p.Started = recorded.Add(-time.Minute) })}, Policy{}, ClassLive, ReasonRunnerMatches},
-		{"pid_start_time before, name unreadable", Facts{State: active(), Process: with(other, func(p *Process) { p.Started, p.Executable, p.Comm = recorded.Add(-time.Minute), "", "" })}, Policy{}, ClassLive, ReasonRunnerMatches},
-		{"pid_start_time within slack", Facts{State: active(), Process: with(runner, func(p *Process) { p.Started = recorded.Add(time.Second) })}, Policy{}, ClassLive, ReasonRunnerMatches},
-		{"pid_start_time beyond slack", Facts{State: active(), Process: with(other, func(p *Process) { p.Started = recorded.Add(3 * time.Second) })}, Policy{}, ClassOrphan, ReasonPIDReused},
-		{"pid_start_time beyond slack, runner", Facts{State: active(), Process: with(runner, func(p *Process) { p.Started = recorded.Add(3 * time.Second) })}, Policy{}, ClassLive, ReasonRunnerAmbiguous},
-		{"pid_start_time, start unreadable", Facts{State: active(), Process: with(runner, func(p *Process) { p.Started = time.Time{} })}, Policy{}, ClassLive, ReasonIdentityUnreadable},
-		{"name from comm when exe unreadable", Facts{State: active(noStart), Process: with(runner, func(p *Process) { p.Executable = "" })}, Policy{}, ClassLive, ReasonRunnerMatches},
-		{"comm mismatch when exe unreadable", Facts{State: active(noStart), Process: with(other, func(p *Process) { p.Executable = "" })}, Policy{}, ClassOrphan, ReasonPIDReused},
-		{"recorded executable name", Facts{State: active(noStart, func(s *state.State) { s.Runner = &state.Identity{Executable: "/opt/x/my-runner"} }),
-			Process: with(other, func(p *Process) { p.Executable = "/opt/y/my-runner" })}, Policy{}, ClassLive, ReasonRunnerMatches},
-		{"own pid is not the runner", Facts{State: active(noStart), Process: with(other, func(p *Process) { p.Executable = "/tmp/gc.test" })}, Policy{}, ClassOrphan, ReasonPIDReused},
+		{"pid_start_time beats name", dirFacts{State: active(), Process: with(other, func(p *Process) { p.Started = recorded.Add(-time.Minute) })}, reclaimPolicy{}, ClassLive, ReasonRunnerAmbiguous},
+		{"pid_start_time beats comm", dirFacts{State: active(), Process: with(other, func(p *Process) { p.Started, p.Executable = recorded.Add(-time.Minute), "" })}, reclaimPolicy{}, ClassLive, ReasonRunnerAmbiguous},
+		{"pid_start_time before, runner", dirFacts{State: active(), Process: with(runner, func(p *Process) { p.Started = recorded.Add(-time.Minute) })}, reclaimPolicy{}, ClassLive, ReasonRunnerMatches},
+		{"pid_start_time before, name unreadable", dirFacts{State: active(), Process: with(other, func(p *Process) { p.Started, p.Executable, p.Comm = recorded.Add(-time.Minute), "", "" })}, reclaimPolicy{}, ClassLive, ReasonRunnerMatches},
+		{"pid_start_time within slack", dirFacts{State: active(), Process: with(runner, func(p *Process) { p.Started = recorded.Add(time.Second) })}, reclaimPolicy{}, ClassLive, ReasonRunnerMatches},
+		{"pid_start_time beyond slack", dirFacts{State: active(), Process: with(other, func(p *Process) { p.Started = recorded.Add(3 * time.Second) })}, reclaimPolicy{}, ClassOrphan, ReasonPIDReused},
+		{"pid_start_time beyond slack, runner", dirFacts{State: active(), Process: with(runner, func(p *Process) { p.Started = recorded.Add(3 * time.Second) })}, reclaimPolicy{}, ClassLive, ReasonRunnerAmbiguous},
+		{"pid_start_time, start unreadable", dirFacts{State: active(), Process: with(runner, func(p *Process) { p.Started = time.Time{} })}, reclaimPolicy{}, ClassLive, ReasonIdentityUnreadable},
+		{"name from comm when exe unreadable", dirFacts{State: active(noStart), Process: with(runner, func(p *Process) { p.Executable = "" })}, reclaimPolicy{}, ClassLive, ReasonRunnerMatches},
+		{"comm mismatch when exe unreadable", dirFacts{State: active(noStart), Process: with(other, func(p *Process) { p.Executable = "" })}, reclaimPolicy{}, ClassOrphan, ReasonPIDReused},
+		{"recorded executable name", dirFacts{State: active(noStart, func(s *state.State) { s.Runner = &state.Identity{Executable: "/opt/x/my-runner"} }),
+			Process: with(other, func(p *Process) { p.Executable = "/opt/y/my-runner" })}, reclaimPolicy{}, ClassLive, ReasonRunnerMatches},
+		{"own pid is not the runner", dirFacts{State: active(noStart), Process: with(other, func(p *Process) { p.Executable = "/tmp/gc.test" })}, reclaimPolicy{}, ClassOrphan, ReasonPIDReused},
 		// A stepped clock: a wall-clock rule alone never reclaims a PID that
 		// a go-microvm-runner holds.
-		{"clock says rebooted, runner holds pid", Facts{State: active(beforeBoot), Process: runner}, Policy{}, ClassLive, ReasonRunnerAmbiguous},
-		{"clock says rebooted, runner by comm", Facts{State: active(beforeBoot), Process: with(runner, func(p *Process) { p.Executable = "" })}, Policy{}, ClassLive, ReasonRunnerAmbiguous},
-		{"clock says rebooted, other comm", Facts{State: active(beforeBoot), Process: with(other, func(p *Process) { p.Executable = "" })}, Policy{}, ClassOrphan, ReasonRebooted},
-		{"clock says rebooted, test binary", Facts{State: active(beforeBoot), Process: with(other, func(p *Process) { p.Executable = "/tmp/gc.test" })}, Policy{}, ClassOrphan, ReasonRebooted},
-		{"clock says rebooted, exe wins over comm", Facts{State: active(beforeBoot), Process: with(runner, func(p *Process) { p.Executable = "/usr/bin/sleep" })}, Policy{}, ClassOrphan, ReasonRebooted},
-		{"clock says rebooted, exact identity decides", Facts{State: active(beforeBoot, identity(777, bootID)), Process: runner}, Policy{}, ClassLive, ReasonRunnerMatches},
-		{"clock says rebooted, exact identity, other start", Facts{State: active(beforeBoot, identity(777, bootID)), Process: with(runner, func(p *Process) { p.StartTime = 778 })}, Policy{}, ClassOrphan, ReasonPIDReused},
-		{"boot id differs, runner holds pid", Facts{State: active(identity(777, "boot-old")), Process: runner}, Policy{}, ClassOrphan, ReasonRebooted},
-		{"clock says reused, runner holds pid", Facts{State: active(), Process: with(runner, func(p *Process) { p.Started = recorded.Add(time.Hour) })}, Policy{}, ClassLive, ReasonRunnerAmbiguous},
-		{"clock says reused, runner by comm", Facts{State: active(), Process: with(runner, func(p *Process) { p.Started = recorded.Add(time.Hour); p.Executable = "" })}, Policy{}, ClassLive, ReasonRunnerAmbiguous},
-		{"clock says reused, zombie runner", Facts{State: active(), Process: with(runner, func(p *Process) { p.Started = recorded.Add(time.Hour); p.Zombie = true })}, Policy{}, ClassOrphan, ReasonRunnerZombie},
-		{"clock says reused, no process", Facts{State: active()}, Policy{}, ClassOrphan, ReasonRunnerDead},
-		{"clock says reused, test binary", Facts{State: active(), Process: with(other, func(p *Process) { p.Executable = "/tmp/gc.test" })}, Policy{}, ClassOrphan, ReasonPIDReused},
+		{"clock says rebooted, runner holds pid", dirFacts{State: active(beforeBoot), Process: runner}, reclaimPolicy{}, ClassLive, ReasonRunnerAmbiguous},
+		{"clock says rebooted, runner by comm", dirFacts{State: active(beforeBoot), Process: with(runner, func(p *Process) { p.Executable = "" })}, reclaimPolicy{}, ClassLive, ReasonRunnerAmbiguous},
+		{"clock says rebooted, other comm", dirFacts{State: active(beforeBoot), Process: with(other, func(p *Process) { p.Executable = "" })}, reclaimPolicy{}, ClassOrphan, ReasonRebooted},
+		{"clock says rebooted, test binary", dirFacts{State: active(beforeBoot), Process: with(other, func(p *Process) { p.Executable = "/tmp/gc.test" })}, reclaimPolicy{}, ClassOrphan, ReasonRebooted},
+		{"clock says rebooted, exe wins over comm", dirFacts{State: active(beforeBoot), Process: with(runner, func(p *Process) { p.Executable = "/usr/bin/sleep" })}, reclaimPolicy{}, ClassOrphan, ReasonRebooted},
+		{"clock says rebooted, exact identity decides", dirFacts{State: active(beforeBoot, identity(777, bootID)), Process: runner}, reclaimPolicy{}, ClassLive, ReasonRunnerMatches},
+		{"clock says rebooted, exact identity, other start", dirFacts{State: active(beforeBoot, identity(777, bootID)), Process: with(runner, func(p *Process) { p.StartTime = 778 })}, reclaimPolicy{}, ClassOrphan, ReasonPIDReused},
+		{"boot id differs, runner holds pid", dirFacts{State: active(identity(777, "boot-old")), Process: runner}, reclaimPolicy{}, ClassOrphan, ReasonRebooted},
+		{"clock says reused, runner holds pid", dirFacts{State: active(), Process: with(runner, func(p *Process) { p.Started = recorded.Add(time.Hour) })}, reclaimPolicy{}, ClassLive, ReasonRunnerAmbiguous},
+		{"clock says reused, runner by comm", dirFacts{State: active(), Process: with(runner, func(p *Process) { p.Started = recorded.Add(time.Hour); p.Executable = "" })}, reclaimPolicy{}, ClassLive, ReasonRunnerAmbiguous},
+		{"clock says reused, zombie runner", dirFacts{State: active(), Process: with(runner, func(p *Process) { p.Started = recorded.Add(time.Hour); p.Zombie = true })}, reclaimPolicy{}, ClassOrphan, ReasonRunnerZombie},
+		{"clock says reused, no process", dirFacts{State: active()}, reclaimPolicy{}, ClassOrphan, ReasonRunnerDead},
+		{"clock says reused, test binary", dirFacts{State: active(), Process: with(other, func(p *Process) { p.Executable = "/tmp/gc.test" })}, reclaimPolicy{}, ClassOrphan, ReasonPIDReused},
 		// PIDs are judged only in the PID namespace they were recorded in.
-		{"recorded namespace is ours", Facts{State: active(identity(777, bootID), inNS(hostNS))}, Policy{}, ClassOrphan, ReasonRunnerDead},
-		{"recorded namespace is ours, in a container", Facts{State: active(identity(777, bootID), inNS(7)), PIDNamespace: container}, Policy{}, ClassOrphan, ReasonRunnerDead},
-		{"recorded in another namespace", Facts{State: active(identity(777, bootID), inNS(7))}, Policy{}, ClassUnknown, ReasonOtherPIDNamespace},
-		{"recorded in the host's, collector in a container", Facts{State: active(identity(777, bootID), inNS(hostNS)), PIDNamespace: container}, Policy{}, ClassUnknown, ReasonOtherPIDNamespace},
-		{"released record, collector in a container", Facts{State: active(), PIDNamespace: container}, Policy{}, ClassUnknown, ReasonPIDNamespaceUnknown},
-		{"released record, clock says rebooted, collector in a container", Facts{State: active(beforeBoot), PIDNamespace: container}, Policy{}, ClassUnknown, ReasonPIDNamespaceUnknown},
-		{"released record, no trusted proc", Facts{State: active(), PIDNamespace: untrusted}, Policy{}, ClassUnknown, ReasonPIDNamespaceUnknown},
-		{"own record, no trusted proc", Facts{State: active(identity(777, bootID), inNS(hostNS)), PIDNamespace: untrusted}, Policy{}, ClassUnknown, ReasonPIDNamespaceUnknown},
-		{"boot id differs, other namespace", Facts{State: active(identity(777, "boot-old"), inNS(7)), PIDNamespace: untrusted}, Policy{}, ClassOrphan, ReasonRebooted},
-		{"hidden process", Facts{State: active(), Process: Process{Exists: true, Err: errors.New("process exists but /proc does not show it")}}, Policy{}, ClassLive, ReasonIdentityUnreadable},
-		{"unknown boot facts are not evidence", Facts{State: active(), Process: runner, BootID: "-", BootTime: time.Time{}}, Policy{}, ClassLive, ReasonRunnerMatches},
+		{"recorded namespace is ours", dirFacts{State: active(identity(777, bootID), inNS(hostNS))}, reclaimPolicy{}, ClassOrphan, ReasonRunnerDead},
+		{"recorded namespace is ours, in a container", dirFacts{State: active(identity(777, bootID), inNS(7)), PIDNamespace: container}, reclaimPolicy{}, ClassOrphan, ReasonRunnerDead},
+		{"recorded in another namespace", dirFacts{State: active(identity(777, bootID), inNS(7))}, reclaimPolicy{}, ClassUnknown, ReasonOtherPIDNamespace},
+		{"recorded in the host's, collector in a container", dirFacts{State: active(identity(777, bootID), inNS(hostNS)), PIDNamespace: container}, reclaimPolicy{}, ClassUnknown, ReasonOtherPIDNamespace},
+		{"released record, collector in a container", dirFacts{State: active(), PIDNamespace: container}, reclaimPolicy{}, ClassUnknown, ReasonPIDNamespaceUnknown},
+		{"released record, clock says rebooted, collector in a container", dirFacts{State: active(beforeBoot), PIDNamespace: container}, reclaimPolicy{}, ClassUnknown, ReasonPIDNamespaceUnknown},
+		{"released record, no trusted proc", dirFacts{State: active(), PIDNamespace: untrusted}, reclaimPolicy{}, ClassUnknown, ReasonPIDNamespaceUnknown},
+		{"own record, no trusted proc", dirFacts{State: active(identity(777, bootID), inNS(hostNS)), PIDNamespace: untrusted}, reclaimPolicy{}, ClassUnknown, ReasonPIDNamespaceUnknown},
+		{"boot id differs, other namespace", dirFacts{State: active(identity(777, "boot-old"), inNS(7)), PIDNamespace: untrusted}, reclaimPolicy{}, ClassOrphan, ReasonRebooted},
+		{"hidden process", dirFacts{State: active(), Process: Process{Exists: true, Err: errors.New("process exists but /proc does not show it")}}, reclaimPolicy{}, ClassLive, ReasonIdentityUnreadable},
+		{"unknown boot facts are not evidence", dirFacts{State: active(), Process: runner, BootID: "-", BootTime: time.Time{}}, reclaimPolicy{}, ClassLive, ReasonRunnerMatches},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -173,15 +173,15 @@ func TestClassify(t *testing.T) {
 			if f.BootTime.IsZero() && tt.f.BootID != "-" {
 				f.BootTime = boot
 			}
-			if f.PIDNamespace == (PIDNamespace{}) {
-				f.PIDNamespace = PIDNamespace{Inode: hostNS, Initial: true}
+			if f.PIDNamespace == (pidNamespace{}) {
+				f.PIDNamespace = pidNamespace{Inode: hostNS, Initial: true}
 			}
-			class, reason, detail := Classify(f, tt.p)
+			class, reason, detail := classify(f, tt.p)
 			if class != tt.class || reason != tt.reason {
-				t.Errorf("Classify = %s/%s (%s), want %s/%s", class, reason, detail, tt.class, tt.reason)
+				t.Errorf("classify = %s/%s (%s), want %s/%s", class, reason, detail, tt.class, tt.reason)
 			}
 			if detail == "" {
-				t.Errorf("Classify gave no detail")
+				t.Errorf("classify gave no detail")
 			}
 		})
 	}
@@ -191,13 +191,13 @@ func TestFactsAge(t *testing.T) {
 	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name string
-		f    Facts
+		f    dirFacts
 		want time.Duration
 	}{
-		{"created_at", Facts{State: &state.State{CreatedAt: now.Add(-time.Hour)}, StateModTime: now.Add(-time.Minute)}, time.Hour},
-		{"mtime when created_at unset", Facts{State: &state.State{}, StateModTime: now.Add(-time.Minute)}, time.Minute},
-		{"future is zero", Facts{State: &state.State{CreatedAt: now.Add(time.Hour)}}, 0},
-		{"nothing known", Facts{}, 0},
+		{"created_at", dirFacts{State: &state.State{CreatedAt: now.Add(-time.Hour)}, StateModTime: now.Add(-time.Minute)}, time.Hour},
+		{"mtime when created_at unset", dirFacts{State: &state.State{}, StateModTime: now.Add(-time.Minute)}, time.Minute},
+		{"future is zero", dirFacts{State: &state.State{CreatedAt: now.Add(time.Hour)}}, 0},
+		{"nothing known", dirFacts{}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -214,16 +214,16 @@ func TestFactsStoppedAge(t *testing.T) {
 	month := 30 * 24 * time.Hour
 	tests := []struct {
 		name string
-		f    Facts
+		f    dirFacts
 		want time.Duration
 	}{
-		{"stopped after creation", Facts{State: &state.State{CreatedAt: now.Add(-month)}, StateModTime: now.Add(-time.Minute)}, time.Minute},
-		{"mtime before created_at", Facts{State: &state.State{CreatedAt: now.Add(-time.Hour)}, StateModTime: now.Add(-month)}, time.Hour},
-		{"created_at only", Facts{State: &state.State{CreatedAt: now.Add(-time.Hour)}}, time.Hour},
-		{"mtime only", Facts{State: &state.State{}, StateModTime: now.Add(-time.Minute)}, time.Minute},
-		{"future is zero", Facts{State: &state.State{CreatedAt: now.Add(-month)}, StateModTime: now.Add(time.Hour)}, 0},
-		{"no state, mtime", Facts{StateModTime: now.Add(-time.Minute)}, time.Minute},
-		{"nothing known", Facts{}, 0},
+		{"stopped after creation", dirFacts{State: &state.State{CreatedAt: now.Add(-month)}, StateModTime: now.Add(-time.Minute)}, time.Minute},
+		{"mtime before created_at", dirFacts{State: &state.State{CreatedAt: now.Add(-time.Hour)}, StateModTime: now.Add(-month)}, time.Hour},
+		{"created_at only", dirFacts{State: &state.State{CreatedAt: now.Add(-time.Hour)}}, time.Hour},
+		{"mtime only", dirFacts{State: &state.State{}, StateModTime: now.Add(-time.Minute)}, time.Minute},
+		{"future is zero", dirFacts{State: &state.State{CreatedAt: now.Add(-month)}, StateModTime: now.Add(time.Hour)}, 0},
+		{"no state, mtime", dirFacts{StateModTime: now.Add(-time.Minute)}, time.Minute},
+		{"nothing known", dirFacts{}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

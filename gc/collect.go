@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/stacklok/go-microvm/internal/datadir"
 	"github.com/stacklok/go-microvm/internal/fstree"
 	"github.com/stacklok/go-microvm/state"
 )
@@ -442,14 +443,15 @@ func (c *collector) reclaimOpen(cand scanned, d *os.File) (*Orphan, *Candidate, 
 
 	// Decide again under both locks: between the scan and now a writer may
 	// have changed the state, and nobody can change it any more.
-	s, fi, err := sl.Read()
+	var s *state.State
+	fi, err := sl.Read(parseInto(&s))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, nil, nil
 	case err != nil:
 		return nil, unreadable(kept, err), nil
 	}
-	f := Facts{State: s, StateModTime: fi.ModTime, BootID: c.ob.bootID, BootTime: c.ob.bootTime, PIDNamespace: c.ob.pidNS, Now: c.ob.now()}
+	f := dirFacts{State: s, StateModTime: fi.ModTime, BootID: c.ob.bootID, BootTime: c.ob.bootTime, PIDNamespace: c.ob.pidNS, Now: c.ob.now()}
 	c.ob.lookupProcess(&f)
 	now := candidateFrom(path, f, c.o.policy())
 	if now.Class != ClassOrphan {
@@ -541,7 +543,7 @@ type trashRef struct {
 // the lock. Everything before the state file's removal can be repeated by
 // the next run; once it is gone d is no longer a candidate. It returns the
 // bytes freed by the small files, and where rootfs-work went.
-func (c *collector) commit(d *os.File, path string, sl *state.DirLock) (int64, trashRef, error) {
+func (c *collector) commit(d *os.File, path string, sl *datadir.DirLock) (int64, trashRef, error) {
 	tr, err := c.moveRootfsWork(d, path)
 	if err != nil {
 		return 0, tr, err

@@ -10,19 +10,19 @@
 // rootfs-work or cache at any depth (nothing inside one is ever a
 // candidate), and ignores every name starting with OwnPrefix.
 //
-// Classification is the pure function Classify over Facts gathered by
-// syscalls: a held run lease means live, a held state lock means busy, a
-// set run marker with a free lease means the run ended uncleanly unless the
-// recorded runner is alive with its exact identity, and for records without
-// the marker the released PID rules apply, with the strongest identity
-// evidence first (kernel start time, then pid_start_time, then the
-// executable name). A wall-clock rule alone never reclaims a directory
-// whose PID a go-microvm-runner holds, since a stepped clock moves
-// wall-clock start times. A PID is dead only when kill(pid, 0) says ESRCH
-// in the PID namespace it was recorded in (absence from /proc proves
-// nothing), or it is a zombie with no live thread; a PID the collector
-// cannot judge is kept as ClassUnknown. Package runner applies the same
-// decision (JudgeRunner, JudgeState). Only ClassOrphan is ever reclaimed.
+// Classification is a pure function of facts gathered by syscalls: a held
+// run lease means live, a held state lock means busy, a set run marker with
+// a free lease means the run ended uncleanly unless the recorded runner is
+// alive with its exact identity, and for records without the marker the
+// released PID rules apply, with the strongest identity evidence first
+// (kernel start time, then pid_start_time, then the executable name). A
+// wall-clock rule alone never reclaims a directory whose PID a
+// go-microvm-runner holds, since a stepped clock moves wall-clock start
+// times. A PID is dead only when kill(pid, 0) says ESRCH in the PID
+// namespace it was recorded in (absence from /proc proves nothing), or it is
+// a zombie with no live thread; a PID the collector cannot judge is kept as
+// ClassUnknown. Package runner applies the same decision (JudgeRunner,
+// JudgeState). Only ClassOrphan is ever reclaimed.
 //
 // Scan and Orphans only look: they create no file or directory, so they
 // work on a read-only filesystem.

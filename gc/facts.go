@@ -7,27 +7,28 @@ import (
 	"errors"
 	"time"
 
+	"github.com/stacklok/go-microvm/internal/datadir"
 	"github.com/stacklok/go-microvm/internal/procinfo"
 	"github.com/stacklok/go-microvm/state"
 )
 
-// observer gathers Facts. The boot and PID namespace facts are read once
+// observer gathers dirFacts. The boot and PID namespace facts are read once
 // per sweep: they cannot change while this process runs.
 type observer struct {
 	bootID   string
 	bootTime time.Time
-	pidNS    PIDNamespace
+	pidNS    pidNamespace
 	now      func() time.Time
 }
 
 // bare returns the facts every candidate has: the boot, the PID namespace
 // and the time.
-func (ob *observer) bare() Facts {
-	return Facts{BootID: ob.bootID, BootTime: ob.bootTime, PIDNamespace: ob.pidNS, Now: ob.now()}
+func (ob *observer) bare() dirFacts {
+	return dirFacts{BootID: ob.bootID, BootTime: ob.bootTime, PIDNamespace: ob.pidNS, Now: ob.now()}
 }
 
 func newObserver(now func() time.Time) *observer {
-	// A boot fact the kernel does not give is left unknown: Classify then
+	// A boot fact the kernel does not give is left unknown: classify then
 	// relies on the other evidence and never decides "rebooted" from it.
 	id, _ := procinfo.BootID()
 	bt, _ := procinfo.BootTime()
@@ -36,19 +37,19 @@ func newObserver(now func() time.Time) *observer {
 
 // currentPIDNamespace is the collector's PID namespace, with the reason it
 // is unknown when it is.
-func currentPIDNamespace() PIDNamespace {
+func currentPIDNamespace() pidNamespace {
 	ns, err := procinfo.CurrentPIDNamespace()
 	if err != nil {
-		return PIDNamespace{Err: err}
+		return pidNamespace{Err: err}
 	}
-	return PIDNamespace{Inode: ns.Inode, Initial: ns.Initial}
+	return pidNamespace{Inode: ns.Inode, Initial: ns.Initial}
 }
 
 // Verdict is the identity decision on a recorded runner, with what was
 // observed at its PID.
 type Verdict struct {
 	// Class is ClassLive, ClassOrphan or ClassUnknown for JudgeRunner; any
-	// class Classify gives for JudgeState.
+	// class a collector gives for JudgeState.
 	Class  Class
 	Reason Reason
 	// Detail says, for humans, what evidence decided.
@@ -59,7 +60,7 @@ type Verdict struct {
 }
 
 // JudgeRunner decides, now, whether the runner that s records (its PID,
-// pid_start_time and identity) still runs, by the rules Classify applies
+// pid_start_time and identity) still runs, by the rules a collector applies
 // to an active record, whatever s's active flag and run marker say. It is
 // the decision package runner makes before it attaches to or signals a
 // runner, so that gc and runner never disagree on who is alive:
@@ -78,9 +79,9 @@ func JudgeRunner(s *state.State) Verdict {
 	return Verdict{Class: c, Reason: r, Detail: d, Process: f.Process}
 }
 
-// JudgeState returns the class a collector gives now, by Classify with no
-// policy, to a data directory whose state is s and whose run lease and
-// state lock no other process holds (the caller may hold them). Package
+// JudgeState returns the class a collector gives now, without
+// WithStopped, to a data directory whose state is s and whose run lease
+// and state lock no other process holds (the caller may hold them). Package
 // runner claims a directory only when this verdict is not live or
 // unknown: a directory a collector would keep as live is never taken over.
 func JudgeState(s *state.State) Verdict {
@@ -88,7 +89,7 @@ func JudgeState(s *state.State) Verdict {
 	f := ob.bare()
 	f.State = s
 	ob.lookupProcess(&f)
-	c, r, d := Classify(f, Policy{})
+	c, r, d := classify(f, reclaimPolicy{})
 	return Verdict{Class: c, Reason: r, Detail: d, Process: f.Process}
 }
 
@@ -112,7 +113,7 @@ const (
 // returns them with the state file's device number (0 when it could not be
 // read).
 //
-// It reads and probes through the descriptors the walk opened (state.Dir),
+// It reads and probes through the descriptors the walk opened (datadir.Dir),
 // so what it sees is the directory the walk reached, and no path is
 // resolved again. The lease is probed on the walk's own descriptor of the
 // directory: a non-blocking flock and an unlock on an open file
@@ -124,9 +125,9 @@ const (
 // set and the lease free, /proc is read only for a record with the exact
 // identity of this boot, whose runner may have closed its lease
 // descriptor. p is the policy the facts will be classified with.
-func (ob *observer) observeAt(d state.Dir, sf state.StateFile, p Policy, mode probeMode) (f Facts, dev uint64) {
-	var fi state.FileInfo
-	f.State, fi, f.StateErr = sf.Read()
+func (ob *observer) observeAt(d datadir.Dir, sf datadir.StateFile, p reclaimPolicy, mode probeMode) (f dirFacts, dev uint64) {
+	var fi datadir.FileInfo
+	fi, f.StateErr = sf.Read(parseInto(&f.State))
 	// Opened read-only: its close has nothing to report.
 	_ = sf.Close()
 	dev, f.StateModTime = fi.Dev, fi.ModTime
@@ -139,12 +140,12 @@ func (ob *observer) observeAt(d state.Dir, sf state.StateFile, p Policy, mode pr
 	marked := f.State != nil && f.State.Leased
 	if mode == probeAll || marked {
 		if f.LeaseHeld, f.LeaseErr = d.ProbeLease(); f.LeaseHeld || f.LeaseErr != nil {
-			// Classify looks no further.
+			// classify looks no further.
 			return f, dev
 		}
 	}
 	ob.lookupProcess(&f)
-	if c, _, _ := Classify(f, p); c != ClassOrphan {
+	if c, _, _ := classify(f, p); c != ClassOrphan {
 		return f, dev
 	}
 	if mode == probeOrphans && !marked {
@@ -160,11 +161,11 @@ func (ob *observer) observeAt(d state.Dir, sf state.StateFile, p Policy, mode pr
 	return f, dev
 }
 
-// lookupProcess fills f.Process when Classify will need it: for the PID
+// lookupProcess fills f.Process when classify will need it: for the PID
 // rules of an active record without the marker, and for a marked record
 // with the exact identity of this boot, whose runner may live on without
 // the lease. A marked record without it is an orphan whatever /proc says.
-func (ob *observer) lookupProcess(f *Facts) {
+func (ob *observer) lookupProcess(f *dirFacts) {
 	s := f.State
 	if s == nil || s.PID <= 0 {
 		return

@@ -70,9 +70,9 @@ func fuzzTime(ns int64) time.Time {
 	return time.Unix(0, ns)
 }
 
-// FuzzClassify feeds Classify facts built from fuzzed PIDs, times, flags,
+// FuzzClassify feeds classify facts built from fuzzed PIDs, times, flags,
 // boot ids, process identities and raw state files (through state.Parse),
-// and checks what must hold whatever the facts: Classify never panics and
+// and checks what must hold whatever the facts: classify never panics and
 // is deterministic; the class is one of the six and agrees with the
 // reason; a held lease is live, never orphan; a held state lock (lease
 // free) is busy; a failed probe or an unreadable state is never orphan; a
@@ -158,7 +158,7 @@ func FuzzClassify(f *testing.F) {
 		pid, pidStart, created int64, rStart uint64, rBoot, rExe string,
 		proc uint8, pStart uint64, pStarted int64, comm, exe, bootID string,
 		bootTime, now, minAge int64) {
-		var facts Facts
+		var facts dirFacts
 		switch {
 		case useJSON:
 			facts.State, facts.StateErr = state.Parse(stateJSON)
@@ -199,12 +199,12 @@ func FuzzClassify(f *testing.F) {
 		if proc&fzProcErr != 0 {
 			facts.Process.Err = errors.New("lookup: fuzzed failure")
 		}
-		facts.PIDNamespace = PIDNamespace{Inode: procinfo.InitialPIDNamespace, Initial: true}
+		facts.PIDNamespace = pidNamespace{Inode: procinfo.InitialPIDNamespace, Initial: true}
 		switch {
 		case proc&fzProcUntrusted != 0:
-			facts.PIDNamespace = PIDNamespace{Err: procinfo.ErrProcUntrusted}
+			facts.PIDNamespace = pidNamespace{Err: procinfo.ErrProcUntrusted}
 		case proc&fzProcContainerNS != 0:
-			facts.PIDNamespace = PIDNamespace{Inode: 7}
+			facts.PIDNamespace = pidNamespace{Inode: 7}
 		}
 		if facts.State != nil && facts.State.Runner != nil && !useJSON {
 			switch {
@@ -217,10 +217,10 @@ func FuzzClassify(f *testing.F) {
 		facts.BootID = bootID
 		facts.BootTime = fuzzTime(bootTime)
 		facts.Now = fuzzTime(now)
-		policy := Policy{Stopped: probes&fzPolicyStopped != 0, StoppedMinAge: time.Duration(minAge)}
+		policy := reclaimPolicy{Stopped: probes&fzPolicyStopped != 0, StoppedMinAge: time.Duration(minAge)}
 
-		class, reason, detail := Classify(facts, policy)
-		c2, r2, d2 := Classify(facts, policy)
+		class, reason, detail := classify(facts, policy)
+		c2, r2, d2 := classify(facts, policy)
 		if c2 != class || r2 != reason || d2 != detail {
 			t.Fatalf("not deterministic: %s/%s/%q then %s/%s/%q", class, reason, detail, c2, r2, d2)
 		}

@@ -48,8 +48,8 @@ func newOptions(opts []Option) *options {
 	return o
 }
 
-func (o *options) policy() Policy {
-	return Policy{Stopped: o.stopped, StoppedMinAge: o.stoppedAge}
+func (o *options) policy() reclaimPolicy {
+	return reclaimPolicy{Stopped: o.stopped, StoppedMinAge: o.stoppedAge}
 }
 
 // WithLogger sets the logger: one Info line per reclaimed directory, one
@@ -64,8 +64,8 @@ func WithDepth(n int) Option { return func(o *options) { o.depth = n } }
 
 // WithStopped makes cleanly stopped (inactive) data directories at least
 // minAge old reclaimable, with ReasonStoppedExpired. The age runs from the
-// later of the state's created_at and the state file's modification time
-// (Facts.StoppedAge): a clean stop rewrites the file, so a VM stopped a
+// later of the state's created_at and the state file's modification time:
+// a clean stop rewrites the file, so a VM stopped a
 // moment ago is young whenever it was created. Off by default: a stopped VM
 // may be started again.
 func WithStopped(minAge time.Duration) Option {

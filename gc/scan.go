@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/stacklok/go-microvm/internal/datadir"
 	"github.com/stacklok/go-microvm/internal/fstree"
 	"github.com/stacklok/go-microvm/state"
 )
@@ -52,8 +53,7 @@ type Candidate struct {
 	Name string
 	// Age is the time since created_at (or since the state file's
 	// modification time when created_at is unset), for display. The
-	// WithStopped rule uses Facts.StoppedAge instead, which runs from the
-	// later of the two.
+	// WithStopped rule measures from the later of the two instead.
 	Age time.Duration
 	// Bytes is the allocated size of what go-microvm owns in the directory
 	// (rootfs-work, state, lock, logs); -1 unless WithSizes.
@@ -589,7 +589,7 @@ func (k *walk) enter(parent int, e dirent, rel string, level int, parentDev uint
 func (k *walk) leased(rel string) {
 	s := k.s
 	// A held lease decides alone: no boot facts needed.
-	f := Facts{LeaseHeld: true, Now: s.o.now()}
+	f := dirFacts{LeaseHeld: true, Now: s.o.now()}
 	path := s.pathOf(rel)
 	cand := candidateFrom(path, f, s.o.policy())
 	if s.o.sizes {
@@ -610,7 +610,7 @@ func (k *walk) visit(fd int, rel string, level int, leased bool) (candidate, lis
 	if testHookEntered != nil {
 		testHookEntered(rel)
 	}
-	d := state.NewDir(fd, s.pathOf(rel))
+	d := datadir.NewDir(fd, s.pathOf(rel))
 	sf, serr := d.OpenState()
 	candidate = !errors.Is(serr, fs.ErrNotExist)
 	if candidate {
@@ -648,10 +648,10 @@ func devOfFd(fd int) uint64 {
 
 // classify observes and classifies the candidate d at rel, whose state
 // file open gave sf or serr.
-func (k *walk) classify(d state.Dir, sf state.StateFile, serr error, rel string, leased bool) {
+func (k *walk) classify(d datadir.Dir, sf datadir.StateFile, serr error, rel string, leased bool) {
 	s := k.s
 	path := d.Path()
-	var f Facts
+	var f dirFacts
 	var dev uint64
 	switch {
 	case serr != nil:
@@ -669,9 +669,9 @@ func (k *walk) classify(d state.Dir, sf state.StateFile, serr error, rel string,
 		// The lock table listed the lease held: what observeAt finds when
 		// its probe does, without the probe. Scan still reads the state,
 		// for the candidate's name, PID and age.
-		var fi state.FileInfo
+		var fi datadir.FileInfo
 		f = s.observer().bare()
-		f.State, fi, f.StateErr = sf.Read()
+		fi, f.StateErr = sf.Read(parseInto(&f.State))
 		// Opened read-only: its close has nothing to report.
 		_ = sf.Close()
 		dev, f.StateModTime = fi.Dev, fi.ModTime
@@ -721,8 +721,8 @@ func (k *walk) decided(cand Candidate, rel string) {
 }
 
 // candidateFrom turns facts into a Candidate.
-func candidateFrom(path string, f Facts, p Policy) Candidate {
-	class, reason, detail := Classify(f, p)
+func candidateFrom(path string, f dirFacts, p reclaimPolicy) Candidate {
+	class, reason, detail := classify(f, p)
 	c := Candidate{Path: path, Class: class, Reason: reason, Detail: detail, Bytes: -1}
 	if f.State != nil {
 		c.PID, c.Name = f.State.PID, f.State.Name

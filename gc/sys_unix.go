@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/stacklok/go-microvm/internal/datadir"
 	"github.com/stacklok/go-microvm/internal/fstree"
 	"github.com/stacklok/go-microvm/state"
 )
@@ -115,10 +116,19 @@ func devOf(fi os.FileInfo) uint64 {
 	return 0
 }
 
-// dirOf returns the state.Dir view of d. d must stay open while the Dir is
+// parseInto returns the datadir.Parser that keeps what state.Parse returns
+// in *s.
+func parseInto(s **state.State) datadir.Parser {
+	return func(data []byte) (err error) {
+		*s, err = state.Parse(data)
+		return err
+	}
+}
+
+// dirOf returns the datadir.Dir view of d. d must stay open while the Dir is
 // used; a directory descriptor is never in non-blocking mode, so Fd
 // changes nothing about it.
-func dirOf(d *os.File, path string) state.Dir { return state.NewDir(int(d.Fd()), path) }
+func dirOf(d *os.File, path string) datadir.Dir { return datadir.NewDir(int(d.Fd()), path) }
 
 // ErrNotWritable is returned, wrapped in an error naming the directory, its
 // owner and mode, when a directory the collector must change is not

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/stacklok/go-microvm/internal/datadir"
 	"github.com/stacklok/go-microvm/internal/fstree"
 	"github.com/stacklok/go-microvm/state"
 )
@@ -163,9 +164,9 @@ func (c *collector) treeOptions() fstree.Options {
 // in another PID namespace): it is another VM's, not part of the orphan.
 // Anything else holding a state file (an orphan's, a guest image's
 // unreadable one) goes with the tree.
-func nestedInUse(ob *observer, p Policy) func(fd int, path string) string {
+func nestedInUse(ob *observer, p reclaimPolicy) func(fd int, path string) string {
 	return func(fd int, path string) string {
-		d := state.NewDir(fd, path)
+		d := datadir.NewDir(fd, path)
 		if held, err := d.ProbeLease(); held {
 			return "nested data directory: run lease is held"
 		} else if err != nil {
@@ -176,7 +177,8 @@ func nestedInUse(ob *observer, p Policy) func(fd int, path string) string {
 		} else if err != nil {
 			return "nested data directory: " + err.Error()
 		}
-		s, fi, err := d.Read()
+		var s *state.State
+		fi, err := d.Read(parseInto(&s))
 		if err != nil {
 			return ""
 		}
@@ -186,7 +188,7 @@ func nestedInUse(ob *observer, p Policy) func(fd int, path string) string {
 		// A runner this collector cannot judge may be alive: kept, as a
 		// collector keeps such a data directory. A record with no PID at
 		// all (a guest image's file, say) is not a VM that can be alive.
-		switch class, reason, _ := Classify(f, p); {
+		switch class, reason, _ := classify(f, p); {
 		case class == ClassLive,
 			class == ClassUnknown && (reason == ReasonOtherPIDNamespace || reason == ReasonPIDNamespaceUnknown):
 			return "nested data directory: " + string(reason)

@@ -13,17 +13,39 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/stacklok/go-microvm/internal/datadir"
 )
 
-// openDir opens dir as a Dir, closed when the test ends.
-func openDir(t *testing.T, dir string) Dir {
+// The collector's descriptor-relative API lives in internal/datadir; these
+// tests hold it to the rules of the path-based functions here, which are
+// built on it.
+
+// openDir opens dir as a datadir.Dir, closed when the test ends.
+func openDir(t *testing.T, dir string) datadir.Dir {
 	t.Helper()
-	d, err := OpenDir(dir)
+	fd, err := unix.Open(dir, datadir.DirFlags, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	d := datadir.NewDir(fd, dir)
 	t.Cleanup(func() { d.Close() })
 	return d
+}
+
+// parseInto returns a datadir.Parser that stores what Parse returns in *s.
+func parseInto(s **State) datadir.Parser {
+	return func(data []byte) (err error) {
+		*s, err = Parse(data)
+		return err
+	}
+}
+
+// readDir is d.Read with Parse.
+func readDir(d datadir.Dir) (*State, datadir.FileInfo, error) {
+	var s *State
+	fi, err := d.Read(parseInto(&s))
+	return s, fi, err
 }
 
 // mknodUnbound makes a character device with a device number no driver
@@ -83,7 +105,7 @@ func TestDirRead(t *testing.T) {
 			tt.setup(t, path)
 			d := openDir(t, dir)
 			s, err := within(t, "Dir.Read", func() (*State, error) {
-				s, _, err := d.Read()
+				s, _, err := readDir(d)
 				return s, err
 			})
 			if tt.want == nil {
@@ -128,7 +150,8 @@ func TestDirReadThroughDescriptor(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sf.Close()
-	s, fi, err := sf.Read()
+	var s *State
+	fi, err := sf.Read(parseInto(&s))
 	if err != nil || s.Name != "opened" {
 		t.Fatalf("Read = %+v, %v; want the opened directory's state", s, err)
 	}
@@ -218,7 +241,7 @@ func TestLockFileHostile(t *testing.T) {
 					if err != nil {
 						t.Fatalf("%s: %v, want the lock", l.what, err)
 					}
-					if held, err := ProbeLock(dir); err != nil || !held {
+					if held, err := probeLock(dir); err != nil || !held {
 						t.Errorf("%s holds it, but ProbeLock = %v, %v", l.what, held, err)
 					}
 					if err := release(); err != nil {
@@ -235,7 +258,7 @@ func TestLockFileHostile(t *testing.T) {
 			for _, p := range []struct {
 				what  string
 				probe func() (bool, error)
-			}{{"ProbeLock", func() (bool, error) { return ProbeLock(dir) }}, {"Dir.ProbeLock", d.ProbeLock}} {
+			}{{"ProbeLock", func() (bool, error) { return probeLock(dir) }}, {"Dir.ProbeLock", d.ProbeLock}} {
 				held, err := within(t, p.what, p.probe)
 				if held || (err != nil) != tt.probeErr || errors.Is(err, unix.ENXIO) {
 					t.Errorf("%s = %v, %v; want not held, error %v", p.what, held, err, tt.probeErr)
@@ -290,8 +313,8 @@ func TestDirTryLockRemovesCreatedLock(t *testing.T) {
 			}
 			d := openDir(t, dir)
 			if tt.inTryLock {
-				testHookStateLocked = func(string) { os.Remove(statePath) }
-				defer func() { testHookStateLocked = nil }()
+				datadir.TestHookStateLocked = func(string) { os.Remove(statePath) }
+				defer func() { datadir.TestHookStateLocked = nil }()
 			}
 			l, err := d.TryLock()
 			if tt.inTryLock {
@@ -305,7 +328,8 @@ func TestDirTryLockRemovesCreatedLock(t *testing.T) {
 				if err := os.Remove(statePath); err != nil {
 					t.Fatal(err)
 				}
-				if s, _, err := l.Read(); !errors.Is(err, fs.ErrNotExist) {
+				var s *State
+				if _, err := l.Read(parseInto(&s)); !errors.Is(err, fs.ErrNotExist) {
 					t.Fatalf("Read = %+v, %v; want fs.ErrNotExist", s, err)
 				}
 			}
@@ -313,7 +337,7 @@ func TestDirTryLockRemovesCreatedLock(t *testing.T) {
 			if exists := err == nil; exists != tt.lockBefore {
 				t.Errorf("lock file exists: %v, want %v", exists, tt.lockBefore)
 			}
-			if held, err := ProbeLock(dir); err != nil || held {
+			if held, err := probeLock(dir); err != nil || held {
 				t.Errorf("ProbeLock = %v, %v; the lock must be released", held, err)
 			}
 		})
@@ -344,7 +368,7 @@ func TestDirTryLockAgainstWriters(t *testing.T) {
 
 	var swapper *helper
 	calls := 0
-	testHookStateLocked = func(string) {
+	datadir.TestHookStateLocked = func(string) {
 		calls++
 		if calls == 1 {
 			// We hold the flock on the old file; another process moves
@@ -354,7 +378,7 @@ func TestDirTryLockAgainstWriters(t *testing.T) {
 			swapper.expect("locked")
 		}
 	}
-	defer func() { testHookStateLocked = nil }()
+	defer func() { datadir.TestHookStateLocked = nil }()
 	// Not under within: the hook must run on the test's goroutine, and
 	// TryLock never waits.
 	if _, err := d.TryLock(); !errors.Is(err, ErrLocked) {
@@ -378,7 +402,7 @@ func TestDirTryLockAgainstWriters(t *testing.T) {
 	if err != nil {
 		t.Fatalf("TryLock after the writer released: %v", err)
 	}
-	if held, err := ProbeLock(dir); err != nil || !held {
+	if held, err := probeLock(dir); err != nil || !held {
 		t.Errorf("ProbeLock = %v, %v; TryLock holds a dead inode", held, err)
 	}
 	if err := l.Release(); err != nil {
@@ -397,10 +421,11 @@ func TestDirLease(t *testing.T) {
 	h.expect("waiting")
 	h.expect("leased")
 	// Closed by the test itself: closing drops the lease.
-	d, err := OpenDir(dir)
+	fd, err := unix.Open(dir, datadir.DirFlags, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	d := datadir.NewDir(fd, dir)
 	if held, err := d.ProbeLease(); err != nil || !held {
 		t.Errorf("Dir.ProbeLease = %v, %v; want held by the helper", held, err)
 	}

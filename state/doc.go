@@ -41,15 +41,15 @@
 // caller waited), the acquisition lets go and starts over, so a waiter never
 // proceeds holding a lock on a dead inode.
 //
-// ProbeLock and ProbeLease tell whether a lock is held right now without
-// creating anything, so they work on a read-only filesystem.
+// ProbeLease tells whether the lease is held right now without creating
+// anything, so it works on a read-only filesystem.
 //
-// Dir does all of this through an open descriptor of a data directory,
-// resolving no path again, for a collector that walks a tree by
-// descriptors. The path-based functions are built on the same code, so
-// each rule has one implementation. Dir.TryLock is the collector's lock:
-// it never creates a lock file in a directory whose state file is gone,
-// and removes one it created when the state file turns out gone.
+// The collector (package gc) does all of this through open descriptors of
+// data directories, resolving no path again, with the module's internal
+// datadir package; the path-based functions here are built on the same
+// code, so each rule has one implementation. The collector's lock never
+// creates a lock file in a directory whose state file is gone, and removes
+// one it created when the state file turns out gone.
 //
 // # Additive fields
 //

@@ -18,6 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/stacklok/go-microvm/internal/datadir"
 	"github.com/stacklok/go-microvm/internal/fstree"
 	"github.com/stacklok/go-microvm/internal/hangtest"
 )
@@ -81,7 +84,7 @@ func helperLock(dir string) int {
 	return commandLoop(func(cmd, arg string) error {
 		switch cmd {
 		case "unlink":
-			return ls.RemoveLockFile()
+			return os.Remove(ls.m.LockPath())
 		case "rename":
 			return os.Rename(lock, lock+".old")
 		case "save":
@@ -271,9 +274,19 @@ func inode(t *testing.T, path string) uint64 {
 // someone else holds it.
 func tryFlock(f *os.File) (ok bool, err error) {
 	err = fstree.WithFd(f, func(fd int) error {
-		var ferr error
-		ok, ferr = tryFlockFd(fd)
+		ferr := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+		if errors.Is(ferr, unix.EWOULDBLOCK) {
+			return nil
+		}
+		ok = ferr == nil
 		return ferr
 	})
 	return ok, err
+}
+
+// probeLock reports whether dataDir's state lock is held right now, with
+// the collector's probe (it creates nothing; a missing lock file is not
+// held): the tests' oracle for who holds the lock.
+func probeLock(dataDir string) (held bool, err error) {
+	return datadir.ProbeLockPath(filepath.Join(dataDir, LockFileName))
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/stacklok/go-microvm/internal/datadir"
 	"github.com/stacklok/go-microvm/internal/fstree"
 )
 
@@ -61,9 +62,9 @@ func AcquireLease(ctx context.Context, dataDir string) (*Lease, error) {
 }
 
 // TryLease takes the lease on dataDir without blocking: it opens dataDir
-// without following a symlink, takes Dir.TryLease on that descriptor, and
-// checks that dataDir still names the directory it locked, starting over
-// when not. It returns an error matching ErrLocked if the lease is held
+// without following a symlink, takes a non-blocking flock on that
+// descriptor, and checks that dataDir still names the directory it locked,
+// starting over when not. It returns an error matching ErrLocked if the lease is held
 // (including, for an instant, by a concurrent ProbeLease), an error
 // wrapping fs.ErrNotExist when dataDir does not exist, and an
 // *fs.PathError for any other failure.
@@ -73,7 +74,7 @@ func TryLease(dataDir string) (*Lease, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open lease directory: %w", err)
 		}
-		err = fstree.WithFd(f, func(fd int) error { return NewDir(fd, dataDir).TryLease() })
+		err = fstree.WithFd(f, func(fd int) error { return datadir.NewDir(fd, dataDir).TryLease() })
 		if err != nil {
 			// The error being returned is the one that matters.
 			_ = f.Close()

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"time"
@@ -19,12 +18,6 @@ import (
 // a descriptor, which is also why github.com/gofrs/flock (a poll of the
 // same kind, without the file-type checks) is not used here.
 const retryDelay = 10 * time.Millisecond
-
-// testHookStateLocked, when set, runs after each successful flock of the
-// state lock (path is the lock file's) and before the inode check, so that
-// tests can replace the lock file inside the window that is otherwise a
-// matter of luck.
-var testHookStateLocked func(path string)
 
 // LockedState is a loaded state whose state lock is held. It is not safe
 // for concurrent use.
@@ -94,7 +87,7 @@ func (m *Manager) loadAndLock(ctx context.Context, block bool) (*LockedState, er
 }
 
 // lockStateFile takes the state lock at path, a writer's: the lock file is
-// created when missing. It is the collector's Dir.TryLock with the path
+// created when missing. It is the collector's lock with the path
 // resolved afresh by every open and by the inode check, so a data
 // directory replaced under its path is noticed too; with block it polls
 // until ctx is done.
@@ -137,22 +130,6 @@ func (ls *LockedState) Close() error {
 	ls.released = true
 	if err := unlockHeld(ls.held); err != nil {
 		return fmt.Errorf("unlock %s: %w", ls.m.LockPath(), err)
-	}
-	return nil
-}
-
-// RemoveLockFile unlinks the state lock file while the lock is still held,
-// for a collector that is reclaiming the data directory: waiters that
-// opened the old file notice the unlink after they get their flock and
-// start over on a fresh file (or give up when the directory is gone). Call
-// Release afterwards. A lock file that is already gone is not an error;
-// RemoveLockFile after Release is an error.
-func (ls *LockedState) RemoveLockFile() error {
-	if ls.released {
-		return fmt.Errorf("remove lock file in %s: %w", ls.m.dataDir, errReleased)
-	}
-	if err := os.Remove(ls.m.LockPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove lock file: %w", err)
 	}
 	return nil
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stacklok/go-microvm/internal/datadir"
 )
 
 // settle gives a helper that announced it is about to block a moment to
@@ -30,7 +32,7 @@ func TestTryLoadAndLockHeldByAnotherProcess(t *testing.T) {
 	if !errors.Is(err, ErrLocked) {
 		t.Fatalf("TryLoadAndLock while another process holds the lock: %v, want ErrLocked", err)
 	}
-	if held, err := ProbeLock(dir); err != nil || !held {
+	if held, err := probeLock(dir); err != nil || !held {
 		t.Errorf("ProbeLock = %v, %v; want held", held, err)
 	}
 	_, err = within(t, "LoadAndLockWithRetry", func() (*LockedState, error) {
@@ -47,7 +49,7 @@ func TestTryLoadAndLockHeldByAnotherProcess(t *testing.T) {
 
 	a.do("release")
 	a.wait()
-	if held, err := ProbeLock(dir); err != nil || held {
+	if held, err := probeLock(dir); err != nil || held {
 		t.Errorf("ProbeLock after the holder released = %v, %v; want free", held, err)
 	}
 	ls, err := m.TryLoadAndLock()
@@ -77,7 +79,7 @@ func TestLockWaiterFollowsReplacedFile(t *testing.T) {
 			a.wait()
 			b.expect("locked")
 
-			if held, err := ProbeLock(dir); err != nil || !held {
+			if held, err := probeLock(dir); err != nil || !held {
 				t.Fatalf("ProbeLock on the live path = %v, %v; B holds a dead inode", held, err)
 			}
 			if _, err := NewManager(dir).TryLoadAndLock(); !errors.Is(err, ErrLocked) {
@@ -121,7 +123,9 @@ func TestLockWaiterGivesUpOnRemovedDirectory(t *testing.T) {
 	b := startHelper(t, "lock", dir)
 	b.expect("waiting")
 	settle()
-	if err := ls.RemoveLockFile(); err != nil {
+	// A collector reclaiming the directory unlinks the lock file while it
+	// still holds the lock.
+	if err := os.Remove(m.LockPath()); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Remove(dir); err != nil {
@@ -160,13 +164,13 @@ func TestLockInodeRecheck(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			calls := 0
-			testHookStateLocked = func(path string) {
+			datadir.TestHookStateLocked = func(path string) {
 				calls++
 				if calls == 1 {
 					tt.replace(t, path)
 				}
 			}
-			defer func() { testHookStateLocked = nil }()
+			defer func() { datadir.TestHookStateLocked = nil }()
 			for _, try := range []bool{false, true} {
 				calls = 0
 				m := NewManager(dir)
@@ -183,7 +187,7 @@ func TestLockInodeRecheck(t *testing.T) {
 				if calls != 2 {
 					t.Errorf("flock succeeded %d times, want 2 (a retry after the replacement)", calls)
 				}
-				if held, err := ProbeLock(dir); err != nil || !held {
+				if held, err := probeLock(dir); err != nil || !held {
 					t.Errorf("ProbeLock = %v, %v; the lock is on a dead inode", held, err)
 				}
 				ls.Release()
@@ -202,7 +206,7 @@ func TestLockFileSymlinkRefused(t *testing.T) {
 	if _, err := NewManager(dir).TryLoadAndLock(); err == nil {
 		t.Fatal("TryLoadAndLock through a symlinked lock file succeeded")
 	}
-	if _, err := ProbeLock(dir); err == nil {
+	if _, err := probeLock(dir); err == nil {
 		t.Error("ProbeLock through a symlinked lock file succeeded")
 	}
 	if _, err := os.Lstat(target); !errors.Is(err, fs.ErrNotExist) {
@@ -227,7 +231,7 @@ func TestReleasedLoadBehaviour(t *testing.T) {
 	ls.Release()
 	ls.Release()
 
-	if err := os.WriteFile(m.StatePath(), []byte("{corrupt"), 0o600); err != nil {
+	if err := os.WriteFile(m.statePath(), []byte("{corrupt"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	_, err = m.LoadAndLock(t.Context())
@@ -238,7 +242,7 @@ func TestReleasedLoadBehaviour(t *testing.T) {
 		t.Errorf("Load of a corrupt file: %v, want an error saying parse state file", err)
 	}
 	// The failed LoadAndLock let go of the lock.
-	if held, err := ProbeLock(dir); err != nil || held {
+	if held, err := probeLock(dir); err != nil || held {
 		t.Errorf("ProbeLock after a failed LoadAndLock = %v, %v; want free", held, err)
 	}
 }

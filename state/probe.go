@@ -8,26 +8,12 @@ package state
 import (
 	"errors"
 	"io/fs"
-	"path/filepath"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/stacklok/go-microvm/internal/datadir"
 	"github.com/stacklok/go-microvm/internal/fstree"
 )
-
-// ProbeLock reports whether dataDir's state lock is held by someone right
-// now. It opens the existing lock file read-only without following a
-// symlink, tries a non-blocking exclusive flock and drops it at once: it
-// creates nothing and works on a read-only filesystem. A missing lock file
-// (or data directory) is "not held" with a nil error; a symlink under the
-// lock's name is an error matching ErrNotRegular; a device, socket or
-// directory there is never opened and is "not held" (see Dir.ProbeLock);
-// any other failure is an error naming the path. For that instant the
-// probe itself holds the lock, so a concurrent TryLoadAndLock can see
-// ErrLocked.
-func ProbeLock(dataDir string) (held bool, err error) {
-	return probeLockAt(unix.AT_FDCWD, "", filepath.Join(dataDir, LockFileName))
-}
 
 // ProbeLease reports whether the lease on dataDir is held right now. It
 // opens dataDir read-only without following a symlink, tries a
@@ -46,5 +32,5 @@ func ProbeLease(dataDir string) (held bool, err error) {
 	}
 	// Closing drops the lock; a lock fd has no data to lose.
 	defer func() { _ = unix.Close(fd) }()
-	return NewDir(fd, dataDir).ProbeLease()
+	return datadir.NewDir(fd, dataDir).ProbeLease()
 }

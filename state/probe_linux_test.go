@@ -36,8 +36,8 @@ func TestProbesOnReadOnlyFilesystem(t *testing.T) {
 	}
 	before := listing(t, mnt)
 	for _, d := range dirs {
-		if held, err := ProbeLock(d); err != nil || held {
-			t.Errorf("ProbeLock(%s) = %v, %v; want free", d, held, err)
+		if held, err := probeLock(d); err != nil || held {
+			t.Errorf("probeLock(%s) = %v, %v; want free", d, held, err)
 		}
 		if held, err := ProbeLease(d); err != nil || held {
 			t.Errorf("ProbeLease(%s) = %v, %v; want free", d, held, err)
@@ -57,7 +57,7 @@ func TestProbesOnReadOnlyFilesystem(t *testing.T) {
 	if ok, err := tryFlock(lockFile); err != nil || !ok {
 		t.Fatalf("flock the lock file: %v %v", ok, err)
 	}
-	if held, err := ProbeLock(withLock); err != nil || !held {
+	if held, err := probeLock(withLock); err != nil || !held {
 		t.Errorf("ProbeLock while held = %v, %v; want held", held, err)
 	}
 	l, err := TryLease(withLock)

@@ -57,8 +57,8 @@ func TestProbesCreateNothing(t *testing.T) {
 	dirs := probeTree(t, root)
 	before := listing(t, root)
 	for _, d := range dirs {
-		if held, err := ProbeLock(d); err != nil || held {
-			t.Errorf("ProbeLock(%s) = %v, %v; want free", d, held, err)
+		if held, err := probeLock(d); err != nil || held {
+			t.Errorf("probeLock(%s) = %v, %v; want free", d, held, err)
 		}
 		if held, err := ProbeLease(d); err != nil || held {
 			t.Errorf("ProbeLease(%s) = %v, %v; want free", d, held, err)

@@ -7,11 +7,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+
+	"github.com/stacklok/go-microvm/internal/datadir"
 )
 
 // opParse is the Op of the error for a file that is not a state file. It
 // keeps the words of released go-microvm's error, which callers match.
-const opParse = "parse state file"
+const opParse = datadir.OpParse
 
 // Parse decodes a state file's bytes with the same checks as Load: more than
 // MaxFileSize bytes is ErrTooLarge; anything but a JSON object that decodes
@@ -45,8 +47,8 @@ func Parse(data []byte) (*State, error) {
 // missing file is an error wrapping fs.ErrNotExist. Every other failure is
 // an *fs.PathError naming path; a symlink, FIFO, directory or other
 // non-regular file matches ErrNotRegular, and the Parse errors match as
-// Parse returns them. It is Dir.Read on a path: the same code applies the
-// same rules.
+// Parse returns them. It is the collector's descriptor-relative read on a
+// path: the same code applies the same rules.
 func ReadFile(path string) (*State, error) {
 	return readPath(path)
 }

@@ -287,7 +287,7 @@ func TestReadHostile(t *testing.T) {
 			if !errors.Is(err, tt.want) {
 				t.Errorf("TryLoadAndLock: %v, want %v", err, tt.want)
 			}
-			if held, err := ProbeLock(dir); err != nil || held {
+			if held, err := probeLock(dir); err != nil || held {
 				t.Errorf("after a failed load the lock is held=%v (err %v), want released", held, err)
 			}
 		})

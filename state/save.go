@@ -30,7 +30,7 @@ func (ls *LockedState) Save() error {
 	ls.Version = CurrentVersion
 	data, err := json.MarshalIndent(ls.State, "", "  ")
 	if err != nil {
-		return fmt.Errorf("encode state for %s: %w", ls.m.StatePath(), err)
+		return fmt.Errorf("encode state for %s: %w", ls.m.statePath(), err)
 	}
 	return writeAtomic(ls.m.dataDir, FileName, append(data, '\n'))
 }
@@ -79,7 +79,7 @@ func (ls *LockedState) Remove() error {
 	if ls.released {
 		return fmt.Errorf("remove state in %s: %w", ls.m.dataDir, errReleased)
 	}
-	if err := os.Remove(ls.m.StatePath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := os.Remove(ls.m.statePath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove state file: %w", err)
 	}
 	if err := syncDir(ls.m.dataDir); err != nil {

@@ -9,14 +9,16 @@ import (
 	"io/fs"
 	"path/filepath"
 	"time"
+
+	"github.com/stacklok/go-microvm/internal/datadir"
 )
 
 // The released package's unexported names for the file names and the
 // version, kept so that code written against the released package's
 // internals (its own tests) still compiles against this one.
 const (
-	stateFileName = "go-microvm-state.json"
-	lockFileName  = "go-microvm-state.lock"
+	stateFileName = datadir.FileName
+	lockFileName  = datadir.LockFileName
 	stateVersion  = 1
 )
 
@@ -31,7 +33,7 @@ const (
 	// CurrentVersion is the schema version written and the newest understood.
 	CurrentVersion = stateVersion
 	// MaxFileSize caps how much of a state file is ever read.
-	MaxFileSize = 64 << 10
+	MaxFileSize = datadir.MaxFileSize
 )
 
 // Errors returned by Load and friends; each is wrapped in an *fs.PathError
@@ -40,15 +42,15 @@ var (
 	// ErrNotRegular: the state file is a FIFO, a directory, a symlink, a
 	// device or anything else that is not a regular file; or the state
 	// lock file is a symlink, a device, a socket or a directory.
-	ErrNotRegular = errors.New("not a regular file")
+	ErrNotRegular = datadir.ErrNotRegular
 	// ErrTooLarge: the state file is larger than MaxFileSize.
-	ErrTooLarge = errors.New("state file exceeds size cap")
+	ErrTooLarge = datadir.ErrTooLarge
 	// ErrCorrupt: the state file is not a JSON object of the state schema.
 	ErrCorrupt = errors.New("state file is not valid JSON")
 	// ErrNewerVersion: the state file's version is above CurrentVersion.
 	ErrNewerVersion = errors.New("state file version is newer than understood")
 	// ErrLocked: a non-blocking lock attempt found the lock held.
-	ErrLocked = errors.New("lock is held by another holder")
+	ErrLocked = datadir.ErrLocked
 )
 
 // State is the persisted record of one VM, compatible with released
@@ -100,13 +102,11 @@ type Manager struct {
 // NewManager returns a Manager for dataDir. It touches no file.
 func NewManager(dataDir string) *Manager { return &Manager{dataDir: dataDir} }
 
-// Dir returns the data directory.
-func (m *Manager) Dir() string { return m.dataDir }
+// statePath returns the path of the state file in the data directory.
+func (m *Manager) statePath() string { return filepath.Join(m.dataDir, FileName) }
 
-// StatePath returns the path of the state file in the data directory.
-func (m *Manager) StatePath() string { return filepath.Join(m.dataDir, FileName) }
-
-// LockPath returns the path of the state lock file in the data directory.
+// LockPath returns the path of the state lock file in the data directory,
+// for a caller's errors (runner's lock wait names it).
 func (m *Manager) LockPath() string { return filepath.Join(m.dataDir, LockFileName) }
 
 // Load reads the state without locking. A missing file (or a missing data
@@ -115,7 +115,7 @@ func (m *Manager) LockPath() string { return filepath.Join(m.dataDir, LockFileNa
 // returns it; a file that is not a state file says "parse state file", as
 // released go-microvm's error does.
 func (m *Manager) Load() (*State, error) {
-	s, err := ReadFile(m.StatePath())
+	s, err := ReadFile(m.statePath())
 	if errors.Is(err, fs.ErrNotExist) {
 		return &State{Version: CurrentVersion, CreatedAt: time.Now()}, nil
 	}

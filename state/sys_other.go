@@ -19,8 +19,8 @@ import (
 // package keeps the API and the file format that released go-microvm has
 // there: the state lock is github.com/gofrs/flock's lock on the lock file,
 // as released, without the inode check that follows a Unix flock, and
-// reads check the file type by path before they open it. The run lease,
-// Dir and the probes are Unix only, like the collector that uses them.
+// reads check the file type by path before they open it. The run lease
+// and its probe are Unix only, like the collector that uses them.
 
 // heldLock is a held state lock.
 type heldLock = *flock.Flock

@@ -3,12 +3,13 @@
 
 //go:build unix && !aix
 
-package state
+package datadir
 
 import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"sync"
 	"time"
 
@@ -21,8 +22,8 @@ import (
 // Its methods read, probe and lock relative to that descriptor and resolve
 // no path again: what they act on is the directory the caller opened, even
 // if its path names another one by then. They apply exactly the rules of
-// the path-based functions (ReadFile, ProbeLock, ProbeLease, TryLease,
-// TryLoadAndLock), which are built on the same code.
+// the path-based functions of package state (ReadFile, ProbeLock,
+// ProbeLease, TryLease, TryLoadAndLock), which are built on the same code.
 //
 // A Dir is a plain value: it does not own its descriptor, copying it is
 // cheap, and the descriptor must stay open while the Dir is used. A
@@ -37,21 +38,8 @@ type Dir struct {
 // at path. path is used in errors only.
 func NewDir(fd int, path string) Dir { return Dir{fd: fd, path: path} }
 
-// OpenDir opens the data directory at path without following a symlink at
-// its last component. Close it with Dir.Close. A missing directory is an
-// error wrapping fs.ErrNotExist; a symlink or non-directory is an
-// *fs.PathError.
-func OpenDir(path string) (Dir, error) {
-	fd, err := fstree.Openat(unix.AT_FDCWD, path, dirFlags, 0)
-	if err != nil {
-		return Dir{fd: -1}, &fs.PathError{Op: "open", Path: path, Err: err}
-	}
-	return Dir{fd: fd, path: path}, nil
-}
-
-// Close closes the descriptor. Use it only on a Dir from OpenDir (or one
-// whose descriptor the caller hands over); it drops a lease taken with
-// TryLease.
+// Close closes the descriptor. Use it only on a Dir whose descriptor the
+// caller hands over; it drops a lease taken with TryLease.
 func (d Dir) Close() error {
 	if err := unix.Close(d.fd); err != nil {
 		return &fs.PathError{Op: "close", Path: d.path, Err: err}
@@ -93,11 +81,20 @@ func (d Dir) OpenState() (StateFile, error) {
 	return openStateAt(d.fd, d.path, FileName)
 }
 
-// Read reads and parses the directory's state file with the rules of
-// ReadFile, and returns what fstat said about it (the zero FileInfo when
-// fstat itself failed), also alongside a read or parse error.
-func (d Dir) Read() (*State, FileInfo, error) {
-	return readAt(d.fd, d.path, FileName)
+// Parser parses a state file's bytes (state.Parse). It must copy what it
+// keeps: the bytes are a pooled buffer, reused once it returns.
+type Parser func(data []byte) error
+
+// Read reads the directory's state file with the rules of state.ReadFile,
+// hands its bytes to parse, and returns what fstat said about it (the zero
+// FileInfo when fstat itself failed), also alongside a read or parse error.
+func (d Dir) Read(parse Parser) (FileInfo, error) {
+	return readAt(d.fd, d.path, FileName, parse)
+}
+
+// ReadPath is Dir.Read on the full path of a state file.
+func ReadPath(path string, parse Parser) (FileInfo, error) {
+	return readAt(unix.AT_FDCWD, "", path, parse)
 }
 
 func openStateAt(dirfd int, dir, name string) (StateFile, error) {
@@ -112,14 +109,14 @@ func openStateAt(dirfd int, dir, name string) (StateFile, error) {
 	}
 }
 
-func readAt(dirfd int, dir, name string) (*State, FileInfo, error) {
+func readAt(dirfd int, dir, name string, parse Parser) (FileInfo, error) {
 	f, err := openStateAt(dirfd, dir, name)
 	if err != nil {
-		return nil, FileInfo{}, err
+		return FileInfo{}, err
 	}
 	// Opened read-only: its close has nothing to report.
 	defer func() { _ = f.Close() }()
-	return f.Read()
+	return f.Read(parse)
 }
 
 // Close closes the file. Closing it twice is an error.
@@ -131,29 +128,30 @@ func (f StateFile) Close() error {
 }
 
 // readBufs holds read buffers of MaxFileSize+1 bytes, so that a sweep of
-// thousands of state files allocates a few. Parse copies what it keeps.
+// thousands of state files allocates a few. The Parser copies what it
+// keeps.
 var readBufs = sync.Pool{New: func() any {
 	b := make([]byte, MaxFileSize+1)
 	return &b
 }}
 
-// Read reads and parses the open state file: a regular file of at most
-// MaxFileSize bytes, parsed by Parse. It returns what fstat said about the
-// file (the zero FileInfo when fstat failed), also alongside an error. A
-// FIFO, device or any other non-regular file matches ErrNotRegular and is
-// never read from; the Parse errors match as Parse returns them; every
-// error is an *fs.PathError naming the file.
-func (f StateFile) Read() (*State, FileInfo, error) {
+// Read reads the open state file, a regular file of at most MaxFileSize
+// bytes, and hands its bytes to parse. It returns what fstat said about
+// the file (the zero FileInfo when fstat failed), also alongside an error.
+// A FIFO, device or any other non-regular file matches ErrNotRegular and
+// is never read from; parse's errors are wrapped as they are returned;
+// every error is an *fs.PathError naming the file.
+func (f StateFile) Read(parse Parser) (FileInfo, error) {
 	var st unix.Stat_t
 	if err := fstree.Fstat(f.fd, &st); err != nil {
-		return nil, FileInfo{}, &fs.PathError{Op: "fstat", Path: atPath(f.dir, f.name), Err: err}
+		return FileInfo{}, &fs.PathError{Op: "fstat", Path: atPath(f.dir, f.name), Err: err}
 	}
 	fi := FileInfo{Dev: uint64(st.Dev), ModTime: time.Unix(st.Mtim.Unix())}
 	if !isRegular(&st) {
-		return nil, fi, notRegular("read state", atPath(f.dir, f.name), &st)
+		return fi, notRegular("read state", atPath(f.dir, f.name), &st)
 	}
 	if st.Size > MaxFileSize {
-		return nil, fi, &fs.PathError{Op: "read state", Path: atPath(f.dir, f.name), Err: fmt.Errorf("%w: %d bytes, cap %d", ErrTooLarge, st.Size, MaxFileSize)}
+		return fi, &fs.PathError{Op: "read state", Path: atPath(f.dir, f.name), Err: fmt.Errorf("%w: %d bytes, cap %d", ErrTooLarge, st.Size, MaxFileSize)}
 	}
 	bp := readBufs.Get().(*[]byte)
 	defer readBufs.Put(bp)
@@ -166,7 +164,7 @@ func (f StateFile) Read() (*State, FileInfo, error) {
 	for n < len(buf) {
 		m, err := fstree.Read(f.fd, buf[n:])
 		if err != nil {
-			return nil, fi, &fs.PathError{Op: "read", Path: atPath(f.dir, f.name), Err: err}
+			return fi, &fs.PathError{Op: "read", Path: atPath(f.dir, f.name), Err: err}
 		}
 		n += m
 		if m == 0 || (n == int(st.Size) && n < len(buf)) {
@@ -174,13 +172,12 @@ func (f StateFile) Read() (*State, FileInfo, error) {
 		}
 	}
 	if n > MaxFileSize {
-		return nil, fi, &fs.PathError{Op: "read state", Path: atPath(f.dir, f.name), Err: fmt.Errorf("%w: more than %d bytes", ErrTooLarge, MaxFileSize)}
+		return fi, &fs.PathError{Op: "read state", Path: atPath(f.dir, f.name), Err: fmt.Errorf("%w: more than %d bytes", ErrTooLarge, MaxFileSize)}
 	}
-	s, err := Parse(buf[:n])
-	if err != nil {
-		return nil, fi, &fs.PathError{Op: opParse, Path: atPath(f.dir, f.name), Err: err}
+	if err := parse(buf[:n]); err != nil {
+		return fi, &fs.PathError{Op: OpParse, Path: atPath(f.dir, f.name), Err: err}
 	}
-	return s, fi, nil
+	return fi, nil
 }
 
 // ProbeLease reports whether the lease on the directory is held right now,
@@ -212,7 +209,7 @@ func (d Dir) TryLease() error {
 }
 
 // ProbeLock reports whether the directory's state lock is held right now,
-// with the rules of the path-based ProbeLock: it creates nothing, a
+// with the rules of state.ProbeLock: it creates nothing, a
 // missing lock file is not held, a symlink under the lock's name is an
 // error matching ErrNotRegular, and a device, socket or directory under
 // that name is never opened and reported not held (no writer locks such a
@@ -220,6 +217,11 @@ func (d Dir) TryLease() error {
 // waiting and probed. For that instant the probe itself holds the lock.
 func (d Dir) ProbeLock() (held bool, err error) {
 	return probeLockAt(d.fd, d.path, LockFileName)
+}
+
+// ProbeLockPath is Dir.ProbeLock on the full path of a lock file.
+func ProbeLockPath(path string) (held bool, err error) {
+	return probeLockAt(unix.AT_FDCWD, "", path)
 }
 
 func probeLockAt(dirfd int, dir, name string) (bool, error) {
@@ -299,12 +301,12 @@ func (d Dir) TryLock() (*DirLock, error) {
 // can be between its open and its check of the lock file: the lock is
 // still held), releases the lock and returns an error wrapping
 // fs.ErrNotExist.
-func (l *DirLock) Read() (*State, FileInfo, error) {
-	s, fi, err := l.d.Read()
+func (l *DirLock) Read(parse Parser) (FileInfo, error) {
+	fi, err := l.d.Read(parse)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fi, l.gone()
+		return fi, l.gone()
 	}
-	return s, fi, err
+	return fi, err
 }
 
 // gone removes a lock file this lock created, releases the lock and
@@ -333,11 +335,17 @@ func (l *DirLock) Release() error {
 	}
 	fd := l.fd
 	l.fd = -1
-	if err := releaseFd(fd); err != nil {
+	if err := ReleaseFd(fd); err != nil {
 		return &fs.PathError{Op: "unlock", Path: atPath(l.d.path, LockFileName), Err: err}
 	}
 	return nil
 }
+
+// TestHookStateLocked, when set by a test, runs after each successful
+// flock of the state lock (path is the lock file's) and before the inode
+// check, so that tests can replace the lock file inside the window that is
+// otherwise a matter of luck.
+var TestHookStateLocked func(path string)
 
 // maxLockAttempts bounds the retries of tryLockAt when the lock file is
 // replaced again and again under it.
@@ -401,8 +409,8 @@ func tryLockAt(dirfd int, dir, lockName, stateName string) (int, bool, error) {
 			}
 			return -1, false, &fs.PathError{Op: "lock", Path: atPath(dir, lockName), Err: err}
 		}
-		if testHookStateLocked != nil {
-			testHookStateLocked(atPath(dir, lockName))
+		if TestHookStateLocked != nil {
+			TestHookStateLocked(atPath(dir, lockName))
 		}
 		var named unix.Stat_t
 		err = fstree.Lstatat(dirfd, lockName, &named)
@@ -418,4 +426,108 @@ func tryLockAt(dirfd int, dir, lockName, stateName string) (int, bool, error) {
 		}
 	}
 	return -1, false, &fs.PathError{Op: "lock", Path: atPath(dir, lockName), Err: errors.New("lock file replaced on every attempt")}
+}
+
+const (
+	// readFlags opens a state file for reading. O_NOFOLLOW refuses a
+	// symlink; O_NONBLOCK keeps open(2) from waiting for a FIFO's writer.
+	readFlags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
+	// lockFlags opens an existing state lock file. Read-write as released
+	// go-microvm does, so flock emulations that need a writable descriptor
+	// (NFS) still work; O_NONBLOCK so that a FIFO under the name never
+	// makes open(2) wait.
+	lockFlags = unix.O_RDWR | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
+	// createLockFlags creates the state lock file, failing if something
+	// got there first, so the caller knows whether it made the file.
+	createLockFlags = lockFlags | unix.O_CREAT | unix.O_EXCL
+	// probeLockFlags opens an existing state lock file without creating
+	// or following anything, and without waiting if it is a FIFO.
+	probeLockFlags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
+	// DirFlags opens a data directory for the lease or its probe.
+	DirFlags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+)
+
+// atPath joins a directory's path and a name in it for errors. The
+// path-based entry points pass an empty dir and a full path as name,
+// which openat(AT_FDCWD, name) resolves as open(2) would.
+func atPath(dir, name string) string {
+	if dir == "" {
+		return name
+	}
+	return dir + string(os.PathSeparator) + name
+}
+
+func isRegular(st *unix.Stat_t) bool { return st.Mode&unix.S_IFMT == unix.S_IFREG }
+
+func isSymlink(st *unix.Stat_t) bool { return st.Mode&unix.S_IFMT == unix.S_IFLNK }
+
+// lockable reports whether a state lock file of this type is opened and
+// flocked: a regular file, or a FIFO. A FIFO is opened without waiting
+// (O_NONBLOCK) and is never read or written; released writers lock one as
+// they would a file, so refusing it would leave its data directory
+// unlockable, hence unreclaimable, while those writers still use it.
+// Anything else (device, socket, directory, symlink) is never opened.
+func lockable(st *unix.Stat_t) bool {
+	return isRegular(st) || st.Mode&unix.S_IFMT == unix.S_IFIFO
+}
+
+// notRegular is the error for a file of the wrong type at path.
+func notRegular(op, path string, st *unix.Stat_t) error {
+	return &fs.PathError{Op: op, Path: path, Err: fmt.Errorf("%w: %s", ErrNotRegular, fstree.FileType(uint32(st.Mode)))}
+}
+
+// tryFlockFd takes an exclusive flock on fd without blocking. It reports
+// false with a nil error when someone else holds it.
+func tryFlockFd(fd int) (bool, error) {
+	err := fstree.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, unix.EWOULDBLOCK):
+		return false, nil
+	default:
+		return false, os.NewSyscallError("flock", err)
+	}
+}
+
+// probeFd reports whether someone else holds an exclusive flock on the
+// inode fd is open on, taking and dropping it at once on fd's own open
+// file description: for that instant a concurrent try-lock sees it held.
+// fd's description must not be shared with another process, or the unlock
+// would drop that process's lock.
+func probeFd(fd int, path string) (held bool, err error) {
+	ok, err := tryFlockFd(fd)
+	if err != nil {
+		return false, &fs.PathError{Op: "probe lock", Path: path, Err: err}
+	}
+	if !ok {
+		return true, nil
+	}
+	if err := fstree.Flock(fd, unix.LOCK_UN); err != nil {
+		return false, &fs.PathError{Op: "probe lock", Path: path, Err: os.NewSyscallError("flock", err)}
+	}
+	return false, nil
+}
+
+// TryLockPath takes a writer's state lock at path, a lock file's full
+// path, without waiting: the lock file is created when missing. It returns
+// the locked descriptor, for ReleaseFd, and TryLock's errors.
+func TryLockPath(path string) (fd int, err error) {
+	fd, _, err = tryLockAt(unix.AT_FDCWD, "", path, "")
+	return fd, err
+}
+
+// ReleaseFd drops the flock held on fd and closes it. The description is
+// this process's alone (opened O_CLOEXEC), but the explicit unlock also
+// drops the lock at once should a fork be in progress.
+func ReleaseFd(fd int) error {
+	uerr := fstree.Flock(fd, unix.LOCK_UN)
+	cerr := unix.Close(fd)
+	if uerr != nil {
+		return os.NewSyscallError("flock", uerr)
+	}
+	if cerr != nil {
+		return os.NewSyscallError("close", cerr)
+	}
+	return nil
 }
