@@ -25,25 +25,15 @@ import (
 // root lock. Test for it with errors.Is; it is not a failure of the caller.
 var ErrBusy = errors.New("another collector holds the root lock")
 
-// PathError is one failure in a sweep, naming its path.
-type PathError struct {
-	Path string
-	Err  error
-}
-
-// Error returns the path and the error.
-func (e *PathError) Error() string { return e.Path + ": " + e.Err.Error() }
-
-// Unwrap returns the underlying error.
-func (e *PathError) Unwrap() error { return e.Err }
-
-// pathError names path in err, without repeating it when err is already an
-// *fs.PathError about the same path.
-func pathError(path string, err error) PathError {
+// pathError is the *fs.PathError for the failure err of op on path. An
+// err that already is an *fs.PathError about path is returned as it is,
+// its Op (the syscall's) being the more precise one; any other err is
+// wrapped, so that errors.Is and errors.As still reach it.
+func pathError(op, path string, err error) *fs.PathError {
 	if pe, ok := err.(*fs.PathError); ok && pe.Path == path {
-		err = fmt.Errorf("%s: %w", pe.Op, pe.Err)
+		return pe
 	}
-	return PathError{Path: path, Err: err}
+	return &fs.PathError{Op: op, Path: path, Err: err}
 }
 
 // Report is the outcome of Collect.
@@ -56,8 +46,9 @@ type Report struct {
 	// Kept lists every candidate not reclaimed, with its class and reason;
 	// an orphan appears here when reclaiming it failed or was deferred.
 	Kept []Candidate
-	// Errors lists every failure, each naming its path.
-	Errors []PathError
+	// Errors lists every failure, each naming its path and the operation
+	// that failed; errors.Is and errors.As reach what each wraps.
+	Errors []*fs.PathError
 	// BytesFreed is the total allocated bytes freed, including trash left
 	// by earlier runs.
 	BytesFreed int64
@@ -191,12 +182,12 @@ func (c *collector) run() {
 		// if empty.
 		hadTrash = errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR)
 	} else {
-		c.addErr(filepath.Join(c.abs, TrashName), err)
+		c.addErr("open trash", filepath.Join(c.abs, TrashName), err)
 	}
 
 	res := scan(c.ctx, c.root, c.abs, c.o, probeOrphans)
 	for _, e := range res.errs {
-		c.addErr(e.Path, e.Err)
+		c.addPathErr(e)
 	}
 	parallel(res.trash, c.emptyDirTrash)
 
@@ -219,7 +210,7 @@ func (c *collector) run() {
 	// there is nothing to look at.
 	if hadTrash || c.trash != nil || c.trashErr != nil {
 		if err := unlinkAt(c.root, TrashName, unix.AT_REMOVEDIR); err != nil && !isGone(err) && !isNotEmpty(err) {
-			c.addErr(filepath.Join(c.abs, TrashName), err)
+			c.addErr("remove trash", filepath.Join(c.abs, TrashName), err)
 		}
 	}
 	if c.ctx.Err() != nil {
@@ -227,7 +218,7 @@ func (c *collector) run() {
 	}
 	slices.SortFunc(c.rep.Reclaimed, func(a, b Orphan) int { return cmp.Compare(a.Path, b.Path) })
 	slices.SortFunc(c.rep.Kept, func(a, b Candidate) int { return cmp.Compare(a.Path, b.Path) })
-	slices.SortStableFunc(c.rep.Errors, func(a, b PathError) int { return cmp.Compare(a.Path, b.Path) })
+	slices.SortStableFunc(c.rep.Errors, func(a, b *fs.PathError) int { return cmp.Compare(a.Path, b.Path) })
 }
 
 // dropLock removes the root lock file, still holding the lock, when the
@@ -245,13 +236,17 @@ func (c *collector) dropLock() {
 		return
 	}
 	if err := unlinkAt(c.root, LockName, 0); err != nil && !isGone(err) {
-		c.addErr(filepath.Join(c.abs, LockName), err)
+		c.addErr("remove root lock", filepath.Join(c.abs, LockName), err)
 	}
 }
 
-func (c *collector) addErr(path string, err error) {
-	pe := pathError(path, err)
-	c.o.logger.Warn("gc: error", "path", pe.Path, "error", pe.Err)
+// addErr records the failure err of op on path in the report and logs it.
+func (c *collector) addErr(op, path string, err error) {
+	c.addPathErr(pathError(op, path, err))
+}
+
+func (c *collector) addPathErr(pe *fs.PathError) {
+	c.o.logger.Warn("gc: error", "path", pe.Path, "op", pe.Op, "error", pe.Err)
 	c.mu.Lock()
 	c.rep.Errors = append(c.rep.Errors, pe)
 	c.mu.Unlock()
@@ -307,7 +302,7 @@ func (c *collector) reclaim(cand scanned) {
 		c.keep(*kept)
 	}
 	if err != nil {
-		c.addErr(cand.Path, err)
+		c.addErr("reclaim", cand.Path, err)
 	}
 }
 
@@ -361,7 +356,7 @@ func (c *collector) reclaimDir(cand scanned) (*Orphan, *Candidate, error) {
 	// directory it locked, and starts over on a fresh one.
 	if err := unlinkAt(parent, filepath.Base(rel), unix.AT_REMOVEDIR); err != nil {
 		if !isNotEmpty(err) && !isGone(err) {
-			c.addErr(path, err)
+			c.addErr("remove", path, err)
 		}
 		return o, nil, nil
 	}
@@ -373,7 +368,7 @@ func (c *collector) reclaimDir(cand scanned) (*Orphan, *Candidate, error) {
 			case isNotEmpty(err):
 				dropIdleRootLock(gp, filepath.Base(up), filepath.Join(c.abs, up))
 			default:
-				c.addErr(filepath.Join(c.abs, up), err)
+				c.addErr("remove", filepath.Join(c.abs, up), err)
 			}
 			// A directory: its close has nothing to report.
 			_ = gp.Close()
@@ -434,7 +429,7 @@ func (c *collector) reclaimOpen(cand scanned, d *os.File) (*Orphan, *Candidate, 
 		// The fd is closed either way, so the lock is gone; a failed
 		// unlock is still reported, as it says the state dir misbehaves.
 		if err := sl.Release(); err != nil {
-			c.addErr(path, err)
+			c.addErr("unlock", filepath.Join(path, state.LockFileName), err)
 		}
 	}()
 	if testHookStateLocked != nil {
@@ -486,7 +481,7 @@ func (c *collector) reclaimOpen(cand scanned, d *os.File) (*Orphan, *Candidate, 
 		if tr.own {
 			if gone {
 				if err := unlinkAt(d, TrashName, unix.AT_REMOVEDIR); err != nil && !isGone(err) && !isNotEmpty(err) {
-					c.addErr(tr.path, err)
+					c.addErr("remove trash", tr.path, err)
 				}
 			}
 			// A directory: its close has nothing to report.
@@ -571,13 +566,13 @@ func (c *collector) commit(d *os.File, path string, sl *datadir.DirLock) (int64,
 			if name == state.FileName {
 				return freed, tr, &fs.PathError{Op: "unlink", Path: filepath.Join(path, name), Err: err}
 			}
-			c.addErr(filepath.Join(path, name), err)
+			c.addErr("unlink", filepath.Join(path, name), err)
 			continue
 		}
 		freed += freedBy(&st)
 	}
 	if err := sl.Release(); err != nil {
-		c.addErr(filepath.Join(path, state.LockFileName), err)
+		c.addErr("unlock", filepath.Join(path, state.LockFileName), err)
 	}
 	return freed, tr, nil
 }

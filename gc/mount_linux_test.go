@@ -6,6 +6,7 @@ package gc
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,7 +75,14 @@ func TestMountInsideOrphan(t *testing.T) {
 	}
 	var mountErr, onErr bool
 	for _, e := range rep.Errors {
-		mountErr = mountErr || errors.Is(e.Err, fstree.ErrMountPoint)
+		// A report error is a standard *fs.PathError: errors.As finds it
+		// with its Op and Path, and errors.Is reaches the sentinel.
+		var reportErr error = e
+		var pathErr *fs.PathError
+		if !errors.As(reportErr, &pathErr) || pathErr.Op == "" || pathErr.Path == "" {
+			t.Errorf("report error %v: errors.As gives %+v, want an *fs.PathError with Op and Path", reportErr, pathErr)
+		}
+		mountErr = mountErr || errors.Is(reportErr, fstree.ErrMountPoint)
 		onErr = onErr || e.Path == on
 	}
 	if !mountErr || !onErr {

@@ -46,7 +46,7 @@ func (c *collector) embedderFirst(d *os.File, rel string, now Candidate) *Candid
 	if c.o.keep != nil {
 		keep, err := c.askKeep(now.Path)
 		if err != nil {
-			c.addErr(now.Path, err)
+			c.addErr("ask keep", now.Path, err)
 			return relabel(now, ClassUnknown, ReasonEmbedderKeep, err.Error())
 		}
 		if keep {

@@ -6,6 +6,7 @@ package gc
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -161,8 +162,13 @@ func TestKeepPanics(t *testing.T) {
 	}
 	mustExist(t, filepath.Join(boom, state.FileName), filepath.Join(boom, rootfsWorkName))
 	mustNotExist(t, other)
-	if len(rep.Errors) != 1 || rep.Errors[0].Path != boom || !errors.Is(rep.Errors[0].Err, errKeepPanicked) {
-		t.Errorf("errors = %v, want the panic reported for %s", rep.Errors, boom)
+	if len(rep.Errors) != 1 || rep.Errors[0].Path != boom || !errors.Is(rep.Errors[0], errKeepPanicked) {
+		t.Fatalf("errors = %v, want the panic reported for %s", rep.Errors, boom)
+	}
+	var reportErr error = rep.Errors[0]
+	var pathErr *fs.PathError
+	if !errors.As(reportErr, &pathErr) || pathErr.Op != "ask keep" || pathErr.Path != boom {
+		t.Errorf("errors.As(%v) = %+v, want Op %q, Path %s", reportErr, pathErr, "ask keep", boom)
 	}
 	if len(rep.Kept) != 1 || rep.Kept[0].Reason != ReasonEmbedderKeep {
 		t.Errorf("kept = %+v, want %s kept with %s", rep.Kept, boom, ReasonEmbedderKeep)

@@ -81,7 +81,7 @@ type Orphan struct {
 // for the instant of a probe, so it works on a read-only filesystem. A root
 // that does not exist has no candidates and is not an error. A directory
 // that cannot be walked does not stop the scan: Scan returns every
-// candidate it found together with an error joining a *PathError for each
+// candidate it found together with an error joining a *fs.PathError for each
 // such directory. Candidates are sorted by path. Scan holds every
 // candidate until it returns; ScanSeq hands each over as it is decided.
 func Scan(root string, opts ...Option) ([]Candidate, error) {
@@ -107,7 +107,7 @@ func ScanContext(ctx context.Context, root string, opts ...Option) ([]Candidate,
 // ScanSeq is Scan as an iterator: it yields each candidate as soon as it
 // is classified, with a nil error, in no particular order, and holds
 // none of them, so a scan of any number of directories runs in constant
-// memory. A failure yields a zero Candidate and the error: a *PathError
+// memory. A failure yields a zero Candidate and the error: a *fs.PathError
 // for each directory that cannot be walked (the scan goes on), the error
 // of opening root (the scan ends), and, last, ctx's error when ctx ended
 // the scan early. Breaking out of the loop stops the walk.
@@ -248,7 +248,7 @@ type scanResult struct {
 	// trash lists directories below root (relative, never ".") that hold a
 	// per-directory trash left by an earlier Collect.
 	trash []string
-	errs  []PathError
+	errs  []*fs.PathError
 }
 
 // testHookEntered, when set, runs for each directory the walk opened
@@ -352,7 +352,7 @@ func (s *scanner) run() {
 	})
 	if err != nil {
 		k := s.newWalk()
-		k.failPath(s.abs, fmt.Errorf("open root: %w", err))
+		k.failPath("open root", s.abs, err)
 		s.merge(k)
 		return
 	}
@@ -491,13 +491,13 @@ func (k *walk) flush() {
 }
 
 func (k *walk) fail(rel, what string, err error) {
-	k.failPath(k.s.pathOf(rel), fmt.Errorf("%s: %w", what, err))
+	k.failPath(what, k.s.pathOf(rel), err)
 }
 
-func (k *walk) failPath(path string, err error) {
-	e := PathError{Path: path, Err: err}
+func (k *walk) failPath(op, path string, err error) {
+	e := pathError(op, path, err)
 	if k.s.stream != nil {
-		k.stream(streamItem{err: &e})
+		k.stream(streamItem{err: e})
 		return
 	}
 	k.res.errs = append(k.res.errs, e)

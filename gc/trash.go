@@ -75,14 +75,14 @@ func openTrash(parent *os.File, parentPath string, create bool) (*os.File, error
 func (c *collector) emptyTrash(t *os.File, path string) bool {
 	r, err := reopenDir(t)
 	if err != nil {
-		c.addErr(path, err)
+		c.addErr("open trash", path, err)
 		return false
 	}
 	names, err := r.Readdirnames(-1)
 	// A directory: its close has nothing to report.
 	_ = r.Close()
 	if err != nil {
-		c.addErr(path, fmt.Errorf("read trash: %w", err))
+		c.addErr("read trash", path, err)
 		return false
 	}
 	var mu sync.Mutex
@@ -125,27 +125,27 @@ func (c *collector) removeTree(dir *os.File, name, display, owner string) (int64
 	case errors.Is(err, fstree.ErrBudget):
 		c.setDeferred()
 	case err != nil && len(res.Errors) == 0 && len(res.Mounts) == 0 && len(res.InUse) == 0:
-		c.addErr(owner, err)
+		c.addErr("empty trash", owner, err)
 	}
 	// A data directory in use nested in the tree stays, reported on every
 	// run; once its VM is gone, the next run removes it with the rest.
 	for _, u := range res.InUse {
 		if owner == display {
-			c.addErr(u.Path, fmt.Errorf("%w: %s", fstree.ErrInUse, u.Reason))
+			c.addErr("remove", u.Path, fmt.Errorf("%w: %s", fstree.ErrInUse, u.Reason))
 		} else {
-			c.addErr(owner, fmt.Errorf("%s: %w: %s", u.Path, fstree.ErrInUse, u.Reason))
+			c.addErr("remove", owner, fmt.Errorf("%s: %w: %s", u.Path, fstree.ErrInUse, u.Reason))
 		}
 	}
 	// The collector never unmounts: a mount point and its ancestors stay
 	// in the trash, reported on every run until someone unmounts it.
 	for _, e := range res.Errors {
-		c.addErr(owner, e)
+		c.addErr("remove", owner, e)
 	}
 	for _, m := range res.Mounts {
 		if owner == display {
-			c.addErr(m, fstree.ErrMountPoint)
+			c.addErr("remove", m, fstree.ErrMountPoint)
 		} else {
-			c.addErr(owner, fmt.Errorf("%s: %w", m, fstree.ErrMountPoint))
+			c.addErr("remove", owner, fmt.Errorf("%s: %w", m, fstree.ErrMountPoint))
 		}
 	}
 	_, serr := lstatAt(dir, name)
@@ -204,7 +204,7 @@ func (c *collector) emptyDirTrash(rel string) {
 	d, err := fstree.OpenDir(c.root, rel)
 	if err != nil {
 		if !isGone(err) {
-			c.addErr(path, err)
+			c.addErr("open", path, err)
 		}
 		return
 	}
@@ -214,7 +214,7 @@ func (c *collector) emptyDirTrash(rel string) {
 	t, err := openTrash(d, path, false)
 	if err != nil {
 		if !isGone(err) {
-			c.addErr(tpath, err)
+			c.addErr("open trash", tpath, err)
 		}
 		return
 	}
@@ -223,7 +223,7 @@ func (c *collector) emptyDirTrash(rel string) {
 	_ = t.Close()
 	if empty {
 		if err := unlinkAt(d, TrashName, unix.AT_REMOVEDIR); err != nil && !isGone(err) && !isNotEmpty(err) {
-			c.addErr(tpath, err)
+			c.addErr("remove trash", tpath, err)
 		}
 	}
 }

@@ -191,7 +191,7 @@ func (a *app) runCollect(cf *collectFlags) error {
 				continue
 			}
 			for _, e := range r.rep.Errors {
-				a.errorf("collect", "%s: %s", quote(e.Path), quote(e.Err.Error()))
+				a.errorf("collect", "%s: %s", quote(e.Path), quote(opError(e)))
 			}
 		}
 	default:

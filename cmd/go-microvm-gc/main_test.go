@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/user"
@@ -214,7 +215,7 @@ func TestCollectSummary(t *testing.T) {
 		{gc.Report{}, "Reclaimed 0 data directories, 0 B freed; kept 0"},
 		{
 			gc.Report{Reclaimed: orphans(1, 0), Kept: kept(gc.ClassUnreadable),
-				Errors: []gc.PathError{{Path: "/x", Err: os.ErrPermission}}},
+				Errors: []*fs.PathError{{Op: "open", Path: "/x", Err: os.ErrPermission}}},
 			"Reclaimed 1 data directory, 0 B freed; kept 1 (1 unreadable); 1 error",
 		},
 		{

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"path/filepath"
 	"strconv"
@@ -188,7 +189,7 @@ func newCollectJSON(rs roots, results []rootResult, dryRun, interrupted bool) co
 			})
 		}
 		for _, e := range r.rep.Errors {
-			doc.Errors = append(doc.Errors, errorJSON{Path: e.Path, Error: e.Err.Error()})
+			doc.Errors = append(doc.Errors, errorJSON{Path: e.Path, Error: opError(e)})
 		}
 		doc.BytesFreed += r.rep.BytesFreed
 		for _, t := range r.trash {
@@ -324,7 +325,7 @@ func writeCollectHuman(w *outWriter, results []rootResult, dryRun, interrupted b
 				if inTrash(e.Path) {
 					where += " (trash left by an earlier run)"
 				}
-				w.printf("  %s: %s\n", quote(where), quote(e.Err.Error()))
+				w.printf("  %s: %s\n", quote(where), quote(opError(e)))
 			}
 		}
 		for _, t := range r.trash {
@@ -449,3 +450,7 @@ func plural(n int, one, many string) string {
 	}
 	return fmt.Sprintf("%d %s", n, many)
 }
+
+// opError is what failed at a report error's path, without the path (the
+// output shows it apart): the operation and its error.
+func opError(e *fs.PathError) string { return e.Op + ": " + e.Err.Error() }
