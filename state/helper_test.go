@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -60,6 +62,8 @@ func helperMain(args []string) int {
 			return 1
 		}
 		return helperLock(args[1])
+	case "leak-lease":
+		return helperLeakLease(args[1])
 	case "lease-child":
 		// Holds the inherited lease on fd 3 by doing nothing, for at
 		// most a minute, so a failed test leaves nothing behind for long.
@@ -289,4 +293,22 @@ func tryFlock(f *os.File) (ok bool, err error) {
 // held): the tests' oracle for who holds the lock.
 func probeLock(dataDir string) (held bool, err error) {
 	return datadir.ProbeLockPath(filepath.Join(dataDir, LockFileName))
+}
+
+// helperLeakLease takes the lease on dir, logging with slog to stderr,
+// drops the Lease without closing it and collects garbage until the leak
+// report ends the process. It exits 1 if that never happens.
+func helperLeakLease(dir string) int {
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	if _, err := TryLease(dir); err != nil {
+		fmt.Println("error:", err)
+		return 1
+	}
+	fmt.Println("leased")
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	fmt.Println("error: the dropped Lease was never reported")
+	return 1
 }

@@ -9,7 +9,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"runtime"
+	"testing"
 	"time"
 
 	"github.com/stacklok/go-microvm/internal/datadir"
@@ -33,10 +36,39 @@ var testHookLeaseLocked func(dataDir string)
 // any process keeps a copy of the descriptor open, and the kernel drops it
 // when the last copy is closed, however the holders end. The *os.File
 // closes its descriptor when it is garbage collected, so keep the Lease
-// reachable for as long as this process must hold it.
+// reachable for as long as this process must hold it, and Close it when
+// done. A Lease garbage collected without Close is a bug that would drop
+// the lease silently: it is logged as an error with slog's default logger
+// (key "dir"), and in a test binary it panics, as a leaked
+// cmd/go/internal/lockedfile.File does.
 type Lease struct {
-	f      *os.File
-	closed bool
+	f       *os.File
+	closed  bool
+	cleanup runtime.Cleanup
+}
+
+// newLease wraps the locked directory f and arms the leak report.
+func newLease(f *os.File) *Lease {
+	l := &Lease{f: f}
+	// The cleanup holds f, not l, so it can still tell a Lease closed
+	// through File().Close() (no leak) from one that was dropped.
+	l.cleanup = runtime.AddCleanup(l, leaseLeaked, f)
+	return l
+}
+
+// leaseLeaked reports a Lease that became unreachable while its
+// descriptor was open. The *os.File's own cleanup then closes the
+// descriptor, which drops the run lease under whoever relied on it; this
+// makes that loud.
+func leaseLeaked(f *os.File) {
+	if fstree.WithFd(f, func(int) error { return nil }) != nil {
+		return // closed through File().Close(): released on purpose
+	}
+	const msg = "state.Lease garbage collected without Close: the run lease is dropped; keep the Lease reachable while it must be held"
+	slog.Error(msg, "dir", f.Name())
+	if testing.Testing() {
+		panic(msg + ": " + f.Name())
+	}
 }
 
 // AcquireLease takes the lease on dataDir, blocking until ctx is done. It
@@ -96,7 +128,7 @@ func TryLease(dataDir string) (*Lease, error) {
 			return nil, fmt.Errorf("check lease directory: %w", err)
 		}
 		if os.SameFile(locked, named) {
-			return &Lease{f: f}, nil
+			return newLease(f), nil
 		}
 		// The directory we locked was renamed or removed, and something
 		// else now has its name: our lock would guard nothing.
@@ -120,6 +152,7 @@ func (l *Lease) Close() error {
 		return nil
 	}
 	l.closed = true
+	l.cleanup.Stop()
 	if err := l.f.Close(); err != nil {
 		return fmt.Errorf("close lease: %w", err)
 	}

@@ -4,14 +4,19 @@
 package state
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -287,4 +292,107 @@ func isAny(err error, targets []error) bool {
 		}
 	}
 	return false
+}
+
+// TestLeaseLeakIsLoud: a Lease dropped without Close is reported with
+// slog, naming its directory, and in a test binary it panics. It runs in a
+// helper process, since the panic ends the process.
+func TestLeaseLeakIsLoud(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "leak-lease", dir)
+	cmd.Env = append(os.Environ(), "GO_WANT_HELPER_PROCESS=1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+		t.Fatalf("helper: %v, want the exit status 2 of a panic\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
+	}
+	if !strings.HasPrefix(stdout.String(), "leased\n") {
+		t.Errorf("helper stdout %q, want it to have leased first", &stdout)
+	}
+	const msg = "state.Lease garbage collected without Close"
+	logged := "level=ERROR msg=\"" + msg
+	if out := stderr.String(); !strings.Contains(out, logged) || !strings.Contains(out, "dir="+dir) {
+		t.Errorf("stderr lacks the slog error %q naming dir=%s:\n%s", logged, dir, out)
+	}
+	if out := stderr.String(); !strings.Contains(out, "panic: "+msg) {
+		t.Errorf("stderr lacks the panic %q:\n%s", msg, out)
+	}
+	if held, err := ProbeLease(dir); err != nil || held {
+		t.Errorf("ProbeLease after the helper died = %v, %v; want free", held, err)
+	}
+}
+
+// TestLeaseClosedIsQuiet: a Lease closed with Close, or through its File,
+// is not reported when it is collected.
+func TestLeaseClosedIsQuiet(t *testing.T) {
+	var logs syncBuffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
+	defer slog.SetDefault(prev)
+
+	dir := t.TempDir()
+	func() {
+		l, err := TryLease(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	func() {
+		l, err := TryLease(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.File().Close(); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	// Both Leases are garbage once these return. A sentinel made after
+	// them tells when a collection has run the cleanups queued with it; a
+	// report of either Lease would panic this test binary.
+	done := make(chan struct{})
+	func() {
+		sentinel := &struct{ p *int }{}
+		runtime.AddCleanup(sentinel, func(done chan struct{}) { close(done) }, done)
+	}()
+	timeout := time.After(guard)
+	for {
+		runtime.GC()
+		select {
+		case <-done:
+			runtime.GC()
+			runtime.GC()
+			if strings.Contains(logs.String(), "garbage collected without Close") {
+				t.Errorf("a closed Lease was reported as leaked:\n%s", logs.String())
+			}
+			return
+		case <-timeout:
+			t.Fatalf("no collection ran the sentinel's cleanup within %v", guard)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the cleanup goroutine's writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
