@@ -7,13 +7,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-
-	"github.com/stacklok/go-microvm/internal/datadir"
 )
-
-// opParse is the Op of the error for a file that is not a state file. It
-// keeps the words of released go-microvm's error, which callers match.
-const opParse = datadir.OpParse
 
 // Parse decodes a state file's bytes with the same checks as Load: more than
 // MaxFileSize bytes is ErrTooLarge; anything but a JSON object that decodes

@@ -13,6 +13,8 @@ import (
 	"os"
 
 	"github.com/gofrs/flock"
+
+	"github.com/stacklok/go-microvm/internal/datadir"
 )
 
 // On platforms without Unix file descriptors (Windows, js/wasm, ...) the
@@ -77,7 +79,7 @@ func readPath(path string) (*State, error) {
 	}
 	s, err := Parse(data)
 	if err != nil {
-		return nil, &fs.PathError{Op: opParse, Path: path, Err: err}
+		return nil, &fs.PathError{Op: datadir.OpParse, Path: path, Err: err}
 	}
 	return s, nil
 }
