@@ -6,6 +6,7 @@
 package fstree
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -159,8 +160,14 @@ type walker struct {
 type worker struct {
 	w                  *walker
 	bytes, files, dirs int64
-	buf                []byte
+	// buf receives getdents batches; names holds the listing of the
+	// directory being processed, each name NUL-terminated.
+	buf, names []byte
 }
+
+// maxKeptNames bounds the listing buffer a worker keeps for the next
+// directory once a huge one is done.
+const maxKeptNames = 1 << 20
 
 func (w *walker) cancelled() bool {
 	select {
@@ -400,13 +407,18 @@ func (k *worker) process(n *node) {
 	if k.buf == nil {
 		k.buf = make([]byte, 32<<10)
 	}
-	names, err := readNames(fd, k.buf)
+	names, err := listNames(fd, k.buf, k.names)
+	if cap(names) <= maxKeptNames {
+		k.names = names
+	} else {
+		k.names = nil
+	}
 	// ENOENT: the directory was removed under us, and lists as empty.
 	if err != nil && err != unix.ENOENT {
 		k.fail("getdents", n.path(), err)
 		n.keep.Store(true)
 	}
-	if w.o.InUse != nil && slices.Contains(names, w.o.InUseMarker) {
+	if w.o.InUse != nil && hasName(names, w.o.InUseMarker) {
 		if why := w.o.InUse(fd, n.path()); why != "" {
 			w.addInUse(n.path(), why)
 			n.keep.Store(true)
@@ -415,12 +427,14 @@ func (k *worker) process(n *node) {
 			return
 		}
 	}
-	for _, name := range names {
+	for len(names) > 0 {
 		if w.cancelled() {
 			w.fds.release(n)
 			return
 		}
-		k.entry(n, fd, name, false)
+		i := bytes.IndexByte(names, 0)
+		k.entry(n, fd, names[:i+1], false)
+		names = names[i+1:]
 	}
 	w.fds.release(n)
 	k.finish(n)
@@ -532,39 +546,57 @@ func (k *worker) restat(n *node) bool {
 	return false
 }
 
-// entry removes (or measures) the entry name of the directory n, open as
-// fd, or queues it when it is a directory of the tree.
-func (k *worker) entry(n *node, fd int, name string, again bool) {
+// hasName reports whether the listing names (NUL-terminated names) holds
+// name.
+func hasName(names []byte, name string) bool {
+	for len(names) > 0 {
+		i := bytes.IndexByte(names, 0)
+		if string(names[:i]) == name {
+			return true
+		}
+		names = names[i+1:]
+	}
+	return false
+}
+
+// entry removes (or measures) the entry cname (NUL-terminated, from
+// listNames) of the directory n, open as fd, or queues it when it is a
+// directory of the tree. A plain file costs one stat and one unlink and
+// allocates nothing: the stat is what the exact accounting of Result.Bytes
+// needs (st_blocks, and st_nlink for hard links), which getdents does not
+// give.
+func (k *worker) entry(n *node, fd int, cname []byte, again bool) {
 	w := k.w
-	st, err := w.fds.m.lstatAt(fd, name)
+	st, err := w.fds.m.lstatAtName(fd, cname)
 	if isPermission(err) && w.remove {
 		makeAccessible(fd)
-		st, err = w.fds.m.lstatAt(fd, name)
+		st, err = w.fds.m.lstatAtName(fd, cname)
 	}
+	name := cname[:len(cname)-1]
 	switch {
 	case err == unix.ENOENT:
 		return
 	case err != nil:
-		k.fail("lstat", n.path()+"/"+name, err)
+		k.fail("lstat", n.path()+"/"+string(name), err)
 		n.keep.Store(true)
 		return
 	case st.isDir():
 		if !w.fds.m.onMount(w.top.st.id, st.id) {
-			w.addMount(n.path() + "/" + name)
+			w.addMount(n.path() + "/" + string(name))
 			n.keep.Store(true)
 			return
 		}
-		c := &node{parent: n, name: name, st: st, fd: -1}
+		c := &node{parent: n, name: string(name), st: st, fd: -1}
 		c.pending.Store(1)
 		n.pending.Add(1)
 		w.push(c)
 		return
 	}
 	if w.remove {
-		err := unlinkAt(fd, name, 0)
+		err := unlinkAtName(fd, cname, 0)
 		if isPermission(err) {
 			makeAccessible(fd)
-			err = unlinkAt(fd, name, 0)
+			err = unlinkAtName(fd, cname, 0)
 		}
 		if err == unix.ENOENT {
 			return
@@ -572,11 +604,11 @@ func (k *worker) entry(n *node, fd int, name string, again bool) {
 		if err != nil {
 			// The entry may have become a directory since the lstat
 			// (unlink says EISDIR on Linux, EPERM on darwin).
-			if st2, serr := plainStatAt(fd, name, 0); !again && serr == nil && st2.isDir() {
-				k.entry(n, fd, name, true)
+			if st2, serr := plainStatAt(fd, string(name), 0); !again && serr == nil && st2.isDir() {
+				k.entry(n, fd, cname, true)
 				return
 			}
-			k.fail("unlinkat", n.path()+"/"+name, err)
+			k.fail("unlinkat", n.path()+"/"+string(name), err)
 			n.keep.Store(true)
 			return
 		}

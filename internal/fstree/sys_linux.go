@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"sync/atomic"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -120,17 +121,7 @@ func (m mounter) statAt(dirfd int, name string, flags int) (stat, error) {
 		if err != nil {
 			return stat{}, err
 		}
-		return stat{
-			id: fileID{
-				dev:    unix.Mkdev(sx.Dev_major, sx.Dev_minor),
-				ino:    sx.Ino,
-				mnt:    sx.Mnt_id,
-				hasMnt: sx.Mask&unix.STATX_MNT_ID != 0,
-			},
-			mode:   uint32(sx.Mode),
-			nlink:  uint64(sx.Nlink),
-			blocks: int64(sx.Blocks),
-		}, nil
+		return fromStatx(&sx), nil
 	}
 	st, err := plainStatAt(dirfd, name, flags)
 	if err != nil || m.method != mountHandle || !st.isDir() {
@@ -142,6 +133,20 @@ func (m mounter) statAt(dirfd int, name string, flags int) (stat, error) {
 	// name_to_handle_at follows no symlink unless AT_SYMLINK_FOLLOW.
 	st.id.mnt, st.id.hasMnt = handleMountID(dirfd, name, flags&unix.AT_EMPTY_PATH)
 	return st, nil
+}
+
+func fromStatx(sx *unix.Statx_t) stat {
+	return stat{
+		id: fileID{
+			dev:    unix.Mkdev(sx.Dev_major, sx.Dev_minor),
+			ino:    sx.Ino,
+			mnt:    sx.Mnt_id,
+			hasMnt: sx.Mask&unix.STATX_MNT_ID != 0,
+		},
+		mode:   uint32(sx.Mode),
+		nlink:  uint64(sx.Nlink),
+		blocks: int64(sx.Blocks),
+	}
 }
 
 // plainStatAt is fstatat without a mount id.
@@ -162,14 +167,17 @@ func plainStatAt(dirfd int, name string, flags int) (stat, error) {
 // fstatFD stats the open descriptor fd, without a mount id.
 func fstatFD(fd int) (stat, error) { return plainStatAt(fd, "", unix.AT_EMPTY_PATH) }
 
-// readNames lists the directory fd from its start.
-func readNames(fd int, buf []byte) ([]string, error) {
+// listNames lists the directory fd from its start into names, as each
+// name followed by a NUL byte ("." and ".." left out), reading through
+// scratch. The NUL-terminated names go to the kernel as they are (see
+// lstatAtName and unlinkAtName), so a listing allocates nothing per entry.
+func listNames(fd int, scratch, names []byte) ([]byte, error) {
+	names = names[:0]
 	if _, err := unix.Seek(fd, 0, io.SeekStart); err != nil {
-		return nil, err
+		return names, err
 	}
-	var names []string
 	for {
-		n, err := unix.Getdents(fd, buf)
+		n, err := unix.Getdents(fd, scratch)
 		if err == unix.EINTR {
 			continue
 		}
@@ -179,6 +187,58 @@ func readNames(fd int, buf []byte) ([]string, error) {
 		if n <= 0 {
 			return names, nil
 		}
-		_, _, names = unix.ParseDirent(buf[:n], -1, names)
+		// struct linux_dirent64: d_ino (8), d_off (8), d_reclen (2),
+		// d_type (1), then d_name, NUL-terminated and padded to d_reclen.
+		for b := scratch[:n]; len(b) >= 19; {
+			reclen := int(b[16]) | int(b[17])<<8
+			if reclen < 19 || reclen > len(b) {
+				return names, unix.EIO
+			}
+			name := b[19:reclen]
+			if i := bytes.IndexByte(name, 0); i >= 0 {
+				name = name[:i]
+			}
+			b = b[reclen:]
+			if len(name) == 0 || string(name) == "." || string(name) == ".." {
+				continue
+			}
+			names = append(names, name...)
+			names = append(names, 0)
+		}
+	}
+}
+
+// lstatAtName is lstatAt for a NUL-terminated name from listNames; with
+// statx it hands the name to the kernel without copying it.
+func (m mounter) lstatAtName(dirfd int, name []byte) (stat, error) {
+	if m.method != mountStatx {
+		return m.lstatAt(dirfd, string(name[:len(name)-1]))
+	}
+	var sx unix.Statx_t
+	for {
+		_, _, e := unix.Syscall6(unix.SYS_STATX, uintptr(dirfd), uintptr(unsafe.Pointer(&name[0])),
+			uintptr(statxFlags), uintptr(statxMask), uintptr(unsafe.Pointer(&sx)), 0)
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return stat{}, e
+		}
+		return fromStatx(&sx), nil
+	}
+}
+
+// unlinkAtName is unlinkAt for a NUL-terminated name from listNames,
+// without copying the name.
+func unlinkAtName(dirfd int, name []byte, flags int) error {
+	for {
+		_, _, e := unix.Syscall(unix.SYS_UNLINKAT, uintptr(dirfd), uintptr(unsafe.Pointer(&name[0])), uintptr(flags))
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return e
+		}
+		return nil
 	}
 }

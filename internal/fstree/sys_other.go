@@ -51,17 +51,34 @@ func fromStat(st *unix.Stat_t) stat {
 	}
 }
 
-// readNames lists the directory fd from its start. It reads through a
-// fresh descriptor of the same directory because the system's directory
-// stream API, not getdents, is the stable interface here.
-func readNames(fd int, _ []byte) ([]string, error) {
+// listNames lists the directory fd from its start into names, as each
+// name followed by a NUL byte. It reads through a fresh descriptor of the
+// same directory because the system's directory stream API, not getdents,
+// is the stable interface here.
+func listNames(fd int, _, names []byte) ([]byte, error) {
+	names = names[:0]
 	dfd, err := openDirAt(fd, ".")
 	if err != nil {
-		return nil, err
+		return names, err
 	}
 	f := os.NewFile(uintptr(dfd), ".")
 	defer f.Close()
-	return f.Readdirnames(-1)
+	list, err := f.Readdirnames(-1)
+	for _, name := range list {
+		names = append(names, name...)
+		names = append(names, 0)
+	}
+	return names, err
+}
+
+// lstatAtName is lstatAt for a NUL-terminated name from listNames.
+func (m mounter) lstatAtName(dirfd int, name []byte) (stat, error) {
+	return m.lstatAt(dirfd, string(name[:len(name)-1]))
+}
+
+// unlinkAtName is unlinkAt for a NUL-terminated name from listNames.
+func unlinkAtName(dirfd int, name []byte, flags int) error {
+	return unlinkAt(dirfd, string(name[:len(name)-1]), flags)
 }
 
 // plainStatAt is fstatat without following a symlink.
