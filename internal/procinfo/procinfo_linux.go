@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math"
 	"os"
@@ -170,7 +169,7 @@ func checkProc() error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrProcUntrusted, err)
 	}
-	if pid := strconv.Itoa(os.Getpid()); self != pid {
+	if pid := selfPID(); self != pid {
 		return fmt.Errorf("%w: /proc/self names pid %s, this process is %s", ErrProcUntrusted, self, pid)
 	}
 	trustedProc.Lock()
@@ -194,6 +193,11 @@ func checkProc() error {
 	trustedProc.known, trustedProc.dev = true, uint64(st.Dev)
 	return nil
 }
+
+// selfPID is this process's PID as /proc/self names it, asked of the
+// kernel once: a Go program never forks without an exec, so it cannot
+// change, and checkProc runs on every lookup.
+var selfPID = sync.OnceValue(func() string { return strconv.Itoa(os.Getpid()) })
 
 // trustedProc is the device of the last proc instance checkProc found to
 // be this PID namespace's.
@@ -249,7 +253,13 @@ func openNoEINTR(path string) (int, error) {
 }
 
 // readAt reads the small file name of a /proc directory, at most
-// maxStatSize bytes (stat and status are both well under it).
+// maxStatSize bytes (stat and status are both well under it). It reads
+// with raw read(2) calls into one buffer: a lookup is on the path of every
+// active record a scan judges, and an *os.File would cost an fcntl and a
+// read past the end for each. A proc file of one line or a few (stat,
+// status) is generated whole by the first read that has room for it, so a
+// read that left room and ended a line is the end; anything else reads on
+// until read returns 0.
 func readAt(dfd int, name string) ([]byte, error) {
 	var fd int
 	var err error
@@ -262,17 +272,33 @@ func readAt(dfd int, name string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := os.NewFile(uintptr(fd), name)
 	// Opened read-only: its close has nothing to report.
-	defer func() { _ = f.Close() }()
-	data, err := io.ReadAll(io.LimitReader(f, maxStatSize+1))
-	if err != nil {
-		return nil, err
+	defer func() { _ = unix.Close(fd) }()
+	buf := make([]byte, 1024)
+	n := 0
+	for {
+		if n == len(buf) {
+			if n > maxStatSize {
+				return nil, fmt.Errorf("more than %d bytes", maxStatSize)
+			}
+			buf = append(buf, make([]byte, min(len(buf), maxStatSize+1-n))...)
+		}
+		m, err := unix.Read(fd, buf[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		n += m
+		if m == 0 || (n < len(buf) && buf[n-1] == '\n') {
+			break
+		}
 	}
-	if len(data) > maxStatSize {
+	if n > maxStatSize {
 		return nil, fmt.Errorf("more than %d bytes", maxStatSize)
 	}
-	return data, nil
+	return buf[:n], nil
 }
 
 func readlink(path string) (string, error) {
