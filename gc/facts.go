@@ -5,6 +5,7 @@ package gc
 
 import (
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/stacklok/go-microvm/internal/datadir"
@@ -19,6 +20,36 @@ type observer struct {
 	bootTime time.Time
 	pidNS    pidNamespace
 	now      func() time.Time
+	// alive, when set (a scan's observer), remembers the processes
+	// observeAt found alive, for keep verdicts only: see lookupForScan.
+	alive *aliveCache
+}
+
+// aliveCache remembers, by PID, the processes a scan found to exist.
+type aliveCache struct {
+	mu   sync.Mutex
+	pids map[int]Process
+}
+
+// maxAlive bounds an aliveCache: a scan of a root whose records name
+// more live processes than that looks the rest up every time.
+const maxAlive = 4096
+
+func newAliveCache() *aliveCache { return &aliveCache{pids: map[int]Process{}} }
+
+func (c *aliveCache) get(pid int) (Process, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pr, ok := c.pids[pid]
+	return pr, ok
+}
+
+func (c *aliveCache) put(pid int, pr Process) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.pids[pid]; ok || len(c.pids) < maxAlive {
+		c.pids[pid] = pr
+	}
 }
 
 // bare returns the facts every candidate has: the boot, the PID namespace
@@ -144,8 +175,7 @@ func (ob *observer) observeAt(d datadir.Dir, sf datadir.StateFile, p reclaimPoli
 			return f, dev
 		}
 	}
-	ob.lookupProcess(&f)
-	if c, _, _ := classify(f, p); c != ClassOrphan {
+	if c := ob.lookupForScan(&f, p); c != ClassOrphan {
 		return f, dev
 	}
 	if mode == probeOrphans && !marked {
@@ -166,43 +196,88 @@ func (ob *observer) observeAt(d datadir.Dir, sf datadir.StateFile, p reclaimPoli
 // with the exact identity of this boot, whose runner may live on without
 // the lease. A marked record without it is an orphan whatever /proc says.
 func (ob *observer) lookupProcess(f *dirFacts) {
+	if needsLookup(f) {
+		f.Process = processAt(f.State.PID)
+	}
+}
+
+// lookupForScan is lookupProcess for observeAt, returning the class the
+// facts then get under p. With a cache (a scan's observer), a PID found
+// alive earlier in the same scan is not looked up again as long as what
+// was found keeps the directory (live): a scan's verdicts are a snapshot
+// anyway, and a process that died since is reclaimed by the next run.
+// A verdict of orphan is never taken from the cache: death, another
+// process at the PID or another start time are concluded only from a
+// lookup made after the state was read, as the ordering of observeAt
+// requires (a runner started and recorded after the cached lookup must
+// not be judged by it). Collect decides again under the locks with a
+// fresh lookup in any case.
+func (ob *observer) lookupForScan(f *dirFacts, p reclaimPolicy) Class {
+	if !needsLookup(f) {
+		c, _, _ := classify(*f, p)
+		return c
+	}
+	pid := f.State.PID
+	if ob.alive != nil {
+		if pr, ok := ob.alive.get(pid); ok {
+			f.Process = pr
+			if c, _, _ := classify(*f, p); c != ClassOrphan {
+				return c
+			}
+		}
+	}
+	f.Process = processAt(pid)
+	if ob.alive != nil && f.Process.Exists {
+		ob.alive.put(pid, f.Process)
+	}
+	c, _, _ := classify(*f, p)
+	return c
+}
+
+// needsLookup reports whether classify needs the process at the recorded
+// PID (see lookupProcess).
+func needsLookup(f *dirFacts) bool {
 	s := f.State
 	if s == nil || s.PID <= 0 {
-		return
+		return false
 	}
 	switch {
 	case s.Leased:
 		if !exactThisBoot(*f) {
-			return
+			return false
 		}
 	case !s.Active:
-		return
+		return false
 	default:
 		if _, _, _, decided := classifyOtherBoot(*f); decided {
 			// A record from an earlier boot says nothing about this
 			// boot's process with that PID.
-			return
+			return false
 		}
 	}
 	if _, _, _, kept := unjudgeable(*f); kept {
 		// The number names another namespace's process, or none.
-		return
+		return false
 	}
-	info, err := procinfo.Lookup(s.PID)
+	return true
+}
+
+// processAt asks the kernel about pid.
+func processAt(pid int) Process {
+	info, err := procinfo.Lookup(pid)
 	switch {
 	case errors.Is(err, procinfo.ErrNotExist):
-		f.Process = Process{}
+		return Process{}
 	case err != nil:
-		f.Process = Process{Exists: true, Err: err}
-	default:
-		f.Process = Process{
-			Exists:     true,
-			Zombie:     info.Zombie,
-			Threads:    info.Threads,
-			StartTime:  info.StartTime,
-			Started:    info.Started,
-			Comm:       info.Comm,
-			Executable: info.Executable,
-		}
+		return Process{Exists: true, Err: err}
+	}
+	return Process{
+		Exists:     true,
+		Zombie:     info.Zombie,
+		Threads:    info.Threads,
+		StartTime:  info.StartTime,
+		Started:    info.Started,
+		Comm:       info.Comm,
+		Executable: info.Executable,
 	}
 }

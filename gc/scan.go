@@ -338,7 +338,10 @@ func newScanner(ctx context.Context, rootDir *os.File, abs string, o *options, m
 
 // observer returns the scan's observer, made on first use.
 func (s *scanner) observer() *observer {
-	s.obOnce.Do(func() { s.ob = newObserver(s.o.now) })
+	s.obOnce.Do(func() {
+		s.ob = newObserver(s.o.now)
+		s.ob.alive = newAliveCache()
+	})
 	return s.ob
 }
 
