@@ -24,8 +24,11 @@ func Parse(data []byte) (*State, error) {
 		return nil, fmt.Errorf("%w: not a JSON object", ErrCorrupt)
 	}
 	var s State
-	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	if !decodeFast(data, &s) {
+		s = State{}
+		if err := json.Unmarshal(data, &s); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
 	}
 	if s.Version > CurrentVersion {
 		return nil, fmt.Errorf("%w: version %d, newest understood %d", ErrNewerVersion, s.Version, CurrentVersion)
