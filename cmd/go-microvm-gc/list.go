@@ -14,7 +14,11 @@ import (
 
 const listLong = `List every data directory under the roots with its class and reason,
 and the collector trash a cut-short collection left behind. It changes
-nothing.`
+nothing.
+
+The table and -q are sorted by path. --json and --json-lines write each
+data directory as soon as it is decided, in scan order (not sorted), and
+keep only counts, so their memory stays flat at any number of directories.`
 
 // listFlags are the flags of list.
 type listFlags struct {
@@ -36,7 +40,7 @@ func (a *app) newListCmd() *cobra.Command {
 	}
 	lf.register(cmd, "print only the paths of the data directories, one a line")
 	cmd.Flags().BoolVar(&lf.sizes, "sizes", false, "measure the allocated bytes of what go-microvm owns in each data directory")
-	cmd.Flags().BoolVar(&lf.jsonLines, "json-lines", false, "print JSON Lines, one object per data directory as it is decided\n(unsorted; memory stays flat at any number of directories)")
+	cmd.Flags().BoolVar(&lf.jsonLines, "json-lines", false, "print JSON Lines, one object per data directory as it is decided\n(in scan order, not sorted; memory stays flat at any number of directories)")
 	return cmd
 }
 
@@ -67,9 +71,14 @@ func (a *app) runList(lf *listFlags) error {
 	if lf.sizes {
 		opts = append(opts, gc.WithSizes())
 	}
-	if lf.jsonLines {
-		return a.streamList(lf, rs, opts)
+	switch {
+	case lf.jsonLines:
+		return a.streamList(lf, rs, opts, newLinesSink(a.stdout))
+	case lf.json:
+		return a.streamList(lf, rs, opts, newDocSink(a.stdout, firstRoot(rs)))
 	}
+	// The table and -q hold the listing: they are sorted by path, for a
+	// person to read, and the table needs every row for its widths.
 	var listings []rootListing
 	var scanErr error
 	for _, root := range rs.dirs {
@@ -94,8 +103,6 @@ func (a *app) runList(lf *listFlags) error {
 	}
 
 	switch {
-	case lf.json:
-		writeJSON(a.stdout, newListJSON(rs, listings, lf.sizes, sig))
 	case len(rs.missing) > 0:
 		a.stdout.println(missingMessage(rs.missing, "list"))
 	case lf.quiet:

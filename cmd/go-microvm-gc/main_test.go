@@ -4,6 +4,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -110,7 +111,9 @@ func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
 // JSON after substituting environment variables in it. Values that vary
 // from run to run are masked: "age_seconds" must be a number >= 0, a
 // non-null "bytes" a number > 0 (written as "<number>" in the
-// expectation), and a non-empty "detail" is "<text>".
+// expectation), and a non-empty "detail" is "<text>". The entries of a
+// "dirs" or "trash" array are compared sorted by path: `list --json`
+// writes them in scan order, which is not part of the contract.
 func cmdCmpJSON(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 2 {
 		ts.Fatalf("usage: cmpjson FILE|stdout WANT")
@@ -143,6 +146,9 @@ func maskJSON(ts *testscript.TestScript, key string, v any) any {
 		for i, e := range v {
 			v[i] = maskJSON(ts, "", e)
 		}
+		if key == "dirs" || key == "trash" {
+			slices.SortStableFunc(v, func(a, b any) int { return cmp.Compare(pathOf(a), pathOf(b)) })
+		}
 		return v
 	case float64:
 		switch {
@@ -156,6 +162,13 @@ func maskJSON(ts *testscript.TestScript, key string, v any) any {
 		}
 	}
 	return v
+}
+
+// pathOf is the "path" of a decoded JSON object, "" when it has none.
+func pathOf(v any) string {
+	m, _ := v.(map[string]any)
+	p, _ := m["path"].(string)
+	return p
 }
 
 // TestParseAge covers the --older-than syntax.

@@ -35,15 +35,19 @@ type rootJSON struct {
 	LockError string `json:"lock_error,omitempty"`
 }
 
-// listJSON is the stable `list --json` document.
+// listJSON is the stable `list --json` document. The command never
+// builds it: docSink writes it piece by piece, Dirs in scan order (not
+// sorted); tests decode it.
 type listJSON struct {
 	// Root is the first root (or the first default looked at when none
 	// exists); Roots lists all of them.
-	Root        string      `json:"root"`
-	Roots       []rootJSON  `json:"roots"`
-	Dirs        []dirJSON   `json:"dirs"`
-	Trash       []trashJSON `json:"trash"`
-	Interrupted bool        `json:"interrupted"`
+	Root  string      `json:"root"`
+	Roots []rootJSON  `json:"roots"`
+	Dirs  []dirJSON   `json:"dirs"`
+	Trash []trashJSON `json:"trash"`
+	// Counts is the number of Dirs of each class.
+	Counts      map[gc.Class]int `json:"counts"`
+	Interrupted bool             `json:"interrupted"`
 }
 
 type dirJSON struct {
@@ -118,38 +122,6 @@ func firstRoot(rs roots) string {
 		return rs.missing[0]
 	}
 	return ""
-}
-
-// newListJSON builds the list document; lists are [] rather than null.
-func newListJSON(rs roots, listings []rootListing, sizes, interrupted bool) listJSON {
-	doc := listJSON{Root: firstRoot(rs), Roots: []rootJSON{}, Dirs: []dirJSON{}, Trash: []trashJSON{}, Interrupted: interrupted}
-	for _, l := range listings {
-		doc.Roots = append(doc.Roots, rootJSON{Path: l.root})
-		for _, c := range l.cands {
-			d := dirJSON{
-				Path:       c.Path,
-				Class:      c.Class,
-				Reason:     string(c.Reason),
-				Detail:     candidateDetail(c),
-				PID:        c.PID,
-				AgeSeconds: math.Round(c.Age.Seconds()),
-			}
-			if sizes && c.Bytes >= 0 {
-				b := c.Bytes
-				d.Bytes = &b
-			}
-			doc.Dirs = append(doc.Dirs, d)
-		}
-		for _, t := range l.trash {
-			tj := trashJSON{Path: t.Path, Entries: t.Entries}
-			if t.Bytes >= 0 {
-				b := t.Bytes
-				tj.Bytes = &b
-			}
-			doc.Trash = append(doc.Trash, tj)
-		}
-	}
-	return doc
 }
 
 // newCollectJSON builds the collect document from the results of each
