@@ -291,6 +291,9 @@ func (c *collector) reclaim(cand scanned) {
 	switch {
 	case o != nil:
 		c.o.logger.Info("gc: reclaimed", "path", o.Path, "reason", o.Reason, "pid", o.PID, "bytes", o.Bytes)
+		if c.o.progress != nil {
+			c.o.progress(Progress{Kind: ProgressReclaimed, Orphan: *o})
+		}
 		c.mu.Lock()
 		c.rep.Reclaimed = append(c.rep.Reclaimed, *o)
 		c.rep.BytesFreed += o.Bytes

@@ -9,6 +9,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/stacklok/go-microvm/gc"
 	"github.com/stacklok/go-microvm/state"
@@ -71,4 +72,25 @@ func ExampleCollect() {
 	// Output:
 	// reclaimed vm1 run-ended
 	// vm1 exists: false
+}
+
+func ExampleWithProgress() {
+	root := makeRoot()
+	defer os.RemoveAll(root)
+
+	// The hook may run on several goroutines at once: count atomically.
+	var classified, reclaimed atomic.Int64
+	_, err := gc.Collect(root, gc.WithProgress(func(p gc.Progress) {
+		switch p.Kind {
+		case gc.ProgressClassified:
+			classified.Add(1)
+		case gc.ProgressReclaimed:
+			reclaimed.Add(1)
+		}
+	}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%d classified, %d reclaimed\n", classified.Load(), reclaimed.Load())
+	// Output: 1 classified, 1 reclaimed
 }

@@ -29,6 +29,8 @@ type options struct {
 	// only; keep is its veto (WithKeep).
 	owned []string
 	keep  func(dataDir string) bool
+	// progress is WithProgress's hook, nil when unset.
+	progress func(Progress)
 }
 
 func newOptions(opts []Option) *options {
@@ -128,3 +130,32 @@ func WithOwnedNames(names ...string) Option {
 func WithKeep(keep func(dataDir string) bool) Option {
 	return func(o *options) { o.keep = keep }
 }
+
+// ProgressKind says what a Progress reports.
+type ProgressKind int
+
+// The kinds of Progress.
+const (
+	// ProgressClassified: a scan decided a data directory's class;
+	// Progress.Candidate holds it.
+	ProgressClassified ProgressKind = iota + 1
+	// ProgressReclaimed: Collect reclaimed an orphan (in a dry run, never
+	// sent); Progress.Orphan holds it, with the bytes freed.
+	ProgressReclaimed
+)
+
+// Progress is one step of a Scan, Orphans or Collect, for WithProgress.
+type Progress struct {
+	Kind ProgressKind
+	// Candidate is set for ProgressClassified.
+	Candidate Candidate
+	// Orphan is set for ProgressReclaimed.
+	Orphan Orphan
+}
+
+// WithProgress calls fn for every data directory classified and, in
+// Collect, every orphan reclaimed, as it happens, so that a caller can
+// show how far a long run has got. fn runs on the walking and reclaiming
+// goroutines, possibly concurrently: it must be safe for that and quick,
+// since the run waits for it. A nil fn is no hook.
+func WithProgress(fn func(Progress)) Option { return func(o *options) { o.progress = fn } }

@@ -715,10 +715,13 @@ func (k *walk) classify(d datadir.Dir, sf datadir.StateFile, serr error, rel str
 	k.decided(cand, rel)
 }
 
-// decided logs and hands over the candidate at rel.
+// decided logs, reports and hands over the candidate at rel.
 func (k *walk) decided(cand Candidate, rel string) {
 	if k.s.debug {
 		k.s.o.logger.Debug("gc: classified", "path", cand.Path, "class", cand.Class, "reason", cand.Reason, "detail", cand.Detail)
+	}
+	if k.s.o.progress != nil {
+		k.s.o.progress(Progress{Kind: ProgressClassified, Candidate: cand})
 	}
 	k.emit(scanned{Candidate: cand, rel: rel})
 }
