@@ -6,7 +6,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -103,12 +102,12 @@ func (a *app) runCollect(cf *collectFlags) error {
 	}
 
 	logger := newLogger(a.stderr, cf.verbose)
+	base := []gc.Option{gc.WithLogger(logger)}
 	var prog *progress
 	if a.stderrTTY && !cf.quiet && !cf.dryRun {
 		prog = startProgress(a.stderr, a.progressAfter)
-		logger = slog.New(prog.handler(logger.Handler()))
+		base = append(base, gc.WithProgress(prog.observe))
 	}
-	base := []gc.Option{gc.WithLogger(logger)}
 	if cf.dryRun {
 		base = append(base, gc.WithDryRun(), gc.WithSizes())
 	}
@@ -117,7 +116,7 @@ func (a *app) runCollect(cf *collectFlags) error {
 	}
 	opts := append(cf.gcOptions(), base...)
 	if cf.stopped && !cf.force && !cf.dryRun && a.stdinTTY && a.stderrTTY {
-		// Without the progress logger: this look-ahead is not the
+		// Without the progress hook: this look-ahead is not the
 		// collection.
 		ok, err := a.confirmStopped(rs.dirs, cf.gcOptions())
 		if err != nil {

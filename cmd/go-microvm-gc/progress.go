@@ -4,10 +4,8 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,10 +14,9 @@ import (
 )
 
 // progress shows, on a terminal, how far a long collection has got. It
-// learns what happens from the collector's log records (one per directory
-// classified and per directory reclaimed), so it needs no hook in package
-// gc, and it is only set up when stderr is a terminal: when off it costs
-// nothing.
+// learns what happens from gc.WithProgress (one call per directory
+// classified and per orphan reclaimed), and it is only set up when stderr
+// is a terminal: when off, the collector does not even call it.
 type progress struct {
 	w        io.Writer
 	classed  atomic.Int64 // data directories classified
@@ -93,52 +90,17 @@ func (p *progress) stop() {
 	})
 }
 
-// handler wraps the command's log handler: it counts the collector's
-// records and passes on those inner would log.
-func (p *progress) handler(inner slog.Handler) slog.Handler {
-	return &progressHandler{inner: inner, p: p}
-}
-
-type progressHandler struct {
-	inner slog.Handler
-	p     *progress
-}
-
-func (h *progressHandler) Enabled(context.Context, slog.Level) bool { return true }
-
-func (h *progressHandler) Handle(ctx context.Context, r slog.Record) error {
-	switch r.Message {
-	case "gc: classified":
-		h.p.classed.Add(1)
-		r.Attrs(func(a slog.Attr) bool {
-			if a.Key == "class" {
-				if c, ok := a.Value.Any().(gc.Class); ok && c == gc.ClassOrphan {
-					h.p.orphans.Add(1)
-				}
-				return false
-			}
-			return true
-		})
-	case "gc: reclaimed":
-		h.p.done.Add(1)
-		r.Attrs(func(a slog.Attr) bool {
-			if a.Key == "bytes" && a.Value.Kind() == slog.KindInt64 {
-				h.p.freed.Add(a.Value.Int64())
-				return false
-			}
-			return true
-		})
+// observe counts one step of the collection; it is the gc.WithProgress
+// hook, called on the collector's goroutines.
+func (p *progress) observe(e gc.Progress) {
+	switch e.Kind {
+	case gc.ProgressClassified:
+		p.classed.Add(1)
+		if e.Candidate.Class == gc.ClassOrphan {
+			p.orphans.Add(1)
+		}
+	case gc.ProgressReclaimed:
+		p.done.Add(1)
+		p.freed.Add(e.Orphan.Bytes)
 	}
-	if h.inner.Enabled(ctx, r.Level) {
-		return h.inner.Handle(ctx, r)
-	}
-	return nil
-}
-
-func (h *progressHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return &progressHandler{inner: h.inner.WithAttrs(attrs), p: h.p}
-}
-
-func (h *progressHandler) WithGroup(name string) slog.Handler {
-	return &progressHandler{inner: h.inner.WithGroup(name), p: h.p}
 }
