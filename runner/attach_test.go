@@ -21,6 +21,7 @@ import (
 // A fresh process attaches to a runner started by an embedder that has
 // exited, and stops it.
 func TestAttachFromFreshProcessStops(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "vm")
 	ready := filepath.Join(t.TempDir(), "ready")
 	h := startHelper(t, "spawn", "DATA_DIR="+dir, "RUNNER="+standinPath, "STANDIN_READY="+ready, "HELPER_EXIT=1")
@@ -50,6 +51,7 @@ func TestAttachFromFreshProcessStops(t *testing.T) {
 // naming a live process that is not a runner (a sleep), a live stand-in
 // runner, a zombie, and no process at all.
 func TestAttachIdentity(t *testing.T) {
+	t.Parallel()
 	sleep := exec.Command("sleep", "1000")
 	if err := sleep.Start(); err != nil {
 		t.Fatal(err)
@@ -153,6 +155,7 @@ func TestAttachIdentity(t *testing.T) {
 // child, which shares the lease but leads no session), and the stopped
 // directory can then be reclaimed.
 func TestAttachRecoversUnrecordedRunner(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	dir := filepath.Join(root, "vm")
 	ready := filepath.Join(t.TempDir(), "ready")
@@ -215,6 +218,7 @@ func TestAttachRecoversUnrecordedRunner(t *testing.T) {
 // name) cannot be attached; WithRunnerPath names a renamed runner, which
 // is then recovered and recorded.
 func TestAttachLeasedWithoutPID(t *testing.T) {
+	t.Parallel()
 	renamed := filepath.Join(t.TempDir(), "my-vm-runner")
 	data, err := os.ReadFile(standinPath)
 	if err != nil {

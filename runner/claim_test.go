@@ -48,6 +48,7 @@ func newClaimWithGuard(t *testing.T, dir string, opts ...ClaimOption) (*Claim, e
 // The claim's collection reclaims an orphan sibling before the new VM's
 // clone begins.
 func TestClaimCollectsOrphanSibling(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	orphan := filepath.Join(root, "old")
 	makeOrphan(t, orphan)
@@ -68,6 +69,7 @@ func TestClaimCollectsOrphanSibling(t *testing.T) {
 // reclaimed, while ~/.config is neither swept nor given a lock file or
 // trash, and what looks like a crashed VM beside it keeps its files.
 func TestClaimDefaultRootIsDataDir(t *testing.T) {
+	t.Parallel()
 	config := filepath.Join(t.TempDir(), ".config")
 	dir := filepath.Join(config, "go-microvm")
 	makeOrphan(t, dir)
@@ -107,6 +109,7 @@ func TestClaimDefaultRootIsDataDir(t *testing.T) {
 // The claim does not wait for another collector: it skips the collection
 // while the root lock is held by another process.
 func TestClaimSkipsBusyCollector(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	orphan := filepath.Join(root, "old")
 	makeOrphan(t, orphan)
@@ -123,6 +126,7 @@ func TestClaimSkipsBusyCollector(t *testing.T) {
 // records what it is told; Abort clears the marker, frees the lease and
 // ends the claim.
 func TestClaimAbort(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "a", "vm")
 	c, err := newClaimWithGuard(t, dir, WithName("web"), WithImage("alpine:3"), WithResources(2, 256))
 	if err != nil {
@@ -156,6 +160,7 @@ func TestClaimAbort(t *testing.T) {
 // A data directory in use by a live run cannot be claimed: a leased run,
 // or a released runner that holds no lease.
 func TestClaimInUse(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "vm")
 	if _, err := newClaimWithGuard(t, dir, WithoutCollect()); err != nil {
 		t.Fatal(err)
@@ -183,6 +188,7 @@ func TestClaimInUse(t *testing.T) {
 // Spawn records the runner's exact identity and hands it the lease; the
 // embedder's copy is dropped.
 func TestClaimSpawnRecordsIdentity(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "vm")
 	log := filepath.Join(t.TempDir(), "vm.log")
 	if err := os.WriteFile(log, []byte("earlier run\n"), 0o600); err != nil {
@@ -247,6 +253,7 @@ func TestClaimSpawnRecordsIdentity(t *testing.T) {
 // A data directory that a collector removes between its creation and the
 // lease is created again, and the claim goes on.
 func TestClaimRecreatesVanishedDir(t *testing.T) {
+	// Not parallel: it sets a package-level test hook.
 	dir := filepath.Join(t.TempDir(), "vm")
 	removals := 0
 	testHookBeforeLease = func(d string) {
@@ -271,6 +278,7 @@ func TestClaimRecreatesVanishedDir(t *testing.T) {
 // path names, under a lease on that same directory, and never in the
 // directory the first lease was on.
 func TestClaimDirReplacedAfterLease(t *testing.T) {
+	// Not parallel: it sets a package-level test hook.
 	tests := []struct {
 		name    string
 		replace bool // create a fresh directory at the path, else leave it gone
@@ -339,6 +347,7 @@ func TestClaimDirReplacedAfterLease(t *testing.T) {
 // the parent, before it made the data directory) fails MkdirAll with
 // ENOENT; the claim creates both again.
 func TestClaimParentRemovedInsideMkdirAll(t *testing.T) {
+	// Not parallel: it sets a package-level test hook.
 	parent := filepath.Join(t.TempDir(), "vm")
 	dir := filepath.Join(parent, "data")
 	calls := 0
@@ -372,6 +381,7 @@ func TestClaimParentRemovedInsideMkdirAll(t *testing.T) {
 // the claim: nothing is started, nothing is written at the path, no
 // directory is created, the lease is dropped and the claim is used up.
 func TestSpawnClaimLost(t *testing.T) {
+	// Not parallel: it sets a package-level test hook.
 	for _, replace := range []bool{true, false} {
 		t.Run(fmt.Sprintf("replace=%v", replace), func(t *testing.T) {
 			ctx := testCtx(t)
@@ -426,6 +436,7 @@ func TestSpawnClaimLost(t *testing.T) {
 
 // Abort of a claim whose directory was removed creates nothing.
 func TestAbortDirRemoved(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "vm")
 	c, err := newClaimWithGuard(t, dir, WithoutCollect())
 	if err != nil {
@@ -445,6 +456,7 @@ func TestAbortDirRemoved(t *testing.T) {
 // An error of the claim's collection is warned about once, under the key
 // "error", and counted in the summary.
 func TestClaimLogsCollectionErrorOnce(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	makeOrphan(t, filepath.Join(root, "old"))
 	var buf bytes.Buffer

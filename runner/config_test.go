@@ -20,6 +20,7 @@ import (
 // The JSON in argv[1] keeps the released field names, and the start-up
 // fields never reach the runner.
 func TestConfigJSON(t *testing.T) {
+	t.Parallel()
 	cfg := Config{
 		RootPath: "/d/rootfs-work", NumVCPUs: 2, RAMMiB: 512, NetSocket: "/d/net.sock",
 		PortForwards: []PortForward{{Host: 8080, Guest: 80}},
@@ -48,6 +49,7 @@ func TestConfigJSON(t *testing.T) {
 // The runner is found by explicit path, then PATH, then beside the
 // current executable.
 func TestFindRunner(t *testing.T) {
+	// Not parallel: t.Setenv changes PATH for the whole process.
 	inPath := t.TempDir()
 	beside := t.TempDir()
 	explicit := filepath.Join(t.TempDir(), "my-runner")
@@ -95,6 +97,7 @@ func TestFindRunner(t *testing.T) {
 
 // LibDir is prepended to the loader's search path; Env is appended.
 func TestRunnerEnv(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		base []string
@@ -122,6 +125,7 @@ func TestRunnerEnv(t *testing.T) {
 // SpawnProcess starts the runner in its own session, with the library
 // path it was given, and stops it.
 func TestSpawnProcess(t *testing.T) {
+	t.Parallel()
 	ready := filepath.Join(t.TempDir(), "ready")
 	p, err := SpawnProcess(testCtx(t), Config{
 		RootPath: t.TempDir(), RunnerPath: standinPath, LibDir: "/opt/krun/lib",

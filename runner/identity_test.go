@@ -42,6 +42,7 @@ func startReleasedRunner(t *testing.T, env ...string) (*Process, procinfo.Info) 
 // a collector would not keep it; for released records of a live runner,
 // whatever the wall clock says, and for a PID that names another process.
 func TestClaimAgreesWithCollector(t *testing.T) {
+	t.Parallel()
 	_, runner := startReleasedRunner(t)
 	sleep := exec.Command("sleep", "1000")
 	if err := sleep.Start(); err != nil {
@@ -113,6 +114,7 @@ func TestClaimAgreesWithCollector(t *testing.T) {
 // thread runs is alive for a handle, for Attach and for NewClaim; a Stop
 // through an attached handle stops it.
 func TestExitedLeaderRunner(t *testing.T) {
+	t.Parallel()
 	p, info := startReleasedRunner(t, "STANDIN_EXIT_LEADER=1")
 	waitFor(t, "the runner's leader to show as a zombie", func() bool {
 		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.PID()))
@@ -154,6 +156,7 @@ func TestExitedLeaderRunner(t *testing.T) {
 // kept by a collector, but is not a runner to signal: the process there
 // runs another executable. Attach refuses it, and the process survives.
 func TestAttachRefusesOtherProcessSteppedClock(t *testing.T) {
+	t.Parallel()
 	sleep := exec.Command("sleep", "1000")
 	if err := sleep.Start(); err != nil {
 		t.Fatal(err)

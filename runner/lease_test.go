@@ -16,6 +16,7 @@ import (
 // lease: the VM is live and every file is kept. Once the runner is
 // SIGKILLed too, the collection reclaims the directory.
 func TestEmbedderKilledAfterSpawn(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	dir := filepath.Join(root, "vm")
 	ready := filepath.Join(t.TempDir(), "ready")
@@ -70,6 +71,7 @@ func TestEmbedderKilledAfterSpawn(t *testing.T) {
 // An embedder SIGKILLed while cloning, before any runner exists, leaves an
 // orphan that the collection reclaims.
 func TestEmbedderKilledMidClone(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	dir := filepath.Join(root, "vm")
 	h := startHelper(t, "clone", "DATA_DIR="+dir)
@@ -95,6 +97,7 @@ func TestEmbedderKilledMidClone(t *testing.T) {
 // The lease lives as long as any holder of the descriptor: a runner's
 // child that inherited it keeps the VM live after the runner died.
 func TestLeaseOutlivesRunnerWhileChildHoldsIt(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	dir := filepath.Join(root, "vm")
 	p, pids := spawnClaimed(t, dir, []string{"STANDIN_CHILD=1"})

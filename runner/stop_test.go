@@ -71,6 +71,7 @@ func stopWithGuard(t *testing.T, p *Process) error {
 // Stop ends the runner and its child, escalating to SIGKILL when SIGTERM
 // is ignored, then records a clean stop; a second Stop is a no-op.
 func TestStop(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		env  []string
@@ -110,6 +111,7 @@ func TestStop(t *testing.T) {
 // Stop never signals a PID that now names another process: a `sleep`
 // holds the recorded PID with another start time and survives.
 func TestStopRecycledPID(t *testing.T) {
+	t.Parallel()
 	sleep := exec.Command("sleep", "1000")
 	if err := sleep.Start(); err != nil {
 		t.Fatal(err)
@@ -157,6 +159,7 @@ func TestStopRecycledPID(t *testing.T) {
 // IsAlive follows the runner across a SIGKILL, with and without a lease,
 // and with the embedder keeping its copy of the lease.
 func TestIsAlive(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		spawn func(t *testing.T, dir string) *Process
@@ -204,6 +207,7 @@ func TestIsAlive(t *testing.T) {
 // With WithKeepLease the directory stays live while the embedder lives,
 // even after the runner died; Close hands it over to the collector.
 func TestKeepLease(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	dir := filepath.Join(root, "vm")
 	p, _ := spawnClaimed(t, dir, nil, WithKeepLease())
@@ -230,6 +234,7 @@ func TestKeepLease(t *testing.T) {
 // A runner that exits at once leaves a claim that reads as an ended run,
 // and Stop still records a clean stop.
 func TestRunnerExitsEarly(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	dir := filepath.Join(root, "vm")
 	c, err := NewClaim(testCtx(t), dir, WithoutCollect())
@@ -260,6 +265,7 @@ func TestRunnerExitsEarly(t *testing.T) {
 // Stop waits there until the collector has seen the directory busy. No
 // file of rootfs-work is lost.
 func TestStopExposesNoOrphanToCollector(t *testing.T) {
+	// Not parallel: it sets a package-level test hook.
 	root := t.TempDir()
 	dir := filepath.Join(root, "vm")
 	p, _ := spawnClaimed(t, dir, []string{"STANDIN_CHILD=1"}, WithStopTimeout(guard))
@@ -315,6 +321,7 @@ func TestStopExposesNoOrphanToCollector(t *testing.T) {
 // Stop of a runner whose data directory was removed meanwhile stops the
 // runner and does not create the directory again.
 func TestStopDirRemoved(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "vm")
 	p, _ := spawnClaimed(t, dir, nil)
 	if err := os.RemoveAll(dir); err != nil {

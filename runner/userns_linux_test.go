@@ -19,6 +19,7 @@ import (
 // attached to from a fresh handle and stopped like any other, and the
 // namespace maps the configured ids to the caller's.
 func TestUserNamespaceRunner(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	dir := filepath.Join(root, "vm")
 	ctx := testCtx(t)

@@ -61,6 +61,7 @@ func mknodUnbound(t *testing.T, path string) {
 const validState = `{"version":1,"active":true,"name":"x","pid":1}`
 
 func TestDirRead(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		setup func(t *testing.T, path string)
@@ -131,6 +132,7 @@ func TestDirRead(t *testing.T) {
 // TestDirReadThroughDescriptor: a Dir reads the directory it was opened
 // on, even after its path names another one.
 func TestDirReadThroughDescriptor(t *testing.T) {
+	t.Parallel()
 	base := t.TempDir()
 	dir := filepath.Join(base, "d")
 	if err := os.Mkdir(dir, 0o700); err != nil {
@@ -164,6 +166,7 @@ func TestDirReadThroughDescriptor(t *testing.T) {
 // be opened nor waited on, and checks every lock entry point: the writer's
 // LoadAndLock and TryLoadAndLock, and the collector's Dir.TryLock.
 func TestLockFileHostile(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		plant func(t *testing.T, lock string)
@@ -274,6 +277,7 @@ func TestLockFileHostile(t *testing.T) {
 // TestDirTryLockCreatesNoLockWithoutState: a collector's lock never brings
 // a lock file into a directory whose state file is gone.
 func TestDirTryLockCreatesNoLockWithoutState(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	d := openDir(t, dir)
 	l, err := d.TryLock()
@@ -294,6 +298,7 @@ func TestDirTryLockCreatesNoLockWithoutState(t *testing.T) {
 // file goes too, and the lock is released; a lock file that was there
 // before is left.
 func TestDirTryLockRemovesCreatedLock(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		lockBefore bool
@@ -349,6 +354,7 @@ func TestDirTryLockRemovesCreatedLock(t *testing.T) {
 // another process between TryLock's flock and its check is noticed: the
 // lock on the dead inode is dropped and the live one is found held.
 func TestDirTryLockAgainstWriters(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	write(t, filepath.Join(dir, FileName), validState)
 	write(t, filepath.Join(dir, LockFileName), "")
@@ -416,6 +422,7 @@ func TestDirTryLockAgainstWriters(t *testing.T) {
 // TestDirLease: the lease taken on a Dir's descriptor is the lease that
 // other processes see, held until that descriptor is closed.
 func TestDirLease(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	h := startHelper(t, "lease", dir)
 	h.expect("waiting")

@@ -47,6 +47,7 @@ func waitFree(t *testing.T, dir string) {
 // The child keeps the lease, even across a rename of the directory, and
 // SIGKILL of the child frees it.
 func TestLeaseInheritedByChild(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "d")
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
@@ -106,6 +107,7 @@ func TestLeaseInheritedByChild(t *testing.T) {
 }
 
 func TestLeaseInProcess(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	l, err := AcquireLease(t.Context(), dir)
 	if err != nil {
@@ -137,6 +139,7 @@ func TestLeaseInProcess(t *testing.T) {
 }
 
 func TestLeaseErrors(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	file := filepath.Join(root, "file")
 	write(t, file, "")
@@ -170,6 +173,7 @@ func TestLeaseErrors(t *testing.T) {
 // then lets go. B must hold the new directory, not the dead one. When the
 // directory is removed for good, B reports fs.ErrNotExist.
 func TestLeaseWaiterFollowsRecreatedDirectory(t *testing.T) {
+	t.Parallel()
 	for _, action := range []string{"recreate", "rmdir"} {
 		t.Run(action, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "d")
@@ -207,6 +211,7 @@ func TestLeaseWaiterFollowsRecreatedDirectory(t *testing.T) {
 // TestLeaseInodeRecheck replaces the directory in the window between a
 // successful flock and the inode check.
 func TestLeaseInodeRecheck(t *testing.T) {
+	// Not parallel: it sets a package-level test hook.
 	tests := []struct {
 		name    string
 		replace func(t *testing.T, dir string)
@@ -298,6 +303,7 @@ func isAny(err error, targets []error) bool {
 // slog, naming its directory, and in a test binary it panics. It runs in a
 // helper process, since the panic ends the process.
 func TestLeaseLeakIsLoud(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
@@ -329,6 +335,7 @@ func TestLeaseLeakIsLoud(t *testing.T) {
 // TestLeaseClosedIsQuiet: a Lease closed with Close, or through its File,
 // is not reported when it is collected.
 func TestLeaseClosedIsQuiet(t *testing.T) {
+	t.Parallel()
 	var logs syncBuffer
 	prev := slog.Default()
 	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))

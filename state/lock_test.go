@@ -22,6 +22,7 @@ import (
 func settle() { time.Sleep(100 * time.Millisecond) }
 
 func TestTryLoadAndLockHeldByAnotherProcess(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	a := startHelper(t, "lock", dir)
 	a.expect("waiting")
@@ -64,6 +65,7 @@ func TestTryLoadAndLockHeldByAnotherProcess(t *testing.T) {
 // up holding the lock that the path names, and its save must land in the
 // live directory.
 func TestLockWaiterFollowsReplacedFile(t *testing.T) {
+	t.Parallel()
 	for _, action := range []string{"unlink", "rename"} {
 		t.Run(action, func(t *testing.T) {
 			dir := t.TempDir()
@@ -114,6 +116,7 @@ func TestLockWaiterFollowsReplacedFile(t *testing.T) {
 // TestLockWaiterGivesUpOnRemovedDirectory: a collector reclaims the whole
 // data directory while B waits; B must not bring the directory back.
 func TestLockWaiterGivesUpOnRemovedDirectory(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "d")
 	m := NewManager(dir)
 	ls, err := m.LoadAndLock(t.Context())
@@ -144,6 +147,7 @@ func TestLockWaiterGivesUpOnRemovedDirectory(t *testing.T) {
 // successful flock and the inode check, which the cross-process tests can
 // only hit by luck.
 func TestLockInodeRecheck(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		replace func(t *testing.T, path string)
@@ -198,6 +202,7 @@ func TestLockInodeRecheck(t *testing.T) {
 }
 
 func TestLockFileSymlinkRefused(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	target := filepath.Join(t.TempDir(), "elsewhere")
 	if err := os.Symlink(target, filepath.Join(dir, LockFileName)); err != nil {
@@ -218,6 +223,7 @@ func TestLockFileSymlinkRefused(t *testing.T) {
 // created now, and a corrupt file's error says "parse state file" whether
 // it is loaded with or without the lock.
 func TestReleasedLoadBehaviour(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "new")
 	m := NewManager(dir)
 	before := time.Now()

@@ -53,6 +53,7 @@ func probeTree(t *testing.T, root string) []string {
 }
 
 func TestProbesCreateNothing(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	dirs := probeTree(t, root)
 	before := listing(t, root)

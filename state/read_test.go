@@ -40,6 +40,7 @@ func mustTime(t *testing.T, s string) time.Time {
 }
 
 func TestReadReleasedFormat(t *testing.T) {
+	t.Parallel()
 	created := "2025-03-04T10:11:12.123456789Z"
 	started := "2025-03-04T10:11:13.5+01:00"
 	tests := []struct {
@@ -108,6 +109,7 @@ func TestReadReleasedFormat(t *testing.T) {
 }
 
 func TestSavedFileReadsAsReleased(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	ls, err := NewManager(dir).LoadAndLock(t.Context())
 	if err != nil {
@@ -169,6 +171,7 @@ func TestSavedFileReadsAsReleased(t *testing.T) {
 }
 
 func TestAdditiveFieldsRoundTrip(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	m := NewManager(dir)
 	ls, err := m.LoadAndLock(t.Context())
@@ -198,6 +201,7 @@ func TestAdditiveFieldsRoundTrip(t *testing.T) {
 }
 
 func TestLoadMissing(t *testing.T) {
+	t.Parallel()
 	for _, dir := range []string{t.TempDir(), filepath.Join(t.TempDir(), "absent")} {
 		s, err := NewManager(dir).Load()
 		if err != nil {
@@ -213,6 +217,7 @@ func TestLoadMissing(t *testing.T) {
 }
 
 func TestReadHostile(t *testing.T) {
+	t.Parallel()
 	valid := `{"version":1,"active":true,"name":"x","image":"y","cpus":1,"memory_mb":1,"pid":1,"created_at":"2025-01-01T00:00:00Z"}`
 	tests := []struct {
 		name  string
@@ -295,6 +300,7 @@ func TestReadHostile(t *testing.T) {
 }
 
 func TestReadAtCap(t *testing.T) {
+	t.Parallel()
 	valid := `{"version":1,"name":"cap"}`
 	path := filepath.Join(t.TempDir(), FileName)
 	write(t, path, valid+strings.Repeat("\n", MaxFileSize-len(valid)))
@@ -308,6 +314,7 @@ func TestReadAtCap(t *testing.T) {
 }
 
 func TestParse(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in      string
 		want    error

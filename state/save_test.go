@@ -23,6 +23,7 @@ func tempFiles(t *testing.T, dir string) []string {
 }
 
 func TestSave(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	m := NewManager(dir)
 	ls, err := m.LoadAndLock(t.Context())
@@ -57,6 +58,7 @@ func TestSave(t *testing.T) {
 }
 
 func TestSaveFailureLeavesNoTemp(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		setup func(t *testing.T, ls *LockedState)
@@ -90,6 +92,7 @@ func TestSaveFailureLeavesNoTemp(t *testing.T) {
 }
 
 func TestRemoveAndRelease(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	m := NewManager(dir)
 	ls, err := m.LoadAndLock(t.Context())

@@ -15,6 +15,7 @@ import (
 // service that runs collect with a metrics file and keeps /proc visible,
 // and, where systemd-analyze exists, that systemd accepts both.
 func TestSystemdUnits(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join("..", "..", "contrib", "systemd")
 	service, err := os.ReadFile(filepath.Join(dir, "go-microvm-gc.service"))
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 // all of them held. Its helpers are built first, before the guard starts:
 // a cold build cache takes minutes on a busy machine.
 func TestDemo(t *testing.T) {
+	// Not parallel: t.Setenv changes TMPDIR for the whole process.
 	if testing.Short() {
 		t.Skip("the demo starts real processes and writes about 40 MB")
 	}

@@ -36,6 +36,7 @@ func TestMain(m *testing.M) {
 }
 
 func TestScripts(t *testing.T) {
+	t.Parallel()
 	testscript.Run(t, testscript.Params{
 		Dir:                 filepath.Join("testdata", "script"),
 		RequireExplicitExec: true,
@@ -173,6 +174,7 @@ func pathOf(v any) string {
 
 // TestParseAge covers the --older-than syntax.
 func TestParseAge(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		in   string
 		want string
@@ -202,6 +204,7 @@ func TestParseAge(t *testing.T) {
 
 // TestCollectSummary pins the closing line of `collect`.
 func TestCollectSummary(t *testing.T) {
+	t.Parallel()
 	kept := func(classes ...gc.Class) []gc.Candidate {
 		var cs []gc.Candidate
 		for _, c := range classes {
@@ -244,6 +247,7 @@ func TestCollectSummary(t *testing.T) {
 
 // TestFormatAge covers the compact ages of the table.
 func TestFormatAge(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"0s": "-", "45s": "45s", "12m30s": "12m", "5h": "5h", "47h59m": "47h", "72h": "3d",
 	} {
@@ -262,6 +266,7 @@ func TestFormatAge(t *testing.T) {
 // ~/.config/go-microvm, then ~/.config/broodbox/vms. XDG_CONFIG_HOME is
 // ignored, since released go-microvm ignores it.
 func TestDefaultRoots(t *testing.T) {
+	// Not parallel: t.Setenv changes HOME and the data directory variable for the whole process.
 	home := t.TempDir()
 	t.Setenv("HOME", home)
 	t.Setenv("XDG_CONFIG_HOME", "/xdg")
@@ -287,6 +292,7 @@ func TestDefaultRoots(t *testing.T) {
 // TestVersionString checks the --version line names the linked version and
 // the toolchain.
 func TestVersionString(t *testing.T) {
+	t.Parallel()
 	v := versionString()
 	if !strings.HasPrefix(v, "go-microvm-gc "+version+" (") || !strings.Contains(v, "go1.") {
 		t.Errorf("versionString() = %q", v)
@@ -310,6 +316,7 @@ func TestVersionString(t *testing.T) {
 // env -i), the account's home directory from the user database is still
 // refused as a root, as is the directory above it.
 func TestCheckRootSafeWithoutHOME(t *testing.T) {
+	// Not parallel: t.Setenv changes HOME for the whole process.
 	u, err := user.Current()
 	if err != nil || !filepath.IsAbs(u.HomeDir) || u.HomeDir == "/" {
 		t.Skipf("no home directory for this user: %v", err)

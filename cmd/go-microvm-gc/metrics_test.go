@@ -177,6 +177,7 @@ next:
 // format atomically, with the outcome per root, and keeps the last
 // success timestamp when a later run does not succeed.
 func TestMetricsFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	// A root whose name needs the label escapes.
 	root := filepath.Join(dir, `ro"ot\x`)

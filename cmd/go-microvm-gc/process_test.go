@@ -92,6 +92,7 @@ func makeOrphan(t *testing.T, dir string, files int) {
 // says it was interrupted, reports what it finished, leaves the rest for
 // the next run, and exits 130 or 143.
 func TestInterrupt(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		sig  syscall.Signal
 		code int
@@ -101,6 +102,7 @@ func TestInterrupt(t *testing.T) {
 		{syscall.SIGTERM, 143, true},
 	} {
 		t.Run(tc.sig.String(), func(t *testing.T) {
+			t.Parallel()
 			root := filepath.Join(t.TempDir(), "root")
 			const orphans = 40
 			for i := 0; i < orphans; i++ {
@@ -203,6 +205,7 @@ func remaining(t *testing.T, root string) int {
 // TestWriteErrors: output that cannot be written fails the run with exit 1
 // and a message on stderr, for every kind of output.
 func TestWriteErrors(t *testing.T) {
+	t.Parallel()
 	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
 	if err != nil {
 		t.Skipf("no /dev/full: %v", err)
@@ -234,6 +237,7 @@ func TestWriteErrors(t *testing.T) {
 // is quoted in the table, so it neither colours the terminal nor adds a
 // fake row, and stays exact in JSON.
 func TestHostileNames(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join(t.TempDir(), "root")
 	name := "evil\x1b[31mRED\nfake  live  lease-held"
 	makeOrphan(t, filepath.Join(root, name), 1)
@@ -267,6 +271,7 @@ func TestHostileNames(t *testing.T) {
 // TestNoHiddenModes: the shipped command is only the command. The old
 // demo switch does nothing, and the stand-in runner is not linked in.
 func TestNoHiddenModes(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join(t.TempDir(), "root")
 	makeOrphan(t, filepath.Join(root, "vm"), 1)
 	cmd := gcCommand(t, "list", "--root", root)
@@ -290,6 +295,7 @@ func TestNoHiddenModes(t *testing.T) {
 // TestLibraryDeps: the command's libraries stay out of the library
 // packages' import graph.
 func TestLibraryDeps(t *testing.T) {
+	t.Parallel()
 	out, err := exec.Command("go", "list", "-deps", "../../gc", "../../state", "../../runner").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)

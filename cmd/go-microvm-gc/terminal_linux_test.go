@@ -155,6 +155,7 @@ func runOnTerminal(t *testing.T, answer string, progressAfter time.Duration, arg
 // deletes stopped VMs; "n" keeps them (orphans still go), "y" deletes
 // them, -f never asks.
 func TestConfirmStopped(t *testing.T) {
+	t.Parallel()
 	setup := func(t *testing.T) string {
 		root := filepath.Join(t.TempDir(), "root")
 		stoppedVM(t, filepath.Join(root, "stopped"))
@@ -202,6 +203,7 @@ func TestConfirmStopped(t *testing.T) {
 // progress on stderr, drawn in place and erased at the end; with -q, or
 // when stderr is not a terminal, nothing.
 func TestProgress(t *testing.T) {
+	t.Parallel()
 	setup := func(t *testing.T) string {
 		root := filepath.Join(t.TempDir(), "root")
 		for i := 0; i < 5; i++ {
@@ -229,6 +231,7 @@ func TestProgress(t *testing.T) {
 // TestDryRunLockDenied: a dry run as a user who could not take the root
 // lock says so, in the table and in JSON.
 func TestDryRunLockDenied(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to drop privileges to another user")
 	}
@@ -264,6 +267,7 @@ func TestDryRunLockDenied(t *testing.T) {
 // TestListUnreadableRoot checks that list, run by a user who cannot read
 // the root, exits 1 with the error and does not call the root empty.
 func TestListUnreadableRoot(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to drop privileges to another user")
 	}
@@ -331,6 +335,7 @@ func copyTestBinary(t *testing.T, dir string) string {
 // the tree came from, once (not again as a log line), and the next run
 // says its leftover trash entry is from an earlier run.
 func TestErrorsNameTheVM(t *testing.T) {
+	t.Parallel()
 	chattr, err := exec.LookPath("chattr")
 	if err != nil {
 		t.Skip("no chattr")

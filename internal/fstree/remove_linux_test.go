@@ -57,6 +57,7 @@ func mountID(t *testing.T, path string) uint64 {
 }
 
 func TestRemoveAtTmpfsInside(t *testing.T) {
+	// Not parallel: it mounts, and a mount changes the process's mount table that other tests' walks read.
 	for _, o := range walkOptions {
 		t.Run(o.name(), func(t *testing.T) {
 			tmp := t.TempDir()
@@ -106,6 +107,7 @@ func TestRemoveAtTmpfsInside(t *testing.T) {
 // TestRemoveAtTopIsMountPoint: a top entry on another mount than its
 // parent is reported and not entered.
 func TestRemoveAtTopIsMountPoint(t *testing.T) {
+	// Not parallel: it mounts, and a mount changes the process's mount table that other tests' walks read.
 	tmp := t.TempDir()
 	tree := filepath.Join(tmp, "tree")
 	mkdirs(t, tree)
@@ -121,6 +123,7 @@ func TestRemoveAtTopIsMountPoint(t *testing.T) {
 // TestRemoveAtBindMountInside: a bind mount of a directory of the same
 // filesystem (same st_dev) is told apart by its mount id.
 func TestRemoveAtBindMountInside(t *testing.T) {
+	// Not parallel: it mounts, and a mount changes the process's mount table that other tests' walks read.
 	for _, o := range walkOptions {
 		t.Run(o.name(), func(t *testing.T) {
 			tmp := t.TempDir()
@@ -153,6 +156,7 @@ func TestRemoveAtBindMountInside(t *testing.T) {
 // TestRemoveAtUnprivileged removes, as an unprivileged user, a tree it owns
 // whose directories deny it writing, reading or searching.
 func TestRemoveAtUnprivileged(t *testing.T) {
+	t.Parallel()
 	requireRoot(t)
 	setpriv, err := exec.LookPath("setpriv")
 	if err != nil {
@@ -199,6 +203,7 @@ func TestRemoveAtUnprivileged(t *testing.T) {
 // failing path, leaves that directory and its ancestors, and removes the
 // rest.
 func TestRemoveAtUnprivilegedCannotEscape(t *testing.T) {
+	t.Parallel()
 	requireRoot(t)
 	setpriv, err := exec.LookPath("setpriv")
 	if err != nil {
@@ -282,6 +287,7 @@ func requireMethod(t *testing.T, m mountMethod, dir string) {
 // tells mounts apart. Where nothing can (mountinfo lists the device twice,
 // or no method at all), every subdirectory is left as a possible mount.
 func TestRemoveAtBindMountEachMethod(t *testing.T) {
+	// Not parallel: it mounts, and a mount changes the process's mount table that other tests' walks read.
 	requireRoot(t)
 	for _, mm := range mountMethods {
 		t.Run(mm.name, func(t *testing.T) {
@@ -329,6 +335,7 @@ func TestRemoveAtBindMountEachMethod(t *testing.T) {
 // on a filesystem mounted once is removed whole, and a tmpfs inside it
 // (another device) is still left.
 func TestRemoveAtMountinfoSingleMount(t *testing.T) {
+	// Not parallel: it mounts, and a mount changes the process's mount table that other tests' walks read.
 	requireRoot(t)
 	tmp := t.TempDir()
 	mount(t, "tmpfs", tmp, "tmpfs", 0, "size=4m")
@@ -351,6 +358,7 @@ func TestRemoveAtMountinfoSingleMount(t *testing.T) {
 // the same mount. With mount ids it is removed like any directory (the
 // top itself, and one nested in the tree); a snapshot too.
 func TestRemoveAtBtrfsSubvolume(t *testing.T) {
+	// Not parallel: it mounts, and a mount changes the process's mount table that other tests' walks read.
 	mnt := btrfsMount(t)
 	mountID(t, mnt)
 	tree := filepath.Join(mnt, "tree")

@@ -23,6 +23,7 @@ import (
 )
 
 func TestRemoveAt(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		// build creates tree (not yet existing) and may point into
@@ -190,6 +191,7 @@ func TestRemoveAt(t *testing.T) {
 }
 
 func TestRemoveAtBadName(t *testing.T) {
+	t.Parallel()
 	tmp := t.TempDir()
 	mkdirs(t, filepath.Join(tmp, "a", "b"))
 	parent := openDir(t, tmp)
@@ -210,6 +212,7 @@ func TestRemoveAtBadName(t *testing.T) {
 // symlink must be unlinked, the sentinel and the moved-away directory left
 // alone.
 func TestRemoveAtSwappedSymlink(t *testing.T) {
+	// Not parallel: it sets a package-level test hook.
 	for _, o := range walkOptions {
 		t.Run(fmt.Sprintf("workers=%d", o.Workers), func(t *testing.T) {
 			tmp := t.TempDir()
@@ -261,6 +264,7 @@ func TestRemoveAtSwappedSymlink(t *testing.T) {
 // TestRemoveAtSwappedDirectory swaps a directory for another real directory
 // after its parent was listed: the new one is part of the tree and goes.
 func TestRemoveAtSwappedDirectory(t *testing.T) {
+	// Not parallel: it sets a package-level test hook.
 	tmp := t.TempDir()
 	tree := filepath.Join(tmp, "tree")
 	victim := filepath.Join(tree, "victim")
@@ -290,6 +294,7 @@ func TestRemoveAtSwappedDirectory(t *testing.T) {
 }
 
 func TestRemoveAtHardLinks(t *testing.T) {
+	t.Parallel()
 	for _, o := range walkOptions {
 		t.Run(fmt.Sprintf("workers=%d", o.Workers), func(t *testing.T) {
 			tmp := t.TempDir()
@@ -326,6 +331,7 @@ func TestRemoveAtHardLinks(t *testing.T) {
 // and the outside link keeps the data; a file with two links inside the
 // tree (beside it) counts once.
 func TestRemoveAtHardLinkOutside(t *testing.T) {
+	t.Parallel()
 	for _, o := range walkOptions {
 		t.Run(fmt.Sprintf("workers=%d", o.Workers), func(t *testing.T) {
 			tmp := t.TempDir()
@@ -370,6 +376,7 @@ func TestRemoveAtHardLinkOutside(t *testing.T) {
 }
 
 func TestRemoveAtBudgetAlreadyOver(t *testing.T) {
+	t.Parallel()
 	tmp := t.TempDir()
 	writeFile(t, filepath.Join(tmp, "tree", "a", "f"), 10)
 	before := snapshot(t, tmp)
@@ -391,6 +398,7 @@ func TestRemoveAtBudgetAlreadyOver(t *testing.T) {
 // second RemoveAt removes the rest, and the two results add up to what
 // SizeAt measured.
 func TestRemoveAtBudgetMidway(t *testing.T) {
+	// Not parallel: it sets a package-level test hook.
 	for _, o := range walkOptions {
 		t.Run(fmt.Sprintf("workers=%d", o.Workers), func(t *testing.T) {
 			tmp := t.TempDir()
@@ -474,6 +482,7 @@ func makeDeep(t *testing.T, dir string, depth int) int64 {
 const deepLevels = 5000 // 55,000-byte paths, well beyond PATH_MAX
 
 func TestRemoveAtDeeperThanPathMax(t *testing.T) {
+	// Not parallel: it sets a package-level test hook.
 	if deepLevels*11 <= unix.PathMax {
 		t.Fatal("the tree would not be deeper than PATH_MAX")
 	}
@@ -511,6 +520,7 @@ func TestRemoveAtDeeperThanPathMax(t *testing.T) {
 // TestRemoveAtDeepUnderLowFileLimit removes a tree deeper than PATH_MAX in
 // a helper process whose RLIMIT_NOFILE is 128, far below its depth.
 func TestRemoveAtDeepUnderLowFileLimit(t *testing.T) {
+	t.Parallel()
 	tmp := t.TempDir()
 	mkdirs(t, filepath.Join(tmp, "tree"))
 	files := makeDeep(t, filepath.Join(tmp, "tree"), deepLevels)
@@ -526,6 +536,7 @@ func TestRemoveAtDeepUnderLowFileLimit(t *testing.T) {
 var errSymlink = errors.New("ELOOP or ENOTDIR")
 
 func TestOpenDir(t *testing.T) {
+	t.Parallel()
 	tmp := t.TempDir()
 	mkdirs(t, filepath.Join(tmp, "a", "b", "c"))
 	writeFile(t, filepath.Join(tmp, "a", "file"), 1)
@@ -585,6 +596,7 @@ func TestOpenDir(t *testing.T) {
 }
 
 func TestRemoveAll(t *testing.T) {
+	t.Parallel()
 	tmp := t.TempDir()
 	writeFile(t, filepath.Join(tmp, "tree", "a", "f"), 10)
 	res, err := RemoveAll(context.Background(), filepath.Join(tmp, "tree")+"/")
@@ -606,6 +618,7 @@ func TestRemoveAll(t *testing.T) {
 // calls in use is left, unentered, with its ancestors; one it calls free
 // goes with the rest.
 func TestRemoveAtInUse(t *testing.T) {
+	t.Parallel()
 	for _, o := range walkOptions {
 		t.Run(o.name(), func(t *testing.T) {
 			tmp := t.TempDir()
@@ -649,6 +662,7 @@ func TestRemoveAtInUse(t *testing.T) {
 // at the same time is not an error: whatever it removed first is gone,
 // which is what the walk was for.
 func TestRemoveAtConcurrentDeleter(t *testing.T) {
+	t.Parallel()
 	rm, err := exec.LookPath("rm")
 	if err != nil {
 		t.Skip("no rm")

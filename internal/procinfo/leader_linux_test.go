@@ -90,6 +90,7 @@ func startExitedLeader(t *testing.T) *exec.Cmd {
 // state Z, but lives while any thread does; it is a zombie only once the
 // whole thread group has exited.
 func TestZombieLeaderWithLiveThreads(t *testing.T) {
+	t.Parallel()
 	cmd := startExitedLeader(t)
 	pid := cmd.Process.Pid
 	info := mustLookup(t, pid)
@@ -112,6 +113,7 @@ func TestZombieLeaderWithLiveThreads(t *testing.T) {
 // TestCurrentPIDNamespace: the namespace is the one /proc/self/ns/pid
 // names, and the host's namespace is recognised by its fixed inode.
 func TestCurrentPIDNamespace(t *testing.T) {
+	t.Parallel()
 	ns, err := CurrentPIDNamespace()
 	if err != nil {
 		t.Fatal(err)
@@ -132,6 +134,7 @@ func TestCurrentPIDNamespace(t *testing.T) {
 // it out a collector there would call a live runner's exact identity a
 // reused PID, and the runner package a runner it started gone.
 func TestLookupInTimeNamespace(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create a time namespace")
 	}
@@ -177,6 +180,7 @@ func TestLookupInTimeNamespace(t *testing.T) {
 }
 
 func TestParseBootOffset(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in   string
 		want int64

@@ -35,6 +35,7 @@ func copyExecutable(t *testing.T, src, dst string) {
 }
 
 func TestDeletedExecutable(t *testing.T) {
+	t.Parallel()
 	exe := filepath.Join(t.TempDir(), "upgraded-away")
 	copyExecutable(t, testExecutable(t), exe)
 	cmd := startSleeper(t, exe)
@@ -57,6 +58,7 @@ func TestDeletedExecutable(t *testing.T) {
 }
 
 func TestExecutableErrOtherUser(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run processes as other users with setpriv")
 	}
@@ -106,6 +108,7 @@ func TestExecutableErrOtherUser(t *testing.T) {
 }
 
 func TestKernelThread(t *testing.T) {
+	t.Parallel()
 	// PID 2 is kthreadd, the parent of all kernel threads, unless this
 	// runs in a PID namespace that does not show it.
 	comm, err := os.ReadFile("/proc/2/comm")
@@ -122,6 +125,7 @@ func TestKernelThread(t *testing.T) {
 }
 
 func TestParseBootTime(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, data string
 		want       int64
@@ -148,6 +152,7 @@ func TestParseBootTime(t *testing.T) {
 }
 
 func TestSelfMatchesProcSelfStat(t *testing.T) {
+	t.Parallel()
 	self, err := Self()
 	if err != nil {
 		t.Fatal(err)

@@ -160,6 +160,7 @@ func commOf(exe string) string {
 }
 
 func TestSelf(t *testing.T) {
+	t.Parallel()
 	self, err := Self()
 	if err != nil {
 		t.Fatalf("Self: %v", err)
@@ -195,6 +196,7 @@ func TestSelf(t *testing.T) {
 }
 
 func TestBootIDAndTime(t *testing.T) {
+	t.Parallel()
 	id, err := BootID()
 	if err != nil || id == "" {
 		t.Fatalf("BootID = %q, %v; want a non-empty id", id, err)
@@ -212,6 +214,7 @@ func TestBootIDAndTime(t *testing.T) {
 }
 
 func TestLookupChild(t *testing.T) {
+	t.Parallel()
 	exe := testExecutable(t)
 	before := time.Now()
 	a := startSleeper(t, exe)
@@ -257,6 +260,7 @@ func waitFor(t *testing.T, pid int, what string, done func(Info, error) bool) (I
 }
 
 func TestLookupZombieThenReaped(t *testing.T) {
+	t.Parallel()
 	cmd := startSleeper(t, testExecutable(t))
 	pid := cmd.Process.Pid
 	live := mustLookup(t, pid)
@@ -282,6 +286,7 @@ func TestLookupZombieThenReaped(t *testing.T) {
 }
 
 func TestLookupNotExist(t *testing.T) {
+	t.Parallel()
 	// The largest int truncates to pid_t -1 on 64-bit platforms: kill(-1)
 	// would reach every process.
 	for _, pid := range []int{0, -1, 1 << 30, int(^uint(0) >> 1), -int(^uint(0)>>1) - 1} {
@@ -293,6 +298,7 @@ func TestLookupNotExist(t *testing.T) {
 }
 
 func TestLookupConcurrent(t *testing.T) {
+	t.Parallel()
 	self, err := Self()
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 const statTail = "S 1 1234 1234 0 -1 4194560 1000 0 0 0 5 3 0 0 20 0 1 0 4242 12345678 300 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
 
 func TestParseStat(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		data  string
@@ -71,6 +72,7 @@ func TestParseStat(t *testing.T) {
 }
 
 func TestZombieState(t *testing.T) {
+	t.Parallel()
 	for _, s := range []byte("ZXx") {
 		if !zombieState(s) {
 			t.Errorf("zombieState(%q) = false", s)
@@ -105,6 +107,7 @@ func FuzzParseStat(f *testing.F) {
 }
 
 func TestParseProcArgs2(t *testing.T) {
+	t.Parallel()
 	argc := []byte{2, 0, 0, 0}
 	tests := []struct {
 		name string

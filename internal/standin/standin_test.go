@@ -12,6 +12,7 @@ import (
 
 // Main rejects what the released contract rules out.
 func TestMainRejects(t *testing.T) {
+	t.Parallel()
 	file := filepath.Join(t.TempDir(), "file")
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -40,6 +41,7 @@ func TestMainRejects(t *testing.T) {
 // The watcher reports each loss or change of a file once, and again when
 // a file that recovered breaks anew.
 func TestWatcher(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	report := filepath.Join(t.TempDir(), "report")
 	write := func(name, data string) {
