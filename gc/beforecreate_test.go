@@ -17,6 +17,7 @@ import (
 // collector holds, does nothing for a missing root, and fails only when its
 // context is done.
 func TestBeforeCreate(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	orphan := filepath.Join(root, "crashed")
 	makeVM(t, orphan, orphanState())
@@ -29,7 +30,7 @@ func TestBeforeCreate(t *testing.T) {
 		t.Fatalf("BeforeCreate with the root lock held: %v, want nil", err)
 	}
 	mustExist(t, orphan)
-	h.stop()
+	h.Kill()
 
 	if err := check(t.Context()); err != nil {
 		t.Fatalf("BeforeCreate: %v", err)

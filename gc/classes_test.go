@@ -19,6 +19,7 @@ import (
 // classification table, backed by real processes, locks and files, and
 // checks the verdict of Scan and Orphans and the action of Collect.
 func TestClassesWithRealProcesses(t *testing.T) {
+	t.Parallel()
 	bootID, err := procinfo.BootID()
 	if err != nil {
 		t.Fatal(err)
@@ -32,10 +33,10 @@ func TestClassesWithRealProcesses(t *testing.T) {
 		return &state.State{Version: 1, Active: true, Name: "vm", PID: pid, PIDStartTime: recorded, CreatedAt: time.Now()}
 	}
 	runner := func(t *testing.T) procinfo.Info {
-		return lookup(t, startProcess(t, fakeRunner).Process.Pid)
+		return lookup(t, startRunner(t).Process.Pid)
 	}
 	unrelated := func(t *testing.T) procinfo.Info {
-		return lookup(t, startHelper(t, "sleep", "", "ready").cmd.Process.Pid)
+		return lookup(t, startHelper(t, "sleep", "", "ready").Pid())
 	}
 	unreadable := func(content string) func(t *testing.T, dir string) {
 		return func(t *testing.T, dir string) {
@@ -60,7 +61,7 @@ func TestClassesWithRealProcesses(t *testing.T) {
 		{"live runner, exact identity", func(t *testing.T, dir string) {
 			info := runner(t)
 			s := active(info.PID, time.Time{})
-			s.Runner = &state.Identity{StartTime: info.StartTime, BootID: bootID, Executable: fakeRunner}
+			s.Runner = &state.Identity{StartTime: info.StartTime, BootID: bootID, Executable: runnerPath}
 			makeVM(t, dir, s)
 		}, nil, ClassLive, ReasonRunnerMatches},
 		{"unrelated process, released record", func(t *testing.T, dir string) {
@@ -80,7 +81,7 @@ func TestClassesWithRealProcesses(t *testing.T) {
 			makeVM(t, dir, s)
 		}, nil, ClassOrphan, ReasonPIDReused},
 		{"zombie", func(t *testing.T, dir string) {
-			cmd := startProcess(t, fakeRunner)
+			cmd := startRunner(t)
 			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
@@ -88,7 +89,7 @@ func TestClassesWithRealProcesses(t *testing.T) {
 			makeVM(t, dir, active(cmd.Process.Pid, time.Now()))
 		}, nil, ClassOrphan, ReasonRunnerZombie},
 		{"dead pid", func(t *testing.T, dir string) {
-			cmd := startProcess(t, fakeRunner)
+			cmd := startRunner(t)
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
 			makeVM(t, dir, active(cmd.Process.Pid, time.Now()))
@@ -97,7 +98,7 @@ func TestClassesWithRealProcesses(t *testing.T) {
 			makeVM(t, dir, active(unrelated(t).PID, bootTime.Add(-time.Hour)))
 		}, nil, ClassOrphan, ReasonRebooted},
 		{"pid_start_time before boot, dead pid", func(t *testing.T, dir string) {
-			cmd := startProcess(t, fakeRunner)
+			cmd := startRunner(t)
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
 			makeVM(t, dir, active(cmd.Process.Pid, bootTime.Add(-time.Hour)))
@@ -112,7 +113,7 @@ func TestClassesWithRealProcesses(t *testing.T) {
 		{"exact identity of this boot, pid_start_time before boot", func(t *testing.T, dir string) {
 			info := runner(t)
 			s := active(info.PID, bootTime.Add(-time.Hour))
-			s.Runner = &state.Identity{StartTime: info.StartTime, BootID: bootID, Executable: fakeRunner}
+			s.Runner = &state.Identity{StartTime: info.StartTime, BootID: bootID, Executable: runnerPath}
 			makeVM(t, dir, s)
 		}, nil, ClassLive, ReasonRunnerMatches},
 		{"other boot id", func(t *testing.T, dir string) {
@@ -133,7 +134,7 @@ func TestClassesWithRealProcesses(t *testing.T) {
 			info := runner(t)
 			s := active(info.PID, time.Now())
 			s.Leased = true
-			s.Runner = &state.Identity{StartTime: info.StartTime, BootID: bootID, Executable: fakeRunner}
+			s.Runner = &state.Identity{StartTime: info.StartTime, BootID: bootID, Executable: runnerPath}
 			makeVM(t, dir, s)
 		}, nil, ClassLive, ReasonLeaseLost},
 		{"marker set, lease free, runner alive without exact identity", func(t *testing.T, dir string) {
@@ -145,7 +146,7 @@ func TestClassesWithRealProcesses(t *testing.T) {
 			info := runner(t)
 			s := active(info.PID, time.Now())
 			s.Leased = true
-			s.Runner = &state.Identity{StartTime: info.StartTime + 1, BootID: bootID, Executable: fakeRunner}
+			s.Runner = &state.Identity{StartTime: info.StartTime + 1, BootID: bootID, Executable: runnerPath}
 			makeVM(t, dir, s)
 		}, nil, ClassOrphan, ReasonRunEnded},
 		{"marker set, no runner ever", func(t *testing.T, dir string) {
@@ -288,16 +289,17 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 // its inherited descriptor): it is kept while it runs, and reclaimed once
 // it has been killed and reaped.
 func TestLeaseLostRealRunner(t *testing.T) {
+	t.Parallel()
 	bootID, err := procinfo.BootID()
 	if err != nil {
 		t.Fatal(err)
 	}
 	root := filepath.Join(t.TempDir(), "root")
 	dir := filepath.Join(root, "vm")
-	cmd := startProcess(t, fakeRunner)
+	cmd := startRunner(t)
 	info := lookup(t, cmd.Process.Pid)
 	s := &state.State{Version: 1, Active: true, Name: "vm", PID: info.PID, PIDStartTime: time.Now(), CreatedAt: time.Now(), Leased: true,
-		Runner: &state.Identity{StartTime: info.StartTime, BootID: bootID, Executable: fakeRunner}}
+		Runner: &state.Identity{StartTime: info.StartTime, BootID: bootID, Executable: runnerPath}}
 	makeVM(t, dir, s)
 
 	if c := scanOne(t, root, dir); c.Class != ClassLive || c.Reason != ReasonLeaseLost {

@@ -13,6 +13,7 @@ import (
 )
 
 func TestClassify(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	boot := now.Add(-24 * time.Hour)
 	recorded := now.Add(-time.Hour)
@@ -188,6 +189,7 @@ func TestClassify(t *testing.T) {
 }
 
 func TestFactsAge(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name string
@@ -210,6 +212,7 @@ func TestFactsAge(t *testing.T) {
 }
 
 func TestFactsStoppedAge(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	month := 30 * 24 * time.Hour
 	tests := []struct {

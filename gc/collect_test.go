@@ -20,6 +20,7 @@ import (
 )
 
 func TestMissingRoot(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join(t.TempDir(), "never-created")
 	if cands, err := Scan(root); err != nil || len(cands) != 0 {
 		t.Errorf("Scan = %v, %v; want nothing, nil", cands, err)
@@ -35,6 +36,7 @@ func TestMissingRoot(t *testing.T) {
 }
 
 func TestRootNotADirectory(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join(t.TempDir(), "file")
 	writeFile(t, root, "x")
 	if _, err := Orphans(root); err == nil {
@@ -48,6 +50,7 @@ func TestRootNotADirectory(t *testing.T) {
 // TestForeignFilesPreserved: only what go-microvm owns goes; the embedder's
 // files keep the data directory, and the collector never touches them.
 func TestForeignFilesPreserved(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join(t.TempDir(), "root")
 	dir := filepath.Join(root, "vm")
 	makeVM(t, dir, orphanState())
@@ -82,6 +85,7 @@ func TestForeignFilesPreserved(t *testing.T) {
 // TestRootIsDataDir: the layout where root itself is the data directory
 // and holds the image cache.
 func TestRootIsDataDir(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join(t.TempDir(), "root")
 	makeVM(t, root, orphanState())
 	writeFile(t, filepath.Join(root, cacheName, "sha256", "layer"), "cached image")
@@ -105,6 +109,7 @@ func TestRootIsDataDir(t *testing.T) {
 // TestLayouts: root/<name>/ and root/<name>/data/, with the empty parent
 // removed and a non-empty one kept.
 func TestLayouts(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join(t.TempDir(), "root")
 	makeVM(t, filepath.Join(root, "flat"), orphanState())
 	makeVM(t, filepath.Join(root, "nested", "data"), orphanState())
@@ -120,6 +125,7 @@ func TestLayouts(t *testing.T) {
 }
 
 func TestDepth(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join(t.TempDir(), "root")
 	deep := filepath.Join(root, "a", "b", "c")
 	makeVM(t, deep, orphanState())
@@ -144,6 +150,7 @@ func TestDepth(t *testing.T) {
 
 // TestOddNames: names with newlines and invalid UTF-8 are paths like any.
 func TestOddNames(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join(t.TempDir(), "root")
 	names := []string{"new\nline", "bad-\xff\xfe-utf8", " leading space", "-dash"}
 	var dirs []string
@@ -172,6 +179,7 @@ func TestOddNames(t *testing.T) {
 // TestSymlinkedDataDir: a symlink in root that points at a data directory
 // outside is neither a candidate nor entered.
 func TestSymlinkedDataDir(t *testing.T) {
+	t.Parallel()
 	base := t.TempDir()
 	root := filepath.Join(base, "root")
 	outside := filepath.Join(base, "outside")
@@ -195,6 +203,7 @@ func TestSymlinkedDataDir(t *testing.T) {
 // TestSymlinksInsideRootfsWork: links in a reclaimed tree are unlinked,
 // never followed.
 func TestSymlinksInsideRootfsWork(t *testing.T) {
+	t.Parallel()
 	base := t.TempDir()
 	root := filepath.Join(base, "root")
 	outside := filepath.Join(base, "sentinel")
@@ -232,6 +241,7 @@ func TestSymlinksInsideRootfsWork(t *testing.T) {
 
 // TestDeepTree: a rootfs-work deeper than PATH_MAX is removed.
 func TestDeepTree(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join(t.TempDir(), "root")
 	dir := filepath.Join(root, "vm")
 	makeVM(t, dir, orphanState())
@@ -268,6 +278,7 @@ func TestDeepTree(t *testing.T) {
 // TestTwoCollectors: a collector that finds the root lock held returns
 // ErrBusy at once and touches nothing.
 func TestTwoCollectors(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join(t.TempDir(), "root")
 	dir := filepath.Join(root, "vm")
 	makeVM(t, dir, orphanState())
@@ -289,7 +300,7 @@ func TestTwoCollectors(t *testing.T) {
 		t.Fatalf("Collect = %+v, %v; want nil, ErrBusy", rep, err)
 	}
 	sameSnapshot(t, "root", before, snapshot(t, root))
-	h.stop()
+	h.Kill()
 	if rep := collect(t, root); len(rep.Reclaimed) != 1 {
 		t.Errorf("after the other collector: Reclaimed = %+v", rep.Reclaimed)
 	}
@@ -298,6 +309,7 @@ func TestTwoCollectors(t *testing.T) {
 // TestConcurrentCollectors: collectors in one process exclude each other
 // too, and together reclaim everything once.
 func TestConcurrentCollectors(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join(t.TempDir(), "root")
 	for _, n := range []string{"a", "b", "c", "d"} {
 		makeVM(t, filepath.Join(root, n), orphanState())
@@ -348,6 +360,7 @@ func allKinds(t testing.TB, root string) {
 // TestOrphansCreatesNothing: Orphans and Scan (even measuring) leave every
 // file, directory and modification time as they were.
 func TestOrphansCreatesNothing(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join(t.TempDir(), "root")
 	allKinds(t, root)
 	before := snapshot(t, root)
@@ -377,6 +390,7 @@ func TestOrphansCreatesNothing(t *testing.T) {
 // root and in a data directory whose state file is already gone, is
 // emptied first and never counted as a candidate.
 func TestLeftoverTrash(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join(t.TempDir(), "root")
 	leftoverTree(t, filepath.Join(root, TrashName, "1-1-1"))
 	leftoverTree(t, filepath.Join(root, "committed", TrashName, "1-1-2"))
@@ -402,6 +416,7 @@ func leftoverTree(t testing.TB, dir string) {
 // TestBudget: a spent budget defers everything, still reclaimable; the
 // next run finishes.
 func TestBudget(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join(t.TempDir(), "root")
 	makeVM(t, filepath.Join(root, "a"), orphanState())
 	makeVM(t, filepath.Join(root, "b"), orphanState())
@@ -419,6 +434,7 @@ func TestBudget(t *testing.T) {
 }
 
 func TestCancelledContext(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join(t.TempDir(), "root")
 	makeVM(t, filepath.Join(root, "a"), orphanState())
 	ctx, cancel := context.WithCancel(context.Background())
@@ -434,6 +450,7 @@ func TestCancelledContext(t *testing.T) {
 // collector locked it is left alone, with an error; so is the directory
 // the symlink points at.
 func TestSwappedForSymlink(t *testing.T) {
+	// Not parallel: it sets a package-level test hook.
 	base := t.TempDir()
 	root := filepath.Join(base, "root")
 	dir := filepath.Join(root, "vm")
@@ -462,6 +479,7 @@ func TestSwappedForSymlink(t *testing.T) {
 // TestChangedUnderLock: a verdict that no longer holds once the locks are
 // taken is not acted on.
 func TestChangedUnderLock(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join(t.TempDir(), "root")
 	dir := filepath.Join(root, "vm")
 	makeVM(t, dir, orphanState())
@@ -487,6 +505,7 @@ func TestChangedUnderLock(t *testing.T) {
 
 // TestLogging: one Info line per reclaimed directory, Debug per kept one.
 func TestLogging(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join(t.TempDir(), "root")
 	makeVM(t, filepath.Join(root, "orphan"), orphanState())
 	makeVM(t, filepath.Join(root, "stopped"), &state.State{Version: 1})
@@ -504,6 +523,7 @@ func TestLogging(t *testing.T) {
 // in root/<name>. Once the VM is reclaimed, root/<name> goes too, unless a
 // collector holds that lock or anything else is in there.
 func TestIdleRootLockInParent(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		held     bool
@@ -530,7 +550,7 @@ func TestIdleRootLockInParent(t *testing.T) {
 			}
 			if tc.held {
 				h := startHelper(t, "rootlock", parent, "ready")
-				defer h.stop()
+				defer h.Kill()
 			}
 			rep := collect(t, root)
 			if len(rep.Reclaimed) != 1 || len(rep.Errors) != 0 {

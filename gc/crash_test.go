@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stacklok/go-microvm/internal/testproc"
 	"github.com/stacklok/go-microvm/state"
 )
 
@@ -23,6 +24,7 @@ import (
 // one Collect leaves no orphan and no trash. GC_KILL_ITERATIONS sets the
 // number of kills (default 30).
 func TestCrashSafety(t *testing.T) {
+	t.Parallel()
 	iterations := 30
 	if s := os.Getenv("GC_KILL_ITERATIONS"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -85,9 +87,9 @@ func TestCrashSafety(t *testing.T) {
 			continue
 		}
 		time.Sleep(time.Duration(rng.Int64N(int64(window))))
-		_ = h.cmd.Process.Kill()
+		_ = h.Cmd.Process.Kill()
 		waitExit(t, h)
-		if !h.cmd.ProcessState.Success() {
+		if !h.Cmd.ProcessState.Success() {
 			killed++
 		}
 		if exists(t, filepath.Join(root, TrashName)) {
@@ -203,18 +205,10 @@ func linkTree(t testing.TB, src, dst string) {
 	}
 }
 
-// waitExit reaps the helper, failing after the guard.
-func waitExit(t testing.TB, h *helper) {
+// waitExit closes the helper's stdin and reaps it, failing after the
+// guard.
+func waitExit(t testing.TB, h *testproc.Proc) {
 	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		h.stdin.Close()
-		_ = h.cmd.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(guard):
-		t.Fatalf("helper %v did not exit", h.cmd.Args)
-	}
+	h.CloseStdin()
+	_ = h.Wait()
 }

@@ -4,11 +4,9 @@
 package gc
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -20,6 +18,7 @@ import (
 	"github.com/gofrs/flock"
 
 	"github.com/stacklok/go-microvm/internal/procinfo"
+	"github.com/stacklok/go-microvm/internal/testproc"
 	"github.com/stacklok/go-microvm/state"
 )
 
@@ -27,30 +26,28 @@ import (
 // about speed, only a way to fail instead of hanging.
 const guard = 20 * time.Second
 
-// fakeRunner is the path of testdata/fakerunner built as go-microvm-runner.
-var fakeRunner string
+// runnerPath is the stand-in runner (package internal/testproc builds
+// it once, before any test starts), named go-microvm-runner.
+var runnerPath string
+
+// helperModes are the helpers this package's tests start; each takes one
+// argument.
+var helperModes = []string{"sleep", "lease", "lock", "rootlock", "collect-report", "collectreport", "scan-stream", "scan-slice", "collect"}
 
 func TestMain(m *testing.M) {
-	if mode := os.Getenv("GC_TEST_HELPER"); mode != "" {
-		os.Exit(helperMain(mode, os.Getenv("GC_TEST_ARG")))
+	for _, mode := range helperModes {
+		testproc.Register(mode, func(args []string) int {
+			arg := ""
+			if len(args) > 0 {
+				arg = args[0]
+			}
+			return helperMain(mode, arg)
+		})
 	}
-	dir, err := os.MkdirTemp("", "gc-fakerunner-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
+	if !testproc.IsHelper() {
+		runnerPath = testproc.MustBuildRunner()
 	}
-	fakeRunner = filepath.Join(dir, runnerName)
-	build := exec.Command("go", "build", "-o", fakeRunner, "./testdata/fakerunner")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build fake runner: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(2)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	cleanupBench()
-	os.Exit(code)
+	testproc.Main(m, cleanupBench)
 }
 
 // helperMain is the test binary re-executed as another process. Helpers
@@ -58,8 +55,7 @@ func TestMain(m *testing.M) {
 // their stdin closes (the test ended) or they are killed.
 func helperMain(mode, arg string) int {
 	hold := func() int {
-		fmt.Println("ready")
-		_, _ = io.Copy(io.Discard, os.Stdin)
+		testproc.Hold()
 		return 0
 	}
 	ctx := context.Background()
@@ -105,7 +101,7 @@ func helperMain(mode, arg string) int {
 	case "scan-stream", "scan-slice":
 		return helperScan(mode, arg)
 	case "collect":
-		fmt.Println("start")
+		testproc.Say("start")
 		if _, err := Collect(arg); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
@@ -116,81 +112,41 @@ func helperMain(mode, arg string) int {
 	return 2
 }
 
-// helper is a running helper process.
-type helper struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	lines chan string
-}
-
-// startHelper starts the test binary as a helper in mode and, unless
-// waitFor is "", waits for it to print waitFor. The helper is killed and
-// reaped when the test ends.
-func startHelper(t testing.TB, mode, arg, waitFor string) *helper {
+// startHelper starts the test binary as the helper mode on arg and,
+// unless waitFor is "", waits for it to print waitFor. The helper is
+// killed and reaped when the test ends.
+func startHelper(t testing.TB, mode, arg, waitFor string) *testproc.Proc {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "GC_TEST_HELPER="+mode, "GC_TEST_ARG="+arg)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	h := &helper{cmd: cmd, stdin: stdin, lines: make(chan string, 16)}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			h.lines <- sc.Text()
-		}
-		close(h.lines)
-	}()
-	t.Cleanup(h.stop)
+	h := testproc.Start(t, mode, []string{arg})
 	if waitFor != "" {
-		h.waitLine(t, waitFor)
+		h.SkipTo(waitFor)
 	}
 	return h
 }
 
-func (h *helper) waitLine(t testing.TB, want string) {
+// startRunner starts the stand-in runner serving a fresh root of its own;
+// it runs until the test ends.
+func startRunner(t testing.TB, env ...string) *exec.Cmd {
 	t.Helper()
-	timer := time.NewTimer(guard)
-	defer timer.Stop()
-	for {
-		select {
-		case line, ok := <-h.lines:
-			if !ok {
-				t.Fatalf("helper %v exited before printing %q", h.cmd.Args, want)
-			}
-			if line == want {
-				return
-			}
-		case <-timer.C:
-			t.Fatalf("helper %v did not print %q within %s", h.cmd.Args, want, guard)
-		}
+	cfg, err := json.Marshal(map[string]string{"root_path": t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
 	}
-}
-
-// stop kills and reaps the helper; safe to call twice.
-func (h *helper) stop() {
-	if h.cmd.ProcessState != nil {
-		return
-	}
-	h.stdin.Close()
-	_ = h.cmd.Process.Kill()
-	_ = h.cmd.Wait()
+	cmd := exec.Command(runnerPath, string(cfg))
+	cmd.Env = append(os.Environ(), env...)
+	return startCmd(t, cmd)
 }
 
 // startProcess starts the executable path as a child that runs until the
 // test ends.
 func startProcess(t testing.TB, path string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(path)
+	return startCmd(t, exec.Command(path))
+}
+
+// startCmd starts cmd as a child that runs until the test ends.
+func startCmd(t testing.TB, cmd *exec.Cmd) *exec.Cmd {
+	t.Helper()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -47,6 +47,7 @@ func mkfifo(t *testing.T, path string) {
 // once with an error naming it, instead of waiting for a writer forever;
 // Scan and Orphans never touch the root lock.
 func TestRootLockFIFO(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join(t.TempDir(), "root")
 	makeVM(t, filepath.Join(root, "vm"), orphanState())
 	lock := filepath.Join(root, LockName)
@@ -69,6 +70,7 @@ func TestRootLockFIFO(t *testing.T) {
 // Scan, Orphans and Collect must return (each under a guard), never write
 // outside root, and handle the directory beside the trap.
 func TestHostileOpens(t *testing.T) {
+	t.Parallel()
 	mknod := func(t *testing.T, path string) {
 		t.Helper()
 		mkdir(t, filepath.Dir(path))
@@ -203,6 +205,7 @@ func emptyDir(t *testing.T, dir string) {
 // not yet) finds no lock file brought back by the collector, so its
 // recursive removal succeeds.
 func TestNoLockFileRecreated(t *testing.T) {
+	// Not parallel: it sets a package-level test hook.
 	root := filepath.Join(t.TempDir(), "root")
 	vm := filepath.Join(root, "vm")
 	makeVM(t, vm, orphanState())
@@ -227,6 +230,7 @@ func TestNoLockFileRecreated(t *testing.T) {
 // and then, under the lock, finds the state file gone removes the lock
 // file again.
 func TestCreatedLockFileRemoved(t *testing.T) {
+	// Not parallel: it sets a package-level test hook.
 	root := filepath.Join(t.TempDir(), "root")
 	vm := filepath.Join(root, "vm")
 	makeVM(t, vm, orphanState())
@@ -254,6 +258,7 @@ func TestCreatedLockFileRemoved(t *testing.T) {
 // (a plain directory between its open and its listing, a candidate
 // between the scan and the reclaim) are simply gone, not errors.
 func TestVanishingDirectories(t *testing.T) {
+	// Not parallel: it sets a package-level test hook.
 	root := filepath.Join(t.TempDir(), "root")
 	mkdir(t, filepath.Join(root, "plain", "sub"))
 	makeVM(t, filepath.Join(root, "gone-vm"), orphanState())
@@ -290,6 +295,7 @@ func TestVanishingDirectories(t *testing.T) {
 // Collect skip the probes of a directory that cannot be an orphan anyway
 // (here: unreadable) and keep it all the same.
 func TestScanShowsTrueClass(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join(t.TempDir(), "root")
 	vm := filepath.Join(root, "vm")
 	makeVM(t, vm, orphanState())
@@ -314,6 +320,7 @@ func TestScanShowsTrueClass(t *testing.T) {
 // nothing in there is touched but the clone's removal with its orphan.
 // Elsewhere those names are ordinary directories (TestVMsNamedLikeOwnEntries).
 func TestNeverEntersOwnRootfsWorkOrCache(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join(t.TempDir(), "root")
 	plant := func(dir string) {
 		writeJSON(t, dir, orphanState())

@@ -19,6 +19,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stacklok/go-microvm/internal/procinfo"
+	"github.com/stacklok/go-microvm/internal/standin"
+	"github.com/stacklok/go-microvm/internal/testproc"
 	"github.com/stacklok/go-microvm/state"
 )
 
@@ -66,7 +68,7 @@ func collectReport(root string) int {
 			}
 		}
 		err = syscall.Exec(setpriv, []string{"setpriv", "--reuid=" + nobodyID, "--regid=" + nobodyID, "--clear-groups",
-			exe, "-test.run=^$"}, env)
+			exe, root}, env)
 		fmt.Fprintln(os.Stderr, "exec setpriv:", err)
 		return 3
 	}
@@ -92,6 +94,7 @@ func collectReport(root string) int {
 // identity with the PID namespace). Absence from /proc is not death. A
 // collector in its own time namespace judges the runner as the host does.
 func TestCollectorCannotSeeRunner(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create namespaces and mounts")
 	}
@@ -137,7 +140,7 @@ func TestCollectorCannotSeeRunner(t *testing.T) {
 			if out, err := exec.Command(unshare, append(tt.args, "true")...).CombinedOutput(); err != nil {
 				t.Skipf("unshare %s refused: %v: %s", strings.Join(tt.args, " "), err, out)
 			}
-			runner := startProcess(t, fakeRunner)
+			runner := startRunner(t)
 			info := lookup(t, runner.Process.Pid)
 			root := t.TempDir()
 			openUp(t, root)
@@ -145,7 +148,7 @@ func TestCollectorCannotSeeRunner(t *testing.T) {
 				PIDStartTime: time.Now(), CreatedAt: time.Now()}
 			ours := &state.State{Version: 1, Active: true, Name: "ours", PID: info.PID,
 				PIDStartTime: time.Now(), CreatedAt: time.Now(),
-				Runner: &state.Identity{StartTime: info.StartTime, BootID: bootID, Executable: fakeRunner, PIDNamespace: ns.Inode}}
+				Runner: &state.Identity{StartTime: info.StartTime, BootID: bootID, Executable: runnerPath, PIDNamespace: ns.Inode}}
 			makeVM(t, filepath.Join(root, "released"), released)
 			makeVM(t, filepath.Join(root, "ours"), ours)
 			// A collector that is not root must be able to delete what it
@@ -153,8 +156,8 @@ func TestCollectorCannotSeeRunner(t *testing.T) {
 			chownTree(t, root, 65534)
 			before := snapshot(t, root)
 
-			cmd := exec.Command(unshare, append(tt.args, exe, "-test.run=^$")...)
-			cmd.Env = append(os.Environ(), "GC_TEST_HELPER=collect-report", "GC_TEST_ARG="+root, envProc+"="+tt.proc)
+			cmd := exec.Command(unshare, append(tt.args, exe, root)...)
+			cmd.Env = append(os.Environ(), testproc.Env("collect-report"), envProc+"="+tt.proc)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			out, err := cmd.Output()
@@ -263,27 +266,14 @@ func chownTree(t *testing.T, root string, id int) {
 	}
 }
 
-// startExitedLeaderRunner starts the fake runner with its main thread
+// startExitedLeaderRunner starts the stand-in runner with its main thread
 // exited and another thread running, as a runner whose main thread called
 // pthread_exit, and waits until /proc shows its leader a zombie.
 func startExitedLeaderRunner(t *testing.T) int {
 	t.Helper()
-	cmd := exec.Command(fakeRunner)
-	cmd.Env = append(os.Environ(), "FAKERUNNER_EXIT_LEADER=1")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "ready\n" {
-		t.Fatalf("fake runner said %q, %v", line, err)
-	}
+	ready := filepath.Join(t.TempDir(), "ready")
+	cmd := startRunner(t, standin.EnvExitLeader+"=1", standin.EnvReady+"="+ready)
+	waitFor(t, "the runner to be ready", func() bool { return exists(t, ready) })
 	pid := cmd.Process.Pid
 	waitFor(t, "the runner's leader to show as a zombie", func() bool {
 		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
@@ -300,6 +290,7 @@ func startExitedLeaderRunner(t *testing.T) int {
 // another thread runs shows state Z, and is alive: its data directory is
 // kept, for a released record and for one of ours alike.
 func TestExitedLeaderRunnerIsLive(t *testing.T) {
+	t.Parallel()
 	bootID, err := procinfo.BootID()
 	if err != nil {
 		t.Fatal(err)
@@ -313,7 +304,7 @@ func TestExitedLeaderRunnerIsLive(t *testing.T) {
 	root := t.TempDir()
 	released := &state.State{Version: 1, Active: true, Name: "released", PID: pid, PIDStartTime: time.Now(), CreatedAt: time.Now()}
 	ours := &state.State{Version: 1, Active: true, Name: "ours", PID: pid, PIDStartTime: time.Now(), CreatedAt: time.Now(),
-		Runner: &state.Identity{StartTime: info.StartTime, BootID: bootID, Executable: fakeRunner, PIDNamespace: ns.Inode}}
+		Runner: &state.Identity{StartTime: info.StartTime, BootID: bootID, Executable: runnerPath, PIDNamespace: ns.Inode}}
 	makeVM(t, filepath.Join(root, "released"), released)
 	makeVM(t, filepath.Join(root, "ours"), ours)
 	before := map[string]map[string]string{}

@@ -40,6 +40,7 @@ func bboxVM(t *testing.T, vms, name string, s *state.State) (vmDir, dataDir stri
 // vetoed VMs, a VM whose directory holds a file it does not own, and
 // everything else in the root.
 func TestBroodBoxSweep(t *testing.T) {
+	t.Parallel()
 	vms := t.TempDir()
 	old := time.Now().Add(-time.Hour)
 
@@ -121,6 +122,7 @@ func TestBroodBoxSweep(t *testing.T) {
 // Without WithOwnedNames only go-microvm's own entries go: the data
 // directory keeps the embedder's files, and so does its parent.
 func TestOwnedNamesDefault(t *testing.T) {
+	t.Parallel()
 	vms := t.TempDir()
 	vm, data := bboxVM(t, vms, "crashed", orphanState())
 	collect(t, vms)
@@ -133,6 +135,7 @@ func TestOwnedNamesDefault(t *testing.T) {
 // collector's own, are never owned: an embedder cannot make the state
 // file go before rootfs-work, nor a path reach out of the directory.
 func TestOwnedNamesInvalid(t *testing.T) {
+	t.Parallel()
 	o := newOptions([]Option{WithOwnedNames("", ".", "..", "a/b", "../x", state.FileName, state.LockFileName,
 		rootfsWorkName, "state-1.json.tmp", consoleLogName, TrashName, LockName, "ok")})
 	if len(o.owned) != 1 || o.owned[0] != "ok" {
@@ -148,6 +151,7 @@ func TestOwnedNamesInvalid(t *testing.T) {
 // A veto that panics keeps the directory, is reported, and the sweep goes
 // on with the others.
 func TestKeepPanics(t *testing.T) {
+	t.Parallel()
 	vms := t.TempDir()
 	_, boom := bboxVM(t, vms, "boom", orphanState())
 	other, _ := bboxVM(t, vms, "other", orphanState())

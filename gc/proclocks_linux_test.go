@@ -17,6 +17,7 @@ import (
 )
 
 func TestParseLockTable(t *testing.T) {
+	t.Parallel()
 	table := parseLockTable([]byte(`1: FLOCK  ADVISORY  WRITE 1234 00:2f:131078 0 EOF
 2: -> FLOCK  ADVISORY  WRITE 1240 00:2f:131078 0 EOF
 3: FLOCK  ADVISORY  READ  99 00:2f:5 0 EOF
@@ -78,6 +79,7 @@ func enteredDirs(t *testing.T) func() map[string]bool {
 // another process holds, by the device and inode a stat gives, and that a
 // free directory is not listed.
 func TestLockTableListsRealLeases(t *testing.T) {
+	t.Parallel()
 	root, leased := leasedRoot(t, 6)
 	table := readLockTable()
 	if table == nil {
@@ -99,6 +101,7 @@ func TestLockTableListsRealLeases(t *testing.T) {
 // leased directories live without opening them when the lock table lists
 // their leases, and reclaim the others.
 func TestOrphansTrustsListedLeases(t *testing.T) {
+	// Not parallel: it sets a package-level test hook.
 	root, leased := leasedRoot(t, 6)
 	if readLockTable() == nil {
 		t.Skip("no readable /proc/locks here")
@@ -132,6 +135,7 @@ func TestOrphansTrustsListedLeases(t *testing.T) {
 // readable, or not listing the leases: another PID namespace), every
 // directory is probed and the leased ones are still live.
 func TestLeaseProbedWithoutLockTable(t *testing.T) {
+	// Not parallel: it sets a package-level test hook.
 	empty := filepath.Join(t.TempDir(), "locks")
 	writeFile(t, empty, "")
 	for _, path := range []string{filepath.Join(t.TempDir(), "missing"), empty} {
@@ -173,6 +177,7 @@ func TestLeaseProbedWithoutLockTable(t *testing.T) {
 // err: a directory listed as leased is kept (a reclaim waits for the next
 // collection), never the other way round.
 func TestListedLeaseKeepsADirectory(t *testing.T) {
+	// Not parallel: it sets a package-level test hook.
 	root := t.TempDir()
 	dir := filepath.Join(root, "vm")
 	writeJSON(t, dir, orphanState())

@@ -44,6 +44,7 @@ func trashEntries(t *testing.T, root string) []string {
 // of a released runner recorded by PID alone) survives the orphan's
 // removal, reported; once those VMs are gone, the next run finishes.
 func TestNestedLiveDataDirKept(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join(t.TempDir(), "root")
 	orphan := filepath.Join(root, "old")
 	makeVM(t, orphan, orphanState())
@@ -51,7 +52,7 @@ func TestNestedLiveDataDirKept(t *testing.T) {
 	released := filepath.Join(orphan, rootfsWorkName, "released")
 	s := orphanState()
 	smallVM(t, leased, s)
-	runner := startProcess(t, fakeRunner)
+	runner := startRunner(t)
 	info := lookup(t, runner.Process.Pid)
 	smallVM(t, released, &state.State{Version: 1, Active: true, Name: "rel", PID: info.PID,
 		PIDStartTime: info.Started.Add(time.Second), CreatedAt: time.Now()})
@@ -84,7 +85,7 @@ func TestNestedLiveDataDirKept(t *testing.T) {
 	sameSnapshot(t, "released nested directory", beforeReleased, moved(t, filepath.Join(entries[0], "released"), released))
 	mustNotExist(t, filepath.Join(entries[0], "etc"))
 
-	h.stop()
+	h.Kill()
 	_ = runner.Process.Kill()
 	_ = runner.Wait()
 	rep = collect(t, root)
@@ -109,6 +110,7 @@ func moved(t *testing.T, dir, was string) map[string]string {
 // is found wherever it is not a data directory's own entry; inside a data
 // directory those names stay unentered.
 func TestVMsNamedLikeOwnEntries(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join(t.TempDir(), "root")
 	for _, rel := range []string{"cache", "rootfs-work", "team/cache", "team/rootfs-work"} {
 		makeVM(t, filepath.Join(root, rel), orphanState())
@@ -132,6 +134,7 @@ func TestVMsNamedLikeOwnEntries(t *testing.T) {
 // orphans while the collector reclaims them is no error: what it removed
 // is gone, as the collector wanted.
 func TestConcurrentDeleterNotError(t *testing.T) {
+	t.Parallel()
 	rm, err := exec.LookPath("rm")
 	if err != nil {
 		t.Skip("no rm")
@@ -189,6 +192,7 @@ func TestConcurrentDeleterNotError(t *testing.T) {
 // neither the lock file nor a trash; one over a root with a live VM keeps
 // its lock file.
 func TestNoLockOrTrashLeftInEmptyRoot(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join(t.TempDir(), "root")
 	notes := filepath.Join(root, "notes")
 	writeFile(t, filepath.Join(notes, "todo.txt"), "mine")
@@ -216,6 +220,7 @@ func TestNoLockOrTrashLeftInEmptyRoot(t *testing.T) {
 // root does, never hold it two at a time: one that locked a file unlinked
 // meanwhile starts over on the new one.
 func TestRootLockRemovalKeepsOneCollector(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	dir, err := os.Open(root)
 	if err != nil {
@@ -266,6 +271,7 @@ func TestRootLockRemovalKeepsOneCollector(t *testing.T) {
 // lock file in it; once the directory is an orphan, a collection of the
 // root above removes that idle lock too, and with it the directory.
 func TestDataDirWithIdleLockRemoved(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join(t.TempDir(), "root")
 	dir := filepath.Join(root, "vm")
 	smallVM(t, dir, &state.State{Version: 1, Name: "stopped"})

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/stacklok/go-microvm/internal/testproc"
 	"github.com/stacklok/go-microvm/state"
 )
 
@@ -136,8 +136,7 @@ func scanUsage(b *testing.B, mode, root string) (peakMB float64, cpu time.Durati
 		b.Fatal(err)
 	}
 	defer devnull.Close()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "GC_TEST_HELPER="+mode, "GC_TEST_ARG="+root)
+	cmd := testproc.Command(mode, root)
 	cmd.Stdout = devnull
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

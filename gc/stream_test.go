@@ -26,6 +26,7 @@ func stoppedState() *state.State {
 // every directory as Scan does, in a root with data directories at both
 // depths, and that Scan's sorted slice is built on it.
 func TestScanSeqYieldsWhatScanReturns(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	for i := range 40 {
 		makeVM(t, filepath.Join(root, fmt.Sprintf("vm-%02d", i)), orphanState())
@@ -78,6 +79,7 @@ func TestScanSeqYieldsWhatScanReturns(t *testing.T) {
 // the walk: the iterator returns, and what the walk enters afterwards is
 // bounded by what was already in flight.
 func TestScanSeqBreakStopsTheWalk(t *testing.T) {
+	// Not parallel: it sets a package-level test hook.
 	root := t.TempDir()
 	const n = 1000
 	for i := range n {
@@ -104,6 +106,7 @@ func TestScanSeqBreakStopsTheWalk(t *testing.T) {
 // TestScanSeqEndsWithContextError checks that a cancelled context ends the
 // stream with the context's error, last.
 func TestScanSeqEndsWithContextError(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	for i := range 20 {
 		writeJSON(t, filepath.Join(root, fmt.Sprintf("vm-%02d", i)), stoppedState())
@@ -127,6 +130,7 @@ func TestScanSeqEndsWithContextError(t *testing.T) {
 // TestScanSeqMissingRoot checks that a root that does not exist yields
 // nothing, as Scan returns nothing.
 func TestScanSeqMissingRoot(t *testing.T) {
+	t.Parallel()
 	for c, err := range ScanSeq(context.Background(), filepath.Join(t.TempDir(), "missing")) {
 		t.Fatalf("yielded %+v, %v", c, err)
 	}

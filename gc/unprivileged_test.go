@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/stacklok/go-microvm/internal/testproc"
 	"github.com/stacklok/go-microvm/state"
 )
 
@@ -85,11 +86,11 @@ func collectAs(t *testing.T, root string, unprivileged bool, nofile int) helperR
 		args = []string{setpriv, fmt.Sprintf("--reuid=%d", nobody), fmt.Sprintf("--regid=%d", nobody), "--clear-groups", "--"}
 		exe = publicCopy(t, exe)
 	}
-	args = append(args, exe, "-test.run=^$")
+	args = append(args, exe, root)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*guard)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-	cmd.Env = append(os.Environ(), "GC_TEST_HELPER=collectreport", "GC_TEST_ARG="+root)
+	cmd.Env = append(os.Environ(), testproc.Env("collectreport"))
 	if nofile > 0 {
 		cmd.Env = append(cmd.Env, fmt.Sprintf("GC_TEST_NOFILE=%d", nofile))
 	}
@@ -167,6 +168,7 @@ func requireRoot(t *testing.T) {
 // read-only rootfs-work, reclaims it: it makes what it owns writable, as
 // released go-microvm's own removal does.
 func TestUnprivilegedReadOnlyDataDir(t *testing.T) {
+	t.Parallel()
 	requireRoot(t)
 	root := filepath.Join(publicDir(t), "root")
 	withLock := filepath.Join(root, "withlock")
@@ -195,6 +197,7 @@ func TestUnprivilegedReadOnlyDataDir(t *testing.T) {
 // not own is kept, run after run, with the same clear reason, and nothing
 // in it changes.
 func TestUnprivilegedNotOwner(t *testing.T) {
+	t.Parallel()
 	requireRoot(t)
 	root := filepath.Join(publicDir(t), "root")
 	dir := filepath.Join(root, "vm")
@@ -230,6 +233,7 @@ func TestUnprivilegedNotOwner(t *testing.T) {
 // under the same limit until it reports no progress, then a run without
 // the limit reclaims everything with no trash left.
 func TestFewDescriptors(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join(t.TempDir(), "root")
 	for i := range 6 {
 		dir := filepath.Join(root, fmt.Sprintf("vm%d", i))
