@@ -4,14 +4,11 @@
 package runner
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,6 +20,7 @@ import (
 
 	"github.com/stacklok/go-microvm/gc"
 	"github.com/stacklok/go-microvm/internal/procinfo"
+	"github.com/stacklok/go-microvm/internal/testproc"
 	"github.com/stacklok/go-microvm/state"
 )
 
@@ -32,55 +30,30 @@ const guard = 30 * time.Second
 // standinPath is the stand-in runner built by TestMain.
 var standinPath string
 
+// helperModes are the embedders and collectors the tests start as
+// helper processes; each reads its parameters from its environment.
+var helperModes = []string{"spawn", "clone", "spawn-unrecorded", "collect-loop", "attach-stop", "gclock"}
+
 func TestMain(m *testing.M) {
-	if os.Getenv("GO_WANT_HELPER_PROCESS") == "1" {
-		os.Exit(helperMain())
+	for _, mode := range helperModes {
+		testproc.Register(mode, func([]string) int { return helperMain(mode) })
 	}
-	os.Exit(runTests(m))
-}
-
-func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "runner-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	if !testproc.IsHelper() {
+		standinPath = testproc.MustBuildRunner()
 	}
-	defer os.RemoveAll(dir)
-	standinPath, err = buildStandin(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
-}
-
-// buildStandin builds the stand-in runner into dir/bin.
-func buildStandin(dir string) (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	modRoot := filepath.Dir(strings.TrimSpace(string(out)))
-	bin := filepath.Join(dir, "bin")
-	cmd := exec.Command("go", "build", "-o", bin+"/", "./internal/cmd/go-microvm-runner")
-	cmd.Dir = modRoot
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build stand-in runner: %w\n%s", err, out)
-	}
-	return filepath.Join(bin, RunnerName), nil
+	testproc.Main(m)
 }
 
 // helperMain is the test binary acting as an embedder (or a collector) in
 // its own process; it prints one line to stdout when ready.
-func helperMain() int {
+func helperMain(mode string) int {
 	ctx := context.Background()
 	dir := os.Getenv("DATA_DIR")
 	fail := func(err error) int {
-		fmt.Printf("ERR %v\n", err)
+		testproc.Say("error: %v", err)
 		return 1
 	}
-	switch mode := os.Getenv("HELPER_MODE"); mode {
+	switch mode {
 	case "spawn", "clone":
 		c, err := NewClaim(ctx, dir, WithoutCollect())
 		if err != nil {
@@ -97,7 +70,7 @@ func helperMain() int {
 			}
 			pid = p.PID()
 		}
-		fmt.Printf("READY %d\n", pid)
+		testproc.Say("%s %d", testproc.Ready, pid)
 		if os.Getenv("HELPER_EXIT") == "1" {
 			return 0
 		}
@@ -106,7 +79,7 @@ func helperMain() int {
 	case "spawn-unrecorded":
 		// The runner starts, and we are SIGKILLed before recording it.
 		testHookStarted = func(pid int) {
-			fmt.Printf("READY %d\n", pid)
+			testproc.Say("%s %d", testproc.Ready, pid)
 			time.Sleep(time.Hour)
 		}
 		c, err := NewClaim(ctx, dir, WithoutCollect())
@@ -128,14 +101,14 @@ func helperMain() int {
 		if err := p.Stop(ctx); err != nil {
 			return fail(err)
 		}
-		fmt.Printf("READY %d\n", p.PID())
+		testproc.Say("%s %d", testproc.Ready, p.PID())
 	case "gclock":
 		l := flock.New(filepath.Join(os.Getenv("ROOT"), gc.LockName))
 		ok, err := l.TryLock()
 		if err != nil || !ok {
 			return fail(fmt.Errorf("take gc lock: ok=%v: %v", ok, err))
 		}
-		fmt.Println("READY 0")
+		testproc.Say("%s 0", testproc.Ready)
 		time.Sleep(time.Hour)
 	default:
 		return fail(fmt.Errorf("unknown HELPER_MODE %q", mode))
@@ -145,11 +118,11 @@ func helperMain() int {
 
 // collectLoop runs gc.Collect over ROOT until the file COLLECT_STOP
 // exists, appending to COLLECT_LOG each change of the class it reports
-// for dir and every reclaimed path. It prints READY after its first pass.
+// for dir and every reclaimed path. It says ready after its first pass.
 func collectLoop(dir string) int {
 	log, err := os.OpenFile(os.Getenv("COLLECT_LOG"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		fmt.Printf("ERR %v\n", err)
+		testproc.Say("error: %v", err)
 		return 1
 	}
 	defer log.Close()
@@ -157,7 +130,7 @@ func collectLoop(dir string) int {
 	for pass := 0; ; pass++ {
 		rep, err := gc.Collect(os.Getenv("ROOT"))
 		if err != nil {
-			fmt.Printf("ERR %v\n", err)
+			testproc.Say("error: %v", err)
 			return 1
 		}
 		for _, k := range rep.Kept {
@@ -170,7 +143,7 @@ func collectLoop(dir string) int {
 			fmt.Fprintln(log, "reclaimed", r.Path)
 		}
 		if pass == 0 {
-			fmt.Println("READY 0")
+			testproc.Say("%s 0", testproc.Ready)
 		}
 		if _, err := os.Lstat(os.Getenv("COLLECT_STOP")); err == nil {
 			return 0
@@ -178,65 +151,36 @@ func collectLoop(dir string) int {
 	}
 }
 
-// helper is a running helper process.
+// helper is a running helper process and the PID it said ready with.
 type helper struct {
-	cmd *exec.Cmd
-	pid int // what it printed after READY
+	*testproc.Proc
+	pid int
 }
 
-// startHelper re-executes the test binary as a helper in mode and waits
-// for its READY line.
+// startHelper re-executes the test binary as the helper mode, with env
+// added to its environment, and waits for its "ready PID" line.
 func startHelper(t *testing.T, mode string, env ...string) *helper {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), append([]string{"GO_WANT_HELPER_PROCESS=1", "HELPER_MODE=" + mode}, env...)...)
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
+	h := &helper{Proc: testproc.Start(t, mode, nil, env...)}
+	line, ok := h.Next()
+	rest, isReady := strings.CutPrefix(line, testproc.Ready+" ")
+	if !ok || !isReady {
+		t.Fatalf("helper %s: %q", mode, line)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	h := &helper{cmd: cmd}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	lines := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(stdout).ReadString('\n')
-		lines <- line
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	select {
-	case line := <-lines:
-		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "READY ")
-		if !ok {
-			t.Fatalf("helper %s: %q", mode, line)
-		}
-		if h.pid, err = strconv.Atoi(rest); err != nil {
-			t.Fatalf("helper %s: %q: %v", mode, line, err)
-		}
-	case <-time.After(guard):
-		t.Fatalf("helper %s not ready within %s", mode, guard)
+	var err error
+	if h.pid, err = strconv.Atoi(rest); err != nil {
+		t.Fatalf("helper %s: %q: %v", mode, line, err)
 	}
 	return h
 }
 
 // kill SIGKILLs the helper and reaps it.
-func (h *helper) kill(t *testing.T) {
-	t.Helper()
-	if err := h.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	_ = h.cmd.Wait()
-}
+func (h *helper) kill(*testing.T) { h.Kill() }
 
 // wait waits for the helper to exit on its own and fails on a non-zero exit.
 func (h *helper) wait(t *testing.T) {
 	t.Helper()
-	if err := h.cmd.Wait(); err != nil {
+	if err := h.Wait(); err != nil {
 		t.Fatalf("helper: %v", err)
 	}
 }

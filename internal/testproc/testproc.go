@@ -151,6 +151,7 @@ type Proc struct {
 	stdin io.WriteCloser
 	lines chan string
 	done  chan struct{} // closed once the process is reaped
+	quit  chan struct{} // closed when the test ends: stop queueing lines
 	err   error         // Wait's result, valid once done is closed
 }
 
@@ -189,12 +190,20 @@ func StartCmd(t testing.TB, cmd *exec.Cmd) *Proc {
 		inW.Close()
 		t.Fatalf("start %v: %v", cmd.Args, err)
 	}
-	p := &Proc{t: t, Cmd: cmd, stdin: inW, lines: make(chan string, 64), done: make(chan struct{})}
+	p := &Proc{t: t, Cmd: cmd, stdin: inW, lines: make(chan string, 64), done: make(chan struct{}), quit: make(chan struct{})}
 	go func() {
 		defer outR.Close()
 		sc := bufio.NewScanner(outR)
 		for sc.Scan() {
-			p.lines <- sc.Text()
+			select {
+			case p.lines <- sc.Text():
+			case <-p.quit:
+				// Nobody reads any more; keep draining so the process
+				// (or a child that inherited the pipe) never blocks.
+				_, _ = io.Copy(io.Discard, outR)
+				close(p.lines)
+				return
+			}
 		}
 		close(p.lines)
 	}()
@@ -324,6 +333,7 @@ func (p *Proc) Exited() bool {
 // stop kills and reaps the process at the end of the test; safe to call
 // after Kill or Wait.
 func (p *Proc) stop() {
+	close(p.quit)
 	p.CloseStdin()
 	if !p.Exited() {
 		_ = p.Cmd.Process.Kill()
