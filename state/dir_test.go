@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stacklok/go-microvm/internal/datadir"
+	"github.com/stacklok/go-microvm/internal/testproc"
 )
 
 // The collector's descriptor-relative API lives in internal/datadir; these
@@ -361,18 +362,18 @@ func TestDirTryLockAgainstWriters(t *testing.T) {
 	d := openDir(t, dir)
 
 	a := startHelper(t, "lock", dir)
-	a.expect("waiting")
-	a.expect("locked")
+	a.Expect("waiting")
+	a.Expect("locked")
 	if _, err := within(t, "TryLock", d.TryLock); !errors.Is(err, ErrLocked) {
 		t.Fatalf("TryLock while a writer holds the lock: %v, want ErrLocked", err)
 	}
 	if held, err := d.ProbeLock(); err != nil || !held {
 		t.Errorf("Dir.ProbeLock = %v, %v; want held", held, err)
 	}
-	a.do("release")
-	a.wait()
+	a.Do("release")
+	a.WaitOK()
 
-	var swapper *helper
+	var swapper *testproc.Proc
 	calls := 0
 	datadir.TestHookStateLocked = func(string) {
 		calls++
@@ -380,8 +381,8 @@ func TestDirTryLockAgainstWriters(t *testing.T) {
 			// We hold the flock on the old file; another process moves
 			// it away and locks a fresh one under the name.
 			swapper = startHelper(t, "swap-lock", dir)
-			swapper.expect("waiting")
-			swapper.expect("locked")
+			swapper.Expect("waiting")
+			swapper.Expect("locked")
 		}
 	}
 	defer func() { datadir.TestHookStateLocked = nil }()
@@ -402,8 +403,8 @@ func TestDirTryLockAgainstWriters(t *testing.T) {
 	if err != nil || !ok {
 		t.Errorf("the swapped-away lock file is still locked (ok=%v err=%v)", ok, err)
 	}
-	swapper.do("release")
-	swapper.wait()
+	swapper.Do("release")
+	swapper.WaitOK()
 	l, err := d.TryLock()
 	if err != nil {
 		t.Fatalf("TryLock after the writer released: %v", err)
@@ -425,8 +426,8 @@ func TestDirLease(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	h := startHelper(t, "lease", dir)
-	h.expect("waiting")
-	h.expect("leased")
+	h.Expect("waiting")
+	h.Expect("leased")
 	// Closed by the test itself: closing drops the lease.
 	fd, err := unix.Open(dir, datadir.DirFlags, 0)
 	if err != nil {
@@ -439,8 +440,8 @@ func TestDirLease(t *testing.T) {
 	if err := d.TryLease(); !errors.Is(err, ErrLocked) {
 		t.Errorf("Dir.TryLease while the helper holds it: %v, want ErrLocked", err)
 	}
-	h.do("close")
-	h.wait()
+	h.Do("close")
+	h.WaitOK()
 
 	if err := d.TryLease(); err != nil {
 		t.Fatalf("Dir.TryLease: %v", err)

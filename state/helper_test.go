@@ -4,18 +4,14 @@
 package state
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -25,27 +21,32 @@ import (
 	"github.com/stacklok/go-microvm/internal/datadir"
 	"github.com/stacklok/go-microvm/internal/fstree"
 	"github.com/stacklok/go-microvm/internal/hangtest"
+	"github.com/stacklok/go-microvm/internal/testproc"
 )
 
 // guard bounds every wait on another process or on a call that must not
 // hang. It is a deadline for failing, never a duration that is asserted.
 const guard = 10 * time.Second
 
-// TestMain turns the test binary into a helper process when
-// GO_WANT_HELPER_PROCESS is set, so that locks are tested across real
-// processes with real exits and real SIGKILLs.
+// helperModes are the helpers the tests start, so that locks are tested
+// across real processes with real exits and real SIGKILLs.
+var helperModes = []string{"lock", "lease", "swap-lock", "leak-lease", "lease-child"}
+
 func TestMain(m *testing.M) {
-	if os.Getenv("GO_WANT_HELPER_PROCESS") == "1" {
-		os.Exit(helperMain(os.Args[1:]))
+	for _, mode := range helperModes {
+		testproc.Register(mode, func(args []string) int {
+			return helperMain(append([]string{mode}, args...))
+		})
 	}
-	os.Exit(m.Run())
+	testproc.Main(m)
 }
 
-// helperMain runs one helper. It prints progress lines on stdout and takes
-// commands from stdin; end of stdin (the test died) ends it.
+// helperMain runs one helper, args[0] on args[1]. It prints progress
+// lines on stdout and takes commands from stdin; end of stdin (the test
+// died) ends it.
 func helperMain(args []string) int {
-	if len(args) < 1 {
-		fmt.Println("error: no mode")
+	if len(args) < 2 && args[0] != "lease-child" {
+		fmt.Println("error: no directory")
 		return 2
 	}
 	switch args[0] {
@@ -85,19 +86,19 @@ func helperLock(dir string) int {
 	}
 	fmt.Println("locked")
 	lock := filepath.Join(dir, LockFileName)
-	return commandLoop(func(cmd, arg string) error {
+	return testproc.Serve(func(cmd, arg string) (bool, error) {
 		switch cmd {
 		case "unlink":
-			return os.Remove(ls.m.LockPath())
+			return false, os.Remove(ls.m.LockPath())
 		case "rename":
-			return os.Rename(lock, lock+".old")
+			return false, os.Rename(lock, lock+".old")
 		case "save":
 			ls.Name = arg
-			return ls.Save()
+			return false, ls.Save()
 		case "release":
-			return ls.Close()
+			return true, ls.Close()
 		}
-		return fmt.Errorf("unknown command %q", cmd)
+		return false, fmt.Errorf("unknown command %q", cmd)
 	})
 }
 
@@ -120,141 +121,43 @@ func helperLease(dir string) int {
 		return 1
 	}
 	fmt.Println("leased", fi.Sys().(*syscall.Stat_t).Ino)
-	return commandLoop(func(cmd, arg string) error {
+	return testproc.Serve(func(cmd, arg string) (bool, error) {
 		switch cmd {
 		case "rmdir":
-			return os.Remove(dir)
+			return false, os.Remove(dir)
 		case "recreate":
 			// Swap in a new directory atomically (rename over the empty
 			// old one), so a waiter polling the path never sees it
 			// missing: it must notice the inode change, not ENOENT.
 			fresh := dir + ".new"
 			if err := os.Mkdir(fresh, 0o700); err != nil {
-				return err
+				return false, err
 			}
 			// syscall.Rename, since os.Rename refuses an existing directory.
-			return syscall.Rename(fresh, dir)
+			return false, syscall.Rename(fresh, dir)
 		case "spawn":
 			// The runner's hand-over: the child inherits the lease as fd 3
 			// and we drop our own copy, without unlocking, right after.
-			c := exec.Command(os.Args[0], "lease-child")
-			c.Env = append(os.Environ(), "GO_WANT_HELPER_PROCESS=1")
+			c := testproc.Command("lease-child")
 			c.ExtraFiles = []*os.File{l.File()}
 			c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 			if err := c.Start(); err != nil {
-				return err
+				return true, err
 			}
 			fmt.Println("child", c.Process.Pid)
-			return l.Close()
+			return true, l.Close()
 		case "close":
-			return l.Close()
+			return true, l.Close()
 		}
-		return fmt.Errorf("unknown command %q", cmd)
+		return false, fmt.Errorf("unknown command %q", cmd)
 	})
 }
 
-// commandLoop runs "cmd [arg]" lines from stdin, answering "ok" or
-// "error: ...". It returns after "release", "close" or "spawn", or at end of
-// input.
-func commandLoop(run func(cmd, arg string) error) int {
-	sc := bufio.NewScanner(os.Stdin)
-	for sc.Scan() {
-		cmd, arg, _ := strings.Cut(sc.Text(), " ")
-		if err := run(cmd, arg); err != nil {
-			fmt.Println("error:", err)
-			return 1
-		}
-		fmt.Println("ok")
-		switch cmd {
-		case "release", "close", "spawn":
-			return 0
-		}
-	}
-	return 0
-}
-
-// helper is a running helper process seen from the test.
-type helper struct {
-	t     *testing.T
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	lines chan string
-}
-
-// startHelper re-executes the test binary as a helper running mode on dir.
+// startHelper re-executes the test binary as the helper mode on dir.
 // The helper is killed when the test ends.
-func startHelper(t *testing.T, mode, dir string) *helper {
+func startHelper(t *testing.T, mode, dir string) *testproc.Proc {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], mode, dir)
-	cmd.Env = append(os.Environ(), "GO_WANT_HELPER_PROCESS=1")
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	h := &helper{t: t, cmd: cmd, stdin: stdin, lines: make(chan string, 16)}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			h.lines <- sc.Text()
-		}
-		close(h.lines)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	return h
-}
-
-// expect waits (within guard) for the helper's next line and returns it;
-// the line must start with prefix.
-func (h *helper) expect(prefix string) string {
-	h.t.Helper()
-	select {
-	case line, ok := <-h.lines:
-		if !ok {
-			h.t.Fatalf("helper exited while the test expected %q", prefix)
-		}
-		if !strings.HasPrefix(line, prefix) {
-			h.t.Fatalf("helper said %q, want a line starting with %q", line, prefix)
-		}
-		return line
-	case <-time.After(guard):
-		h.t.Fatalf("helper did not say %q within %v", prefix, guard)
-	}
-	return ""
-}
-
-// do sends a command and waits for its "ok".
-func (h *helper) do(cmd string) {
-	h.t.Helper()
-	if _, err := fmt.Fprintln(h.stdin, cmd); err != nil {
-		h.t.Fatalf("send %q: %v", cmd, err)
-	}
-	h.expect("ok")
-}
-
-// wait waits (within guard) for the helper to exit successfully.
-func (h *helper) wait() {
-	h.t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- h.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			h.t.Fatalf("helper: %v", err)
-		}
-	case <-time.After(guard):
-		h.t.Fatalf("helper did not exit within %v", guard)
-	}
+	return testproc.Start(t, mode, []string{dir})
 }
 
 // within runs f and fails the test if it has not returned within guard:

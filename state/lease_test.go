@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -20,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stacklok/go-microvm/internal/testproc"
 )
 
 // waitFree polls ProbeLease until the lease on dir is free, failing after
@@ -53,12 +54,10 @@ func TestLeaseInheritedByChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	parent := startHelper(t, "lease", dir)
-	parent.expect("waiting")
-	parent.expect("leased")
-	if _, err := fmt.Fprintln(parent.stdin, "spawn"); err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimPrefix(parent.expect("child "), "child "))
+	parent.Expect("waiting")
+	parent.Expect("leased")
+	parent.Send("spawn")
+	pid, err := strconv.Atoi(strings.TrimPrefix(parent.Expect("child "), "child "))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,8 +69,8 @@ func TestLeaseInheritedByChild(t *testing.T) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	})
-	parent.expect("ok")
-	parent.wait()
+	parent.Expect("ok")
+	parent.WaitOK()
 
 	if held, err := ProbeLease(dir); err != nil || !held {
 		t.Fatalf("after the parent exited: ProbeLease = %v, %v; want held by the child", held, err)
@@ -181,29 +180,29 @@ func TestLeaseWaiterFollowsRecreatedDirectory(t *testing.T) {
 				t.Fatal(err)
 			}
 			a := startHelper(t, "lease", dir)
-			a.expect("waiting")
-			a.expect("leased")
+			a.Expect("waiting")
+			a.Expect("leased")
 			b := startHelper(t, "lease", dir)
-			b.expect("waiting")
+			b.Expect("waiting")
 			settle()
 
-			a.do(action)
-			a.do("close")
-			a.wait()
+			a.Do(action)
+			a.Do("close")
+			a.WaitOK()
 			if action == "rmdir" {
-				b.expect("notexist")
-				b.wait()
+				b.Expect("notexist")
+				b.WaitOK()
 				return
 			}
-			line := b.expect("leased ")
+			line := b.Expect("leased ")
 			if got, want := strings.TrimPrefix(line, "leased "), strconv.FormatUint(inode(t, dir), 10); got != want {
 				t.Fatalf("B holds inode %s, the path names %s", got, want)
 			}
 			if held, err := ProbeLease(dir); err != nil || !held {
 				t.Fatalf("ProbeLease = %v, %v; B holds a dead directory", held, err)
 			}
-			b.do("close")
-			b.wait()
+			b.Do("close")
+			b.WaitOK()
 		})
 	}
 }
@@ -307,8 +306,7 @@ func TestLeaseLeakIsLoud(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "leak-lease", dir)
-	cmd.Env = append(os.Environ(), "GO_WANT_HELPER_PROCESS=1")
+	cmd := testproc.CommandContext(ctx, "leak-lease", dir)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

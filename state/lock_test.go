@@ -25,8 +25,8 @@ func TestTryLoadAndLockHeldByAnotherProcess(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	a := startHelper(t, "lock", dir)
-	a.expect("waiting")
-	a.expect("locked")
+	a.Expect("waiting")
+	a.Expect("locked")
 
 	m := NewManager(dir)
 	_, err := within(t, "TryLoadAndLock", m.TryLoadAndLock)
@@ -48,8 +48,8 @@ func TestTryLoadAndLockHeldByAnotherProcess(t *testing.T) {
 		t.Errorf("LoadAndLock with a cancelled context: %v, want Canceled", err)
 	}
 
-	a.do("release")
-	a.wait()
+	a.Do("release")
+	a.WaitOK()
 	if held, err := probeLock(dir); err != nil || held {
 		t.Errorf("ProbeLock after the holder released = %v, %v; want free", held, err)
 	}
@@ -70,16 +70,16 @@ func TestLockWaiterFollowsReplacedFile(t *testing.T) {
 		t.Run(action, func(t *testing.T) {
 			dir := t.TempDir()
 			a := startHelper(t, "lock", dir)
-			a.expect("waiting")
-			a.expect("locked")
+			a.Expect("waiting")
+			a.Expect("locked")
 			b := startHelper(t, "lock", dir)
-			b.expect("waiting")
+			b.Expect("waiting")
 			settle()
 
-			a.do(action)
-			a.do("release")
-			a.wait()
-			b.expect("locked")
+			a.Do(action)
+			a.Do("release")
+			a.WaitOK()
+			b.Expect("locked")
 
 			if held, err := probeLock(dir); err != nil || !held {
 				t.Fatalf("ProbeLock on the live path = %v, %v; B holds a dead inode", held, err)
@@ -99,9 +99,9 @@ func TestLockWaiterFollowsReplacedFile(t *testing.T) {
 					t.Errorf("renamed-away lock file is still locked (ok=%v err=%v)", ok, err)
 				}
 			}
-			b.do("save B")
-			b.do("release")
-			b.wait()
+			b.Do("save B")
+			b.Do("release")
+			b.WaitOK()
 			s, err := NewManager(dir).Load()
 			if err != nil {
 				t.Fatal(err)
@@ -124,7 +124,7 @@ func TestLockWaiterGivesUpOnRemovedDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := startHelper(t, "lock", dir)
-	b.expect("waiting")
+	b.Expect("waiting")
 	settle()
 	// A collector reclaiming the directory unlinks the lock file while it
 	// still holds the lock.
@@ -137,7 +137,7 @@ func TestLockWaiterGivesUpOnRemovedDirectory(t *testing.T) {
 	if err := ls.Close(); err != nil {
 		t.Fatal(err)
 	}
-	line := b.expect("error:")
+	line := b.Expect("error:")
 	if _, err := os.Lstat(dir); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the waiter brought the reclaimed directory back (%s): %v", line, err)
 	}

@@ -98,13 +98,18 @@ func IsHelper() bool { return os.Getenv(envHelper) != "" }
 // caller may add to its environment or prefix it (for example with
 // setpriv) before starting it.
 func Command(name string, args ...string) *exec.Cmd {
+	return CommandContext(context.Background(), name, args...)
+}
+
+// CommandContext is Command killed when ctx is done.
+func CommandContext(ctx context.Context, name string, args ...string) *exec.Cmd {
 	exe, err := os.Executable()
 	if err != nil {
 		// Linux and Darwin always know; fall back to argv[0], which go
 		// test sets to the binary's path.
 		exe = os.Args[0]
 	}
-	cmd := exec.Command(exe, args...)
+	cmd := exec.CommandContext(ctx, exe, args...)
 	cmd.Env = append(os.Environ(), envHelper+"="+name)
 	return cmd
 }
@@ -126,18 +131,23 @@ func Hold(detail ...string) {
 	_, _ = io.Copy(io.Discard, os.Stdin)
 }
 
-// Serve reads commands from stdin, one a line ("verb arg"), runs each
-// with run and answers "ok" or "error: ..." on stdout, until stdin
-// closes. Helpers use it; it returns the helper's exit code.
-func Serve(run func(verb, arg string) error) int {
+// Serve reads commands from stdin, one a line ("verb arg"), and runs
+// each with run, answering "ok" or "error: ..." on stdout. It returns the
+// helper's exit code: 1 after the first error, 0 after a command run
+// reports last, or at the end of stdin. Helpers use it.
+func Serve(run func(verb, arg string) (last bool, err error)) int {
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
 		verb, arg, _ := strings.Cut(sc.Text(), " ")
-		if err := run(verb, arg); err != nil {
+		last, err := run(verb, arg)
+		if err != nil {
 			Say("error: %v", err)
-			continue
+			return 1
 		}
 		Say("ok")
+		if last {
+			return 0
+		}
 	}
 	return 0
 }
@@ -299,6 +309,15 @@ func (p *Proc) Wait() error {
 		return struct{}{}, p.err
 	}, func() { _ = p.Cmd.Process.Kill() })
 	return err
+}
+
+// WaitOK waits for the process to exit and fails the test unless it
+// exited 0.
+func (p *Proc) WaitOK() {
+	p.t.Helper()
+	if err := p.Wait(); err != nil {
+		p.t.Fatalf("%v: %v", p.Cmd.Args, err)
+	}
 }
 
 // Kill SIGKILLs the process and reaps it.
