@@ -24,24 +24,18 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stacklok/go-microvm/internal/hangtest"
+	"github.com/stacklok/go-microvm/internal/testproc"
 )
 
 // guardTimeout only detects hangs; no test asserts elapsed time.
 const guardTimeout = 2 * time.Minute
 
-// TestMain lets the test binary act as a helper process: with
-// GO_WANT_HELPER_PROCESS=remove it removes FSTREE_NAME from FSTREE_DIR
-// (under RLIMIT_NOFILE=FSTREE_NOFILE when set) and prints the Result.
+// TestMain lets the test binary act as a helper process: the helper
+// "remove" removes FSTREE_NAME from FSTREE_DIR (under
+// RLIMIT_NOFILE=FSTREE_NOFILE when set) and prints the Result.
 func TestMain(m *testing.M) {
-	switch os.Getenv("GO_WANT_HELPER_PROCESS") {
-	case "":
-		os.Exit(m.Run())
-	case "remove":
-		os.Exit(helperRemove())
-	default:
-		fmt.Fprintln(os.Stderr, "unknown helper mode")
-		os.Exit(2)
-	}
+	testproc.Register("remove", func([]string) int { return helperRemove() })
+	testproc.Main(m)
 }
 
 // helperResult is Result with errors as strings, for JSON.
@@ -246,7 +240,7 @@ func runHelper(t *testing.T, prefix []string, env ...string) helperResult {
 	ctx, cancel := context.WithTimeout(context.Background(), guardTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-	cmd.Env = append(os.Environ(), "GO_WANT_HELPER_PROCESS=remove")
+	cmd.Env = append(os.Environ(), testproc.Env("remove"))
 	cmd.Env = append(cmd.Env, env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/stacklok/go-microvm/internal/testproc"
 )
 
 func requireRoot(t *testing.T) {
@@ -226,7 +228,7 @@ func TestRemoveAtUnprivilegedCannotEscape(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--", copyExecutable(t, exe))
-	cmd.Env = append(os.Environ(), "GO_WANT_HELPER_PROCESS=remove", "FSTREE_DIR="+work, "FSTREE_NAME=tree")
+	cmd.Env = append(os.Environ(), testproc.Env("remove"), "FSTREE_DIR="+work, "FSTREE_NAME=tree")
 	done := make(chan struct{})
 	var stdout []byte
 	go func() {
