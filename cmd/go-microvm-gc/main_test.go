@@ -24,12 +24,19 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/stacklok/go-microvm/gc"
+	"github.com/stacklok/go-microvm/internal/testproc"
 	"github.com/stacklok/go-microvm/state"
 )
 
 // TestMain makes the test binary the command: the scripts and the tests of
 // the real process run it as go-microvm-gc, signals and all.
 func TestMain(m *testing.M) {
+	// Process tests start the command through testproc; scripts run it
+	// through testscript, which finds it by its name.
+	testproc.Register("go-microvm-gc", func([]string) int { return mainCode() })
+	if testproc.IsHelper() {
+		testproc.Main(m)
+	}
 	testscript.Main(m, map[string]func(){
 		"go-microvm-gc": func() { os.Exit(mainCode()) },
 	})

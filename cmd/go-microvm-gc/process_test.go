@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/stacklok/go-microvm/gc"
+	"github.com/stacklok/go-microvm/internal/testproc"
 	"github.com/stacklok/go-microvm/state"
 )
 
@@ -24,18 +25,14 @@ import (
 // about speed, only a way to fail instead of hanging.
 const guard = 60 * time.Second
 
-// gcCommand is the real command: this test binary run as go-microvm-gc
-// (see TestMain), with its signal handling and exit codes, never looking
-// at the real default roots.
+// gcCommand is the real command: this test binary run as the helper
+// go-microvm-gc (see TestMain), with its signal handling and exit codes,
+// never looking at the real default roots.
 func gcCommand(t *testing.T, args ...string) *exec.Cmd {
 	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(exe, args...)
+	cmd := testproc.Command("go-microvm-gc", args...)
 	cmd.Args[0] = "go-microvm-gc"
-	cmd.Env = append(os.Environ(), envDataDir+"=", envRoot+"=", "HOME="+t.TempDir())
+	cmd.Env = append(cmd.Env, envDataDir+"=", envRoot+"=", "HOME="+t.TempDir())
 	return cmd
 }
 
