@@ -136,7 +136,7 @@ func helperDeadline() time.Time {
 func helperRand() *rand.Rand {
 	seed, _ := strconv.ParseUint(os.Getenv("STRESS_SEED"), 10, 64)
 	h := fnv.New64a()
-	fmt.Fprintf(h, "%s/%s/%d", os.Getenv(envHelperMode), os.Getenv(envWorker), os.Getpid())
+	fmt.Fprintf(h, "%s/%s/%d", helperMode, os.Getenv(envWorker), os.Getpid())
 	return rand.New(rand.NewPCG(seed, h.Sum64()))
 }
 

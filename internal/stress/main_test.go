@@ -6,41 +6,42 @@
 package stress
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/stacklok/go-microvm/internal/testproc"
 )
 
-// Environment of a helper process: the test binary re-executed with
-// GO_WANT_HELPER_PROCESS=1 runs the mode named by STRESS_HELPER instead of
-// the tests.
+// Environment of a helper process (the test binary re-executed as a
+// helper through package testproc).
 const (
-	envWantHelper = "GO_WANT_HELPER_PROCESS"
-	envHelperMode = "STRESS_HELPER"
-	envRoot       = "STRESS_ROOT"
-	envDeadline   = "STRESS_DEADLINE" // Unix nanoseconds
-	envRunner     = "STRESS_RUNNER"   // path of the stand-in runner
-	envEvents     = "STRESS_EVENTS"   // event log of an embedder
-	envWorker     = "STRESS_WORKER"   // worker name (prefix of its data dirs)
-	envTarget     = "STRESS_TARGET"   // data directory of hold-lease / hold-lock
+	envRoot     = "STRESS_ROOT"
+	envDeadline = "STRESS_DEADLINE" // Unix nanoseconds
+	envRunner   = "STRESS_RUNNER"   // path of the stand-in runner
+	envEvents   = "STRESS_EVENTS"   // event log of an embedder
+	envWorker   = "STRESS_WORKER"   // worker name (prefix of its data dirs)
+	envTarget   = "STRESS_TARGET"   // data directory of hold-lease / hold-lock
 )
+
+// helperModes are the helpers the tests start.
+var helperModes = []string{"collect", "collect-loop", "embedder", "hold-lease", "hold-lock"}
+
+// helperMode is the mode this process runs as a helper ("" in the tests).
+var helperMode string
 
 func TestMain(m *testing.M) {
-	if os.Getenv(envWantHelper) == "1" {
-		os.Exit(runHelper(os.Getenv(envHelperMode)))
+	for _, mode := range helperModes {
+		testproc.Register(mode, func([]string) int {
+			helperMode = mode
+			return runHelper(mode)
+		})
 	}
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
+	testproc.Main(m)
 }
 
 // runHelper dispatches a helper process to its mode and returns its exit code.
@@ -63,8 +64,7 @@ func runHelper(mode string) int {
 
 // helperCmd returns a command re-executing the test binary in mode.
 func helperCmd(mode string, env ...string) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envWantHelper+"=1", envHelperMode+"="+mode)
+	cmd := testproc.Command(mode)
 	cmd.Env = append(cmd.Env, env...)
 	return cmd
 }
@@ -113,44 +113,16 @@ func newRand(t testing.TB) (*rand.Rand, uint64) {
 	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), seed
 }
 
-var (
-	binDir   string
-	binMu    sync.Mutex
-	binBuilt = map[string]string{}
-)
-
 // buildBinary builds the main package pkg (an import path of this module)
-// once per test run into a private directory under the name base, and
-// returns the path of the executable.
+// once per test run under the name base (see testproc.Build), and returns
+// the path of the executable.
 func buildBinary(t testing.TB, pkg, base string) string {
 	t.Helper()
-	binMu.Lock()
-	defer binMu.Unlock()
-	if p, ok := binBuilt[pkg]; ok {
-		return p
-	}
-	if binDir == "" {
-		d, err := os.MkdirTemp("", "stress-bin-")
-		if err != nil {
-			t.Fatalf("make binary dir: %v", err)
-		}
-		binDir = d
-	}
-	out := filepath.Join(binDir, pkg[len(modulePath)+1:], base)
-	// The go command that runs this test is on PATH (.ci/run sees to it).
-	gobin, err := exec.LookPath("go")
+	p, err := testproc.Build(pkg, base)
 	if err != nil {
-		t.Fatalf("find the go command to build %s: %v", pkg, err)
+		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, gobin, "build", "-o", out, pkg)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build %s: %v\n%s", pkg, err, b)
-	}
-	binBuilt[pkg] = out
-	return out
+	return p
 }
 
 const modulePath = "github.com/stacklok/go-microvm"
@@ -158,7 +130,7 @@ const modulePath = "github.com/stacklok/go-microvm"
 // standinPath returns the stand-in runner, built under the released runner
 // executable name so the identity rules see a runner.
 func standinPath(t testing.TB) string {
-	return buildBinary(t, modulePath+"/internal/cmd/go-microvm-runner", "go-microvm-runner")
+	return buildBinary(t, testproc.RunnerPackage, testproc.RunnerName)
 }
 
 // gcToolPath returns the go-microvm-gc command.
