@@ -19,11 +19,6 @@ import (
 	"github.com/stacklok/go-microvm/internal/fstree"
 )
 
-// testHookLeaseLocked, when set, runs after each successful flock of a
-// lease and before the inode check, so that tests can replace the
-// directory inside the window that is otherwise a matter of luck.
-var testHookLeaseLocked func(dataDir string)
-
 // Lease is the run lease: an exclusive flock on the data directory itself.
 //
 // The lease is implemented with flock(2) on a descriptor of our own
@@ -100,7 +95,12 @@ func AcquireLease(ctx context.Context, dataDir string) (*Lease, error) {
 // (including, for an instant, by a concurrent ProbeLease), an error
 // wrapping fs.ErrNotExist when dataDir does not exist, and an
 // *fs.PathError for any other failure.
-func TryLease(dataDir string) (*Lease, error) {
+func TryLease(dataDir string) (*Lease, error) { return tryLease(dataDir, nil) }
+
+// tryLease is TryLease; afterLock, when not nil, runs after each
+// successful flock and before the inode check, so that tests can replace
+// the directory inside the window that is otherwise a matter of luck.
+func tryLease(dataDir string, afterLock func(dataDir string)) (*Lease, error) {
 	for {
 		f, err := os.OpenFile(dataDir, dirFlags, 0)
 		if err != nil {
@@ -112,8 +112,8 @@ func TryLease(dataDir string) (*Lease, error) {
 			_ = f.Close()
 			return nil, err
 		}
-		if testHookLeaseLocked != nil {
-			testHookLeaseLocked(dataDir)
+		if afterLock != nil {
+			afterLock(dataDir)
 		}
 		locked, err := f.Stat()
 		if err != nil {

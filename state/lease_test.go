@@ -210,7 +210,7 @@ func TestLeaseWaiterFollowsRecreatedDirectory(t *testing.T) {
 // TestLeaseInodeRecheck replaces the directory in the window between a
 // successful flock and the inode check.
 func TestLeaseInodeRecheck(t *testing.T) {
-	// Not parallel: it sets a package-level test hook.
+	t.Parallel()
 	tests := []struct {
 		name    string
 		replace func(t *testing.T, dir string)
@@ -254,14 +254,12 @@ func TestLeaseInodeRecheck(t *testing.T) {
 				t.Fatal(err)
 			}
 			calls := 0
-			testHookLeaseLocked = func(string) {
+			l, err := tryLease(dir, func(string) {
 				calls++
 				if calls == 1 {
 					tt.replace(t, dir)
 				}
-			}
-			defer func() { testHookLeaseLocked = nil }()
-			l, err := TryLease(dir)
+			})
 			if tt.wantErr != nil {
 				if l != nil || !isAny(err, tt.wantErr) {
 					t.Fatalf("TryLease: %v, want one of %v", err, tt.wantErr)
