@@ -87,6 +87,7 @@ func attached(dir string, mgr *state.Manager, st *state.State, startTime uint64,
 		logger:      o.logger,
 		stopTimeout: o.stopTimeout,
 		lockTimeout: o.lockTimeout,
+		hooks:       o.hooks,
 	}
 }
 

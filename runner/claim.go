@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -83,8 +82,8 @@ func NewClaim(ctx context.Context, dataDir string, opts ...ClaimOption) (*Claim,
 		if err != nil {
 			return nil, err
 		}
-		if testHookLeased != nil {
-			testHookLeased(dir)
+		if o.hooks.leased != nil {
+			o.hooks.leased(dir)
 		}
 		c := &Claim{dataDir: dir, mgr: state.NewManager(dir), opts: o, lease: lease}
 		err = c.mark(ctx)
@@ -100,10 +99,6 @@ func NewClaim(ctx context.Context, dataDir string, opts ...ClaimOption) (*Claim,
 		o.logger.Debug("data directory replaced after its lease was taken; claiming it again", "dir", dir)
 	}
 }
-
-// testHookLeased, when set by a test, runs in NewClaim between taking the
-// lease and setting the run marker: where the directory may be replaced.
-var testHookLeased func(dir string)
 
 // collectBefore is the pre-creation collection: bounded, and logged. Its
 // result is for tests and benchmarks; NewClaim never fails on it.
@@ -130,29 +125,21 @@ func collectBefore(ctx context.Context, root string, o claimOptions) (*gc.Report
 	return rep, err
 }
 
-// testHookBeforeLease, when set by a test, runs between creating the data
-// directory and taking its lease: where a collector may remove it.
-var testHookBeforeLease func(dir string)
-
-// mkdirAll is os.MkdirAll; tests replace it to make the removal of a
-// parent inside MkdirAll certain.
-var mkdirAll = os.MkdirAll
-
 // acquireLease creates dir and takes its run lease, recreating dir when a
 // collector removed it in between. A collector may also remove an empty
 // parent of dir between MkdirAll's creation of the parent and of dir,
 // which fails MkdirAll with ENOENT; that is retried the same way.
 func acquireLease(ctx context.Context, dir string, o claimOptions) (*state.Lease, error) {
 	for attempt := 0; ; attempt++ {
-		if err := mkdirAll(dir, 0o700); err != nil {
+		if err := o.hooks.mkdirAll(dir, 0o700); err != nil {
 			if errors.Is(err, fs.ErrNotExist) && attempt < maxVanished {
 				o.logger.Debug("parent of data directory vanished while creating it; retrying", "dir", dir)
 				continue
 			}
 			return nil, fmt.Errorf("claim %s: create data directory: %w", dir, err)
 		}
-		if testHookBeforeLease != nil {
-			testHookBeforeLease(dir)
+		if o.hooks.beforeLease != nil {
+			o.hooks.beforeLease(dir)
 		}
 		lctx, cancel := context.WithTimeout(ctx, o.leaseTimeout)
 		lease, err := state.AcquireLease(lctx, dir)
@@ -218,11 +205,6 @@ func (c *Claim) mark(ctx context.Context) error {
 // Dir returns the absolute data directory of the claim.
 func (c *Claim) Dir() string { return c.dataDir }
 
-// testHookStarted, when set by a test, runs in Spawn after the runner has
-// started and before it is recorded: the window in which an embedder
-// killed leaves a runner that only Attach's recovery can find.
-var testHookStarted func(pid int)
-
 // Spawn starts the runner handing it the lease as descriptor 3 (and
 // GO_MICROVM_LEASE_FD=3 in its environment), records active, pid,
 // pid_start_time and the exact identity, then drops the embedder's copy of
@@ -281,8 +263,8 @@ func (c *Claim) Spawn(ctx context.Context, cfg Config) (*Process, error) {
 		_ = ls.Close()
 		return nil, err
 	}
-	if testHookStarted != nil {
-		testHookStarted(st.pid)
+	if c.opts.hooks.started != nil {
+		c.opts.hooks.started(st.pid)
 	}
 	p := newSpawned(st, c, c.opts)
 	err = c.record(ls, st, boot, ns, cfg)

@@ -253,10 +253,10 @@ func TestClaimSpawnRecordsIdentity(t *testing.T) {
 // A data directory that a collector removes between its creation and the
 // lease is created again, and the claim goes on.
 func TestClaimRecreatesVanishedDir(t *testing.T) {
-	// Not parallel: it sets a package-level test hook.
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "vm")
 	removals := 0
-	testHookBeforeLease = func(d string) {
+	beforeLease := func(d string) {
 		if removals < 2 {
 			removals++
 			if err := os.Remove(d); err != nil {
@@ -264,8 +264,7 @@ func TestClaimRecreatesVanishedDir(t *testing.T) {
 			}
 		}
 	}
-	t.Cleanup(func() { testHookBeforeLease = nil })
-	if _, err := newClaimWithGuard(t, dir, WithoutCollect()); err != nil {
+	if _, err := newClaimWithGuard(t, dir, WithoutCollect(), withHooks(hooks{beforeLease: beforeLease})); err != nil {
 		t.Fatal(err)
 	}
 	if removals != 2 || !leaseHeld(t, dir) || !loadState(t, dir).Leased {
@@ -278,7 +277,7 @@ func TestClaimRecreatesVanishedDir(t *testing.T) {
 // path names, under a lease on that same directory, and never in the
 // directory the first lease was on.
 func TestClaimDirReplacedAfterLease(t *testing.T) {
-	// Not parallel: it sets a package-level test hook.
+	t.Parallel()
 	tests := []struct {
 		name    string
 		replace bool // create a fresh directory at the path, else leave it gone
@@ -293,7 +292,7 @@ func TestClaimDirReplacedAfterLease(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "vm")
 			var old []string
-			testHookLeased = func(d string) {
+			leased := func(d string) {
 				if len(old) == tt.times {
 					return
 				}
@@ -308,8 +307,7 @@ func TestClaimDirReplacedAfterLease(t *testing.T) {
 					}
 				}
 			}
-			t.Cleanup(func() { testHookLeased = nil })
-			c, err := newClaimWithGuard(t, dir, WithoutCollect())
+			c, err := newClaimWithGuard(t, dir, WithoutCollect(), withHooks(hooks{leased: leased}))
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("NewClaim: %v, want %v", err, tt.wantErr)
 			}
@@ -347,11 +345,11 @@ func TestClaimDirReplacedAfterLease(t *testing.T) {
 // the parent, before it made the data directory) fails MkdirAll with
 // ENOENT; the claim creates both again.
 func TestClaimParentRemovedInsideMkdirAll(t *testing.T) {
-	// Not parallel: it sets a package-level test hook.
+	t.Parallel()
 	parent := filepath.Join(t.TempDir(), "vm")
 	dir := filepath.Join(parent, "data")
 	calls := 0
-	mkdirAll = func(path string, perm os.FileMode) error {
+	mkdirAll := func(path string, perm os.FileMode) error {
 		calls++
 		if calls > 1 {
 			return os.MkdirAll(path, perm)
@@ -368,8 +366,7 @@ func TestClaimParentRemovedInsideMkdirAll(t *testing.T) {
 		}
 		return err
 	}
-	t.Cleanup(func() { mkdirAll = os.MkdirAll })
-	if _, err := newClaimWithGuard(t, dir, WithoutCollect()); err != nil {
+	if _, err := newClaimWithGuard(t, dir, WithoutCollect(), withHooks(hooks{mkdirAll: mkdirAll})); err != nil {
 		t.Fatal(err)
 	}
 	if calls != 2 || !leaseHeld(t, dir) || !loadState(t, dir).Leased {
@@ -381,12 +378,16 @@ func TestClaimParentRemovedInsideMkdirAll(t *testing.T) {
 // the claim: nothing is started, nothing is written at the path, no
 // directory is created, the lease is dropped and the claim is used up.
 func TestSpawnClaimLost(t *testing.T) {
-	// Not parallel: it sets a package-level test hook.
+	t.Parallel()
 	for _, replace := range []bool{true, false} {
 		t.Run(fmt.Sprintf("replace=%v", replace), func(t *testing.T) {
 			ctx := testCtx(t)
 			dir := filepath.Join(t.TempDir(), "vm")
-			c, err := newClaimWithGuard(t, dir, WithoutCollect())
+			started := func(pid int) {
+				t.Errorf("runner pid %d started for a lost claim", pid)
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+			c, err := newClaimWithGuard(t, dir, WithoutCollect(), withHooks(hooks{started: started}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -402,11 +403,6 @@ func TestSpawnClaimLost(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			testHookStarted = func(pid int) {
-				t.Errorf("runner pid %d started for a lost claim", pid)
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-			t.Cleanup(func() { testHookStarted = nil })
 			cfg := Config{RootPath: filepath.Join(dir, "rootfs-work"), RunnerPath: standinPath}
 			if _, err := c.Spawn(ctx, cfg); !errors.Is(err, ErrClaimLost) {
 				t.Fatalf("Spawn: %v, want ErrClaimLost", err)

@@ -78,11 +78,11 @@ func helperMain(mode string) int {
 		time.Sleep(time.Hour)
 	case "spawn-unrecorded":
 		// The runner starts, and we are SIGKILLed before recording it.
-		testHookStarted = func(pid int) {
+		started := func(pid int) {
 			testproc.Say("%s %d", testproc.Ready, pid)
 			time.Sleep(time.Hour)
 		}
-		c, err := NewClaim(ctx, dir, WithoutCollect())
+		c, err := NewClaim(ctx, dir, WithoutCollect(), withHooks(hooks{started: started}))
 		if err != nil {
 			return fail(err)
 		}

@@ -5,6 +5,7 @@ package runner
 
 import (
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/stacklok/go-microvm/gc"
@@ -46,6 +47,37 @@ type claimOptions struct {
 	image    string
 	cpus     uint32
 	memoryMB uint32
+
+	hooks hooks
+}
+
+// hooks are where tests act inside windows that are otherwise a matter of
+// luck; every field is nil outside tests. They travel with the options
+// (set by withHooks) rather than in package variables, so tests that use
+// them run in parallel.
+type hooks struct {
+	// mkdirAll replaces os.MkdirAll in NewClaim, to make the removal of
+	// a parent inside it certain.
+	mkdirAll func(path string, perm os.FileMode) error
+	// beforeLease runs between creating the data directory and taking
+	// its lease: where a collector may remove it.
+	beforeLease func(dir string)
+	// leased runs in NewClaim between taking the lease and setting the
+	// run marker: where the directory may be replaced.
+	leased func(dir string)
+	// started runs in Spawn after the runner has started and before it
+	// is recorded: the window in which an embedder killed leaves a runner
+	// that only Attach's recovery can find.
+	started func(pid int)
+	// terminated runs in Stop once the runner is gone and before its stop
+	// is recorded: the run marker is still set and the lease may already
+	// be free, so only the state lock keeps collectors off.
+	terminated func(dir string)
+}
+
+// withHooks sets the test hooks.
+func withHooks(h hooks) ClaimOption {
+	return func(o *claimOptions) { o.hooks = h }
 }
 
 func newOptions(opts []ClaimOption) claimOptions {
@@ -62,6 +94,9 @@ func newOptions(opts []ClaimOption) claimOptions {
 	}
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)
+	}
+	if o.hooks.mkdirAll == nil {
+		o.hooks.mkdirAll = os.MkdirAll
 	}
 	return o
 }

@@ -50,6 +50,7 @@ type Process struct {
 	logger      *slog.Logger
 	stopTimeout time.Duration
 	lockTimeout time.Duration
+	hooks       hooks // tests only
 
 	stopMu  sync.Mutex // serialises Stop and Close
 	stopped atomic.Bool
@@ -70,6 +71,7 @@ func newSpawned(st *started, c *Claim, o claimOptions) *Process {
 		logger:      o.logger,
 		stopTimeout: o.stopTimeout,
 		lockTimeout: o.lockTimeout,
+		hooks:       o.hooks,
 	}
 	if st.infoOK {
 		p.startTime = st.info.StartTime
@@ -167,8 +169,8 @@ func (p *Process) Stop(ctx context.Context) error {
 	if err := p.terminate(ctx); err != nil {
 		return errors.Join(err, lockErr)
 	}
-	if testHookTerminated != nil {
-		testHookTerminated(p.dataDir)
+	if p.hooks.terminated != nil {
+		p.hooks.terminated(p.dataDir)
 	}
 	var saveErr error
 	if ls != nil && p.ownsRecord(ls.State) {
@@ -184,12 +186,6 @@ func (p *Process) Stop(ctx context.Context) error {
 	p.stopped.Store(true)
 	return errors.Join(lockErr, saveErr, p.dropLease())
 }
-
-// testHookTerminated, when set by a test, runs in Stop once the runner is
-// gone and before its stop is recorded: the run marker is still set and
-// the lease may already be free, so only the state lock keeps collectors
-// off.
-var testHookTerminated func(dir string)
 
 // lockState takes the state lock of a runner with a data directory. A
 // directory that no longer exists (a collector, or the embedder, removed

@@ -265,10 +265,13 @@ func TestRunnerExitsEarly(t *testing.T) {
 // Stop waits there until the collector has seen the directory busy. No
 // file of rootfs-work is lost.
 func TestStopExposesNoOrphanToCollector(t *testing.T) {
-	// Not parallel: it sets a package-level test hook.
+	t.Parallel()
 	root := t.TempDir()
 	dir := filepath.Join(root, "vm")
-	p, _ := spawnClaimed(t, dir, []string{"STANDIN_CHILD=1"}, WithStopTimeout(guard))
+	// terminated is set below, before Stop, which runs the hook.
+	var terminated func()
+	p, _ := spawnClaimed(t, dir, []string{"STANDIN_CHILD=1"}, WithStopTimeout(guard),
+		withHooks(hooks{terminated: func(string) { terminated() }}))
 	rootfs := func() map[string]int64 {
 		files := make(map[string]int64)
 		for name, size := range snapshot(t, dir) {
@@ -291,16 +294,15 @@ func TestStopExposesNoOrphanToCollector(t *testing.T) {
 		data, _ := os.ReadFile(logPath)
 		return strings.Fields(string(data))
 	}
-	testHookTerminated = func(string) {
+	terminated = func() {
 		if !pollUntil(func() bool { return slices.Contains(seen(), string(gc.ClassBusy)) }) {
 			t.Errorf("the collector never saw the stopping VM busy: %q", seen())
 		}
 	}
-	t.Cleanup(func() { testHookTerminated = nil })
 	if err := stopWithGuard(t, p); err != nil {
 		t.Fatal(err)
 	}
-	testHookTerminated = nil
+	terminated = func() {}
 	if !pollUntil(func() bool { return slices.Contains(seen(), string(gc.ClassStopped)) }) {
 		t.Errorf("the collector never saw the VM stopped: %q", seen())
 	}
