@@ -136,16 +136,6 @@ func dryRun(ctx context.Context, rootDir *os.File, rep *Report, o *options) {
 	rep.Errors = res.errs
 }
 
-// testHookLocked, when set, runs once Collect holds an orphan's lease and
-// state lock, before it checks the path again, so that tests can swap the
-// directory inside a window that is otherwise a matter of luck.
-var testHookLocked func(path string)
-
-// testHookReclaim, when set, runs as Collect starts on an orphan the scan
-// found, before it opens anything, so tests can change the directory
-// between the scan and the reclaim.
-var testHookReclaim func(path string)
-
 // collector is one Collect run, holding the root lock.
 type collector struct {
 	o    *options
@@ -315,8 +305,8 @@ func (c *collector) reclaim(cand scanned) {
 // orphan whose state file or directory someone else removed meanwhile is
 // returned as reclaimed, with nothing freed: ENOENT means already gone.
 func (c *collector) reclaimDir(cand scanned) (*Orphan, *Candidate, error) {
-	if testHookReclaim != nil {
-		testHookReclaim(cand.Path)
+	if c.o.hooks.reclaim != nil {
+		c.o.hooks.reclaim(cand.Path)
 	}
 	kept := cand.Candidate
 	rel, path := cand.rel, cand.Path
@@ -435,8 +425,8 @@ func (c *collector) reclaimOpen(cand scanned, d *os.File) (*Orphan, *Candidate, 
 			c.addErr("unlock", filepath.Join(path, state.LockFileName), err)
 		}
 	}()
-	if testHookStateLocked != nil {
-		testHookStateLocked(path)
+	if c.o.hooks.stateLocked != nil {
+		c.o.hooks.stateLocked(path)
 	}
 
 	// Decide again under both locks: between the scan and now a writer may
@@ -456,8 +446,8 @@ func (c *collector) reclaimOpen(cand scanned, d *os.File) (*Orphan, *Candidate, 
 		now.Detail += " (changed during the sweep)"
 		return nil, &now, nil
 	}
-	if testHookLocked != nil {
-		testHookLocked(path)
+	if c.o.hooks.locked != nil {
+		c.o.hooks.locked(path)
 	}
 	if err := c.verifyPath(rel, d); err != nil {
 		return nil, &now, err

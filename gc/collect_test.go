@@ -450,13 +450,13 @@ func TestCancelledContext(t *testing.T) {
 // collector locked it is left alone, with an error; so is the directory
 // the symlink points at.
 func TestSwappedForSymlink(t *testing.T) {
-	// Not parallel: it sets a package-level test hook.
+	t.Parallel()
 	base := t.TempDir()
 	root := filepath.Join(base, "root")
 	dir := filepath.Join(root, "vm")
 	moved := filepath.Join(base, "moved")
 	makeVM(t, dir, orphanState())
-	testHookLocked = func(path string) {
+	locked := func(path string) {
 		if err := os.Rename(path, moved); err != nil {
 			t.Error(err)
 		}
@@ -464,12 +464,10 @@ func TestSwappedForSymlink(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	t.Cleanup(func() { testHookLocked = nil })
-	rep, err := Collect(root)
+	rep, err := Collect(root, withHooks(hooks{locked: locked}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	testHookLocked = nil
 	if len(rep.Reclaimed) != 0 || len(rep.Errors) != 1 || rep.Errors[0].Path != dir {
 		t.Errorf("Reclaimed %+v, Errors %v; want one error for %s", rep.Reclaimed, rep.Errors, dir)
 	}

@@ -205,18 +205,17 @@ func emptyDir(t *testing.T, dir string) {
 // not yet) finds no lock file brought back by the collector, so its
 // recursive removal succeeds.
 func TestNoLockFileRecreated(t *testing.T) {
-	// Not parallel: it sets a package-level test hook.
+	t.Parallel()
 	root := filepath.Join(t.TempDir(), "root")
 	vm := filepath.Join(root, "vm")
 	makeVM(t, vm, orphanState())
-	testHookReclaim = func(path string) {
+	reclaim := func(path string) {
 		if path != vm {
 			return
 		}
 		emptyDir(t, vm)
 	}
-	t.Cleanup(func() { testHookReclaim = nil })
-	rep := collect(t, root)
+	rep := collect(t, root, withHooks(hooks{reclaim: reclaim}))
 	if len(rep.Reclaimed) != 1 || rep.Reclaimed[0].Bytes != 0 {
 		t.Errorf("reclaimed %v, want vm reclaimed by its owner, nothing freed here", rep.Reclaimed)
 	}
@@ -230,21 +229,20 @@ func TestNoLockFileRecreated(t *testing.T) {
 // and then, under the lock, finds the state file gone removes the lock
 // file again.
 func TestCreatedLockFileRemoved(t *testing.T) {
-	// Not parallel: it sets a package-level test hook.
+	t.Parallel()
 	root := filepath.Join(t.TempDir(), "root")
 	vm := filepath.Join(root, "vm")
 	makeVM(t, vm, orphanState())
 	if err := os.Remove(filepath.Join(vm, state.LockFileName)); err != nil {
 		t.Fatal(err)
 	}
-	testHookStateLocked = func(path string) {
+	stateLocked := func(path string) {
 		if path != vm {
 			return
 		}
 		emptyDir(t, vm)
 	}
-	t.Cleanup(func() { testHookStateLocked = nil })
-	rep := collect(t, root)
+	rep := collect(t, root, withHooks(hooks{stateLocked: stateLocked}))
 	if len(rep.Reclaimed) != 1 || rep.Reclaimed[0].Bytes != 0 {
 		t.Errorf("reclaimed %v, want vm reclaimed by its owner, nothing freed here", rep.Reclaimed)
 	}
@@ -258,7 +256,7 @@ func TestCreatedLockFileRemoved(t *testing.T) {
 // (a plain directory between its open and its listing, a candidate
 // between the scan and the reclaim) are simply gone, not errors.
 func TestVanishingDirectories(t *testing.T) {
-	// Not parallel: it sets a package-level test hook.
+	t.Parallel()
 	root := filepath.Join(t.TempDir(), "root")
 	mkdir(t, filepath.Join(root, "plain", "sub"))
 	makeVM(t, filepath.Join(root, "gone-vm"), orphanState())
@@ -268,18 +266,17 @@ func TestVanishingDirectories(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	testHookEntered = func(rel string) {
+	entered := func(rel string) {
 		if rel == "plain" {
 			vanish(filepath.Join(root, rel))
 		}
 	}
-	testHookReclaim = func(path string) {
+	reclaim := func(path string) {
 		if filepath.Base(path) == "gone-vm" {
 			vanish(path)
 		}
 	}
-	t.Cleanup(func() { testHookEntered, testHookReclaim = nil, nil })
-	rep := collect(t, root)
+	rep := collect(t, root, withHooks(hooks{entered: entered, reclaim: reclaim}))
 	// gone-vm went before the reclaim: already gone, so reclaimed.
 	if len(rep.Reclaimed) != 2 || rep.Reclaimed[0].Path != filepath.Join(root, "gone-vm") || rep.Reclaimed[0].Bytes != 0 {
 		t.Errorf("reclaimed %+v, want vm and gone-vm (nothing freed)", rep.Reclaimed)

@@ -24,11 +24,6 @@ import (
 // lock's refusals match too.
 var ErrNotRegular = state.ErrNotRegular
 
-// testHookStateLocked, when set, runs once Collect holds a data
-// directory's state lock, before it reads the state, so tests can change
-// the directory at that instant.
-var testHookStateLocked func(path string)
-
 // rootLockFlags opens (creating if needed) the root lock file. O_NOFOLLOW
 // refuses a symlink planted in its place; O_NONBLOCK keeps open(2) from
 // waiting for the writer of a FIFO planted there.

@@ -31,6 +31,34 @@ type options struct {
 	keep  func(dataDir string) bool
 	// progress is WithProgress's hook, nil when unset.
 	progress func(Progress)
+
+	hooks hooks
+}
+
+// hooks are where tests act inside windows that are otherwise a matter of
+// luck; every field is zero outside tests. They travel with the options
+// (set by withHooks) rather than in package variables, so tests that use
+// them run in parallel.
+type hooks struct {
+	// entered runs for each directory the walk opened (rel to the root),
+	// before it is examined.
+	entered func(rel string)
+	// reclaim runs as Collect starts on an orphan the scan found.
+	reclaim func(path string)
+	// stateLocked runs once Collect holds a data directory's state lock,
+	// before it reads the state.
+	stateLocked func(path string)
+	// locked runs once Collect holds an orphan's lease and state lock and
+	// has decided again, before it checks the path again: where tests
+	// swap the directory.
+	locked func(path string)
+	// lockTable replaces /proc/locks, the kernel's table of file locks.
+	lockTable string
+}
+
+// withHooks sets the test hooks.
+func withHooks(h hooks) Option {
+	return func(o *options) { o.hooks = h }
 }
 
 func newOptions(opts []Option) *options {

@@ -12,9 +12,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// procLocksPath is the kernel's table of file locks; tests point it
-// elsewhere to take the table away.
-var procLocksPath = "/proc/locks"
+// procLocksPath is the kernel's table of file locks.
+const procLocksPath = "/proc/locks"
 
 // maxProcLocks caps what is read of the lock table: past it the table is
 // ignored and every directory is probed, as where there is no table.
@@ -35,9 +34,13 @@ type lockTable map[fileKey]struct{}
 
 // readLockTable reads the exclusive flocks from /proc/locks, once per
 // scan, so that a leased data directory is known live without being
-// opened. It returns nil when the table cannot be read.
-func readLockTable() lockTable {
-	f, err := os.Open(procLocksPath)
+// opened. It returns nil when the table cannot be read. path replaces
+// /proc/locks when not "" (tests take the table away with it).
+func readLockTable(path string) lockTable {
+	if path == "" {
+		path = procLocksPath
+	}
+	f, err := os.Open(path)
 	if err != nil {
 		return nil
 	}

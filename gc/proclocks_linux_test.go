@@ -58,16 +58,16 @@ func leasedRoot(t *testing.T, n int) (root string, leased []string) {
 	return root, leased
 }
 
-// enteredDirs records the directories the walk opens.
-func enteredDirs(t *testing.T) func() map[string]bool {
+// enteredDirs records the directories the walk opens: h.entered does,
+// and the function returned tells what it saw.
+func enteredDirs(h *hooks) func() map[string]bool {
 	var mu sync.Mutex
 	seen := map[string]bool{}
-	testHookEntered = func(rel string) {
+	h.entered = func(rel string) {
 		mu.Lock()
 		seen[rel] = true
 		mu.Unlock()
 	}
-	t.Cleanup(func() { testHookEntered = nil })
 	return func() map[string]bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -81,7 +81,7 @@ func enteredDirs(t *testing.T) func() map[string]bool {
 func TestLockTableListsRealLeases(t *testing.T) {
 	t.Parallel()
 	root, leased := leasedRoot(t, 6)
-	table := readLockTable()
+	table := readLockTable("")
 	if table == nil {
 		t.Skip("no readable /proc/locks here")
 	}
@@ -101,13 +101,14 @@ func TestLockTableListsRealLeases(t *testing.T) {
 // leased directories live without opening them when the lock table lists
 // their leases, and reclaim the others.
 func TestOrphansTrustsListedLeases(t *testing.T) {
-	// Not parallel: it sets a package-level test hook.
+	t.Parallel()
 	root, leased := leasedRoot(t, 6)
-	if readLockTable() == nil {
+	if readLockTable("") == nil {
 		t.Skip("no readable /proc/locks here")
 	}
-	entered := enteredDirs(t)
-	orphans, err := Orphans(root)
+	var h hooks
+	entered := enteredDirs(&h)
+	orphans, err := Orphans(root, withHooks(h))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,16 +136,15 @@ func TestOrphansTrustsListedLeases(t *testing.T) {
 // readable, or not listing the leases: another PID namespace), every
 // directory is probed and the leased ones are still live.
 func TestLeaseProbedWithoutLockTable(t *testing.T) {
-	// Not parallel: it sets a package-level test hook.
+	t.Parallel()
 	empty := filepath.Join(t.TempDir(), "locks")
 	writeFile(t, empty, "")
 	for _, path := range []string{filepath.Join(t.TempDir(), "missing"), empty} {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			root, leased := leasedRoot(t, 6)
-			procLocksPath = path
-			t.Cleanup(func() { procLocksPath = "/proc/locks" })
-			entered := enteredDirs(t)
-			orphans, err := Orphans(root)
+			h := hooks{lockTable: path}
+			entered := enteredDirs(&h)
+			orphans, err := Orphans(root, withHooks(h))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -156,7 +156,7 @@ func TestLeaseProbedWithoutLockTable(t *testing.T) {
 					t.Errorf("%s was not opened and probed", dir)
 				}
 			}
-			cands, err := Scan(root)
+			cands, err := Scan(root, withHooks(h))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -177,7 +177,7 @@ func TestLeaseProbedWithoutLockTable(t *testing.T) {
 // err: a directory listed as leased is kept (a reclaim waits for the next
 // collection), never the other way round.
 func TestListedLeaseKeepsADirectory(t *testing.T) {
-	// Not parallel: it sets a package-level test hook.
+	t.Parallel()
 	root := t.TempDir()
 	dir := filepath.Join(root, "vm")
 	writeJSON(t, dir, orphanState())
@@ -187,9 +187,7 @@ func TestListedLeaseKeepsADirectory(t *testing.T) {
 	}
 	table := filepath.Join(t.TempDir(), "locks")
 	writeFile(t, table, fmt.Sprintf("1: FLOCK  ADVISORY  WRITE 1 %02x:%02x:%d 0 EOF\n", unix.Major(uint64(st.Dev)), unix.Minor(uint64(st.Dev)), st.Ino))
-	procLocksPath = table
-	t.Cleanup(func() { procLocksPath = "/proc/locks" })
-	rep := collect(t, root)
+	rep := collect(t, root, withHooks(hooks{lockTable: table}))
 	if len(rep.Reclaimed) != 0 || len(rep.Kept) != 1 || rep.Kept[0].Reason != ReasonLeaseHeld {
 		t.Fatalf("Collect: reclaimed %v, kept %+v", rep.Reclaimed, rep.Kept)
 	}

@@ -251,11 +251,6 @@ type scanResult struct {
 	errs  []*fs.PathError
 }
 
-// testHookEntered, when set, runs for each directory the walk opened
-// (path relative to root) before it looks inside, so tests can remove the
-// directory at that instant.
-var testHookEntered func(rel string)
-
 // scan walks below rootDir for candidates and classifies them, keeping
 // them all (sorted by path) for Collect.
 func scan(ctx context.Context, rootDir *os.File, abs string, o *options, mode probeMode) *scanResult {
@@ -328,7 +323,7 @@ type scanner struct {
 }
 
 func newScanner(ctx context.Context, rootDir *os.File, abs string, o *options, mode probeMode) *scanner {
-	s := &scanner{ctx: ctx, abs: abs, o: o, mode: mode, rootDir: rootDir, locks: readLockTable()}
+	s := &scanner{ctx: ctx, abs: abs, o: o, mode: mode, rootDir: rootDir, locks: readLockTable(o.hooks.lockTable)}
 	s.debug = o.logger.Enabled(ctx, slog.LevelDebug)
 	if fi, err := rootDir.Stat(); err == nil {
 		s.rootDev = devOf(fi)
@@ -610,8 +605,8 @@ func (k *walk) visit(fd int, rel string, level int, leased bool) (candidate, lis
 	if s.ctx.Err() != nil {
 		return false, false
 	}
-	if testHookEntered != nil {
-		testHookEntered(rel)
+	if s.o.hooks.entered != nil {
+		s.o.hooks.entered(rel)
 	}
 	d := datadir.NewDir(fd, s.pathOf(rel))
 	sf, serr := d.OpenState()

@@ -79,17 +79,16 @@ func TestScanSeqYieldsWhatScanReturns(t *testing.T) {
 // the walk: the iterator returns, and what the walk enters afterwards is
 // bounded by what was already in flight.
 func TestScanSeqBreakStopsTheWalk(t *testing.T) {
-	// Not parallel: it sets a package-level test hook.
+	t.Parallel()
 	root := t.TempDir()
 	const n = 1000
 	for i := range n {
 		writeJSON(t, filepath.Join(root, fmt.Sprintf("vm-%03d", i)), stoppedState())
 	}
 	var entered atomic.Int64
-	testHookEntered = func(string) { entered.Add(1) }
-	t.Cleanup(func() { testHookEntered = nil })
+	count := withHooks(hooks{entered: func(string) { entered.Add(1) }})
 	got := 0
-	for _, err := range ScanSeq(context.Background(), root) {
+	for _, err := range ScanSeq(context.Background(), root, count) {
 		if err != nil {
 			t.Fatal(err)
 		}
