@@ -212,7 +212,7 @@ func TestRemoveAtBadName(t *testing.T) {
 // symlink must be unlinked, the sentinel and the moved-away directory left
 // alone.
 func TestRemoveAtSwappedSymlink(t *testing.T) {
-	// Not parallel: it sets a package-level test hook.
+	t.Parallel()
 	for _, o := range walkOptions {
 		t.Run(fmt.Sprintf("workers=%d", o.Workers), func(t *testing.T) {
 			tmp := t.TempDir()
@@ -227,7 +227,7 @@ func TestRemoveAtSwappedSymlink(t *testing.T) {
 			before := snapshot(t, sentinel)
 
 			var swapped atomic.Bool
-			testHookBeforeOpen = func(p string) {
+			o.beforeOpen = func(p string) {
 				if p != victim {
 					return
 				}
@@ -241,7 +241,6 @@ func TestRemoveAtSwappedSymlink(t *testing.T) {
 				}
 				swapped.Store(true)
 			}
-			t.Cleanup(func() { testHookBeforeOpen = nil })
 
 			res, err := removeTree(t, context.Background(), o, tmp, "tree")
 			if !swapped.Load() {
@@ -264,13 +263,13 @@ func TestRemoveAtSwappedSymlink(t *testing.T) {
 // TestRemoveAtSwappedDirectory swaps a directory for another real directory
 // after its parent was listed: the new one is part of the tree and goes.
 func TestRemoveAtSwappedDirectory(t *testing.T) {
-	// Not parallel: it sets a package-level test hook.
+	t.Parallel()
 	tmp := t.TempDir()
 	tree := filepath.Join(tmp, "tree")
 	victim := filepath.Join(tree, "victim")
 	writeFile(t, filepath.Join(victim, "f"), 10)
 	writeFile(t, filepath.Join(tmp, "other", "g"), 10)
-	testHookBeforeOpen = func(p string) {
+	beforeOpen := func(p string) {
 		if p != victim {
 			return
 		}
@@ -281,8 +280,7 @@ func TestRemoveAtSwappedDirectory(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	t.Cleanup(func() { testHookBeforeOpen = nil })
-	res, err := removeTree(t, context.Background(), Options{Workers: 1}, tmp, "tree")
+	res, err := removeTree(t, context.Background(), Options{Workers: 1, beforeOpen: beforeOpen}, tmp, "tree")
 	if err != nil {
 		t.Fatalf("RemoveAt: %v", err)
 	}
@@ -398,7 +396,7 @@ func TestRemoveAtBudgetAlreadyOver(t *testing.T) {
 // second RemoveAt removes the rest, and the two results add up to what
 // SizeAt measured.
 func TestRemoveAtBudgetMidway(t *testing.T) {
-	// Not parallel: it sets a package-level test hook.
+	t.Parallel()
 	for _, o := range walkOptions {
 		t.Run(fmt.Sprintf("workers=%d", o.Workers), func(t *testing.T) {
 			tmp := t.TempDir()
@@ -416,14 +414,13 @@ func TestRemoveAtBudgetMidway(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			var opened atomic.Int32
-			testHookBeforeOpen = func(string) {
+			cancelling := o
+			cancelling.beforeOpen = func(string) {
 				if opened.Add(1) == 10 {
 					cancel()
 				}
 			}
-			t.Cleanup(func() { testHookBeforeOpen = nil })
-			first, err := removeTree(t, ctx, o, tmp, "tree")
-			testHookBeforeOpen = nil
+			first, err := removeTree(t, ctx, cancelling, tmp, "tree")
 			if !errors.Is(err, ErrBudget) {
 				t.Fatalf("err = %v; want ErrBudget", err)
 			}
@@ -482,18 +479,18 @@ func makeDeep(t *testing.T, dir string, depth int) int64 {
 const deepLevels = 5000 // 55,000-byte paths, well beyond PATH_MAX
 
 func TestRemoveAtDeeperThanPathMax(t *testing.T) {
-	// Not parallel: it sets a package-level test hook.
+	t.Parallel()
 	if deepLevels*11 <= unix.PathMax {
 		t.Fatal("the tree would not be deeper than PATH_MAX")
 	}
 	for _, o := range walkOptions {
 		t.Run(fmt.Sprintf("workers=%d", o.Workers), func(t *testing.T) {
+			t.Parallel()
 			tmp := t.TempDir()
 			mkdirs(t, filepath.Join(tmp, "tree"))
 			files := makeDeep(t, filepath.Join(tmp, "tree"), deepLevels)
 			var peak int
-			testHookPeakFDs = func(n int) { peak = n }
-			t.Cleanup(func() { testHookPeakFDs = nil })
+			o.peakFDs = func(n int) { peak = n }
 
 			size, err := sizeTree(t, context.Background(), o, tmp, "tree")
 			if err != nil {

@@ -20,16 +20,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// testHookBeforeOpen, when set, is called with a directory's display path
-// after its parent was listed and before the directory is opened, so a
-// test can swap it for a symlink. It may be called from several
-// goroutines at once.
-var testHookBeforeOpen func(displayPath string)
-
-// testHookPeakFDs, when set, receives the largest number of directory
-// descriptors a walk held open at once.
-var testHookPeakFDs func(int)
-
 // RemoveAt removes the entry name of the open directory parent, and
 // everything below it when it is a directory, with the default Options.
 // See Options.RemoveAt.
@@ -246,8 +236,8 @@ func (w *walker) walk(pfd int, name string, workers int) {
 	}
 	k.run()
 	wg.Wait()
-	if testHookPeakFDs != nil {
-		testHookPeakFDs(w.fds.peak)
+	if w.o.peakFDs != nil {
+		w.o.peakFDs(w.fds.peak)
 	}
 }
 
@@ -397,8 +387,8 @@ type links struct {
 // entries when the budget is spent, leaving n unfinished.
 func (k *worker) process(n *node) {
 	w := k.w
-	if n != w.top && testHookBeforeOpen != nil {
-		testHookBeforeOpen(n.path())
+	if n != w.top && w.o.beforeOpen != nil {
+		w.o.beforeOpen(n.path())
 	}
 	fd, ok := k.open(n)
 	if !ok {

@@ -90,6 +90,14 @@ type Options struct {
 	// mounts forces a mount-detection method; tests use it to exercise
 	// each fallback on a kernel that offers the better ones.
 	mounts mountMethod
+	// beforeOpen, when set by a test, is called with a directory's
+	// display path after its parent was listed and before the directory
+	// is opened, so the test can swap it for a symlink. It may be called
+	// from several goroutines at once.
+	beforeOpen func(displayPath string)
+	// peakFDs, when set by a test, receives the largest number of
+	// directory descriptors the walk held open at once.
+	peakFDs func(int)
 }
 
 func (o Options) workers() int {
