@@ -126,12 +126,19 @@ func TestLockWaiterGivesUpOnRemovedDirectory(t *testing.T) {
 	b := startHelper(t, "lock", dir)
 	b.Expect("waiting")
 	settle()
-	// A collector reclaiming the directory unlinks the lock file while it
-	// still holds the lock.
-	if err := os.Remove(m.LockPath()); err != nil {
+	// A collector reclaiming the directory moves it to its trash, then
+	// unlinks the lock file while it still holds the lock. The move takes
+	// the path away at once: removing the lock file first and then the
+	// directory would leave a window in which the polling waiter creates
+	// a fresh lock file in the directory, as any writer may.
+	trash := dir + ".trash"
+	if err := os.Rename(dir, trash); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Remove(dir); err != nil {
+	if err := os.Remove(filepath.Join(trash, LockFileName)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(trash); err != nil {
 		t.Fatal(err)
 	}
 	if err := ls.Close(); err != nil {
