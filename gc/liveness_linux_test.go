@@ -7,7 +7,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -113,8 +112,7 @@ func TestCollectorCannotSeeRunner(t *testing.T) {
 	// The collector may run as another user: give it a copy of the test
 	// binary it can execute, outside the 0700 build directory.
 	bin := t.TempDir()
-	exe := filepath.Join(bin, "gc.test")
-	copyFile(t, testBinary(t), exe, 0o755)
+	exe := testproc.CopyTestBinary(t, bin, "gc.test")
 	openUp(t, bin)
 
 	tests := []struct {
@@ -208,37 +206,6 @@ func reportLines(t *testing.T, out []byte) map[string]string {
 		t.Fatalf("collector did not finish:\n%s", out)
 	}
 	return got
-}
-
-// testBinary is the running test binary.
-func testBinary(t *testing.T) string {
-	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return exe
-}
-
-func copyFile(t *testing.T, src, dst string, mode os.FileMode) {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		t.Fatal(err)
-	}
-	// Closed before any exec, or the exec fails with ETXTBSY.
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // openUp lets every user reach dir: it and its parents up to the

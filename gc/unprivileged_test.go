@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -84,7 +83,7 @@ func collectAs(t *testing.T, root string, unprivileged bool, nofile int) helperR
 			t.Skip("setpriv not installed")
 		}
 		args = []string{setpriv, fmt.Sprintf("--reuid=%d", nobody), fmt.Sprintf("--regid=%d", nobody), "--clear-groups", "--"}
-		exe = publicCopy(t, exe)
+		exe = testproc.CopyTestBinary(t, testproc.PublicTempDir(t), "gc.test")
 	}
 	args = append(args, exe, root)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*guard)
@@ -104,42 +103,6 @@ func collectAs(t *testing.T, root string, unprivileged bool, nofile int) helperR
 		t.Fatalf("collect helper output %q: %v", stdout.String(), err)
 	}
 	return rep
-}
-
-// publicCopy copies the test binary where nobody can run it: the go
-// tool's build directory is private to root.
-func publicCopy(t *testing.T, exe string) string {
-	t.Helper()
-	dir := publicDir(t)
-	dst := filepath.Join(dir, "gc.test")
-	src, err := os.Open(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, src); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
-
-// publicDir is a t.TempDir that other users can traverse.
-func publicDir(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
 }
 
 // giveTree gives everything below root to uid and gid.
@@ -170,7 +133,7 @@ func requireRoot(t *testing.T) {
 func TestUnprivilegedReadOnlyDataDir(t *testing.T) {
 	t.Parallel()
 	requireRoot(t)
-	root := filepath.Join(publicDir(t), "root")
+	root := filepath.Join(testproc.PublicTempDir(t), "root")
 	withLock := filepath.Join(root, "withlock")
 	noLock := filepath.Join(root, "nolock")
 	nested := filepath.Join(root, "team", "data")
@@ -199,7 +162,7 @@ func TestUnprivilegedReadOnlyDataDir(t *testing.T) {
 func TestUnprivilegedNotOwner(t *testing.T) {
 	t.Parallel()
 	requireRoot(t)
-	root := filepath.Join(publicDir(t), "root")
+	root := filepath.Join(testproc.PublicTempDir(t), "root")
 	dir := filepath.Join(root, "vm")
 	makeVM(t, dir, orphanState())
 	giveTree(t, root, nobody)

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/stacklok/go-microvm/internal/testproc"
 	"github.com/stacklok/go-microvm/state"
 )
 
@@ -248,7 +248,7 @@ func TestDryRunLockDenied(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	exe := copyTestBinary(t, dir)
+	exe := testproc.CopyTestBinary(t, dir, "go-microvm-gc")
 	root := filepath.Join(dir, "root")
 	makeOrphan(t, filepath.Join(root, "vm"), 1)
 	for _, args := range [][]string{{"collect", "-n", "--root", root}, {"collect", "-n", "--root", root, "--json"}} {
@@ -283,7 +283,7 @@ func TestListUnreadableRoot(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	exe := copyTestBinary(t, dir)
+	exe := testproc.CopyTestBinary(t, dir, "go-microvm-gc")
 	root := filepath.Join(dir, "root")
 	makeOrphan(t, filepath.Join(root, "vm"), 1)
 	if err := os.Chmod(root, 0o700); err != nil {
@@ -301,34 +301,6 @@ func TestListUnreadableRoot(t *testing.T) {
 	if strings.Contains(stdout, "No data directories") || !strings.Contains(stdout, "could not be read") {
 		t.Errorf("stdout does not say the root could not be read:\n%s", stdout)
 	}
-}
-
-// copyTestBinary copies this test binary into dir as go-microvm-gc, so
-// that another user can run it and testscript.Main runs it as the
-// command.
-func copyTestBinary(t *testing.T, dir string) string {
-	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := os.Open(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	p := filepath.Join(dir, "go-microvm-gc")
-	dst, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		t.Fatal(err)
-	}
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 // TestErrorsNameTheVM: a removal that fails reports the data directory

@@ -11,7 +11,6 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -234,7 +233,7 @@ func runHelper(t *testing.T, prefix []string, env ...string) helperResult {
 	}
 	args := append(slices.Clone(prefix), exe)
 	if len(prefix) > 0 {
-		exe = copyExecutable(t, exe)
+		exe = testproc.CopyTestBinary(t, testproc.PublicTempDir(t), "fstree.test")
 		args[len(args)-1] = exe
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), guardTimeout)
@@ -253,40 +252,4 @@ func runHelper(t *testing.T, prefix []string, env ...string) helperResult {
 		t.Fatalf("helper: %v: %s (result %+v, stderr %q)", runErr, out.Err, out, stderr.String())
 	}
 	return out
-}
-
-// copyExecutable copies the test binary where an unprivileged user can run
-// it: the go tool's build directory is private to root.
-func copyExecutable(t *testing.T, exe string) string {
-	t.Helper()
-	dir := publicTempDir(t)
-	dst := filepath.Join(dir, "fstree.test")
-	src, err := os.Open(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, src); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
-
-// publicTempDir is a t.TempDir that other users can traverse.
-func publicTempDir(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
 }

@@ -165,7 +165,7 @@ func TestRemoveAtUnprivileged(t *testing.T) {
 		t.Skip("setpriv not installed")
 	}
 	const nobody = 65534
-	work := filepath.Join(publicTempDir(t), "work")
+	work := filepath.Join(testproc.PublicTempDir(t), "work")
 	tree := filepath.Join(work, "tree")
 	for _, f := range []string{"f0", "ro/f1", "ro/f2", "ro/sub/f3", "none/f4", "none/sub/f5", "rnox/f6", "xonly/f7"} {
 		writeFile(t, filepath.Join(tree, f), 100)
@@ -211,7 +211,7 @@ func TestRemoveAtUnprivilegedCannotEscape(t *testing.T) {
 	if err != nil {
 		t.Skip("setpriv not installed")
 	}
-	work := filepath.Join(publicTempDir(t), "work")
+	work := filepath.Join(testproc.PublicTempDir(t), "work")
 	tree := filepath.Join(work, "tree")
 	writeFile(t, filepath.Join(tree, "rootdir", "f"), 10)
 	writeFile(t, filepath.Join(tree, "mine", "g"), 10)
@@ -223,11 +223,7 @@ func TestRemoveAtUnprivilegedCannotEscape(t *testing.T) {
 	if err := os.Chmod(filepath.Join(tree, "rootdir"), 0o555); err != nil {
 		t.Fatal(err)
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--", copyExecutable(t, exe))
+	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--", testproc.CopyTestBinary(t, testproc.PublicTempDir(t), "fstree.test"))
 	cmd.Env = append(os.Environ(), testproc.Env("remove"), "FSTREE_DIR="+work, "FSTREE_NAME=tree")
 	done := make(chan struct{})
 	var stdout []byte

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/stacklok/go-microvm/internal/testproc"
 )
 
 // exitLeaderEnv makes the re-executed test binary a process whose main
@@ -168,7 +170,7 @@ func TestLookupInTimeNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(unshare, "--time", "--boottime", "100000", exe)
-	cmd.Env = append(os.Environ(), helperEnv+"=boottime")
+	cmd.Env = append(os.Environ(), testproc.Env("boottime"))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {

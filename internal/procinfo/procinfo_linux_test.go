@@ -5,39 +5,18 @@ package procinfo
 
 import (
 	"errors"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
-)
 
-func copyExecutable(t *testing.T, src, dst string) {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		t.Fatal(err)
-	}
-	// Closed before any exec, or the exec fails with ETXTBSY.
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
+	"github.com/stacklok/go-microvm/internal/testproc"
+)
 
 func TestDeletedExecutable(t *testing.T) {
 	t.Parallel()
-	exe := filepath.Join(t.TempDir(), "upgraded-away")
-	copyExecutable(t, testExecutable(t), exe)
+	exe := testproc.CopyTestBinary(t, t.TempDir(), "upgraded-away")
 	cmd := startSleeper(t, exe)
 	pid := cmd.Process.Pid
 
@@ -79,8 +58,7 @@ func TestExecutableErrOtherUser(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	observer := filepath.Join(dir, "observer")
-	copyExecutable(t, testExecutable(t), observer)
+	observer := testproc.CopyTestBinary(t, dir, "observer")
 
 	target := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", sleep, "60")
 	if err := target.Start(); err != nil {

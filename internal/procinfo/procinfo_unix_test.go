@@ -18,12 +18,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stacklok/go-microvm/internal/testproc"
 )
 
-// helperEnv selects what the re-executed test binary does instead of
-// running tests: "sleep" (a stand-in process to look up) or "lookup"
-// (print Lookup($PROCINFO_PID) as JSON, as seen from this other process).
-const helperEnv = "GO_WANT_HELPER_PROCESS"
+// The helpers the re-executed test binary runs instead of the tests:
+// "sleep" (a process to look up), "lookup" (print Lookup($PROCINFO_PID)
+// as JSON, as seen from this other process) and "boottime" (print
+// BootTime, as seen from this process's time namespace).
 
 // slack absorbs the rounding of the boot time to whole seconds and the
 // 10 ms ticks; it is a fact check, not a speed assertion.
@@ -35,26 +37,21 @@ const guard = 10 * time.Second
 var processInit = time.Now()
 
 func TestMain(m *testing.M) {
-	switch os.Getenv(helperEnv) {
-	case "":
-		os.Exit(m.Run())
-	case "sleep":
+	testproc.Register("sleep", func([]string) int {
 		time.Sleep(60 * time.Second)
-		os.Exit(0)
-	case "lookup":
-		os.Exit(helperLookup())
-	case "boottime":
+		return 0
+	})
+	testproc.Register("lookup", func([]string) int { return helperLookup() })
+	testproc.Register("boottime", func([]string) int {
 		bt, err := BootTime()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
+			return 1
 		}
 		fmt.Println(bt.Unix())
-		os.Exit(0)
-	default:
-		fmt.Fprintf(os.Stderr, "unknown %s=%q\n", helperEnv, os.Getenv(helperEnv))
-		os.Exit(2)
-	}
+		return 0
+	})
+	testproc.Main(m)
 }
 
 // lookupReport is Info as the "lookup" helper prints it: errors as text.
@@ -93,7 +90,7 @@ func helperLookup() int {
 func runLookupHelper(t *testing.T, pid int, name string, args ...string) lookupReport {
 	t.Helper()
 	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), helperEnv+"=lookup", "PROCINFO_PID="+strconv.Itoa(pid))
+	cmd.Env = append(os.Environ(), testproc.Env("lookup"), "PROCINFO_PID="+strconv.Itoa(pid))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
@@ -120,7 +117,7 @@ func testExecutable(t *testing.T) string {
 func startSleeper(t *testing.T, exe string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), helperEnv+"=sleep")
+	cmd.Env = append(os.Environ(), testproc.Env("sleep"))
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start helper: %v", err)
 	}

@@ -438,3 +438,47 @@ func removeBuilt() {
 		clear(built)
 	}
 }
+
+// CopyTestBinary copies the running test binary into dir as base,
+// executable by everyone, and returns its path: a helper run as another
+// user (under setpriv) cannot execute the original in the go tool's build
+// directory, which is private to its owner. The copy is closed before it
+// returns, so that executing it does not fail with ETXTBSY.
+func CopyTestBinary(t testing.TB, dir, base string) string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatalf("find the test binary: %v", err)
+	}
+	src, err := os.Open(exe)
+	if err != nil {
+		t.Fatalf("open the test binary: %v", err)
+	}
+	defer src.Close()
+	dst := filepath.Join(dir, base)
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o755)
+	if err != nil {
+		t.Fatalf("copy the test binary: %v", err)
+	}
+	if _, err := io.Copy(out, src); err != nil {
+		out.Close()
+		t.Fatalf("copy the test binary: %v", err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatalf("copy the test binary: %v", err)
+	}
+	return dst
+}
+
+// PublicTempDir is a t.TempDir that other users can traverse (its parent
+// too), for what a helper run as another user must reach.
+func PublicTempDir(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatalf("open up %s: %v", d, err)
+		}
+	}
+	return dir
+}
