@@ -16,7 +16,8 @@ import (
 // snapshot has its own st_dev on the same mount; it is reclaimed, not
 // left in the trash as a mount point run after run.
 func TestBtrfsSubvolumeRootfsWork(t *testing.T) {
-	// Not parallel: it mounts, and a mount changes the process's mount table that other tests' walks read.
+	// Not parallel: it mounts, which changes the process's mount table
+	// that other tests' walks read.
 	mnt := btrfsMount(t)
 	root := filepath.Join(mnt, "root")
 	dir := filepath.Join(root, "vm")

@@ -21,7 +21,8 @@ import (
 // TestOrphansReadOnly: Orphans works on a read-only filesystem; Collect
 // says why it cannot work there and changes nothing.
 func TestOrphansReadOnly(t *testing.T) {
-	// Not parallel: it mounts, and a mount changes the process's mount table that other tests' walks read.
+	// Not parallel: it mounts, which changes the process's mount table
+	// that other tests' walks read.
 	requireMount(t)
 	base := t.TempDir()
 	root := filepath.Join(base, "root")
@@ -53,7 +54,8 @@ func TestOrphansReadOnly(t *testing.T) {
 // mounted; a mount on rootfs-work itself keeps its data directory an
 // orphan for later; the other orphans are reclaimed all the same.
 func TestMountInsideOrphan(t *testing.T) {
-	// Not parallel: it mounts, and a mount changes the process's mount table that other tests' walks read.
+	// Not parallel: it mounts, which changes the process's mount table
+	// that other tests' walks read.
 	base := t.TempDir()
 	root := filepath.Join(base, "root")
 	inside := filepath.Join(root, "inside")
@@ -122,7 +124,8 @@ func findKept(rep *Report, path string) *Candidate {
 // cannot rename rootfs-work into root's trash; it gets its own trash, and
 // nothing of it is left but the mount point itself.
 func TestDataDirOnOtherFilesystem(t *testing.T) {
-	// Not parallel: it mounts, and a mount changes the process's mount table that other tests' walks read.
+	// Not parallel: it mounts, which changes the process's mount table
+	// that other tests' walks read.
 	base := t.TempDir()
 	root := filepath.Join(base, "root")
 	dir := filepath.Join(root, "vm")
@@ -145,7 +148,8 @@ func TestDataDirOnOtherFilesystem(t *testing.T) {
 // filesystem than root keep their own trash; what a killed collector left
 // there is emptied, whatever the directory's class.
 func TestLeftoverTrashOnOtherFilesystem(t *testing.T) {
-	// Not parallel: it mounts, and a mount changes the process's mount table that other tests' walks read.
+	// Not parallel: it mounts, which changes the process's mount table
+	// that other tests' walks read.
 	base := t.TempDir()
 	root := filepath.Join(base, "root")
 	live, orphan := filepath.Join(root, "live"), filepath.Join(root, "orphan")

@@ -319,8 +319,7 @@ func TestDirTryLockRemovesCreatedLock(t *testing.T) {
 			}
 			d := openDir(t, dir)
 			if tt.inTryLock {
-				datadir.TestHookStateLocked = func(string) { os.Remove(statePath) }
-				defer func() { datadir.TestHookStateLocked = nil }()
+				d = d.WithAfterLock(func(string) { os.Remove(statePath) })
 			}
 			l, err := d.TryLock()
 			if tt.inTryLock {
@@ -375,7 +374,7 @@ func TestDirTryLockAgainstWriters(t *testing.T) {
 
 	var swapper *testproc.Proc
 	calls := 0
-	datadir.TestHookStateLocked = func(string) {
+	swap := func(string) {
 		calls++
 		if calls == 1 {
 			// We hold the flock on the old file; another process moves
@@ -385,10 +384,9 @@ func TestDirTryLockAgainstWriters(t *testing.T) {
 			swapper.Expect("locked")
 		}
 	}
-	defer func() { datadir.TestHookStateLocked = nil }()
 	// Not under within: the hook must run on the test's goroutine, and
 	// TryLock never waits.
-	if _, err := d.TryLock(); !errors.Is(err, ErrLocked) {
+	if _, err := d.WithAfterLock(swap).TryLock(); !errors.Is(err, ErrLocked) {
 		t.Fatalf("TryLock across a swapped lock file: %v, want ErrLocked (the live lock is held)", err)
 	}
 	if calls != 1 {

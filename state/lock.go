@@ -72,7 +72,7 @@ func (m *Manager) TryLoadAndLock() (*LockedState, error) {
 }
 
 func (m *Manager) loadAndLock(ctx context.Context, block bool) (*LockedState, error) {
-	held, err := lockStateFile(ctx, m.LockPath(), block)
+	held, err := lockStateFile(ctx, m.LockPath(), block, m.afterLock)
 	if err != nil {
 		return nil, err
 	}
@@ -90,9 +90,9 @@ func (m *Manager) loadAndLock(ctx context.Context, block bool) (*LockedState, er
 // created when missing. It is the collector's lock with the path
 // resolved afresh by every open and by the inode check, so a data
 // directory replaced under its path is noticed too; with block it polls
-// until ctx is done.
-func lockStateFile(ctx context.Context, path string, block bool) (heldLock, error) {
-	held, err := tryLockPath(path)
+// until ctx is done. afterLock is a test's hook (see Manager), else nil.
+func lockStateFile(ctx context.Context, path string, block bool, afterLock func(string)) (heldLock, error) {
+	held, err := tryLockPath(path, afterLock)
 	if !block {
 		return held, err
 	}
@@ -105,7 +105,7 @@ func lockStateFile(ctx context.Context, path string, block bool) (heldLock, erro
 			return none, fmt.Errorf("lock %s: %w", path, ctx.Err())
 		case <-t.C:
 		}
-		held, err = tryLockPath(path)
+		held, err = tryLockPath(path, afterLock)
 	}
 	return held, err
 }

@@ -12,8 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/stacklok/go-microvm/internal/datadir"
 )
 
 // settle gives a helper that announced it is about to block a moment to
@@ -175,16 +173,16 @@ func TestLockInodeRecheck(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			calls := 0
-			datadir.TestHookStateLocked = func(path string) {
+			replaceOnce := func(path string) {
 				calls++
 				if calls == 1 {
 					tt.replace(t, path)
 				}
 			}
-			defer func() { datadir.TestHookStateLocked = nil }()
 			for _, try := range []bool{false, true} {
 				calls = 0
 				m := NewManager(dir)
+				m.afterLock = replaceOnce
 				var ls *LockedState
 				var err error
 				if try {

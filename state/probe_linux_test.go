@@ -15,7 +15,8 @@ import (
 // TestProbesOnReadOnlyFilesystem runs the probes on a tmpfs remounted
 // read-only, where any attempt to create a file or directory would fail.
 func TestProbesOnReadOnlyFilesystem(t *testing.T) {
-	// Not parallel: it mounts, and a mount changes the process's mount table that other tests' walks read.
+	// Not parallel: it mounts, which changes the process's mount table
+	// that other tests' walks read.
 	mnt := filepath.Join(t.TempDir(), "mnt")
 	if err := os.Mkdir(mnt, 0o700); err != nil {
 		t.Fatal(err)

@@ -97,6 +97,9 @@ type Identity struct {
 // Manager reads and writes the state of one data directory.
 type Manager struct {
 	dataDir string
+	// afterLock is a test's hook: it runs after each successful flock of
+	// the state lock and before the inode check. nil otherwise.
+	afterLock func(path string)
 }
 
 // NewManager returns a Manager for dataDir. It touches no file.

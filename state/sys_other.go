@@ -29,8 +29,9 @@ type heldLock = *flock.Flock
 
 // tryLockPath takes a writer's state lock at path without waiting,
 // creating the lock file when it is missing. It returns an error matching
-// ErrLocked when the lock is held.
-func tryLockPath(path string) (heldLock, error) {
+// ErrLocked when the lock is held. Tests' afterLock hook is not run here:
+// the tests that use it are Unix only.
+func tryLockPath(path string, _ func(string)) (heldLock, error) {
 	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
 		return nil, &fs.PathError{Op: "lock", Path: path, Err: fmt.Errorf("%w: %s", ErrNotRegular, fi.Mode().Type())}
 	}

@@ -17,8 +17,11 @@ const dirFlags = datadir.DirFlags
 // heldLock is a held state lock: its descriptor.
 type heldLock = int
 
-// tryLockPath takes a writer's state lock at path without waiting.
-func tryLockPath(path string) (heldLock, error) { return datadir.TryLockPath(path) }
+// tryLockPath takes a writer's state lock at path without waiting;
+// afterLock is a test's hook, else nil (see Manager).
+func tryLockPath(path string, afterLock func(string)) (heldLock, error) {
+	return datadir.TryLockPath(path, afterLock)
+}
 
 // unlockHeld drops a lock taken with tryLockPath.
 func unlockHeld(fd heldLock) error { return datadir.ReleaseFd(fd) }

@@ -273,7 +273,8 @@ func TestFormatAge(t *testing.T) {
 // ~/.config/go-microvm, then ~/.config/broodbox/vms. XDG_CONFIG_HOME is
 // ignored, since released go-microvm ignores it.
 func TestDefaultRoots(t *testing.T) {
-	// Not parallel: t.Setenv changes HOME and the data directory variable for the whole process.
+	// Not parallel: t.Setenv changes HOME and the data directory
+	// variable for the whole process.
 	home := t.TempDir()
 	t.Setenv("HOME", home)
 	t.Setenv("XDG_CONFIG_HOME", "/xdg")

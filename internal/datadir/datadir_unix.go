@@ -32,11 +32,22 @@ import (
 type Dir struct {
 	fd   int
 	path string
+	// afterLock is a test's hook (see WithAfterLock); nil otherwise.
+	afterLock func(path string)
 }
 
 // NewDir returns the Dir for fd, an open descriptor of the data directory
 // at path. path is used in errors only.
 func NewDir(fd int, path string) Dir { return Dir{fd: fd, path: path} }
+
+// WithAfterLock returns d whose TryLock runs f after each successful
+// flock of the state lock (with the lock file's path) and before the
+// inode check. It is for tests, which replace the lock file inside that
+// window; the hook travels with the Dir, so such tests run in parallel.
+func (d Dir) WithAfterLock(f func(path string)) Dir {
+	d.afterLock = f
+	return d
+}
 
 // Close closes the descriptor. Use it only on a Dir whose descriptor the
 // caller hands over; it drops a lease taken with TryLease.
@@ -282,7 +293,7 @@ type DirLock struct {
 // one matching ErrNotRegular when the lock's name holds a file of another
 // type, and an *fs.PathError naming the lock file for any other failure.
 func (d Dir) TryLock() (*DirLock, error) {
-	fd, created, err := tryLockAt(d.fd, d.path, LockFileName, FileName)
+	fd, created, err := tryLockAt(d.fd, d.path, LockFileName, FileName, d.afterLock)
 	if err != nil {
 		return nil, err
 	}
@@ -341,12 +352,6 @@ func (l *DirLock) Release() error {
 	return nil
 }
 
-// TestHookStateLocked, when set by a test, runs after each successful
-// flock of the state lock (path is the lock file's) and before the inode
-// check, so that tests can replace the lock file inside the window that is
-// otherwise a matter of luck.
-var TestHookStateLocked func(path string)
-
 // maxLockAttempts bounds the retries of tryLockAt when the lock file is
 // replaced again and again under it.
 const maxLockAttempts = 8
@@ -356,8 +361,11 @@ const maxLockAttempts = 8
 // AT_FDCWD) without waiting, and returns its descriptor and whether it
 // created the file. With stateName set (a collector) a missing lock file
 // is created only while stateName exists; with stateName "" (a writer) it
-// is always created. Its errors are TryLock's.
-func tryLockAt(dirfd int, dir, lockName, stateName string) (int, bool, error) {
+// is always created. Its errors are TryLock's. afterLock, when not nil,
+// runs after each successful flock (with the lock file's path) and before
+// the inode check, so that tests can replace the lock file inside the
+// window that is otherwise a matter of luck.
+func tryLockAt(dirfd int, dir, lockName, stateName string, afterLock func(path string)) (int, bool, error) {
 	for range maxLockAttempts {
 		created := false
 		var locked unix.Stat_t
@@ -409,8 +417,8 @@ func tryLockAt(dirfd int, dir, lockName, stateName string) (int, bool, error) {
 			}
 			return -1, false, &fs.PathError{Op: "lock", Path: atPath(dir, lockName), Err: err}
 		}
-		if TestHookStateLocked != nil {
-			TestHookStateLocked(atPath(dir, lockName))
+		if afterLock != nil {
+			afterLock(atPath(dir, lockName))
 		}
 		var named unix.Stat_t
 		err = fstree.Lstatat(dirfd, lockName, &named)
@@ -511,9 +519,10 @@ func probeFd(fd int, path string) (held bool, err error) {
 
 // TryLockPath takes a writer's state lock at path, a lock file's full
 // path, without waiting: the lock file is created when missing. It returns
-// the locked descriptor, for ReleaseFd, and TryLock's errors.
-func TryLockPath(path string) (fd int, err error) {
-	fd, _, err = tryLockAt(unix.AT_FDCWD, "", path, "")
+// the locked descriptor, for ReleaseFd, and TryLock's errors. afterLock
+// is nil but in tests (see Dir.WithAfterLock).
+func TryLockPath(path string, afterLock func(path string)) (fd int, err error) {
+	fd, _, err = tryLockAt(unix.AT_FDCWD, "", path, "", afterLock)
 	return fd, err
 }
 

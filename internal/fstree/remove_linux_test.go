@@ -59,7 +59,8 @@ func mountID(t *testing.T, path string) uint64 {
 }
 
 func TestRemoveAtTmpfsInside(t *testing.T) {
-	// Not parallel: it mounts, and a mount changes the process's mount table that other tests' walks read.
+	// Not parallel: it mounts, which changes the process's mount table
+	// that other tests' walks read.
 	for _, o := range walkOptions {
 		t.Run(o.name(), func(t *testing.T) {
 			tmp := t.TempDir()
@@ -109,7 +110,8 @@ func TestRemoveAtTmpfsInside(t *testing.T) {
 // TestRemoveAtTopIsMountPoint: a top entry on another mount than its
 // parent is reported and not entered.
 func TestRemoveAtTopIsMountPoint(t *testing.T) {
-	// Not parallel: it mounts, and a mount changes the process's mount table that other tests' walks read.
+	// Not parallel: it mounts, which changes the process's mount table
+	// that other tests' walks read.
 	tmp := t.TempDir()
 	tree := filepath.Join(tmp, "tree")
 	mkdirs(t, tree)
@@ -125,7 +127,8 @@ func TestRemoveAtTopIsMountPoint(t *testing.T) {
 // TestRemoveAtBindMountInside: a bind mount of a directory of the same
 // filesystem (same st_dev) is told apart by its mount id.
 func TestRemoveAtBindMountInside(t *testing.T) {
-	// Not parallel: it mounts, and a mount changes the process's mount table that other tests' walks read.
+	// Not parallel: it mounts, which changes the process's mount table
+	// that other tests' walks read.
 	for _, o := range walkOptions {
 		t.Run(o.name(), func(t *testing.T) {
 			tmp := t.TempDir()
@@ -285,7 +288,8 @@ func requireMethod(t *testing.T, m mountMethod, dir string) {
 // tells mounts apart. Where nothing can (mountinfo lists the device twice,
 // or no method at all), every subdirectory is left as a possible mount.
 func TestRemoveAtBindMountEachMethod(t *testing.T) {
-	// Not parallel: it mounts, and a mount changes the process's mount table that other tests' walks read.
+	// Not parallel: it mounts, which changes the process's mount table
+	// that other tests' walks read.
 	requireRoot(t)
 	for _, mm := range mountMethods {
 		t.Run(mm.name, func(t *testing.T) {
@@ -333,7 +337,8 @@ func TestRemoveAtBindMountEachMethod(t *testing.T) {
 // on a filesystem mounted once is removed whole, and a tmpfs inside it
 // (another device) is still left.
 func TestRemoveAtMountinfoSingleMount(t *testing.T) {
-	// Not parallel: it mounts, and a mount changes the process's mount table that other tests' walks read.
+	// Not parallel: it mounts, which changes the process's mount table
+	// that other tests' walks read.
 	requireRoot(t)
 	tmp := t.TempDir()
 	mount(t, "tmpfs", tmp, "tmpfs", 0, "size=4m")
@@ -356,7 +361,8 @@ func TestRemoveAtMountinfoSingleMount(t *testing.T) {
 // the same mount. With mount ids it is removed like any directory (the
 // top itself, and one nested in the tree); a snapshot too.
 func TestRemoveAtBtrfsSubvolume(t *testing.T) {
-	// Not parallel: it mounts, and a mount changes the process's mount table that other tests' walks read.
+	// Not parallel: it mounts, which changes the process's mount table
+	// that other tests' walks read.
 	mnt := btrfsMount(t)
 	mountID(t, mnt)
 	tree := filepath.Join(mnt, "tree")
