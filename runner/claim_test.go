@@ -146,7 +146,7 @@ func TestClaimAbort(t *testing.T) {
 	if err := c.Abort(); err != nil {
 		t.Fatalf("second Abort: %v", err)
 	}
-	if leaseHeld(t, dir) {
+	if !leaseFreed(t, dir) {
 		t.Fatal("lease held after Abort")
 	}
 	if st := loadState(t, dir); st.Leased || st.Active {
@@ -180,7 +180,7 @@ func TestClaimInUse(t *testing.T) {
 	if _, err := newClaimWithGuard(t, released, WithoutCollect()); !errors.Is(err, ErrInUse) {
 		t.Fatalf("claim over a live released runner: %v, want ErrInUse", err)
 	}
-	if leaseHeld(t, released) {
+	if !leaseFreed(t, released) {
 		t.Fatal("failed claim left the lease held")
 	}
 }
@@ -315,7 +315,7 @@ func TestClaimDirReplacedAfterLease(t *testing.T) {
 				t.Fatalf("directory replaced %d times, want %d", len(old), tt.times)
 			}
 			for _, o := range old {
-				if leaseHeld(t, o) {
+				if !leaseFreed(t, o) {
 					t.Errorf("lease on the replaced directory %s still held", o)
 				}
 				if _, err := os.Lstat(filepath.Join(o, state.FileName)); !errors.Is(err, fs.ErrNotExist) {
@@ -323,7 +323,7 @@ func TestClaimDirReplacedAfterLease(t *testing.T) {
 				}
 			}
 			if tt.wantErr != nil {
-				if leaseHeld(t, dir) {
+				if !leaseFreed(t, dir) {
 					t.Error("lease held after a failed claim")
 				}
 				if _, err := os.Lstat(filepath.Join(dir, state.FileName)); !errors.Is(err, fs.ErrNotExist) {
@@ -407,7 +407,7 @@ func TestSpawnClaimLost(t *testing.T) {
 			if _, err := c.Spawn(ctx, cfg); !errors.Is(err, ErrClaimLost) {
 				t.Fatalf("Spawn: %v, want ErrClaimLost", err)
 			}
-			if leaseHeld(t, old) {
+			if !leaseFreed(t, old) {
 				t.Error("lease on the lost directory still held")
 			}
 			if !loadState(t, old).Leased {

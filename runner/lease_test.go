@@ -79,7 +79,7 @@ func TestEmbedderKilledMidClone(t *testing.T) {
 		t.Fatalf("scan while cloning: %s (%s) %s", c.Class, c.Reason, c.Detail)
 	}
 	h.kill(t)
-	if leaseHeld(t, dir) {
+	if !leaseFreed(t, dir) {
 		t.Fatal("lease outlived the embedder that held it")
 	}
 	rep, err := gc.Collect(root)

@@ -317,6 +317,23 @@ func leaseHeld(t *testing.T, dir string) bool {
 	return held
 }
 
+// leaseFreed reports whether the lease on dir is free, polling until it
+// is or guard has passed. A lease this process dropped by closing its
+// descriptor can stay held for an instant: another test's goroutine may
+// be forking a helper, and the child holds a copy of every descriptor
+// until its exec closes them. A lease still held after guard was leaked.
+func leaseFreed(t *testing.T, dir string) bool {
+	t.Helper()
+	deadline := time.Now().Add(guard)
+	for leaseHeld(t, dir) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
+}
+
 // snapshot lists every entry under root with its size, leaving out the
 // collector's own names at the top.
 func snapshot(t *testing.T, root string) map[string]int64 {

@@ -81,7 +81,7 @@ func TestUserNamespaceRunner(t *testing.T) {
 		t.Fatalf("Stop: %v", err)
 	}
 	waitFor(t, "runner gone after Stop", func() bool { return exited(p.PID()) })
-	if leaseHeld(t, dir) {
+	if !leaseFreed(t, dir) {
 		t.Error("lease still held after Stop")
 	}
 	if st := loadState(t, dir); st.Active || st.PID != 0 || st.Leased {

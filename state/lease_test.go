@@ -37,7 +37,7 @@ func waitFree(t *testing.T, dir string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("lease on %s still held %v after its holder was killed", dir, guard)
+			t.Fatalf("lease on %s still held %v after it was dropped", dir, guard)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -132,9 +132,9 @@ func TestLeaseInProcess(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
-	if held, err := ProbeLease(dir); err != nil || held {
-		t.Errorf("ProbeLease after Close = %v, %v; want free", held, err)
-	}
+	// Polled: a child forked meanwhile by another test holds a copy of
+	// our descriptor until its exec (see waitFree).
+	waitFree(t, dir)
 }
 
 func TestLeaseErrors(t *testing.T) {
