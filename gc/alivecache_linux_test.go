@@ -19,6 +19,7 @@ import (
 // start time are concluded only from a lookup made after the state was
 // read.
 func TestAliveCacheOnlyKeeps(t *testing.T) {
+	t.Parallel()
 	self, err := procinfo.Self()
 	if err != nil {
 		t.Fatal(err)

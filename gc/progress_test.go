@@ -45,6 +45,7 @@ func progressRoot(t *testing.T) string {
 
 // TestWithProgressScan: a scan reports every candidate it returns, once.
 func TestWithProgressScan(t *testing.T) {
+	t.Parallel()
 	root := progressRoot(t)
 	var log progressLog
 	cands, err := Scan(root, WithProgress(log.hook))
@@ -64,6 +65,7 @@ func TestWithProgressScan(t *testing.T) {
 // directory, one reclaim per orphan, with the same bytes freed; a dry run
 // reclaims nothing.
 func TestWithProgressCollect(t *testing.T) {
+	t.Parallel()
 	root := progressRoot(t)
 	var dry progressLog
 	if _, err := Collect(root, WithDryRun(), WithProgress(dry.hook)); err != nil {

@@ -13,6 +13,7 @@ import (
 // every writer produces) and which it leaves to encoding/json, and that
 // it decodes the ones it takes exactly as encoding/json does.
 func TestDecodeFast(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 11, 30, 23, 1, 2, 345678901, time.FixedZone("", 3600))
 	full, err := json.Marshal(&State{
 		Version: 1, Active: true, Name: "vm", Image: "example.com/img:latest", CPUs: 2, MemoryMB: 2048,

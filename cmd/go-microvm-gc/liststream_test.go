@@ -17,6 +17,7 @@ import (
 // contract, indented as one encoded whole would be, for no, one and many
 // directories, with and without trash.
 func TestDocSink(t *testing.T) {
+	t.Parallel()
 	for _, n := range []int{0, 1, 3} {
 		for _, withTrash := range []bool{false, true} {
 			t.Run(fmt.Sprintf("dirs=%d,trash=%v", n, withTrash), func(t *testing.T) {
@@ -63,6 +64,7 @@ func TestDocSink(t *testing.T) {
 // TestDocSinkStreams: the directories reach the writer as they are
 // decided, before the listing ends, so `list --json` holds none of them.
 func TestDocSinkStreams(t *testing.T) {
+	t.Parallel()
 	var out bytes.Buffer
 	s := newDocSink(&out, "/r")
 	const n = 1000

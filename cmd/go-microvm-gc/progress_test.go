@@ -16,6 +16,7 @@ import (
 // TestProgressCounts: fed by a real Collect through gc.WithProgress, the
 // progress line ends on the numbers the report gives.
 func TestProgressCounts(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join(t.TempDir(), "root")
 	for i := range 4 {
 		makeOrphan(t, filepath.Join(root, fmt.Sprintf("vm%d", i)), 3)
