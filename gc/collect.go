@@ -18,6 +18,7 @@ import (
 
 	"github.com/stacklok/go-microvm/internal/datadir"
 	"github.com/stacklok/go-microvm/internal/fstree"
+	"github.com/stacklok/go-microvm/internal/sysat"
 	"github.com/stacklok/go-microvm/state"
 )
 
@@ -199,7 +200,7 @@ func (c *collector) run() {
 	// is work for the next run. When there was none and none was made,
 	// there is nothing to look at.
 	if hadTrash || c.trash != nil || c.trashErr != nil {
-		if err := unlinkAt(c.root, TrashName, unix.AT_REMOVEDIR); err != nil && !isGone(err) && !isNotEmpty(err) {
+		if err := sysat.Unlinkat(int(c.root.Fd()), TrashName, unix.AT_REMOVEDIR); err != nil && !isGone(err) && !isNotEmpty(err) {
 			c.addErr("remove trash", filepath.Join(c.abs, TrashName), err)
 		}
 	}
@@ -222,10 +223,11 @@ func (c *collector) dropLock() {
 	if len(c.rep.Kept) > 0 || c.rep.Deferred {
 		return
 	}
-	if _, err := lstatAt(c.root, TrashName); !errors.Is(err, unix.ENOENT) {
+	var st unix.Stat_t
+	if err := sysat.Fstatat(int(c.root.Fd()), TrashName, &st, unix.AT_SYMLINK_NOFOLLOW); !errors.Is(err, unix.ENOENT) {
 		return
 	}
-	if err := unlinkAt(c.root, LockName, 0); err != nil && !isGone(err) {
+	if err := sysat.Unlinkat(int(c.root.Fd()), LockName, 0); err != nil && !isGone(err) {
 		c.addErr("remove root lock", filepath.Join(c.abs, LockName), err)
 	}
 }
@@ -347,7 +349,7 @@ func (c *collector) reclaimDir(cand scanned) (*Orphan, *Candidate, error) {
 	// D goes while the lease is still held: a creator waiting for the
 	// lease finds, once it gets it, that the path no longer names the
 	// directory it locked, and starts over on a fresh one.
-	if err := unlinkAt(parent, filepath.Base(rel), unix.AT_REMOVEDIR); err != nil {
+	if err := sysat.Unlinkat(int(parent.Fd()), filepath.Base(rel), unix.AT_REMOVEDIR); err != nil {
 		if !isNotEmpty(err) && !isGone(err) {
 			c.addErr("remove", path, err)
 		}
@@ -356,7 +358,7 @@ func (c *collector) reclaimDir(cand scanned) (*Orphan, *Candidate, error) {
 	if up := filepath.Dir(rel); up != "." {
 		gp, err := fstree.OpenDir(c.root, filepath.Dir(up))
 		if err == nil {
-			switch err := unlinkAt(gp, filepath.Base(up), unix.AT_REMOVEDIR); {
+			switch err := sysat.Unlinkat(int(gp.Fd()), filepath.Base(up), unix.AT_REMOVEDIR); {
 			case err == nil, isGone(err):
 			case isNotEmpty(err):
 				dropIdleRootLock(gp, filepath.Base(up), filepath.Join(c.abs, up))
@@ -373,7 +375,7 @@ func (c *collector) reclaimDir(cand scanned) (*Orphan, *Candidate, error) {
 // removed reports whether the directory d has been deleted.
 func removed(d *os.File) bool {
 	var st unix.Stat_t
-	err := fstree.WithFd(d, func(fd int) error { return fstree.Fstat(fd, &st) })
+	err := sysat.Fstat(int(d.Fd()), &st)
 	return err == nil && st.Nlink == 0
 }
 
@@ -473,7 +475,7 @@ func (c *collector) reclaimOpen(cand scanned, d *os.File) (*Orphan, *Candidate, 
 		freed += n
 		if tr.own {
 			if gone {
-				if err := unlinkAt(d, TrashName, unix.AT_REMOVEDIR); err != nil && !isGone(err) && !isNotEmpty(err) {
+				if err := sysat.Unlinkat(int(d.Fd()), TrashName, unix.AT_REMOVEDIR); err != nil && !isGone(err) && !isNotEmpty(err) {
 					c.addErr("remove trash", tr.path, err)
 				}
 			}
@@ -542,7 +544,8 @@ func (c *collector) commit(d *os.File, path string, sl *datadir.DirLock) (int64,
 	}
 	var freed int64
 	for _, name := range names {
-		st, err := lstatAt(d, name)
+		var st unix.Stat_t
+		err := sysat.Fstatat(int(d.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW)
 		if errors.Is(err, unix.ENOENT) {
 			continue
 		}
@@ -552,10 +555,10 @@ func (c *collector) commit(d *os.File, path string, sl *datadir.DirLock) (int64,
 		// go-microvm writes these as regular files; anything else under
 		// the name is not ours. A state file that is not regular was
 		// never an orphan: it was read under the lock.
-		if !isRegular(&st) {
+		if !sysat.IsRegular(&st) {
 			continue
 		}
-		if err := unlinkAt(d, name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+		if err := sysat.Unlinkat(int(d.Fd()), name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
 			if name == state.FileName {
 				return freed, tr, &fs.PathError{Op: "unlink", Path: filepath.Join(path, name), Err: err}
 			}
@@ -574,7 +577,8 @@ func (c *collector) commit(d *os.File, path string, sl *datadir.DirLock) (int64,
 // trash when d is on another filesystem. A missing rootfs-work is nothing
 // to move (a creator that died before the clone).
 func (c *collector) moveRootfsWork(d *os.File, path string) (trashRef, error) {
-	if _, err := lstatAt(d, rootfsWorkName); errors.Is(err, unix.ENOENT) {
+	var st unix.Stat_t
+	if err := sysat.Fstatat(int(d.Fd()), rootfsWorkName, &st, unix.AT_SYMLINK_NOFOLLOW); errors.Is(err, unix.ENOENT) {
 		return trashRef{}, nil
 	}
 	// Moving a directory to another parent rewrites its "..": it must be
@@ -592,7 +596,7 @@ func (c *collector) moveRootfsWork(d *os.File, path string) (trashRef, error) {
 	if err != nil {
 		return trashRef{}, fmt.Errorf("open trash: %w", err)
 	}
-	err = renameAt(d, rootfsWorkName, t, name)
+	err = sysat.Renameat(int(d.Fd()), rootfsWorkName, int(t.Fd()), name)
 	if err == nil {
 		return trashRef{dir: t, path: filepath.Join(c.abs, TrashName), name: name}, nil
 	}
@@ -612,11 +616,11 @@ func (c *collector) moveRootfsWork(d *os.File, path string) (trashRef, error) {
 		return trashRef{}, fmt.Errorf("open trash: %w", err)
 	}
 	tpath := filepath.Join(path, TrashName)
-	if err := renameAt(d, rootfsWorkName, own, name); err != nil {
+	if err := sysat.Renameat(int(d.Fd()), rootfsWorkName, int(own.Fd()), name); err != nil {
 		// The error being returned is the one that matters.
 		_ = own.Close()
 		if errors.Is(err, unix.ENOENT) {
-			_ = unlinkAt(d, TrashName, unix.AT_REMOVEDIR)
+			_ = sysat.Unlinkat(int(d.Fd()), TrashName, unix.AT_REMOVEDIR)
 			return trashRef{}, nil
 		}
 		return trashRef{}, &fs.PathError{Op: "rename", Path: filepath.Join(path, rootfsWorkName), Err: err}

@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/stacklok/go-microvm/internal/fstree"
+	"github.com/stacklok/go-microvm/internal/sysat"
 )
 
 // direntBufSize is the getdents buffer of one directory reader: about
@@ -27,7 +27,7 @@ type dirReader struct {
 // newDirReader opens the directory fd again (its own open file
 // description, so fd's offset stays the caller's) for listing.
 func newDirReader(fd int) (*dirReader, error) {
-	again, err := fstree.OpenDirAt(fd, ".")
+	again, err := sysat.Openat(fd, ".", sysat.DirFlags, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -38,10 +38,7 @@ func newDirReader(fd int) (*dirReader, error) {
 func (r *dirReader) next() (e dirent, ok bool, err error) {
 	for {
 		if r.pos >= r.end {
-			n, err := unix.Getdents(r.fd, r.buf)
-			if err == unix.EINTR {
-				continue
-			}
+			n, err := sysat.Getdents(r.fd, r.buf)
 			if err != nil {
 				return dirent{}, false, err
 			}

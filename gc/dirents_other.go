@@ -10,7 +10,7 @@ import (
 	"io/fs"
 	"os"
 
-	"github.com/stacklok/go-microvm/internal/fstree"
+	"github.com/stacklok/go-microvm/internal/sysat"
 )
 
 // dirReader lists a directory through os.File.ReadDir in batches; the
@@ -25,7 +25,7 @@ type dirReader struct {
 // newDirReader opens the directory fd again (its own open file
 // description, so fd's offset stays the caller's) for listing.
 func newDirReader(fd int) (*dirReader, error) {
-	again, err := fstree.OpenDirAt(fd, ".")
+	again, err := sysat.Openat(fd, ".", sysat.DirFlags, 0)
 	if err != nil {
 		return nil, err
 	}

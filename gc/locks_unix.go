@@ -13,7 +13,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/stacklok/go-microvm/internal/fstree"
+	"github.com/stacklok/go-microvm/internal/datadir"
+	"github.com/stacklok/go-microvm/internal/sysat"
 	"github.com/stacklok/go-microvm/state"
 )
 
@@ -28,10 +29,6 @@ var ErrNotRegular = state.ErrNotRegular
 // refuses a symlink planted in its place; O_NONBLOCK keeps open(2) from
 // waiting for the writer of a FIFO planted there.
 const rootLockFlags = unix.O_CREAT | unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
-
-func notRegular(path string, st *unix.Stat_t) error {
-	return &fs.PathError{Op: "lock", Path: path, Err: fmt.Errorf("%w: %s", ErrNotRegular, fstree.FileType(uint32(st.Mode)))}
-}
 
 // lockRoot takes root's collector lock without waiting and returns its
 // descriptor; closing it releases the lock. It returns an error wrapping
@@ -71,23 +68,24 @@ var errLockReplaced = errors.New("root lock file replaced")
 func lockRootOnce(root *os.File, abs string) (int, error) {
 	path := abs + string(os.PathSeparator) + LockName
 	fd := -1
-	err := fstree.WithFd(root, func(rfd int) error {
+	rfd := int(root.Fd())
+	err := func() error {
 		var st unix.Stat_t
-		if err := fstree.Lstatat(rfd, LockName, &st); err == nil && !isRegular(&st) {
-			return notRegular(path, &st)
+		if err := sysat.Fstatat(rfd, LockName, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && !sysat.IsRegular(&st) {
+			return datadir.NotRegular("lock", path, &st)
 		}
 		var err error
-		fd, err = fstree.Openat(rfd, LockName, rootLockFlags, 0o600)
+		fd, err = sysat.Openat(rfd, LockName, rootLockFlags, 0o600)
 		if err != nil {
 			return &fs.PathError{Op: "open", Path: path, Err: err}
 		}
-		if err := fstree.Fstat(fd, &st); err != nil {
+		if err := sysat.Fstat(fd, &st); err != nil {
 			return &fs.PathError{Op: "fstat", Path: path, Err: err}
 		}
-		if !isRegular(&st) {
-			return notRegular(path, &st)
+		if !sysat.IsRegular(&st) {
+			return datadir.NotRegular("lock", path, &st)
 		}
-		err = fstree.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+		err = sysat.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			return fmt.Errorf("collect %s: %w", abs, ErrBusy)
 		}
@@ -95,11 +93,11 @@ func lockRootOnce(root *os.File, abs string) (int, error) {
 			return &fs.PathError{Op: "lock", Path: path, Err: err}
 		}
 		var now unix.Stat_t
-		if err := fstree.Lstatat(rfd, LockName, &now); err != nil || now.Dev != st.Dev || now.Ino != st.Ino {
+		if err := sysat.Fstatat(rfd, LockName, &now, unix.AT_SYMLINK_NOFOLLOW); err != nil || now.Dev != st.Dev || now.Ino != st.Ino {
 			return errLockReplaced
 		}
 		return nil
-	})
+	}()
 	if err != nil {
 		if fd >= 0 {
 			// The error being returned is the one that matters.
@@ -118,7 +116,8 @@ func lockRootOnce(root *os.File, abs string) (int, error) {
 // root runner.NewClaim collects by default) that kept the directory then,
 // and would now keep the reclaimed directory from being removed.
 func dropIdleLock(dir *os.File, path string) {
-	if _, err := lstatAt(dir, LockName); err != nil {
+	var st unix.Stat_t
+	if err := sysat.Fstatat(int(dir.Fd()), LockName, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return
 	}
 	fd, err := lockRoot(dir, path, false)
@@ -127,7 +126,7 @@ func dropIdleLock(dir *os.File, path string) {
 	}
 	// Closing drops the lock; a lock fd has no data to lose.
 	defer func() { _ = unix.Close(fd) }()
-	_ = fstree.WithFd(dir, func(dfd int) error { return fstree.UnlinkAt(dfd, LockName, 0) })
+	_ = sysat.Unlinkat(int(dir.Fd()), LockName, 0)
 }
 
 // dropIdleRootLock removes the directory name below parent when all it
@@ -158,11 +157,11 @@ func dropIdleRootLock(parent *os.File, name, path string) {
 	if again, err := ownedOnly(dir); err != nil || !again {
 		return
 	}
-	err = fstree.WithFd(dir, func(dfd int) error { return fstree.UnlinkAt(dfd, LockName, 0) })
+	err = sysat.Unlinkat(int(dir.Fd()), LockName, 0)
 	if err != nil {
 		return
 	}
-	_ = unlinkAt(parent, name, unix.AT_REMOVEDIR)
+	_ = sysat.Unlinkat(int(parent.Fd()), name, unix.AT_REMOVEDIR)
 }
 
 // ownedOnly reports whether dir holds nothing but the collector lock file.

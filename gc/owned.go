@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stacklok/go-microvm/internal/fstree"
+	"github.com/stacklok/go-microvm/internal/sysat"
 	"github.com/stacklok/go-microvm/state"
 )
 
@@ -97,7 +98,8 @@ func (c *collector) removeOwned(dir *os.File, path, branch, owner string) string
 		if name == branch {
 			continue
 		}
-		if _, err := lstatAt(dir, name); errors.Is(err, unix.ENOENT) {
+		var st unix.Stat_t
+		if err := sysat.Fstatat(int(dir.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW); errors.Is(err, unix.ENOENT) {
 			continue
 		}
 		display := filepath.Join(path, name)

@@ -251,7 +251,7 @@ func TestRootLockRemovalKeepsOneCollector(t *testing.T) {
 					f.Close()
 					os.Remove(holder)
 				}
-				_ = unlinkAt(dir, LockName, 0)
+				_ = unix.Unlinkat(int(dir.Fd()), LockName, 0)
 				unix.Close(fd)
 			}
 		})

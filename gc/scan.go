@@ -23,6 +23,7 @@ import (
 
 	"github.com/stacklok/go-microvm/internal/datadir"
 	"github.com/stacklok/go-microvm/internal/fstree"
+	"github.com/stacklok/go-microvm/internal/sysat"
 	"github.com/stacklok/go-microvm/state"
 )
 
@@ -342,12 +343,7 @@ func (s *scanner) observer() *observer {
 
 // run walks the tree.
 func (s *scanner) run() {
-	var fd int
-	err := fstree.WithFd(s.rootDir, func(rfd int) error {
-		var err error
-		fd, err = fstree.OpenDirAt(rfd, ".")
-		return err
-	})
+	fd, err := sysat.Openat(int(s.rootDir.Fd()), ".", sysat.DirFlags, 0)
 	if err != nil {
 		k := s.newWalk()
 		k.failPath("open root", s.abs, err)
@@ -508,7 +504,7 @@ func (k *walk) failPath(op, path string, err error) {
 func (k *walk) keep(dirfd int, e *dirent, rel string, candidate bool) bool {
 	if e.typ == typeUnknown {
 		var st unix.Stat_t
-		if fstree.Lstatat(dirfd, e.name, &st) != nil || !isDir(&st) {
+		if sysat.Fstatat(dirfd, e.name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || !sysat.IsDir(&st) {
 			return false
 		}
 		e.typ = typeDir
@@ -538,7 +534,7 @@ func (k *walk) enter(parent int, e dirent, rel string, level int, parentDev uint
 		k.leased(rel)
 		return
 	}
-	fd, err := fstree.OpenDirAt(parent, e.name)
+	fd, err := sysat.Openat(parent, e.name, sysat.DirFlags, 0)
 	if err != nil {
 		// Gone, or swapped for a symlink since it was listed: not a
 		// directory of this tree any more.
@@ -626,7 +622,7 @@ func (k *walk) visit(fd int, rel string, level int, leased bool) (candidate, lis
 		// Too deep to list, but a trash left by a collector killed after
 		// its commit may be here.
 		var st unix.Stat_t
-		if rel != "." && fstree.Lstatat(fd, TrashName, &st) == nil && isDir(&st) {
+		if rel != "." && sysat.Fstatat(fd, TrashName, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && sysat.IsDir(&st) {
 			k.res.trash = append(k.res.trash, rel)
 		}
 		return candidate, false
@@ -638,7 +634,7 @@ func (k *walk) visit(fd int, rel string, level int, leased bool) (candidate, lis
 // be read.
 func devOfFd(fd int) uint64 {
 	var st unix.Stat_t
-	if fstree.Fstat(fd, &st) != nil {
+	if sysat.Fstat(fd, &st) != nil {
 		return 0
 	}
 	return uint64(st.Dev)
@@ -699,7 +695,7 @@ func (k *walk) classify(d datadir.Dir, sf datadir.StateFile, serr error, rel str
 	// trash of its own.
 	if rel != "." && dev != s.rootDev {
 		var st unix.Stat_t
-		if err := fstree.Lstatat(d.Fd(), TrashName, &st); err == nil && isDir(&st) {
+		if err := sysat.Fstatat(d.Fd(), TrashName, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && sysat.IsDir(&st) {
 			k.res.trash = append(k.res.trash, rel)
 		}
 	}
@@ -755,7 +751,8 @@ func measure(ctx context.Context, rootDir *os.File, rel, path string, to fstree.
 	n := r.Bytes
 	names, _ := ownedFiles(d)
 	for _, name := range names {
-		if st, err := lstatAt(d, name); err == nil && isRegular(&st) {
+		var st unix.Stat_t
+		if err := sysat.Fstatat(int(d.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && sysat.IsRegular(&st) {
 			n += freedBy(&st)
 		}
 	}

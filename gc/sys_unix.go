@@ -14,57 +14,35 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stacklok/go-microvm/internal/datadir"
-	"github.com/stacklok/go-microvm/internal/fstree"
+	"github.com/stacklok/go-microvm/internal/sysat"
 	"github.com/stacklok/go-microvm/state"
 )
 
 // dirFlag makes os.OpenFile refuse anything but a directory.
 const dirFlag = unix.O_DIRECTORY
 
+// Package gc holds its directories as *os.File and hands their
+// descriptors to package sysat as int(f.Fd()), as os.RemoveAll does: a
+// directory is never in non-blocking mode, so Fd changes nothing about it,
+// and each one stays open (its Close deferred, or done by the caller)
+// across every call that uses its descriptor.
+
 // openDirAt opens the single component name below parent as a directory,
-// never following a symlink. display names the result in errors.
+// never following a symlink, as an *os.File named display: the open and
+// the check that it is a directory are one call (O_DIRECTORY), and its
+// error is an *fs.PathError naming display.
 func openDirAt(parent *os.File, name, display string) (*os.File, error) {
-	var nfd int
-	err := fstree.WithFd(parent, func(fd int) error {
-		var err error
-		nfd, err = fstree.OpenDirAt(fd, name)
-		return err
-	})
+	fd, err := sysat.Openat(int(parent.Fd()), name, sysat.DirFlags, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "openat", Path: display, Err: err}
 	}
-	return os.NewFile(uintptr(nfd), display), nil
+	return os.NewFile(uintptr(fd), display), nil
 }
 
 // reopenDir opens dir again as a new open file description, so that reading
 // its entries does not move the offset of dir itself.
 func reopenDir(dir *os.File) (*os.File, error) {
 	return openDirAt(dir, ".", dir.Name())
-}
-
-// lstatAt stats name below dir without following a symlink.
-func lstatAt(dir *os.File, name string) (unix.Stat_t, error) {
-	var st unix.Stat_t
-	err := fstree.WithFd(dir, func(fd int) error { return fstree.Lstatat(fd, name, &st) })
-	return st, err
-}
-
-// unlinkAt removes name below dir: a non-directory, or with
-// unix.AT_REMOVEDIR an empty directory.
-func unlinkAt(dir *os.File, name string, flags int) error {
-	return fstree.WithFd(dir, func(fd int) error { return fstree.UnlinkAt(fd, name, flags) })
-}
-
-// mkdirAt creates the directory name below dir.
-func mkdirAt(dir *os.File, name string, mode uint32) error {
-	return fstree.WithFd(dir, func(fd int) error { return fstree.MkdirAt(fd, name, mode) })
-}
-
-// renameAt atomically renames from/fromName to to/toName.
-func renameAt(from *os.File, fromName string, to *os.File, toName string) error {
-	return fstree.WithFd(from, func(ffd int) error {
-		return fstree.WithFd(to, func(tfd int) error { return fstree.RenameAt(ffd, fromName, tfd, toName) })
-	})
 }
 
 // sameFile reports whether a and b are open on the same inode.
@@ -79,10 +57,6 @@ func sameFile(a, b *os.File) (bool, error) {
 	}
 	return os.SameFile(ai, bi), nil
 }
-
-func isRegular(st *unix.Stat_t) bool { return st.Mode&unix.S_IFMT == unix.S_IFREG }
-
-func isDir(st *unix.Stat_t) bool { return st.Mode&unix.S_IFMT == unix.S_IFDIR }
 
 func allocated(st *unix.Stat_t) int64 { return int64(st.Blocks) * 512 }
 
@@ -147,38 +121,28 @@ func makeWritable(d *os.File, path string) (restore func(), err error) {
 	if euid == 0 {
 		return nothing, nil
 	}
+	fd := int(d.Fd())
 	var st unix.Stat_t
-	err = fstree.WithFd(d, func(fd int) error {
-		if err := fstree.Fstat(fd, &st); err != nil {
-			return err
-		}
-		if unix.Faccessat(fd, ".", unix.W_OK|unix.X_OK, unix.AT_EACCESS) == nil {
-			return nil
-		}
-		if int(st.Uid) != euid {
-			return fmt.Errorf("%s: %w (uid %d; owner uid %d, mode %#o)", path, ErrNotWritable, euid, st.Uid, st.Mode&0o7777)
-		}
-		return fchmod(fd, uint32(st.Mode)&0o7777|0o700)
-	})
-	if err != nil || st.Mode&0o700 == 0o700 {
+	if err := sysat.Fstat(fd, &st); err != nil {
 		return nothing, err
 	}
 	mode := uint32(st.Mode) & 0o7777
-	return func() {
-		_ = fstree.WithFd(d, func(fd int) error {
-			var now unix.Stat_t
-			if fstree.Fstat(fd, &now) != nil || now.Nlink == 0 {
-				return nil
-			}
-			return fchmod(fd, mode)
-		})
-	}, nil
-}
-
-func fchmod(fd int, mode uint32) error {
-	for {
-		if err := unix.Fchmod(fd, mode); err != unix.EINTR {
-			return err
+	if sysat.Faccessat(fd, ".", unix.W_OK|unix.X_OK, unix.AT_EACCESS) != nil {
+		if int(st.Uid) != euid {
+			return nothing, fmt.Errorf("%s: %w (uid %d; owner uid %d, mode %#o)", path, ErrNotWritable, euid, st.Uid, mode)
+		}
+		if err := sysat.Fchmod(fd, mode|0o700); err != nil {
+			return nothing, err
 		}
 	}
+	if mode&0o700 == 0o700 {
+		return nothing, nil
+	}
+	return func() {
+		var now unix.Stat_t
+		if sysat.Fstat(int(d.Fd()), &now) != nil || now.Nlink == 0 {
+			return
+		}
+		_ = sysat.Fchmod(int(d.Fd()), mode)
+	}, nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/stacklok/go-microvm/internal/datadir"
 	"github.com/stacklok/go-microvm/internal/fstree"
+	"github.com/stacklok/go-microvm/internal/sysat"
 	"github.com/stacklok/go-microvm/state"
 )
 
@@ -52,7 +53,7 @@ func trashEntryName() string {
 func openTrash(parent *os.File, parentPath string, create bool) (*os.File, error) {
 	path := filepath.Join(parentPath, TrashName)
 	if create {
-		if err := mkdirAt(parent, TrashName, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+		if err := sysat.Mkdirat(int(parent.Fd()), TrashName, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
 			return nil, &fs.PathError{Op: "mkdir", Path: path, Err: err}
 		}
 	}
@@ -61,10 +62,10 @@ func openTrash(parent *os.File, parentPath string, create bool) (*os.File, error
 	if err == nil || !create || !notDir {
 		return t, err
 	}
-	if err := unlinkAt(parent, TrashName, 0); err != nil {
+	if err := sysat.Unlinkat(int(parent.Fd()), TrashName, 0); err != nil {
 		return nil, &fs.PathError{Op: "unlink", Path: path, Err: err}
 	}
-	if err := mkdirAt(parent, TrashName, 0o700); err != nil {
+	if err := sysat.Mkdirat(int(parent.Fd()), TrashName, 0o700); err != nil {
 		return nil, &fs.PathError{Op: "mkdir", Path: path, Err: err}
 	}
 	return openDirAt(parent, TrashName, path)
@@ -148,7 +149,8 @@ func (c *collector) removeTree(dir *os.File, name, display, owner string) (int64
 			c.addErr("remove", owner, fmt.Errorf("%s: %w", m, fstree.ErrMountPoint))
 		}
 	}
-	_, serr := lstatAt(dir, name)
+	var st unix.Stat_t
+	serr := sysat.Fstatat(int(dir.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW)
 	return res.Bytes, errors.Is(serr, unix.ENOENT)
 }
 
@@ -222,7 +224,7 @@ func (c *collector) emptyDirTrash(rel string) {
 	// A directory: its close has nothing to report.
 	_ = t.Close()
 	if empty {
-		if err := unlinkAt(d, TrashName, unix.AT_REMOVEDIR); err != nil && !isGone(err) && !isNotEmpty(err) {
+		if err := sysat.Unlinkat(int(d.Fd()), TrashName, unix.AT_REMOVEDIR); err != nil && !isGone(err) && !isNotEmpty(err) {
 			c.addErr("remove trash", tpath, err)
 		}
 	}

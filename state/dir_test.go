@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stacklok/go-microvm/internal/datadir"
+	"github.com/stacklok/go-microvm/internal/sysat"
 	"github.com/stacklok/go-microvm/internal/testproc"
 )
 
@@ -25,7 +26,7 @@ import (
 // openDir opens dir as a datadir.Dir, closed when the test ends.
 func openDir(t *testing.T, dir string) datadir.Dir {
 	t.Helper()
-	fd, err := unix.Open(dir, datadir.DirFlags, 0)
+	fd, err := unix.Open(dir, sysat.DirFlags, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,7 +428,7 @@ func TestDirLease(t *testing.T) {
 	h.Expect("waiting")
 	h.Expect("leased")
 	// Closed by the test itself: closing drops the lease.
-	fd, err := unix.Open(dir, datadir.DirFlags, 0)
+	fd, err := unix.Open(dir, sysat.DirFlags, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stacklok/go-microvm/internal/datadir"
-	"github.com/stacklok/go-microvm/internal/fstree"
 	"github.com/stacklok/go-microvm/internal/hangtest"
 	"github.com/stacklok/go-microvm/internal/testproc"
 )
@@ -180,15 +179,13 @@ func inode(t *testing.T, path string) uint64 {
 // tryFlock takes an exclusive flock on f without blocking; false means
 // someone else holds it.
 func tryFlock(f *os.File) (ok bool, err error) {
-	err = fstree.WithFd(f, func(fd int) error {
-		ferr := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
-		if errors.Is(ferr, unix.EWOULDBLOCK) {
-			return nil
-		}
-		ok = ferr == nil
-		return ferr
-	})
-	return ok, err
+	// The files locked here are regular files and directories, never in
+	// non-blocking mode: Fd changes nothing about them.
+	err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // probeLock reports whether dataDir's state lock is held right now, with

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/stacklok/go-microvm/internal/datadir"
-	"github.com/stacklok/go-microvm/internal/fstree"
+	"github.com/stacklok/go-microvm/internal/sysat"
 )
 
 // Lease is the run lease: an exclusive flock on the data directory itself.
@@ -56,8 +56,10 @@ func newLease(f *os.File) *Lease {
 // descriptor, which drops the run lease under whoever relied on it; this
 // makes that loud.
 func leaseLeaked(f *os.File) {
-	if fstree.WithFd(f, func(int) error { return nil }) != nil {
-		return // closed through File().Close(): released on purpose
+	// Control fails on a closed file: closed through File().Close(),
+	// released on purpose.
+	if rc, err := f.SyscallConn(); err != nil || rc.Control(func(uintptr) {}) != nil {
+		return
 	}
 	const msg = "state.Lease garbage collected without Close: the run lease is dropped; keep the Lease reachable while it must be held"
 	slog.Error(msg, "dir", f.Name())
@@ -102,11 +104,13 @@ func TryLease(dataDir string) (*Lease, error) { return tryLease(dataDir, nil) }
 // the directory inside the window that is otherwise a matter of luck.
 func tryLease(dataDir string, afterLock func(dataDir string)) (*Lease, error) {
 	for {
-		f, err := os.OpenFile(dataDir, dirFlags, 0)
+		f, err := os.OpenFile(dataDir, sysat.DirFlags, 0)
 		if err != nil {
 			return nil, fmt.Errorf("open lease directory: %w", err)
 		}
-		err = fstree.WithFd(f, func(fd int) error { return datadir.NewDir(fd, dataDir).TryLease() })
+		// f is a directory, never in non-blocking mode, and stays open
+		// past the call: Fd changes nothing about it.
+		err = datadir.NewDir(int(f.Fd()), dataDir).TryLease()
 		if err != nil {
 			// The error being returned is the one that matters.
 			_ = f.Close()

@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stacklok/go-microvm/internal/datadir"
-	"github.com/stacklok/go-microvm/internal/fstree"
+	"github.com/stacklok/go-microvm/internal/sysat"
 )
 
 // ProbeLease reports whether the lease on dataDir is held right now. It
@@ -23,7 +23,7 @@ import (
 // is an error naming the path. For that instant the probe itself holds the
 // lease, so a concurrent TryLease can see ErrLocked.
 func ProbeLease(dataDir string) (held bool, err error) {
-	fd, err := fstree.Openat(unix.AT_FDCWD, dataDir, dirFlags, 0)
+	fd, err := sysat.Openat(unix.AT_FDCWD, dataDir, sysat.DirFlags, 0)
 	if errors.Is(err, unix.ENOENT) {
 		return false, nil
 	}

@@ -11,9 +11,6 @@ import (
 	"github.com/stacklok/go-microvm/internal/datadir"
 )
 
-// dirFlags opens a data directory for the lease or its probe.
-const dirFlags = datadir.DirFlags
-
 // heldLock is a held state lock: its descriptor.
 type heldLock = int
 

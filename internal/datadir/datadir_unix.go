@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/stacklok/go-microvm/internal/fstree"
+	"github.com/stacklok/go-microvm/internal/sysat"
 )
 
 // Dir is a data directory reached through an open directory descriptor.
@@ -109,7 +109,7 @@ func ReadPath(path string, parse Parser) (FileInfo, error) {
 }
 
 func openStateAt(dirfd int, dir, name string) (StateFile, error) {
-	fd, err := fstree.Openat(dirfd, name, readFlags, 0)
+	fd, err := sysat.Openat(dirfd, name, readFlags, 0)
 	switch {
 	case err == nil:
 		return StateFile{fd: fd, dir: dir, name: name}, nil
@@ -154,12 +154,12 @@ var readBufs = sync.Pool{New: func() any {
 // every error is an *fs.PathError naming the file.
 func (f StateFile) Read(parse Parser) (FileInfo, error) {
 	var st unix.Stat_t
-	if err := fstree.Fstat(f.fd, &st); err != nil {
+	if err := sysat.Fstat(f.fd, &st); err != nil {
 		return FileInfo{}, &fs.PathError{Op: "fstat", Path: atPath(f.dir, f.name), Err: err}
 	}
 	fi := FileInfo{Dev: uint64(st.Dev), ModTime: time.Unix(st.Mtim.Unix())}
-	if !isRegular(&st) {
-		return fi, notRegular("read state", atPath(f.dir, f.name), &st)
+	if !sysat.IsRegular(&st) {
+		return fi, NotRegular("read state", atPath(f.dir, f.name), &st)
 	}
 	if st.Size > MaxFileSize {
 		return fi, &fs.PathError{Op: "read state", Path: atPath(f.dir, f.name), Err: fmt.Errorf("%w: %d bytes, cap %d", ErrTooLarge, st.Size, MaxFileSize)}
@@ -173,7 +173,7 @@ func (f StateFile) Read(parse Parser) (FileInfo, error) {
 	buf := (*bp)[:MaxFileSize+1]
 	n := 0
 	for n < len(buf) {
-		m, err := fstree.Read(f.fd, buf[n:])
+		m, err := sysat.Read(f.fd, buf[n:])
 		if err != nil {
 			return fi, &fs.PathError{Op: "read", Path: atPath(f.dir, f.name), Err: err}
 		}
@@ -239,13 +239,13 @@ func probeLockAt(dirfd int, dir, name string) (bool, error) {
 	var st unix.Stat_t
 	// Looked at before it is opened, so a device node planted under the
 	// lock's name is never opened.
-	err := fstree.Lstatat(dirfd, name, &st)
+	err := sysat.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
 	switch {
 	case errors.Is(err, unix.ENOENT):
 		return false, nil
 	case err != nil:
 		return false, &fs.PathError{Op: "probe lock", Path: atPath(dir, name), Err: err}
-	case isSymlink(&st):
+	case sysat.IsSymlink(&st):
 		return false, &fs.PathError{Op: "probe lock", Path: atPath(dir, name), Err: fmt.Errorf("%w: symlink not followed", ErrNotRegular)}
 	case !lockable(&st):
 		return false, nil
@@ -253,7 +253,7 @@ func probeLockAt(dirfd int, dir, name string) (bool, error) {
 	// Something swapped in after the look is opened read-only without
 	// waiting and only flocked, never read: the probe needs no second
 	// fstat.
-	fd, err := fstree.Openat(dirfd, name, probeLockFlags, 0)
+	fd, err := sysat.Openat(dirfd, name, probeLockFlags, 0)
 	if errors.Is(err, unix.ENOENT) {
 		return false, nil
 	}
@@ -300,7 +300,7 @@ func (d Dir) TryLock() (*DirLock, error) {
 	l := &DirLock{d: d, fd: fd, created: created}
 	if created {
 		var st unix.Stat_t
-		if err := fstree.Lstatat(d.fd, FileName, &st); errors.Is(err, unix.ENOENT) {
+		if err := sysat.Fstatat(d.fd, FileName, &st, unix.AT_SYMLINK_NOFOLLOW); errors.Is(err, unix.ENOENT) {
 			return nil, l.gone()
 		}
 	}
@@ -324,7 +324,7 @@ func (l *DirLock) Read(parse Parser) (FileInfo, error) {
 // returns the error saying the state file is gone.
 func (l *DirLock) gone() error {
 	if l.created {
-		_ = fstree.UnlinkAt(l.d.fd, LockFileName, 0)
+		_ = sysat.Unlinkat(l.d.fd, LockFileName, 0)
 	}
 	err := &fs.PathError{Op: "lock state", Path: atPath(l.d.path, FileName), Err: errStateGone}
 	if rerr := l.Release(); rerr != nil {
@@ -371,22 +371,22 @@ func tryLockAt(dirfd int, dir, lockName, stateName string, afterLock func(path s
 		var locked unix.Stat_t
 		// Looked at before it is opened, so a device node planted under
 		// the lock's name is never opened.
-		err := fstree.Lstatat(dirfd, lockName, &locked)
+		err := sysat.Fstatat(dirfd, lockName, &locked, unix.AT_SYMLINK_NOFOLLOW)
 		if err == nil && !lockable(&locked) {
-			return -1, false, notRegular("lock", atPath(dir, lockName), &locked)
+			return -1, false, NotRegular("lock", atPath(dir, lockName), &locked)
 		}
 		fd := -1
 		if err == nil {
-			fd, err = fstree.Openat(dirfd, lockName, lockFlags, 0)
+			fd, err = sysat.Openat(dirfd, lockName, lockFlags, 0)
 		}
 		if errors.Is(err, unix.ENOENT) {
 			if stateName != "" {
 				var st unix.Stat_t
-				if serr := fstree.Lstatat(dirfd, stateName, &st); errors.Is(serr, unix.ENOENT) {
+				if serr := sysat.Fstatat(dirfd, stateName, &st, unix.AT_SYMLINK_NOFOLLOW); errors.Is(serr, unix.ENOENT) {
 					return -1, false, &fs.PathError{Op: "lock state", Path: atPath(dir, stateName), Err: errStateGone}
 				}
 			}
-			fd, err = fstree.Openat(dirfd, lockName, createLockFlags, 0o600)
+			fd, err = sysat.Openat(dirfd, lockName, createLockFlags, 0o600)
 			if errors.Is(err, unix.EEXIST) {
 				continue
 			}
@@ -398,7 +398,7 @@ func tryLockAt(dirfd int, dir, lockName, stateName string, afterLock func(path s
 		if err != nil {
 			return -1, false, &fs.PathError{Op: "open", Path: atPath(dir, lockName), Err: err}
 		}
-		if err := fstree.Fstat(fd, &locked); err != nil {
+		if err := sysat.Fstat(fd, &locked); err != nil {
 			// The error being returned is the one that matters.
 			_ = unix.Close(fd)
 			return -1, false, &fs.PathError{Op: "fstat", Path: atPath(dir, lockName), Err: err}
@@ -406,7 +406,7 @@ func tryLockAt(dirfd int, dir, lockName, stateName string, afterLock func(path s
 		if !lockable(&locked) {
 			// The error being returned is the one that matters.
 			_ = unix.Close(fd)
-			return -1, false, notRegular("lock", atPath(dir, lockName), &locked)
+			return -1, false, NotRegular("lock", atPath(dir, lockName), &locked)
 		}
 		ok, err := tryFlockFd(fd)
 		if err != nil || !ok {
@@ -421,7 +421,7 @@ func tryLockAt(dirfd int, dir, lockName, stateName string, afterLock func(path s
 			afterLock(atPath(dir, lockName))
 		}
 		var named unix.Stat_t
-		err = fstree.Lstatat(dirfd, lockName, &named)
+		err = sysat.Fstatat(dirfd, lockName, &named, unix.AT_SYMLINK_NOFOLLOW)
 		if err == nil && named.Dev == locked.Dev && named.Ino == locked.Ino {
 			return fd, created, nil
 		}
@@ -451,8 +451,6 @@ const (
 	// probeLockFlags opens an existing state lock file without creating
 	// or following anything, and without waiting if it is a FIFO.
 	probeLockFlags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
-	// DirFlags opens a data directory for the lease or its probe.
-	DirFlags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
 )
 
 // atPath joins a directory's path and a name in it for errors. The
@@ -465,10 +463,6 @@ func atPath(dir, name string) string {
 	return dir + string(os.PathSeparator) + name
 }
 
-func isRegular(st *unix.Stat_t) bool { return st.Mode&unix.S_IFMT == unix.S_IFREG }
-
-func isSymlink(st *unix.Stat_t) bool { return st.Mode&unix.S_IFMT == unix.S_IFLNK }
-
 // lockable reports whether a state lock file of this type is opened and
 // flocked: a regular file, or a FIFO. A FIFO is opened without waiting
 // (O_NONBLOCK) and is never read or written; released writers lock one as
@@ -476,18 +470,20 @@ func isSymlink(st *unix.Stat_t) bool { return st.Mode&unix.S_IFMT == unix.S_IFLN
 // unlockable, hence unreclaimable, while those writers still use it.
 // Anything else (device, socket, directory, symlink) is never opened.
 func lockable(st *unix.Stat_t) bool {
-	return isRegular(st) || st.Mode&unix.S_IFMT == unix.S_IFIFO
+	return sysat.IsRegular(st) || sysat.IsFIFO(st)
 }
 
-// notRegular is the error for a file of the wrong type at path.
-func notRegular(op, path string, st *unix.Stat_t) error {
-	return &fs.PathError{Op: op, Path: path, Err: fmt.Errorf("%w: %s", ErrNotRegular, fstree.FileType(uint32(st.Mode)))}
+// NotRegular is the error for a file of the type st gives at path, where
+// a regular file was needed: an *fs.PathError with op, matching
+// ErrNotRegular and naming the type found.
+func NotRegular(op, path string, st *unix.Stat_t) error {
+	return &fs.PathError{Op: op, Path: path, Err: fmt.Errorf("%w: %s", ErrNotRegular, sysat.FileType(uint32(st.Mode)))}
 }
 
 // tryFlockFd takes an exclusive flock on fd without blocking. It reports
 // false with a nil error when someone else holds it.
 func tryFlockFd(fd int) (bool, error) {
-	err := fstree.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+	err := sysat.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
 	switch {
 	case err == nil:
 		return true, nil
@@ -511,7 +507,7 @@ func probeFd(fd int, path string) (held bool, err error) {
 	if !ok {
 		return true, nil
 	}
-	if err := fstree.Flock(fd, unix.LOCK_UN); err != nil {
+	if err := sysat.Flock(fd, unix.LOCK_UN); err != nil {
 		return false, &fs.PathError{Op: "probe lock", Path: path, Err: os.NewSyscallError("flock", err)}
 	}
 	return false, nil
@@ -530,7 +526,7 @@ func TryLockPath(path string, afterLock func(path string)) (fd int, err error) {
 // this process's alone (opened O_CLOEXEC), but the explicit unlock also
 // drops the lock at once should a fork be in progress.
 func ReleaseFd(fd int) error {
-	uerr := fstree.Flock(fd, unix.LOCK_UN)
+	uerr := sysat.Flock(fd, unix.LOCK_UN)
 	cerr := unix.Close(fd)
 	if uerr != nil {
 		return os.NewSyscallError("flock", uerr)

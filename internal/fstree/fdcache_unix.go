@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/stacklok/go-microvm/internal/sysat"
 )
 
 // errChanged reports that a name no longer refers to the directory seen
@@ -151,7 +153,7 @@ const maxDescriptorWaits = 40
 // since what it leaves would only meet the same limit next time.
 func (c *fdCache) openAt(fd int, name string) (int, error) {
 	for attempt := 0; ; attempt++ {
-		nfd, err := openDirAt(fd, name)
+		nfd, err := sysat.Openat(fd, name, sysat.DirFlags, 0)
 		if err != unix.EMFILE && err != unix.ENFILE || attempt >= maxDescriptorWaits {
 			return nfd, err
 		}

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/stacklok/go-microvm/internal/sysat"
 )
 
 // OpenDir opens the directory rel below the open directory parent, one
@@ -41,12 +43,7 @@ func OpenDir(parent *os.File, rel string) (*os.File, error) {
 	fd, path := -1, base
 	cerr := rc.Control(func(pfd uintptr) {
 		if len(comps) == 0 {
-			for {
-				fd, err = unix.FcntlInt(pfd, unix.F_DUPFD_CLOEXEC, 0)
-				if err != unix.EINTR {
-					break
-				}
-			}
+			fd, err = sysat.FcntlInt(pfd, unix.F_DUPFD_CLOEXEC, 0)
 			if err != nil {
 				err = &os.PathError{Op: "fcntl", Path: path, Err: err}
 			}
@@ -55,7 +52,7 @@ func OpenDir(parent *os.File, rel string) (*os.File, error) {
 		cur := int(pfd)
 		for _, c := range comps {
 			path = filepath.Join(path, c)
-			next, oerr := openDirAt(cur, c)
+			next, oerr := sysat.Openat(cur, c, sysat.DirFlags, 0)
 			if cur != int(pfd) {
 				closeFD(cur)
 			}

@@ -20,6 +20,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/stacklok/go-microvm/internal/sysat"
 )
 
 func TestRemoveAt(t *testing.T) {
@@ -465,7 +467,7 @@ func makeDeep(t *testing.T, dir string, depth int) int64 {
 		if err := unix.Mkdirat(fd, name, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		next, err := unix.Openat(fd, name, dirFlags, 0)
+		next, err := unix.Openat(fd, name, sysat.DirFlags, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/stacklok/go-microvm/internal/sysat"
 )
 
 // RemoveAt removes the entry name of the open directory parent, and
@@ -183,7 +185,7 @@ func (w *walker) walk(pfd int, name string, workers int) {
 	}
 	if !st.isDir() {
 		if w.remove {
-			err := unlinkAt(pfd, name, 0)
+			err := sysat.Unlinkat(pfd, name, 0)
 			if err == unix.ENOENT {
 				w.topFinished.Store(true)
 				return
@@ -524,7 +526,7 @@ func (k *worker) restat(n *node) bool {
 		return true
 	}
 	if w.remove {
-		err := unlinkAt(pfd, n.name, 0)
+		err := sysat.Unlinkat(pfd, n.name, 0)
 		if err != nil && err != unix.ENOENT {
 			k.fail("unlinkat", n.path(), err)
 			k.giveUp(n)
@@ -670,10 +672,10 @@ func (k *worker) closeDir(n *node) (kept, requeued bool) {
 		return true, false
 	}
 	w.fds.forget(n)
-	err = unlinkAt(pfd, n.name, unix.AT_REMOVEDIR)
+	err = sysat.Unlinkat(pfd, n.name, unix.AT_REMOVEDIR)
 	if isPermission(err) && n.parent.parent != nil {
 		makeAccessible(pfd)
-		err = unlinkAt(pfd, n.name, unix.AT_REMOVEDIR)
+		err = sysat.Unlinkat(pfd, n.name, unix.AT_REMOVEDIR)
 	}
 	w.fds.release(n.parent)
 	switch {

@@ -10,9 +10,10 @@ import (
 	"io"
 	"os"
 	"sync/atomic"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/stacklok/go-microvm/internal/sysat"
 )
 
 // statxMissing is set once statx failed with ENOSYS (or EPERM from a
@@ -37,7 +38,7 @@ func (m mountMethod) resolve(fd int) mountMethod {
 	}
 	if !statxMissing.Load() {
 		var sx unix.Statx_t
-		err := retry(func() error { return unix.Statx(fd, "", statxFlags|unix.AT_EMPTY_PATH, statxMask, &sx) })
+		err := sysat.Statx(fd, "", statxFlags|unix.AT_EMPTY_PATH, statxMask, &sx)
 		if err == nil && sx.Mask&unix.STATX_MNT_ID != 0 {
 			return mountStatx
 		}
@@ -90,16 +91,11 @@ func devMountedOnce(dev uint64) bool {
 // name in dirfd (never following a symlink: the call follows one only when
 // asked to), and whether it gave one.
 func handleMountID(dirfd int, name string, flags int) (uint64, bool) {
-	for {
-		_, mnt, err := unix.NameToHandleAt(dirfd, name, flags)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return 0, false
-		}
-		return uint64(mnt), true
+	_, mnt, err := sysat.NameToHandleAt(dirfd, name, flags)
+	if err != nil {
+		return 0, false
 	}
+	return uint64(mnt), true
 }
 
 // lstatAt stats name in dirfd without following a symlink, with the
@@ -117,7 +113,7 @@ func (m mounter) fstatFD(fd int) (stat, error) {
 func (m mounter) statAt(dirfd int, name string, flags int) (stat, error) {
 	if m.method == mountStatx {
 		var sx unix.Statx_t
-		err := retry(func() error { return unix.Statx(dirfd, name, statxFlags|flags, statxMask, &sx) })
+		err := sysat.Statx(dirfd, name, statxFlags|flags, statxMask, &sx)
 		if err != nil {
 			return stat{}, err
 		}
@@ -152,7 +148,7 @@ func fromStatx(sx *unix.Statx_t) stat {
 // plainStatAt is fstatat without a mount id.
 func plainStatAt(dirfd int, name string, flags int) (stat, error) {
 	var st unix.Stat_t
-	err := retry(func() error { return unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW|flags) })
+	err := sysat.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW|flags)
 	if err != nil {
 		return stat{}, err
 	}
@@ -177,10 +173,7 @@ func listNames(fd int, scratch, names []byte) ([]byte, error) {
 		return names, err
 	}
 	for {
-		n, err := unix.Getdents(fd, scratch)
-		if err == unix.EINTR {
-			continue
-		}
+		n, err := sysat.Getdents(fd, scratch)
 		if err != nil {
 			return names, err
 		}
@@ -215,30 +208,14 @@ func (m mounter) lstatAtName(dirfd int, name []byte) (stat, error) {
 		return m.lstatAt(dirfd, string(name[:len(name)-1]))
 	}
 	var sx unix.Statx_t
-	for {
-		_, _, e := unix.Syscall6(unix.SYS_STATX, uintptr(dirfd), uintptr(unsafe.Pointer(&name[0])),
-			uintptr(statxFlags), uintptr(statxMask), uintptr(unsafe.Pointer(&sx)), 0)
-		if e == unix.EINTR {
-			continue
-		}
-		if e != 0 {
-			return stat{}, e
-		}
-		return fromStatx(&sx), nil
+	if err := sysat.StatxBytes(dirfd, name, statxFlags, statxMask, &sx); err != nil {
+		return stat{}, err
 	}
+	return fromStatx(&sx), nil
 }
 
-// unlinkAtName is unlinkAt for a NUL-terminated name from listNames,
+// unlinkAtName is sysat.Unlinkat for a NUL-terminated name from listNames,
 // without copying the name.
 func unlinkAtName(dirfd int, name []byte, flags int) error {
-	for {
-		_, _, e := unix.Syscall(unix.SYS_UNLINKAT, uintptr(dirfd), uintptr(unsafe.Pointer(&name[0])), uintptr(flags))
-		if e == unix.EINTR {
-			continue
-		}
-		if e != 0 {
-			return e
-		}
-		return nil
-	}
+	return sysat.UnlinkatBytes(dirfd, name, flags)
 }

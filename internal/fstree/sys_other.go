@@ -9,6 +9,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/stacklok/go-microvm/internal/sysat"
 )
 
 // resolve: without mount ids, mounts are told apart by st_dev alone; the
@@ -22,7 +24,7 @@ func devMountedOnce(uint64) bool { return false }
 // lstatAt stats name in dirfd without following a symlink.
 func (m mounter) lstatAt(dirfd int, name string) (stat, error) {
 	var st unix.Stat_t
-	err := retry(func() error { return unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) })
+	err := sysat.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
 	if err != nil {
 		return stat{}, err
 	}
@@ -35,7 +37,7 @@ func (m mounter) fstatFD(fd int) (stat, error) { return fstatFD(fd) }
 // fstatFD stats the open descriptor fd.
 func fstatFD(fd int) (stat, error) {
 	var st unix.Stat_t
-	err := retry(func() error { return unix.Fstat(fd, &st) })
+	err := sysat.Fstat(fd, &st)
 	if err != nil {
 		return stat{}, err
 	}
@@ -57,7 +59,7 @@ func fromStat(st *unix.Stat_t) stat {
 // is the stable interface here.
 func listNames(fd int, _, names []byte) ([]byte, error) {
 	names = names[:0]
-	dfd, err := openDirAt(fd, ".")
+	dfd, err := sysat.Openat(fd, ".", sysat.DirFlags, 0)
 	if err != nil {
 		return names, err
 	}
@@ -76,9 +78,9 @@ func (m mounter) lstatAtName(dirfd int, name []byte) (stat, error) {
 	return m.lstatAt(dirfd, string(name[:len(name)-1]))
 }
 
-// unlinkAtName is unlinkAt for a NUL-terminated name from listNames.
+// unlinkAtName is sysat.Unlinkat for a NUL-terminated name from listNames.
 func unlinkAtName(dirfd int, name []byte, flags int) error {
-	return unlinkAt(dirfd, string(name[:len(name)-1]), flags)
+	return sysat.Unlinkat(dirfd, string(name[:len(name)-1]), flags)
 }
 
 // plainStatAt is fstatat without following a symlink.

@@ -7,11 +7,9 @@ package fstree
 
 import (
 	"golang.org/x/sys/unix"
-)
 
-// dirFlags opens a directory for reading without following a final
-// symbolic link: a symlink fails with ELOOP (or ENOTDIR), never resolves.
-const dirFlags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	"github.com/stacklok/go-microvm/internal/sysat"
+)
 
 // fileID identifies a directory for the checks that a reopened descriptor
 // is the directory seen before and that an entry is on the tree's mount.
@@ -100,24 +98,6 @@ type stat struct {
 
 func (s *stat) isDir() bool { return s.mode&unix.S_IFMT == unix.S_IFDIR }
 
-func openDirAt(dirfd int, name string) (int, error) {
-	for {
-		fd, err := unix.Openat(dirfd, name, dirFlags, 0)
-		if err != unix.EINTR {
-			return fd, err
-		}
-	}
-}
-
-func unlinkAt(dirfd int, name string, flags int) error {
-	for {
-		err := unix.Unlinkat(dirfd, name, flags)
-		if err != unix.EINTR {
-			return err
-		}
-	}
-}
-
 func closeFD(fd int) {
 	// A close interrupted by a signal has still released the descriptor
 	// on Linux and darwin, so it must not be retried.
@@ -132,8 +112,7 @@ func makeAccessible(fd int) {
 	if err != nil || st.mode&0o700 == 0o700 {
 		return
 	}
-	for unix.Fchmod(fd, st.mode&0o7777|0o700) == unix.EINTR {
-	}
+	_ = sysat.Fchmod(fd, st.mode&0o7777|0o700)
 }
 
 // makeEntryAccessible gives the owner of the directory name in dirfd read,
@@ -141,8 +120,7 @@ func makeAccessible(fd int) {
 // system cannot change a mode without following (Linux before 6.6), it
 // does nothing and the caller reports the original error.
 func makeEntryAccessible(dirfd int, name string, mode uint32) {
-	for unix.Fchmodat(dirfd, name, mode&0o7777|0o700, unix.AT_SYMLINK_NOFOLLOW) == unix.EINTR {
-	}
+	_ = sysat.Fchmodat(dirfd, name, mode&0o7777|0o700, unix.AT_SYMLINK_NOFOLLOW)
 }
 
 func isPermission(err error) bool {

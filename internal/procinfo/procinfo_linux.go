@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/stacklok/go-microvm/internal/sysat"
 )
 
 // ClockTicks is USER_HZ, the unit of /proc/PID/stat field 22. The kernel
@@ -55,7 +57,7 @@ func lookup(pid int) (Info, error) {
 	// refers to that process, not to the number, so if the process exits
 	// and the PID is reused between the reads below, they fail instead of
 	// mixing the start time of one process with the executable of another.
-	dfd, err := openNoEINTR(dir)
+	dfd, err := sysat.Openat(unix.AT_FDCWD, dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return Info{}, lookupErr(pid, "open", dir, err)
 	}
@@ -177,7 +179,7 @@ func checkProc() error {
 	if trustedProc.known && trustedProc.dev == uint64(st.Dev) {
 		return nil
 	}
-	dfd, err := openNoEINTR("/proc/self")
+	dfd, err := sysat.Openat(unix.AT_FDCWD, "/proc/self", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrProcUntrusted, &os.PathError{Op: "open", Path: "/proc/self", Err: err})
 	}
@@ -243,15 +245,6 @@ func statusThreads(status []byte) (int, error) {
 	return n, nil
 }
 
-func openNoEINTR(path string) (int, error) {
-	for {
-		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != unix.EINTR {
-			return fd, err
-		}
-	}
-}
-
 // readAt reads the small file name of a /proc directory, at most
 // maxStatSize bytes (stat and status are both well under it). It reads
 // with raw read(2) calls into one buffer: a lookup is on the path of every
@@ -261,14 +254,7 @@ func openNoEINTR(path string) (int, error) {
 // read that left room and ended a line is the end; anything else reads on
 // until read returns 0.
 func readAt(dfd int, name string) ([]byte, error) {
-	var fd int
-	var err error
-	for {
-		fd, err = unix.Openat(dfd, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != unix.EINTR {
-			break
-		}
-	}
+	fd, err := sysat.Openat(dfd, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -283,10 +269,7 @@ func readAt(dfd int, name string) ([]byte, error) {
 			}
 			buf = append(buf, make([]byte, min(len(buf), maxStatSize+1-n))...)
 		}
-		m, err := unix.Read(fd, buf[n:])
-		if err == unix.EINTR {
-			continue
-		}
+		m, err := sysat.Read(fd, buf[n:])
 		if err != nil {
 			return nil, err
 		}
