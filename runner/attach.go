@@ -13,8 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/stacklok/go-microvm/internal/procinfo"
 	"github.com/stacklok/go-microvm/state"
 )
@@ -160,7 +158,7 @@ func runnerByLease(dir string, o claimOptions) (procinfo.Info, error) {
 			others = append(others, fmt.Sprintf("pid %d (%s)", pid, processName(info)))
 			continue
 		}
-		if sid, err := unix.Getsid(pid); err != nil || sid != pid {
+		if sid, err := sessionID(pid); err != nil || sid != pid {
 			others = append(others, fmt.Sprintf("pid %d (%s, not a session leader)", pid, processName(info)))
 			continue
 		}

@@ -6,13 +6,10 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
 	"github.com/stacklok/go-microvm/gc"
 )
@@ -255,23 +252,6 @@ func (a *app) confirmStopped(roots []string, opts []gc.Option) (bool, error) {
 		eprintf(a.stderr, "  %s\n", quote(p))
 	}
 	return a.confirm(fmt.Sprintf("Delete %s?", plural(len(stopped), "stopped VM", "stopped VMs")))
-}
-
-// lockAccess says why this user could not take root's lock, nil when it
-// could: the collector opens root/.go-microvm-gc.lock for reading,
-// creating it when missing.
-func lockAccess(root string) error {
-	lock := filepath.Join(root, gc.LockName)
-	if _, err := os.Lstat(lock); err == nil {
-		if err := unix.Access(lock, unix.R_OK); err != nil {
-			return &os.PathError{Op: "open", Path: lock, Err: err}
-		}
-		return nil
-	}
-	if err := unix.Access(root, unix.W_OK|unix.X_OK); err != nil {
-		return &os.PathError{Op: "create lock in", Path: root, Err: err}
-	}
-	return nil
 }
 
 // reportDirs lists every data directory a report names.
