@@ -1,6 +1,8 @@
 // SPDX-FileCopyrightText: Copyright 2026 Stacklok, Inc.
 // SPDX-License-Identifier: Apache-2.0
 
+//go:build unix && !aix
+
 package state
 
 import (
