@@ -45,13 +45,13 @@ func StatxBytes(dirfd int, name []byte, flags int, mask int, sx *unix.Statx_t) e
 	for {
 		_, _, e := unix.Syscall6(unix.SYS_STATX, uintptr(dirfd), uintptr(unsafe.Pointer(&name[0])),
 			uintptr(flags), uintptr(mask), uintptr(unsafe.Pointer(sx)), 0)
-		switch e {
-		case unix.EINTR:
+		if e == unix.EINTR {
 			continue
-		case 0:
-			return nil
 		}
-		return e
+		if e != 0 {
+			return e
+		}
+		return nil
 	}
 }
 
@@ -60,12 +60,12 @@ func StatxBytes(dirfd int, name []byte, flags int, mask int, sx *unix.Statx_t) e
 func UnlinkatBytes(dirfd int, name []byte, flags int) error {
 	for {
 		_, _, e := unix.Syscall(unix.SYS_UNLINKAT, uintptr(dirfd), uintptr(unsafe.Pointer(&name[0])), uintptr(flags))
-		switch e {
-		case unix.EINTR:
+		if e == unix.EINTR {
 			continue
-		case 0:
-			return nil
 		}
-		return e
+		if e != 0 {
+			return e
+		}
+		return nil
 	}
 }
