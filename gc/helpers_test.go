@@ -137,13 +137,6 @@ func startRunner(t testing.TB, env ...string) *exec.Cmd {
 	return startCmd(t, cmd)
 }
 
-// startProcess starts the executable path as a child that runs until the
-// test ends.
-func startProcess(t testing.TB, path string) *exec.Cmd {
-	t.Helper()
-	return startCmd(t, exec.Command(path))
-}
-
 // startCmd starts cmd as a child that runs until the test ends.
 func startCmd(t testing.TB, cmd *exec.Cmd) *exec.Cmd {
 	t.Helper()

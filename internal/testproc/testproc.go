@@ -121,7 +121,8 @@ func Env(name string) string { return envHelper + "=" + name }
 
 // Say prints one protocol line on stdout. Helpers use it.
 func Say(format string, args ...any) {
-	fmt.Fprintf(os.Stdout, format+"\n", args...)
+	// A helper whose stdout is gone has no one left to tell.
+	_, _ = fmt.Fprintf(os.Stdout, format+"\n", args...)
 }
 
 // Hold prints Ready (followed by detail, when given) and blocks until
@@ -193,16 +194,18 @@ func StartCmd(t testing.TB, cmd *exec.Cmd) *Proc {
 	}
 	cmd.Stdout, cmd.Stdin = outW, inR
 	err = cmd.Start()
-	outW.Close()
-	inR.Close()
+	// The child holds its own copies now; closing ours of pipe ends
+	// loses nothing.
+	_ = outW.Close()
+	_ = inR.Close()
 	if err != nil {
-		outR.Close()
-		inW.Close()
+		_ = outR.Close()
+		_ = inW.Close()
 		t.Fatalf("start %v: %v", cmd.Args, err)
 	}
 	p := &Proc{t: t, Cmd: cmd, stdin: inW, lines: make(chan string, 64), done: make(chan struct{}), quit: make(chan struct{})}
 	go func() {
-		defer outR.Close()
+		defer func() { _ = outR.Close() }() // a read end: nothing to lose
 		sc := bufio.NewScanner(outR)
 		for sc.Scan() {
 			select {
@@ -454,14 +457,14 @@ func CopyTestBinary(t testing.TB, dir, base string) string {
 	if err != nil {
 		t.Fatalf("open the test binary: %v", err)
 	}
-	defer src.Close()
+	defer func() { _ = src.Close() }() // opened read-only
 	dst := filepath.Join(dir, base)
 	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o755)
 	if err != nil {
 		t.Fatalf("copy the test binary: %v", err)
 	}
 	if _, err := io.Copy(out, src); err != nil {
-		out.Close()
+		_ = out.Close() // the copy's error is the one to report
 		t.Fatalf("copy the test binary: %v", err)
 	}
 	if err := out.Close(); err != nil {
