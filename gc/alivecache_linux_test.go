@@ -57,8 +57,8 @@ func TestAliveCacheOnlyKeeps(t *testing.T) {
 	// The same PID recorded with another start time would be an orphan by
 	// the cache: looked up afresh, it is dead, and not cached.
 	f = exact(dead, 43)
-	if c, r, _ := classify(f, reclaimPolicy{}); c != ClassOrphan {
-		t.Fatalf("precondition: %s %s", c, r)
+	if v := classify(f, reclaimPolicy{}); v.Class != ClassOrphan {
+		t.Fatalf("precondition: %s %s", v.Class, v.Reason)
 	}
 	f = exact(dead, 43)
 	if c := ob.lookupForScan(&f, reclaimPolicy{}); c != ClassOrphan || f.Process.Exists {

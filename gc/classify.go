@@ -236,55 +236,104 @@ func (f *dirFacts) StoppedAge() time.Duration {
 	return max(f.Now.Sub(since), 0)
 }
 
+// Verdict is a classification: the class of a data directory, or the
+// identity decision on a recorded runner, with the evidence that decided
+// it. classify and its rules return it with Process unset; JudgeRunner and
+// JudgeState fill Process with what they observed at the recorded PID. The
+// zero Verdict (no Class) is a rule's "not mine to decide": the next rule
+// decides.
+type Verdict struct {
+	// Class is ClassLive, ClassOrphan or ClassUnknown for JudgeRunner; any
+	// class a collector gives for JudgeState.
+	Class  Class
+	Reason Reason
+	// Detail says, for humans, what evidence decided.
+	Detail string
+	// Process is what the kernel said about the recorded PID (zero when
+	// the PID was not looked up).
+	Process Process
+}
+
+// verdict is the Verdict of class c for reason r, detail d.
+func verdict(c Class, r Reason, d string) Verdict {
+	return Verdict{Class: c, Reason: r, Detail: d}
+}
+
+// decided reports whether the rule that returned v decided: a zero
+// Verdict hands the facts on to the next rule.
+func (v Verdict) decided() bool { return v.Class != "" }
+
 // classify decides the class of one data directory from its facts. It is a
 // pure function: it reads nothing but f and p, so every row of the design's
-// classification table is a table test. detail says, for humans, what
-// evidence decided.
+// classification table is a table test. The verdict's detail says, for
+// humans, what evidence decided.
 //
 // Evidence is taken strongest first: the lease (kernel-backed liveness),
 // the state lock, the readability of the state, the run marker, and only
 // then, for files without the marker, the boot and the PID rules.
-func classify(f dirFacts, p reclaimPolicy) (class Class, reason Reason, detail string) {
-	switch {
-	case f.LeaseHeld:
-		return ClassLive, ReasonLeaseHeld, "run lease is held"
-	case f.LeaseErr != nil:
-		return ClassUnknown, ReasonProbeFailed, "probe lease: " + f.LeaseErr.Error()
-	case f.LockHeld:
-		return ClassBusy, ReasonStateLocked, "state lock is held"
-	case f.LockErr != nil:
-		return ClassUnknown, ReasonProbeFailed, "probe state lock: " + f.LockErr.Error()
-	case f.StateErr != nil:
-		return ClassUnreadable, ReasonUnreadable, f.StateErr.Error()
-	case f.State == nil:
-		return ClassUnreadable, ReasonUnreadable, "no state"
+func classify(f dirFacts, p reclaimPolicy) Verdict {
+	if v := classifyProbes(f); v.decided() {
+		return v
 	}
 	s := f.State
-	if s.Leased {
-		// The creator sets the marker only while it holds the lease, and a
-		// clean stop clears it: set and free means nobody stopped it,
-		// unless the runner closed its inherited lease descriptor and
-		// still runs. Only the exact identity proves that, and where the
-		// PID cannot be judged (another namespace, /proc hiding it), the
-		// directory is kept rather than bet on.
-		if s.PID > 0 && exactThisBoot(f) {
-			switch c, r, d := judgeRunner(f); {
-			case c == ClassLive && r == ReasonRunnerMatches:
-				return ClassLive, ReasonLeaseLost, fmt.Sprintf("run lease is free but the recorded runner (pid %d) is alive", s.PID)
-			case c != ClassOrphan:
-				return c, r, "run lease is free, but " + d
-			}
-		}
-		return ClassOrphan, ReasonRunEnded, "run marker set and run lease free"
-	}
-	if !s.Active {
-		age := f.StoppedAge()
-		if p.Stopped && age >= p.StoppedMinAge {
-			return ClassOrphan, ReasonStoppedExpired, fmt.Sprintf("stopped, age %s >= %s", age.Round(time.Second), p.StoppedMinAge)
-		}
-		return ClassStopped, ReasonInactive, "stopped cleanly"
+	switch {
+	case s.Leased:
+		return classifyMarked(f)
+	case !s.Active:
+		return classifyStopped(f, p)
 	}
 	return judgeRunner(f)
+}
+
+// classifyProbes decides from the probes of the lease and the state lock
+// and from the reading of the state file, before anything the state says
+// is believed. It leaves f.State set when it does not decide.
+func classifyProbes(f dirFacts) Verdict {
+	switch {
+	case f.LeaseHeld:
+		return verdict(ClassLive, ReasonLeaseHeld, "run lease is held")
+	case f.LeaseErr != nil:
+		return verdict(ClassUnknown, ReasonProbeFailed, "probe lease: "+f.LeaseErr.Error())
+	case f.LockHeld:
+		return verdict(ClassBusy, ReasonStateLocked, "state lock is held")
+	case f.LockErr != nil:
+		return verdict(ClassUnknown, ReasonProbeFailed, "probe state lock: "+f.LockErr.Error())
+	case f.StateErr != nil:
+		return verdict(ClassUnreadable, ReasonUnreadable, f.StateErr.Error())
+	case f.State == nil:
+		return verdict(ClassUnreadable, ReasonUnreadable, "no state")
+	}
+	return Verdict{}
+}
+
+// classifyMarked decides a record with the run marker set and the lease
+// free. The creator sets the marker only while it holds the lease, and a
+// clean stop clears it: set and free means nobody stopped it, unless the
+// runner closed its inherited lease descriptor and still runs. Only the
+// exact identity proves that, and where the PID cannot be judged (another
+// namespace, /proc hiding it), the directory is kept rather than bet on.
+func classifyMarked(f dirFacts) Verdict {
+	s := f.State
+	if s.PID > 0 && exactThisBoot(f) {
+		switch v := judgeRunner(f); {
+		case v.Class == ClassLive && v.Reason == ReasonRunnerMatches:
+			return verdict(ClassLive, ReasonLeaseLost, fmt.Sprintf("run lease is free but the recorded runner (pid %d) is alive", s.PID))
+		case v.Class != ClassOrphan:
+			v.Detail = "run lease is free, but " + v.Detail
+			return v
+		}
+	}
+	return verdict(ClassOrphan, ReasonRunEnded, "run marker set and run lease free")
+}
+
+// classifyStopped decides a cleanly stopped record: kept, unless the
+// policy reclaims stopped ones and this one is old enough.
+func classifyStopped(f dirFacts, p reclaimPolicy) Verdict {
+	age := f.StoppedAge()
+	if p.Stopped && age >= p.StoppedMinAge {
+		return verdict(ClassOrphan, ReasonStoppedExpired, fmt.Sprintf("stopped, age %s >= %s", age.Round(time.Second), p.StoppedMinAge))
+	}
+	return verdict(ClassStopped, ReasonInactive, "stopped cleanly")
 }
 
 // judgeRunner is the one identity decision on whether the runner an
@@ -300,26 +349,19 @@ func classify(f dirFacts, p reclaimPolicy) (class Class, reason Reason, detail s
 // process at the PID. Where the PID cannot be judged (a record from
 // another PID namespace, a /proc that does not show the collector itself)
 // the record is kept as unknown.
-func judgeRunner(f dirFacts) (Class, Reason, string) {
+func judgeRunner(f dirFacts) Verdict {
 	s := f.State
 	if s.PID <= 0 {
-		return ClassUnknown, ReasonNoPID, "active with no pid"
+		return verdict(ClassUnknown, ReasonNoPID, "active with no pid")
 	}
-	if c, r, d, ok := classifyOtherBoot(f); ok {
-		return c, r, d
+	if v := classifyOtherBoot(f); v.decided() {
+		return v
 	}
-	if c, r, d, ok := unjudgeable(f); ok {
-		return c, r, d
+	if v := unjudgeable(f); v.decided() {
+		return v
 	}
-	if !exactThisBoot(f) && !s.PIDStartTime.IsZero() && !f.BootTime.IsZero() && s.PIDStartTime.Before(f.BootTime.Add(-startSlack)) {
-		// The boot time is wall-clock, and moves when the clock is
-		// stepped; a record with the exact identity of this boot is
-		// decided by the kernel start time instead.
-		if c, r, d, ok := ambiguous(f, "rebooted (recorded before this boot)"); ok {
-			return c, r, d
-		}
-		return ClassOrphan, ReasonRebooted, fmt.Sprintf("pid %d recorded at %s, before boot at %s",
-			s.PID, s.PIDStartTime.UTC().Format(time.RFC3339), f.BootTime.UTC().Format(time.RFC3339))
+	if v := classifyBeforeBoot(f); v.decided() {
+		return v
 	}
 	return classifyProcess(f)
 }
@@ -327,12 +369,29 @@ func judgeRunner(f dirFacts) (Class, Reason, string) {
 // classifyOtherBoot decides records whose recorded boot id is not the
 // current one: their PID says nothing about the processes of this boot.
 // It is the only boot rule that needs no process lookup.
-func classifyOtherBoot(f dirFacts) (Class, Reason, string, bool) {
+func classifyOtherBoot(f dirFacts) Verdict {
 	s := f.State
 	if s.Runner != nil && s.Runner.BootID != "" && f.BootID != "" && s.Runner.BootID != f.BootID {
-		return ClassOrphan, ReasonRebooted, fmt.Sprintf("recorded boot %s, current boot %s", s.Runner.BootID, f.BootID), true
+		return verdict(ClassOrphan, ReasonRebooted, fmt.Sprintf("recorded boot %s, current boot %s", s.Runner.BootID, f.BootID))
 	}
-	return "", "", "", false
+	return Verdict{}
+}
+
+// classifyBeforeBoot decides records whose wall-clock pid_start_time is
+// before this boot began. The boot time is wall-clock, and moves when the
+// clock is stepped; a record with the exact identity of this boot is
+// decided by the kernel start time instead, and one whose PID a process
+// with the runner's name holds is kept (see ambiguous).
+func classifyBeforeBoot(f dirFacts) Verdict {
+	s := f.State
+	if exactThisBoot(f) || s.PIDStartTime.IsZero() || f.BootTime.IsZero() || !s.PIDStartTime.Before(f.BootTime.Add(-startSlack)) {
+		return Verdict{}
+	}
+	if v := ambiguous(f, "rebooted (recorded before this boot)"); v.decided() {
+		return v
+	}
+	return verdict(ClassOrphan, ReasonRebooted, fmt.Sprintf("pid %d recorded at %s, before boot at %s",
+		s.PID, s.PIDStartTime.UTC().Format(time.RFC3339), f.BootTime.UTC().Format(time.RFC3339)))
 }
 
 // unjudgeable keeps a record whose PID the collector cannot judge in the
@@ -341,7 +400,7 @@ func classifyOtherBoot(f dirFacts) (Class, Reason, string, bool) {
 // only from the host's namespace, where every process of the machine has
 // a PID: from a container the same number may name nothing, and kill's
 // ESRCH there would delete a VM that runs outside.
-func unjudgeable(f dirFacts) (Class, Reason, string, bool) {
+func unjudgeable(f dirFacts) Verdict {
 	s, ns := f.State, f.PIDNamespace
 	var rec uint64
 	if s.Runner != nil {
@@ -349,15 +408,15 @@ func unjudgeable(f dirFacts) (Class, Reason, string, bool) {
 	}
 	switch {
 	case ns.Err != nil:
-		return ClassUnknown, ReasonPIDNamespaceUnknown, fmt.Sprintf("pid %d not judged: %v", s.PID, ns.Err), true
+		return verdict(ClassUnknown, ReasonPIDNamespaceUnknown, fmt.Sprintf("pid %d not judged: %v", s.PID, ns.Err))
 	case rec != 0 && rec != ns.Inode:
-		return ClassUnknown, ReasonOtherPIDNamespace, fmt.Sprintf("pid %d was recorded in PID namespace %d, the collector runs in %d; not its to judge",
-			s.PID, rec, ns.Inode), true
+		return verdict(ClassUnknown, ReasonOtherPIDNamespace, fmt.Sprintf("pid %d was recorded in PID namespace %d, the collector runs in %d; not its to judge",
+			s.PID, rec, ns.Inode))
 	case rec == 0 && !ns.Initial:
-		return ClassUnknown, ReasonPIDNamespaceUnknown, fmt.Sprintf("pid %d was recorded without its PID namespace, and the collector runs in PID namespace %d, not the host's; not its to judge",
-			s.PID, ns.Inode), true
+		return verdict(ClassUnknown, ReasonPIDNamespaceUnknown, fmt.Sprintf("pid %d was recorded without its PID namespace, and the collector runs in PID namespace %d, not the host's; not its to judge",
+			s.PID, ns.Inode))
 	}
-	return "", "", "", false
+	return Verdict{}
 }
 
 // exactThisBoot reports whether the state records the runner's exact
@@ -376,18 +435,18 @@ func runnerAlive(pr Process) bool {
 // orphan while a process with the runner's name holds its PID: the clock
 // may have been stepped since the record, and deleting a live VM is worse
 // than leaking one until the next run. clock says what the clock says.
-func ambiguous(f dirFacts, clock string) (Class, Reason, string, bool) {
+func ambiguous(f dirFacts, clock string) Verdict {
 	s, pr := f.State, f.Process
 	if !runnerAlive(pr) {
-		return "", "", "", false
+		return Verdict{}
 	}
 	want := runnerWant(s)
 	switch {
 	case pr.Executable != "" && filepath.Base(pr.Executable) == want,
 		pr.Executable == "" && pr.Comm != "" && pr.Comm == truncate(want, commLen):
-		return ClassLive, ReasonRunnerAmbiguous, fmt.Sprintf("clock says %s, but a %s holds pid %d; kept on the safe side", clock, want, s.PID), true
+		return verdict(ClassLive, ReasonRunnerAmbiguous, fmt.Sprintf("clock says %s, but a %s holds pid %d; kept on the safe side", clock, want, s.PID))
 	}
-	return "", "", "", false
+	return Verdict{}
 }
 
 // namedOtherwise reports whether what the kernel says of the process's
@@ -407,77 +466,92 @@ func runnerWant(s *state.State) string {
 	return runnerName
 }
 
-// classifyProcess applies the PID rules to an active record of this boot.
-func classifyProcess(f dirFacts) (Class, Reason, string) {
+// classifyProcess applies the PID rules to an active record of this boot:
+// what the lookup found at the PID, then the strongest identity evidence
+// the record has (kernel start time, then wall-clock start time, then
+// only the name).
+func classifyProcess(f dirFacts) Verdict {
 	s, pr := f.State, f.Process
 	switch {
 	case pr.Err != nil:
-		return ClassLive, ReasonIdentityUnreadable, fmt.Sprintf("pid %d: %v", s.PID, pr.Err)
+		return verdict(ClassLive, ReasonIdentityUnreadable, fmt.Sprintf("pid %d: %v", s.PID, pr.Err))
 	case !pr.Exists:
-		return ClassOrphan, ReasonRunnerDead, fmt.Sprintf("no process has pid %d", s.PID)
+		return verdict(ClassOrphan, ReasonRunnerDead, fmt.Sprintf("no process has pid %d", s.PID))
 	case pr.Zombie:
-		return ClassOrphan, ReasonRunnerZombie, fmt.Sprintf("pid %d is a zombie", s.PID)
+		return verdict(ClassOrphan, ReasonRunnerZombie, fmt.Sprintf("pid %d is a zombie", s.PID))
+	case s.Runner != nil && s.Runner.StartTime != 0:
+		return byKernelStartTime(f)
+	case !s.PIDStartTime.IsZero():
+		return byRecordedStartTime(f)
 	}
+	return byName(f)
+}
 
-	// A recorded kernel start time identifies the process exactly. A
-	// record from another boot was decided above; one whose boot is not
-	// known is compared anyway, since a mismatch then means the recorded
-	// process is gone either way.
-	if s.Runner != nil && s.Runner.StartTime != 0 {
-		switch pr.StartTime {
-		case 0:
-			return ClassLive, ReasonIdentityUnreadable, fmt.Sprintf("pid %d: start time unreadable", s.PID)
-		case s.Runner.StartTime:
-			return ClassLive, ReasonRunnerMatches, fmt.Sprintf("pid %d has the recorded start time", s.PID)
-		default:
-			return ClassOrphan, ReasonPIDReused, fmt.Sprintf("pid %d start time %d, recorded %d", s.PID, pr.StartTime, s.Runner.StartTime)
+// byKernelStartTime decides by the recorded kernel start time, which
+// identifies the process exactly. A record from another boot was decided
+// before; one whose boot is not known is compared anyway, since a mismatch
+// then means the recorded process is gone either way.
+func byKernelStartTime(f dirFacts) Verdict {
+	s, pr := f.State, f.Process
+	switch pr.StartTime {
+	case 0:
+		return verdict(ClassLive, ReasonIdentityUnreadable, fmt.Sprintf("pid %d: start time unreadable", s.PID))
+	case s.Runner.StartTime:
+		return verdict(ClassLive, ReasonRunnerMatches, fmt.Sprintf("pid %d has the recorded start time", s.PID))
+	default:
+		return verdict(ClassOrphan, ReasonPIDReused, fmt.Sprintf("pid %d start time %d, recorded %d", s.PID, pr.StartTime, s.Runner.StartTime))
+	}
+}
+
+// byRecordedStartTime decides by the wall-clock pid_start_time, taken just
+// after the spawn: the runner started at or before it. Two live processes
+// never share a PID, so a process that started by then is the runner,
+// whatever its name.
+func byRecordedStartTime(f dirFacts) Verdict {
+	s, pr := f.State, f.Process
+	switch {
+	case pr.Started.IsZero():
+		return verdict(ClassLive, ReasonIdentityUnreadable, fmt.Sprintf("pid %d: start time unreadable", s.PID))
+	case pr.Started.After(s.PIDStartTime.Add(startSlack)):
+		if v := ambiguous(f, "pid reused (started after the record)"); v.decided() {
+			return v
 		}
+		return verdict(ClassOrphan, ReasonPIDReused, fmt.Sprintf("pid %d started %s after the record",
+			s.PID, pr.Started.Sub(s.PIDStartTime).Round(time.Second)))
+	case namedOtherwise(pr, runnerWant(s)):
+		// Only a clock stepped back since the record lets another
+		// process that started before it hold the PID: kept, as the
+		// runner may be, but not confirmed, so never signalled.
+		return verdict(ClassLive, ReasonRunnerAmbiguous, fmt.Sprintf("pid %d started before the record, but is not a %s; kept on the safe side",
+			s.PID, runnerWant(s)))
+	default:
+		return verdict(ClassLive, ReasonRunnerMatches, fmt.Sprintf("pid %d started before the record", s.PID))
 	}
+}
 
-	// pid_start_time is taken just after the spawn: the runner started
-	// at or before it. Two live processes never share a PID, so a process
-	// that started by then is the runner, whatever its name.
-	if !s.PIDStartTime.IsZero() {
-		switch {
-		case pr.Started.IsZero():
-			return ClassLive, ReasonIdentityUnreadable, fmt.Sprintf("pid %d: start time unreadable", s.PID)
-		case pr.Started.After(s.PIDStartTime.Add(startSlack)):
-			if c, r, d, ok := ambiguous(f, "pid reused (started after the record)"); ok {
-				return c, r, d
-			}
-			return ClassOrphan, ReasonPIDReused, fmt.Sprintf("pid %d started %s after the record",
-				s.PID, pr.Started.Sub(s.PIDStartTime).Round(time.Second))
-		case namedOtherwise(pr, runnerWant(s)):
-			// Only a clock stepped back since the record lets another
-			// process that started before it hold the PID: kept, as the
-			// runner may be, but not confirmed, so never signalled.
-			return ClassLive, ReasonRunnerAmbiguous, fmt.Sprintf("pid %d started before the record, but is not a %s; kept on the safe side",
-				s.PID, runnerWant(s))
-		default:
-			return ClassLive, ReasonRunnerMatches, fmt.Sprintf("pid %d started before the record", s.PID)
-		}
-	}
-
-	// No time evidence at all: fall back to the name, as released
-	// versions do.
+// byName decides a record with no time evidence at all by the process's
+// name, as released versions do: its executable, else its comm.
+func byName(f dirFacts) Verdict {
+	s, pr := f.State, f.Process
 	want := runnerWant(s)
 	switch {
 	case pr.Executable != "":
 		got := filepath.Base(pr.Executable)
 		if got == want {
-			return ClassLive, ReasonRunnerMatches, fmt.Sprintf("pid %d runs %s", s.PID, got)
+			return verdict(ClassLive, ReasonRunnerMatches, fmt.Sprintf("pid %d runs %s", s.PID, got))
 		}
-		return ClassOrphan, ReasonPIDReused, fmt.Sprintf("pid %d runs %q, not %q", s.PID, got, want)
+		return verdict(ClassOrphan, ReasonPIDReused, fmt.Sprintf("pid %d runs %q, not %q", s.PID, got, want))
 	case pr.Comm != "":
 		if pr.Comm == truncate(want, commLen) {
-			return ClassLive, ReasonRunnerMatches, fmt.Sprintf("pid %d is named %s", s.PID, pr.Comm)
+			return verdict(ClassLive, ReasonRunnerMatches, fmt.Sprintf("pid %d is named %s", s.PID, pr.Comm))
 		}
-		return ClassOrphan, ReasonPIDReused, fmt.Sprintf("pid %d is named %q, not %q", s.PID, pr.Comm, want)
+		return verdict(ClassOrphan, ReasonPIDReused, fmt.Sprintf("pid %d is named %q, not %q", s.PID, pr.Comm, want))
 	default:
-		return ClassLive, ReasonIdentityUnreadable, fmt.Sprintf("pid %d: executable and name unreadable", s.PID)
+		return verdict(ClassLive, ReasonIdentityUnreadable, fmt.Sprintf("pid %d: executable and name unreadable", s.PID))
 	}
 }
 
+// truncate returns s cut to its first n bytes.
 func truncate(s string, n int) string {
 	if len(s) > n {
 		return s[:n]

@@ -177,7 +177,8 @@ func TestClassify(t *testing.T) {
 			if f.PIDNamespace == (pidNamespace{}) {
 				f.PIDNamespace = pidNamespace{Inode: hostNS, Initial: true}
 			}
-			class, reason, detail := classify(f, tt.p)
+			v := classify(f, tt.p)
+			class, reason, detail := v.Class, v.Reason, v.Detail
 			if class != tt.class || reason != tt.reason {
 				t.Errorf("classify = %s/%s (%s), want %s/%s", class, reason, detail, tt.class, tt.reason)
 			}

@@ -76,20 +76,6 @@ func currentPIDNamespace() pidNamespace {
 	return pidNamespace{Inode: ns.Inode, Initial: ns.Initial}
 }
 
-// Verdict is the identity decision on a recorded runner, with what was
-// observed at its PID.
-type Verdict struct {
-	// Class is ClassLive, ClassOrphan or ClassUnknown for JudgeRunner; any
-	// class a collector gives for JudgeState.
-	Class  Class
-	Reason Reason
-	// Detail says, for humans, what evidence decided.
-	Detail string
-	// Process is what the kernel said about the recorded PID (zero when
-	// the PID was not looked up).
-	Process Process
-}
-
 // JudgeRunner decides, now, whether the runner that s records (its PID,
 // pid_start_time and identity) still runs, by the rules a collector applies
 // to an active record, whatever s's active flag and run marker say. It is
@@ -106,8 +92,9 @@ func JudgeRunner(s *state.State) Verdict {
 	st.Active, st.Leased = true, false
 	f.State = &st
 	ob.lookupProcess(&f)
-	c, r, d := judgeRunner(f)
-	return Verdict{Class: c, Reason: r, Detail: d, Process: f.Process}
+	v := judgeRunner(f)
+	v.Process = f.Process
+	return v
 }
 
 // JudgeState returns the class a collector gives now, without
@@ -120,8 +107,9 @@ func JudgeState(s *state.State) Verdict {
 	f := ob.bare()
 	f.State = s
 	ob.lookupProcess(&f)
-	c, r, d := classify(f, reclaimPolicy{})
-	return Verdict{Class: c, Reason: r, Detail: d, Process: f.Process}
+	v := classify(f, reclaimPolicy{})
+	v.Process = f.Process
+	return v
 }
 
 // probeMode says which probes observeAt makes.
@@ -214,14 +202,13 @@ func (ob *observer) lookupProcess(f *dirFacts) {
 // fresh lookup in any case.
 func (ob *observer) lookupForScan(f *dirFacts, p reclaimPolicy) Class {
 	if !needsLookup(f) {
-		c, _, _ := classify(*f, p)
-		return c
+		return classify(*f, p).Class
 	}
 	pid := f.State.PID
 	if ob.alive != nil {
 		if pr, ok := ob.alive.get(pid); ok {
 			f.Process = pr
-			if c, _, _ := classify(*f, p); c != ClassOrphan {
+			if c := classify(*f, p).Class; c != ClassOrphan {
 				return c
 			}
 		}
@@ -230,8 +217,7 @@ func (ob *observer) lookupForScan(f *dirFacts, p reclaimPolicy) Class {
 	if ob.alive != nil && f.Process.Exists {
 		ob.alive.put(pid, f.Process)
 	}
-	c, _, _ := classify(*f, p)
-	return c
+	return classify(*f, p).Class
 }
 
 // needsLookup reports whether classify needs the process at the recorded
@@ -249,13 +235,13 @@ func needsLookup(f *dirFacts) bool {
 	case !s.Active:
 		return false
 	default:
-		if _, _, _, decided := classifyOtherBoot(*f); decided {
+		if classifyOtherBoot(*f).decided() {
 			// A record from an earlier boot says nothing about this
 			// boot's process with that PID.
 			return false
 		}
 	}
-	if _, _, _, kept := unjudgeable(*f); kept {
+	if unjudgeable(*f).decided() {
 		// The number names another namespace's process, or none.
 		return false
 	}

@@ -219,10 +219,10 @@ func FuzzClassify(f *testing.F) {
 		facts.Now = fuzzTime(now)
 		policy := reclaimPolicy{Stopped: probes&fzPolicyStopped != 0, StoppedMinAge: time.Duration(minAge)}
 
-		class, reason, detail := classify(facts, policy)
-		c2, r2, d2 := classify(facts, policy)
-		if c2 != class || r2 != reason || d2 != detail {
-			t.Fatalf("not deterministic: %s/%s/%q then %s/%s/%q", class, reason, detail, c2, r2, d2)
+		v := classify(facts, policy)
+		class, reason, detail := v.Class, v.Reason, v.Detail
+		if v2 := classify(facts, policy); v2 != v {
+			t.Fatalf("not deterministic: %s/%s/%q then %s/%s/%q", class, reason, detail, v2.Class, v2.Reason, v2.Detail)
 		}
 		want, known := reasonClass[reason]
 		if !known {

@@ -721,13 +721,13 @@ func (k *walk) decided(cand Candidate, rel string) {
 
 // candidateFrom turns facts into a Candidate.
 func candidateFrom(path string, f dirFacts, p reclaimPolicy) Candidate {
-	class, reason, detail := classify(f, p)
-	c := Candidate{Path: path, Class: class, Reason: reason, Detail: detail, Bytes: -1}
+	v := classify(f, p)
+	c := Candidate{Path: path, Class: v.Class, Reason: v.Reason, Detail: v.Detail, Bytes: -1}
 	if f.State != nil {
 		c.PID, c.Name = f.State.PID, f.State.Name
 		c.Age = f.Age()
 	}
-	switch reason {
+	switch v.Reason {
 	case ReasonUnreadable:
 		c.Err = f.StateErr
 	case ReasonProbeFailed:

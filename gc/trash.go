@@ -192,10 +192,10 @@ func nestedInUse(ob *observer, p reclaimPolicy) func(fd int, path string) string
 		// A runner this collector cannot judge may be alive: kept, as a
 		// collector keeps such a data directory. A record with no PID at
 		// all (a guest image's file, say) is not a VM that can be alive.
-		switch class, reason, _ := classify(f, p); {
-		case class == ClassLive,
-			class == ClassUnknown && (reason == ReasonOtherPIDNamespace || reason == ReasonPIDNamespaceUnknown):
-			return "nested data directory: " + string(reason)
+		switch v := classify(f, p); {
+		case v.Class == ClassLive,
+			v.Class == ClassUnknown && (v.Reason == ReasonOtherPIDNamespace || v.Reason == ReasonPIDNamespaceUnknown):
+			return "nested data directory: " + string(v.Reason)
 		}
 		return ""
 	}
