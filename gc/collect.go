@@ -269,6 +269,43 @@ func (c *collector) rootTrash() (*os.File, error) {
 	return c.trash, c.trashErr
 }
 
+// outcomeKind says how the reclaim of one orphan ended.
+type outcomeKind int
+
+const (
+	// outcomeReclaimed: its state file is gone, removed by this run.
+	outcomeReclaimed outcomeKind = iota
+	// outcomeKept: it was not reclaimed; the verdict under the locks, or
+	// the error that stopped the reclaim, says why.
+	outcomeKept
+	// outcomeGone: its state file, or the whole data directory, went
+	// while this run looked, removed by someone else (an embedder's own
+	// clean-up). It is reported as reclaimed, with nothing freed here.
+	outcomeGone
+)
+
+// outcome is how the reclaim of one orphan ended.
+type outcome struct {
+	kind outcomeKind
+	// orphan is what was reclaimed (outcomeReclaimed).
+	orphan Orphan
+	// kept is the candidate as kept, with its verdict under the locks
+	// (outcomeKept).
+	kept Candidate
+	// err is what stopped the reclaim of a kept candidate; nil when its
+	// verdict alone kept it.
+	err error
+}
+
+// reclaimedAs is the outcome of reclaiming o.
+func reclaimedAs(o Orphan) outcome { return outcome{kind: outcomeReclaimed, orphan: o} }
+
+// keptAs is the outcome of keeping k, stopped by err when it is not nil.
+func keptAs(k Candidate, err error) outcome { return outcome{kind: outcomeKept, kept: k, err: err} }
+
+// goneAlready is the outcome of an orphan someone else removed meanwhile.
+func goneAlready() outcome { return outcome{kind: outcomeGone} }
+
 // reclaim reclaims one orphan found by the scan, or records why not.
 func (c *collector) reclaim(cand scanned) {
 	if c.budget.Err() != nil {
@@ -281,70 +318,90 @@ func (c *collector) reclaim(cand scanned) {
 		c.keep(cand.Candidate)
 		return
 	}
-	o, kept, err := c.reclaimDir(cand)
-	switch {
-	case o != nil:
-		c.o.logger.Info("gc: reclaimed", "path", o.Path, "reason", o.Reason, "pid", o.PID, "bytes", o.Bytes)
-		if c.o.progress != nil {
-			c.o.progress(Progress{Kind: ProgressReclaimed, Orphan: *o})
+	out := c.reclaimDir(cand)
+	switch out.kind {
+	case outcomeReclaimed:
+		c.reclaimed(out.orphan)
+	case outcomeGone:
+		c.reclaimed(Orphan{Path: cand.Path, Reason: cand.Reason, PID: cand.PID})
+	case outcomeKept:
+		if out.err == nil {
+			c.keep(out.kept)
+			return
 		}
-		c.mu.Lock()
-		c.rep.Reclaimed = append(c.rep.Reclaimed, *o)
-		c.rep.BytesFreed += o.Bytes
-		c.mu.Unlock()
-	case kept != nil:
-		if err != nil {
-			kept.Detail += "; not reclaimed: " + err.Error()
-		}
-		c.keep(*kept)
-	}
-	if err != nil {
-		c.addErr("reclaim", cand.Path, err)
+		out.kept.Detail += "; not reclaimed: " + out.err.Error()
+		c.keep(out.kept)
+		c.addErr("reclaim", cand.Path, out.err)
 	}
 }
 
-// reclaimDir reclaims the data directory of cand. It returns the orphan
-// when the state file is gone (committed); else the candidate as kept, with
-// its verdict under the locks, and the error that stopped it, if any. An
-// orphan whose state file or directory someone else removed meanwhile is
-// returned as reclaimed, with nothing freed: ENOENT means already gone.
-func (c *collector) reclaimDir(cand scanned) (*Orphan, *Candidate, error) {
+// reclaimed logs, reports and records the reclaimed orphan o.
+func (c *collector) reclaimed(o Orphan) {
+	c.o.logger.Info("gc: reclaimed", "path", o.Path, "reason", o.Reason, "pid", o.PID, "bytes", o.Bytes)
+	if c.o.progress != nil {
+		c.o.progress(Progress{Kind: ProgressReclaimed, Orphan: o})
+	}
+	c.mu.Lock()
+	c.rep.Reclaimed = append(c.rep.Reclaimed, o)
+	c.rep.BytesFreed += o.Bytes
+	c.mu.Unlock()
+}
+
+// reclaimDir reclaims the data directory of cand: reclaimOpen removes its
+// files, and it then removes the directory itself, and its parent when
+// that leaves it empty. An orphan whose state file or directory someone
+// else removed meanwhile is outcomeGone: ENOENT means already gone.
+func (c *collector) reclaimDir(cand scanned) outcome {
 	if c.o.hooks.reclaim != nil {
 		c.o.hooks.reclaim(cand.Path)
 	}
-	kept := cand.Candidate
-	rel, path := cand.rel, cand.Path
-	var parent, d *os.File
-	var err error
-	if rel == "." {
-		d, err = fstree.OpenDir(c.root, ".")
-	} else {
-		parent, err = fstree.OpenDir(c.root, filepath.Dir(rel))
-		if err == nil {
-			// A directory: its close has nothing to report.
-			defer func() { _ = parent.Close() }()
-			d, err = openDirAt(parent, filepath.Base(rel), path)
-		}
+	parent, d, err := c.openDataDir(cand.rel, cand.Path)
+	if parent != nil {
+		// A directory: its close has nothing to report.
+		defer func() { _ = parent.Close() }()
 	}
-	// An orphan deleted by someone else (an embedder's own clean-up)
-	// since the scan is reclaimed all the same, with nothing freed here.
-	gone := &Orphan{Path: path, Reason: cand.Reason, PID: cand.PID}
 	if isGone(err) {
-		return gone, nil, nil
+		return goneAlready()
 	}
 	if err != nil {
-		return nil, &kept, err
+		return keptAs(cand.Candidate, err)
 	}
 	// A directory: its close has nothing to report.
 	defer func() { _ = d.Close() }()
-	o, k, err := c.reclaimOpen(cand, d)
-	if o == nil && (k == nil && err == nil || removed(d)) {
-		// The state file, or the whole directory, went while we looked.
-		return gone, nil, nil
+	out := c.reclaimOpen(cand, d)
+	if out.kind == outcomeKept && removed(d) {
+		// Kept only because the whole directory went while we looked.
+		return goneAlready()
 	}
-	if o == nil || rel == "." {
-		return o, k, err
+	if out.kind != outcomeReclaimed || cand.rel == "." {
+		// Root itself is never removed.
+		return out
 	}
+	c.removeDataDir(parent, d, cand.rel, cand.Path)
+	return out
+}
+
+// openDataDir opens the data directory at rel, and its parent unless rel
+// is root itself ("."), without following a symlink. parent is returned
+// open whenever it was opened, even with an error about the directory.
+func (c *collector) openDataDir(rel, path string) (parent, d *os.File, err error) {
+	if rel == "." {
+		d, err = fstree.OpenDir(c.root, ".")
+		return nil, d, err
+	}
+	parent, err = fstree.OpenDir(c.root, filepath.Dir(rel))
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err = openDirAt(parent, filepath.Base(rel), path)
+	return parent, d, err
+}
+
+// removeDataDir removes the data directory d at rel, whose files are gone,
+// from its parent, and then that parent when it is strictly below root and
+// left empty. A directory something else still fills is left, silently:
+// what is in it is not go-microvm's to remove.
+func (c *collector) removeDataDir(parent, d *os.File, rel, path string) {
 	// A collection over D itself (runner.NewClaim's default root) that
 	// kept it may have left its lock file there.
 	dropIdleLock(d, path)
@@ -355,23 +412,28 @@ func (c *collector) reclaimDir(cand scanned) (*Orphan, *Candidate, error) {
 		if !isNotEmpty(err) && !isGone(err) {
 			c.addErr("remove", path, err)
 		}
-		return o, nil, nil
+		return
 	}
-	if up := filepath.Dir(rel); up != "." {
-		gp, err := fstree.OpenDir(c.root, filepath.Dir(up))
-		if err == nil {
-			switch err := sysat.Unlinkat(int(gp.Fd()), filepath.Base(up), unix.AT_REMOVEDIR); {
-			case err == nil, isGone(err):
-			case isNotEmpty(err):
-				dropIdleRootLock(gp, filepath.Base(up), filepath.Join(c.abs, up))
-			default:
-				c.addErr("remove", filepath.Join(c.abs, up), err)
-			}
-			// A directory: its close has nothing to report.
-			_ = gp.Close()
-		}
+	up := filepath.Dir(rel)
+	if up == "." {
+		// The parent is root, which is never removed.
+		return
 	}
-	return o, nil, nil
+	gp, err := fstree.OpenDir(c.root, filepath.Dir(up))
+	if err != nil {
+		// The parent stays, which costs only an empty directory.
+		return
+	}
+	// A directory: its close has nothing to report.
+	defer func() { _ = gp.Close() }()
+	switch err := sysat.Unlinkat(int(gp.Fd()), filepath.Base(up), unix.AT_REMOVEDIR); {
+	case err == nil, isGone(err):
+	case isNotEmpty(err):
+		// Another data directory's lock file may be all that is left.
+		dropIdleRootLock(gp, filepath.Base(up), filepath.Join(c.abs, up))
+	default:
+		c.addErr("remove", filepath.Join(c.abs, up), err)
+	}
 }
 
 // removed reports whether the directory d has been deleted.
@@ -382,23 +444,21 @@ func removed(d *os.File) bool {
 }
 
 // reclaimOpen reclaims the data directory d of cand, up to and including
-// its own files; reclaimDir removes d itself. It returns what reclaimDir
-// does.
-func (c *collector) reclaimOpen(cand scanned, d *os.File) (*Orphan, *Candidate, error) {
-	kept := cand.Candidate
-	rel, path := cand.rel, cand.Path
+// its own files; reclaimDir removes d itself. It takes the locks, in the
+// order a creator takes them (lease, then state lock), and hands over to
+// reclaimLocked.
+func (c *collector) reclaimOpen(cand scanned, d *os.File) outcome {
+	kept, path := cand.Candidate, cand.Path
 
-	// The lease first, in the order a creator takes them: lease, then
-	// state lock. It is taken on d itself, an open file description of
-	// this process alone, held until d is closed; verifyPath proves below
-	// that the path names d.
+	// The lease is taken on d itself, an open file description of this
+	// process alone, held until d is closed; verifyPath proves later that
+	// the path names d.
 	sd := dirOf(d, path)
-	err := sd.TryLease()
-	switch {
+	switch err := sd.TryLease(); {
 	case errors.Is(err, state.ErrLocked):
-		return nil, relabel(kept, ClassLive, ReasonLeaseHeld, "run lease is held"), nil
+		return keptAs(relabel(kept, ClassLive, ReasonLeaseHeld, "run lease is held"), nil)
 	case err != nil:
-		return nil, &kept, err
+		return keptAs(kept, err)
 	}
 
 	// A collector that is not root reclaims a read-only directory it owns,
@@ -406,7 +466,7 @@ func (c *collector) reclaimOpen(cand scanned, d *os.File) (*Orphan, *Candidate, 
 	// unless the directory goes.
 	restore, err := makeWritable(d, path)
 	if err != nil {
-		return nil, &kept, err
+		return keptAs(kept, err)
 	}
 	defer restore()
 
@@ -416,11 +476,11 @@ func (c *collector) reclaimOpen(cand scanned, d *os.File) (*Orphan, *Candidate, 
 	sl, err := sd.TryLock()
 	switch {
 	case errors.Is(err, state.ErrLocked):
-		return nil, relabel(kept, ClassBusy, ReasonStateLocked, "state lock is held"), nil
+		return keptAs(relabel(kept, ClassBusy, ReasonStateLocked, "state lock is held"), nil)
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, nil, nil
+		return goneAlready()
 	case err != nil:
-		return nil, unreadable(kept, err), nil
+		return keptAs(unreadable(kept, err), nil)
 	}
 	defer func() {
 		// The fd is closed either way, so the lock is gone; a failed
@@ -432,32 +492,34 @@ func (c *collector) reclaimOpen(cand scanned, d *os.File) (*Orphan, *Candidate, 
 	if c.o.hooks.stateLocked != nil {
 		c.o.hooks.stateLocked(path)
 	}
+	return c.reclaimLocked(cand, d, sl)
+}
 
+// reclaimLocked reclaims d's files under its lease and state lock: it
+// decides again, proves the path still names d, lets the embedder keep it
+// or remove what it owns, and commits.
+func (c *collector) reclaimLocked(cand scanned, d *os.File, sl *datadir.DirLock) outcome {
+	rel, path := cand.rel, cand.Path
 	// Decide again under both locks: between the scan and now a writer may
 	// have changed the state, and nobody can change it any more.
-	var s *state.State
-	fi, err := sl.Read(parseInto(&s))
+	now, err := c.decideLocked(sl, path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, nil, nil
+		return goneAlready()
 	case err != nil:
-		return nil, unreadable(kept, err), nil
-	}
-	f := dirFacts{State: s, StateModTime: fi.ModTime, BootID: c.ob.bootID, BootTime: c.ob.bootTime, PIDNamespace: c.ob.pidNS, Now: c.ob.now()}
-	c.ob.lookupProcess(&f)
-	now := candidateFrom(path, f, c.o.policy())
-	if now.Class != ClassOrphan {
+		return keptAs(unreadable(cand.Candidate, err), nil)
+	case now.Class != ClassOrphan:
 		now.Detail += " (changed during the sweep)"
-		return nil, &now, nil
+		return keptAs(now, nil)
 	}
 	if c.o.hooks.locked != nil {
 		c.o.hooks.locked(path)
 	}
 	if err := c.verifyPath(rel, d); err != nil {
-		return nil, &now, err
+		return keptAs(now, err)
 	}
 	if k := c.embedderFirst(d, rel, now); k != nil {
-		return nil, k, nil
+		return keptAs(*k, nil)
 	}
 
 	freed, tr, err := c.commit(d, path, sl)
@@ -466,38 +528,63 @@ func (c *collector) reclaimOpen(cand scanned, d *os.File) (*Orphan, *Candidate, 
 			// The error being returned is the one that matters.
 			_ = tr.dir.Close()
 		}
-		return nil, &now, err
+		return keptAs(now, err)
 	}
-
 	// Committed: from here on everything is optional clean-up, and what a
 	// crash skips is either trash the next run empties, or an empty
 	// directory.
-	if tr.dir != nil {
-		n, gone := c.removeTree(tr.dir, tr.name, filepath.Join(tr.path, tr.name), path)
-		freed += n
-		if tr.own {
-			if gone {
-				if err := sysat.Unlinkat(int(d.Fd()), TrashName, unix.AT_REMOVEDIR); err != nil && !isGone(err) && !isNotEmpty(err) {
-					c.addErr("remove trash", tr.path, err)
-				}
-			}
-			// A directory: its close has nothing to report.
-			_ = tr.dir.Close()
+	freed += c.emptyCommitted(d, tr, path)
+	return reclaimedAs(Orphan{Path: path, Reason: now.Reason, PID: now.PID, Bytes: freed})
+}
+
+// decideLocked reads the state through the held state lock sl and
+// classifies the data directory at path afresh, with a new process lookup.
+// An error wrapping fs.ErrNotExist means the state file is gone.
+func (c *collector) decideLocked(sl *datadir.DirLock, path string) (Candidate, error) {
+	var s *state.State
+	fi, err := sl.Read(parseInto(&s))
+	if err != nil {
+		return Candidate{}, err
+	}
+	f := dirFacts{State: s, StateModTime: fi.ModTime, BootID: c.ob.bootID, BootTime: c.ob.bootTime, PIDNamespace: c.ob.pidNS, Now: c.ob.now()}
+	c.ob.lookupProcess(&f)
+	return candidateFrom(path, f, c.o.policy()), nil
+}
+
+// emptyCommitted removes the rootfs-work that commit moved into the trash
+// tr, and the data directory's own trash once that is empty, and returns
+// the bytes freed.
+func (c *collector) emptyCommitted(d *os.File, tr trashRef, path string) int64 {
+	if tr.dir == nil {
+		// There was no rootfs-work to move.
+		return 0
+	}
+	freed, gone := c.removeTree(tr.dir, tr.name, filepath.Join(tr.path, tr.name), path)
+	if !tr.own {
+		// Root's trash is shared by the whole run, which removes it.
+		return freed
+	}
+	if gone {
+		if err := sysat.Unlinkat(int(d.Fd()), TrashName, unix.AT_REMOVEDIR); err != nil && !isGone(err) && !isNotEmpty(err) {
+			c.addErr("remove trash", tr.path, err)
 		}
 	}
-	return &Orphan{Path: path, Reason: now.Reason, PID: now.PID, Bytes: freed}, nil, nil
+	// A directory: its close has nothing to report.
+	_ = tr.dir.Close()
+	return freed
 }
 
 // unreadable relabels c as unreadable because of err.
-func unreadable(c Candidate, err error) *Candidate {
+func unreadable(c Candidate, err error) Candidate {
 	k := relabel(c, ClassUnreadable, ReasonUnreadable, err.Error())
 	k.Err = err
 	return k
 }
 
-func relabel(c Candidate, class Class, reason Reason, detail string) *Candidate {
+// relabel returns c with the verdict class, reason and detail.
+func relabel(c Candidate, class Class, reason Reason, detail string) Candidate {
 	c.Class, c.Reason, c.Detail = class, reason, detail
-	return &c
+	return c
 }
 
 // verifyPath checks that rel, walked down from root without following a

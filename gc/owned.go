@@ -50,10 +50,12 @@ func (c *collector) embedderFirst(d *os.File, rel string, now Candidate) *Candid
 		keep, err := c.askKeep(now.Path)
 		if err != nil {
 			c.addErr("ask keep", now.Path, err)
-			return relabel(now, ClassUnknown, ReasonEmbedderKeep, err.Error())
+			k := relabel(now, ClassUnknown, ReasonEmbedderKeep, err.Error())
+			return &k
 		}
 		if keep {
-			return relabel(now, ClassLive, ReasonEmbedderKeep, "kept by the embedder")
+			k := relabel(now, ClassLive, ReasonEmbedderKeep, "kept by the embedder")
+			return &k
 		}
 	}
 	if len(c.o.owned) == 0 {
