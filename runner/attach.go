@@ -172,6 +172,13 @@ func runnerByLease(dir string, o claimOptions) (procinfo.Info, error) {
 		}
 		found = append(found, info)
 	}
+	return onlyRunner(found, others)
+}
+
+// onlyRunner returns the one runner found among a lease's holders, or the
+// error wrapping ErrUnattachable that says why there is not exactly one;
+// others describes the holders that are not runners.
+func onlyRunner(found []procinfo.Info, others []string) (procinfo.Info, error) {
 	switch {
 	case len(found) == 1:
 		return found[0], nil

@@ -367,73 +367,110 @@ const maxLockAttempts = 8
 // window that is otherwise a matter of luck.
 func tryLockAt(dirfd int, dir, lockName, stateName string, afterLock func(path string)) (int, bool, error) {
 	for range maxLockAttempts {
-		created := false
-		var locked unix.Stat_t
-		// Looked at before it is opened, so a device node planted under
-		// the lock's name is never opened.
-		err := sysat.Fstatat(dirfd, lockName, &locked, unix.AT_SYMLINK_NOFOLLOW)
-		if err == nil && !lockable(&locked) {
-			return -1, false, NotRegular("lock", atPath(dir, lockName), &locked)
-		}
-		fd := -1
-		if err == nil {
-			fd, err = sysat.Openat(dirfd, lockName, lockFlags, 0)
-		}
-		if errors.Is(err, unix.ENOENT) {
-			if stateName != "" {
-				var st unix.Stat_t
-				if serr := sysat.Fstatat(dirfd, stateName, &st, unix.AT_SYMLINK_NOFOLLOW); errors.Is(serr, unix.ENOENT) {
-					return -1, false, &fs.PathError{Op: "lock state", Path: atPath(dir, stateName), Err: errStateGone}
-				}
-			}
-			fd, err = sysat.Openat(dirfd, lockName, createLockFlags, 0o600)
-			if errors.Is(err, unix.EEXIST) {
-				continue
-			}
-			created = err == nil
-		}
-		if errors.Is(err, unix.ELOOP) {
-			return -1, false, &fs.PathError{Op: "lock", Path: atPath(dir, lockName), Err: fmt.Errorf("%w: symlink not followed", ErrNotRegular)}
+		fd, created, err := openLockAt(dirfd, dir, lockName, stateName)
+		if errors.Is(err, errLockRaced) {
+			// Another process created the lock file between our look
+			// and our create: open the one it made.
+			continue
 		}
 		if err != nil {
-			return -1, false, &fs.PathError{Op: "open", Path: atPath(dir, lockName), Err: err}
+			return -1, false, err
 		}
-		if err := sysat.Fstat(fd, &locked); err != nil {
-			// The error being returned is the one that matters.
-			_ = unix.Close(fd)
-			return -1, false, &fs.PathError{Op: "fstat", Path: atPath(dir, lockName), Err: err}
+		held, err := lockOpened(fd, dirfd, dir, lockName, afterLock)
+		if err != nil {
+			return -1, false, err
 		}
-		if !lockable(&locked) {
-			// The error being returned is the one that matters.
-			_ = unix.Close(fd)
-			return -1, false, NotRegular("lock", atPath(dir, lockName), &locked)
-		}
-		ok, err := tryFlockFd(fd)
-		if err != nil || !ok {
-			// The error being returned is the one that matters.
-			_ = unix.Close(fd)
-			if err == nil {
-				err = ErrLocked
-			}
-			return -1, false, &fs.PathError{Op: "lock", Path: atPath(dir, lockName), Err: err}
-		}
-		if afterLock != nil {
-			afterLock(atPath(dir, lockName))
-		}
-		var named unix.Stat_t
-		err = sysat.Fstatat(dirfd, lockName, &named, unix.AT_SYMLINK_NOFOLLOW)
-		if err == nil && named.Dev == locked.Dev && named.Ino == locked.Ino {
+		if held {
 			return fd, created, nil
-		}
-		// The holder before us unlinked or replaced the file after we had
-		// opened it: our lock guards nothing anyone else will ever open.
-		// Closing drops the lock; a lock fd has no data to lose.
-		_ = unix.Close(fd)
-		if err != nil && !errors.Is(err, unix.ENOENT) {
-			return -1, false, &fs.PathError{Op: "lstat", Path: atPath(dir, lockName), Err: err}
 		}
 	}
 	return -1, false, &fs.PathError{Op: "lock", Path: atPath(dir, lockName), Err: errors.New("lock file replaced on every attempt")}
+}
+
+// errLockRaced is openLockAt's "another process created the lock file
+// first": tryLockAt tries again.
+var errLockRaced = errors.New("lock file created concurrently")
+
+// openLockAt opens the state lock file lockName relative to dirfd,
+// creating it when it is missing (as tryLockAt says), and returns its
+// descriptor and whether it created the file. It never opens anything
+// but a regular file or a FIFO, and never follows a symlink.
+func openLockAt(dirfd int, dir, lockName, stateName string) (int, bool, error) {
+	var locked unix.Stat_t
+	// Looked at before it is opened, so a device node planted under the
+	// lock's name is never opened.
+	err := sysat.Fstatat(dirfd, lockName, &locked, unix.AT_SYMLINK_NOFOLLOW)
+	if err == nil && !lockable(&locked) {
+		return -1, false, NotRegular("lock", atPath(dir, lockName), &locked)
+	}
+	fd, created := -1, false
+	if err == nil {
+		fd, err = sysat.Openat(dirfd, lockName, lockFlags, 0)
+	}
+	if errors.Is(err, unix.ENOENT) {
+		if stateName != "" {
+			var st unix.Stat_t
+			if serr := sysat.Fstatat(dirfd, stateName, &st, unix.AT_SYMLINK_NOFOLLOW); errors.Is(serr, unix.ENOENT) {
+				return -1, false, &fs.PathError{Op: "lock state", Path: atPath(dir, stateName), Err: errStateGone}
+			}
+		}
+		fd, err = sysat.Openat(dirfd, lockName, createLockFlags, 0o600)
+		if errors.Is(err, unix.EEXIST) {
+			return -1, false, errLockRaced
+		}
+		created = err == nil
+	}
+	if errors.Is(err, unix.ELOOP) {
+		return -1, false, &fs.PathError{Op: "lock", Path: atPath(dir, lockName), Err: fmt.Errorf("%w: symlink not followed", ErrNotRegular)}
+	}
+	if err != nil {
+		return -1, false, &fs.PathError{Op: "open", Path: atPath(dir, lockName), Err: err}
+	}
+	return fd, created, nil
+}
+
+// lockOpened flocks fd, the lock file lockName opened relative to dirfd,
+// without waiting, and reports whether it holds the lock on the file the
+// name still stands for. It closes fd unless it returns true: on an error,
+// and when the file was unlinked or replaced under the name (false, nil),
+// so that tryLockAt tries again. afterLock is tryLockAt's.
+func lockOpened(fd, dirfd int, dir, lockName string, afterLock func(path string)) (bool, error) {
+	var locked unix.Stat_t
+	if err := sysat.Fstat(fd, &locked); err != nil {
+		// The error being returned is the one that matters.
+		_ = unix.Close(fd)
+		return false, &fs.PathError{Op: "fstat", Path: atPath(dir, lockName), Err: err}
+	}
+	if !lockable(&locked) {
+		// The error being returned is the one that matters.
+		_ = unix.Close(fd)
+		return false, NotRegular("lock", atPath(dir, lockName), &locked)
+	}
+	ok, err := tryFlockFd(fd)
+	if err != nil || !ok {
+		// The error being returned is the one that matters.
+		_ = unix.Close(fd)
+		if err == nil {
+			err = ErrLocked
+		}
+		return false, &fs.PathError{Op: "lock", Path: atPath(dir, lockName), Err: err}
+	}
+	if afterLock != nil {
+		afterLock(atPath(dir, lockName))
+	}
+	var named unix.Stat_t
+	err = sysat.Fstatat(dirfd, lockName, &named, unix.AT_SYMLINK_NOFOLLOW)
+	if err == nil && named.Dev == locked.Dev && named.Ino == locked.Ino {
+		return true, nil
+	}
+	// The holder before us unlinked or replaced the file after we had
+	// opened it: our lock guards nothing anyone else will ever open.
+	// Closing drops the lock; a lock fd has no data to lose.
+	_ = unix.Close(fd)
+	if err != nil && !errors.Is(err, unix.ENOENT) {
+		return false, &fs.PathError{Op: "lstat", Path: atPath(dir, lockName), Err: err}
+	}
+	return false, nil
 }
 
 const (

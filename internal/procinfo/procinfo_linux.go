@@ -64,17 +64,53 @@ func lookup(pid int) (Info, error) {
 	// A directory: its close has nothing to report.
 	defer func() { _ = unix.Close(dfd) }()
 
-	data, err := readAt(dfd, "stat")
+	st, err := readParsed(dfd, pid, dir, "stat", ParseStat)
 	if err != nil {
-		return Info{}, lookupErr(pid, "read", dir+"/stat", err)
-	}
-	st, err := ParseStat(data)
-	if err != nil {
-		return Info{}, fmt.Errorf("look up process %d: %s/stat: %w", pid, dir, err)
+		return Info{}, err
 	}
 	if st.PID != pid {
 		return Info{}, fmt.Errorf("look up process %d: %s/stat names pid %d", pid, dir, st.PID)
 	}
+	info, err := startOf(pid, dir, st)
+	if err != nil {
+		return Info{}, err
+	}
+	info.Comm = st.Comm
+	info.Zombie = zombieState(st.State)
+	if st.State == 'Z' {
+		// The state is the thread-group leader's: a leader that called
+		// pthread_exit is a zombie while its other threads run on. The
+		// process is dead only when no other thread is left.
+		n, err := readParsed(dfd, pid, dir, "status", statusThreads)
+		if err != nil {
+			return Info{}, err
+		}
+		info.Threads = n
+		info.Zombie = n <= 1
+	}
+	readExecutable(dfd, dir, &info)
+	return info, nil
+}
+
+// readParsed reads the file name of the /proc/PID directory dir through
+// its descriptor dfd, and parses it; its errors name the file.
+func readParsed[T any](dfd, pid int, dir, name string, parse func([]byte) (T, error)) (T, error) {
+	var v T
+	data, err := readAt(dfd, name)
+	if err != nil {
+		return v, lookupErr(pid, "read", dir+"/"+name, err)
+	}
+	v, err = parse(data)
+	if err != nil {
+		return v, fmt.Errorf("look up process %d: %s/%s: %w", pid, dir, name, err)
+	}
+	return v, nil
+}
+
+// startOf returns the Info of pid with its identity from st, the parse of
+// dir/stat: the start time as the host's kernel counts it, and as
+// wall-clock time.
+func startOf(pid int, dir string, st Stat) (Info, error) {
 	boot, err := bootTime()
 	if err != nil {
 		return Info{}, fmt.Errorf("look up process %d: %w", pid, err)
@@ -93,28 +129,17 @@ func lookup(pid int) (Info, error) {
 	if hostStart < 0 {
 		return Info{}, fmt.Errorf("look up process %d: %s/stat: start time %d before the boottime offset %d", pid, dir, st.StartTime, off)
 	}
-	info := Info{
+	return Info{
 		PID:       pid,
-		Zombie:    zombieState(st.State),
 		StartTime: uint64(hostStart),
 		Started:   boot.Add(time.Duration(hostStart) * tick),
-		Comm:      st.Comm,
-	}
-	if st.State == 'Z' {
-		// The state is the thread-group leader's: a leader that called
-		// pthread_exit is a zombie while its other threads run on. The
-		// process is dead only when no other thread is left.
-		status, err := readAt(dfd, "status")
-		if err != nil {
-			return Info{}, lookupErr(pid, "read", dir+"/status", err)
-		}
-		n, err := statusThreads(status)
-		if err != nil {
-			return Info{}, fmt.Errorf("look up process %d: %s/status: %w", pid, dir, err)
-		}
-		info.Threads = n
-		info.Zombie = n <= 1
-	}
+	}, nil
+}
+
+// readExecutable fills info's executable from the link dir/exe, read
+// through dfd, or says in info.ExecutableErr why it cannot: another
+// user's process, or a kernel thread, has none to show.
+func readExecutable(dfd int, dir string, info *Info) {
 	exe, err := readlinkat(dfd, "exe")
 	switch {
 	case err != nil:
@@ -124,7 +149,6 @@ func lookup(pid int) (Info, error) {
 	default:
 		info.Executable, info.ExecutableDeleted = strings.CutSuffix(exe, deletedSuffix)
 	}
-	return info, nil
 }
 
 // lookupErr wraps err. ENOENT for /proc/PID, or ESRCH for a read after
