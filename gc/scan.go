@@ -94,17 +94,23 @@ func Scan(root string, opts ...Option) ([]Candidate, error) {
 // ScanContext is Scan with a context; when ctx ends, it returns the
 // candidates classified so far and ctx's error.
 func ScanContext(ctx context.Context, root string, opts ...Option) ([]Candidate, error) {
-	var cands []Candidate
+	return gather(ScanSeq(ctx, root, opts...), func(c Candidate) string { return c.Path })
+}
+
+// gather collects what seq yields, sorted by path, and joins the errors
+// it yields between them.
+func gather[T any](seq iter.Seq2[T, error], path func(T) string) ([]T, error) {
+	var items []T
 	var errs []error
-	for c, err := range ScanSeq(ctx, root, opts...) {
+	for it, err := range seq {
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		cands = append(cands, c)
+		items = append(items, it)
 	}
-	slices.SortFunc(cands, func(a, b Candidate) int { return cmp.Compare(a.Path, b.Path) })
-	return cands, errors.Join(errs...)
+	slices.SortFunc(items, func(a, b T) int { return cmp.Compare(path(a), path(b)) })
+	return items, errors.Join(errs...)
 }
 
 // ScanSeq is Scan as an iterator: it yields each candidate as soon as it
@@ -128,17 +134,7 @@ func Orphans(root string, opts ...Option) ([]Orphan, error) {
 
 // OrphansContext is Orphans with a context.
 func OrphansContext(ctx context.Context, root string, opts ...Option) ([]Orphan, error) {
-	var orphans []Orphan
-	var errs []error
-	for o, err := range OrphansSeq(ctx, root, opts...) {
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		orphans = append(orphans, o)
-	}
-	slices.SortFunc(orphans, func(a, b Orphan) int { return cmp.Compare(a.Path, b.Path) })
-	return orphans, errors.Join(errs...)
+	return gather(OrphansSeq(ctx, root, opts...), func(o Orphan) string { return o.Path })
 }
 
 // OrphansSeq is Orphans as an iterator, in the way of ScanSeq: it yields

@@ -298,28 +298,28 @@ func (p *fastParser) int(dst *int) bool {
 	return true
 }
 
-func (p *fastParser) uint32(dst *uint32) bool {
+// unsigned parses an unsigned integer that fits in bits bits.
+func (p *fastParser) unsigned(bits int) (uint64, bool) {
 	b, ok := p.integer(false)
 	if !ok {
-		return false
+		return 0, false
 	}
-	v, err := strconv.ParseUint(string(b), 10, 32)
-	if err != nil {
-		return false
+	v, err := strconv.ParseUint(string(b), 10, bits)
+	return v, err == nil
+}
+
+func (p *fastParser) uint32(dst *uint32) bool {
+	v, ok := p.unsigned(32)
+	if ok {
+		*dst = uint32(v)
 	}
-	*dst = uint32(v)
-	return true
+	return ok
 }
 
 func (p *fastParser) uint64(dst *uint64) bool {
-	b, ok := p.integer(false)
-	if !ok {
-		return false
+	v, ok := p.unsigned(64)
+	if ok {
+		*dst = v
 	}
-	v, err := strconv.ParseUint(string(b), 10, 64)
-	if err != nil {
-		return false
-	}
-	*dst = v
-	return true
+	return ok
 }

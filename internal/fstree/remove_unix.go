@@ -170,30 +170,32 @@ func (w *walker) cancelled() bool {
 	}
 }
 
+// topFailed reports whether err, from op on the top entry, ends the walk:
+// ENOENT means the entry is gone already, so there is nothing left to do,
+// and anything else is a failure, recorded.
+func (w *walker) topFailed(k *worker, op string, err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case err == unix.ENOENT:
+		w.topFinished.Store(true)
+	default:
+		k.fail(op, w.display, err)
+	}
+	return true
+}
+
 func (w *walker) walk(pfd int, name string, workers int) {
 	k := &worker{w: w}
 	defer k.merge()
 	w.fds.m.method = w.o.mounts.resolve(pfd)
 	st, err := w.fds.m.lstatAt(pfd, name)
-	if err == unix.ENOENT {
-		w.topFinished.Store(true)
-		return
-	}
-	if err != nil {
-		k.fail("lstat", w.display, err)
+	if w.topFailed(k, "lstat", err) {
 		return
 	}
 	if !st.isDir() {
-		if w.remove {
-			err := sysat.Unlinkat(pfd, name, 0)
-			if err == unix.ENOENT {
-				w.topFinished.Store(true)
-				return
-			}
-			if err != nil {
-				k.fail("unlinkat", w.display, err)
-				return
-			}
+		if w.remove && w.topFailed(k, "unlinkat", sysat.Unlinkat(pfd, name, 0)) {
+			return
 		}
 		k.countFile(&st)
 		w.topFinished.Store(true)
