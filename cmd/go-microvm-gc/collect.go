@@ -78,26 +78,74 @@ func (a *app) runCollect(cf *collectFlags) error {
 	if cf.dryRun && cf.metricsFile != "" {
 		return usagef("--metrics-file records what a collection did; a dry run does nothing")
 	}
-	rs, err := resolveRoots(cf.roots)
+	rs, err := collectRoots(cf)
 	if err != nil {
 		return err
 	}
-	if !cf.allowAnyRoot {
-		for _, r := range rs.dirs {
-			if err := checkRootSafe(r); err != nil {
-				return err
-			}
-		}
-	}
 	if len(rs.missing) > 0 {
-		if cf.json {
-			writeJSON(a.stdout, newCollectJSON(rs, nil, cf.dryRun, false))
-		} else if !cf.quiet {
-			a.stdout.println(missingMessage(rs.missing, "collect"))
-		}
+		// No root at all is not a failure: there is nothing to collect.
+		a.reportNoRoot(cf, rs)
 		return nil
 	}
+	opts, prog, err := a.collectOptions(cf, rs.dirs)
+	if err != nil {
+		return err
+	}
+	var results []rootResult
+	for _, root := range rs.dirs {
+		if a.ctx.Err() != nil {
+			break
+		}
+		results = append(results, a.collectRoot(root, opts, cf.dryRun))
+	}
+	prog.stop()
 
+	code, sig := interrupted(a.ctx)
+	if !sig {
+		code = collectCode(results)
+	}
+	if err := a.recordMetrics(cf, results, sig); err != nil && !sig {
+		code = exitError
+	}
+	a.reportCollect(cf, rs, results, sig)
+	if code != exitOK {
+		return &exitCodeError{code: code}
+	}
+	return nil
+}
+
+// collectRoots resolves the roots of collect, and refuses one whose
+// collection could delete a user's files (/, the home directory) unless
+// --allow-any-root says otherwise.
+func collectRoots(cf *collectFlags) (roots, error) {
+	rs, err := resolveRoots(cf.roots)
+	if err != nil || cf.allowAnyRoot {
+		return rs, err
+	}
+	for _, r := range rs.dirs {
+		if err := checkRootSafe(r); err != nil {
+			return roots{}, err
+		}
+	}
+	return rs, nil
+}
+
+// reportNoRoot says that none of the default roots rs looked at exists.
+func (a *app) reportNoRoot(cf *collectFlags, rs roots) {
+	switch {
+	case cf.json:
+		writeJSON(a.stdout, newCollectJSON(rs, nil, cf.dryRun, false))
+	case !cf.quiet:
+		a.stdout.println(missingMessage(rs.missing, "collect"))
+	}
+}
+
+// collectOptions returns the options of the collection in every root, and
+// the progress line it drives (nil when there is none; stop it once the
+// collection is done). With --stopped on a terminal and no -f, it asks
+// first, and leaves the stopped VMs out when the answer is no; an
+// interrupt while it asks is the command's error.
+func (a *app) collectOptions(cf *collectFlags, dirs []string) ([]gc.Option, *progress, error) {
 	logger := newLogger(a.stderr, cf.verbose)
 	base := []gc.Option{gc.WithLogger(logger)}
 	var prog *progress
@@ -112,60 +160,68 @@ func (a *app) runCollect(cf *collectFlags) error {
 		base = append(base, gc.WithOwnedNames(cf.owned...))
 	}
 	opts := append(cf.gcOptions(), base...)
-	if cf.stopped && !cf.force && !cf.dryRun && a.stdinTTY && a.stderrTTY {
-		// Without the progress hook: this look-ahead is not the
-		// collection.
-		ok, err := a.confirmStopped(rs.dirs, cf.gcOptions())
-		if err != nil {
-			prog.stop()
-			return a.collectInterrupted(err)
-		}
-		if !ok {
-			eprintf(a.stderr, "Keeping the stopped VMs; collecting orphans only.\n")
-			opts = base
-		}
+	if !cf.stopped || cf.force || cf.dryRun || !a.stdinTTY || !a.stderrTTY {
+		// Nothing to ask, or nobody to ask.
+		return opts, prog, nil
 	}
+	// Without the progress hook: this look-ahead is not the collection.
+	ok, err := a.confirmStopped(dirs, cf.gcOptions())
+	if err != nil {
+		prog.stop()
+		return nil, nil, a.collectInterrupted(err)
+	}
+	if !ok {
+		eprintf(a.stderr, "Keeping the stopped VMs; collecting orphans only.\n")
+		// base is opts without the flags' WithStopped.
+		return base, prog, nil
+	}
+	return opts, prog, nil
+}
 
-	var results []rootResult
-	for _, root := range rs.dirs {
-		if a.ctx.Err() != nil {
-			break
-		}
-		r := rootResult{root: root}
-		if cf.dryRun {
-			r.lockErr = lockAccess(root)
-		}
-		start := time.Now()
-		rep, err := gc.CollectContext(a.ctx, root, opts...)
-		r.duration = time.Since(start)
-		switch {
-		case errors.Is(err, gc.ErrBusy):
-			r.busy = true
-		case err != nil && a.ctx.Err() != nil && rep != nil:
-			// Interrupted: the report says what finished.
-		case err != nil:
-			r.fatal = err
-		}
-		r.rep = rep
-		if cf.dryRun && rep != nil {
-			r.trash = findTrash(a.ctx, root, reportDirs(rep), true)
-		}
-		results = append(results, r)
+// collectRoot collects in one root (a dry run with dryRun) and returns
+// what happened there.
+func (a *app) collectRoot(root string, opts []gc.Option, dryRun bool) rootResult {
+	r := rootResult{root: root}
+	if dryRun {
+		r.lockErr = lockAccess(root)
 	}
-	prog.stop()
+	start := time.Now()
+	rep, err := gc.CollectContext(a.ctx, root, opts...)
+	r.duration = time.Since(start)
+	switch {
+	case errors.Is(err, gc.ErrBusy):
+		r.busy = true
+	case err != nil && a.ctx.Err() != nil && rep != nil:
+		// Interrupted: the report says what finished.
+	case err != nil:
+		r.fatal = err
+	}
+	r.rep = rep
+	if dryRun && rep != nil {
+		r.trash = findTrash(a.ctx, root, reportDirs(rep), true)
+	}
+	return r
+}
 
-	code, sig := interrupted(a.ctx)
-	if !sig {
-		code = collectCode(results)
+// recordMetrics writes the --metrics-file, if asked, from results; sig
+// says whether a signal cut the run short. A failure is printed, and
+// returned.
+func (a *app) recordMetrics(cf *collectFlags, results []rootResult, sig bool) error {
+	if cf.metricsFile == "" {
+		return nil
 	}
-	if cf.metricsFile != "" {
-		if err := writeMetrics(cf.metricsFile, results, sig, time.Now()); err != nil {
-			a.errorf("collect", "%s", quote(err.Error()))
-			if !sig {
-				code = exitError
-			}
-		}
+	err := writeMetrics(cf.metricsFile, results, sig, time.Now())
+	if err != nil {
+		a.errorf("collect", "%s", quote(err.Error()))
 	}
+	return err
+}
+
+// reportCollect prints what the collection did: the roots it could not
+// collect in and an interrupt on stderr (unless --json holds them), and
+// the results as the flags ask; sig says whether a signal cut the run
+// short.
+func (a *app) reportCollect(cf *collectFlags, rs roots, results []rootResult, sig bool) {
 	for _, r := range results {
 		switch {
 		case r.busy && !cf.json:
@@ -193,10 +249,6 @@ func (a *app) runCollect(cf *collectFlags) error {
 	default:
 		writeCollectHuman(a.stdout, results, cf.dryRun, sig)
 	}
-	if code != exitOK {
-		return &exitCodeError{code: code}
-	}
-	return nil
 }
 
 // collectCode is the exit code of a run that was not interrupted: 1 when

@@ -142,14 +142,11 @@ func (d *demo) run(ctx context.Context, keep bool) int {
 		d.say("demo: %v", err)
 		return exitError
 	}
-	before, err := gc.ScanContext(ctx, d.root, gc.WithSizes(), gc.WithLogger(d.logger))
+	before, err := d.showList(ctx)
 	if err != nil {
-		d.say("demo: list failed: %v", err)
+		d.say("demo: %v", err)
 		return exitError
 	}
-	sortCandidates(before)
-	writeListTables(d.out, []rootListing{{root: d.root, cands: before}}, true, "")
-	d.say("")
 	d.checkScan(before, false)
 	sums, err := checksums(d.root)
 	d.expect(err == nil && sameSums(untouched, sums), "list changed nothing under the root (%d entries)", len(untouched))
@@ -166,14 +163,11 @@ func (d *demo) run(ctx context.Context, keep bool) int {
 	d.checkCollect(rep)
 
 	d.step(4, "list again", "Only what must be kept is left.")
-	after, err := gc.ScanContext(ctx, d.root, gc.WithSizes(), gc.WithLogger(d.logger))
+	after, err := d.showList(ctx)
 	if err != nil {
-		d.say("demo: list failed: %v", err)
+		d.say("demo: %v", err)
 		return exitError
 	}
-	sortCandidates(after)
-	writeListTables(d.out, []rootListing{{root: d.root, cands: after}}, true, "")
-	d.say("")
 	d.checkScan(after, true)
 
 	if d.failed > 0 {
@@ -182,6 +176,19 @@ func (d *demo) run(ctx context.Context, keep bool) int {
 	}
 	d.say("\nPASS: all %d expectations held.", d.passed)
 	return exitOK
+}
+
+// showList lists the root as `go-microvm-gc list --sizes` does, prints the
+// table and returns the candidates.
+func (d *demo) showList(ctx context.Context) ([]gc.Candidate, error) {
+	cands, err := gc.ScanContext(ctx, d.root, gc.WithSizes(), gc.WithLogger(d.logger))
+	if err != nil {
+		return nil, fmt.Errorf("list failed: %w", err)
+	}
+	sortCandidates(cands)
+	writeListTables(d.out, []rootListing{{root: d.root, cands: cands}}, true, "")
+	d.say("")
+	return cands, nil
 }
 
 // checkScan checks a listing: before collect every VM has its expected
@@ -226,29 +233,11 @@ func (d *demo) checkCollect(rep *gc.Report) {
 	for _, c := range rep.Kept {
 		kept[c.Path] = c
 	}
-	var orphanBytes int64
 	for _, v := range d.vms {
 		if v.orphan() {
-			o, ok := reclaimed[v.dir]
-			switch {
-			case !ok:
-				d.expect(false, "%s reclaimed as %s: not reclaimed", v.name, v.wantReason)
-			case o.Reason != v.wantReason:
-				d.expect(false, "%s reclaimed as %s, want %s", v.name, o.Reason, v.wantReason)
-			default:
-				d.expect(true, "%s reclaimed as %s, %s freed", v.name, o.Reason, formatBytes(o.Bytes))
-			}
-			_, err := os.Lstat(v.dir)
-			d.expect(errors.Is(err, os.ErrNotExist), "%s is gone from disk", v.name)
-			orphanBytes += o.Bytes
-			continue
-		}
-		c, ok := kept[v.dir]
-		d.expect(ok && c.Class == v.wantClass, "%s kept as %s", v.name, v.wantClass)
-		sums, err := checksums(v.dir)
-		d.expect(err == nil && sameSums(v.sums, sums), "%s: all %d entries unchanged (SHA-256 of every file)", v.name, len(v.sums))
-		if v.proc != nil && v.wantClass == gc.ClassLive {
-			d.expect(v.proc.IsAlive(), "%s: runner pid %d still running", v.name, v.proc.PID())
+			d.checkReclaimed(v, reclaimed)
+		} else {
+			d.checkKept(v, kept)
 		}
 	}
 	data, err := os.ReadFile(filepath.Join(d.root, "db", embedderFile))
@@ -268,6 +257,34 @@ func (d *demo) checkCollect(rep *gc.Report) {
 	d.expect(err == nil && target == d.outside, "the symlink out of the root is left as it was")
 	entries, err := os.ReadDir(filepath.Join(d.root, gc.TrashName))
 	d.expect(errors.Is(err, os.ErrNotExist) || (err == nil && len(entries) == 0), "the collector's trash is empty")
+}
+
+// checkReclaimed checks that the orphan v was reclaimed, for its reason,
+// and is gone from disk.
+func (d *demo) checkReclaimed(v *demoVM, reclaimed map[string]gc.Orphan) {
+	o, ok := reclaimed[v.dir]
+	switch {
+	case !ok:
+		d.expect(false, "%s reclaimed as %s: not reclaimed", v.name, v.wantReason)
+	case o.Reason != v.wantReason:
+		d.expect(false, "%s reclaimed as %s, want %s", v.name, o.Reason, v.wantReason)
+	default:
+		d.expect(true, "%s reclaimed as %s, %s freed", v.name, o.Reason, formatBytes(o.Bytes))
+	}
+	_, err := os.Lstat(v.dir)
+	d.expect(errors.Is(err, os.ErrNotExist), "%s is gone from disk", v.name)
+}
+
+// checkKept checks that v was kept with its class, every file unchanged,
+// and its runner still running when it is live.
+func (d *demo) checkKept(v *demoVM, kept map[string]gc.Candidate) {
+	c, ok := kept[v.dir]
+	d.expect(ok && c.Class == v.wantClass, "%s kept as %s", v.name, v.wantClass)
+	sums, err := checksums(v.dir)
+	d.expect(err == nil && sameSums(v.sums, sums), "%s: all %d entries unchanged (SHA-256 of every file)", v.name, len(v.sums))
+	if v.proc != nil && v.wantClass == gc.ClassLive {
+		d.expect(v.proc.IsAlive(), "%s: runner pid %d still running", v.name, v.proc.PID())
+	}
 }
 
 // list renders items for an expectation line: nothing when empty.
@@ -316,22 +333,7 @@ func (d *demo) cleanup(keep bool) {
 // build lays out the sandbox. Claims skip their pre-creation collection,
 // so that the orphans made here stay for the collector to find.
 func (d *demo) build(ctx context.Context) error {
-	for _, dir := range []string{d.root, filepath.Join(d.tmp, "bin")} {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
-	}
-	var err error
-	bin := d.bin
-	if bin == "" {
-		bin = filepath.Join(d.tmp, "bin")
-		if err := buildDemoHelpers(ctx, bin); err != nil {
-			return err
-		}
-	}
-	d.runnerPath = filepath.Join(bin, runner.RunnerName)
-	d.helperPath = filepath.Join(bin, "demohelper")
-	if err := d.buildOutside(); err != nil {
+	if err := d.prepare(ctx); err != nil {
 		return err
 	}
 
@@ -376,11 +378,8 @@ func (d *demo) build(ctx context.Context) error {
 		return err
 	}
 
-	for _, v := range []*demoVM{build1, build2} {
-		if err := syscall.Kill(v.proc.PID(), syscall.SIGKILL); err != nil {
-			return fmt.Errorf("kill runner of %s: %w", v.name, err)
-		}
-		d.live = slices.DeleteFunc(d.live, func(p *runner.Process) bool { return p == v.proc })
+	if err := d.killRunners(build1, build2); err != nil {
+		return err
 	}
 	// SIGKILL is asynchronous: wait until the kernel has dropped the
 	// leases of the killed runners and the killed embedder.
@@ -389,7 +388,45 @@ func (d *demo) build(ctx context.Context) error {
 			return err
 		}
 	}
+	return d.recordSums()
+}
 
+// prepare makes the root and the helpers' directory, builds the helpers
+// unless d.bin holds prebuilt ones, and makes the directory outside the
+// root.
+func (d *demo) prepare(ctx context.Context) error {
+	for _, dir := range []string{d.root, filepath.Join(d.tmp, "bin")} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	bin := d.bin
+	if bin == "" {
+		bin = filepath.Join(d.tmp, "bin")
+		if err := buildDemoHelpers(ctx, bin); err != nil {
+			return err
+		}
+	}
+	d.runnerPath = filepath.Join(bin, runner.RunnerName)
+	d.helperPath = filepath.Join(bin, "demohelper")
+	return d.buildOutside()
+}
+
+// killRunners SIGKILLs the runners of vms, as a crash would.
+func (d *demo) killRunners(vms ...*demoVM) error {
+	for _, v := range vms {
+		if err := syscall.Kill(v.proc.PID(), syscall.SIGKILL); err != nil {
+			return fmt.Errorf("kill runner of %s: %w", v.name, err)
+		}
+		d.live = slices.DeleteFunc(d.live, func(p *runner.Process) bool { return p == v.proc })
+	}
+	return nil
+}
+
+// recordSums records the checksums of every directory the collector must
+// leave as it is: the kept VMs' and the one outside the root.
+func (d *demo) recordSums() error {
+	var err error
 	for _, v := range d.vms {
 		if !v.orphan() {
 			if v.sums, err = checksums(v.dir); err != nil {

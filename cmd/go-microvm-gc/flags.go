@@ -116,8 +116,29 @@ func (a *ageValue) Type() string { return "age" }
 // alone ("36h", "90m"). Negative ages are refused.
 func parseAge(s string) (time.Duration, error) {
 	bad := fmt.Errorf("invalid age %q: want e.g. 36h, 7d, 2w or 1d12h", s)
-	var total time.Duration
-	rest := s
+	if s == "" {
+		return 0, bad
+	}
+	total, rest, ok := leadingDays(s)
+	if !ok {
+		return 0, bad
+	}
+	if rest != "" {
+		d, err := time.ParseDuration(rest)
+		if err != nil || d < 0 {
+			return 0, bad
+		}
+		total += d
+	}
+	return total, nil
+}
+
+// leadingDays parses the whole weeks and days at the start of s ("2w",
+// "1w3d"), and returns them with the rest of s, which time.ParseDuration
+// is left to read; ok is false for a count out of range. It stops at the
+// first number not followed by w or d: that one is the duration's.
+func leadingDays(s string) (total time.Duration, rest string, ok bool) {
+	rest = s
 	for rest != "" {
 		i := 0
 		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
@@ -132,26 +153,15 @@ func parseAge(s string) (time.Duration, error) {
 			unit = 7 * 24 * time.Hour
 		case 'd':
 			unit = 24 * time.Hour
-		}
-		if unit == 0 {
-			break
+		default:
+			return total, rest, true
 		}
 		n, err := strconv.ParseUint(rest[:i], 10, 16)
 		if err != nil {
-			return 0, bad
+			return 0, "", false
 		}
 		total += time.Duration(n) * unit
 		rest = rest[i+1:]
 	}
-	if rest == s && s == "" {
-		return 0, bad
-	}
-	if rest != "" {
-		d, err := time.ParseDuration(rest)
-		if err != nil || d < 0 {
-			return 0, bad
-		}
-		total += d
-	}
-	return total, nil
+	return total, rest, true
 }

@@ -79,22 +79,7 @@ func (a *app) runList(lf *listFlags) error {
 	}
 	// The table and -q hold the listing: they are sorted by path, for a
 	// person to read, and the table needs every row for its widths.
-	var listings []rootListing
-	var scanErr error
-	for _, root := range rs.dirs {
-		cands, err := gc.ScanContext(a.ctx, root, opts...)
-		if a.ctx.Err() != nil {
-			break
-		}
-		if err != nil {
-			// Scan returns what it found together with the directories
-			// it could not walk; report both.
-			a.errorf("list", "%s", quote(err.Error()))
-			scanErr = err
-		}
-		sortCandidates(cands)
-		listings = append(listings, rootListing{root: root, cands: cands, trash: findTrash(a.ctx, root, candidateDirs(cands), lf.sizes), scanErr: err})
-	}
+	listings, scanErr := a.scanRoots(rs.dirs, opts, lf.sizes)
 	code, sig := interrupted(a.ctx)
 	if sig {
 		eprintf(a.stderr, "go-microvm-gc list: interrupted\n")
@@ -102,6 +87,16 @@ func (a *app) runList(lf *listFlags) error {
 		code = exitError
 	}
 
+	a.printListings(lf, rs, listings)
+	if code != exitOK {
+		return &exitCodeError{code: code}
+	}
+	return nil
+}
+
+// printListings prints the listings as the table, or the paths alone
+// with -q; or says that no root exists.
+func (a *app) printListings(lf *listFlags, rs roots, listings []rootListing) {
 	switch {
 	case len(rs.missing) > 0:
 		a.stdout.println(missingMessage(rs.missing, "list"))
@@ -114,10 +109,29 @@ func (a *app) runList(lf *listFlags) error {
 	default:
 		writeListTables(a.stdout, listings, lf.sizes, lf.reproduce())
 	}
-	if code != exitOK {
-		return &exitCodeError{code: code}
+}
+
+// scanRoots scans each root in dirs, until an interrupt, and returns what
+// it found, sorted by path, with the last error of a root it could not
+// (wholly) walk; each such error is printed as it comes.
+func (a *app) scanRoots(dirs []string, opts []gc.Option, sizes bool) ([]rootListing, error) {
+	var listings []rootListing
+	var scanErr error
+	for _, root := range dirs {
+		cands, err := gc.ScanContext(a.ctx, root, opts...)
+		if a.ctx.Err() != nil {
+			break
+		}
+		if err != nil {
+			// Scan returns what it found together with the directories
+			// it could not walk; report both.
+			a.errorf("list", "%s", quote(err.Error()))
+			scanErr = err
+		}
+		sortCandidates(cands)
+		listings = append(listings, rootListing{root: root, cands: cands, trash: findTrash(a.ctx, root, candidateDirs(cands), sizes), scanErr: err})
 	}
-	return nil
+	return listings, scanErr
 }
 
 // errorf prints one error line of subcommand cmd on stderr.

@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"math"
 
 	"github.com/stacklok/go-microvm/gc"
 )
@@ -104,14 +103,7 @@ func (a *app) streamList(lf *listFlags, rs roots, opts []gc.Option, sink listSin
 }
 
 func newDirJSON(c gc.Candidate, sizes bool) dirJSON {
-	d := dirJSON{
-		Path:       c.Path,
-		Class:      c.Class,
-		Reason:     string(c.Reason),
-		Detail:     candidateDetail(c),
-		PID:        c.PID,
-		AgeSeconds: math.Round(c.Age.Seconds()),
-	}
+	d := dirJSON{candidateJSON: newCandidateJSON(c)}
 	if sizes && c.Bytes >= 0 {
 		b := c.Bytes
 		d.Bytes = &b

@@ -26,7 +26,7 @@ func TestDocSink(t *testing.T) {
 				want := listJSON{Root: "/r", Roots: []rootJSON{{Path: "/r"}}, Dirs: []dirJSON{}, Trash: []trashJSON{}, Counts: map[gc.Class]int{}}
 				for i := range n {
 					b := int64(i)
-					d := dirJSON{Path: fmt.Sprintf("/r/vm%d", i), Class: gc.ClassOrphan, Reason: "run-ended", Detail: "a \"quoted\" <detail>", PID: i, Bytes: &b}
+					d := dirJSON{candidateJSON: candidateJSON{Path: fmt.Sprintf("/r/vm%d", i), Class: gc.ClassOrphan, Reason: "run-ended", Detail: "a \"quoted\" <detail>", PID: i}, Bytes: &b}
 					s.dir("/r", &d)
 					want.Dirs = append(want.Dirs, d)
 					want.Counts[gc.ClassOrphan]++
@@ -69,7 +69,7 @@ func TestDocSinkStreams(t *testing.T) {
 	s := newDocSink(&out, "/r")
 	const n = 1000
 	for i := range n {
-		s.dir("/r", &dirJSON{Path: fmt.Sprintf("/r/vm%04d", i), Class: gc.ClassLive})
+		s.dir("/r", &dirJSON{candidateJSON: candidateJSON{Path: fmt.Sprintf("/r/vm%04d", i), Class: gc.ClassLive}})
 	}
 	written := out.Len()
 	s.end(&summaryLine{Roots: []rootJSON{{Path: "/r"}}, Counts: map[gc.Class]int{gc.ClassLive: n}})

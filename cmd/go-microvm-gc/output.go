@@ -50,13 +50,9 @@ type listJSON struct {
 	Interrupted bool             `json:"interrupted"`
 }
 
+// dirJSON is a data directory in `list --json`: a candidate with its size.
 type dirJSON struct {
-	Path       string   `json:"path"`
-	Class      gc.Class `json:"class"`
-	Reason     string   `json:"reason"`
-	Detail     string   `json:"detail"`
-	PID        int      `json:"pid"`
-	AgeSeconds float64  `json:"age_seconds"`
+	candidateJSON
 	// Bytes is null unless sizes were measured.
 	Bytes *int64 `json:"bytes"`
 }
@@ -78,7 +74,7 @@ type collectJSON struct {
 	DryRun      bool            `json:"dry_run"`
 	Interrupted bool            `json:"interrupted"`
 	Reclaimed   []reclaimedJSON `json:"reclaimed"`
-	Kept        []keptJSON      `json:"kept"`
+	Kept        []candidateJSON `json:"kept"`
 	Errors      []errorJSON     `json:"errors"`
 	BytesFreed  int64           `json:"bytes_freed"`
 	// WouldFreeBytes (dry run) is what a collect would free now: the
@@ -93,13 +89,27 @@ type reclaimedJSON struct {
 	Bytes  int64  `json:"bytes"`
 }
 
-type keptJSON struct {
+// candidateJSON is a data directory with its verdict: one collect kept,
+// and the fields of one list shows.
+type candidateJSON struct {
 	Path       string   `json:"path"`
 	Class      gc.Class `json:"class"`
 	Reason     string   `json:"reason"`
 	Detail     string   `json:"detail"`
 	PID        int      `json:"pid"`
 	AgeSeconds float64  `json:"age_seconds"`
+}
+
+// newCandidateJSON is c as collect --json and list --json show it.
+func newCandidateJSON(c gc.Candidate) candidateJSON {
+	return candidateJSON{
+		Path:       c.Path,
+		Class:      c.Class,
+		Reason:     string(c.Reason),
+		Detail:     candidateDetail(c),
+		PID:        c.PID,
+		AgeSeconds: math.Round(c.Age.Seconds()),
+	}
 }
 
 type errorJSON struct {
@@ -133,7 +143,7 @@ func newCollectJSON(rs roots, results []rootResult, dryRun, interrupted bool) co
 		DryRun:      dryRun,
 		Interrupted: interrupted,
 		Reclaimed:   []reclaimedJSON{},
-		Kept:        []keptJSON{},
+		Kept:        []candidateJSON{},
 		Errors:      []errorJSON{},
 	}
 	var wouldFree int64
@@ -155,10 +165,7 @@ func newCollectJSON(rs roots, results []rootResult, dryRun, interrupted bool) co
 			wouldFree += o.Bytes
 		}
 		for _, c := range r.rep.Kept {
-			doc.Kept = append(doc.Kept, keptJSON{
-				Path: c.Path, Class: c.Class, Reason: string(c.Reason), Detail: candidateDetail(c),
-				PID: c.PID, AgeSeconds: math.Round(c.Age.Seconds()),
-			})
+			doc.Kept = append(doc.Kept, newCandidateJSON(c))
 		}
 		for _, e := range r.rep.Errors {
 			doc.Errors = append(doc.Errors, errorJSON{Path: e.Path, Error: opError(e)})
@@ -178,10 +185,7 @@ func newCollectJSON(rs roots, results []rootResult, dryRun, interrupted bool) co
 // aligned table, then one summary line for all roots. again is the part
 // of the command line that reproduces this listing, for the hint.
 func writeListTables(w *outWriter, listings []rootListing, sizes bool, again string) {
-	counts := map[gc.Class]int{}
-	total := 0
-	var trashBytes int64
-	trashDirs := 0
+	t := listTotals{counts: map[gc.Class]int{}}
 	for _, l := range listings {
 		w.printf("Root: %s\n", quote(l.root))
 		if len(l.cands) == 0 && len(l.trash) == 0 {
@@ -194,60 +198,84 @@ func writeListTables(w *outWriter, listings []rootListing, sizes bool, again str
 			}
 			continue
 		}
-		tw := w.table()
-		header := "PATH\tCLASS\tREASON\tPID\tAGE"
-		if sizes {
-			header += "\tSIZE"
-		}
-		tw.println(header + "\tDETAIL")
-		for _, c := range l.cands {
-			row := []string{quote(relPath(l.root, c.Path)), string(c.Class), string(c.Reason), formatPID(c.PID), formatAge(c.Age)}
-			if sizes {
-				row = append(row, formatBytes(c.Bytes))
-			}
-			row = append(row, quote(candidateDetail(c)))
-			tw.println(strings.Join(row, "\t"))
-			counts[c.Class]++
-			total++
-		}
-		for _, t := range l.trash {
-			row := []string{quote(relPath(l.root, t.Path)), "trash", "pending", "-", "-"}
-			if sizes {
-				row = append(row, formatBytes(t.Bytes))
-			}
-			row = append(row, plural(t.Entries, "entry", "entries")+" left by an earlier collect")
-			tw.println(strings.Join(row, "\t"))
-			trashDirs++
-			trashBytes += max(t.Bytes, 0)
-		}
-		tw.flush()
+		writeListTable(w, l, sizes, &t)
 	}
-	if total == 0 && trashDirs == 0 {
+	if t.total == 0 && t.trashDirs == 0 {
 		return
 	}
+	w.println(listSummary(&t, sizes, again))
+}
+
+// listTotals is what the list tables showed, for the summary line.
+type listTotals struct {
+	// counts is the number of data directories of each class.
+	counts map[gc.Class]int
+	// total is the number of data directories.
+	total int
+	// trashDirs is the number of pending trash directories, holding
+	// trashBytes (counting only those measured).
+	trashDirs  int
+	trashBytes int64
+}
+
+// writeListTable prints the table of one root's listing l, adding what it
+// shows to t.
+func writeListTable(w *outWriter, l rootListing, sizes bool, t *listTotals) {
+	tw := w.table()
+	header := "PATH\tCLASS\tREASON\tPID\tAGE"
+	if sizes {
+		header += "\tSIZE"
+	}
+	tw.println(header + "\tDETAIL")
+	for _, c := range l.cands {
+		row := []string{quote(relPath(l.root, c.Path)), string(c.Class), string(c.Reason), formatPID(c.PID), formatAge(c.Age)}
+		if sizes {
+			row = append(row, formatBytes(c.Bytes))
+		}
+		row = append(row, quote(candidateDetail(c)))
+		tw.println(strings.Join(row, "\t"))
+		t.counts[c.Class]++
+		t.total++
+	}
+	for _, tr := range l.trash {
+		row := []string{quote(relPath(l.root, tr.Path)), "trash", "pending", "-", "-"}
+		if sizes {
+			row = append(row, formatBytes(tr.Bytes))
+		}
+		row = append(row, plural(tr.Entries, "entry", "entries")+" left by an earlier collect")
+		tw.println(strings.Join(row, "\t"))
+		t.trashDirs++
+		t.trashBytes += max(tr.Bytes, 0)
+	}
+	tw.flush()
+}
+
+// listSummary is the line after the list tables: the counts, and the
+// collect command that reclaims what there is to reclaim.
+func listSummary(t *listTotals, sizes bool, again string) string {
 	collect := "go-microvm-gc collect"
 	if again != "" {
 		collect += " " + again
 	}
-	s := plural(total, "data directory", "data directories")
-	if total > 0 {
-		s += ": " + classCounts(counts)
+	s := plural(t.total, "data directory", "data directories")
+	if t.total > 0 {
+		s += ": " + classCounts(t.counts)
 	}
 	s += "."
-	if trashDirs > 0 {
+	if t.trashDirs > 0 {
 		s += " Pending trash"
 		if sizes {
-			s += " of " + humanize.Bytes(uint64(trashBytes))
+			s += " of " + humanize.Bytes(uint64(t.trashBytes))
 		}
 		s += "."
 	}
 	switch {
-	case counts[gc.ClassOrphan] > 0:
+	case t.counts[gc.ClassOrphan] > 0:
 		s += fmt.Sprintf(" %q reclaims the orphans.", collect)
-	case trashDirs > 0:
+	case t.trashDirs > 0:
 		s += fmt.Sprintf(" %q empties the trash.", collect)
 	}
-	w.println(s)
+	return s
 }
 
 // writeCollectHuman prints what collect did (or, in a dry run, would do)
@@ -266,57 +294,80 @@ func writeCollectHuman(w *outWriter, results []rootResult, dryRun, interrupted b
 			w.println("Skipped: the root could not be opened or locked.")
 			continue
 		}
-		rep := r.rep
-		if len(rep.Reclaimed) > 0 {
-			verb := "Reclaimed"
-			if dryRun {
-				verb = "Would reclaim"
-			}
-			w.printf("%s:\n", verb)
-			tw := w.table()
-			tw.println("  PATH\tREASON\tBYTES")
-			for _, o := range rep.Reclaimed {
-				tw.printf("  %s\t%s\t%s\n", quote(relPath(r.root, o.Path)), o.Reason, formatBytes(o.Bytes))
-			}
-			tw.flush()
-		}
-		if len(rep.Kept) > 0 {
-			w.println("Kept:")
-			tw := w.table()
-			tw.println("  PATH\tCLASS\tREASON\tPID\tAGE\tDETAIL")
-			for _, c := range rep.Kept {
-				tw.printf("  %s\t%s\t%s\t%s\t%s\t%s\n", quote(relPath(r.root, c.Path)), c.Class, c.Reason,
-					formatPID(c.PID), formatAge(c.Age), quote(candidateDetail(c)))
-			}
-			tw.flush()
-		}
-		if len(rep.Errors) > 0 {
-			w.println("Errors:")
-			for _, e := range rep.Errors {
-				where := relPath(r.root, e.Path)
-				if inTrash(e.Path) {
-					where += " (trash left by an earlier run)"
-				}
-				w.printf("  %s: %s\n", quote(where), quote(opError(e)))
-			}
-		}
-		for _, t := range r.trash {
-			w.printf("Would empty the trash %s: %s, %s.\n", quote(relPath(r.root, t.Path)),
-				plural(t.Entries, "entry", "entries"), formatBytes(t.Bytes))
-			trashBytes += max(t.Bytes, 0)
-		}
-		if r.lockErr != nil {
-			w.printf("Note: as this user, collect could not take the root lock (%s): a real run would fail.\n", quote(r.lockErr.Error()))
-		}
-		if rep.Deferred && !interrupted {
-			w.println("The deletion budget ran out; the rest is left for the next run.")
-		}
-		all.Reclaimed = append(all.Reclaimed, rep.Reclaimed...)
-		all.Kept = append(all.Kept, rep.Kept...)
-		all.Errors = append(all.Errors, rep.Errors...)
-		all.BytesFreed += rep.BytesFreed
+		trashBytes += writeRootReport(w, r, dryRun, interrupted)
+		all.Reclaimed = append(all.Reclaimed, r.rep.Reclaimed...)
+		all.Kept = append(all.Kept, r.rep.Kept...)
+		all.Errors = append(all.Errors, r.rep.Errors...)
+		all.BytesFreed += r.rep.BytesFreed
 	}
 	w.println(collectSummary(&all, trashBytes, interrupted))
+}
+
+// writeRootReport prints what collect did in the root of r, whose report
+// is set, and returns the bytes of the pending trash a dry run found.
+func writeRootReport(w *outWriter, r rootResult, dryRun, interrupted bool) int64 {
+	rep := r.rep
+	writeReclaimed(w, r.root, rep.Reclaimed, dryRun)
+	writeKept(w, r.root, rep.Kept)
+	if len(rep.Errors) > 0 {
+		w.println("Errors:")
+		for _, e := range rep.Errors {
+			where := relPath(r.root, e.Path)
+			if inTrash(e.Path) {
+				where += " (trash left by an earlier run)"
+			}
+			w.printf("  %s: %s\n", quote(where), quote(opError(e)))
+		}
+	}
+	var trashBytes int64
+	for _, t := range r.trash {
+		w.printf("Would empty the trash %s: %s, %s.\n", quote(relPath(r.root, t.Path)),
+			plural(t.Entries, "entry", "entries"), formatBytes(t.Bytes))
+		trashBytes += max(t.Bytes, 0)
+	}
+	if r.lockErr != nil {
+		w.printf("Note: as this user, collect could not take the root lock (%s): a real run would fail.\n", quote(r.lockErr.Error()))
+	}
+	if rep.Deferred && !interrupted {
+		// An interrupt says so itself, on stderr.
+		w.println("The deletion budget ran out; the rest is left for the next run.")
+	}
+	return trashBytes
+}
+
+// writeReclaimed prints the table of the orphans reclaimed under root
+// (or, in a dry run, that would be); nothing when there are none.
+func writeReclaimed(w *outWriter, root string, reclaimed []gc.Orphan, dryRun bool) {
+	if len(reclaimed) == 0 {
+		return
+	}
+	verb := "Reclaimed"
+	if dryRun {
+		verb = "Would reclaim"
+	}
+	w.printf("%s:\n", verb)
+	tw := w.table()
+	tw.println("  PATH\tREASON\tBYTES")
+	for _, o := range reclaimed {
+		tw.printf("  %s\t%s\t%s\n", quote(relPath(root, o.Path)), o.Reason, formatBytes(o.Bytes))
+	}
+	tw.flush()
+}
+
+// writeKept prints the table of the data directories kept under root;
+// nothing when there are none.
+func writeKept(w *outWriter, root string, kept []gc.Candidate) {
+	if len(kept) == 0 {
+		return
+	}
+	w.println("Kept:")
+	tw := w.table()
+	tw.println("  PATH\tCLASS\tREASON\tPID\tAGE\tDETAIL")
+	for _, c := range kept {
+		tw.printf("  %s\t%s\t%s\t%s\t%s\t%s\n", quote(relPath(root, c.Path)), c.Class, c.Reason,
+			formatPID(c.PID), formatAge(c.Age), quote(candidateDetail(c)))
+	}
+	tw.flush()
 }
 
 // collectSummary is the closing line, e.g. "Reclaimed 3 data directories,

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -30,58 +31,68 @@ type roots struct {
 // environment) that does not exist or is not a directory is a usage error;
 // a missing default root only means there is nothing there.
 func resolveRoots(flagRoots []string) (roots, error) {
-	var named []string
-	source := "--root"
 	if len(flagRoots) > 0 {
-		named = flagRoots
-	} else if env := os.Getenv(envRoot); env != "" {
-		source = envRoot
-		for _, r := range filepath.SplitList(env) {
-			if r != "" {
-				named = append(named, r)
-			}
-		}
+		return namedRoots(flagRoots, "--root")
 	}
-	var rs roots
-	seen := map[string]bool{}
-	add := func(dir string) {
-		if !seen[dir] {
-			seen[dir] = true
-			rs.dirs = append(rs.dirs, dir)
-		}
-	}
-	if len(named) > 0 {
-		for _, r := range named {
-			abs, err := filepath.Abs(r)
-			if err != nil {
-				return roots{}, fmt.Errorf("resolve root: %w", err)
-			}
-			fi, err := os.Stat(abs)
-			switch {
-			case errors.Is(err, os.ErrNotExist):
-				return roots{}, usagef("%s: root does not exist (from %s)", abs, source)
-			case err != nil:
-				return roots{}, fmt.Errorf("stat root: %w", err)
-			case !fi.IsDir():
-				return roots{}, usagef("%s: root is not a directory (from %s)", abs, source)
-			}
-			add(abs)
-		}
-		return rs, nil
+	if named := envRoots(); len(named) > 0 {
+		return namedRoots(named, envRoot)
 	}
 	defaults, err := defaultRoots()
 	if err != nil {
 		return roots{}, err
 	}
+	var rs roots
 	for _, r := range defaults {
 		if fi, err := os.Stat(r); err == nil && fi.IsDir() {
-			add(r)
+			rs.add(r)
 		}
 	}
 	if len(rs.dirs) == 0 {
 		rs.missing = defaults
 	}
 	return rs, nil
+}
+
+// envRoots lists the roots GO_MICROVM_GC_ROOT names, skipping empty
+// entries.
+func envRoots() []string {
+	var named []string
+	for _, r := range filepath.SplitList(os.Getenv(envRoot)) {
+		if r != "" {
+			named = append(named, r)
+		}
+	}
+	return named
+}
+
+// namedRoots resolves the roots named by hand, from source (a flag or the
+// environment): each must be an existing directory.
+func namedRoots(named []string, source string) (roots, error) {
+	var rs roots
+	for _, r := range named {
+		abs, err := filepath.Abs(r)
+		if err != nil {
+			return roots{}, fmt.Errorf("resolve root: %w", err)
+		}
+		fi, err := os.Stat(abs)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			return roots{}, usagef("%s: root does not exist (from %s)", abs, source)
+		case err != nil:
+			return roots{}, fmt.Errorf("stat root: %w", err)
+		case !fi.IsDir():
+			return roots{}, usagef("%s: root is not a directory (from %s)", abs, source)
+		}
+		rs.add(abs)
+	}
+	return rs, nil
+}
+
+// add adds dir to the roots, unless it is there already.
+func (rs *roots) add(dir string) {
+	if !slices.Contains(rs.dirs, dir) {
+		rs.dirs = append(rs.dirs, dir)
+	}
 }
 
 // envDataDir is released go-microvm's override of its default data
