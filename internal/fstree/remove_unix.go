@@ -174,10 +174,10 @@ func (w *walker) cancelled() bool {
 // ENOENT means the entry is gone already, so there is nothing left to do,
 // and anything else is a failure, recorded.
 func (w *walker) topFailed(k *worker, op string, err error) bool {
-	switch {
-	case err == nil:
+	switch err {
+	case nil:
 		return false
-	case err == unix.ENOENT:
+	case unix.ENOENT:
 		w.topFinished.Store(true)
 	default:
 		k.fail(op, w.display, err)
