@@ -361,6 +361,8 @@ func (c *collector) reclaimDir(cand scanned) outcome {
 		defer func() { _ = parent.Close() }()
 	}
 	if isGone(err) {
+		// Deleted by someone else (an embedder's own clean-up) since the
+		// scan: reclaimed all the same, with nothing freed here.
 		return goneAlready()
 	}
 	if err != nil {
@@ -374,7 +376,8 @@ func (c *collector) reclaimDir(cand scanned) outcome {
 		return goneAlready()
 	}
 	if out.kind != outcomeReclaimed || cand.rel == "." {
-		// Root itself is never removed.
+		// A kept directory stays, a gone one is someone else's to
+		// remove, and root itself is never removed.
 		return out
 	}
 	c.removeDataDir(parent, d, cand.rel, cand.Path)

@@ -383,6 +383,8 @@ func tryLockAt(dirfd int, dir, lockName, stateName string, afterLock func(path s
 		if held {
 			return fd, created, nil
 		}
+		// The file was replaced under the name after the open: lock the
+		// one the name stands for now.
 	}
 	return -1, false, &fs.PathError{Op: "lock", Path: atPath(dir, lockName), Err: errors.New("lock file replaced on every attempt")}
 }
