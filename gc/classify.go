@@ -236,12 +236,9 @@ func (f *dirFacts) StoppedAge() time.Duration {
 	return max(f.Now.Sub(since), 0)
 }
 
-// Verdict is a classification: the class of a data directory, or the
-// identity decision on a recorded runner, with the evidence that decided
-// it. classify and its rules return it with Process unset; JudgeRunner and
-// JudgeState fill Process with what they observed at the recorded PID. The
-// zero Verdict (no Class) is a rule's "not mine to decide": the next rule
-// decides.
+// Verdict is a decision: the class of a data directory (JudgeState), or
+// the identity decision on a recorded runner (JudgeRunner), with the
+// evidence that decided it and what was observed at the recorded PID.
 type Verdict struct {
 	// Class is ClassLive, ClassOrphan or ClassUnknown for JudgeRunner; any
 	// class a collector gives for JudgeState.
@@ -259,8 +256,10 @@ func verdict(c Class, r Reason, d string) Verdict {
 	return Verdict{Class: c, Reason: r, Detail: d}
 }
 
-// decided reports whether the rule that returned v decided: a zero
-// Verdict hands the facts on to the next rule.
+// decided reports whether the rule that returned v decided. Inside the
+// package, classify and its rules return a Verdict without Process (the
+// exported entry points fill it in), and a rule that leaves the facts to
+// the next rule returns the zero Verdict.
 func (v Verdict) decided() bool { return v.Class != "" }
 
 // classify decides the class of one data directory from its facts. It is a
