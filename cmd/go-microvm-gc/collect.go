@@ -120,6 +120,7 @@ func (a *app) runCollect(cf *collectFlags) error {
 func collectRoots(cf *collectFlags) (roots, error) {
 	rs, err := resolveRoots(cf.roots)
 	if err != nil || cf.allowAnyRoot {
+		// --allow-any-root is the user taking the risk on purpose.
 		return rs, err
 	}
 	for _, r := range rs.dirs {

@@ -145,6 +145,7 @@ func leadingDays(s string) (total time.Duration, rest string, ok bool) {
 			i++
 		}
 		if i == 0 || i == len(rest) {
+			// No number, or one without a unit: the duration's to reject.
 			break
 		}
 		var unit time.Duration
@@ -154,6 +155,7 @@ func leadingDays(s string) (total time.Duration, rest string, ok bool) {
 		case 'd':
 			unit = 24 * time.Hour
 		default:
+			// Another unit (h, m, s, ...): the duration starts here.
 			return total, rest, true
 		}
 		n, err := strconv.ParseUint(rest[:i], 10, 16)
