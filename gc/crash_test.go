@@ -21,11 +21,14 @@ import (
 // TestCrashSafety kills a collector process at random instants, again and
 // again, beside live VMs whose lease a long-lived process holds. After each
 // kill the live files and everything outside root are intact; at the end
-// one Collect leaves no orphan and no trash. GC_KILL_ITERATIONS sets the
-// number of kills (default 30).
+// one Collect leaves no orphan and no trash. Kill k of n lands at a random
+// instant of the k-th n-th of a run, so that even a few kills spread over
+// the whole run (the first run is not killed: it measures the run; a run
+// that ends before its kill is run again). 10 runs by default, 30 under GO_MICROVM_TEST_FULL=1; GC_KILL_ITERATIONS
+// sets the number; package internal/stress kills 300 times.
 func TestCrashSafety(t *testing.T) {
 	t.Parallel()
-	iterations := 30
+	iterations := testproc.Size(10, 30)
 	if s := os.Getenv("GC_KILL_ITERATIONS"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil {
@@ -68,7 +71,13 @@ func TestCrashSafety(t *testing.T) {
 	// killed counts the runs the kill cut short; trashLeft those that
 	// left trash behind. They show that the kills land mid-run.
 	killed, trashLeft := 0, 0
-	for i := range iterations {
+	kills := max(iterations-1, 1)
+	// A run that finished before its kill proves nothing: the window
+	// shrinks to the time it was given and the next run takes its slice,
+	// up to three times as many runs as kills.
+	runs := 0
+	for i := 0; killed < kills && i < 3*iterations; i++ {
+		runs++
 		for k := range 3 {
 			dir := filepath.Join(root, fmt.Sprintf("orphan-%d-%d", i, k))
 			if k == 2 {
@@ -86,10 +95,14 @@ func TestCrashSafety(t *testing.T) {
 			window = time.Since(start) + time.Millisecond
 			continue
 		}
-		time.Sleep(time.Duration(rng.Int64N(int64(window))))
+		slice := window / time.Duration(kills)
+		wait := time.Duration(killed)*slice + time.Duration(rng.Int64N(int64(slice)+1))
+		time.Sleep(wait)
 		_ = h.Cmd.Process.Kill()
 		waitExit(t, h)
-		if !h.Cmd.ProcessState.Success() {
+		if h.Cmd.ProcessState.Success() {
+			window = max(wait, time.Millisecond)
+		} else {
 			killed++
 		}
 		if exists(t, filepath.Join(root, TrashName)) {
@@ -102,10 +115,13 @@ func TestCrashSafety(t *testing.T) {
 			t.FailNow()
 		}
 	}
+	if killed == 0 {
+		t.Errorf("no kill of %d runs landed mid-run", runs-1)
+	}
 
 	rep := collect(t, root)
 	t.Logf("%d of %d runs killed mid-run, %d left trash; window %s; final Collect: reclaimed %d, kept %d, freed %d bytes",
-		killed, iterations-1, trashLeft, window, len(rep.Reclaimed), len(rep.Kept), rep.BytesFreed)
+		killed, runs-1, trashLeft, window, len(rep.Reclaimed), len(rep.Kept), rep.BytesFreed)
 	if orphans, err := Orphans(root); err != nil || len(orphans) != 0 {
 		t.Errorf("Orphans after the final Collect = %+v, %v", orphans, err)
 	}

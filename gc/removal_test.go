@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stacklok/go-microvm/internal/fstree"
+	"github.com/stacklok/go-microvm/internal/testproc"
 	"github.com/stacklok/go-microvm/state"
 )
 
@@ -132,14 +133,18 @@ func TestVMsNamedLikeOwnEntries(t *testing.T) {
 
 // TestConcurrentDeleterNotError: an embedder's own cleanup deleting the
 // orphans while the collector reclaims them is no error: what it removed
-// is gone, as the collector wanted.
+// is gone, as the collector wanted. The deleter, a real rm process, starts
+// from the reclaim hook, so it certainly runs after the scan saw the
+// orphans and before or while Collect reclaims them: half the rounds
+// wait for rm in the hook (every orphan is gone or gutted before Collect
+// locks it), half let it race the removals.
 func TestConcurrentDeleterNotError(t *testing.T) {
 	t.Parallel()
 	rm, err := exec.LookPath("rm")
 	if err != nil {
 		t.Skip("no rm")
 	}
-	for round := range 10 {
+	for round := range testproc.Size(4, 20) {
 		root := filepath.Join(t.TempDir(), "root")
 		var dirs []string
 		for i := range 8 {
@@ -150,7 +155,7 @@ func TestConcurrentDeleterNotError(t *testing.T) {
 			}
 			dirs = append(dirs, dir)
 		}
-		// Half the rounds delete the whole directories, half only the
+		// Odd rounds delete the whole directories, even ones only the
 		// rootfs-work trees (as an embedder's clean-up of the clone).
 		args := []string{"-rf"}
 		for _, d := range dirs {
@@ -159,19 +164,35 @@ func TestConcurrentDeleterNotError(t *testing.T) {
 			}
 			args = append(args, d)
 		}
+		wait := round/2%2 == 0
 		other := exec.Command(rm, args...)
-		if err := other.Start(); err != nil {
-			t.Fatal(err)
+		var once sync.Once
+		started := false
+		start := hooks{reclaim: func(string) {
+			once.Do(func() {
+				if err := other.Start(); err != nil {
+					t.Error(err)
+					return
+				}
+				started = true
+				if wait {
+					_ = other.Wait()
+				}
+			})
+		}}
+		rep := collect(t, root, withHooks(start))
+		if !started {
+			t.Fatalf("round %d: the deleter did not start during the collection", round)
 		}
-		rep := collect(t, root)
-		_ = other.Wait()
+		if !wait {
+			_ = other.Wait()
+		}
 		if len(rep.Errors) != 0 {
 			t.Fatalf("round %d: errors %v; a concurrent deletion is not one", round, rep.Errors)
 		}
-		// What the scan saw is reclaimed, by one or the other; what rm
-		// removed first was never seen.
-		if len(rep.Kept) != 0 {
-			t.Errorf("round %d: kept %+v; want every orphan the scan saw reclaimed", round, rep.Kept)
+		// What the scan saw is reclaimed, by one or the other.
+		if len(rep.Kept) != 0 || len(rep.Reclaimed) != len(dirs) {
+			t.Errorf("round %d: kept %+v, %d reclaimed; want every orphan the scan saw reclaimed", round, rep.Kept, len(rep.Reclaimed))
 		}
 		// Whatever rm left of go-microvm's files, the next run reclaims.
 		rep = collect(t, root)

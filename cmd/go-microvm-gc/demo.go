@@ -39,7 +39,7 @@ it runs from a go-microvm source tree: make demo, or
 go run ./cmd/go-microvm-gc demo.`,
 		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error {
-			d := &demo{out: a.stdout, logger: newLogger(a.stderr, verbose), bin: a.demoBin}
+			d := &demo{out: a.stdout, logger: newLogger(a.stderr, verbose), bin: a.demoBin, tmpParent: a.demoTmp}
 			if code := d.run(a.ctx, keep); code != exitOK {
 				return &exitCodeError{code: code}
 			}
@@ -79,6 +79,8 @@ type demo struct {
 	helperPath string
 	// bin holds prebuilt helpers; empty means build them.
 	bin string
+	// tmpParent is where tmp is made; empty means os.TempDir().
+	tmpParent string
 
 	vms         []*demoVM
 	live        []*runner.Process // runners to stop at the end
@@ -109,7 +111,7 @@ func (d *demo) expect(ok bool, format string, args ...any) {
 }
 
 func (d *demo) run(ctx context.Context, keep bool) int {
-	tmp, err := os.MkdirTemp("", "go-microvm-gc-demo-")
+	tmp, err := os.MkdirTemp(d.tmpParent, "go-microvm-gc-demo-")
 	if err != nil {
 		d.say("demo: %v", err)
 		return exitError

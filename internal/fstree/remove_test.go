@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stacklok/go-microvm/internal/sysat"
+	"github.com/stacklok/go-microvm/internal/testproc"
 )
 
 func TestRemoveAt(t *testing.T) {
@@ -118,7 +119,8 @@ func TestRemoveAt(t *testing.T) {
 			name: "many entries in one directory",
 			build: func(t *testing.T, tree, _ string) {
 				mkdirs(t, tree)
-				for i := range 3000 {
+				// 1000 entries fill the 32 KiB getdents buffer twice over.
+				for i := range 1000 {
 					f, err := os.Create(filepath.Join(tree, fmt.Sprintf("a-rather-long-file-name-to-fill-buffers-%05d", i)))
 					if err != nil {
 						t.Fatal(err)
@@ -126,7 +128,7 @@ func TestRemoveAt(t *testing.T) {
 					f.Close()
 				}
 			},
-			files: 3000, dirs: 1,
+			files: 1000, dirs: 1,
 		},
 		{
 			name: "wide",
@@ -444,19 +446,18 @@ func TestRemoveAtBudgetMidway(t *testing.T) {
 	}
 }
 
-// makeDeep creates depth nested directories "dddddddddd" below dir with
-// mkdirat, so no path string ever exceeds PATH_MAX, and a file every 1000
-// levels. It returns the number of files.
+// makeDeep creates depth nested directories named deepName below dir with
+// mkdirat, so no path string ever exceeds PATH_MAX, and a file every
+// deepFileEvery levels. It returns the number of files.
 func makeDeep(t *testing.T, dir string, depth int) int64 {
 	t.Helper()
-	const name = "dddddddddd"
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var files int64
 	for i := range depth {
-		if i%1000 == 999 {
+		if i%deepFileEvery == deepFileEvery-1 {
 			f, err := unix.Openat(fd, "f", unix.O_CREAT|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
 			if err != nil {
 				t.Fatal(err)
@@ -464,10 +465,10 @@ func makeDeep(t *testing.T, dir string, depth int) int64 {
 			unix.Close(f)
 			files++
 		}
-		if err := unix.Mkdirat(fd, name, 0o755); err != nil {
+		if err := unix.Mkdirat(fd, deepName, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		next, err := unix.Openat(fd, name, sysat.DirFlags, 0)
+		next, err := unix.Openat(fd, deepName, sysat.DirFlags, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -478,16 +479,41 @@ func makeDeep(t *testing.T, dir string, depth int) int64 {
 	return files
 }
 
-const deepLevels = 5000 // 55,000-byte paths, well beyond PATH_MAX
+// The deep trees: 200 levels of 31-byte names make 6,200-byte paths,
+// beyond PATH_MAX (4096), so any walk that builds a path string for a
+// syscall fails; and 200 levels are more than the walk's descriptor
+// budget (cachedDirs plus 3 per worker) and the helper's RLIMIT_NOFILE of
+// deepNofile, so a walk holding one descriptor per level fails the
+// budget check and runs out of descriptors. More levels prove nothing
+// more; GO_MICROVM_TEST_FULL=1 (make stress) builds 5,000.
+var (
+	deepName   = strings.Repeat("d", 31)
+	deepLevels = testproc.Size(200, 5000)
+)
+
+const (
+	deepFileEvery = 50
+	deepNofile    = 128
+)
+
+// checkDeep fails the test if the deep trees would not prove what they
+// are for.
+func checkDeep(t *testing.T, workers int) {
+	t.Helper()
+	if deepLevels*(len(deepName)+1) <= unix.PathMax {
+		t.Fatal("the tree would not be deeper than PATH_MAX")
+	}
+	if deepLevels <= cachedDirs+3*workers || deepLevels <= deepNofile {
+		t.Fatal("the tree would not be deeper than the descriptor budget")
+	}
+}
 
 func TestRemoveAtDeeperThanPathMax(t *testing.T) {
 	t.Parallel()
-	if deepLevels*11 <= unix.PathMax {
-		t.Fatal("the tree would not be deeper than PATH_MAX")
-	}
 	for _, o := range walkOptions {
 		t.Run(fmt.Sprintf("workers=%d", o.Workers), func(t *testing.T) {
 			t.Parallel()
+			checkDeep(t, o.Workers)
 			tmp := t.TempDir()
 			mkdirs(t, filepath.Join(tmp, "tree"))
 			files := makeDeep(t, filepath.Join(tmp, "tree"), deepLevels)
@@ -509,7 +535,7 @@ func TestRemoveAtDeeperThanPathMax(t *testing.T) {
 				t.Errorf("RemoveAt held %d directory descriptors; want at most %d", peak, limit)
 			}
 			mustNotExist(t, filepath.Join(tmp, "tree"))
-			if res.Dirs != deepLevels+1 || res.Files != files || size.Dirs != res.Dirs || size.Bytes != res.Bytes {
+			if res.Dirs != int64(deepLevels)+1 || res.Files != files || size.Dirs != res.Dirs || size.Bytes != res.Bytes {
 				t.Errorf("RemoveAt %+v, SizeAt %+v; want %d dirs, %d files", res, size, deepLevels+1, files)
 			}
 		})
@@ -517,15 +543,16 @@ func TestRemoveAtDeeperThanPathMax(t *testing.T) {
 }
 
 // TestRemoveAtDeepUnderLowFileLimit removes a tree deeper than PATH_MAX in
-// a helper process whose RLIMIT_NOFILE is 128, far below its depth.
+// a helper process whose RLIMIT_NOFILE is 128, below its depth.
 func TestRemoveAtDeepUnderLowFileLimit(t *testing.T) {
 	t.Parallel()
+	checkDeep(t, 0)
 	tmp := t.TempDir()
 	mkdirs(t, filepath.Join(tmp, "tree"))
 	files := makeDeep(t, filepath.Join(tmp, "tree"), deepLevels)
-	out := runHelper(t, nil, "FSTREE_DIR="+tmp, "FSTREE_NAME=tree", "FSTREE_NOFILE=128")
+	out := runHelper(t, nil, "FSTREE_DIR="+tmp, "FSTREE_NAME=tree", "FSTREE_NOFILE="+fmt.Sprint(deepNofile))
 	mustNotExist(t, filepath.Join(tmp, "tree"))
-	if out.Dirs != deepLevels+1 || out.Files != files {
+	if out.Dirs != int64(deepLevels)+1 || out.Files != files {
 		t.Errorf("helper removed %d dirs, %d files; want %d, %d", out.Dirs, out.Files, deepLevels+1, files)
 	}
 }
@@ -659,17 +686,23 @@ func TestRemoveAtInUse(t *testing.T) {
 
 // TestRemoveAtConcurrentDeleter: another process removing the same tree
 // at the same time is not an error: whatever it removed first is gone,
-// which is what the walk was for.
+// which is what the walk was for. A round proves it when the two
+// overlapped: the walk removed some of the tree and rm the rest. Rounds
+// run until two did (the race is won either way often enough).
 func TestRemoveAtConcurrentDeleter(t *testing.T) {
 	t.Parallel()
 	rm, err := exec.LookPath("rm")
 	if err != nil {
 		t.Skip("no rm")
 	}
-	for round := range 8 {
+	const wide, deep = 40, 5
+	const files, dirs = wide * deep, 1 + wide + 2*wide*deep
+	overlapped := 0
+	rounds := testproc.Size(8, 40)
+	for round := 0; round < rounds && (overlapped < 2 || testproc.Full()); round++ {
 		tmp := t.TempDir()
-		for i := range 40 {
-			for j := range 5 {
+		for i := range wide {
+			for j := range deep {
 				writeFile(t, filepath.Join(tmp, "tree", fmt.Sprint(i), fmt.Sprint(j), "d", "f"), 10)
 			}
 		}
@@ -677,7 +710,7 @@ func TestRemoveAtConcurrentDeleter(t *testing.T) {
 		if err := other.Start(); err != nil {
 			t.Fatal(err)
 		}
-		_, err := removeTree(t, context.Background(), Options{Workers: 1 + round%4}, tmp, "tree")
+		res, err := removeTree(t, context.Background(), Options{Workers: 1 + round%4}, tmp, "tree")
 		if werr := other.Wait(); werr != nil {
 			t.Logf("rm: %v (it may meet our deletions too)", werr)
 		}
@@ -685,5 +718,12 @@ func TestRemoveAtConcurrentDeleter(t *testing.T) {
 			t.Fatalf("round %d: RemoveAt beside a concurrent rm: %v", round, err)
 		}
 		mustNotExist(t, filepath.Join(tmp, "tree"))
+		if ours := res.Files + res.Dirs; ours > 0 && ours < files+dirs {
+			overlapped++
+		}
+	}
+	t.Logf("%d rounds overlapped", overlapped)
+	if overlapped == 0 {
+		t.Errorf("rm never removed part of the tree while the walk did, in %d rounds", rounds)
 	}
 }

@@ -367,6 +367,24 @@ func (p *Proc) stop() {
 	}
 }
 
+// FullEnv is the environment variable that, set to 1, makes the tests
+// that shrink their work for `go test ./...` run at full size (make
+// stress sets it).
+const FullEnv = "GO_MICROVM_TEST_FULL"
+
+// Full reports whether FullEnv is 1.
+func Full() bool { return os.Getenv(FullEnv) == "1" }
+
+// Size returns small, or full when FullEnv is 1. A test sizes with it the
+// work that only makes a rare outcome likelier (more rounds, deeper
+// trees), never what its proof needs: small must already prove it.
+func Size(small, full int) int {
+	if Full() {
+		return full
+	}
+	return small
+}
+
 var (
 	buildMu  sync.Mutex
 	buildDir string
