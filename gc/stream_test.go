@@ -77,11 +77,13 @@ func TestScanSeqYieldsWhatScanReturns(t *testing.T) {
 
 // TestScanSeqBreakStopsTheWalk checks that leaving the loop early stops
 // the walk: the iterator returns, and what the walk enters afterwards is
-// bounded by what was already in flight.
+// bounded by what was already in flight: the queued batches, one batch
+// per walk goroutine and the consumer's. The root holds twice that many
+// directories, so a walk that went on would enter them all.
 func TestScanSeqBreakStopsTheWalk(t *testing.T) {
 	t.Parallel()
 	root := t.TempDir()
-	const n = 1000
+	n := 2 * (streamDepth + workers() + 2) * streamBatch
 	for i := range n {
 		writeJSON(t, filepath.Join(root, fmt.Sprintf("vm-%03d", i)), stoppedState())
 	}
@@ -97,7 +99,7 @@ func TestScanSeqBreakStopsTheWalk(t *testing.T) {
 			break
 		}
 	}
-	if e := entered.Load(); e >= n {
+	if e := entered.Load(); e >= int64(n) {
 		t.Errorf("the walk entered %d directories after the loop stopped at 3", e)
 	}
 }

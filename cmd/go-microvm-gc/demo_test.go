@@ -6,9 +6,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stacklok/go-microvm/internal/testproc"
+	"github.com/stacklok/go-microvm/runner"
 )
 
 // TestDemo runs the demo in-process: real stand-in runners, real SIGKILLs,
@@ -20,9 +25,17 @@ func TestDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the demo starts real processes and writes about 40 MB")
 	}
+	// The helpers come from testproc's build cache, which other test
+	// binaries of the run share, linked into the directory the demo reads.
 	bin := t.TempDir()
-	if err := buildDemoHelpers(context.Background(), bin); err != nil {
-		t.Fatal(err)
+	for pkg, name := range map[string]string{standinPkg: runner.RunnerName, demoHelperPkg: "demohelper"} {
+		exe, err := testproc.Build(pkg, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(exe, filepath.Join(bin, name)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var out bytes.Buffer
 	a := newApp(context.Background(), strings.NewReader(""), &out, &out)

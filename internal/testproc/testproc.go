@@ -26,6 +26,7 @@ package testproc
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -391,16 +392,29 @@ var (
 	built    = map[string]string{}
 )
 
-// Build builds the package pkg (an import path of this module) once per
-// test process into an executable named base, and returns its path.
-// Call it from TestMain or before a test's deadline starts: building
-// takes seconds on a loaded machine. Main removes what it built.
+// Build builds the package pkg (an import path of this module) into an
+// executable named base, and returns its path. Call it from TestMain or
+// before a test's deadline starts: building takes seconds on a loaded
+// machine.
+//
+// The executable is kept in the user's cache directory under a key of
+// the module's sources, the go version and the build environment (see
+// cachedBuild), so the test binaries of one `go test ./...`, which run at
+// once, and later runs over unchanged sources link it once between them
+// rather than once each. Without a cache directory it is built once per
+// test process into a temporary directory, which Main removes.
 func Build(pkg, base string) (string, error) {
 	buildMu.Lock()
 	defer buildMu.Unlock()
 	key := pkg + "\x00" + base
 	if p, ok := built[key]; ok {
 		return p, nil
+	}
+	if p, err := cachedBuild(pkg, base); err == nil {
+		built[key] = p
+		return p, nil
+	} else if !errors.Is(err, errNoCache) {
+		return "", err
 	}
 	if buildDir == "" {
 		d, err := os.MkdirTemp("", "go-microvm-testbin-")
@@ -410,9 +424,18 @@ func Build(pkg, base string) (string, error) {
 		buildDir = d
 	}
 	out := filepath.Join(buildDir, fmt.Sprint(len(built)), base)
+	if err := goBuild(pkg, out); err != nil {
+		return "", err
+	}
+	built[key] = out
+	return out, nil
+}
+
+// goBuild runs go build -o out pkg without cgo.
+func goBuild(pkg, out string) error {
 	gobin, err := exec.LookPath("go")
 	if err != nil {
-		return "", fmt.Errorf("find the go command to build %s: %w", pkg, err)
+		return fmt.Errorf("find the go command to build %s: %w", pkg, err)
 	}
 	// Bounded so a wedged toolchain fails the run instead of hanging it.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -420,10 +443,9 @@ func Build(pkg, base string) (string, error) {
 	cmd := exec.CommandContext(ctx, gobin, "build", "-o", out, pkg)
 	cmd.Env = append(slices.Clone(os.Environ()), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build %s: %w\n%s", pkg, err, b)
+		return fmt.Errorf("build %s: %w\n%s", pkg, err, b)
 	}
-	built[key] = out
-	return out, nil
+	return nil
 }
 
 // RunnerPackage is the stand-in runner, the one stand-in every test
