@@ -64,7 +64,7 @@ func TestCrashSafety(t *testing.T) {
 	outsideBefore := snapshot(t, outside)
 
 	template := filepath.Join(base, "template")
-	bigTree(t, template, 4, outside)
+	bigTree(t, template, testproc.Size(3, 4), outside)
 
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	var window time.Duration

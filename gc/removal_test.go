@@ -150,7 +150,7 @@ func TestConcurrentDeleterNotError(t *testing.T) {
 		for i := range 8 {
 			dir := filepath.Join(root, fmt.Sprintf("vm%02d", i))
 			makeVM(t, dir, orphanState())
-			for j := range 30 {
+			for j := range testproc.Size(15, 30) {
 				writeFile(t, filepath.Join(dir, rootfsWorkName, "d", fmt.Sprint(j), "f"), "x")
 			}
 			dirs = append(dirs, dir)
