@@ -32,6 +32,9 @@ STRESS_KILLS ?= 300
 STRESS_DURATION ?= 60s
 STRESS_FILES ?= 1500
 STRESS_TIMEOUT ?= 30m
+# The package tests that `go test ./...` runs small (testproc.Size) and
+# `make stress` runs again at full size.
+FULL_SIZE_TESTS ?= TestCrashSafety|TestConcurrentDeleterNotError|TestRemoveAtDeeperThanPathMax|TestRemoveAtDeepUnderLowFileLimit|TestRemoveAtConcurrentDeleter|TestInterrupt
 
 # The packages that build for Windows (make cross): state keeps released
 # go-microvm's Windows build, its lease calls failing as unsupported; gc,
@@ -98,11 +101,14 @@ fuzz:
 	done
 
 ## stress: the fault-injection, concurrency and load tests of
-## internal/stress at full size (`make test` runs them short)
+## internal/stress at full size (`make test` runs them short), and the
+## package tests sized down for `make test` at full size
 stress:
 	STRESS_KILLS=$(STRESS_KILLS) STRESS_DURATION=$(STRESS_DURATION) STRESS_FILES=$(STRESS_FILES) \
 		$(if $(STRESS_SEED),STRESS_SEED=$(STRESS_SEED)) \
 		$(GO) test -race -count=1 -timeout $(STRESS_TIMEOUT) -v ./internal/stress/...
+	GO_MICROVM_TEST_FULL=1 $(GO) test -race -count=1 -timeout $(STRESS_TIMEOUT) \
+		-run '^($(FULL_SIZE_TESTS))$$' ./gc/ ./internal/fstree/ ./cmd/go-microvm-gc/
 
 ## upstream-check: drop state, runner and gc into a released go-microvm
 ## tree and run its vet and tests there (make upstream-check
