@@ -24,11 +24,12 @@ import (
 // one Collect leaves no orphan and no trash. Kill k of n lands at a random
 // instant of the k-th n-th of a run, so that even a few kills spread over
 // the whole run (the first run is not killed: it measures the run; a run
-// that ends before its kill is run again). 10 runs by default, 30 under GO_MICROVM_TEST_FULL=1; GC_KILL_ITERATIONS
-// sets the number; package internal/stress kills 300 times.
+// that ends before its kill is run again). 8 runs by default, 30 under
+// GO_MICROVM_TEST_FULL=1; GC_KILL_ITERATIONS sets the number; package
+// internal/stress kills 300 times.
 func TestCrashSafety(t *testing.T) {
 	t.Parallel()
-	iterations := testproc.Size(10, 30)
+	iterations := testproc.Size(8, 30)
 	if s := os.Getenv("GC_KILL_ITERATIONS"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil {

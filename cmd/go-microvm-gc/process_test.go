@@ -103,7 +103,7 @@ func TestInterrupt(t *testing.T) {
 			root := filepath.Join(t.TempDir(), "root")
 			const orphans = 40
 			for i := 0; i < orphans; i++ {
-				makeOrphan(t, filepath.Join(root, fmt.Sprintf("vm%02d", i)), testproc.Size(30, 300))
+				makeOrphan(t, filepath.Join(root, fmt.Sprintf("vm%02d", i)), testproc.Size(10, 300))
 			}
 			args := []string{"collect", "--root", root}
 			if tc.json {
