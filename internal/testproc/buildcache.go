@@ -107,10 +107,11 @@ func hashModule() (string, error) {
 		}
 		root = parent
 	}
+	// Writes to a hash never fail: their errors are dropped below.
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s/%s\x00", runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	_, _ = fmt.Fprintf(h, "%s\x00%s/%s\x00", runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	for _, v := range []string{"GOFLAGS", "GOOS", "GOARCH", "GOEXPERIMENT", "GOAMD64", "GOARM64", "GOTOOLCHAIN", "GOROOT"} {
-		fmt.Fprintf(h, "%s=%s\x00", v, os.Getenv(v))
+		_, _ = fmt.Fprintf(h, "%s=%s\x00", v, os.Getenv(v))
 	}
 	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -123,7 +124,8 @@ func hashModule() (string, error) {
 			}
 			return nil
 		}
-		if !d.Type().IsRegular() || !(strings.HasSuffix(name, ".go") || name == "go.mod" || name == "go.sum") {
+		source := strings.HasSuffix(name, ".go") || name == "go.mod" || name == "go.sum"
+		if !d.Type().IsRegular() || !source {
 			return nil
 		}
 		rel, _ := filepath.Rel(root, path)
@@ -132,7 +134,7 @@ func hashModule() (string, error) {
 			return err
 		}
 		defer func() { _ = f.Close() }()
-		fmt.Fprintf(h, "%s\x00", rel)
+		_, _ = fmt.Fprintf(h, "%s\x00", rel)
 		if _, err := io.Copy(h, f); err != nil {
 			return err
 		}
