@@ -93,19 +93,9 @@ func removeStale(cache string) {
 var sourceKey = sync.OnceValues(hashModule)
 
 func hashModule() (string, error) {
-	root, err := os.Getwd()
+	root, err := moduleRoot()
 	if err != nil {
 		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(root, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(root)
-		if parent == root {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		root = parent
 	}
 	// Writes to a hash never fail: their errors are dropped below.
 	h := sha256.New()
@@ -117,32 +107,65 @@ func hashModule() (string, error) {
 		if err != nil {
 			return err
 		}
-		name := d.Name()
 		if d.IsDir() {
-			if path != root && (name == "testdata" || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_")) {
+			if path != root && skippedDir(d.Name()) {
 				return filepath.SkipDir
 			}
 			return nil
 		}
-		source := strings.HasSuffix(name, ".go") || name == "go.mod" || name == "go.sum"
-		if !d.Type().IsRegular() || !source {
+		if !d.Type().IsRegular() || !sourceFile(d.Name()) {
 			return nil
 		}
-		rel, _ := filepath.Rel(root, path)
-		f, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		defer func() { _ = f.Close() }()
-		_, _ = fmt.Fprintf(h, "%s\x00", rel)
-		if _, err := io.Copy(h, f); err != nil {
-			return err
-		}
-		_, _ = h.Write([]byte{0})
-		return nil
+		return hashFile(h, root, path)
 	})
 	if err != nil {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// moduleRoot is the nearest directory holding a go.mod, from the working
+// directory up.
+func moduleRoot() (string, error) {
+	root, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(root, "go.mod")); err == nil {
+			return root, nil
+		}
+		parent := filepath.Dir(root)
+		if parent == root {
+			return "", errors.New("no go.mod above the working directory")
+		}
+		root = parent
+	}
+}
+
+// skippedDir reports whether the go command ignores a directory of this
+// name when it builds: testdata, and names starting with "." or "_".
+func skippedDir(name string) bool {
+	return name == "testdata" || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_")
+}
+
+// sourceFile reports whether a file of this name can change a build.
+func sourceFile(name string) bool {
+	return strings.HasSuffix(name, ".go") || name == "go.mod" || name == "go.sum"
+}
+
+// hashFile writes path's name relative to root and its contents to h.
+func hashFile(h io.Writer, root, path string) error {
+	rel, _ := filepath.Rel(root, path)
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = f.Close() }()
+	_, _ = fmt.Fprintf(h, "%s\x00", rel)
+	if _, err := io.Copy(h, f); err != nil {
+		return err
+	}
+	_, _ = h.Write([]byte{0})
+	return nil
 }
