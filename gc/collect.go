@@ -429,6 +429,11 @@ func (c *collector) removeDataDir(parent, d *os.File, rel, path string) {
 	}
 	// A directory: its close has nothing to report.
 	defer func() { _ = gp.Close() }()
+	unlock, ok := lockEmptyParent(gp, filepath.Base(up), filepath.Join(c.abs, up))
+	if !ok {
+		return
+	}
+	defer unlock()
 	switch err := sysat.Unlinkat(int(gp.Fd()), filepath.Base(up), unix.AT_REMOVEDIR); {
 	case err == nil, isGone(err):
 	case isNotEmpty(err):
@@ -437,6 +442,28 @@ func (c *collector) removeDataDir(parent, d *os.File, rel, path string) {
 	default:
 		c.addErr("remove", filepath.Join(c.abs, up), err)
 	}
+}
+
+// lockEmptyParent takes a flock on the directory name in parent before the
+// collector removes it as an emptied parent. A directory someone else holds
+// a flock on (an embedder's own lock on root/<name>, a creator's lease on a
+// directory it is about to fill) is theirs while they hold it: ok is false
+// and it stays. Otherwise the lock is held until unlock, across the
+// removal, so that nobody takes it in between.
+func lockEmptyParent(parent *os.File, name, path string) (unlock func(), ok bool) {
+	dir, err := openDirAt(parent, name, path)
+	if err != nil {
+		// Gone, or not a directory: nothing of ours to remove.
+		return nil, false
+	}
+	if err := sysat.Flock(int(dir.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		// Held elsewhere, or the lock cannot be taken: either way the
+		// directory stays, which costs only an empty directory.
+		_ = dir.Close()
+		return nil, false
+	}
+	// Closing drops the lock; a directory has no data to lose.
+	return func() { _ = dir.Close() }, true
 }
 
 // removed reports whether the directory d has been deleted.

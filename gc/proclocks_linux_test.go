@@ -196,3 +196,52 @@ func TestListedLeaseKeepsADirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A flock on a directory that is not a data directory (an embedder's own
+// lock on root/<name>, with the data directory at root/<name>/data) is
+// listed in /proc/locks like a lease. It must neither be reported as a
+// live VM nor hide the orphan below it.
+func TestListedLockOnOtherDirectoryIsWalked(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	outer := filepath.Join(root, "vm1")
+	data := filepath.Join(outer, "data")
+	makeVM(t, data, orphanState())
+	f, err := os.Open(outer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(outer, &st); err != nil {
+		t.Fatal(err)
+	}
+	if !readLockTable("").held(uint64(st.Dev), st.Ino) {
+		t.Skip("/proc/locks does not list this process's flock here; the shortcut is not taken")
+	}
+
+	orphans, err := Orphans(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(orphans) != 1 || orphans[0].Path != data {
+		t.Fatalf("Orphans = %+v, want the orphan %s below the flocked directory", orphans, data)
+	}
+	rep := collect(t, root)
+	if len(rep.Reclaimed) != 1 || rep.Reclaimed[0].Path != data {
+		t.Errorf("Reclaimed = %+v, want %s", rep.Reclaimed, data)
+	}
+	for _, k := range rep.Kept {
+		if k.Path == outer {
+			t.Errorf("a directory without a state file kept as a candidate: %+v", k)
+		}
+	}
+	// Emptied by the reclaim, but flocked by its owner: it stays, as
+	// their lock still names it.
+	if _, err := os.Stat(outer); err != nil {
+		t.Errorf("the flocked directory itself must stay: %v", err)
+	}
+}

@@ -522,13 +522,13 @@ func (k *walk) keep(dirfd int, e *dirent, rel string, candidate bool) bool {
 }
 
 // enter opens the entry e of parent (on the device parentDev, at rel,
-// level below root) and visits it, descending into what it lists. A
+// level below root) and visits it, descending into what it lists. A data
 // directory the lock table lists as leased is not opened at all by a
-// probeOrphans walk: it is live whatever it holds.
+// probeOrphans walk: it is live whatever its state says.
 func (k *walk) enter(parent int, e dirent, rel string, level int, parentDev uint64) {
 	s := k.s
 	leased := s.locks.held(parentDev, e.ino)
-	if leased && s.mode == probeOrphans {
+	if leased && s.mode == probeOrphans && holdsState(parent, e.name) {
 		k.leased(rel)
 		return
 	}
@@ -574,6 +574,18 @@ func (k *walk) enter(parent int, e dirent, rel string, level int, parentDev uint
 			k.enter(fd, c, rel+"/"+c.name, level+1, dev)
 		}
 	}
+}
+
+// holdsState reports whether the directory name in dirfd holds a state
+// file. The lock table's shortcut may decide only a data directory: a
+// flock on any other directory (an embedder's own lock on root/<name>,
+// say) says nothing about the data directories below it, which must still
+// be walked. One fstatat, against the open, probe and read the shortcut
+// saves. A name swapped for a symbolic link since it was listed can only
+// make the answer yes, which keeps.
+func holdsState(dirfd int, name string) bool {
+	var st unix.Stat_t
+	return sysat.Fstatat(dirfd, name+"/"+state.FileName, &st, unix.AT_SYMLINK_NOFOLLOW) == nil
 }
 
 // leased decides the directory at rel, which the lock table lists as
