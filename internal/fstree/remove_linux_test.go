@@ -363,14 +363,14 @@ func TestRemoveAtMountinfoSingleMount(t *testing.T) {
 func TestRemoveAtBtrfsSubvolume(t *testing.T) {
 	// Not parallel: it mounts, which changes the process's mount table
 	// that other tests' walks read.
-	mnt := btrfsMount(t)
+	mnt := testproc.MountBtrfs(t)
 	mountID(t, mnt)
 	tree := filepath.Join(mnt, "tree")
-	btrfs(t, "subvolume", "create", tree)
+	testproc.Btrfs(t, "subvolume", "create", tree)
 	writeFile(t, filepath.Join(tree, "a", "f"), 4096)
-	btrfs(t, "subvolume", "create", filepath.Join(tree, "a", "sub"))
+	testproc.Btrfs(t, "subvolume", "create", filepath.Join(tree, "a", "sub"))
 	writeFile(t, filepath.Join(tree, "a", "sub", "g"), 4096)
-	btrfs(t, "subvolume", "snapshot", filepath.Join(tree, "a", "sub"), filepath.Join(tree, "snap"))
+	testproc.Btrfs(t, "subvolume", "snapshot", filepath.Join(tree, "a", "sub"), filepath.Join(tree, "snap"))
 	var a, b unix.Stat_t
 	if unix.Lstat(tree, &a) != nil || unix.Lstat(mnt, &b) != nil || a.Dev == b.Dev {
 		t.Fatal("the subvolume should have its own st_dev")
@@ -386,47 +386,4 @@ func TestRemoveAtBtrfsSubvolume(t *testing.T) {
 		t.Fatalf("RemoveAt = %+v, %v; want the subvolumes removed", res, err)
 	}
 	mustNotExist(t, tree)
-}
-
-// btrfsMount mounts a fresh loop-backed btrfs and returns its mount point;
-// it skips when mkfs.btrfs or btrfs support is missing.
-func btrfsMount(t *testing.T) string {
-	t.Helper()
-	requireRoot(t)
-	mkfs, err := exec.LookPath("mkfs.btrfs")
-	if err != nil {
-		t.Skip("mkfs.btrfs not installed (apt-get install btrfs-progs)")
-	}
-	if _, err := exec.LookPath("btrfs"); err != nil {
-		t.Skip("btrfs not installed (apt-get install btrfs-progs)")
-	}
-	img := filepath.Join(t.TempDir(), "btrfs.img")
-	f, err := os.Create(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Truncate(128 << 20); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	if out, err := exec.Command(mkfs, "-q", img).CombinedOutput(); err != nil {
-		t.Skipf("mkfs.btrfs: %v: %s", err, out)
-	}
-	mnt := t.TempDir()
-	if out, err := exec.Command("mount", "-o", "loop", img, mnt).CombinedOutput(); err != nil {
-		t.Skipf("mount btrfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", mnt, err, out)
-		}
-	})
-	return mnt
-}
-
-func btrfs(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command("btrfs", args...).CombinedOutput(); err != nil {
-		t.Fatalf("btrfs %q: %v: %s", args, err, out)
-	}
 }
