@@ -232,27 +232,13 @@ func TestProgress(t *testing.T) {
 // lock says so, in the table and in JSON.
 func TestDryRunLockDenied(t *testing.T) {
 	t.Parallel()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to drop privileges to another user")
-	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("no setpriv")
-	}
 	// Everything the other user runs or reads must be reachable by it.
-	dir, err := os.MkdirTemp("", "gc-lockdenied-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := testproc.PublicTempDir(t)
 	exe := testproc.CopyTestBinary(t, dir, "go-microvm-gc")
 	root := filepath.Join(dir, "root")
 	makeOrphan(t, filepath.Join(root, "vm"), 1)
 	for _, args := range [][]string{{"collect", "-n", "--root", root}, {"collect", "-n", "--root", root, "--json"}} {
-		cmd := exec.Command(setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", "--", exe}, args...)...)
+		cmd := testproc.Nobody(t, exe, args...)
 		cmd.Env = append(os.Environ(), envDataDir+"=", envRoot+"=", "HOME="+dir)
 		code, stdout, stderr := runGC(t, cmd)
 		if code != 0 {
@@ -268,28 +254,14 @@ func TestDryRunLockDenied(t *testing.T) {
 // the root, exits 1 with the error and does not call the root empty.
 func TestListUnreadableRoot(t *testing.T) {
 	t.Parallel()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to drop privileges to another user")
-	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("no setpriv")
-	}
-	dir, err := os.MkdirTemp("", "gc-unreadable-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := testproc.PublicTempDir(t)
 	exe := testproc.CopyTestBinary(t, dir, "go-microvm-gc")
 	root := filepath.Join(dir, "root")
 	makeOrphan(t, filepath.Join(root, "vm"), 1)
 	if err := os.Chmod(root, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--", exe, "list", "--root", root)
+	cmd := testproc.Nobody(t, exe, "list", "--root", root)
 	cmd.Env = append(os.Environ(), envDataDir+"=", envRoot+"=", "HOME="+dir)
 	code, stdout, stderr := runGC(t, cmd)
 	if code != exitError {

@@ -525,3 +525,21 @@ func PublicTempDir(t testing.TB) string {
 	}
 	return dir
 }
+
+// Nobody returns a command that runs name with args as user and group
+// 65534 with no supplementary groups (setpriv), for tests of what a
+// process without privileges meets: root ignores file permissions. It
+// skips the test when it cannot drop privileges: not root, or no setpriv.
+// What the command runs or reads must be reachable by that user
+// (PublicTempDir, CopyTestBinary).
+func Nobody(t testing.TB, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to drop privileges to another user")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("setpriv (util-linux) not installed: cannot run as another user")
+	}
+	return exec.Command(setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", "--", name}, args...)...)
+}
