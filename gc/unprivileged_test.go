@@ -11,11 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/stacklok/go-microvm/internal/testproc"
 	"github.com/stacklok/go-microvm/state"
@@ -35,16 +32,9 @@ type helperReport struct {
 // helperCollectReport collects root (under RLIMIT_NOFILE=GC_TEST_NOFILE
 // when set) and prints the report as JSON.
 func helperCollectReport(root string) int {
-	if s := os.Getenv("GC_TEST_NOFILE"); s != "" {
-		n, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 2
-		}
-		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: n, Max: n}); err != nil {
-			fmt.Fprintln(os.Stderr, "setrlimit:", err)
-			return 2
-		}
+	if err := testproc.LimitFiles("GC_TEST_NOFILE"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
 	}
 	rep, err := Collect(root)
 	if err != nil {

@@ -44,15 +44,7 @@ func startReleasedRunner(t *testing.T, env ...string) (*Process, procinfo.Info) 
 func TestClaimAgreesWithCollector(t *testing.T) {
 	t.Parallel()
 	_, runner := startReleasedRunner(t)
-	sleep := exec.Command("sleep", "1000")
-	if err := sleep.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sleep.Process.Kill(); _ = sleep.Wait() })
-	other, err := procinfo.Lookup(sleep.Process.Pid)
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := startOther(t)
 	bootTime, err := procinfo.BootTime()
 	if err != nil {
 		t.Fatal(err)
@@ -157,15 +149,7 @@ func TestExitedLeaderRunner(t *testing.T) {
 // runs another executable. Attach refuses it, and the process survives.
 func TestAttachRefusesOtherProcessSteppedClock(t *testing.T) {
 	t.Parallel()
-	sleep := exec.Command("sleep", "1000")
-	if err := sleep.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sleep.Process.Kill(); _ = sleep.Wait() })
-	other, err := procinfo.Lookup(sleep.Process.Pid)
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := startOther(t)
 	root := t.TempDir()
 	dir := filepath.Join(root, "vm")
 	writeState(t, dir, func(st *state.State) {
@@ -188,4 +172,20 @@ func TestAttachRefusesOtherProcessSteppedClock(t *testing.T) {
 	if now, err := procinfo.Lookup(other.PID); err != nil || now.StartTime != other.StartTime {
 		t.Fatalf("the unrelated process was hit: %+v, %v", now, err)
 	}
+}
+
+// startOther starts a process that is not a runner (sleep), killed when
+// the test ends, and returns its identity.
+func startOther(t *testing.T) procinfo.Info {
+	t.Helper()
+	sleep := exec.Command("sleep", "1000")
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sleep.Process.Kill(); _ = sleep.Wait() })
+	other, err := procinfo.Lookup(sleep.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return other
 }

@@ -16,11 +16,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/stacklok/go-microvm/internal/hangtest"
 	"github.com/stacklok/go-microvm/internal/testproc"
@@ -45,16 +42,9 @@ type helperResult struct {
 }
 
 func helperRemove() int {
-	if s := os.Getenv("FSTREE_NOFILE"); s != "" {
-		n, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 2
-		}
-		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: n, Max: n}); err != nil {
-			fmt.Fprintln(os.Stderr, "setrlimit:", err)
-			return 2
-		}
+	if err := testproc.LimitFiles("FSTREE_NOFILE"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
 	}
 	dir, err := os.Open(os.Getenv("FSTREE_DIR"))
 	if err != nil {
