@@ -14,7 +14,6 @@ import (
 // reload unchanged. The seed corpus is in testdata/fuzz/FuzzParse.
 func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
-		checkFastDecode(t, data)
 		s, err := Parse(data)
 		if err != nil {
 			return
@@ -36,24 +35,6 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("round trip changed the state:\n%+v\n%+v", s, again)
 		}
 	})
-}
-
-// checkFastDecode checks that decodeFast, wherever it answers, decodes
-// exactly what encoding/json does: it must never accept what
-// encoding/json refuses, nor decode anything differently.
-func checkFastDecode(t *testing.T, data []byte) {
-	t.Helper()
-	var fast State
-	if !decodeFast(data, &fast) {
-		return
-	}
-	var slow State
-	if err := json.Unmarshal(data, &slow); err != nil {
-		t.Fatalf("decodeFast accepted what encoding/json refuses (%v): %q", err, data)
-	}
-	if !equalState(&fast, &slow) {
-		t.Fatalf("decodeFast and encoding/json differ on %q:\n%+v\n%+v", data, fast, slow)
-	}
 }
 
 // equalState compares states, times by instant and offset: a parsed

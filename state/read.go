@@ -24,11 +24,8 @@ func Parse(data []byte) (*State, error) {
 		return nil, fmt.Errorf("%w: not a JSON object", ErrCorrupt)
 	}
 	var s State
-	if !useFastDecode || !decodeFast(data, &s) {
-		s = State{}
-		if err := json.Unmarshal(data, &s); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
-		}
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
 	if s.Version > CurrentVersion {
 		return nil, fmt.Errorf("%w: version %d, newest understood %d", ErrNewerVersion, s.Version, CurrentVersion)
@@ -38,9 +35,6 @@ func Parse(data []byte) (*State, error) {
 	}
 	return &s, nil
 }
-
-// useFastDecode switches decodeFast off for BenchmarkScanFastDecode.
-var useFastDecode = true
 
 // ReadFile reads and parses the state file at path without following
 // symlinks or blocking on FIFOs, reading at most MaxFileSize+1 bytes. A
