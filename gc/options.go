@@ -152,9 +152,9 @@ func WithOwnedNames(names ...string) Option {
 // before it reclaims it, and keeps it when keep returns true, with
 // ReasonEmbedderKeep. It lets an embedder protect its current run or a
 // directory its own liveness check says is in use. keep may run
-// concurrently for different directories. A keep that panics keeps the
-// directory, and the panic is reported in Report.Errors; it never reaches
-// the caller.
+// concurrently for different directories. A keep that panics or calls
+// runtime.Goexit keeps the directory, and is reported in Report.Errors;
+// neither reaches the caller, and Collect returns as usual.
 func WithKeep(keep func(dataDir string) bool) Option {
 	return func(o *options) { o.keep = keep }
 }

@@ -21,11 +21,13 @@ import (
 )
 
 // ReasonEmbedderKeep: the embedder's WithKeep function vetoed the reclaim
-// (or panicked, which keeps the directory too).
+// (or did not return, which keeps the directory too).
 const ReasonEmbedderKeep Reason = "embedder-keep"
 
-// errKeepPanicked wraps the value of a WithKeep function that panicked.
-var errKeepPanicked = errors.New("keep function panicked")
+// errKeepFailed is wrapped by the error of a WithKeep function that did
+// not return: it panicked, or ended its goroutine (runtime.Goexit, as
+// t.FailNow does).
+var errKeepFailed = errors.New("keep function did not return")
 
 // validOwnedName reports whether name is one path component that the
 // collector may remove for an embedder. go-microvm's own names are not:
@@ -83,14 +85,28 @@ func (c *collector) embedderFirst(d *os.File, rel string, now Candidate) *Candid
 	return nil
 }
 
-// askKeep calls the embedder's veto, turning a panic into an error.
+// askKeep calls the embedder's veto and turns a panic or a
+// runtime.Goexit in it into an error, with keep true. The veto runs on a
+// goroutine of its own: a Goexit cannot be stopped once begun, and on the
+// reclaiming goroutine it would end the sweep without a word.
 func (c *collector) askKeep(dataDir string) (keep bool, err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			keep, err = true, fmt.Errorf("%w: %v", errKeepPanicked, v)
-		}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		returned := false
+		defer func() {
+			switch v := recover(); {
+			case v != nil:
+				keep, err = true, fmt.Errorf("%w: panic: %v", errKeepFailed, v)
+			case !returned:
+				keep, err = true, fmt.Errorf("%w: it called runtime.Goexit", errKeepFailed)
+			}
+		}()
+		keep = c.o.keep(dataDir)
+		returned = true
 	}()
-	return c.o.keep(dataDir), nil
+	<-done
+	return keep, err
 }
 
 // removeOwned removes the owned entries of dir (at path), fd-relative, but

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -166,7 +167,7 @@ func TestKeepPanics(t *testing.T) {
 	}
 	mustExist(t, filepath.Join(boom, state.FileName), filepath.Join(boom, rootfsWorkName))
 	mustNotExist(t, other)
-	if len(rep.Errors) != 1 || rep.Errors[0].Path != boom || !errors.Is(rep.Errors[0], errKeepPanicked) {
+	if len(rep.Errors) != 1 || rep.Errors[0].Path != boom || !errors.Is(rep.Errors[0], errKeepFailed) {
 		t.Fatalf("errors = %v, want the panic reported for %s", rep.Errors, boom)
 	}
 	var reportErr error = rep.Errors[0]
@@ -176,5 +177,39 @@ func TestKeepPanics(t *testing.T) {
 	}
 	if len(rep.Kept) != 1 || rep.Kept[0].Reason != ReasonEmbedderKeep {
 		t.Errorf("kept = %+v, want %s kept with %s", rep.Kept, boom, ReasonEmbedderKeep)
+	}
+}
+
+// A veto that ends its goroutine (runtime.Goexit, as t.FailNow does)
+// keeps its directory, is reported, and Collect returns with the root
+// unlocked: the next Collect is not busy and reclaims it. Every reclaiming
+// goroutine meets such a veto, so none would be left to finish the sweep.
+func TestKeepGoexit(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	names := []string{"a", "b", "c", "d"}
+	for _, name := range names {
+		makeVM(t, filepath.Join(root, name), orphanState())
+	}
+	rep, err := noHang(t, "Collect with a veto calling runtime.Goexit", nil, func() (*Report, error) {
+		return Collect(root, WithKeep(func(string) bool {
+			runtime.Goexit()
+			return false
+		}))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Kept) != len(names) || len(rep.Errors) != len(names) || len(rep.Reclaimed) != 0 {
+		t.Fatalf("kept %+v, errors %v, reclaimed %+v; want all kept, each reported", rep.Kept, rep.Errors, rep.Reclaimed)
+	}
+	for i, k := range rep.Kept {
+		if k.Reason != ReasonEmbedderKeep || !errors.Is(rep.Errors[i], errKeepFailed) || rep.Errors[i].Path != k.Path {
+			t.Errorf("kept %+v with error %v; want %s and the Goexit reported", k, rep.Errors[i], ReasonEmbedderKeep)
+		}
+		mustExist(t, filepath.Join(k.Path, state.FileName), filepath.Join(k.Path, rootfsWorkName))
+	}
+	if rep = collect(t, root); len(rep.Reclaimed) != len(names) {
+		t.Errorf("second run reclaimed %+v, want all", rep.Reclaimed)
 	}
 }
