@@ -127,7 +127,9 @@ func WithDryRun() Option { return func(o *options) { o.dryRun = true } }
 // go-microvm's own entries.
 //
 // Each name is one path component; "", ".", "..", names with a slash and
-// names starting with OwnPrefix are ignored. The entries go before the
+// names starting with OwnPrefix are ignored. An entry that holds a state
+// file is never owned: it is another VM's data directory, judged as one,
+// and a parent that holds it is shared. The entries go before the
 // state file, under the VM's run lease and state lock, fd-relative like
 // rootfs-work: a symlink is unlinked and never followed, a directory is
 // never left through a symlink or into another filesystem (a mount point

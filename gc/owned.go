@@ -109,13 +109,20 @@ func (c *collector) askKeep(dataDir string) (keep bool, err error) {
 	return keep, err
 }
 
+// ownedAt reports whether name in dirfd is one of the embedder's entries:
+// an owned name that holds no state file. A directory that holds one is a
+// data directory, judged as such, whatever its name.
+func (o *options) ownedAt(dirfd int, name string) bool {
+	return slices.Contains(o.owned, name) && !holdsState(dirfd, name)
+}
+
 // removeOwned removes the owned entries of dir (at path), fd-relative, but
 // never branch, the entry leading to the data directory, and returns the
 // path of the first one it could not remove, "" when all are gone.
 // Failures are reported by removeTree, under owner, the data directory.
 func (c *collector) removeOwned(dir *os.File, path, branch, owner string) string {
 	for _, name := range c.o.owned {
-		if name == branch {
+		if name == branch || holdsState(int(dir.Fd()), name) {
 			continue
 		}
 		var st unix.Stat_t
@@ -167,7 +174,7 @@ func (c *collector) ownedParents(d *os.File, rel string) []ownedParent {
 }
 
 // onlyBranch reports whether p holds only the directory child under name,
-// owned names and an idle collector lock file.
+// owned entries and an idle collector lock file.
 func (c *collector) onlyBranch(p *os.File, name string, child *os.File) bool {
 	r, err := reopenDir(p)
 	if err != nil {
@@ -180,7 +187,7 @@ func (c *collector) onlyBranch(p *os.File, name string, child *os.File) bool {
 		return false
 	}
 	for _, n := range names {
-		if n != name && n != LockName && !slices.Contains(c.o.owned, n) {
+		if n != name && n != LockName && !c.o.ownedAt(int(p.Fd()), n) {
 			return false
 		}
 	}

@@ -213,3 +213,57 @@ func TestKeepGoexit(t *testing.T) {
 		t.Errorf("second run reclaimed %+v, want all", rep.Reclaimed)
 	}
 }
+
+// A sibling that holds a state file is another VM's data directory, never
+// an owned entry: with "cache" owned (the README's example), the orphan
+// root/proj/data is reclaimed and root/proj/cache stays whole, whatever
+// its own verdict.
+func TestOwnedNameSiblingDataDir(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name  string
+		state func(t *testing.T, dir string)
+		class Class
+	}{
+		{"stopped", func(t *testing.T, dir string) {
+			makeVM(t, dir, &state.State{Version: 1, Name: "cache", CreatedAt: time.Now()})
+		}, ClassStopped},
+		{"unknown", func(t *testing.T, dir string) {
+			makeVM(t, dir, &state.State{Version: 1, Active: true, Name: "cache", CreatedAt: time.Now()})
+		}, ClassUnknown},
+		{"unreadable", func(t *testing.T, dir string) {
+			makeVM(t, dir, orphanState())
+			writeFile(t, filepath.Join(dir, state.FileName), "{not json")
+		}, ClassUnreadable},
+		{"vetoed", func(t *testing.T, dir string) { makeVM(t, dir, orphanState()) }, ClassLive},
+		{"live", func(t *testing.T, dir string) {
+			makeVM(t, dir, orphanState())
+			startHelper(t, "lease", dir, "ready")
+		}, ClassLive},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			root := t.TempDir()
+			proj := filepath.Join(root, "proj")
+			data, cache := filepath.Join(proj, "data"), filepath.Join(proj, "cache")
+			makeVM(t, data, orphanState())
+			writeFile(t, filepath.Join(proj, "notes"), "the embedder's")
+			tc.state(t, cache)
+			before := snapshot(t, cache)
+
+			rep := collect(t, root, WithOwnedNames("cache", "notes"),
+				WithKeep(func(dir string) bool { return dir == cache }))
+
+			mustNotExist(t, data)
+			mustExist(t, filepath.Join(proj, "notes"))
+			sameSnapshot(t, cache, before, snapshot(t, cache))
+			if len(rep.Reclaimed) != 1 || rep.Reclaimed[0].Path != data {
+				t.Errorf("reclaimed %+v, want only %s", rep.Reclaimed, data)
+			}
+			if len(rep.Kept) != 1 || rep.Kept[0].Path != cache || rep.Kept[0].Class != tc.class {
+				t.Errorf("kept %+v, want %s kept as %s", rep.Kept, cache, tc.class)
+			}
+		})
+	}
+}
