@@ -280,3 +280,122 @@ func BenchmarkRemoveCPU(b *testing.B) {
 		dirs*perDir, float64(ours.Nanoseconds())/n/1e3, float64(theirs.Nanoseconds())/n/1e3, ratio,
 		float64(floor.Nanoseconds())/n/1e3, float64(ours)/float64(floor))
 }
+
+// buildRootfs creates below root a tree shaped like a VM's rootfs-work
+// with files files: nested directories (at most 6 deep) of 5 to 30
+// entries, mostly small files (65% up to 1 KiB, 30% up to 8 KiB, 5% up to
+// 32 KiB) and one symlink in twenty.
+func buildRootfs(b *testing.B, root string, seed uint64, files int) {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	data := make([]byte, 32<<10)
+	type dir struct {
+		path  string
+		depth int
+	}
+	queue := []dir{{root, 0}}
+	if err := os.Mkdir(root, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	for n, extra := 0, 0; n < files; {
+		if len(queue) == 0 {
+			queue = append(queue, dir{filepath.Join(root, fmt.Sprint("extra", extra)), 1})
+			extra++
+			if err := os.Mkdir(queue[0].path, 0o755); err != nil {
+				b.Fatal(err)
+			}
+		}
+		d := queue[0]
+		queue = queue[1:]
+		for k := min(files-n, 5+rng.IntN(26)); k > 0; k-- {
+			p := filepath.Join(d.path, fmt.Sprint("f", n))
+			var err error
+			switch r := rng.IntN(100); {
+			case r < 5:
+				err = os.Symlink("../lib/x", p)
+			case r < 65:
+				err = os.WriteFile(p, data[:rng.IntN(1<<10+1)], 0o644)
+			case r < 95:
+				err = os.WriteFile(p, data[:rng.IntN(8<<10+1)], 0o644)
+			default:
+				err = os.WriteFile(p, data[:rng.IntN(32<<10+1)], 0o644)
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			n++
+		}
+		for k := 1 + rng.IntN(4); d.depth < 6 && k > 0; k-- {
+			p := filepath.Join(d.path, fmt.Sprint("d", n, "-", k))
+			if err := os.Mkdir(p, 0o755); err != nil {
+				b.Fatal(err)
+			}
+			queue = append(queue, dir{p, d.depth + 1})
+		}
+	}
+}
+
+// BenchmarkFastPaths removes orphan trees of 20,000 files (buildRootfs,
+// FSTREE_BENCH_ORPHAN_FILES to change) with every fast path on, and with
+// each one off in turn: the descriptor cache, the parallel workers, the
+// zero-copy names. Every iteration builds one tree per variant (untimed,
+// flushed) and removes them in a rotating order. x_<variant> is the median
+// over the iterations of the variant's wall time over the all-on time.
+//
+//	go test -run '^$' -bench FastPaths -benchtime 10x ./internal/fstree/
+func BenchmarkFastPaths(b *testing.B) {
+	files := 20000
+	if s := os.Getenv("FSTREE_BENCH_ORPHAN_FILES"); s != "" {
+		if _, err := fmt.Sscanf(s, "%d", &files); err != nil {
+			b.Fatalf("FSTREE_BENCH_ORPHAN_FILES=%q: %v", s, err)
+		}
+	}
+	variants := []struct {
+		name string
+		o    Options
+	}{
+		{"on", Options{}},
+		{"cache_off", Options{noCache: true}},
+		{"workers_off", Options{Workers: 1}},
+		{"names_off", Options{copyNames: true}},
+	}
+	tmp := b.TempDir()
+	parent, err := os.Open(tmp)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer parent.Close()
+	ratios := make([][]float64, len(variants))
+	total := make([]time.Duration, len(variants))
+	i := 0
+	for b.Loop() {
+		b.StopTimer()
+		for v := range variants {
+			buildRootfs(b, filepath.Join(tmp, fmt.Sprint(i, "-", v)), uint64(i), files)
+		}
+		unix.Sync()
+		took := make([]time.Duration, len(variants))
+		for j := range variants {
+			v := (i + j) % len(variants)
+			name := fmt.Sprint(i, "-", v)
+			start := time.Now()
+			res, err := variants[v].o.RemoveAt(context.Background(), parent, name, name)
+			took[v] = time.Since(start)
+			if err != nil || res.Files != int64(files) {
+				b.Fatalf("%s: RemoveAt = %+v, %v", variants[v].name, res, err)
+			}
+		}
+		for v := range variants {
+			total[v] += took[v]
+			ratios[v] = append(ratios[v], float64(took[v])/float64(took[0]))
+		}
+		i++
+		b.StartTimer()
+	}
+	for v := 1; v < len(variants); v++ {
+		slices.Sort(ratios[v])
+		med := ratios[v][len(ratios[v])/2]
+		b.ReportMetric(med, "x_"+variants[v].name)
+		b.Logf("%s: %v per tree against %v with all on: median %.2fx (%.2f..%.2f)", variants[v].name,
+			total[v]/time.Duration(i), total[0]/time.Duration(i), med, ratios[v][0], ratios[v][len(ratios[v])-1])
+	}
+}

@@ -113,6 +113,9 @@ func (o Options) run(ctx context.Context, parent *os.File, name, display string,
 	w := &walker{ctx: ctx, done: ctx.Done(), remove: remove, op: op, display: display, o: o}
 	w.cond.L = &w.mu
 	w.fds.limit = cachedDirs
+	if o.noCache {
+		w.fds.limit = 0
+	}
 	// Control keeps parent's descriptor from being closed during the walk.
 	cerr := rc.Control(func(pfd uintptr) { w.walk(int(pfd), name, o.workers()) })
 	if cerr != nil {
@@ -561,12 +564,24 @@ func hasName(names []byte, name string) bool {
 // give.
 func (k *worker) entry(n *node, fd int, cname []byte, again bool) {
 	w := k.w
-	st, err := w.fds.m.lstatAtName(fd, cname)
+	name := cname[:len(cname)-1]
+	lstat := func() (stat, error) {
+		if w.o.copyNames {
+			return w.fds.m.lstatAt(fd, string(name))
+		}
+		return w.fds.m.lstatAtName(fd, cname)
+	}
+	unlink := func() error {
+		if w.o.copyNames {
+			return sysat.Unlinkat(fd, string(name), 0)
+		}
+		return unlinkAtName(fd, cname, 0)
+	}
+	st, err := lstat()
 	if isPermission(err) && w.remove {
 		makeAccessible(fd)
-		st, err = w.fds.m.lstatAtName(fd, cname)
+		st, err = lstat()
 	}
-	name := cname[:len(cname)-1]
 	switch {
 	case err == unix.ENOENT:
 		return
@@ -587,10 +602,10 @@ func (k *worker) entry(n *node, fd int, cname []byte, again bool) {
 		return
 	}
 	if w.remove {
-		err := unlinkAtName(fd, cname, 0)
+		err := unlink()
 		if isPermission(err) {
 			makeAccessible(fd)
-			err = unlinkAtName(fd, cname, 0)
+			err = unlink()
 		}
 		if err == unix.ENOENT {
 			return

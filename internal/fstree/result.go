@@ -95,6 +95,9 @@ type Options struct {
 	// is opened, so the test can swap it for a symlink. It may be called
 	// from several goroutines at once.
 	beforeOpen func(displayPath string)
+	// noCache and copyNames switch the descriptor cache and the
+	// zero-copy names off, for BenchmarkFastPaths.
+	noCache, copyNames bool
 	// peakFDs, when set by a test, receives the largest number of
 	// directory descriptors the walk held open at once.
 	peakFDs func(int)
