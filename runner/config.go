@@ -24,6 +24,18 @@ type VirtioFSMount struct {
 	ReadOnly bool `json:"read_only,omitempty"`
 }
 
+// VsockPort connects a guest vsock port to a Unix socket on the host
+// (released contract since v0.0.35). The released runner hands each entry
+// to libkrun, which binds SocketPath when the VM starts; a guest that
+// connects to Port reaches whoever accepts on that socket.
+type VsockPort struct {
+	// Port is the vsock port the guest connects to.
+	Port uint32 `json:"port"`
+	// SocketPath is the host path of the Unix socket; the released runner
+	// refuses an empty one.
+	SocketPath string `json:"socket_path"`
+}
+
 // UserNamespaceConfig asks for the runner to be started in a new Linux user
 // namespace in which UID and GID map to the caller's real user and group
 // (one id each), as released go-microvm does so that the runner holds
@@ -54,6 +66,9 @@ type Config struct {
 	PortForwards []PortForward `json:"port_forwards,omitempty"`
 	// VirtioFS lists the host directories shared with the guest.
 	VirtioFS []VirtioFSMount `json:"virtiofs_mounts,omitempty"`
+	// VsockPorts are wired by the runner in order; the key is left out
+	// when there are none, so older runners see the JSON they know.
+	VsockPorts []VsockPort `json:"vsock_ports,omitempty"`
 	// ConsoleLog is the file that receives the guest console, if any.
 	ConsoleLog string `json:"console_log_path,omitempty"`
 	// LogLevel is the hypervisor's log verbosity, 0 to 5.

@@ -25,6 +25,7 @@ func TestConfigJSON(t *testing.T) {
 		RootPath: "/d/rootfs-work", NumVCPUs: 2, RAMMiB: 512, NetSocket: "/d/net.sock",
 		PortForwards: []PortForward{{Host: 8080, Guest: 80}},
 		VirtioFS:     []VirtioFSMount{{Tag: "share", HostPath: "/srv"}, {Tag: "ro", HostPath: "/etc", ReadOnly: true}},
+		VsockPorts:   []VsockPort{{Port: 1024, SocketPath: "/d/agent.sock"}, {Port: 1025, SocketPath: "/d/io.sock"}},
 		ConsoleLog:   "/d/console.log", LogLevel: 3,
 		LibDir: "/lib/krun", RunnerPath: "/bin/runner", VMLogPath: "/d/vm.log", Env: []string{"A=1"},
 		UserNamespace: &UserNamespaceConfig{UID: 1000, GID: 1000},
@@ -36,6 +37,7 @@ func TestConfigJSON(t *testing.T) {
 	const want = `{"root_path":"/d/rootfs-work","num_vcpus":2,"ram_mib":512,"net_sock_path":"/d/net.sock",` +
 		`"port_forwards":[{"host":8080,"guest":80}],` +
 		`"virtiofs_mounts":[{"tag":"share","path":"/srv"},{"tag":"ro","path":"/etc","read_only":true}],` +
+		`"vsock_ports":[{"port":1024,"socket_path":"/d/agent.sock"},{"port":1025,"socket_path":"/d/io.sock"}],` +
 		`"console_log_path":"/d/console.log","log_level":3}`
 	if string(got) != want {
 		t.Fatalf("config JSON\n got %s\nwant %s", got, want)
