@@ -72,7 +72,11 @@ func (m *Manager) TryLoadAndLock() (*LockedState, error) {
 }
 
 func (m *Manager) loadAndLock(ctx context.Context, block bool) (*LockedState, error) {
-	held, err := lockStateFile(ctx, m.LockPath(), block, m.afterLock)
+	var afterLock func(string)
+	if m.afterLock != nil {
+		afterLock = *m.afterLock
+	}
+	held, err := lockStateFile(ctx, m.LockPath(), block, afterLock)
 	if err != nil {
 		return nil, err
 	}

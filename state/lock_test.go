@@ -184,7 +184,7 @@ func TestLockInodeRecheck(t *testing.T) {
 			for _, try := range []bool{false, true} {
 				calls = 0
 				m := NewManager(dir)
-				m.afterLock = replaceOnce
+				m.afterLock = &replaceOnce
 				var ls *LockedState
 				var err error
 				if try {

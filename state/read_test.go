@@ -356,3 +356,12 @@ func write(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+// Released Manager is comparable, so a caller may compare Managers or key a
+// map by them; ours must stay so (this does not compile otherwise).
+func TestManagerComparable(t *testing.T) {
+	t.Parallel()
+	if *NewManager("/a") == *NewManager("/b") || *NewManager("/a") != *NewManager("/a") {
+		t.Fatal("Managers compare by their data directory")
+	}
+}

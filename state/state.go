@@ -98,8 +98,9 @@ type Identity struct {
 type Manager struct {
 	dataDir string
 	// afterLock is a test's hook: it runs after each successful flock of
-	// the state lock and before the inode check. nil otherwise.
-	afterLock func(path string)
+	// the state lock and before the inode check. nil otherwise. A pointer
+	// keeps Manager comparable, as released Manager is.
+	afterLock *func(path string)
 }
 
 // NewManager returns a Manager for dataDir. It touches no file.
