@@ -6,6 +6,7 @@ package gc
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/stacklok/go-microvm/state"
@@ -63,17 +64,21 @@ const (
 	// ReasonRunnerZombie (orphan): the recorded PID is a zombie.
 	ReasonRunnerZombie Reason = "runner-zombie"
 	// ReasonPIDReused (orphan): a process has the recorded PID, but its
-	// start time or executable says it is not the recorded runner.
+	// start time, or for a record without one all its names, say it is
+	// not the recorded runner.
 	ReasonPIDReused Reason = "pid-reused"
 	// ReasonRunnerMatches (live): the process with the recorded PID is the
 	// recorded runner.
 	ReasonRunnerMatches Reason = "runner-matches"
 	// ReasonRunnerAmbiguous (live): a record without exact identity whose
 	// wall-clock times say rebooted or PID reused, while a process named
-	// go-microvm-runner holds the recorded PID; or whose times say the
-	// process at the PID is the runner while its name says otherwise. A stepped clock moves the
-	// wall-clock start time Linux derives for a process, so the clock
-	// alone is not trusted to delete a VM a runner may still run.
+	// as the runner (executable, comm or argv[0]) holds the recorded PID;
+	// whose times say the process at the PID is the runner while none of
+	// its names does; or with no times, whose names disagree (a runner
+	// started through a symlink to a versioned file runs that file, named
+	// as the link). A stepped clock moves the wall-clock start time Linux
+	// derives for a process, so the clock alone is not trusted to delete a
+	// VM a runner may still run.
 	ReasonRunnerAmbiguous Reason = "runner-ambiguous"
 	// ReasonIdentityUnreadable (live): a process has the recorded PID but
 	// its identity cannot be read, so it is presumed to be the runner.
@@ -103,7 +108,7 @@ const (
 const runnerName = "go-microvm-runner"
 
 // commLen is the length Linux truncates a process's comm to (TASK_COMM_LEN
-// minus the terminating NUL).
+// minus the terminating NUL); macOS keeps one byte more.
 const commLen = 15
 
 // startSlack absorbs the imprecision of wall-clock start times: Linux
@@ -134,6 +139,8 @@ type Process struct {
 	Started time.Time
 	// Comm is the kernel's short name ("" when unknown).
 	Comm string
+	// Argv0 is the process's argv[0] ("" when unknown).
+	Argv0 string
 	// Executable is the absolute executable path ("" when unreadable).
 	Executable string
 }
@@ -431,8 +438,8 @@ func runnerAlive(pr Process) bool {
 }
 
 // ambiguous keeps a record that a wall-clock rule alone would call an
-// orphan while a process with the runner's name holds its PID: the clock
-// may have been stepped since the record, and deleting a live VM is worse
+// orphan while a process named as the runner holds its PID: the clock may
+// have been stepped since the record, and deleting a live VM is worse
 // than leaking one until the next run. clock says what the clock says.
 func ambiguous(f dirFacts, clock string) Verdict {
 	s, pr := f.State, f.Process
@@ -440,21 +447,61 @@ func ambiguous(f dirFacts, clock string) Verdict {
 		return Verdict{}
 	}
 	want := runnerWant(s)
-	switch {
-	case pr.Executable != "" && filepath.Base(pr.Executable) == want,
-		pr.Executable == "" && pr.Comm != "" && pr.Comm == truncate(want, commLen):
-		return verdict(ClassLive, ReasonRunnerAmbiguous, fmt.Sprintf("clock says %s, but a %s holds pid %d; kept on the safe side", clock, want, s.PID))
+	if n := nameOf(pr, want); n.agree > 0 {
+		return verdict(ClassLive, ReasonRunnerAmbiguous, fmt.Sprintf("clock says %s, but pid %d %s; kept on the safe side", clock, s.PID, n))
 	}
 	return Verdict{}
 }
 
-// namedOtherwise reports whether what the kernel says of the process's
-// name (its executable, else its comm) contradicts want.
-func namedOtherwise(pr Process, want string) bool {
-	if pr.Executable != "" {
-		return filepath.Base(pr.Executable) != want
+// names is what the kernel says of a process's names against the runner's
+// name: its executable (symlinks resolved), its comm and its argv[0] (the
+// name it was started as, a symlink's own). Each known one that names the
+// runner agrees, each other known one disagrees.
+type names struct {
+	agree, disagree int
+	// exe: the executable names the runner.
+	exe  bool
+	desc []string
+}
+
+func (n names) String() string { return strings.Join(n.desc, ", ") }
+
+// nameOf tallies pr's names against want.
+func nameOf(pr Process, want string) names {
+	var n names
+	vote := func(what, got string, ok bool) bool {
+		if got == "" {
+			return false
+		}
+		if ok {
+			n.agree++
+		} else {
+			n.disagree++
+		}
+		n.desc = append(n.desc, fmt.Sprintf("%s %q", what, got))
+		return ok
 	}
-	return pr.Comm != "" && pr.Comm != truncate(want, commLen)
+	exe, argv0 := baseName(pr.Executable), baseName(pr.Argv0)
+	n.exe = vote("runs", exe, exe == want)
+	// A comm is the name cut to commLen bytes (Linux) or more (macOS).
+	vote("is named", pr.Comm, pr.Comm == want || len(pr.Comm) >= commLen && strings.HasPrefix(want, pr.Comm))
+	vote("was started as", argv0, argv0 == want)
+	return n
+}
+
+// baseName is filepath.Base of a non-empty path, "" for "".
+func baseName(p string) string {
+	if p == "" {
+		return ""
+	}
+	return filepath.Base(p)
+}
+
+// namedOtherwise reports whether the names of pr that are known all
+// contradict want, and some are known.
+func namedOtherwise(pr Process, want string) bool {
+	n := nameOf(pr, want)
+	return n.agree == 0 && n.disagree > 0
 }
 
 // runnerWant is the executable base name the recorded runner has.
@@ -529,31 +576,21 @@ func byRecordedStartTime(f dirFacts) Verdict {
 }
 
 // byName decides a record with no time evidence at all by the process's
-// name, as released versions do: its executable, else its comm.
+// names, as released versions do. The executable naming the runner
+// confirms it; otherwise, where some names say runner and others not (a
+// runner started through a symlink to a versioned file), it is kept but
+// not confirmed, so never signalled.
 func byName(f dirFacts) Verdict {
 	s, pr := f.State, f.Process
 	want := runnerWant(s)
-	switch {
-	case pr.Executable != "":
-		got := filepath.Base(pr.Executable)
-		if got == want {
-			return verdict(ClassLive, ReasonRunnerMatches, fmt.Sprintf("pid %d runs %s", s.PID, got))
-		}
-		return verdict(ClassOrphan, ReasonPIDReused, fmt.Sprintf("pid %d runs %q, not %q", s.PID, got, want))
-	case pr.Comm != "":
-		if pr.Comm == truncate(want, commLen) {
-			return verdict(ClassLive, ReasonRunnerMatches, fmt.Sprintf("pid %d is named %s", s.PID, pr.Comm))
-		}
-		return verdict(ClassOrphan, ReasonPIDReused, fmt.Sprintf("pid %d is named %q, not %q", s.PID, pr.Comm, want))
+	switch n := nameOf(pr, want); {
+	case n.agree == 0 && n.disagree == 0:
+		return verdict(ClassLive, ReasonIdentityUnreadable, fmt.Sprintf("pid %d: executable and names unreadable", s.PID))
+	case n.agree == 0:
+		return verdict(ClassOrphan, ReasonPIDReused, fmt.Sprintf("pid %d %s, not %q", s.PID, n, want))
+	case n.exe || n.disagree == 0:
+		return verdict(ClassLive, ReasonRunnerMatches, fmt.Sprintf("pid %d %s", s.PID, n))
 	default:
-		return verdict(ClassLive, ReasonIdentityUnreadable, fmt.Sprintf("pid %d: executable and name unreadable", s.PID))
+		return verdict(ClassLive, ReasonRunnerAmbiguous, fmt.Sprintf("pid %d %s: not all %q; kept on the safe side", s.PID, n, want))
 	}
-}
-
-// truncate returns s cut to its first n bytes.
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }

@@ -38,6 +38,9 @@ func TestClassify(t *testing.T) {
 	other := Process{Exists: true, StartTime: 999, Started: recorded.Add(10 * time.Minute),
 		Comm: "bash", Executable: "/usr/bin/bash"}
 	with := func(p Process, mod func(*Process)) Process { mod(&p); return p }
+	symlinked := with(runner, func(p *Process) {
+		p.Executable, p.Argv0 = "/opt/go-microvm-runner-0.0.31", "bin/go-microvm-runner"
+	})
 	beforeBoot := func(s *state.State) { s.PIDStartTime = boot.Add(-time.Hour) }
 	const hostNS = 0xEFFFFFFC
 	inNS := func(ns uint64) func(*state.State) {
@@ -132,6 +135,17 @@ func TestClassify(t *testing.T) {
 		{"comm mismatch when exe unreadable", dirFacts{State: active(noStart), Process: with(other, func(p *Process) { p.Executable = "" })}, reclaimPolicy{}, ClassOrphan, ReasonPIDReused},
 		{"recorded executable name", dirFacts{State: active(noStart, func(s *state.State) { s.Runner = &state.Identity{Executable: "/opt/x/my-runner"} }),
 			Process: with(other, func(p *Process) { p.Executable = "/opt/y/my-runner" })}, reclaimPolicy{}, ClassLive, ReasonRunnerMatches},
+		// What the process was started as: a runner exec'd through a
+		// symlink to a versioned file runs that file, named as the link.
+		{"started through a symlink", dirFacts{State: active(noStart), Process: symlinked}, reclaimPolicy{}, ClassLive, ReasonRunnerAmbiguous},
+		{"started through a symlink, exe unreadable", dirFacts{State: active(noStart), Process: with(symlinked, func(p *Process) { p.Executable = "" })}, reclaimPolicy{}, ClassLive, ReasonRunnerMatches},
+		{"started through a symlink, pid_start_time before", dirFacts{State: active(), Process: symlinked}, reclaimPolicy{}, ClassLive, ReasonRunnerMatches},
+		{"started through a symlink, clock says reused", dirFacts{State: active(), Process: with(symlinked, func(p *Process) { p.Started = recorded.Add(time.Hour) })}, reclaimPolicy{}, ClassLive, ReasonRunnerAmbiguous},
+		{"argv0 alone says runner", dirFacts{State: active(noStart), Process: with(other, func(p *Process) { p.Argv0 = "/usr/bin/go-microvm-runner" })}, reclaimPolicy{}, ClassLive, ReasonRunnerAmbiguous},
+		{"argv0 only known", dirFacts{State: active(noStart), Process: Process{Exists: true, Argv0: "go-microvm-runner"}}, reclaimPolicy{}, ClassLive, ReasonRunnerMatches},
+		{"exe says runner, comm renamed", dirFacts{State: active(noStart), Process: with(runner, func(p *Process) { p.Comm = "vcpu0" })}, reclaimPolicy{}, ClassLive, ReasonRunnerMatches},
+		{"macOS comm of 16 bytes", dirFacts{State: active(noStart), Process: Process{Exists: true, Comm: "go-microvm-runne"}}, reclaimPolicy{}, ClassLive, ReasonRunnerMatches},
+		{"no name says runner", dirFacts{State: active(noStart), Process: with(other, func(p *Process) { p.Argv0 = "-bash" })}, reclaimPolicy{}, ClassOrphan, ReasonPIDReused},
 		{"own pid is not the runner", dirFacts{State: active(noStart), Process: with(other, func(p *Process) { p.Executable = "/tmp/gc.test" })}, reclaimPolicy{}, ClassOrphan, ReasonPIDReused},
 		// A stepped clock: a wall-clock rule alone never reclaims a PID that
 		// a go-microvm-runner holds.
@@ -139,7 +153,8 @@ func TestClassify(t *testing.T) {
 		{"clock says rebooted, runner by comm", dirFacts{State: active(beforeBoot), Process: with(runner, func(p *Process) { p.Executable = "" })}, reclaimPolicy{}, ClassLive, ReasonRunnerAmbiguous},
 		{"clock says rebooted, other comm", dirFacts{State: active(beforeBoot), Process: with(other, func(p *Process) { p.Executable = "" })}, reclaimPolicy{}, ClassOrphan, ReasonRebooted},
 		{"clock says rebooted, test binary", dirFacts{State: active(beforeBoot), Process: with(other, func(p *Process) { p.Executable = "/tmp/gc.test" })}, reclaimPolicy{}, ClassOrphan, ReasonRebooted},
-		{"clock says rebooted, exe wins over comm", dirFacts{State: active(beforeBoot), Process: with(runner, func(p *Process) { p.Executable = "/usr/bin/sleep" })}, reclaimPolicy{}, ClassOrphan, ReasonRebooted},
+		{"clock says rebooted, comm says runner, exe not", dirFacts{State: active(beforeBoot), Process: with(runner, func(p *Process) { p.Executable = "/usr/bin/sleep" })}, reclaimPolicy{}, ClassLive, ReasonRunnerAmbiguous},
+		{"clock says rebooted, no name says runner", dirFacts{State: active(beforeBoot), Process: with(other, func(p *Process) { p.Argv0 = "sleep" })}, reclaimPolicy{}, ClassOrphan, ReasonRebooted},
 		{"clock says rebooted, exact identity decides", dirFacts{State: active(beforeBoot, identity(777, bootID)), Process: runner}, reclaimPolicy{}, ClassLive, ReasonRunnerMatches},
 		{"clock says rebooted, exact identity, other start", dirFacts{State: active(beforeBoot, identity(777, bootID)), Process: with(runner, func(p *Process) { p.StartTime = 778 })}, reclaimPolicy{}, ClassOrphan, ReasonPIDReused},
 		{"boot id differs, runner holds pid", dirFacts{State: active(identity(777, "boot-old")), Process: runner}, reclaimPolicy{}, ClassOrphan, ReasonRebooted},

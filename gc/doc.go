@@ -15,7 +15,8 @@
 // a free lease means the run ended uncleanly unless the recorded runner is
 // alive with its exact identity, and for records without the marker the
 // released PID rules apply, with the strongest identity evidence first
-// (kernel start time, then pid_start_time, then the executable name). A
+// (kernel start time, then pid_start_time, then the process's names:
+// executable, comm and argv[0], kept where they disagree). A
 // wall-clock rule alone never reclaims a directory whose PID a
 // go-microvm-runner holds, since a stepped clock moves wall-clock start
 // times. A PID is dead only when kill(pid, 0) says ESRCH in the PID

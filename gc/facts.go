@@ -264,6 +264,7 @@ func processAt(pid int) Process {
 		StartTime:  info.StartTime,
 		Started:    info.Started,
 		Comm:       info.Comm,
+		Argv0:      info.Argv0,
 		Executable: info.Executable,
 	}
 }

@@ -6,6 +6,7 @@ package gc
 import (
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,6 +123,8 @@ func FuzzClassify(f *testing.F) {
 		{flags: 1, pid: 42, probes: fzRunnerNil, proc: fzProcExists, exe: "/usr/bin/go-microvm-runner"},
 		{flags: 1, pid: 42, probes: fzRunnerNil, proc: fzProcExists, exe: "/usr/bin/sleep"},
 		{flags: 1, pid: 42, probes: fzRunnerNil, proc: fzProcExists, comm: "go-microvm-runn"},
+		{flags: 1, pid: 42, probes: fzRunnerNil, proc: fzProcExists, comm: "go-microvm-runn\x00bin/go-microvm-runner", exe: "/opt/go-microvm-runner-0.0.31"},
+		{flags: 1, pid: 42, probes: fzRunnerNil, proc: fzProcExists, comm: "sleep\x00go-microvm-runner", exe: "/usr/bin/sleep"},
 		{flags: 1, pid: 42, probes: fzRunnerNil, proc: fzProcExists | fzProcErr},
 		{flags: 1, pid: 42, rExe: "/opt/custom-runner", proc: fzProcExists, exe: "/opt/custom-runner"},
 		{flags: 1, pid: 0, probes: fzRunnerNil},
@@ -188,12 +191,15 @@ func FuzzClassify(f *testing.F) {
 			facts.LockErr = errors.New("probe lock: fuzzed failure")
 		}
 		facts.StateModTime = fuzzTime(created / 2)
+		// comm carries argv[0] after a NUL, if any.
+		comm, argv0, _ := strings.Cut(comm, "\x00")
 		facts.Process = Process{
 			Exists:     proc&fzProcExists != 0,
 			Zombie:     proc&fzProcZombie != 0,
 			StartTime:  pStart,
 			Started:    fuzzTime(pStarted),
 			Comm:       comm,
+			Argv0:      argv0,
 			Executable: exe,
 		}
 		if proc&fzProcErr != 0 {
@@ -286,8 +292,11 @@ func FuzzClassify(f *testing.F) {
 		if s.Runner != nil && s.Runner.Executable != "" {
 			runnerWant = filepath.Base(s.Runner.Executable)
 		}
+		// Named as the runner by any of its names: the executable, the
+		// comm (cut to 15 bytes or more) or argv[0].
 		named := alive && (pr.Executable != "" && filepath.Base(pr.Executable) == runnerWant ||
-			pr.Executable == "" && pr.Comm != "" && pr.Comm == truncate(runnerWant, commLen))
+			pr.Comm != "" && (pr.Comm == runnerWant || len(pr.Comm) >= 15 && strings.HasPrefix(runnerWant, pr.Comm)) ||
+			pr.Argv0 != "" && filepath.Base(pr.Argv0) == runnerWant)
 		// A process of another name that started by the record's
 		// pid_start_time is kept as ambiguous too: only a clock stepped
 		// back lets it hold the PID.

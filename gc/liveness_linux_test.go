@@ -305,3 +305,41 @@ func TestExitedLeaderRunnerIsLive(t *testing.T) {
 		t.Errorf("after the runner died: reclaimed %+v, kept %+v; want both", rep.Reclaimed, rep.Kept)
 	}
 }
+
+// TestRunnerStartedThroughSymlink: a runner exec'd through
+// bin/go-microvm-runner -> ../opt/go-microvm-runner-0.0.31 runs the
+// versioned file, but was started as the runner. A released record of it
+// without a start time is kept (runner-ambiguous: the names disagree),
+// not called pid-reused, and reclaimed once the runner is dead.
+func TestRunnerStartedThroughSymlink(t *testing.T) {
+	t.Parallel()
+	link := testproc.VersionedRunner(t, t.TempDir())
+	cfg := fmt.Sprintf(`{"root_path":%q}`, t.TempDir())
+	cmd := startCmd(t, exec.Command(link, cfg))
+	info := lookup(t, cmd.Process.Pid)
+	if filepath.Base(info.Executable) != testproc.RunnerName+"-0.0.31" || info.Argv0 != link {
+		t.Fatalf("the runner runs %q as %q, want the versioned file as %q", info.Executable, info.Argv0, link)
+	}
+	root := t.TempDir()
+	dir := filepath.Join(root, "released")
+	makeVM(t, dir, &state.State{Version: 1, Active: true, Name: "released", PID: info.PID, CreatedAt: time.Now()})
+	before := snapshot(t, dir)
+
+	rep := collect(t, root)
+	if len(rep.Reclaimed) != 0 || len(rep.Kept) != 1 {
+		t.Fatalf("reclaimed %+v, kept %+v; want the runner's directory kept", rep.Reclaimed, rep.Kept)
+	}
+	if c := rep.Kept[0]; c.Class != ClassLive || c.Reason != ReasonRunnerAmbiguous {
+		t.Errorf("kept as %s (%s: %s), want live (runner-ambiguous)", c.Class, c.Reason, c.Detail)
+	}
+	sameSnapshot(t, "the runner's directory", before, snapshot(t, dir))
+
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	rep = collect(t, root)
+	if len(rep.Reclaimed) != 1 || rep.Reclaimed[0].Reason != ReasonRunnerDead {
+		t.Errorf("after the runner died: reclaimed %+v, kept %+v; want it reclaimed (runner-dead)", rep.Reclaimed, rep.Kept)
+	}
+}

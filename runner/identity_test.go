@@ -14,6 +14,7 @@ import (
 
 	"github.com/stacklok/go-microvm/gc"
 	"github.com/stacklok/go-microvm/internal/procinfo"
+	"github.com/stacklok/go-microvm/internal/testproc"
 	"github.com/stacklok/go-microvm/state"
 )
 
@@ -188,4 +189,39 @@ func startOther(t *testing.T) procinfo.Info {
 		t.Fatal(err)
 	}
 	return other
+}
+
+// TestRunnerStartedThroughSymlink: a released record, without a start
+// time, of a runner exec'd through a symlink to a versioned file is kept
+// by collectors (its names disagree), so NewClaim refuses it and Attach
+// neither calls it gone nor attaches to signal it.
+func TestRunnerStartedThroughSymlink(t *testing.T) {
+	t.Parallel()
+	ready := filepath.Join(t.TempDir(), "ready")
+	p, err := SpawnProcess(testCtx(t), Config{RootPath: t.TempDir(), RunnerPath: testproc.VersionedRunner(t, t.TempDir()),
+		Env: []string{"STANDIN_READY=" + ready}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	killOnCleanup(t, p.PID())
+	t.Cleanup(func() { _ = p.Stop(testCtx(t)) })
+	readReady(t, ready)
+	root := t.TempDir()
+	dir := filepath.Join(root, "vm")
+	writeState(t, dir, func(st *state.State) { st.Active, st.PID = true, p.PID() })
+	if c := candidate(t, root, dir); c.Class != gc.ClassLive || c.Reason != gc.ReasonRunnerAmbiguous {
+		t.Fatalf("collector: %s (%s: %s); want live (runner-ambiguous)", c.Class, c.Reason, c.Detail)
+	}
+	if a, err := Attach(dir, WithStopTimeout(50*time.Millisecond)); err == nil || errors.Is(err, ErrNotRunning) {
+		if err == nil {
+			err = stopWithGuard(t, a)
+		}
+		t.Fatalf("Attach: %v; want it refused as not confirmed", err)
+	}
+	if _, err := newClaimWithGuard(t, dir, WithoutCollect()); !errors.Is(err, ErrInUse) {
+		t.Errorf("NewClaim: %v, want ErrInUse", err)
+	}
+	if exited(p.PID()) {
+		t.Fatal("the runner died")
+	}
 }

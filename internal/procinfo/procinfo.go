@@ -67,8 +67,14 @@ type Info struct {
 	// Started is StartTime as wall-clock time (boot time + ticks), accurate
 	// to about a second on Linux.
 	Started time.Time
-	// Comm is the kernel's short command name (Linux: truncated to 15 bytes).
+	// Comm is the kernel's short command name (Linux: truncated to 15
+	// bytes; macOS: 16): the base name of the path the process was
+	// started from, symlinks not resolved, unless it renamed itself.
 	Comm string
+	// Argv0 is the process's argv[0] as it reads now (Linux
+	// /proc/PID/cmdline; "" when unreadable, empty or longer than 4 KiB,
+	// and on macOS). The process may have rewritten it.
+	Argv0 string
 	// Executable is the absolute path of the executable, "" when it cannot
 	// be read (EPERM for other users' processes, kernel threads, zombies).
 	// When the file was deleted or replaced after the process started it

@@ -89,7 +89,33 @@ func lookup(pid int) (Info, error) {
 		info.Zombie = n <= 1
 	}
 	readExecutable(dfd, dir, &info)
+	info.Argv0 = readArgv0(dfd)
 	return info, nil
+}
+
+// maxArgv0 bounds the read of /proc/PID/cmdline: argv[0] is a path.
+const maxArgv0 = 4096
+
+// readArgv0 returns the first NUL-terminated string of /proc/PID/cmdline,
+// read through dfd, or "" when it cannot be read or is not there whole
+// within maxArgv0 bytes (a kernel thread or a zombie has none).
+func readArgv0(dfd int) string {
+	fd, err := sysat.Openat(dfd, "cmdline", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return ""
+	}
+	// Opened read-only: its close has nothing to report.
+	defer func() { _ = unix.Close(fd) }()
+	buf := make([]byte, maxArgv0)
+	n, err := sysat.Read(fd, buf)
+	if err != nil {
+		return ""
+	}
+	arg, _, ok := bytes.Cut(buf[:n], []byte{0})
+	if !ok {
+		return ""
+	}
+	return string(arg)
 }
 
 // readParsed reads the file name of the /proc/PID directory dir through

@@ -146,4 +146,7 @@ func TestSelfMatchesProcSelfStat(t *testing.T) {
 	if st.StartTime != self.StartTime || st.PID != self.PID || st.Comm != self.Comm {
 		t.Errorf("/proc/self/stat says %+v; Self says %+v", st, self)
 	}
+	if self.Argv0 != os.Args[0] {
+		t.Errorf("Self's argv[0] is %q, want %q", self.Argv0, os.Args[0])
+	}
 }

@@ -493,24 +493,57 @@ func CopyTestBinary(t testing.TB, dir, base string) string {
 	if err != nil {
 		t.Fatalf("find the test binary: %v", err)
 	}
-	src, err := os.Open(exe)
-	if err != nil {
-		t.Fatalf("open the test binary: %v", err)
-	}
-	defer func() { _ = src.Close() }() // opened read-only
 	dst := filepath.Join(dir, base)
+	copyExecutable(t, exe, dst)
+	return dst
+}
+
+// copyExecutable copies src to the new file dst, executable by everyone,
+// and closes it, so that executing it does not fail with ETXTBSY.
+func copyExecutable(t testing.TB, src, dst string) {
+	t.Helper()
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatalf("copy %s: %v", src, err)
+	}
+	defer func() { _ = in.Close() }() // opened read-only
 	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o755)
 	if err != nil {
-		t.Fatalf("copy the test binary: %v", err)
+		t.Fatalf("copy %s: %v", src, err)
 	}
-	if _, err := io.Copy(out, src); err != nil {
+	if _, err := io.Copy(out, in); err != nil {
 		_ = out.Close() // the copy's error is the one to report
-		t.Fatalf("copy the test binary: %v", err)
+		t.Fatalf("copy %s: %v", src, err)
 	}
 	if err := out.Close(); err != nil {
-		t.Fatalf("copy the test binary: %v", err)
+		t.Fatalf("copy %s: %v", src, err)
 	}
-	return dst
+}
+
+// VersionedRunner installs the stand-in runner in dir as a package
+// manager may: the file dir/opt/go-microvm-runner-0.0.31, started through
+// the symlink dir/bin/go-microvm-runner -> ../opt/go-microvm-runner-0.0.31,
+// whose path it returns. A process started through the link runs (per
+// /proc/PID/exe) the versioned file, and is named (comm, argv[0]) as the
+// link.
+func VersionedRunner(t testing.TB, dir string) string {
+	t.Helper()
+	runner, err := BuildRunner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	versioned := RunnerName + "-0.0.31"
+	for _, sub := range []string{"opt", "bin"} {
+		if err := os.Mkdir(filepath.Join(dir, sub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyExecutable(t, runner, filepath.Join(dir, "opt", versioned))
+	link := filepath.Join(dir, "bin", RunnerName)
+	if err := os.Symlink(filepath.Join("..", "opt", versioned), link); err != nil {
+		t.Fatal(err)
+	}
+	return link
 }
 
 // PublicTempDir is a t.TempDir that other users can traverse (its parent
