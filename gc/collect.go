@@ -73,11 +73,19 @@ type Report struct {
 // never touched, and a data directory is removed only when that leaves it
 // empty (its parent too, when strictly below root); root never is.
 //
+// The trash, root/.go-microvm-gc-trash, is used only when it is a directory
+// of this user's that no other user may enter and not a mount point;
+// otherwise (another user's trash, no space to make it, a data directory
+// on another filesystem) rootfs-work is removed in place, in the same
+// order. Another user's trash is never touched.
+//
 // Collect returns a nil report and an error wrapping ErrBusy at once when
-// another collector holds the root lock, a nil report and an error wrapping
-// ErrNotRegular, naming the path, when root/.go-microvm-gc.lock is not a
-// regular file (it never waits on a FIFO planted there), and an empty report with a nil
-// error when root does not exist. A failure confined to one directory is
+// another collector of this user holds the root lock
+// (root/.go-microvm-gc-<euid>.lock, see LockName), a nil report and an
+// error naming the path when the lock file is not a regular file
+// (ErrNotRegular: it never waits on a FIFO planted there) or not this
+// user's alone (fs.ErrPermission, or open to other users), and an empty
+// report with a nil error when root does not exist. A failure confined to one directory is
 // recorded in Report.Errors and the sweep goes on; only a failure to open
 // or lock root is returned as the error.
 func Collect(root string, opts ...Option) (*Report, error) {
@@ -151,38 +159,32 @@ type collector struct {
 
 	mu  sync.Mutex
 	rep *Report
-	// trash is root's trash directory, opened (and created) on first use.
-	trash    *os.File
-	trashErr error
+	// trash is root's trash directory, opened (and created) on first use;
+	// noTrash is set when it cannot be used.
+	trash   *os.File
+	noTrash bool
 }
 
 func (c *collector) run() {
-	// Trash first: it is work an earlier run already committed to.
-	hadTrash := true
+	// Trash first: it is work an earlier run already committed to. A
+	// trash this run may not use is left as it is, and reclaims go in
+	// place.
+	trashPath := filepath.Join(c.abs, TrashName)
+	hadTrash := false
 	if t, err := openTrash(c.root, c.abs, false); err == nil {
-		c.emptyTrash(t, filepath.Join(c.abs, TrashName))
+		hadTrash = true
+		c.emptyTrash(t, trashPath)
 		// A directory: its close has nothing to report.
 		_ = t.Close()
-	} else if isGone(err) {
-		// Only ENOENT means the name is free. ELOOP and ENOTDIR mean
-		// something that is not a directory holds it (a planted symlink,
-		// a file): openTrash without create neither follows nor replaces
-		// it, so there is nothing to empty, but the name is taken, so the
-		// closing rmdir below still looks at it. That rmdir of a
-		// non-directory fails with ENOTDIR, which isGone treats as
-		// nothing to do; what a reclaim of this run put there instead
-		// (openTrash with create replaces the non-directory) is removed
-		// if empty.
-		hadTrash = errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR)
-	} else {
-		c.addErr("open trash", filepath.Join(c.abs, TrashName), err)
+	} else if worthReporting(err) {
+		c.addErr("open trash", trashPath, err)
+		c.noTrash = true
 	}
 
 	res := scan(c.ctx, c.root, c.abs, c.o, probeOrphans)
 	for _, e := range res.errs {
 		c.addPathErr(e)
 	}
-	parallel(res.trash, c.emptyDirTrash)
 
 	var orphans []scanned
 	for _, cand := range res.cands {
@@ -198,12 +200,11 @@ func (c *collector) run() {
 		// A directory: its close has nothing to report.
 		_ = c.trash.Close()
 	}
-	// An empty trash is not left behind, whoever made it; a non-empty one
-	// is work for the next run. When there was none and none was made,
-	// there is nothing to look at.
-	if hadTrash || c.trash != nil || c.trashErr != nil {
+	// This user's trash is not left behind empty; a non-empty one is
+	// work for the next run.
+	if hadTrash || c.trash != nil {
 		if err := sysat.Unlinkat(int(c.root.Fd()), TrashName, unix.AT_REMOVEDIR); err != nil && !isGone(err) && !isNotEmpty(err) {
-			c.addErr("remove trash", filepath.Join(c.abs, TrashName), err)
+			c.addErr("remove trash", trashPath, err)
 		}
 	}
 	if c.ctx.Err() != nil {
@@ -215,8 +216,8 @@ func (c *collector) run() {
 }
 
 // dropLock removes the root lock file, still holding the lock, when the
-// run leaves nothing for the next one (no data directory kept, no trash,
-// nothing deferred): a root that holds no VM is left as it was found. A
+// run leaves nothing for the next one (no data directory kept, no trash of
+// this user's, nothing deferred): a root that holds no VM is left as it was found. A
 // collector that opened the file just before finds, once it holds the
 // lock, that the path no longer names it, and starts over on a new file
 // (see lockRoot), so one collector per root still holds, provided this is
@@ -226,11 +227,11 @@ func (c *collector) dropLock() {
 		return
 	}
 	var st unix.Stat_t
-	if err := sysat.Fstatat(int(c.root.Fd()), TrashName, &st, unix.AT_SYMLINK_NOFOLLOW); !errors.Is(err, unix.ENOENT) {
+	if err := sysat.Fstatat(int(c.root.Fd()), TrashName, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && int(st.Uid) == os.Geteuid() {
 		return
 	}
-	if err := sysat.Unlinkat(int(c.root.Fd()), LockName, 0); err != nil && !isGone(err) {
-		c.addErr("remove root lock", filepath.Join(c.abs, LockName), err)
+	if err := sysat.Unlinkat(int(c.root.Fd()), LockName(), 0); err != nil && !isGone(err) {
+		c.addErr("remove root lock", filepath.Join(c.abs, LockName()), err)
 	}
 }
 
@@ -259,14 +260,20 @@ func (c *collector) setDeferred() {
 	c.mu.Unlock()
 }
 
-// rootTrash returns root's trash directory, creating it on first use.
-func (c *collector) rootTrash() (*os.File, error) {
+// rootTrash returns root's trash directory, creating it on first use, or
+// nil when this run may not use one and reclaims in place.
+func (c *collector) rootTrash() *os.File {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.trash == nil && c.trashErr == nil {
-		c.trash, c.trashErr = openTrash(c.root, c.abs, true)
+	if c.trash == nil && !c.noTrash {
+		var err error
+		c.trash, err = openTrash(c.root, c.abs, true)
+		c.noTrash = err != nil
+		if err != nil {
+			c.o.logger.Info("gc: reclaiming in place", "error", err)
+		}
 	}
-	return c.trash, c.trashErr
+	return c.trash
 }
 
 // outcomeKind says how the reclaim of one orphan ended.
@@ -553,17 +560,25 @@ func (c *collector) reclaimLocked(cand scanned, d *os.File, sl *datadir.DirLock)
 	}
 
 	freed, tr, err := c.commit(d, path, sl)
+	if errors.Is(err, errLeftInPlace) {
+		// What was removed is freed; the rest is reported, and stays an
+		// orphan for the next run, its state file still there.
+		c.mu.Lock()
+		c.rep.BytesFreed += freed
+		c.mu.Unlock()
+		now.Detail += "; " + err.Error()
+		return keptAs(now, nil)
+	}
 	if err != nil {
-		if tr.own {
-			// The error being returned is the one that matters.
-			_ = tr.dir.Close()
-		}
 		return keptAs(now, err)
 	}
 	// Committed: from here on everything is optional clean-up, and what a
 	// crash skips is either trash the next run empties, or an empty
 	// directory.
-	freed += c.emptyCommitted(d, tr, path)
+	if tr.dir != nil {
+		more, _ := c.removeTree(tr.dir, tr.name, tr.path, path)
+		freed += more
+	}
 	return reclaimedAs(Orphan{Path: path, Reason: now.Reason, PID: now.PID, Bytes: freed})
 }
 
@@ -579,29 +594,6 @@ func (c *collector) decideLocked(sl *datadir.DirLock, path string) (Candidate, e
 	f := dirFacts{State: s, StateModTime: fi.ModTime, BootID: c.ob.bootID, BootTime: c.ob.bootTime, PIDNamespace: c.ob.pidNS, Now: c.ob.now()}
 	c.ob.lookupProcess(&f)
 	return candidateFrom(path, f, c.o.policy()), nil
-}
-
-// emptyCommitted removes the rootfs-work that commit moved into the trash
-// tr, and the data directory's own trash once that is empty, and returns
-// the bytes freed.
-func (c *collector) emptyCommitted(d *os.File, tr trashRef, path string) int64 {
-	if tr.dir == nil {
-		// There was no rootfs-work to move.
-		return 0
-	}
-	freed, gone := c.removeTree(tr.dir, tr.name, filepath.Join(tr.path, tr.name), path)
-	if !tr.own {
-		// Root's trash is shared by the whole run, which removes it.
-		return freed
-	}
-	if gone {
-		if err := sysat.Unlinkat(int(d.Fd()), TrashName, unix.AT_REMOVEDIR); err != nil && !isGone(err) && !isNotEmpty(err) {
-			c.addErr("remove trash", tr.path, err)
-		}
-	}
-	// A directory: its close has nothing to report.
-	_ = tr.dir.Close()
-	return freed
 }
 
 // unreadable relabels c as unreadable because of err.
@@ -639,29 +631,33 @@ func (c *collector) verifyPath(rel string, d *os.File) error {
 	return nil
 }
 
-// trashRef is where a committed rootfs-work went.
+// trashRef is where a committed rootfs-work went: name in root's trash
+// dir, at path; dir is nil when it was removed in place, or there was none.
 type trashRef struct {
-	dir  *os.File // the trash directory holding it; nil when there was none
-	path string   // the trash directory's path
-	name string   // the entry's name in it
-	own  bool     // dir is the data directory's own trash (close it after use)
+	dir        *os.File
+	path, name string
 }
 
-// commit moves d's rootfs-work into the trash and removes go-microvm's
-// files from d, the state file last and then the lock file, still holding
-// the lock. Everything before the state file's removal can be repeated by
-// the next run; once it is gone d is no longer a candidate. It returns the
-// bytes freed by the small files, and where rootfs-work went.
+// errLeftInPlace stops a commit whose rootfs-work, removed in place, is
+// not all gone: the budget ran out, or something in it stays (a mount
+// point, a live data directory, a failure), reported on its own.
+var errLeftInPlace = errors.New("rootfs-work partly removed in place; the rest is left for the next run")
+
+// commit moves d's rootfs-work into the trash, or removes it in place, and
+// removes go-microvm's files from d, the state file last and then the lock
+// file, still holding the lock. Everything before the state file's removal
+// can be repeated by the next run; once it is gone d is no longer a
+// candidate. It returns the bytes freed so far, and where rootfs-work
+// went.
 func (c *collector) commit(d *os.File, path string, sl *datadir.DirLock) (int64, trashRef, error) {
-	tr, err := c.moveRootfsWork(d, path)
+	freed, tr, err := c.moveRootfsWork(d, path)
 	if err != nil {
-		return 0, tr, err
+		return freed, tr, err
 	}
 	names, err := ownedFiles(d)
 	if err != nil {
-		return 0, tr, fmt.Errorf("list data directory: %w", err)
+		return freed, tr, fmt.Errorf("list data directory: %w", err)
 	}
-	var freed int64
 	for _, name := range names {
 		var st unix.Stat_t
 		err := sysat.Fstatat(int(d.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW)
@@ -692,57 +688,45 @@ func (c *collector) commit(d *os.File, path string, sl *datadir.DirLock) (int64,
 	return freed, tr, nil
 }
 
-// moveRootfsWork renames d/rootfs-work into root's trash, or into d's own
-// trash when d is on another filesystem. A missing rootfs-work is nothing
+// moveRootfsWork renames d/rootfs-work into root's trash. Where it cannot
+// (this run has no trash, d is on another filesystem, the trash went
+// away) it removes rootfs-work in place, returning the bytes freed, and
+// errLeftInPlace when some of it stays. A missing rootfs-work is nothing
 // to move (a creator that died before the clone).
-func (c *collector) moveRootfsWork(d *os.File, path string) (trashRef, error) {
+func (c *collector) moveRootfsWork(d *os.File, path string) (int64, trashRef, error) {
+	wpath := filepath.Join(path, rootfsWorkName)
 	var st unix.Stat_t
 	if err := sysat.Fstatat(int(d.Fd()), rootfsWorkName, &st, unix.AT_SYMLINK_NOFOLLOW); errors.Is(err, unix.ENOENT) {
-		return trashRef{}, nil
+		return 0, trashRef{}, nil
 	}
 	// Moving a directory to another parent rewrites its "..": it must be
 	// writable too.
-	if w, err := openDirAt(d, rootfsWorkName, filepath.Join(path, rootfsWorkName)); err == nil {
+	if w, err := openDirAt(d, rootfsWorkName, wpath); err == nil {
 		_, werr := makeWritable(w, w.Name())
 		// A directory: its close has nothing to report.
 		_ = w.Close()
 		if werr != nil {
-			return trashRef{}, werr
+			return 0, trashRef{}, werr
 		}
 	}
-	name := trashEntryName()
-	t, err := c.rootTrash()
-	if err != nil {
-		return trashRef{}, fmt.Errorf("open trash: %w", err)
-	}
-	err = sysat.Renameat(int(d.Fd()), rootfsWorkName, int(t.Fd()), name)
-	if err == nil {
-		return trashRef{dir: t, path: filepath.Join(c.abs, TrashName), name: name}, nil
-	}
-	if errors.Is(err, unix.ENOENT) {
-		// Removed by someone else since the look: nothing to move.
-		return trashRef{}, nil
-	}
-	if !errors.Is(err, unix.EXDEV) {
-		return trashRef{}, &fs.PathError{Op: "rename", Path: filepath.Join(path, rootfsWorkName), Err: err}
-	}
-	// A rename cannot cross filesystems, and copying would be the very
-	// cost being avoided: trash on d's own filesystem instead. A crash
-	// before it is emptied leaves it for the next run, which finds it
-	// beside the state file or, once that is gone, on its own.
-	own, err := openTrash(d, path, true)
-	if err != nil {
-		return trashRef{}, fmt.Errorf("open trash: %w", err)
-	}
-	tpath := filepath.Join(path, TrashName)
-	if err := sysat.Renameat(int(d.Fd()), rootfsWorkName, int(own.Fd()), name); err != nil {
-		// The error being returned is the one that matters.
-		_ = own.Close()
-		if errors.Is(err, unix.ENOENT) {
-			_ = sysat.Unlinkat(int(d.Fd()), TrashName, unix.AT_REMOVEDIR)
-			return trashRef{}, nil
+	if t := c.rootTrash(); t != nil {
+		name := trashEntryName()
+		err := sysat.Renameat(int(d.Fd()), rootfsWorkName, int(t.Fd()), name)
+		if err == nil {
+			return 0, trashRef{dir: t, path: filepath.Join(c.abs, TrashName, name), name: name}, nil
 		}
-		return trashRef{}, &fs.PathError{Op: "rename", Path: filepath.Join(path, rootfsWorkName), Err: err}
+		// ENOENT is either side: rootfs-work removed by someone else
+		// since the look (nothing to move), or the trash itself.
+		if serr := sysat.Fstatat(int(d.Fd()), rootfsWorkName, &st, unix.AT_SYMLINK_NOFOLLOW); errors.Is(serr, unix.ENOENT) {
+			return 0, trashRef{}, nil
+		}
+		// Otherwise (another filesystem, EXDEV, say) a rename cannot do,
+		// and copying would be the very cost being avoided.
+		c.o.logger.Debug("gc: removing in place", "path", wpath, "error", err)
 	}
-	return trashRef{dir: own, path: tpath, name: name, own: true}, nil
+	freed, gone := c.removeTree(d, rootfsWorkName, wpath, path)
+	if !gone {
+		return freed, trashRef{}, errLeftInPlace
+	}
+	return freed, trashRef{}, nil
 }

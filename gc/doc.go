@@ -28,8 +28,10 @@
 // Scan and Orphans only look: they create no file or directory, so they
 // work on a read-only filesystem.
 //
-// Collect holds root/.go-microvm-gc.lock for its whole run; a second
-// collector on the same root gets ErrBusy at once instead of waiting.
+// Collect holds this user's root lock (root/.go-microvm-gc-<euid>.lock) for
+// its whole run; a second collector of the same user on the same root gets
+// ErrBusy at once instead of waiting. Collectors of other users have their
+// own lock, and never wait for each other.
 //
 // Collect decides each reclaim again while it holds the data directory's run
 // lease and state lock, so a VM that started or changed during the sweep is
@@ -41,9 +43,9 @@
 // unless it is then empty. Root itself is never removed.
 //
 // Collect is crash-safe: rootfs-work is first renamed into the collector's
-// trash, the state file is removed last, and every run first empties the
-// trash, so a collector killed at any instant leaves nothing that the next
-// run does not reclaim.
+// trash (or, where there is none, removed in place), the state file is
+// removed last, and every run first empties the trash, so a collector
+// killed at any instant leaves nothing that the next run does not reclaim.
 //
 // Deletion is relative to directory descriptors: it never follows a
 // symbolic link, never crosses into another filesystem (a mount point is

@@ -129,8 +129,7 @@ const (
 
 // observeAt gathers the facts about the data directory d whose state file
 // the walk opened as sf (closed here), without changing anything, and
-// returns them with the state file's device number (0 when it could not be
-// read).
+// returns them.
 //
 // It reads and probes through the descriptors the walk opened (datadir.Dir),
 // so what it sees is the directory the walk reached, and no path is
@@ -144,31 +143,31 @@ const (
 // set and the lease free, /proc is read only for a record with the exact
 // identity of this boot, whose runner may have closed its lease
 // descriptor. p is the policy the facts will be classified with.
-func (ob *observer) observeAt(d datadir.Dir, sf datadir.StateFile, p reclaimPolicy, mode probeMode) (f dirFacts, dev uint64) {
+func (ob *observer) observeAt(d datadir.Dir, sf datadir.StateFile, p reclaimPolicy, mode probeMode) (f dirFacts) {
 	var fi datadir.FileInfo
 	fi, f.StateErr = sf.Read(parseInto(&f.State))
 	// Opened read-only: its close has nothing to report.
 	_ = sf.Close()
-	dev, f.StateModTime = fi.Dev, fi.ModTime
+	f.StateModTime = fi.ModTime
 	f.BootID, f.BootTime, f.PIDNamespace, f.Now = ob.bootID, ob.bootTime, ob.pidNS, ob.now()
 	if f.StateErr != nil && mode == probeOrphans {
 		// Unreadable whatever the locks say.
-		return f, dev
+		return f
 	}
 
 	marked := f.State != nil && f.State.Leased
 	if mode == probeAll || marked {
 		if f.LeaseHeld, f.LeaseErr = d.ProbeLease(); f.LeaseHeld || f.LeaseErr != nil {
 			// classify looks no further.
-			return f, dev
+			return f
 		}
 	}
 	if c := ob.lookupForScan(&f, p); c != ClassOrphan {
-		return f, dev
+		return f
 	}
 	if mode == probeOrphans && !marked {
 		if f.LeaseHeld, f.LeaseErr = d.ProbeLease(); f.LeaseHeld || f.LeaseErr != nil {
-			return f, dev
+			return f
 		}
 	}
 	// A held state lock turns only an orphan into busy; any other verdict
@@ -176,7 +175,7 @@ func (ob *observer) observeAt(d datadir.Dir, sf datadir.StateFile, p reclaimPoli
 	// flocks, is probed only for would-be orphans, and a kept directory
 	// whose lock happens to be held is reported with its other verdict.
 	f.LockHeld, f.LockErr = d.ProbeLock()
-	return f, dev
+	return f
 }
 
 // lookupProcess fills f.Process when classify will need it: for the PID

@@ -87,7 +87,7 @@ func helperMain(mode, arg string) int {
 		defer ls.Release()
 		return hold()
 	case "rootlock":
-		fl := flock.New(filepath.Join(arg, LockName))
+		fl := flock.New(filepath.Join(arg, LockName()))
 		if ok, err := fl.TryLock(); !ok || err != nil {
 			fmt.Fprintln(os.Stderr, "root lock:", ok, err)
 			return 1
@@ -250,7 +250,7 @@ func collect(t testing.TB, root string, opts ...Option) *Report {
 		t.Fatalf("Collect: %v", err)
 	}
 	for _, e := range rep.Errors {
-		t.Errorf("Collect reported %v", &e)
+		t.Errorf("Collect reported %v", e)
 	}
 	return rep
 }

@@ -50,7 +50,7 @@ func TestRootLockFIFO(t *testing.T) {
 	t.Parallel()
 	root := filepath.Join(t.TempDir(), "root")
 	makeVM(t, filepath.Join(root, "vm"), orphanState())
-	lock := filepath.Join(root, LockName)
+	lock := filepath.Join(root, LockName())
 	mkfifo(t, lock)
 	fifos := []string{lock}
 
@@ -93,11 +93,11 @@ func TestHostileOpens(t *testing.T) {
 		collectErr error
 	}{
 		{"root lock is a device", func(t *testing.T, root, _ string) []string {
-			mknod(t, filepath.Join(root, LockName))
+			mknod(t, filepath.Join(root, LockName()))
 			return nil
 		}, ClassOrphan, false, ErrNotRegular},
 		{"root lock is a symlink", func(t *testing.T, root, outside string) []string {
-			if err := os.Symlink(filepath.Join(outside, "f"), filepath.Join(root, LockName)); err != nil {
+			if err := os.Symlink(filepath.Join(outside, "f"), filepath.Join(root, LockName())); err != nil {
 				t.Fatal(err)
 			}
 			return nil

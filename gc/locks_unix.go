@@ -34,7 +34,8 @@ const rootLockFlags = unix.O_CREAT | unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NO
 // descriptor; closing it releases the lock. It returns an error wrapping
 // ErrBusy when another collector holds it, and an error wrapping
 // ErrNotRegular, naming the path, when something other than a regular file
-// has the lock's name.
+// has the lock's name, or wrapping fs.ErrPermission or errOpenToOthers when
+// the file is not this user's alone: another user could hold it.
 //
 // The name is looked at before it is opened, so a device node planted
 // there is not even opened; the open itself never follows a symlink and
@@ -66,16 +67,17 @@ const maxLockAttempts = 8
 var errLockReplaced = errors.New("root lock file replaced")
 
 func lockRootOnce(root *os.File, abs string) (int, error) {
-	path := abs + string(os.PathSeparator) + LockName
+	name := LockName()
+	path := abs + string(os.PathSeparator) + name
 	fd := -1
 	rfd := int(root.Fd())
 	err := func() error {
 		var st unix.Stat_t
-		if err := sysat.Fstatat(rfd, LockName, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && !sysat.IsRegular(&st) {
+		if err := sysat.Fstatat(rfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && !sysat.IsRegular(&st) {
 			return datadir.NotRegular("lock", path, &st)
 		}
 		var err error
-		fd, err = sysat.Openat(rfd, LockName, rootLockFlags, 0o600)
+		fd, err = sysat.Openat(rfd, name, rootLockFlags, 0o600)
 		if err != nil {
 			return &fs.PathError{Op: "open", Path: path, Err: err}
 		}
@@ -85,6 +87,9 @@ func lockRootOnce(root *os.File, abs string) (int, error) {
 		if !sysat.IsRegular(&st) {
 			return datadir.NotRegular("lock", path, &st)
 		}
+		if err := checkOwn(&st, path); err != nil {
+			return err
+		}
 		err = sysat.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			return fmt.Errorf("collect %s: %w", abs, ErrBusy)
@@ -93,7 +98,7 @@ func lockRootOnce(root *os.File, abs string) (int, error) {
 			return &fs.PathError{Op: "lock", Path: path, Err: err}
 		}
 		var now unix.Stat_t
-		if err := sysat.Fstatat(rfd, LockName, &now, unix.AT_SYMLINK_NOFOLLOW); err != nil || now.Dev != st.Dev || now.Ino != st.Ino {
+		if err := sysat.Fstatat(rfd, name, &now, unix.AT_SYMLINK_NOFOLLOW); err != nil || now.Dev != st.Dev || now.Ino != st.Ino {
 			return errLockReplaced
 		}
 		return nil
@@ -117,7 +122,7 @@ func lockRootOnce(root *os.File, abs string) (int, error) {
 // and would now keep the reclaimed directory from being removed.
 func dropIdleLock(dir *os.File, path string) {
 	var st unix.Stat_t
-	if err := sysat.Fstatat(int(dir.Fd()), LockName, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := sysat.Fstatat(int(dir.Fd()), LockName(), &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return
 	}
 	fd, err := lockRoot(dir, path, false)
@@ -126,7 +131,7 @@ func dropIdleLock(dir *os.File, path string) {
 	}
 	// Closing drops the lock; a lock fd has no data to lose.
 	defer func() { _ = unix.Close(fd) }()
-	_ = sysat.Unlinkat(int(dir.Fd()), LockName, 0)
+	_ = sysat.Unlinkat(int(dir.Fd()), LockName(), 0)
 }
 
 // dropIdleRootLock removes the directory name below parent when all it
@@ -145,7 +150,7 @@ func dropIdleRootLock(parent *os.File, name, path string) {
 	// A directory: its close has nothing to report.
 	defer func() { _ = dir.Close() }()
 	entries, err := dir.Readdirnames(-1)
-	if err != nil || len(entries) != 1 || entries[0] != LockName {
+	if err != nil || len(entries) != 1 || entries[0] != LockName() {
 		return
 	}
 	fd, err := lockRoot(dir, path, false)
@@ -157,7 +162,7 @@ func dropIdleRootLock(parent *os.File, name, path string) {
 	if again, err := ownedOnly(dir); err != nil || !again {
 		return
 	}
-	err = sysat.Unlinkat(int(dir.Fd()), LockName, 0)
+	err = sysat.Unlinkat(int(dir.Fd()), LockName(), 0)
 	if err != nil {
 		return
 	}
@@ -173,5 +178,5 @@ func ownedOnly(dir *os.File) (bool, error) {
 	// A directory: its close has nothing to report.
 	defer func() { _ = r.Close() }()
 	names, err := r.Readdirnames(-1)
-	return len(names) == 1 && names[0] == LockName, err
+	return len(names) == 1 && names[0] == LockName(), err
 }

@@ -121,8 +121,8 @@ func findKept(rep *Report, path string) *Candidate {
 }
 
 // TestDataDirOnOtherFilesystem: a data directory that is a mount point
-// cannot rename rootfs-work into root's trash; it gets its own trash, and
-// nothing of it is left but the mount point itself.
+// cannot rename rootfs-work into root's trash; it is reclaimed in place,
+// and nothing of it is left but the mount point itself.
 func TestDataDirOnOtherFilesystem(t *testing.T) {
 	// Not parallel: it mounts, which changes the process's mount table
 	// that other tests' walks read.
@@ -142,29 +142,6 @@ func TestDataDirOnOtherFilesystem(t *testing.T) {
 	if len(entries) != 0 {
 		t.Errorf("left in the mounted data dir: %v", entries)
 	}
-}
-
-// TestLeftoverTrashOnOtherFilesystem: data directories on another
-// filesystem than root keep their own trash; what a killed collector left
-// there is emptied, whatever the directory's class.
-func TestLeftoverTrashOnOtherFilesystem(t *testing.T) {
-	// Not parallel: it mounts, which changes the process's mount table
-	// that other tests' walks read.
-	base := t.TempDir()
-	root := filepath.Join(base, "root")
-	live, orphan := filepath.Join(root, "live"), filepath.Join(root, "orphan")
-	mountTmpfs(t, base, live)
-	mountTmpfs(t, base, orphan)
-	makeVM(t, live, &state.State{Version: 1})
-	leftoverTree(t, filepath.Join(live, TrashName, "1-1-3"))
-	makeVM(t, orphan, orphanState())
-	leftoverTree(t, filepath.Join(orphan, TrashName, "1-1-4"))
-	if orphans, err := Orphans(root); err != nil || len(orphans) != 1 {
-		t.Fatalf("Orphans = %+v, %v; want only root/orphan", orphans, err)
-	}
-	collect(t, root)
-	mustNotExist(t, filepath.Join(live, TrashName), filepath.Join(orphan, TrashName), filepath.Join(orphan, state.FileName))
-	mustExist(t, filepath.Join(live, state.FileName), filepath.Join(live, rootfsWorkName))
 }
 
 // requireMount skips the test unless this process may mount.

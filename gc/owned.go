@@ -187,7 +187,7 @@ func (c *collector) onlyBranch(p *os.File, name string, child *os.File) bool {
 		return false
 	}
 	for _, n := range names {
-		if n != name && n != LockName && !c.o.ownedAt(int(p.Fd()), n) {
+		if n != name && n != LockName() && !c.o.ownedAt(int(p.Fd()), n) {
 			return false
 		}
 	}

@@ -138,7 +138,7 @@ func TestOwnedNamesDefault(t *testing.T) {
 func TestOwnedNamesInvalid(t *testing.T) {
 	t.Parallel()
 	o := newOptions([]Option{WithOwnedNames("", ".", "..", "a/b", "../x", state.FileName, state.LockFileName,
-		rootfsWorkName, "state-1.json.tmp", consoleLogName, TrashName, LockName, "ok")})
+		rootfsWorkName, "state-1.json.tmp", consoleLogName, TrashName, LockName(), "ok")})
 	if len(o.owned) != 1 || o.owned[0] != "ok" {
 		t.Fatalf("owned names kept: %q, want only \"ok\"", o.owned)
 	}

@@ -228,12 +228,12 @@ func TestNoLockOrTrashLeftInEmptyRoot(t *testing.T) {
 	// A root whose only orphan is reclaimed is left without them too.
 	makeVM(t, filepath.Join(root, "vm"), orphanState())
 	collect(t, root)
-	mustNotExist(t, filepath.Join(root, "vm"), filepath.Join(root, LockName), filepath.Join(root, TrashName))
+	mustNotExist(t, filepath.Join(root, "vm"), filepath.Join(root, LockName()), filepath.Join(root, TrashName))
 	live := filepath.Join(root, "live")
 	smallVM(t, live, orphanState())
 	startHelper(t, "lease", live, "ready")
 	collect(t, root)
-	mustExist(t, filepath.Join(root, LockName))
+	mustExist(t, filepath.Join(root, LockName()))
 }
 
 // TestRootLockRemovalKeepsOneCollector: collectors that take the root lock
@@ -272,7 +272,7 @@ func TestRootLockRemovalKeepsOneCollector(t *testing.T) {
 					f.Close()
 					os.Remove(holder)
 				}
-				_ = unix.Unlinkat(int(dir.Fd()), LockName, 0)
+				_ = unix.Unlinkat(int(dir.Fd()), LockName(), 0)
 				unix.Close(fd)
 			}
 		})
@@ -284,7 +284,7 @@ func TestRootLockRemovalKeepsOneCollector(t *testing.T) {
 	if taken.Load() == 0 {
 		t.Error("no collector ever took the lock")
 	}
-	mustNotExist(t, filepath.Join(root, LockName))
+	mustNotExist(t, filepath.Join(root, LockName()))
 }
 
 // TestDataDirWithIdleLockRemoved: a collection over a data directory
@@ -297,7 +297,7 @@ func TestDataDirWithIdleLockRemoved(t *testing.T) {
 	dir := filepath.Join(root, "vm")
 	smallVM(t, dir, &state.State{Version: 1, Name: "stopped"})
 	collect(t, dir)
-	mustExist(t, filepath.Join(dir, LockName))
+	mustExist(t, filepath.Join(dir, LockName()))
 	writeJSON(t, dir, orphanState())
 	rep := collect(t, root)
 	if len(rep.Reclaimed) != 1 {

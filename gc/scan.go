@@ -244,9 +244,6 @@ type scanned struct {
 // scanResult is what a sweep found under root.
 type scanResult struct {
 	cands []scanned
-	// trash lists directories below root (relative, never ".") that hold a
-	// per-directory trash left by an earlier Collect.
-	trash []string
 	errs  []*fs.PathError
 }
 
@@ -255,7 +252,6 @@ type scanResult struct {
 func scan(ctx context.Context, rootDir *os.File, abs string, o *options, mode probeMode) *scanResult {
 	s := newScanner(ctx, rootDir, abs, o, mode)
 	s.run()
-	slices.Sort(s.res.trash)
 	slices.SortFunc(s.res.cands, func(a, b scanned) int { return cmp.Compare(a.Path, b.Path) })
 	return &s.res
 }
@@ -433,7 +429,6 @@ func (s *scanner) merge(k *walk) {
 	k.flush()
 	s.mu.Lock()
 	s.res.cands = append(s.res.cands, k.res.cands...)
-	s.res.trash = append(s.res.trash, k.res.trash...)
 	s.res.errs = append(s.res.errs, k.res.errs...)
 	s.mu.Unlock()
 }
@@ -511,11 +506,6 @@ func (k *walk) keep(dirfd int, e *dirent, rel string, candidate bool) bool {
 		return false
 	}
 	if strings.HasPrefix(e.name, OwnPrefix) {
-		if e.name == TrashName && rel != "." {
-			// Left by a collector killed after its commit; root's own
-			// trash is emptied before the walk.
-			k.res.trash = append(k.res.trash, rel)
-		}
 		return false
 	}
 	return !candidate || !notEntered(e.name)
@@ -629,12 +619,6 @@ func (k *walk) visit(fd int, rel string, level int, leased bool) (candidate, lis
 		}
 	}
 	if level >= s.o.depth {
-		// Too deep to list, but a trash left by a collector killed after
-		// its commit may be here.
-		var st unix.Stat_t
-		if rel != "." && sysat.Fstatat(fd, TrashName, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && sysat.IsDir(&st) {
-			k.res.trash = append(k.res.trash, rel)
-		}
 		return candidate, false
 	}
 	return candidate, true
@@ -656,7 +640,6 @@ func (k *walk) classify(d datadir.Dir, sf datadir.StateFile, serr error, rel str
 	s := k.s
 	path := d.Path()
 	var f dirFacts
-	var dev uint64
 	switch {
 	case serr != nil:
 		f = s.observer().bare()
@@ -668,7 +651,6 @@ func (k *walk) classify(d datadir.Dir, sf datadir.StateFile, serr error, rel str
 				f.LeaseHeld, f.LeaseErr = d.ProbeLease()
 			}
 		}
-		dev = devOfFd(d.Fd())
 	case leased:
 		// The lock table listed the lease held: what observeAt finds when
 		// its probe does, without the probe. Scan still reads the state,
@@ -678,7 +660,7 @@ func (k *walk) classify(d datadir.Dir, sf datadir.StateFile, serr error, rel str
 		fi, f.StateErr = sf.Read(parseInto(&f.State))
 		// Opened read-only: its close has nothing to report.
 		_ = sf.Close()
-		dev, f.StateModTime = fi.Dev, fi.ModTime
+		f.StateModTime = fi.ModTime
 		f.LeaseHeld = true
 	case s.mode == probeOrphans:
 		// A held lease decides alone, whatever the state says: the common
@@ -691,23 +673,11 @@ func (k *walk) classify(d datadir.Dir, sf datadir.StateFile, serr error, rel str
 			_ = sf.Close()
 			f = s.observer().bare()
 			f.LeaseHeld, f.LeaseErr = held, err
-			// Not looked at for a trash of its own: one left there by a
-			// collector cut short is emptied once the directory is an
-			// orphan again, or has no state file any more.
-			dev = s.rootDev
 			break
 		}
 		fallthrough
 	default:
-		f, dev = s.observer().observeAt(d, sf, s.o.policy(), s.mode)
-	}
-	// Only a data directory on another filesystem than root ever gets a
-	// trash of its own.
-	if rel != "." && dev != s.rootDev {
-		var st unix.Stat_t
-		if err := sysat.Fstatat(d.Fd(), TrashName, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && sysat.IsDir(&st) {
-			k.res.trash = append(k.res.trash, rel)
-		}
+		f = s.observer().observeAt(d, sf, s.o.policy(), s.mode)
 	}
 	cand := candidateFrom(path, f, s.o.policy())
 	if s.o.sizes {

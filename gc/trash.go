@@ -24,20 +24,39 @@ import (
 )
 
 // Collector-owned names. Nothing else ever uses a name starting with
-// OwnPrefix, so the collector may create and delete them freely, and the
-// search for data directories never enters them.
+// OwnPrefix, so the search for data directories never enters them.
 const (
-	// LockName is the root lock, root/.go-microvm-gc.lock: one collector
-	// per root holds it.
-	LockName = ".go-microvm-gc.lock"
 	// TrashName is the trash directory. root/.go-microvm-gc-trash receives
-	// each reclaimed rootfs-work before it is deleted; a data directory on
-	// another filesystem than root gets its own D/.go-microvm-gc-trash.
+	// each reclaimed rootfs-work before it is deleted, when it is a
+	// directory of the collector's user that no other user may enter, on
+	// root's own mount; otherwise the collector reclaims in place.
 	TrashName = ".go-microvm-gc-trash"
 	// OwnPrefix starts every collector-owned name; such names are never
 	// candidates.
 	OwnPrefix = ".go-microvm-gc"
 )
+
+// LockName returns the name of this user's root lock,
+// .go-microvm-gc-<euid>.lock: one collector of each user per root holds
+// it, so that collectors of different users never lock each other out.
+func LockName() string { return fmt.Sprintf("%s-%d.lock", OwnPrefix, os.Geteuid()) }
+
+// errOpenToOthers refuses a reserved file or directory of this user's
+// that other users may open: what passes through it could be read, or a
+// lock on it held, by them.
+var errOpenToOthers = errors.New("open to other users")
+
+// checkOwn returns nil when st, of the reserved name at path, is this
+// user's and closed to every other user; otherwise an error saying why.
+func checkOwn(st *unix.Stat_t, path string) error {
+	switch {
+	case int(st.Uid) != os.Geteuid():
+		return &fs.PathError{Op: "use", Path: path, Err: fmt.Errorf("%w: owned by uid %d", fs.ErrPermission, st.Uid)}
+	case st.Mode&0o077 != 0:
+		return &fs.PathError{Op: "use", Path: path, Err: fmt.Errorf("%w: mode %#o", errOpenToOthers, st.Mode&0o7777)}
+	}
+	return nil
+}
 
 var trashSeq atomic.Uint64
 
@@ -48,29 +67,45 @@ func trashEntryName() string {
 	return fmt.Sprintf("%d-%d-%d", time.Now().UnixNano(), os.Getpid(), trashSeq.Add(1))
 }
 
-// openTrash opens the trash directory in parent, creating it if create is
-// set. A non-directory in its place (a symlink, say) has taken the
-// collector's own name: with create it is unlinked (never followed) and
-// the directory made anew.
-func openTrash(parent *os.File, parentPath string, create bool) (*os.File, error) {
-	path := filepath.Join(parentPath, TrashName)
+// openTrash opens root's trash, making it first (mode 0700) when create is
+// set. It returns an error, and the trash is not used, unless it is a
+// directory of this user's closed to every other user and not a mount
+// point: an error wrapping fstree.ErrMountPoint or errOpenToOthers is
+// worth an operator's look, any other (the name free, another user's
+// trash, a full disk) is not.
+func openTrash(root *os.File, abs string, create bool) (*os.File, error) {
+	path := filepath.Join(abs, TrashName)
 	if create {
-		if err := sysat.Mkdirat(int(parent.Fd()), TrashName, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+		if err := sysat.Mkdirat(int(root.Fd()), TrashName, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
 			return nil, &fs.PathError{Op: "mkdir", Path: path, Err: err}
 		}
 	}
-	t, err := openDirAt(parent, TrashName, path)
-	notDir := errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR)
-	if err == nil || !create || !notDir {
-		return t, err
+	t, err := openDirAt(root, TrashName, path)
+	if err != nil {
+		return nil, err
 	}
-	if err := sysat.Unlinkat(int(parent.Fd()), TrashName, 0); err != nil {
-		return nil, &fs.PathError{Op: "unlink", Path: path, Err: err}
+	var st unix.Stat_t
+	err = sysat.Fstat(int(t.Fd()), &st)
+	switch {
+	case err != nil:
+		err = &fs.PathError{Op: "fstat", Path: path, Err: err}
+	case !fstree.SameMount(root, t):
+		err = &fs.PathError{Op: "use", Path: path, Err: fstree.ErrMountPoint}
+	default:
+		err = checkOwn(&st, path)
 	}
-	if err := sysat.Mkdirat(int(parent.Fd()), TrashName, 0o700); err != nil {
-		return nil, &fs.PathError{Op: "mkdir", Path: path, Err: err}
+	if err != nil {
+		// A directory: its close has nothing to report.
+		_ = t.Close()
+		return nil, err
 	}
-	return openDirAt(parent, TrashName, path)
+	return t, nil
+}
+
+// worthReporting reports whether err, from openTrash, is something an
+// operator should fix, rather than a reason to reclaim in place.
+func worthReporting(err error) bool {
+	return errors.Is(err, fstree.ErrMountPoint) || errors.Is(err, errOpenToOthers)
 }
 
 // emptyTrash deletes every entry of the trash directory t (at path), in
@@ -198,37 +233,6 @@ func nestedInUse(ob *observer, p reclaimPolicy) func(fd int, path string) string
 			return "nested data directory: " + string(v.Reason)
 		}
 		return ""
-	}
-}
-
-// emptyDirTrash empties and removes the per-directory trash of the data
-// directory at rel, left by an earlier Collect that was cut short.
-func (c *collector) emptyDirTrash(rel string) {
-	path := filepath.Join(c.abs, rel)
-	d, err := fstree.OpenDir(c.root, rel)
-	if err != nil {
-		if !isGone(err) {
-			c.addErr("open", path, err)
-		}
-		return
-	}
-	// A directory: its close has nothing to report.
-	defer func() { _ = d.Close() }()
-	tpath := filepath.Join(path, TrashName)
-	t, err := openTrash(d, path, false)
-	if err != nil {
-		if !isGone(err) {
-			c.addErr("open trash", tpath, err)
-		}
-		return
-	}
-	empty := c.emptyTrash(t, tpath)
-	// A directory: its close has nothing to report.
-	_ = t.Close()
-	if empty {
-		if err := sysat.Unlinkat(int(d.Fd()), TrashName, unix.AT_REMOVEDIR); err != nil && !isGone(err) && !isNotEmpty(err) {
-			c.addErr("remove trash", tpath, err)
-		}
 	}
 }
 

@@ -143,7 +143,7 @@ func TestUnprivilegedReadOnlyDataDir(t *testing.T) {
 	if len(rep.Reclaimed) != 3 || len(rep.Kept) != 0 || len(rep.Errors) != 0 {
 		t.Fatalf("report %+v; want the three orphans reclaimed", rep)
 	}
-	mustNotExist(t, withLock, noLock, filepath.Join(root, "team"), filepath.Join(root, TrashName), filepath.Join(root, LockName))
+	mustNotExist(t, withLock, noLock, filepath.Join(root, "team"), filepath.Join(root, TrashName), filepath.Join(root, LockName()))
 }
 
 // TestUnprivilegedNotOwner: a read-only data directory the collector does

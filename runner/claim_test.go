@@ -95,7 +95,7 @@ func TestClaimDefaultRootIsDataDir(t *testing.T) {
 			t.Errorf("beside the data directory: %v", err)
 		}
 	}
-	for _, p := range []string{filepath.Join(config, gc.LockName), filepath.Join(config, gc.TrashName), filepath.Join(dir, "cache", "sha256")} {
+	for _, p := range []string{filepath.Join(config, gc.LockName()), filepath.Join(config, gc.TrashName), filepath.Join(dir, "cache", "sha256")} {
 		_, err := os.Lstat(p)
 		if want := p == filepath.Join(dir, "cache", "sha256"); (err == nil) != want {
 			t.Errorf("%s: %v", p, err)

@@ -103,7 +103,7 @@ func helperMain(mode string) int {
 		}
 		testproc.Say("%s %d", testproc.Ready, p.PID())
 	case "gclock":
-		l := flock.New(filepath.Join(os.Getenv("ROOT"), gc.LockName))
+		l := flock.New(filepath.Join(os.Getenv("ROOT"), gc.LockName()))
 		ok, err := l.TryLock()
 		if err != nil || !ok {
 			return fail(fmt.Errorf("take gc lock: ok=%v: %v", ok, err))

@@ -18,7 +18,7 @@ import (
 // could: the collector opens root/.go-microvm-gc.lock for reading,
 // creating it when missing.
 func lockAccess(root string) error {
-	lock := filepath.Join(root, gc.LockName)
+	lock := filepath.Join(root, gc.LockName())
 	if _, err := os.Lstat(lock); err == nil {
 		if err := unix.Access(lock, unix.R_OK); err != nil {
 			return &os.PathError{Op: "open", Path: lock, Err: err}

@@ -51,6 +51,8 @@ func TestScripts(t *testing.T) {
 			// The default root must never be the real one of whoever runs
 			// the tests.
 			env.Setenv(envDataDir, "")
+			// This user's root lock, for scripts to check it is gone.
+			env.Setenv("LOCK", gc.LockName())
 			return nil
 		},
 		Condition: func(cond string) (bool, error) {
@@ -86,7 +88,7 @@ func cmdRootLock(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: rootlock ROOT")
 	}
-	fl := flock.New(filepath.Join(ts.MkAbs(args[0]), gc.LockName))
+	fl := flock.New(filepath.Join(ts.MkAbs(args[0]), gc.LockName()))
 	ok, err := fl.TryLock()
 	ts.Check(err)
 	if !ok {

@@ -227,7 +227,7 @@ func TestMetricsFile(t *testing.T) {
 	}
 
 	// A busy run: busy is 1, the last success is carried over.
-	fl := flock.New(filepath.Join(root, gc.LockName))
+	fl := flock.New(filepath.Join(root, gc.LockName()))
 	if ok, err := fl.TryLock(); !ok || err != nil {
 		t.Fatalf("take root lock: %v %v", ok, err)
 	}

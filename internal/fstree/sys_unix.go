@@ -6,6 +6,8 @@
 package fstree
 
 import (
+	"os"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/stacklok/go-microvm/internal/sysat"
@@ -86,6 +88,26 @@ func (m mounter) same(a, b fileID) (same, known bool) {
 func (m mounter) onMount(a, b fileID) bool {
 	same, known := m.same(a, b)
 	return same && known
+}
+
+// SameMount reports whether the open directory d is on the mount of the
+// open directory parent, judged as a walk judges a subdirectory: false when
+// d is a mount point, and also where the system cannot tell a bind mount
+// of parent's filesystem, or a stat fails.
+func SameMount(parent, d *os.File) bool {
+	m := mounter{method: mountAuto.resolve(int(parent.Fd()))}
+	a, err := m.fstatFD(int(parent.Fd()))
+	if err != nil {
+		return false
+	}
+	b, err := m.fstatFD(int(d.Fd()))
+	if err != nil {
+		return false
+	}
+	if m.method == mountInfo {
+		m.devOnce = devMountedOnce(a.id.dev)
+	}
+	return m.onMount(a.id, b.id)
 }
 
 // stat holds the facts of one entry that a walk needs.

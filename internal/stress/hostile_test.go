@@ -606,13 +606,13 @@ func hostileCorpus(t *testing.T, self procinfo.Info) []hostileCase {
 			build: func(e *hostileEnv, dir string) {
 				orphanState(e, dir)
 				smallRootfs(e.t, dir)
-				symlink(e.t, filepath.Join(e.outside, "lockfile"), filepath.Join(e.root, gc.LockName))
+				symlink(e.t, filepath.Join(e.outside, "lockfile"), filepath.Join(e.root, gc.LockName()))
 			}},
 		{name: "rootlock-fifo", dir: "vm", what: "root/.go-microvm-gc.lock is a FIFO", class: gc.ClassOrphan, alone: true, partial: true,
 			build: func(e *hostileEnv, dir string) {
 				orphanState(e, dir)
 				smallRootfs(e.t, dir)
-				fifo := filepath.Join(e.root, gc.LockName)
+				fifo := filepath.Join(e.root, gc.LockName())
 				if err := unix.Mkfifo(fifo, 0o644); err != nil {
 					e.t.Fatal(err)
 				}
@@ -853,7 +853,7 @@ func runHostile(t *testing.T, lat *latencies, cases []hostileCase) {
 	// Collect finishes every orphan and empties the trash. Root-level
 	// traps (a symlinked or FIFO lock, a file or symlink as trash) are
 	// removed first, as an operator would after reading the report.
-	for _, name := range []string{gc.TrashName, gc.LockName} {
+	for _, name := range []string{gc.TrashName, gc.LockName()} {
 		if fi, err := os.Lstat(filepath.Join(root, name)); err == nil && !fi.IsDir() && (name == gc.TrashName || !fi.Mode().IsRegular()) {
 			os.Remove(filepath.Join(root, name))
 		}
