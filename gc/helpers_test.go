@@ -32,7 +32,7 @@ var runnerPath string
 
 // helperModes are the helpers this package's tests start; each takes one
 // argument.
-var helperModes = []string{"sleep", "lease", "lock", "rootlock", "collect-report", "collectreport", "scan-stream", "scan-slice", "collect"}
+var helperModes = []string{"sleep", "lease", "lock", "rootlock", "collect-report", "collectreport", "scan-stream", "scan-slice", "collect", "collect-pause"}
 
 func TestMain(m *testing.M) {
 	for _, mode := range helperModes {
@@ -100,6 +100,8 @@ func helperMain(mode, arg string) int {
 		return helperCollectReport(arg)
 	case "scan-stream", "scan-slice":
 		return helperScan(mode, arg)
+	case "collect-pause":
+		return collectPaused(arg, os.Getenv("GC_TEST_PAUSE"))
 	case "collect":
 		testproc.Say("start")
 		if _, err := Collect(arg); err != nil {

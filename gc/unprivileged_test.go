@@ -41,6 +41,15 @@ func helperCollectReport(root string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	if err := json.NewEncoder(os.Stdout).Encode(newHelperReport(rep)); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	return 0
+}
+
+// newHelperReport is rep as a helper prints it.
+func newHelperReport(rep *Report) helperReport {
 	out := helperReport{Kept: rep.Kept, Deferred: rep.Deferred}
 	for _, o := range rep.Reclaimed {
 		out.Reclaimed = append(out.Reclaimed, o.Path)
@@ -51,11 +60,7 @@ func helperCollectReport(root string) int {
 	for i := range out.Kept {
 		out.Kept[i].Err = nil
 	}
-	if err := json.NewEncoder(os.Stdout).Encode(out); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	return 0
+	return out
 }
 
 // collectAs runs Collect over root in a helper process, as uid nobody
