@@ -8,8 +8,8 @@
 // released readers can read every file this package writes, and this package
 // reads every file released writers produce.
 //
-// Reads never follow a symlink, never block on a FIFO, and never read more
-// than MaxFileSize+1 bytes. A state file that is not a regular file, is over
+// Reads never follow a symlink, never open a device, FIFO or socket (the
+// type is looked at first), and never read more than MaxFileSize+1 bytes. A state file that is not a regular file, is over
 // the cap, is not a JSON object, or has a version newer than CurrentVersion
 // is rejected at once with an error naming the path and matching
 // ErrNotRegular, ErrTooLarge, ErrCorrupt or ErrNewerVersion under errors.Is.

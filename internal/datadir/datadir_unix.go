@@ -79,15 +79,14 @@ type StateFile struct {
 	dir, name string
 }
 
-// OpenState opens the directory's state file for reading without following
-// a symlink, without waiting if it is a FIFO, and without reading anything.
-// Its type is checked by StateFile.Read, before anything is read: a scan
-// opens the state file of every directory it meets, and a look before the
-// open would cost each one a syscall (a lock file, by contrast, is looked
-// at before it is opened, so a device there is never opened).
-// A missing file is an error wrapping fs.ErrNotExist (the directory holds
-// no state); a symlink is an *fs.PathError matching ErrNotRegular; any
-// other failure is an *fs.PathError naming the file.
+// OpenState opens the directory's state file for reading without reading
+// anything. Its type is looked at first, so a device, FIFO or socket there
+// is never opened, and the open neither follows a symlink nor waits nor
+// takes a terminal, should the file be swapped in between; StateFile.Read
+// checks the type again. A missing file is an error wrapping
+// fs.ErrNotExist (the directory holds no state); a symlink or any other
+// non-regular file is an *fs.PathError matching ErrNotRegular; any other
+// failure is an *fs.PathError naming the file.
 func (d Dir) OpenState() (StateFile, error) {
 	return openStateAt(d.fd, d.path, FileName)
 }
@@ -109,6 +108,18 @@ func ReadPath(path string, parse Parser) (FileInfo, error) {
 }
 
 func openStateAt(dirfd int, dir, name string) (StateFile, error) {
+	var st unix.Stat_t
+	// The look needs no descriptor, so a directory holds no state file
+	// exactly when it says so, even in a process out of descriptors.
+	err := sysat.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	switch {
+	case err != nil:
+		return StateFile{fd: -1}, &fs.PathError{Op: "open", Path: atPath(dir, name), Err: err}
+	case sysat.IsSymlink(&st):
+		return StateFile{fd: -1}, &fs.PathError{Op: "read state", Path: atPath(dir, name), Err: fmt.Errorf("%w: symlink not followed", ErrNotRegular)}
+	case !sysat.IsRegular(&st):
+		return StateFile{fd: -1}, NotRegular("read state", atPath(dir, name), &st)
+	}
 	fd, err := sysat.Openat(dirfd, name, readFlags, 0)
 	switch {
 	case err == nil:
@@ -477,8 +488,9 @@ func lockOpened(fd, dirfd int, dir, lockName string, afterLock func(path string)
 
 const (
 	// readFlags opens a state file for reading. O_NOFOLLOW refuses a
-	// symlink; O_NONBLOCK keeps open(2) from waiting for a FIFO's writer.
-	readFlags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
+	// symlink; O_NONBLOCK keeps open(2) from waiting for a FIFO's writer;
+	// O_NOCTTY keeps a terminal from becoming the collector's.
+	readFlags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC
 	// lockFlags opens an existing state lock file. Read-write as released
 	// go-microvm does, so flock emulations that need a writable descriptor
 	// (NFS) still work; O_NONBLOCK so that a FIFO under the name never
