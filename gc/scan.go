@@ -375,7 +375,7 @@ func (s *scanner) run() {
 		s.merge(k)
 	}
 	var wg sync.WaitGroup
-	for range workers() - 1 {
+	for range scanWorkers(s.o.depth) - 1 {
 		wg.Go(share)
 	}
 	share()
@@ -608,7 +608,12 @@ func (k *walk) visit(fd int, rel string, level int, leased bool) (candidate, lis
 	sf, serr := d.OpenState()
 	candidate = !errors.Is(serr, fs.ErrNotExist)
 	if candidate {
-		k.classify(d, sf, serr, rel, leased)
+		if outOfFiles(serr) {
+			// Not a verdict: the next run, with descriptors, decides.
+			k.fail(rel, "observe", serr)
+		} else {
+			k.classify(d, sf, serr, rel, leased)
+		}
 		if rel != "." {
 			// Below root, a data directory holds no other: its
 			// subdirectories are the VM's (rootfs-work, the image cache,
@@ -678,6 +683,12 @@ func (k *walk) classify(d datadir.Dir, sf datadir.StateFile, serr error, rel str
 		fallthrough
 	default:
 		f = s.observer().observeAt(d, sf, s.o.policy(), s.mode)
+	}
+	for _, err := range []error{f.StateErr, f.LeaseErr, f.LockErr, f.Process.Err} {
+		if outOfFiles(err) {
+			k.fail(rel, "observe", err)
+			return
+		}
 	}
 	cand := candidateFrom(path, f, s.o.policy())
 	if s.o.sizes {

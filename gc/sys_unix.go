@@ -146,3 +146,38 @@ func makeWritable(d *os.File, path string) (restore func(), err error) {
 		_ = sysat.Fchmod(int(d.Fd()), mode)
 	}, nil
 }
+
+// outOfFiles reports whether err says this process or the system has no
+// descriptor left: a fact about the collector, never about a directory.
+func outOfFiles(err error) bool {
+	return errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE)
+}
+
+// scanWorkers is how many goroutines walk a scan of the given depth:
+// workers(), fewer when this process has too few descriptors left (a low
+// RLIMIT_NOFILE) for each to hold a branch of the walk, since walks that
+// each hold part of what the others wait for would starve together; one
+// at least.
+func scanWorkers(depth int) int {
+	n := workers()
+	var rl unix.Rlimit
+	if n == 1 || unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) != nil || rl.Cur > 1<<20 {
+		return n
+	}
+	d, err := os.Open("/dev/fd")
+	if err != nil {
+		return n
+	}
+	names, err := d.Readdirnames(-1)
+	// A directory: its close has nothing to report.
+	_ = d.Close()
+	if err != nil {
+		return n
+	}
+	// A walk holds a directory and its listing for each level it lists,
+	// then the data directory, its state file or lock, and two
+	// descriptors of /proc.
+	perWalk := 2*depth + 3
+	free := int(rl.Cur) - len(names)
+	return max(1, min(n, free/perWalk))
+}

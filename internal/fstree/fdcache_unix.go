@@ -10,7 +10,6 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -143,9 +142,6 @@ func (c *fdCache) acquireParent(n *node) (int, error) {
 	return fd, err
 }
 
-// maxDescriptorWaits bounds how often openAt waits for descriptors.
-const maxDescriptorWaits = 40
-
 // openAt opens the directory name below fd. When the process is out of
 // descriptors (a low RLIMIT_NOFILE), it closes the cache's idle ones, keeps
 // none idle from then on, and tries again, waiting a little for the other
@@ -153,15 +149,16 @@ const maxDescriptorWaits = 40
 // since what it leaves would only meet the same limit next time.
 func (c *fdCache) openAt(fd int, name string) (int, error) {
 	for attempt := 0; ; attempt++ {
-		nfd, err := sysat.Openat(fd, name, sysat.DirFlags, 0)
-		if err != unix.EMFILE && err != unix.ENFILE || attempt >= maxDescriptorWaits {
+		nfd, err := sysat.OpenatNow(fd, name, sysat.DirFlags, 0)
+		if err == unix.EMFILE || err == unix.ENFILE {
+			c.mu.Lock()
+			c.limit = 0
+			c.evict()
+			c.mu.Unlock()
+		}
+		if !sysat.WaitForFiles(err, attempt) {
 			return nfd, err
 		}
-		c.mu.Lock()
-		c.limit = 0
-		c.evict()
-		c.mu.Unlock()
-		time.Sleep(time.Duration(min(attempt+1, 10)) * time.Millisecond)
 	}
 }
 

@@ -5,21 +5,56 @@
 
 package sysat
 
-import "golang.org/x/sys/unix"
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+)
 
 // DirFlags opens a directory for reading, never through a symbolic link
 // at the final component (it fails with ELOOP or ENOTDIR instead) and
 // never into a child process.
 const DirFlags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
 
-// Openat opens name relative to the directory dirfd, as openat(2).
+// Openat opens name relative to the directory dirfd, as openat(2). When
+// the process or the system is out of descriptors (EMFILE, ENFILE), it
+// waits a little for other goroutines to close theirs and tries again,
+// for about half a second in all before it returns the error: a walk
+// short of descriptors slows down instead of failing.
 func Openat(dirfd int, name string, flags int, mode uint32) (int, error) {
+	for attempt := 0; ; attempt++ {
+		fd, err := OpenatNow(dirfd, name, flags, mode)
+		if !WaitForFiles(err, attempt) {
+			return fd, err
+		}
+	}
+}
+
+// OpenatNow is Openat without the wait for descriptors, for a caller
+// that has descriptors of its own to close first.
+func OpenatNow(dirfd int, name string, flags int, mode uint32) (int, error) {
 	for {
 		fd, err := unix.Openat(dirfd, name, flags, mode)
 		if err != unix.EINTR {
 			return fd, err
 		}
 	}
+}
+
+// maxFileWaits bounds the waits of WaitForFiles: about half a second in
+// all.
+const maxFileWaits = 60
+
+// WaitForFiles reports whether an open that failed with err, on its
+// attempt (counted from 0), is worth another attempt: err says the
+// process or the system is out of descriptors and the attempts are not
+// used up. Then it has waited a little first, longer each time.
+func WaitForFiles(err error, attempt int) bool {
+	if err != unix.EMFILE && err != unix.ENFILE || attempt >= maxFileWaits {
+		return false
+	}
+	time.Sleep(time.Duration(min(attempt+1, 10)) * time.Millisecond)
+	return true
 }
 
 // Fstatat stats name relative to dirfd into st, as fstatat(2); with

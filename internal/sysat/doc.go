@@ -9,7 +9,9 @@
 // descriptor calls that go with them (fstat, fchmod, flock, read, ...).
 // Each function has the name, arguments and results of its
 // golang.org/x/sys/unix counterpart and differs in one way only: it
-// retries while the call fails with EINTR, so callers never loop. Errors
+// retries while the call fails with EINTR, so callers never loop (and
+// Openat also waits, a bounded time, for descriptors when the process is
+// out of them; OpenatNow does not). Errors
 // are the bare errno (a syscall.Errno), for the caller to wrap in an
 // error naming its path. Close is not here: a close interrupted by a
 // signal has still released the descriptor, so it must not be retried.
