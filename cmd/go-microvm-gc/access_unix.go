@@ -15,7 +15,7 @@ import (
 )
 
 // lockAccess says why this user could not take root's lock, nil when it
-// could: the collector opens root/.go-microvm-gc.lock for reading,
+// could: the collector opens its user's root lock (gc.LockName) for reading,
 // creating it when missing.
 func lockAccess(root string) error {
 	lock := filepath.Join(root, gc.LockName())

@@ -199,7 +199,7 @@ func (a *app) collectRoot(root string, opts []gc.Option, dryRun bool) rootResult
 	}
 	r.rep = rep
 	if dryRun && rep != nil {
-		r.trash = findTrash(a.ctx, root, reportDirs(rep), true)
+		r.trash = findTrash(a.ctx, root, true)
 	}
 	return r
 }
@@ -305,16 +305,4 @@ func (a *app) confirmStopped(roots []string, opts []gc.Option) (bool, error) {
 		eprintf(a.stderr, "  %s\n", quote(p))
 	}
 	return a.confirm(fmt.Sprintf("Delete %s?", plural(len(stopped), "stopped VM", "stopped VMs")))
-}
-
-// reportDirs lists every data directory a report names.
-func reportDirs(rep *gc.Report) []string {
-	var dirs []string
-	for _, o := range rep.Reclaimed {
-		dirs = append(dirs, o.Path)
-	}
-	for _, c := range rep.Kept {
-		dirs = append(dirs, c.Path)
-	}
-	return dirs
 }

@@ -129,7 +129,7 @@ func (a *app) scanRoots(dirs []string, opts []gc.Option, sizes bool) ([]rootList
 			scanErr = err
 		}
 		sortCandidates(cands)
-		listings = append(listings, rootListing{root: root, cands: cands, trash: findTrash(a.ctx, root, candidateDirs(cands), sizes), scanErr: err})
+		listings = append(listings, rootListing{root: root, cands: cands, trash: findTrash(a.ctx, root, sizes), scanErr: err})
 	}
 	return listings, scanErr
 }
@@ -141,12 +141,4 @@ func (a *app) errorf(cmd, format string, args ...any) {
 
 func sortCandidates(cands []gc.Candidate) {
 	sort.SliceStable(cands, func(i, j int) bool { return cands[i].Path < cands[j].Path })
-}
-
-func candidateDirs(cands []gc.Candidate) []string {
-	dirs := make([]string, len(cands))
-	for i, c := range cands {
-		dirs[i] = c.Path
-	}
-	return dirs
 }

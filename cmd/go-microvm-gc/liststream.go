@@ -81,11 +81,6 @@ func (a *app) streamList(lf *listFlags, rs roots, opts []gc.Option, sink listSin
 			d := newDirJSON(c, lf.sizes)
 			sink.dir(root, &d)
 			sum.Counts[c.Class]++
-			if c.Path != root {
-				if t, ok := trashIn(a.ctx, c.Path, lf.sizes); ok {
-					sink.trash(root, newTrashJSON(t))
-				}
-			}
 		}
 	}
 	code, sig := interrupted(a.ctx)

@@ -24,23 +24,12 @@ type pendingTrash struct {
 	Bytes int64
 }
 
-// findTrash returns the non-empty trash directories of root: root's own,
-// and those of the data directories dirs (on another filesystem than
-// root, a data directory gets its own).
-func findTrash(ctx context.Context, root string, dirs []string, sizes bool) []pendingTrash {
-	var out []pendingTrash
-	look := func(dir string) {
-		if t, ok := trashIn(ctx, dir, sizes); ok {
-			out = append(out, t)
-		}
+// findTrash returns root's trash directory when it holds entries.
+func findTrash(ctx context.Context, root string, sizes bool) []pendingTrash {
+	if t, ok := trashIn(ctx, root, sizes); ok {
+		return []pendingTrash{t}
 	}
-	look(root)
-	for _, d := range dirs {
-		if d != root {
-			look(d)
-		}
-	}
-	return out
+	return nil
 }
 
 // trashIn returns the trash directory in dir when it holds entries.
