@@ -11,7 +11,7 @@
 // `make stress` a full one:
 //
 //	STRESS_KILLS     SIGKILLs of the collector in TestKillAnywhere (default 30)
-//	STRESS_DURATION  length of TestConcurrency (default 5s)
+//	STRESS_DURATION  length of TestConcurrency and TestSharedRoot (default 5s)
 //	STRESS_FILES     files in each of the 4 orphan trees of TestKillAnywhere (default 1000)
 //	STRESS_SEED      seed of the random choices (default: the clock; printed)
 package stress
