@@ -111,10 +111,16 @@ stress:
 		-run '^($(FULL_SIZE_TESTS))$$' ./gc/ ./internal/fstree/ ./cmd/go-microvm-gc/
 
 ## upstream-check: drop state, runner and gc into a released go-microvm
-## tree and run its vet and tests there (make upstream-check
-## UPSTREAM=path/to/go-microvm); skipped with a message without UPSTREAM
+## tree, compare the APIs (apidiff) and run its vet and tests there
+## (make upstream-check UPSTREAM=path/to/go-microvm); skipped with a
+## message without UPSTREAM. Trees: v0.0.32 and earlier from
+## github.com/stacklok/go-microvm, v0.0.33-v0.0.36 from the tags of the
+## fork github.com/echidnasys/go-microvm, e.g.
+##   git clone --depth 1 --branch v0.0.36 https://github.com/echidnasys/go-microvm
+## BROODBOX=path/to/brood-box also builds brood-box against the tree and
+## runs its internal/infra/vm tests.
 upstream-check:
-	GO=$(GO) bash scripts/upstream-check.sh "$(UPSTREAM)"
+	GO=$(GO) BROODBOX="$(BROODBOX)" bash scripts/upstream-check.sh "$(UPSTREAM)"
 
 ## ci: what CI runs (.ci/run)
 ci:
