@@ -690,9 +690,10 @@ func (c *collector) commit(d *os.File, path string, sl *datadir.DirLock) (int64,
 
 // moveRootfsWork renames d/rootfs-work into root's trash. Where it cannot
 // (this run has no trash, d is on another filesystem, the trash went
-// away) it removes rootfs-work in place, returning the bytes freed, and
-// errLeftInPlace when some of it stays. A missing rootfs-work is nothing
-// to move (a creator that died before the clone).
+// away) or must not (see movable) it removes rootfs-work in place,
+// returning the bytes freed, and errLeftInPlace when some of it stays. A
+// missing rootfs-work is nothing to move (a creator that died before the
+// clone).
 func (c *collector) moveRootfsWork(d *os.File, path string) (int64, trashRef, error) {
 	wpath := filepath.Join(path, rootfsWorkName)
 	var st unix.Stat_t
@@ -709,7 +710,7 @@ func (c *collector) moveRootfsWork(d *os.File, path string) (int64, trashRef, er
 			return 0, trashRef{}, werr
 		}
 	}
-	if t := c.rootTrash(); t != nil {
+	if t := c.rootTrash(); t != nil && c.movable(d, wpath) {
 		name := trashEntryName()
 		err := sysat.Renameat(int(d.Fd()), rootfsWorkName, int(t.Fd()), name)
 		if err == nil {
@@ -729,4 +730,16 @@ func (c *collector) moveRootfsWork(d *os.File, path string) (int64, trashRef, er
 		return freed, trashRef{}, errLeftInPlace
 	}
 	return freed, trashRef{}, nil
+}
+
+// movable reports whether d's rootfs-work, at wpath, may be moved into the
+// trash: a look through its directories finds no data directory that the
+// removal would leave in place (its VM in use), no mount point, and
+// nothing it could not look into. A directory whose VM is in use is thus
+// never moved, provided it holds its state file when the look passes it;
+// one made in the tree after that may be moved, and is then left in the
+// trash, whole, while in use.
+func (c *collector) movable(d *os.File, wpath string) bool {
+	res, err := c.treeOptions().InUseAt(c.budget, d, rootfsWorkName, wpath)
+	return err == nil && len(res.InUse) == 0 && len(res.Mounts) == 0 && len(res.Errors) == 0
 }

@@ -30,20 +30,33 @@ func smallVM(t *testing.T, dir string, s *state.State) {
 	writeJSON(t, dir, s)
 }
 
-// trashEntries lists root's trash.
-func trashEntries(t *testing.T, root string) []string {
+// startLeasedRunner starts the stand-in runner holding the run lease on
+// dir, as a spawned runner does (the lease's descriptor inherited, the
+// parent's copy closed), and records it in dir's state. It runs until it
+// is killed or the test ends.
+func startLeasedRunner(t *testing.T, dir string) *exec.Cmd {
 	t.Helper()
-	names, err := filepath.Glob(filepath.Join(root, TrashName, "*"))
+	l, err := state.AcquireLease(t.Context(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return names
+	cmd := exec.Command(runnerPath, fmt.Sprintf(`{"root_path":%q}`, t.TempDir()))
+	cmd.ExtraFiles = []*os.File{l.File()}
+	startCmd(t, cmd)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	writeJSON(t, dir, &state.State{Version: 1, Active: true, Name: "nested", PID: cmd.Process.Pid,
+		PIDStartTime: time.Now(), CreatedAt: time.Now(), Leased: true})
+	return cmd
 }
 
 // TestNestedLiveDataDirKept: a live VM's data directory nested inside an
-// orphan's rootfs-work (one with its lease held by another process, one
-// of a released runner recorded by PID alone) survives the orphan's
-// removal, reported; once those VMs are gone, the next run finishes.
+// orphan's rootfs-work (one whose lease a running stand-in runner holds,
+// one of a released runner recorded by PID alone) stays at its path,
+// whole: rootfs-work is removed in place around it, never moved, and the
+// orphan is kept, reported, for the next run, which reclaims it all once
+// those VMs are gone.
 func TestNestedLiveDataDirKept(t *testing.T) {
 	t.Parallel()
 	root := filepath.Join(t.TempDir(), "root")
@@ -51,60 +64,47 @@ func TestNestedLiveDataDirKept(t *testing.T) {
 	makeVM(t, orphan, orphanState())
 	leased := filepath.Join(orphan, rootfsWorkName, "srv", "leased")
 	released := filepath.Join(orphan, rootfsWorkName, "released")
-	s := orphanState()
-	smallVM(t, leased, s)
+	smallVM(t, leased, orphanState())
+	leaseRunner := startLeasedRunner(t, leased)
 	runner := startRunner(t)
 	info := lookup(t, runner.Process.Pid)
 	smallVM(t, released, &state.State{Version: 1, Active: true, Name: "rel", PID: info.PID,
 		PIDStartTime: info.Started.Add(time.Second), CreatedAt: time.Now()})
-	h := startHelper(t, "lease", leased, "ready")
 	beforeLeased, beforeReleased := snapshot(t, leased), snapshot(t, released)
 
 	rep, err := Collect(root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Reclaimed) != 1 || rep.Reclaimed[0].Path != orphan {
-		t.Fatalf("reclaimed %+v; want the orphan", rep.Reclaimed)
+	if len(rep.Reclaimed) != 0 || len(rep.Kept) != 1 || rep.Kept[0].Path != orphan || rep.Kept[0].Class != ClassOrphan {
+		t.Fatalf("reclaimed %+v, kept %+v; want the orphan kept for the next run", rep.Reclaimed, rep.Kept)
 	}
-	mustNotExist(t, filepath.Join(orphan, state.FileName))
-	inUse := 0
+	inUse := map[string]bool{}
 	for _, e := range rep.Errors {
-		if !errors.Is(e.Err, fstree.ErrInUse) {
+		if !errors.Is(e.Err, fstree.ErrInUse) || e.Path != orphan {
 			t.Errorf("error %v; want only the nested directories reported in use", e)
 		}
-		inUse++
+		for _, p := range []string{leased, released} {
+			inUse[p] = inUse[p] || strings.Contains(e.Error(), p)
+		}
 	}
-	if inUse != 2 {
+	if !inUse[leased] || !inUse[released] {
 		t.Errorf("errors %v; want both nested directories reported", rep.Errors)
 	}
-	entries := trashEntries(t, root)
-	if len(entries) != 1 {
-		t.Fatalf("trash %q; want the orphan's rootfs-work left there", entries)
-	}
-	sameSnapshot(t, "leased nested directory", beforeLeased, moved(t, filepath.Join(entries[0], "srv", "leased"), leased))
-	sameSnapshot(t, "released nested directory", beforeReleased, moved(t, filepath.Join(entries[0], "released"), released))
-	mustNotExist(t, filepath.Join(entries[0], "etc"))
+	sameSnapshot(t, "leased nested directory", beforeLeased, snapshot(t, leased))
+	sameSnapshot(t, "released nested directory", beforeReleased, snapshot(t, released))
+	mustExist(t, filepath.Join(orphan, state.FileName))
+	mustNotExist(t, filepath.Join(orphan, rootfsWorkName, "etc"), filepath.Join(root, TrashName))
 
-	h.Kill()
+	_ = leaseRunner.Process.Kill()
+	_ = leaseRunner.Wait()
 	_ = runner.Process.Kill()
 	_ = runner.Wait()
 	rep = collect(t, root)
-	if len(rep.Errors) != 0 {
-		t.Fatalf("second run errors: %v", rep.Errors)
+	if len(rep.Reclaimed) != 1 || rep.Reclaimed[0].Path != orphan {
+		t.Errorf("second run reclaimed %+v; want the orphan", rep.Reclaimed)
 	}
 	mustNotExist(t, filepath.Join(root, TrashName), orphan)
-}
-
-// moved is the snapshot of dir, a directory moved from was, with the
-// paths it had before the move.
-func moved(t *testing.T, dir, was string) map[string]string {
-	t.Helper()
-	snap := map[string]string{}
-	for p, d := range snapshot(t, dir) {
-		snap[was+strings.TrimPrefix(p, dir)] = d
-	}
-	return snap
 }
 
 // TestVMsNamedLikeOwnEntries: a VM directory named cache or rootfs-work

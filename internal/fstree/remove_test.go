@@ -642,7 +642,7 @@ func TestRemoveAll(t *testing.T) {
 
 // TestRemoveAtInUse: a directory holding the marker that Options.InUse
 // calls in use is left, unentered, with its ancestors; one it calls free
-// goes with the rest.
+// goes with the rest. InUseAt finds it first, changing nothing.
 func TestRemoveAtInUse(t *testing.T) {
 	t.Parallel()
 	for _, o := range walkOptions {
@@ -669,7 +669,15 @@ func TestRemoveAtInUse(t *testing.T) {
 				}
 				return ""
 			}
-			res, err := removeTree(t, context.Background(), o, tmp, "tree")
+			// InUseAt finds the same, changing nothing.
+			whole := snapshot(t, tree)
+			res, err := o.InUseAt(context.Background(), openDir(t, tmp), "tree", tree)
+			if err != nil || len(res.InUse) != 1 || res.InUse[0] != (InUse{Path: live, Reason: "lease held"}) {
+				t.Fatalf("InUseAt = %+v, %v; want %s found", res, err, live)
+			}
+			sameSnapshot(t, "tree looked through", whole, snapshot(t, tree))
+			asked = nil
+			res, err = removeTree(t, context.Background(), o, tmp, "tree")
 			if !errors.Is(err, ErrInUse) || len(res.InUse) != 1 || res.InUse[0] != (InUse{Path: live, Reason: "lease held"}) {
 				t.Fatalf("RemoveAt = %+v, %v; want %s kept", res, err, live)
 			}

@@ -91,6 +91,17 @@ func (o Options) SizeAt(ctx context.Context, parent *os.File, name, displayPath 
 	return o.run(ctx, parent, name, displayPath, false)
 }
 
+// InUseAt looks through the entry name of parent, like SizeAt but
+// reading only directories, for what RemoveAt would leave in place there
+// today: the directories Options.InUse calls in use (Result.InUse) and
+// the mount points (Result.Mounts). It changes nothing. Result.Errors
+// lists the directories it could not look into; the counts and Bytes
+// mean nothing. The error is as SizeAt's.
+func (o Options) InUseAt(ctx context.Context, parent *os.File, name, displayPath string) (Result, error) {
+	o.dirsOnly = true
+	return o.run(ctx, parent, name, displayPath, false)
+}
+
 func validName(name string) bool {
 	return name != "" && name != "." && name != ".." && !strings.ContainsRune(name, '/')
 }
@@ -404,7 +415,7 @@ func (k *worker) process(n *node) {
 	if k.buf == nil {
 		k.buf = make([]byte, 32<<10)
 	}
-	names, err := listNames(fd, k.buf, k.names)
+	names, err := listNames(fd, k.buf, k.names, w.o.dirsOnly, w.o.InUseMarker)
 	if cap(names) <= maxKeptNames {
 		k.names = names
 	} else {

@@ -87,6 +87,9 @@ type Options struct {
 	InUse       func(dirfd int, path string) (reason string)
 	InUseMarker string
 
+	// dirsOnly makes a walk skip the entries its listing says are not
+	// directories (InUseAt).
+	dirsOnly bool
 	// mounts forces a mount-detection method; tests use it to exercise
 	// each fallback on a kernel that offers the better ones.
 	mounts mountMethod

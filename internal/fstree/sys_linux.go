@@ -167,7 +167,9 @@ func fstatFD(fd int) (stat, error) { return plainStatAt(fd, "", unix.AT_EMPTY_PA
 // name followed by a NUL byte ("." and ".." left out), reading through
 // scratch. The NUL-terminated names go to the kernel as they are (see
 // lstatAtName and unlinkAtName), so a listing allocates nothing per entry.
-func listNames(fd int, scratch, names []byte) ([]byte, error) {
+// With dirsOnly, it leaves out the entries the listing says are not
+// directories, except one named marker.
+func listNames(fd int, scratch, names []byte, dirsOnly bool, marker string) ([]byte, error) {
 	names = names[:0]
 	if _, err := unix.Seek(fd, 0, io.SeekStart); err != nil {
 		return names, err
@@ -187,12 +189,15 @@ func listNames(fd int, scratch, names []byte) ([]byte, error) {
 			if reclen < 19 || reclen > len(b) {
 				return names, unix.EIO
 			}
-			name := b[19:reclen]
+			name, typ := b[19:reclen], b[18]
 			if i := bytes.IndexByte(name, 0); i >= 0 {
 				name = name[:i]
 			}
 			b = b[reclen:]
 			if len(name) == 0 || string(name) == "." || string(name) == ".." {
+				continue
+			}
+			if dirsOnly && typ != unix.DT_DIR && typ != unix.DT_UNKNOWN && string(name) != marker {
 				continue
 			}
 			names = append(names, name...)

@@ -56,8 +56,9 @@ func fromStat(st *unix.Stat_t) stat {
 // listNames lists the directory fd from its start into names, as each
 // name followed by a NUL byte. It reads through a fresh descriptor of the
 // same directory because the system's directory stream API, not getdents,
-// is the stable interface here.
-func listNames(fd int, _, names []byte) ([]byte, error) {
+// is the stable interface here. It lists every entry, whatever dirsOnly
+// says: the walk stats each one anyway.
+func listNames(fd int, _, names []byte, _ bool, _ string) ([]byte, error) {
 	names = names[:0]
 	dfd, err := sysat.Openat(fd, ".", sysat.DirFlags, 0)
 	if err != nil {

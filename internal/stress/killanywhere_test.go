@@ -348,8 +348,8 @@ func TestKillAnywhere(t *testing.T) {
 	}
 	templateSum := treeSum(t, templates)
 	// A live VM's data directory nested inside orphan-n's rootfs-work,
-	// its lease held by another process: it goes to the trash with the
-	// orphan's tree and must stay there, whole, while the lease is held.
+	// its lease held by another process: it must stay where it is,
+	// whole, while the lease is held.
 	nested := startNestedVM(t, root, orphans[len(orphans)-1].dir, filepath.Join("srv", "nested-live"), r)
 	nestedLive := true
 

@@ -93,9 +93,8 @@ func (v *releasedVM) stop(t *testing.T) {
 }
 
 // nestedVM is a live VM's data directory nested inside an orphan's
-// rootfs-work, its lease held by a helper process. Collectors move it to
-// the trash with the orphan's tree and must leave it there, intact, for as
-// long as its lease is held.
+// rootfs-work, its lease held by a helper process. Collectors must leave
+// it where it is, intact, for as long as its lease is held.
 type nestedVM struct {
 	path   string // where it was made
 	rel    string // its path relative to the orphan's rootfs-work
@@ -141,13 +140,14 @@ func (n *nestedVM) locations() []string {
 	return append(at, moved...)
 }
 
-// check fails the test unless the nested directory is in exactly one
-// place, unchanged. It returns how many of its files are lost or changed.
+// check fails the test unless the nested directory is where it was made,
+// and only there, unchanged. It returns how many of its files are lost or
+// changed.
 func (n *nestedVM) check(t *testing.T, when string) int {
 	t.Helper()
 	at := n.locations()
-	if len(at) != 1 {
-		t.Errorf("nested live directory (%s) found at %q, want one place", when, at)
+	if len(at) != 1 || at[0] != n.path {
+		t.Errorf("nested live directory (%s) found at %q, want only %s", when, at, n.path)
 		return len(n.sum)
 	}
 	lost, lines := diffSums(n.sum, treeSum(t, at[0]), 10)
