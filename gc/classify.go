@@ -101,6 +101,13 @@ const (
 	// ReasonStoppedExpired (orphan): cleanly stopped and older than the
 	// WithStopped minimum age.
 	ReasonStoppedExpired Reason = "stopped-expired"
+	// ReasonLeftover (orphan): not a data directory but the embedder's
+	// leftovers (see WithOwnedNames); Collect removes it unless the
+	// embedder's WithKeep veto keeps it.
+	ReasonLeftover Reason = "leftover"
+	// ReasonNoVeto (unknown): the embedder's leftovers, but no WithKeep
+	// veto to tell whether the embedder still uses them. Kept.
+	ReasonNoVeto Reason = "no-veto"
 )
 
 // runnerName is the executable base name released go-microvm gives its
@@ -181,6 +188,11 @@ type dirFacts struct {
 	BootTime time.Time
 	// Now is the time the facts were gathered.
 	Now time.Time
+
+	// Leftover: the directory holds no state file, only the embedder's
+	// owned entries and no data directory. Only LeaseHeld and LeaseErr
+	// (the probe of a flock on the directory) count beside it.
+	Leftover bool
 }
 
 // pidNamespace is the PID namespace a collector judges PIDs in.
@@ -205,6 +217,8 @@ type reclaimPolicy struct {
 	// time, since a clean stop rewrites the file.
 	Stopped       bool
 	StoppedMinAge time.Duration
+	// Veto: the embedder judges its leftovers (WithKeep).
+	Veto bool
 }
 
 // Age is how old the recorded VM is: Now minus created_at, or minus the
@@ -278,6 +292,9 @@ func (v Verdict) decided() bool { return v.Class != "" }
 // the state lock, the readability of the state, the run marker, and only
 // then, for files without the marker, the boot and the PID rules.
 func classify(f dirFacts, p reclaimPolicy) Verdict {
+	if f.Leftover {
+		return classifyLeftover(f, p)
+	}
 	if v := classifyProbes(f); v.decided() {
 		return v
 	}
@@ -310,6 +327,21 @@ func classifyProbes(f dirFacts) Verdict {
 		return verdict(ClassUnreadable, ReasonUnreadable, "no state")
 	}
 	return Verdict{}
+}
+
+// classifyLeftover decides an embedder's leftovers: a flock on the
+// directory keeps it, as a lease keeps a data directory; otherwise only
+// the embedder can tell, and without its veto nothing can.
+func classifyLeftover(f dirFacts, p reclaimPolicy) Verdict {
+	switch {
+	case f.LeaseHeld:
+		return verdict(ClassLive, ReasonLeaseHeld, "directory is flocked")
+	case f.LeaseErr != nil:
+		return verdict(ClassUnknown, ReasonProbeFailed, "probe flock: "+f.LeaseErr.Error())
+	case !p.Veto:
+		return verdict(ClassUnknown, ReasonNoVeto, "only the embedder's entries, and no veto to judge them")
+	}
+	return verdict(ClassOrphan, ReasonLeftover, "only the embedder's entries, no data directory")
 }
 
 // classifyMarked decides a record with the run marker set and the lease

@@ -116,6 +116,12 @@ func TestClassify(t *testing.T) {
 		{"newer version", dirFacts{StateErr: state.ErrNewerVersion}, reclaimPolicy{}, ClassUnreadable, ReasonUnreadable},
 		{"no state at all", dirFacts{}, reclaimPolicy{}, ClassUnreadable, ReasonUnreadable},
 
+		// An embedder's leftovers: its veto decides, a flock keeps them.
+		{"leftover, no veto", dirFacts{Leftover: true}, reclaimPolicy{Stopped: true}, ClassUnknown, ReasonNoVeto},
+		{"leftover, veto", dirFacts{Leftover: true}, reclaimPolicy{Veto: true}, ClassOrphan, ReasonLeftover},
+		{"leftover flocked", dirFacts{Leftover: true, LeaseHeld: true}, reclaimPolicy{Veto: true}, ClassLive, ReasonLeaseHeld},
+		{"leftover flock unprobed", dirFacts{Leftover: true, LeaseErr: errors.New("EIO")}, reclaimPolicy{Veto: true}, ClassUnknown, ReasonProbeFailed},
+
 		// Identity precedence: the strongest evidence present decides alone.
 		{"start time beats name", dirFacts{State: active(identity(777, bootID)), Process: with(other, func(p *Process) { p.StartTime = 777 })}, reclaimPolicy{}, ClassLive, ReasonRunnerMatches},
 		{"start time beats pid_start_time", dirFacts{State: active(identity(777, bootID)), Process: with(runner, func(p *Process) { p.StartTime = 1 })}, reclaimPolicy{}, ClassOrphan, ReasonPIDReused},

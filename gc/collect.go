@@ -377,6 +377,9 @@ func (c *collector) reclaimDir(cand scanned) outcome {
 	}
 	// A directory: its close has nothing to report.
 	defer func() { _ = d.Close() }()
+	if cand.leftover {
+		return c.reclaimLeftover(cand, parent, d)
+	}
 	out := c.reclaimOpen(cand, d)
 	if out.kind == outcomeKept && removed(d) {
 		// Kept only because the whole directory went while we looked.

@@ -60,6 +60,8 @@ var reasonClass = map[Reason]Class{
 	ReasonPIDNamespaceUnknown: ClassUnknown,
 	ReasonInactive:            ClassStopped,
 	ReasonStoppedExpired:      ClassOrphan,
+	ReasonLeftover:            ClassOrphan,
+	ReasonNoVeto:              ClassUnknown,
 }
 
 // fuzzTime maps 0 to the zero time (a field that was never set) and any

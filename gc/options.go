@@ -79,7 +79,7 @@ func newOptions(opts []Option) *options {
 }
 
 func (o *options) policy() reclaimPolicy {
-	return reclaimPolicy{Stopped: o.stopped, StoppedMinAge: o.stoppedAge}
+	return reclaimPolicy{Stopped: o.stopped, StoppedMinAge: o.stoppedAge, Veto: o.keep != nil}
 }
 
 // WithLogger sets the logger: one Info line per reclaimed directory, one
@@ -139,6 +139,14 @@ func WithDryRun() Option { return func(o *options) { o.dryRun = true } }
 // cannot be removed (an error, a mount point, a spent budget) keeps the
 // VM an orphan, with its state file, for the next Collect. The emptied
 // data directory and its emptied parent are then removed as usual.
+//
+// A directory strictly below root, down to the depth, that holds only
+// owned entries (at least one, beside at most an idle collector lock) and
+// no data directory is the embedder's leftovers (a session killed before
+// any state was saved): a candidate of its own, the outermost one only.
+// Without WithKeep it is kept (ClassUnknown, ReasonNoVeto); with it, it is
+// an orphan (ReasonLeftover) that Collect removes whole unless the veto
+// keeps it.
 func WithOwnedNames(names ...string) Option {
 	return func(o *options) {
 		for _, n := range names {
@@ -152,7 +160,9 @@ func WithOwnedNames(names ...string) Option {
 // WithKeep sets the embedder's veto: Collect asks keep(dataDir), with the
 // data directory's absolute path, under its run lease and state lock just
 // before it reclaims it, and keeps it when keep returns true, with
-// ReasonEmbedderKeep. It lets an embedder protect its current run or a
+// ReasonEmbedderKeep. It is asked the same about an embedder's leftovers
+// (see WithOwnedNames), with the leftover directory's path, under a flock
+// on that directory: one that someone else flocks is kept, unasked. It lets an embedder protect its current run or a
 // directory its own liveness check says is in use. keep may run
 // concurrently for different directories. A keep that panics or calls
 // runtime.Goexit keeps the directory, and is reported in Report.Errors;

@@ -48,22 +48,15 @@ func validOwnedName(name string) bool {
 // reclaim: its veto, then the removal of its owned entries. It returns
 // the candidate as kept when the reclaim must not go on.
 func (c *collector) embedderFirst(d *os.File, rel string, now Candidate) *Candidate {
-	if c.o.keep != nil {
-		keep, err := c.askKeep(now.Path)
-		if err != nil {
-			c.addErr("ask keep", now.Path, err)
-			k := relabel(now, ClassUnknown, ReasonEmbedderKeep, err.Error())
-			return &k
-		}
-		if keep {
-			k := relabel(now, ClassLive, ReasonEmbedderKeep, "kept by the embedder")
-			return &k
-		}
+	if k := c.veto(now); k != nil {
+		return k
 	}
 	if len(c.o.owned) == 0 {
 		return nil
 	}
-	if left := c.removeOwned(d, now.Path, "", now.Path); left != "" {
+	freed, left := c.removeOwned(d, now.Path, "", now.Path)
+	c.addFreed(freed)
+	if left != "" {
 		k := now
 		k.Detail += "; owned entry left for the next run: " + left
 		return &k
@@ -76,13 +69,105 @@ func (c *collector) embedderFirst(d *os.File, rel string, now Candidate) *Candid
 		}
 	}()
 	for _, p := range parents {
-		if left := c.removeOwned(p.dir, p.path, p.branch, now.Path); left != "" {
+		freed, left := c.removeOwned(p.dir, p.path, p.branch, now.Path)
+		c.addFreed(freed)
+		if left != "" {
 			k := now
 			k.Detail += "; owned entry left for the next run: " + left
 			return &k
 		}
 	}
 	return nil
+}
+
+// veto asks the embedder's WithKeep about the candidate now, if it set
+// one, and returns it relabelled when it is to be kept.
+func (c *collector) veto(now Candidate) *Candidate {
+	if c.o.keep == nil {
+		return nil
+	}
+	keep, err := c.askKeep(now.Path)
+	if err != nil {
+		c.addErr("ask keep", now.Path, err)
+		k := relabel(now, ClassUnknown, ReasonEmbedderKeep, err.Error())
+		return &k
+	}
+	if keep {
+		k := relabel(now, ClassLive, ReasonEmbedderKeep, "kept by the embedder")
+		return &k
+	}
+	return nil
+}
+
+// reclaimLeftover removes the embedder's leftovers d, at cand.rel in
+// parent, once its veto says so. It holds a flock on d from before it
+// looks again until d is gone: an embedder that flocks the directory
+// while it uses it keeps it, and is never asked.
+func (c *collector) reclaimLeftover(cand scanned, parent, d *os.File) outcome {
+	kept, path := cand.Candidate, cand.Path
+	switch err := dirOf(d, path).TryLease(); {
+	case errors.Is(err, state.ErrLocked):
+		return keptAs(relabel(kept, ClassLive, ReasonLeaseHeld, "directory is flocked"), nil)
+	case err != nil:
+		return keptAs(kept, err)
+	}
+	restore, err := makeWritable(d, path)
+	if err != nil {
+		return keptAs(kept, err)
+	}
+	defer restore()
+	if err := c.verifyPath(cand.rel, d); err != nil {
+		return keptAs(kept, err)
+	}
+	if !c.leftover(d) {
+		kept.Detail += " (changed during the sweep)"
+		return keptAs(kept, nil)
+	}
+	if k := c.veto(kept); k != nil {
+		return keptAs(*k, nil)
+	}
+	freed, left := c.removeOwned(d, path, "", path)
+	if left != "" {
+		c.addFreed(freed)
+		kept.Detail += "; owned entry left for the next run: " + left
+		return keptAs(kept, nil)
+	}
+	c.removeDataDir(parent, d, cand.rel, path)
+	return reclaimedAs(Orphan{Path: path, Reason: kept.Reason, Bytes: freed})
+}
+
+// leftover reports whether the directory d still holds only the
+// embedder's entries: at least one, and nothing else but an idle
+// collector lock.
+func (c *collector) leftover(d *os.File) bool {
+	r, err := reopenDir(d)
+	if err != nil {
+		return false
+	}
+	// A directory: its close has nothing to report.
+	defer func() { _ = r.Close() }()
+	names, err := r.Readdirnames(-1)
+	if err != nil {
+		return false
+	}
+	owned := 0
+	for _, n := range names {
+		switch {
+		case n == LockName():
+		case c.o.ownedAt(int(d.Fd()), n):
+			owned++
+		default:
+			return false
+		}
+	}
+	return owned > 0
+}
+
+// addFreed counts bytes freed outside an orphan's own.
+func (c *collector) addFreed(n int64) {
+	c.mu.Lock()
+	c.rep.BytesFreed += n
+	c.mu.Unlock()
 }
 
 // askKeep calls the embedder's veto and turns a panic or a
@@ -118,9 +203,10 @@ func (o *options) ownedAt(dirfd int, name string) bool {
 
 // removeOwned removes the owned entries of dir (at path), fd-relative, but
 // never branch, the entry leading to the data directory, and returns the
-// path of the first one it could not remove, "" when all are gone.
-// Failures are reported by removeTree, under owner, the data directory.
-func (c *collector) removeOwned(dir *os.File, path, branch, owner string) string {
+// path of the first one it could not remove, "" when all are gone, with
+// the bytes freed. Failures are reported by removeTree, under owner, the
+// data directory.
+func (c *collector) removeOwned(dir *os.File, path, branch, owner string) (freed int64, left string) {
 	for _, name := range c.o.owned {
 		if name == branch || holdsState(int(dir.Fd()), name) {
 			continue
@@ -130,15 +216,13 @@ func (c *collector) removeOwned(dir *os.File, path, branch, owner string) string
 			continue
 		}
 		display := filepath.Join(path, name)
-		freed, gone := c.removeTree(dir, name, display, owner)
-		c.mu.Lock()
-		c.rep.BytesFreed += freed
-		c.mu.Unlock()
+		n, gone := c.removeTree(dir, name, display, owner)
+		freed += n
 		if !gone {
-			return display
+			return freed, display
 		}
 	}
-	return ""
+	return freed, ""
 }
 
 // ownedParent is an open parent of a data directory whose owned entries

@@ -10,16 +10,15 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stacklok/go-microvm/state"
 )
-
-// brood-box's entries, as its sweep knows them.
-var bboxOwned = []string{".bbox-sentinel", "broodbox.log", "cache", "firmware.ref.json"}
 
 // bboxVM lays out one VM the way brood-box does: vms/<name>/ holds its
 // sentinel and log, and data/ is go-microvm's data directory, with the
@@ -74,7 +73,7 @@ func TestBroodBoxSweep(t *testing.T) {
 	shared, sharedData := bboxVM(t, vms, "shared", orphanState())
 	writeFile(t, filepath.Join(shared, "notes.txt"), "mine")
 	writeFile(t, filepath.Join(vms, "README"), "a foreign file in the root")
-	writeFile(t, filepath.Join(vms, "other", "broodbox.log"), "not a VM: no state anywhere below")
+	writeFile(t, filepath.Join(vms, "other", "broodbox.log"), "not brood-box's session: no sentinel, no state")
 
 	keepSnap := map[string]map[string]string{}
 	for _, d := range []string{live, vetoed, outside, filepath.Join(vms, "other"), filepath.Join(vms, "README")} {
@@ -84,14 +83,15 @@ func TestBroodBoxSweep(t *testing.T) {
 	// The veto runs concurrently for different directories.
 	var mu sync.Mutex
 	var asked []string
+	bbox := bboxKeep(vms, "")
 	rep := collect(t, vms,
 		WithOwnedNames(bboxOwned...),
 		WithStopped(0),
 		WithKeep(func(dataDir string) bool {
 			mu.Lock()
-			defer mu.Unlock()
 			asked = append(asked, dataDir)
-			return dataDir == vetoedData
+			mu.Unlock()
+			return dataDir == vetoedData || bbox(dataDir)
 		}),
 	)
 
@@ -266,4 +266,119 @@ func TestOwnedNameSiblingDataDir(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A directory below root that holds only owned entries (and no data
+// directory) is the embedder's leftovers: a candidate, the outermost one
+// only, found down to the depth. Without a veto nothing can tell whether
+// the embedder still uses it: kept, and not an orphan.
+func TestLeftoverWithoutVeto(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	writeFile(t, filepath.Join(root, "sess", "app.log"), "log")
+	writeFile(t, filepath.Join(root, "sess", "data", "cache", "blob"), "layer")
+	writeFile(t, filepath.Join(root, "deep", "x", "app.log"), "log") // x: at the depth
+	writeFile(t, filepath.Join(root, "mixed", "app.log"), "log")     // not only owned
+	writeFile(t, filepath.Join(root, "mixed", "notes"), "mine")
+	mkdir(t, filepath.Join(root, "empty"))
+	writeFile(t, filepath.Join(root, "locked", LockName()), "") // an idle lock is not the embedder's
+	writeFile(t, filepath.Join(root, "app.log"), "root is never a leftover")
+	owned := WithOwnedNames("app.log", "data", "cache")
+
+	cands, err := Scan(root, owned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range cands {
+		got = append(got, c.Path)
+		if c.Class != ClassUnknown || c.Reason != ReasonNoVeto {
+			t.Errorf("%s: %s/%s, want %s/%s", c.Path, c.Class, c.Reason, ClassUnknown, ReasonNoVeto)
+		}
+	}
+	want := []string{filepath.Join(root, "deep", "x"), filepath.Join(root, "sess")}
+	if !slices.Equal(got, want) {
+		t.Errorf("candidates %q, want %q", got, want)
+	}
+	if cands, _ := Scan(root, owned, WithDepth(1)); len(cands) != 1 || cands[0].Path != want[1] {
+		t.Errorf("depth 1: candidates %+v, want only %s", cands, want[1])
+	}
+	if o, err := Orphans(root, owned); err != nil || len(o) != 0 {
+		t.Errorf("Orphans = %+v, %v; want none", o, err)
+	}
+	before := map[string]map[string]string{}
+	for _, d := range []string{"sess", "deep", "mixed", "empty", "locked"} {
+		before[d] = snapshot(t, filepath.Join(root, d))
+	}
+	rep := collect(t, root, owned, WithStopped(0))
+	if len(rep.Reclaimed) != 0 || len(rep.Kept) != 2 {
+		t.Errorf("reclaimed %+v, kept %+v; want both leftovers kept", rep.Reclaimed, rep.Kept)
+	}
+	for d, snap := range before {
+		sameSnapshot(t, d, snap, snapshot(t, filepath.Join(root, d)))
+	}
+}
+
+// The veto decides about a leftover while the collector holds a flock on
+// it, and the leftover goes whole; one that someone else flocks (a real
+// process) is kept, without asking the veto, until that process is gone.
+func TestLeftoverVeto(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	gone, held, vetoed := filepath.Join(root, "gone"), filepath.Join(root, "held"), filepath.Join(root, "vetoed")
+	for _, d := range []string{gone, held, vetoed} {
+		writeFile(t, filepath.Join(d, "app.log"), strings.Repeat("log\n", 1000))
+		writeFile(t, filepath.Join(d, "data", "cache", "blob"), "layer")
+	}
+	holder := startHelper(t, "lease", held, "ready")
+	keptBefore := map[string]map[string]string{held: snapshot(t, held), vetoed: snapshot(t, vetoed)}
+
+	var mu sync.Mutex
+	asked := map[string]bool{}
+	veto := WithKeep(func(dir string) bool {
+		f, err := os.Open(dir)
+		if err != nil {
+			t.Errorf("veto on %s: %v", dir, err)
+			return true
+		}
+		defer f.Close()
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); !errors.Is(err, syscall.EWOULDBLOCK) {
+			t.Errorf("veto on %s asked without the collector's flock (flock: %v)", dir, err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		asked[dir] = true
+		return dir == vetoed
+	})
+	owned := WithOwnedNames("app.log", "data")
+	if o, err := Orphans(root, owned, veto); err != nil || len(o) != 2 {
+		t.Errorf("Orphans = %+v, %v; want gone and vetoed", o, err)
+	}
+	rep := collect(t, root, owned, veto)
+
+	mustNotExist(t, gone)
+	for d, snap := range keptBefore {
+		sameSnapshot(t, d, snap, snapshot(t, d))
+	}
+	if len(rep.Reclaimed) != 1 || rep.Reclaimed[0].Path != gone || rep.Reclaimed[0].Reason != ReasonLeftover || rep.Reclaimed[0].Bytes <= 0 {
+		t.Errorf("reclaimed %+v, want %s as %s with its bytes", rep.Reclaimed, gone, ReasonLeftover)
+	}
+	kept := map[string]Candidate{}
+	for _, k := range rep.Kept {
+		kept[k.Path] = k
+	}
+	if k := kept[held]; k.Class != ClassLive || k.Reason != ReasonLeaseHeld {
+		t.Errorf("flocked leftover kept as %s/%s, want %s/%s", k.Class, k.Reason, ClassLive, ReasonLeaseHeld)
+	}
+	if k := kept[vetoed]; k.Class != ClassLive || k.Reason != ReasonEmbedderKeep {
+		t.Errorf("vetoed leftover kept as %s/%s, want %s/%s", k.Class, k.Reason, ClassLive, ReasonEmbedderKeep)
+	}
+	if asked[held] {
+		t.Error("the veto was asked about a leftover someone flocks")
+	}
+
+	holder.Kill()
+	collect(t, root, owned, veto)
+	mustNotExist(t, held)
+	mustExist(t, vetoed)
 }

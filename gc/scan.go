@@ -239,6 +239,9 @@ func openRoot(root string) (abs string, dir *os.File, err error) {
 type scanned struct {
 	Candidate
 	rel string
+	// leftover: not a data directory but the embedder's leftovers
+	// (dirFacts.Leftover).
+	leftover bool
 }
 
 // scanResult is what a sweep found under root.
@@ -370,7 +373,10 @@ func (s *scanner) run() {
 			if !ok {
 				break
 			}
-			k.enter(fd, e, e.name, 1, s.rootDev)
+			_, left := k.enter(fd, e, e.name, 1, s.rootDev)
+			for _, l := range left {
+				k.decided(l)
+			}
 		}
 		s.merge(k)
 	}
@@ -514,56 +520,102 @@ func (k *walk) keep(dirfd int, e *dirent, rel string, candidate bool) bool {
 // enter opens the entry e of parent (on the device parentDev, at rel,
 // level below root) and visits it, descending into what it lists. A data
 // directory the lock table lists as leased is not opened at all by a
-// probeOrphans walk: it is live whatever its state says.
-func (k *walk) enter(parent int, e dirent, rel string, level int, parentDev uint64) {
+// probeOrphans walk: it is live whatever its state says. It reports
+// whether a data directory is, or may be, at or below the entry
+// (occupied), and the embedders' leftovers found there, not yet handed
+// over: the entry itself when it is one, else those below it.
+func (k *walk) enter(parent int, e dirent, rel string, level int, parentDev uint64) (occupied bool, left []scanned) {
 	s := k.s
 	leased := s.locks.held(parentDev, e.ino)
 	if leased && s.mode == probeOrphans && holdsState(parent, e.name) {
 		k.leased(rel)
-		return
+		return true, nil
 	}
 	fd, err := sysat.Openat(parent, e.name, sysat.DirFlags, 0)
 	if err != nil {
 		// Gone, or swapped for a symlink since it was listed: not a
-		// directory of this tree any more.
+		// directory of this tree any more. Any other failure hides what
+		// it holds.
 		if !isGone(err) {
 			k.fail(rel, "open", err)
+			return true, nil
 		}
-		return
+		return false, nil
 	}
 	// A directory: its close has nothing to report.
 	defer func() { _ = unix.Close(fd) }()
 	candidate, list := k.visit(fd, rel, level, leased)
 	if !list {
-		return
+		return candidate, nil
 	}
+	occupied, owned, left := k.list(fd, rel, level, candidate)
+	if owned && !occupied {
+		return false, []scanned{k.leftover(fd, rel, leased)}
+	}
+	return occupied, left
+}
+
+// list reads the directory fd at rel (level below root) and enters the
+// entries the walk descends into. It reports whether a data directory is,
+// or may be, among or below them (a listing cut short may hide one),
+// whether the entries are the embedder's leftovers (at least one owned
+// entry, and nothing else but an idle collector lock), and the leftovers
+// found below.
+func (k *walk) list(fd int, rel string, level int, candidate bool) (occupied, owned bool, left []scanned) {
+	s := k.s
 	r, err := newDirReader(fd)
 	if err != nil {
 		if !isGone(err) {
 			k.fail(rel, "read directory", err)
 		}
-		return
+		return true, false, nil
 	}
 	defer r.close()
 	dev := uint64(0)
 	if len(s.locks) > 0 {
 		dev = devOfFd(fd)
 	}
+	owned = len(s.o.owned) > 0
+	n := 0
 	for s.ctx.Err() == nil {
 		c, ok, err := r.next()
 		if err != nil {
 			if !isGone(err) {
 				k.fail(rel, "read directory", err)
 			}
-			return
+			return true, false, left
 		}
 		if !ok {
-			return
+			return occupied, owned && n > 0, left
 		}
-		if k.keep(fd, &c, rel, candidate) {
-			k.enter(fd, c, rel+"/"+c.name, level+1, dev)
+		if owned && c.name != LockName() {
+			owned = s.o.ownedAt(fd, c.name)
+			n++
+		}
+		if k.keep(fd, &c, rel, candidate) && level < s.o.depth {
+			o, l := k.enter(fd, c, rel+"/"+c.name, level+1, dev)
+			occupied = occupied || o
+			left = append(left, l...)
 		}
 	}
+	return true, false, left
+}
+
+// leftover decides the directory fd at rel, whose entries are the
+// embedder's leftovers; leased: the lock table lists a flock on it.
+func (k *walk) leftover(fd int, rel string, leased bool) scanned {
+	s := k.s
+	path := s.pathOf(rel)
+	f := dirFacts{Leftover: true, LeaseHeld: leased, Now: s.o.now()}
+	if !leased {
+		f.LeaseHeld, f.LeaseErr = datadir.NewDir(fd, path).ProbeLease()
+	}
+	cand := candidateFrom(path, f, s.o.policy())
+	if s.o.sizes {
+		// Nothing in it is go-microvm's.
+		cand.Bytes = 0
+	}
+	return scanned{Candidate: cand, rel: rel, leftover: true}
 }
 
 // holdsState reports whether the directory name in dirfd holds a state
@@ -589,7 +641,7 @@ func (k *walk) leased(rel string) {
 	if s.o.sizes {
 		cand.Bytes = measure(s.ctx, s.rootDir, rel, path, fstree.Options{InUseMarker: state.FileName, InUse: nestedInUse(s.observer(), s.o.policy())})
 	}
-	k.decided(cand, rel)
+	k.decided(scanned{Candidate: cand, rel: rel})
 }
 
 // visit examines the directory open as fd at rel: it observes and
@@ -623,7 +675,10 @@ func (k *walk) visit(fd int, rel string, level int, leased bool) (candidate, lis
 			return true, false
 		}
 	}
-	if level >= s.o.depth {
+	if level >= s.o.depth && (rel == "." || len(s.o.owned) == 0) {
+		// Too deep to list. With owned names, a directory this deep is
+		// listed, not entered, to tell whether it is the embedder's
+		// leftovers.
 		return candidate, false
 	}
 	return candidate, true
@@ -694,18 +749,19 @@ func (k *walk) classify(d datadir.Dir, sf datadir.StateFile, serr error, rel str
 	if s.o.sizes {
 		cand.Bytes = measure(s.ctx, s.rootDir, rel, path, fstree.Options{InUseMarker: state.FileName, InUse: nestedInUse(s.observer(), s.o.policy())})
 	}
-	k.decided(cand, rel)
+	k.decided(scanned{Candidate: cand, rel: rel})
 }
 
-// decided logs, reports and hands over the candidate at rel.
-func (k *walk) decided(cand Candidate, rel string) {
+// decided logs, reports and hands over the candidate sc.
+func (k *walk) decided(sc scanned) {
+	cand := sc.Candidate
 	if k.s.debug {
 		k.s.o.logger.Debug("gc: classified", "path", cand.Path, "class", cand.Class, "reason", cand.Reason, "detail", cand.Detail)
 	}
 	if k.s.o.progress != nil {
 		k.s.o.progress(Progress{Kind: ProgressClassified, Candidate: cand})
 	}
-	k.emit(scanned{Candidate: cand, rel: rel})
+	k.emit(sc)
 }
 
 // candidateFrom turns facts into a Candidate.
