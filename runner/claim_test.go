@@ -464,7 +464,7 @@ func TestClaimLogsCollectionErrorOnce(t *testing.T) {
 	}
 	var errLines []string
 	for _, line := range strings.Split(buf.String(), "\n") {
-		if strings.Contains(line, "level=WARN") && strings.Contains(line, "keep function panicked") {
+		if strings.Contains(line, "level=WARN") && strings.Contains(line, "keep function did not return") {
 			errLines = append(errLines, line)
 		}
 	}
