@@ -12,7 +12,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -444,4 +446,69 @@ func BenchmarkInUseAtVsRemoveAt(b *testing.B) {
 	}
 	b.ReportMetric(float64(look)/float64(remove), "x_remove")
 	b.Logf("%d files: InUseAt %v, RemoveAt %v over %d runs", files, look, remove, b.N)
+}
+
+// BenchmarkWorkersAcrossTrees removes 4 orphan trees of 20,000 files at
+// once on GOMAXPROCS goroutines, as gc.Collect does, with the default
+// workers per tree and with one. x_workers_off and x_cpu_workers_off are
+// the medians of the wall and CPU time with one worker over the default.
+//
+//	go test -run '^$' -bench WorkersAcrossTrees -benchtime 6x ./internal/fstree/
+func BenchmarkWorkersAcrossTrees(b *testing.B) {
+	const trees, files = 4, 20000
+	variants := []Options{{}, {Workers: 1}}
+	tmp := b.TempDir()
+	parent, err := os.Open(tmp)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer parent.Close()
+	var ratios, cpuRatios []float64
+	var total [2]time.Duration
+	i := 0
+	for b.Loop() {
+		b.StopTimer()
+		for v := range variants {
+			for t := range trees {
+				buildRootfs(b, filepath.Join(tmp, fmt.Sprint(i, "-", v, "-", t)), uint64(i*trees+t), files)
+			}
+		}
+		unix.Sync()
+		var took, cpu [2]time.Duration
+		for j := range variants {
+			v := (i + j) % len(variants)
+			start, c0 := time.Now(), cpuTime()
+			work := make(chan int, trees)
+			for t := range trees {
+				work <- t
+			}
+			close(work)
+			var wg sync.WaitGroup
+			for range runtime.GOMAXPROCS(0) {
+				wg.Go(func() {
+					for t := range work {
+						name := fmt.Sprint(i, "-", v, "-", t)
+						res, err := variants[v].RemoveAt(context.Background(), parent, name, name)
+						if err != nil || res.Files != files {
+							b.Errorf("RemoveAt = %+v, %v", res, err)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			took[v], cpu[v] = time.Since(start), cpuTime()-c0
+		}
+		total[0] += took[0]
+		total[1] += took[1]
+		ratios = append(ratios, float64(took[1])/float64(took[0]))
+		cpuRatios = append(cpuRatios, float64(cpu[1])/float64(cpu[0]))
+		i++
+		b.StartTimer()
+	}
+	slices.Sort(ratios)
+	slices.Sort(cpuRatios)
+	b.ReportMetric(ratios[len(ratios)/2], "x_workers_off")
+	b.ReportMetric(cpuRatios[len(cpuRatios)/2], "x_cpu_workers_off")
+	b.Logf("%d trees at once: workers on %v, off %v; median off/on %.2fx (%.2f..%.2f)", trees,
+		total[0]/time.Duration(i), total[1]/time.Duration(i), ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1])
 }
