@@ -17,7 +17,8 @@ leave behind when their runner or their embedder is killed.
 Roots: every --root (repeatable), else the directories listed in
 GO_MICROVM_GC_ROOT (separated like PATH), else the defaults that exist:
 $GO_MICROVM_DATA_DIR and ~/.config/go-microvm (released go-microvm's
-data directory) and brood-box's ~/.config/broodbox/vms.
+data directory). An embedder's directory is never a default root; see
+"go-microvm-gc collect --help" for brood-box's.
 
 Exit codes: 0 done; 1 some directories could not be reclaimed, a root
 could not be read, or the output could not be written; 2 usage error;

@@ -21,7 +21,23 @@ a terminal, collect asks before deleting them (-f skips the question).
 
 collect never deletes a live VM's files, never follows a symbolic link and
 never crosses a mount point. It refuses / and the home directory (or a
-directory above it) as a root unless --allow-any-root is given.`
+directory above it) as a root unless --allow-any-root is given.
+
+An embedder's directory is not a default root: whether its sessions are
+still in use is the embedder's to judge. To sweep brood-box's, name it and
+brood-box's entries:
+
+  go-microvm-gc collect --root ~/.config/broodbox/vms --owned .bbox-sentinel \
+      --owned broodbox.log --owned data --owned cache --owned firmware.ref.json
+
+There collect reclaims the VMs whose runner is gone, with brood-box's files
+in and beside their data directory, and keeps live, busy, unknown,
+unreadable and (without --stopped) stopped ones. It never removes a session
+left without a data directory (a bbox killed before its VM saved state):
+with no veto of brood-box's to ask, such leftovers are listed as unknown
+(no-veto) and kept. It cannot read brood-box's sentinel: a VM whose runner
+exited while its bbox still runs (and may read its rootfs) is reclaimed.
+Run it there only when no bbox runs; bbox's own sweep judges both.`
 
 // collectFlags are the flags of collect.
 type collectFlags struct {
@@ -51,7 +67,7 @@ func (a *app) newCollectCmd() *cobra.Command {
 	f.BoolVar(&cf.allowAnyRoot, "allow-any-root", false, "collect even in / or the home directory")
 	f.StringVar(&cf.metricsFile, "metrics-file", "", "write Prometheus text-format metrics to `FILE` (atomically)")
 	_ = cmd.MarkFlagFilename("metrics-file", "prom")
-	f.StringArrayVar(&cf.owned, "owned", nil, "entry `NAME` the embedder owns in a data directory and its parents, removed with the VM (repeatable)")
+	f.StringArrayVar(&cf.owned, "owned", nil, "entry `NAME` the embedder owns in a data directory and its parents, removed with the VM (repeatable); a directory holding only such names is kept: the command has no veto")
 	return cmd
 }
 

@@ -18,7 +18,8 @@
 // The roots are every --root, else the list in GO_MICROVM_GC_ROOT
 // (separated like PATH), else the default roots that exist:
 // $GO_MICROVM_DATA_DIR and ~/.config/go-microvm (released go-microvm's
-// data directory) and brood-box's ~/.config/broodbox/vms. When none exists there is nothing to do. A root
+// data directory); an embedder's directory is never a default root. When
+// none exists there is nothing to do. A root
 // named by hand that does not exist is a usage error, and collect refuses
 // / and the home directory (or a directory above it) unless
 // --allow-any-root is given.

@@ -270,10 +270,11 @@ func TestFormatAge(t *testing.T) {
 	}
 }
 
-// TestDefaultRoots checks the default roots are where released go-microvm
-// and brood-box keep their VMs: GO_MICROVM_DATA_DIR (when absolute) and
-// ~/.config/go-microvm, then ~/.config/broodbox/vms. XDG_CONFIG_HOME is
-// ignored, since released go-microvm ignores it.
+// TestDefaultRoots checks the default roots are go-microvm's own, where
+// released go-microvm keeps its VMs: GO_MICROVM_DATA_DIR (when absolute)
+// and ~/.config/go-microvm; never an embedder's (brood-box's
+// ~/.config/broodbox/vms). XDG_CONFIG_HOME is ignored, since released
+// go-microvm ignores it.
 func TestDefaultRoots(t *testing.T) {
 	// Not parallel: t.Setenv changes HOME and the data directory
 	// variable for the whole process.
@@ -281,15 +282,14 @@ func TestDefaultRoots(t *testing.T) {
 	t.Setenv("HOME", home)
 	t.Setenv("XDG_CONFIG_HOME", "/xdg")
 	def := filepath.Join(home, ".config", "go-microvm")
-	bb := filepath.Join(home, ".config", "broodbox", "vms")
 	for _, tc := range []struct {
 		dataDir string
 		want    []string
 	}{
-		{"", []string{def, bb}},
-		{"/data/vms/", []string{"/data/vms", def, bb}},
+		{"", []string{def}},
+		{"/data/vms/", []string{"/data/vms", def}},
 		// Relative to the embedder's working directory, unknown here.
-		{"relative", []string{def, bb}},
+		{"relative", []string{def}},
 	} {
 		t.Setenv(envDataDir, tc.dataDir)
 		got, err := defaultRoots()

@@ -99,14 +99,15 @@ func (rs *roots) add(dir string) {
 // directory.
 const envDataDir = "GO_MICROVM_DATA_DIR"
 
-// defaultRoots are where go-microvm and brood-box keep their VMs: the data
-// directory released go-microvm uses ($GO_MICROVM_DATA_DIR, else
-// ~/.config/go-microvm), and brood-box's. ~/.config/go-microvm is looked
-// at even when the variable is set, since every embedder runs with its own
-// environment; resolveRoots keeps the ones that exist, once each.
-// XDG_CONFIG_HOME is not consulted: neither released go-microvm nor
-// brood-box's VM directory follows it, so a root taken from it would miss
-// the real VMs.
+// defaultRoots are go-microvm's own: the data directory released
+// go-microvm uses ($GO_MICROVM_DATA_DIR, else ~/.config/go-microvm).
+// ~/.config/go-microvm is looked at even when the variable is set, since
+// every embedder runs with its own environment; resolveRoots keeps the
+// ones that exist, once each. An embedder's directory (brood-box's
+// ~/.config/broodbox/vms) is not one: whether its sessions are still in
+// use is the embedder's to judge, and the command has no veto.
+// XDG_CONFIG_HOME is not consulted: released go-microvm does not follow
+// it, so a root taken from it would miss the real VMs.
 func defaultRoots() ([]string, error) {
 	home, herr := os.UserHomeDir()
 	var rs []string
@@ -116,8 +117,7 @@ func defaultRoots() ([]string, error) {
 		rs = append(rs, filepath.Clean(dir))
 	}
 	if herr == nil {
-		rs = append(rs, filepath.Join(home, ".config", "go-microvm"),
-			filepath.Join(home, ".config", "broodbox", "vms"))
+		rs = append(rs, filepath.Join(home, ".config", "go-microvm"))
 	}
 	if len(rs) == 0 {
 		return nil, usagef("find default root: %v (use --root or %s)", herr, envRoot)
