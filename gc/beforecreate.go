@@ -24,6 +24,14 @@ const DefaultCreateBudget = 2 * time.Second
 //
 //	checker.Register(preflight.Check{Name: "go-microvm-gc", Run: gc.BeforeCreate(root)})
 //
+// With WithCreating(dataDir) each call first claims the data directory of
+// the VM being created, so that neither this collection nor any other
+// reclaims it while the creation runs, and a creation killed at any
+// instant leaves a directory the next collection reclaims:
+//
+//	checker.Register(preflight.Check{Name: "go-microvm-gc",
+//		Run: gc.BeforeCreate(root, gc.WithCreating(dataDir)), Required: true})
+//
 // Each call is CollectContext with the rules of runner.NewClaim's
 // collection: its deletion work is bounded by DefaultCreateBudget (opts
 // may set WithBudget and every other Option, and come after the default);
@@ -31,8 +39,8 @@ const DefaultCreateBudget = 2 * time.Second
 // that does not exist yet is nothing to do. It logs, with the WithLogger
 // logger or else slog's default one, what it reclaimed, each orphan it
 // could not reclaim or deferred, and each error. It returns an error only
-// when ctx is done, so a check registered as Required fails VM creation
-// only when the creation is being cancelled anyway.
+// when the WithCreating claim fails or ctx is done: the collection itself
+// never fails a creation.
 func BeforeCreate(root string, opts ...Option) func(context.Context) error {
 	given := newOptions(opts)
 	all := append([]Option{WithBudget(DefaultCreateBudget)}, opts...)
@@ -42,6 +50,12 @@ func BeforeCreate(root string, opts ...Option) func(context.Context) error {
 	}
 	all = append(all, WithLogger(logger))
 	return func(ctx context.Context) error {
+		if given.creating != "" {
+			if err := claimCreating(ctx, given.creating); err != nil {
+				logger.Warn("gc before create: cannot claim the new data directory", "dir", given.creating, "error", err)
+				return fmt.Errorf("gc before create: %w", err)
+			}
+		}
 		rep, err := CollectContext(ctx, root, all...)
 		logCreateCollection(logger, root, rep, err)
 		if cerr := ctx.Err(); cerr != nil {

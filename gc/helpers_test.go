@@ -32,7 +32,7 @@ var runnerPath string
 
 // helperModes are the helpers this package's tests start; each takes one
 // argument.
-var helperModes = []string{"sleep", "lease", "lock", "rootlock", "collect-report", "collectreport", "scan-stream", "scan-slice", "collect", "collect-pause"}
+var helperModes = []string{"sleep", "lease", "lock", "rootlock", "collect-report", "collectreport", "scan-stream", "scan-slice", "collect", "collect-pause", "creating"}
 
 func TestMain(m *testing.M) {
 	for _, mode := range helperModes {
@@ -102,6 +102,24 @@ func helperMain(mode, arg string) int {
 		return helperScan(mode, arg)
 	case "collect-pause":
 		return collectPaused(arg, os.Getenv("GC_TEST_PAUSE"))
+	case "creating":
+		// arg is "root\ndataDir": the released-Run embedder's check, then
+		// the clone it starts.
+		root, dir, _ := strings.Cut(arg, "\n")
+		if err := BeforeCreate(root, WithCreating(dir))(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		etc := filepath.Join(dir, rootfsWorkName, "etc")
+		if err := os.MkdirAll(etc, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if err := os.WriteFile(filepath.Join(etc, "hostname"), []byte("vm\n"), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return hold()
 	case "collect":
 		testproc.Say("start")
 		if _, err := Collect(arg); err != nil {

@@ -29,6 +29,8 @@ type options struct {
 	// only; keep is its veto (WithKeep).
 	owned []string
 	keep  func(dataDir string) bool
+	// creating is the data directory BeforeCreate claims (WithCreating).
+	creating string
 	// progress is WithProgress's hook, nil when unset.
 	progress func(Progress)
 

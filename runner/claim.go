@@ -206,10 +206,12 @@ func (c *Claim) mark(ctx context.Context) error {
 func (c *Claim) Dir() string { return c.dataDir }
 
 // Spawn starts the runner handing it the lease as descriptor 3 (and
-// GO_MICROVM_LEASE_FD=3 in its environment), records active, pid,
-// pid_start_time and the exact identity, then drops the embedder's copy of
-// the lease (unless WithKeepLease: then the Process keeps it until Close or
-// Stop). The runner is reaped in the background while this process lives.
+// GO_MICROVM_LEASE_FD=3 in its environment) and records active, pid,
+// pid_start_time and the exact identity. This process keeps its own copy
+// of the lease (state.Lease.Keep) until it exits or the Process is
+// stopped or closed, so the data directory is kept while the runner or
+// its creator lives. The runner is reaped in the background while this
+// process lives.
 //
 // The state lock is taken before the runner starts and held until it is
 // recorded, so that no other process reads the state in between and the
@@ -281,11 +283,12 @@ func (c *Claim) Spawn(ctx context.Context, cfg Config) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.opts.keepLease {
-		p.lease = c.lease
-	} else if err := c.lease.Close(); err != nil {
-		c.opts.logger.Warn("closing embedder's copy of the run lease", "dir", c.dataDir, "error", err)
+	// The creator keeps its copy until it exits or lets go (Stop, Close):
+	// the directory is kept while the runner or its creator lives.
+	if err := c.lease.Keep(c.dataDir); err != nil {
+		c.opts.logger.Warn("keeping the creator's copy of the run lease", "dir", c.dataDir, "error", err)
 	}
+	p.lease = c.lease
 	c.lease = nil
 	c.opts.logger.Debug("spawned runner", "dir", c.dataDir, "pid", p.pid)
 	return p, nil

@@ -14,9 +14,12 @@
 // marker in its state file, so a creator killed while cloning the rootfs
 // leaves an orphan that the next collection reclaims.
 //
-// (*Claim).Spawn hands the lease to the runner, so from then on the lease
-// lives exactly as long as the runner and its descendants that keep the
-// descriptor.
+// (*Claim).Spawn hands the lease to the runner and keeps the creator's
+// copy, so the data directory is kept while the runner (or a descendant
+// that keeps the descriptor) or its creator lives, until the creator lets
+// go with (*Process).Stop or Close. SpawnProcess does the same for a data
+// directory claimed with gc.WithCreating, as released microvm.Run
+// spawns its runner.
 //
 // (*Process).Stop checks the runner's recorded identity before every
 // signal, so a recycled PID is never signalled.

@@ -101,6 +101,9 @@ func TestLeaseOutlivesRunnerWhileChildHoldsIt(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "vm")
 	p, pids := spawnClaimed(t, dir, []string{"STANDIN_CHILD=1"})
+	if err := p.Close(); err != nil { // the creator lets go
+		t.Fatal(err)
+	}
 	if err := syscall.Kill(p.PID(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

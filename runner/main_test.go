@@ -32,7 +32,7 @@ var standinPath string
 
 // helperModes are the embedders and collectors the tests start as
 // helper processes; each reads its parameters from its environment.
-var helperModes = []string{"spawn", "clone", "spawn-unrecorded", "collect-loop", "attach-stop", "gclock"}
+var helperModes = []string{"spawn", "released-spawn", "clone", "spawn-unrecorded", "collect-loop", "attach-stop", "gclock"}
 
 func TestMain(m *testing.M) {
 	for _, mode := range helperModes {
@@ -75,6 +75,34 @@ func helperMain(mode string) int {
 			return 0
 		}
 		// The test SIGKILLs us here.
+		time.Sleep(time.Hour)
+	case "released-spawn":
+		// Released microvm.Run: the check with WithCreating, the clone,
+		// the runner started by SpawnProcess (as its libkrun backend
+		// does), then the state save it does after the spawn.
+		if err := gc.BeforeCreate(os.Getenv("ROOT"), gc.WithCreating(dir))(ctx); err != nil {
+			return fail(err)
+		}
+		if err := makeRootfs(dir); err != nil {
+			return fail(err)
+		}
+		p, err := SpawnProcess(ctx, Config{RootPath: filepath.Join(dir, "rootfs-work"), RunnerPath: os.Getenv("RUNNER"),
+			VMLogPath: filepath.Join(dir, "vm.log"), ConsoleLog: filepath.Join(dir, "console.log")})
+		if err != nil {
+			return fail(err)
+		}
+		ls, err := state.NewManager(dir).LoadAndLock(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		ls.Active = true
+		ls.PID = p.PID()
+		ls.PIDStartTime = time.Now().UTC()
+		if err := ls.Save(); err != nil {
+			return fail(err)
+		}
+		ls.Release()
+		testproc.Say("%s %d", testproc.Ready, p.PID())
 		time.Sleep(time.Hour)
 	case "spawn-unrecorded":
 		// The runner starts, and we are SIGKILLed before recording it.

@@ -37,7 +37,6 @@ type claimOptions struct {
 	collectRoot   string
 	collectBudget time.Duration
 	collectOpts   []gc.Option
-	keepLease     bool
 	stopTimeout   time.Duration
 	leaseTimeout  time.Duration
 	lockTimeout   time.Duration
@@ -128,11 +127,6 @@ func WithCollectBudget(d time.Duration) ClaimOption {
 func WithCollectOptions(opts ...gc.Option) ClaimOption {
 	return func(o *claimOptions) { o.collectOpts = append(o.collectOpts, opts...) }
 }
-
-// WithKeepLease makes (*Claim).Spawn keep the embedder's copy of the run
-// lease in the Process until (*Process).Close or Stop, so the data
-// directory stays protected while either the embedder or the runner lives.
-func WithKeepLease() ClaimOption { return func(o *claimOptions) { o.keepLease = true } }
 
 // WithStopTimeout sets how long Stop waits after SIGTERM before SIGKILL
 // (default DefaultStopTimeout).

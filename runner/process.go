@@ -55,7 +55,7 @@ type Process struct {
 	stopMu  sync.Mutex // serialises Stop and Close
 	stopped atomic.Bool
 	mu      sync.Mutex
-	lease   *state.Lease // the embedder's kept copy (WithKeepLease)
+	lease   *state.Lease // the creator's kept copy, until Stop or Close
 }
 
 var _ ProcessHandle = (*Process)(nil)
@@ -117,10 +117,10 @@ func (p *Process) IsAlive() bool {
 	}
 }
 
-// Close drops the embedder's copy of the run lease kept by WithKeepLease,
-// leaving the runner running; the lease then lives as long as the runner.
-// It returns the close error, and nil when no copy is kept or on a second
-// call.
+// Close lets go of the creator's copy of the run lease (see Spawn),
+// leaving the runner running: the data directory is then kept only while
+// the runner lives. It returns the close error, and nil when no copy is
+// kept or on a second call.
 func (p *Process) Close() error {
 	p.stopMu.Lock()
 	defer p.stopMu.Unlock()
@@ -147,7 +147,8 @@ func (p *Process) dropLease() error {
 // still names the runner (a gone or recycled PID is never signalled).
 // While it stops the runner it holds the state lock, so a collector never
 // mistakes the stopping VM for an orphan; then it records the state
-// inactive with no pid and the run marker cleared, and drops a kept lease.
+// inactive with no pid and the run marker cleared, and this process lets
+// go of the lease it kept as the VM's creator (see Spawn).
 // It returns ErrStillRunning (state untouched) when the runner survives
 // SIGKILL, and a state error after the runner is stopped when the state
 // cannot be locked or saved. A data directory that is gone by then is not
@@ -172,7 +173,7 @@ func (p *Process) Stop(ctx context.Context) error {
 	if p.hooks.terminated != nil {
 		p.hooks.terminated(p.dataDir)
 	}
-	var saveErr error
+	var saveErr, keptErr error
 	if ls != nil && p.ownsRecord(ls.State) {
 		ls.Active = false
 		ls.PID = 0
@@ -182,9 +183,12 @@ func (p *Process) Stop(ctx context.Context) error {
 		if err := ls.Save(); err != nil {
 			saveErr = fmt.Errorf("stop runner: record stop in %s: %w", p.dataDir, err)
 		}
+		// The run is over: this process, if it created it, lets go too,
+		// whichever of its handles stopped the runner.
+		keptErr = state.Kept(p.dataDir).Close()
 	}
 	p.stopped.Store(true)
-	return errors.Join(lockErr, saveErr, p.dropLease())
+	return errors.Join(lockErr, saveErr, keptErr, p.dropLease())
 }
 
 // lockState takes the state lock of a runner with a data directory. A

@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/stacklok/go-microvm/internal/procinfo"
+	"github.com/stacklok/go-microvm/state"
 )
 
 // LeaseFDEnv names the environment variable that tells a runner which
@@ -44,12 +46,21 @@ func Spawn(ctx context.Context, cfg Config) (*Process, error) {
 	return SpawnProcess(ctx, cfg)
 }
 
-// SpawnProcess starts the runner without a claim, as released versions do:
-// no lease, and the Process identifies the runner by PID and the kernel
-// start time read right after the spawn. It returns an error wrapping
-// ErrRunnerNotFound when no runner executable is found, and the exec error
-// when it cannot start; no process is left behind on error.
+// SpawnProcess starts the runner. When this process keeps the run lease of
+// the runner's data directory (the directory of cfg.VMLogPath, where
+// released go-microvm's libkrun backend puts vm.log; see gc.WithCreating
+// and state.Lease.Keep), it spawns as (*Claim).Spawn does: the runner
+// inherits the lease, its identity is recorded with the run marker, and
+// the Process lets go of the kept lease on Stop or Close. Otherwise it
+// starts the runner as released versions do: no lease, and the Process
+// identifies the runner by PID and the kernel start time read right after
+// the spawn. It returns an error wrapping ErrRunnerNotFound when no runner
+// executable is found, and the exec error when it cannot start; no
+// process is left behind on error.
 func SpawnProcess(ctx context.Context, cfg Config) (*Process, error) {
+	if c := keptClaim(cfg); c != nil {
+		return c.Spawn(ctx, cfg)
+	}
 	l, err := prepareRunner(ctx, cfg, nil)
 	if err != nil {
 		return nil, err
@@ -59,6 +70,23 @@ func SpawnProcess(ctx context.Context, cfg Config) (*Process, error) {
 		return nil, err
 	}
 	return newSpawned(st, nil, newOptions(nil)), nil
+}
+
+// keptClaim returns the claim this process keeps on the data directory
+// of cfg's vm.log, or nil.
+func keptClaim(cfg Config) *Claim {
+	if cfg.VMLogPath == "" {
+		return nil
+	}
+	dir, err := filepath.Abs(filepath.Dir(cfg.VMLogPath))
+	if err != nil {
+		return nil
+	}
+	lease := state.Kept(dir)
+	if lease == nil {
+		return nil
+	}
+	return &Claim{dataDir: dir, mgr: state.NewManager(dir), opts: newOptions(nil), lease: lease}
 }
 
 // started is a freshly started runner.

@@ -179,9 +179,11 @@ func TestIsAlive(t *testing.T) {
 			p, _ := spawnClaimed(t, dir, nil)
 			return p
 		}},
-		{"claimed, lease kept", func(t *testing.T, dir string) *Process {
-			p, _ := spawnClaimed(t, dir, nil, WithKeepLease())
-			t.Cleanup(func() { _ = p.Close() })
+		{"claimed, creator let go", func(t *testing.T, dir string) *Process {
+			p, _ := spawnClaimed(t, dir, nil)
+			if err := p.Close(); err != nil {
+				t.Fatal(err)
+			}
 			return p
 		}},
 	}
@@ -204,13 +206,13 @@ func TestIsAlive(t *testing.T) {
 	}
 }
 
-// With WithKeepLease the directory stays live while the embedder lives,
-// even after the runner died; Close hands it over to the collector.
+// The directory stays live while its creator lives, even after the runner
+// died; Close hands it over to the collector.
 func TestKeepLease(t *testing.T) {
 	t.Parallel()
 	root := t.TempDir()
 	dir := filepath.Join(root, "vm")
-	p, _ := spawnClaimed(t, dir, nil, WithKeepLease())
+	p, _ := spawnClaimed(t, dir, nil)
 	if err := syscall.Kill(p.PID(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +249,8 @@ func TestRunnerExitsEarly(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "IsAlive to turn false", func() bool { return !p.IsAlive() })
-	if c := candidate(t, root, dir); c.Class != gc.ClassOrphan {
+	// Its creator, this process, lives: the directory is kept.
+	if c := candidate(t, root, dir); c.Class != gc.ClassLive {
 		t.Fatalf("scan after the runner died: %s (%s)", c.Class, c.Reason)
 	}
 	if err := stopWithGuard(t, p); err != nil {
@@ -272,6 +275,11 @@ func TestStopExposesNoOrphanToCollector(t *testing.T) {
 	var terminated func()
 	p, _ := spawnClaimed(t, dir, []string{"STANDIN_CHILD=1"}, WithStopTimeout(guard),
 		withHooks(hooks{terminated: func(string) { terminated() }}))
+	// The creator's copy of the lease would keep the VM live throughout;
+	// without it, only the state lock covers the window.
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
 	rootfs := func() map[string]int64 {
 		files := make(map[string]int64)
 		for name, size := range snapshot(t, dir) {

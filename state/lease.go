@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,6 +42,50 @@ type Lease struct {
 	f       *os.File
 	closed  bool
 	cleanup runtime.Cleanup
+	kept    string // the key under which Keep holds it, or ""
+}
+
+// kept holds the leases this process keeps as the creator of their data
+// directories (see Keep), so they stay open until Close or exit.
+var kept = struct {
+	sync.Mutex
+	m map[string]*Lease
+}{m: map[string]*Lease{}}
+
+// Keep makes l this process's claim on dataDir: a process-wide table keeps
+// it open until Close or until this process exits, however it exits, so
+// dataDir stays protected while its creator lives, and a runner started
+// for dataDir inherits it (runner.SpawnProcess looks it up with Kept). A
+// lease kept earlier under the same directory is closed: two leases of one
+// process cannot both hold one directory, so that one guards a directory
+// no longer at dataDir.
+func (l *Lease) Keep(dataDir string) error {
+	key, err := filepath.Abs(dataDir)
+	if err != nil {
+		return fmt.Errorf("keep lease of %s: %w", dataDir, err)
+	}
+	kept.Lock()
+	old := kept.m[key]
+	kept.m[key] = l
+	l.kept = key
+	kept.Unlock()
+	if old != nil && old != l {
+		return old.Close()
+	}
+	return nil
+}
+
+// Kept returns the lease this process keeps on dataDir (see Keep), or nil.
+// Closing it lets go of the claim: the run marker stays, so once no runner
+// holds the lease either, a collection reclaims dataDir.
+func Kept(dataDir string) *Lease {
+	key, err := filepath.Abs(dataDir)
+	if err != nil {
+		return nil
+	}
+	kept.Lock()
+	defer kept.Unlock()
+	return kept.m[key]
 }
 
 // newLease wraps the locked directory f and arms the leak report.
@@ -150,12 +196,24 @@ func (l *Lease) File() *os.File { return l.f }
 // description shared with every process that inherited the descriptor, so
 // it would drop the lease under a runner that is still alive. Closing only
 // our copy leaves the lease held while any inherited copy lives; when ours
-// was the last copy, the kernel drops the lease. Safe to call twice.
+// was the last copy, the kernel drops the lease. A kept lease leaves the
+// table (see Keep). Safe to call twice, and on a nil Lease.
 func (l *Lease) Close() error {
-	if l.closed {
+	if l == nil {
 		return nil
 	}
+	// The table's lock also orders Closes of a kept lease from several
+	// goroutines.
+	kept.Lock()
+	done := l.closed
 	l.closed = true
+	if l.kept != "" && kept.m[l.kept] == l {
+		delete(kept.m, l.kept)
+	}
+	kept.Unlock()
+	if done {
+		return nil
+	}
 	l.cleanup.Stop()
 	if err := l.f.Close(); err != nil {
 		return fmt.Errorf("close lease: %w", err)

@@ -37,6 +37,12 @@ func ProbeLease(dataDir string) (held bool, err error) {
 	return false, unsupported("probe lock", dataDir)
 }
 
+// Keep fails here with an *fs.PathError matching errors.ErrUnsupported.
+func (l *Lease) Keep(dataDir string) error { return unsupported("keep lease", dataDir) }
+
+// Kept returns nil: no Lease is ever made here.
+func Kept(string) *Lease { return nil }
+
 // File returns nil: no Lease is ever made here.
 func (l *Lease) File() *os.File { return nil }
 

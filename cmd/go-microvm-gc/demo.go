@@ -341,8 +341,8 @@ func (d *demo) build(ctx context.Context) error {
 
 	web := d.add("web", "live: its runner holds the run lease", gc.ClassLive, gc.ReasonLeaseHeld)
 	db := d.add("db/data", "live, in the root/<name>/data layout, with the embedder's own file beside it", gc.ClassLive, gc.ReasonLeaseHeld)
-	build1 := d.add("build-1", "runner SIGKILLed; its rootfs-work also holds a symlink out of the root", gc.ClassOrphan, gc.ReasonRunEnded)
-	build2 := d.add("build-2/data", "runner SIGKILLed", gc.ClassOrphan, gc.ReasonRunEnded)
+	build1 := d.add("build-1", "embedder gone, runner SIGKILLed; its rootfs-work also holds a symlink out of the root", gc.ClassOrphan, gc.ReasonRunEnded)
+	build2 := d.add("build-2/data", "embedder gone, runner SIGKILLed", gc.ClassOrphan, gc.ReasonRunEnded)
 	stopped := d.add("stopped", "cleanly stopped: a user may start it again", gc.ClassStopped, gc.ReasonInactive)
 	half := d.add("half-cloned", "embedder SIGKILLed in the middle of the rootfs clone, before any runner", gc.ClassOrphan, gc.ReasonRunEnded)
 	reused := d.add("reused-pid", "released-format record whose PID now belongs to an unrelated live process", gc.ClassOrphan, gc.ReasonPIDReused)
@@ -414,9 +414,14 @@ func (d *demo) prepare(ctx context.Context) error {
 	return d.buildOutside()
 }
 
-// killRunners SIGKILLs the runners of vms, as a crash would.
+// killRunners SIGKILLs the runners of vms, as a crash would, after the
+// demo, their creator, let go of them as an embedder does when it exits:
+// a VM is kept while its runner or its creator lives.
 func (d *demo) killRunners(vms ...*demoVM) error {
 	for _, v := range vms {
+		if err := v.proc.Close(); err != nil {
+			return fmt.Errorf("let go of %s: %w", v.name, err)
+		}
 		if err := syscall.Kill(v.proc.PID(), syscall.SIGKILL); err != nil {
 			return fmt.Errorf("kill runner of %s: %w", v.name, err)
 		}

@@ -98,9 +98,12 @@ func TestRun_GCBeforeCreate(t *testing.T) {
 
 	liveProc := spawnStandin(t, ctx, bin, live)
 
-	// A crash: the runner is SIGKILLed, its lease goes with it, and its
-	// run marker stays set.
+	// A crash: the creator lets go (as it does when it exits), the runner
+	// is SIGKILLed, its lease goes with it, and its run marker stays set.
 	crashedProc := spawnStandin(t, ctx, bin, crashed)
+	if err := crashedProc.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if err := syscall.Kill(-crashedProc.PID(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
