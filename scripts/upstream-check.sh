@@ -141,7 +141,7 @@ fail=$(grep -c -- '--- FAIL:' "$out" || true)
 skip=$(grep -c -- '--- SKIP:' "$out" || true)
 grep -E '^(ok|FAIL|---|\?) ' "$out" | grep -Ev '^--- (PASS|SKIP)' || true
 # The results of this repository's tests run in the released tree.
-for name in $(sed -n 's/^func \(Test[A-Za-z0-9_]*\)(.*/\1/p' "$ours"/scripts/testdata/upstream/*_test.go); do
+for name in $(sed -n 's/^func \(Test[A-Za-z0-9_]*\)(t \*testing\.T).*/\1/p' "$ours"/scripts/testdata/upstream/*_test.go); do
 	grep -E -- "--- (PASS|FAIL|SKIP): $name " "$out" || { echo "--- MISSING: $name"; status=1; }
 done
 if [ "$status" -ne 0 ] || [ "$fail" -ne 0 ]; then
