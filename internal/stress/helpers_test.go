@@ -148,7 +148,7 @@ type embedderVM struct {
 
 // helperEmbedder plays an embedder until STRESS_DEADLINE: it claims data
 // directories under STRESS_ROOT (each claim runs the pre-creation
-// collection), clones a small rootfs, spawns the stand-in runner, and then
+// collection; half of them as released microvm.Run does, see below), clones a small rootfs, spawns the stand-in runner, and then
 // at random stops VMs cleanly (removing their data directory, as embedders
 // do), SIGKILLs their runners, or SIGKILLs itself mid-clone. Each step is
 // appended to STRESS_EVENTS as one line. On start it adopts the VMs of its
@@ -201,35 +201,63 @@ loop:
 			if r.IntN(3) == 0 {
 				dir = filepath.Join(top, "data")
 			}
-			// The root holds one directory per VM: its collection covers
-			// every VM, not only the one being claimed.
-			c, err := runner.NewClaim(ctx, dir, runner.WithCollectRoot(root))
+			// Half the VMs are created the way released microvm.Run
+			// creates them, with gc.BeforeCreate(root,
+			// gc.WithCreating(dir)) as its check; the others through a
+			// claim. Either way the root holds one directory per VM: the
+			// collection covers every VM, not only the one being claimed.
+			viaRun := r.IntN(2) == 0
+			var (
+				c     *runner.Claim
+				abort func()
+				err   error
+			)
+			if viaRun {
+				err = gc.BeforeCreate(root, gc.WithCreating(dir))(ctx)
+				abort = func() { state.Kept(dir).Close() }
+			} else {
+				c, err = runner.NewClaim(ctx, dir, runner.WithCollectRoot(root))
+				abort = func() { c.Abort() }
+			}
 			if err != nil {
 				event("claim-error %q %v", dir, err)
 				continue
 			}
-			event("claimed %q", dir)
+			if viaRun {
+				event("claimed-by-check %q", dir)
+			} else {
+				event("claimed %q", dir)
+			}
 			rootfs := filepath.Join(dir, "rootfs-work")
 			if _, err := makeTree(rootfs, r, 20+r.IntN(80), 3); err != nil {
 				event("clone-error %q %v", dir, err)
-				c.Abort()
+				abort()
 				continue
 			}
 			if r.IntN(40) == 0 {
 				event("self-kill %q", dir)
 				syscall.Kill(os.Getpid(), syscall.SIGKILL)
 			}
-			p, err := c.Spawn(ctx, runner.Config{
+			cfg := runner.Config{
 				RootPath:   rootfs,
 				NumVCPUs:   1,
 				RAMMiB:     64,
 				ConsoleLog: filepath.Join(dir, "console.log"),
 				RunnerPath: runnerPath,
 				VMLogPath:  filepath.Join(dir, "vm.log"),
-			})
+			}
+			var p *runner.Process
+			if viaRun {
+				p, err = runner.SpawnProcess(ctx, cfg)
+				if err == nil {
+					err = releasedSave(ctx, dir, p.PID())
+				}
+			} else {
+				p, err = c.Spawn(ctx, cfg)
+			}
 			if err != nil {
 				event("spawn-error %q %v", dir, err)
-				c.Abort()
+				abort()
 				continue
 			}
 			event("created %q %d", dir, p.PID())
@@ -252,6 +280,20 @@ loop:
 	}
 	event("exit")
 	return 0
+}
+
+// releasedSave records the runner as released microvm.Run does just after
+// the spawn: load, set active, pid and pid_start_time, save.
+func releasedSave(ctx context.Context, dir string, pid int) error {
+	ls, err := state.NewManager(dir).LoadAndLock(ctx)
+	if err != nil {
+		return err
+	}
+	defer ls.Release()
+	ls.Active = true
+	ls.PID = pid
+	ls.PIDStartTime = time.Now().UTC()
+	return ls.Save()
 }
 
 // adoptPredecessors stops the VMs left running by earlier generations of

@@ -258,7 +258,7 @@ func rootEntries(t *testing.T, root string) []string {
 	}
 	var names []string
 	for _, e := range ents {
-		if e.Name() == gc.LockName {
+		if e.Name() == gc.LockName() {
 			continue
 		}
 		if e.Name() == gc.TrashName {
@@ -310,7 +310,7 @@ func TestRun_CreatingKilled(t *testing.T) {
 			if stop == "in-check" {
 				// The check's collection skips a root another collector
 				// holds, and logs that: there the embedder parks.
-				f, err := os.OpenFile(filepath.Join(root, gc.LockName), os.O_RDWR|os.O_CREATE, 0o600)
+				f, err := os.OpenFile(filepath.Join(root, gc.LockName()), os.O_RDWR|os.O_CREATE, 0o600)
 				if err != nil {
 					t.Fatal(err)
 				}
