@@ -175,6 +175,20 @@ func TestClassesWithRealProcesses(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, []Option{WithStopped(24 * time.Hour)}, ClassOrphan, ReasonStoppedExpired},
+		{"inactive, created_at in the future, stopped two days ago, WithStopped(24h)", func(t *testing.T, dir string) {
+			makeVM(t, dir, &state.State{Version: 1, CreatedAt: time.Now().Add(365 * 24 * time.Hour)})
+			old := time.Now().Add(-48 * time.Hour)
+			if err := os.Chtimes(filepath.Join(dir, state.FileName), old, old); err != nil {
+				t.Fatal(err)
+			}
+		}, []Option{WithStopped(24 * time.Hour)}, ClassOrphan, ReasonStoppedExpired},
+		{"inactive, every time in the future, WithStopped(24h)", func(t *testing.T, dir string) {
+			future := time.Now().Add(365 * 24 * time.Hour)
+			makeVM(t, dir, &state.State{Version: 1, CreatedAt: future})
+			if err := os.Chtimes(filepath.Join(dir, state.FileName), future, future); err != nil {
+				t.Fatal(err)
+			}
+		}, []Option{WithStopped(24 * time.Hour)}, ClassStopped, ReasonInactive},
 		{"inactive, no created_at, WithStopped(0)", func(t *testing.T, dir string) {
 			makeVM(t, dir, &state.State{Version: 1})
 		}, []Option{WithStopped(0)}, ClassOrphan, ReasonStoppedExpired},

@@ -240,12 +240,15 @@ func (f *dirFacts) Age() time.Duration {
 
 // StoppedAge is how long the recorded VM has been as it is: Now minus the
 // later of created_at and the state file's modification time (a clean stop
-// rewrites the file), never negative. It is zero when neither is known.
-// WithStopped's minimum age is compared with it, so a VM created long ago
-// and stopped a moment ago is not reclaimed at once.
+// rewrites the file), never negative. A created_at after Now (a clock that
+// was wrong when it was written) is left out, so the time the kernel gave
+// the file dates the VM; a modification time after Now makes the age zero,
+// since when the VM stopped is then unknown. It is zero when neither is
+// known. WithStopped's minimum age is compared with it, so a VM created
+// long ago and stopped a moment ago is not reclaimed at once.
 func (f *dirFacts) StoppedAge() time.Duration {
 	var since time.Time
-	if f.State != nil {
+	if f.State != nil && !f.State.CreatedAt.After(f.Now) {
 		since = f.State.CreatedAt
 	}
 	if f.StateModTime.After(since) {
@@ -370,6 +373,9 @@ func classifyStopped(f dirFacts, p reclaimPolicy) Verdict {
 	age := f.StoppedAge()
 	if p.Stopped && age >= p.StoppedMinAge {
 		return verdict(ClassOrphan, ReasonStoppedExpired, fmt.Sprintf("stopped, age %s >= %s", age.Round(time.Second), p.StoppedMinAge))
+	}
+	if p.Stopped && age == 0 && (f.State.CreatedAt.After(f.Now) || f.StateModTime.After(f.Now)) {
+		return verdict(ClassStopped, ReasonInactive, "stopped cleanly; its recorded times are in the future, so its age is unknown")
 	}
 	return verdict(ClassStopped, ReasonInactive, "stopped cleanly")
 }

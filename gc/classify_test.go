@@ -246,6 +246,8 @@ func TestFactsStoppedAge(t *testing.T) {
 		{"mtime before created_at", dirFacts{State: &state.State{CreatedAt: now.Add(-time.Hour)}, StateModTime: now.Add(-month)}, time.Hour},
 		{"created_at only", dirFacts{State: &state.State{CreatedAt: now.Add(-time.Hour)}}, time.Hour},
 		{"mtime only", dirFacts{State: &state.State{}, StateModTime: now.Add(-time.Minute)}, time.Minute},
+		{"created_at in the future", dirFacts{State: &state.State{CreatedAt: now.Add(month)}, StateModTime: now.Add(-time.Hour)}, time.Hour},
+		{"created_at in the future only", dirFacts{State: &state.State{CreatedAt: now.Add(month)}}, 0},
 		{"future is zero", dirFacts{State: &state.State{CreatedAt: now.Add(-month)}, StateModTime: now.Add(time.Hour)}, 0},
 		{"no state, mtime", dirFacts{StateModTime: now.Add(-time.Minute)}, time.Minute},
 		{"nothing known", dirFacts{}, 0},

@@ -97,9 +97,10 @@ func WithDepth(n int) Option { return func(o *options) { o.depth = n } }
 // WithStopped makes cleanly stopped (inactive) data directories at least
 // minAge old reclaimable, with ReasonStoppedExpired. The age runs from the
 // later of the state's created_at and the state file's modification time:
-// a clean stop rewrites the file, so a VM stopped a
-// moment ago is young whenever it was created. Off by default: a stopped VM
-// may be started again.
+// a clean stop rewrites the file, so a VM stopped a moment ago is young
+// whenever it was created. A created_at in the future is left out; a
+// modification time in the future keeps the VM (its age is unknown). Off
+// by default: a stopped VM may be started again.
 func WithStopped(minAge time.Duration) Option {
 	return func(o *options) { o.stopped = true; o.stoppedAge = minAge }
 }
