@@ -129,8 +129,10 @@ func WithDryRun() Option { return func(o *options) { o.dryRun = true } }
 // cache inside the data directory. Without it Collect touches only
 // go-microvm's own entries.
 //
-// Each name is one path component; "", ".", "..", names with a slash and
-// names starting with OwnPrefix are ignored. An entry that holds a state
+// Each name is one path component; "", ".", "..", names with a slash,
+// names starting with OwnPrefix and go-microvm's own names (rootfs-work,
+// the state, lock, temporary and log files, which go with the VM anyway)
+// are ignored. An entry that holds a state
 // file is never owned: it is another VM's data directory, judged as one,
 // and a parent that holds it is shared. The entries go before the
 // state file, under the VM's run lease and state lock, fd-relative like

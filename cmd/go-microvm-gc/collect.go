@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -93,6 +95,13 @@ func (a *app) runCollect(cf *collectFlags) error {
 	}
 	if cf.dryRun && cf.metricsFile != "" {
 		return usagef("--metrics-file records what a collection did; a dry run does nothing")
+	}
+	for _, n := range cf.owned {
+		// gc.WithOwnedNames ignores these: a flag that does nothing is a
+		// mistake to say.
+		if n == "" || n == "." || n == ".." || strings.ContainsRune(n, '/') || strings.HasPrefix(n, gc.OwnPrefix) {
+			return usagef("--owned %s: want the name of one entry, not a path or a name of the collector's", strconv.Quote(n))
+		}
 	}
 	rs, err := collectRoots(cf)
 	if err != nil {
