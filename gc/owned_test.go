@@ -382,3 +382,22 @@ func TestLeftoverVeto(t *testing.T) {
 	mustNotExist(t, held)
 	mustExist(t, vetoed)
 }
+
+// An owned name inside an orphan's data directory that holds a state file
+// is a VM's data directory, not the embedder's entry: the orphan is
+// reclaimed and that directory stays whole.
+func TestOwnedNameNestedDataDir(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	vm := filepath.Join(root, "vm")
+	makeVM(t, vm, orphanState())
+	nested := filepath.Join(vm, "cache")
+	makeVM(t, nested, &state.State{Version: 1, Name: "nested", CreatedAt: time.Now()})
+	before := snapshot(t, nested)
+	rep := collect(t, root, WithOwnedNames("cache"))
+	if len(rep.Reclaimed) != 1 || rep.Reclaimed[0].Path != vm {
+		t.Errorf("reclaimed %+v, want %s", rep.Reclaimed, vm)
+	}
+	mustNotExist(t, filepath.Join(vm, state.FileName), filepath.Join(vm, rootfsWorkName))
+	sameSnapshot(t, nested, before, snapshot(t, nested))
+}
