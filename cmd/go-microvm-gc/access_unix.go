@@ -6,6 +6,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 
@@ -16,10 +17,14 @@ import (
 
 // lockAccess says why this user could not take root's lock, nil when it
 // could: the collector opens its user's root lock (gc.LockName) for reading,
-// creating it when missing.
+// creating it when missing, and refuses one that is not this user's alone.
 func lockAccess(root string) error {
 	lock := filepath.Join(root, gc.LockName())
-	if _, err := os.Lstat(lock); err == nil {
+	var st unix.Stat_t
+	if err := unix.Lstat(lock, &st); err == nil {
+		if int(st.Uid) != os.Geteuid() || st.Mode&0o077 != 0 {
+			return &os.PathError{Op: "use", Path: lock, Err: fmt.Errorf("not this user's alone: owner uid %d, mode %#o", st.Uid, st.Mode&0o7777)}
+		}
 		if err := unix.Access(lock, unix.R_OK); err != nil {
 			return &os.PathError{Op: "open", Path: lock, Err: err}
 		}

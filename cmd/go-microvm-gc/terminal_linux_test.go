@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/stacklok/go-microvm/gc"
 	"github.com/stacklok/go-microvm/internal/testproc"
 	"github.com/stacklok/go-microvm/state"
 )
@@ -247,6 +248,29 @@ func TestDryRunLockDenied(t *testing.T) {
 		if !strings.Contains(stdout, "could not take the root lock") && !strings.Contains(stdout, `"lock_error": "`) {
 			t.Errorf("%v does not say the lock could not be taken:\n%s", args, stdout)
 		}
+	}
+}
+
+// TestDryRunLockPlanted: a dry run where another user planted a file
+// under this user's root lock name says the lock could not be taken.
+func TestDryRunLockPlanted(t *testing.T) {
+	t.Parallel()
+	dir := testproc.PublicTempDir(t)
+	exe := testproc.CopyTestBinary(t, dir, "go-microvm-gc")
+	root := filepath.Join(dir, "root")
+	makeOrphan(t, filepath.Join(root, "vm"), 1)
+	if err := os.Chmod(root, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	lock := filepath.Join(root, gc.LockName())
+	if out, err := testproc.Nobody(t, "sh", "-c", "umask 0; touch "+lock).CombinedOutput(); err != nil {
+		t.Fatalf("plant %s: %v: %s", lock, err, out)
+	}
+	cmd := exec.Command(exe, "collect", "-n", "--root", root)
+	cmd.Env = append(os.Environ(), envDataDir+"=", envRoot+"=", "HOME="+dir)
+	code, stdout, stderr := runGC(t, cmd)
+	if code != 0 || !strings.Contains(stdout, "could not take the root lock") {
+		t.Errorf("exit %d; the dry run does not say the lock could not be taken:\n%s%s", code, stdout, stderr)
 	}
 }
 
