@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stacklok/go-microvm/internal/procinfo"
 	"github.com/stacklok/go-microvm/state"
 )
 
@@ -91,9 +92,17 @@ const (
 	// ReasonPIDNamespaceUnknown (unknown): the collector cannot tell that
 	// it judges the PID in the namespace it was recorded in: /proc does
 	// not show the collector itself (no /proc, a /proc of another
-	// namespace), or a record without its namespace (released go-microvm)
-	// is seen from a PID namespace other than the host's.
+	// namespace), a record without its namespace (released go-microvm)
+	// is seen from a PID namespace other than the host's, or, seen from
+	// the host's with its PID dead or reused there, the collector cannot
+	// see every process to rule out a container's (hidepid=).
 	ReasonPIDNamespaceUnknown Reason = "pid-namespace-unknown"
+	// ReasonRunnerOtherNamespace (live): the record names no PID
+	// namespace (released go-microvm's) and its PID is dead or another
+	// process's in the host's, but a process named as the runner has that
+	// PID in a nested namespace: an embedder in a container recorded its
+	// runner's PID as the container sees it.
+	ReasonRunnerOtherNamespace Reason = "runner-other-namespace"
 	// ReasonNoPID (unknown): active, but no usable PID recorded.
 	ReasonNoPID Reason = "no-pid"
 	// ReasonInactive (stopped): cleanly stopped.
@@ -181,6 +190,10 @@ type dirFacts struct {
 	// pidNamespace is the collector's PID namespace, in which it judges
 	// PIDs.
 	PIDNamespace pidNamespace
+	// Elsewhere is what a look at every process found of the recorded PID
+	// in nested PID namespaces; gathered only for a record that names no
+	// namespace and that judgeHere would reclaim (see looksElsewhere).
+	Elsewhere elsewhere
 
 	// BootID identifies the current boot ("" when unknown).
 	BootID string
@@ -207,6 +220,18 @@ type pidNamespace struct {
 	// Err says why the namespace is unknown (/proc does not show the
 	// collector itself); no PID is then judged.
 	Err error
+}
+
+// elsewhere is what was found of a PID in the PID namespaces nested below
+// the collector's.
+type elsewhere struct {
+	// Looked: the processes were looked at; Err or Procs says what came
+	// of it.
+	Looked bool
+	// Err says why not every process could be seen.
+	Err error
+	// Procs are the processes that have the PID in a nested namespace.
+	Procs []procinfo.Nested
 }
 
 // reclaimPolicy is the caller's choice about what else is reclaimable.
@@ -392,7 +417,9 @@ func classifyStopped(f dirFacts, p reclaimPolicy) Verdict {
 // whose kill(pid, 0) said ESRCH, a zombie with no live thread, or another
 // process at the PID. Where the PID cannot be judged (a record from
 // another PID namespace, a /proc that does not show the collector itself)
-// the record is kept as unknown.
+// the record is kept as unknown. A record that does not say its namespace
+// is judged from the host's, and what would reclaim it is checked against
+// the processes of every nested namespace first (see judgeElsewhere).
 func judgeRunner(f dirFacts) Verdict {
 	s := f.State
 	if s.PID <= 0 {
@@ -404,10 +431,55 @@ func judgeRunner(f dirFacts) Verdict {
 	if v := unjudgeable(f); v.decided() {
 		return v
 	}
+	v := judgeHere(f)
+	if v.Class == ClassOrphan && looksElsewhere(f) {
+		return judgeElsewhere(f, v)
+	}
+	return v
+}
+
+// judgeHere applies the PID rules in the collector's namespace, to a
+// record of this boot whose PID it may judge.
+func judgeHere(f dirFacts) Verdict {
 	if v := classifyBeforeBoot(f); v.decided() {
 		return v
 	}
 	return classifyProcess(f)
+}
+
+// looksElsewhere reports whether an orphan verdict on f's PID waits for
+// the processes of other PID namespaces: the record has no marker and
+// names no namespace (released go-microvm's), so an embedder in a
+// container may have recorded its runner's PID as the container sees it.
+// judgeRunner then judged the number in the host's namespace only.
+func looksElsewhere(f dirFacts) bool {
+	s := f.State
+	return !s.Leased && (s.Runner == nil || s.Runner.PIDNamespace == 0)
+}
+
+// judgeElsewhere confirms here, the verdict of orphan on a record that
+// names no PID namespace, only when no process named as the runner has
+// the recorded PID in a nested namespace. One that has keeps the
+// directory as live; where the collector cannot see every process, or
+// did not look, it is kept as unknown.
+func judgeElsewhere(f dirFacts, here Verdict) Verdict {
+	s, e := f.State, f.Elsewhere
+	switch {
+	case !e.Looked:
+		return verdict(ClassUnknown, ReasonPIDNamespaceUnknown, fmt.Sprintf("%s here, but pid %d was recorded without its PID namespace, and other namespaces were not looked at",
+			here.Detail, s.PID))
+	case e.Err != nil:
+		return verdict(ClassUnknown, ReasonPIDNamespaceUnknown, fmt.Sprintf("%s here, but pid %d was recorded without its PID namespace: %v",
+			here.Detail, s.PID, e.Err))
+	}
+	want := runnerWant(s)
+	for _, p := range e.Procs {
+		if !p.Zombie && nameOf(Process{Comm: p.Comm}, want).agree > 0 {
+			return verdict(ClassLive, ReasonRunnerOtherNamespace, fmt.Sprintf("%s here, but process %d, named %q, has pid %d in a nested PID namespace",
+				here.Detail, p.PID, p.Comm, s.PID))
+		}
+	}
+	return here
 }
 
 // classifyOtherBoot decides records whose recorded boot id is not the

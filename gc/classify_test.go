@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stacklok/go-microvm/internal/procinfo"
 	"github.com/stacklok/go-microvm/state"
 )
 
@@ -48,6 +49,11 @@ func TestClassify(t *testing.T) {
 	}
 	container := pidNamespace{Inode: 7}
 	untrusted := pidNamespace{Err: errors.New("/proc does not show this process")}
+	nested := func(ps ...procinfo.Nested) elsewhere { return elsewhere{Looked: true, Procs: ps} }
+	nestedRunner := procinfo.Nested{PID: 31337, Comm: "go-microvm-runn"}
+	// notLooked is a look at the nested namespaces that was not made; a
+	// zero Elsewhere is taken for a look that found nothing.
+	notLooked := elsewhere{Procs: []procinfo.Nested{}}
 	stoppedAt := func(created time.Time) *state.State { return &state.State{Version: 1, CreatedAt: created} }
 
 	tests := []struct {
@@ -179,6 +185,21 @@ func TestClassify(t *testing.T) {
 		{"released record, no trusted proc", dirFacts{State: active(), PIDNamespace: untrusted}, reclaimPolicy{}, ClassUnknown, ReasonPIDNamespaceUnknown},
 		{"own record, no trusted proc", dirFacts{State: active(identity(777, bootID), inNS(hostNS)), PIDNamespace: untrusted}, reclaimPolicy{}, ClassUnknown, ReasonPIDNamespaceUnknown},
 		{"boot id differs, other namespace", dirFacts{State: active(identity(777, "boot-old"), inNS(7)), PIDNamespace: untrusted}, reclaimPolicy{}, ClassOrphan, ReasonRebooted},
+		// A record that names no namespace may be a container's: what the
+		// host's PID rules would reclaim waits for the nested namespaces.
+		{"released, dead here, runner in a container", dirFacts{State: active(), Elsewhere: nested(nestedRunner)}, reclaimPolicy{}, ClassLive, ReasonRunnerOtherNamespace},
+		{"released, reused here, runner in a container", dirFacts{State: active(noStart), Process: other, Elsewhere: nested(nestedRunner)}, reclaimPolicy{}, ClassLive, ReasonRunnerOtherNamespace},
+		{"released, zombie here, runner in a container", dirFacts{State: active(), Process: with(runner, func(p *Process) { p.Zombie = true }), Elsewhere: nested(nestedRunner)}, reclaimPolicy{}, ClassLive, ReasonRunnerOtherNamespace},
+		{"released, clock says rebooted, runner in a container", dirFacts{State: active(beforeBoot), Elsewhere: nested(nestedRunner)}, reclaimPolicy{}, ClassLive, ReasonRunnerOtherNamespace},
+		{"released, dead here, other process in a container", dirFacts{State: active(), Elsewhere: nested(procinfo.Nested{PID: 9, Comm: "bash"})}, reclaimPolicy{}, ClassOrphan, ReasonRunnerDead},
+		{"released, dead here, zombie runner in a container", dirFacts{State: active(), Elsewhere: nested(procinfo.Nested{PID: 9, Comm: "go-microvm-runn", Zombie: true})}, reclaimPolicy{}, ClassOrphan, ReasonRunnerDead},
+		{"released, dead here, no container sees every process", dirFacts{State: active(), Elsewhere: elsewhere{Looked: true, Err: errors.New("hidepid")}}, reclaimPolicy{}, ClassUnknown, ReasonPIDNamespaceUnknown},
+		{"released, dead here, containers not looked at", dirFacts{State: active(), Elsewhere: notLooked}, reclaimPolicy{}, ClassUnknown, ReasonPIDNamespaceUnknown},
+		{"released, runner here, containers not looked at", dirFacts{State: active(), Process: runner, Elsewhere: notLooked}, reclaimPolicy{}, ClassLive, ReasonRunnerMatches},
+		{"own namespace recorded, dead, runner in a container", dirFacts{State: active(identity(777, bootID), inNS(hostNS)), Elsewhere: nested(nestedRunner)}, reclaimPolicy{}, ClassOrphan, ReasonRunnerDead},
+		{"own, no namespace recorded, dead, runner in a container", dirFacts{State: active(identity(777, bootID)), Elsewhere: nested(nestedRunner)}, reclaimPolicy{}, ClassLive, ReasonRunnerOtherNamespace},
+		{"marker, runner in a container", dirFacts{State: active(marker), Elsewhere: nested(nestedRunner)}, reclaimPolicy{}, ClassOrphan, ReasonRunEnded},
+		{"other boot id, runner in a container", dirFacts{State: active(identity(777, "boot-old")), Elsewhere: nested(nestedRunner)}, reclaimPolicy{}, ClassOrphan, ReasonRebooted},
 		{"hidden process", dirFacts{State: active(), Process: Process{Exists: true, Err: errors.New("process exists but /proc does not show it")}}, reclaimPolicy{}, ClassLive, ReasonIdentityUnreadable},
 		{"unknown boot facts are not evidence", dirFacts{State: active(), Process: runner, BootID: "-", BootTime: time.Time{}}, reclaimPolicy{}, ClassLive, ReasonRunnerMatches},
 	}
@@ -197,6 +218,9 @@ func TestClassify(t *testing.T) {
 			}
 			if f.PIDNamespace == (pidNamespace{}) {
 				f.PIDNamespace = pidNamespace{Inode: hostNS, Initial: true}
+			}
+			if !f.Elsewhere.Looked && f.Elsewhere.Procs == nil {
+				f.Elsewhere.Looked = true
 			}
 			v := classify(f, tt.p)
 			class, reason, detail := v.Class, v.Reason, v.Detail

@@ -22,7 +22,9 @@
 // times. A PID is dead only when kill(pid, 0) says ESRCH in the PID
 // namespace it was recorded in (absence from /proc proves nothing), or it is
 // a zombie with no live thread; a PID the collector cannot judge is kept as
-// ClassUnknown. Package runner applies the same decision (JudgeRunner,
+// ClassUnknown. A record that does not say its namespace (released
+// go-microvm's) is judged from the host's, and kept while a process named
+// as the runner has its PID in a nested namespace (a container's). Package runner applies the same decision (JudgeRunner,
 // JudgeState). Only ClassOrphan is ever reclaimed.
 //
 // Scan and Orphans only look: they create no file or directory, so they

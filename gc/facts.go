@@ -185,6 +185,24 @@ func (ob *observer) observeAt(d datadir.Dir, sf datadir.StateFile, p reclaimPoli
 func (ob *observer) lookupProcess(f *dirFacts) {
 	if needsLookup(f) {
 		f.Process = processAt(f.State.PID)
+		lookElsewhere(f)
+	}
+}
+
+// waitsElsewhere reports whether judgeRunner's verdict on f waits for
+// f.Elsewhere: the record names no PID namespace, and the PID rules here
+// would reclaim it.
+func waitsElsewhere(f dirFacts) bool {
+	return !f.Elsewhere.Looked && looksElsewhere(f) && judgeHere(f).Class == ClassOrphan
+}
+
+// lookElsewhere fills f.Elsewhere when judgeRunner waits for it, looking
+// at every process: after the lookup of the PID, and so after the state
+// was read, so that a runner recorded by then is seen.
+func lookElsewhere(f *dirFacts) {
+	if waitsElsewhere(*f) {
+		procs, err := procinfo.FindNested(f.State.PID)
+		f.Elsewhere = elsewhere{Looked: true, Err: err, Procs: procs}
 	}
 }
 
@@ -207,12 +225,13 @@ func (ob *observer) lookupForScan(f *dirFacts, p reclaimPolicy) Class {
 	if ob.alive != nil {
 		if pr, ok := ob.alive.get(pid); ok {
 			f.Process = pr
-			if c := classify(*f, p).Class; c != ClassOrphan {
+			if c := classify(*f, p).Class; c != ClassOrphan && !waitsElsewhere(*f) {
 				return c
 			}
 		}
 	}
 	f.Process = processAt(pid)
+	lookElsewhere(f)
 	if ob.alive != nil && f.Process.Exists {
 		ob.alive.put(pid, f.Process)
 	}

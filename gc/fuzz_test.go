@@ -38,30 +38,34 @@ const (
 	// The record's PID namespace: the host's, or the container's.
 	fzProcRecordHostNS
 	fzProcRecordContainerNS
+	// A process named as the runner has the PID in a nested namespace;
+	// the nested namespaces were looked at in any case.
+	fzProcNestedRunner
 )
 
 // reasonClass is the one class each reason may come with.
 var reasonClass = map[Reason]Class{
-	ReasonLeaseHeld:           ClassLive,
-	ReasonStateLocked:         ClassBusy,
-	ReasonProbeFailed:         ClassUnknown,
-	ReasonUnreadable:          ClassUnreadable,
-	ReasonRunEnded:            ClassOrphan,
-	ReasonLeaseLost:           ClassLive,
-	ReasonRunnerAmbiguous:     ClassLive,
-	ReasonRebooted:            ClassOrphan,
-	ReasonRunnerDead:          ClassOrphan,
-	ReasonRunnerZombie:        ClassOrphan,
-	ReasonPIDReused:           ClassOrphan,
-	ReasonRunnerMatches:       ClassLive,
-	ReasonIdentityUnreadable:  ClassLive,
-	ReasonNoPID:               ClassUnknown,
-	ReasonOtherPIDNamespace:   ClassUnknown,
-	ReasonPIDNamespaceUnknown: ClassUnknown,
-	ReasonInactive:            ClassStopped,
-	ReasonStoppedExpired:      ClassOrphan,
-	ReasonLeftover:            ClassOrphan,
-	ReasonNoVeto:              ClassUnknown,
+	ReasonLeaseHeld:            ClassLive,
+	ReasonStateLocked:          ClassBusy,
+	ReasonProbeFailed:          ClassUnknown,
+	ReasonUnreadable:           ClassUnreadable,
+	ReasonRunEnded:             ClassOrphan,
+	ReasonLeaseLost:            ClassLive,
+	ReasonRunnerAmbiguous:      ClassLive,
+	ReasonRebooted:             ClassOrphan,
+	ReasonRunnerDead:           ClassOrphan,
+	ReasonRunnerZombie:         ClassOrphan,
+	ReasonPIDReused:            ClassOrphan,
+	ReasonRunnerMatches:        ClassLive,
+	ReasonIdentityUnreadable:   ClassLive,
+	ReasonRunnerOtherNamespace: ClassLive,
+	ReasonNoPID:                ClassUnknown,
+	ReasonOtherPIDNamespace:    ClassUnknown,
+	ReasonPIDNamespaceUnknown:  ClassUnknown,
+	ReasonInactive:             ClassStopped,
+	ReasonStoppedExpired:       ClassOrphan,
+	ReasonLeftover:             ClassOrphan,
+	ReasonNoVeto:               ClassUnknown,
 }
 
 // fuzzTime maps 0 to the zero time (a field that was never set) and any
@@ -129,6 +133,8 @@ func FuzzClassify(f *testing.F) {
 		{flags: 1, pid: 42, probes: fzRunnerNil, proc: fzProcExists, comm: "sleep\x00go-microvm-runner", exe: "/usr/bin/sleep"},
 		{flags: 1, pid: 42, probes: fzRunnerNil, proc: fzProcExists | fzProcErr},
 		{flags: 1, pid: 42, rExe: "/opt/custom-runner", proc: fzProcExists, exe: "/opt/custom-runner"},
+		{flags: 1, pid: 42, pidStart: now - hour, probes: fzRunnerNil, proc: fzProcNestedRunner},
+		{flags: 1, pid: 42, probes: fzRunnerNil, proc: fzProcExists | fzProcNestedRunner, exe: "/usr/bin/sleep"},
 		{flags: 1, pid: 0, probes: fzRunnerNil},
 		{flags: 1, pid: -1, probes: fzRunnerNil},
 		{flags: 1, pid: 1 << 40, probes: fzRunnerNil},
@@ -222,6 +228,10 @@ func FuzzClassify(f *testing.F) {
 				facts.State.Runner.PIDNamespace = 7
 			}
 		}
+		facts.Elsewhere = elsewhere{Looked: true}
+		if proc&fzProcNestedRunner != 0 {
+			facts.Elsewhere.Procs = []procinfo.Nested{{PID: 9, Comm: runnerName}}
+		}
 		facts.BootID = bootID
 		facts.BootTime = fuzzTime(bootTime)
 		facts.Now = fuzzTime(now)
@@ -287,6 +297,7 @@ func FuzzClassify(f *testing.F) {
 		if !judgeable && s.Active && !s.Leased && s.PID > 0 && !otherBootID && class == ClassOrphan {
 			t.Fatalf("pid %d not judgeable in this namespace, yet orphan (%s: %s)", s.PID, reason, detail)
 		}
+
 		alive := pr.Exists && pr.Err == nil && !pr.Zombie
 		exactNow := s.Runner != nil && s.Runner.StartTime != 0 && s.Runner.BootID != "" && s.Runner.BootID == facts.BootID
 		exactMatch := alive && s.Runner != nil && s.Runner.StartTime != 0 && s.Runner.StartTime == pr.StartTime
@@ -299,6 +310,16 @@ func FuzzClassify(f *testing.F) {
 		named := alive && (pr.Executable != "" && filepath.Base(pr.Executable) == runnerWant ||
 			pr.Comm != "" && (pr.Comm == runnerWant || len(pr.Comm) >= 15 && strings.HasPrefix(runnerWant, pr.Comm)) ||
 			pr.Argv0 != "" && filepath.Base(pr.Argv0) == runnerWant)
+		// A record that names no namespace, whose PID a process named as
+		// its runner holds in a container, is never reclaimed by the PID
+		// rules.
+		noNS, nestedRunner := recNS == 0, proc&fzProcNestedRunner != 0 && runnerWant == runnerName
+		if noNS && nestedRunner && s.Active && !s.Leased && s.PID > 0 && !otherBootID && class == ClassOrphan {
+			t.Fatalf("pid %d of a runner in a container, recorded without its namespace, yet orphan (%s: %s)", s.PID, reason, detail)
+		}
+		if reason == ReasonRunnerOtherNamespace && (!noNS || proc&fzProcNestedRunner == 0 || s.Leased) {
+			t.Fatalf("%s with namespace %d recorded, nested runner %v, marker %v", reason, recNS, proc&fzProcNestedRunner != 0, s.Leased)
+		}
 		// A process of another name that started by the record's
 		// pid_start_time is kept as ambiguous too: only a clock stepped
 		// back lets it hold the PID.

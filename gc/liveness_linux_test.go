@@ -154,22 +154,14 @@ func TestCollectorCannotSeeRunner(t *testing.T) {
 			chownTree(t, root, 65534)
 			before := snapshot(t, root)
 
-			cmd := exec.Command(unshare, append(tt.args, exe, root)...)
-			cmd.Env = append(os.Environ(), testproc.Env("collect-report"), envProc+"="+tt.proc)
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			out, err := cmd.Output()
-			if err != nil {
-				t.Fatalf("collector: %v\nstdout:\n%s\nstderr:\n%s", err, out, stderr.String())
-			}
-			got := reportLines(t, out)
+			got := collectFrom(t, exe, root, tt.proc, append([]string{unshare}, tt.args...)...)
 			want := map[string]string{
 				"released": fmt.Sprintf("%s %s", reasonClass[tt.released], tt.released),
 				"ours":     fmt.Sprintf("%s %s", reasonClass[tt.ours], tt.ours),
 			}
 			for name, w := range want {
 				if got[name] != w {
-					t.Errorf("%s record: collector says %q, want %q\n%s", name, got[name], w, stderr.String())
+					t.Errorf("%s record: collector says %q, want %q", name, got[name], w)
 				}
 			}
 			after := snapshot(t, root)
@@ -183,6 +175,22 @@ func TestCollectorCannotSeeRunner(t *testing.T) {
 			}
 		})
 	}
+}
+
+// collectFrom runs the test binary exe as the collect-report helper on
+// root through the command wrap (unshare and its options), with the /proc
+// that proc names, and returns its report, name → "class reason".
+func collectFrom(t *testing.T, exe, root, proc string, wrap ...string) map[string]string {
+	t.Helper()
+	cmd := exec.Command(wrap[0], append(wrap[1:], exe, root)...)
+	cmd.Env = append(os.Environ(), testproc.Env("collect-report"), envProc+"="+proc)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("collector: %v\nstdout:\n%s\nstderr:\n%s", err, out, stderr.String())
+	}
+	return reportLines(t, out)
 }
 
 // reportLines parses collect-report's output into name → "class reason".
@@ -342,4 +350,93 @@ func TestRunnerStartedThroughSymlink(t *testing.T) {
 	if len(rep.Reclaimed) != 1 || rep.Reclaimed[0].Reason != ReasonRunnerDead {
 		t.Errorf("after the runner died: reclaimed %+v, kept %+v; want it reclaimed (runner-dead)", rep.Reclaimed, rep.Kept)
 	}
+}
+
+// TestRunnerInContainer: an embedder in a container (a PID namespace of
+// its own) records its runner's PID as the container numbers it, in a
+// released record (no namespace). From the host's namespace that PID is
+// dead, or another process's; the runner holding it in the container
+// keeps the directory (runner-other-namespace), while a host orphan
+// beside it is reclaimed. Once the container is gone, both are reclaimed.
+func TestRunnerInContainer(t *testing.T) {
+	t.Parallel()
+	free, self := testproc.FreePID(t), os.Getpid()
+	stopDead := testproc.RunnerInPIDNamespace(t, free, "")
+	stopReused := testproc.RunnerInPIDNamespace(t, self, "")
+	root := t.TempDir()
+	now := time.Now()
+	records := map[string]*state.State{
+		// Dead here, at least when recorded.
+		"dead-here": {Version: 1, Active: true, Name: "dead-here", PID: free, PIDStartTime: now, CreatedAt: now},
+		// This test process here: pid-reused by name.
+		"reused-here": {Version: 1, Active: true, Name: "reused-here", PID: self, CreatedAt: now},
+		"host-orphan": {Version: 1, Active: true, Name: "host-orphan", PID: deadPID(t), PIDStartTime: now, CreatedAt: now},
+	}
+	before := map[string]map[string]string{}
+	for name, s := range records {
+		makeVM(t, filepath.Join(root, name), s)
+		before[name] = snapshot(t, filepath.Join(root, name))
+	}
+
+	rep := collect(t, root)
+	if len(rep.Reclaimed) != 1 || filepath.Base(rep.Reclaimed[0].Path) != "host-orphan" {
+		t.Errorf("reclaimed %+v; want host-orphan alone", rep.Reclaimed)
+	}
+	for _, c := range rep.Kept {
+		if c.Class != ClassLive || c.Reason != ReasonRunnerOtherNamespace {
+			t.Errorf("%s: %s (%s: %s), want live (runner-other-namespace)", c.Path, c.Class, c.Reason, c.Detail)
+		}
+	}
+	for _, name := range []string{"dead-here", "reused-here"} {
+		sameSnapshot(t, name, before[name], snapshot(t, filepath.Join(root, name)))
+		if v := JudgeState(records[name]); v.Class != ClassLive {
+			t.Errorf("JudgeState(%s) = %s (%s: %s), want live", name, v.Class, v.Reason, v.Detail)
+		}
+	}
+
+	stopDead()
+	stopReused()
+	rep = collect(t, root)
+	if len(rep.Reclaimed) != 2 || len(rep.Kept) != 0 {
+		t.Errorf("after the container is gone: reclaimed %+v, kept %+v; want both reclaimed", rep.Reclaimed, rep.Kept)
+	}
+}
+
+// deadPID returns the PID of a process that has exited and been reaped.
+func deadPID(t *testing.T) int {
+	t.Helper()
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd.Process.Pid
+}
+
+// TestRunnerInContainerHiddenProcesses: a host collector that cannot see
+// every process (/proc mounted hidepid=2, the collector another user)
+// cannot rule out a container's runner at a released record's PID that is
+// dead in its namespace: kept as unknown (pid-namespace-unknown), though
+// the tree is the collector's to delete.
+func TestRunnerInContainerHiddenProcesses(t *testing.T) {
+	t.Parallel()
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		t.Skipf("needs unshare (util-linux): %v", err)
+	}
+	free := testproc.FreePID(t)
+	testproc.RunnerInPIDNamespace(t, free, "")
+	bin := t.TempDir()
+	exe := testproc.CopyTestBinary(t, bin, "gc.test")
+	openUp(t, bin)
+	root := t.TempDir()
+	openUp(t, root)
+	now := time.Now()
+	makeVM(t, filepath.Join(root, "released"), &state.State{Version: 1, Active: true, Name: "released", PID: free, PIDStartTime: now, CreatedAt: now})
+	chownTree(t, root, 65534)
+
+	got := collectFrom(t, exe, root, procHidePID, unshare, "-m")
+	if want := "unknown pid-namespace-unknown"; got["released"] != want {
+		t.Errorf("collector says %q, want %q", got["released"], want)
+	}
+	mustExist(t, filepath.Join(root, "released", rootfsWorkName))
 }

@@ -33,3 +33,25 @@ func BenchmarkLookup(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFindNested looks at every process for a PID in nested
+// namespaces, as a collector does before it reclaims a released record;
+// procs is the number of processes looked at.
+func BenchmarkFindNested(b *testing.B) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		b.Fatal(err)
+	}
+	procs := 0
+	for _, e := range entries {
+		if e.Name()[0] >= '0' && e.Name()[0] <= '9' {
+			procs++
+		}
+	}
+	for b.Loop() {
+		if _, err := FindNested(os.Getpid()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(procs), "procs")
+}

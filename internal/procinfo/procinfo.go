@@ -112,6 +112,39 @@ func Lookup(pid int) (Info, error) {
 	return lookup(pid)
 }
 
+// pidLimit is the kernel's PID_MAX_LIMIT on 64-bit Linux: no process in
+// any PID namespace has a PID of it or above.
+const pidLimit = 1 << 22
+
+// Nested is a process that has a given PID in a PID namespace nested
+// below the caller's (a container's), as FindNested found it.
+type Nested struct {
+	// PID is its PID in the caller's namespace.
+	PID int
+	// Comm is its kernel short name, as /proc/PID/status shows it.
+	Comm string
+	// Zombie: exited, with no live thread left.
+	Zombie bool
+}
+
+// FindNested returns the processes that have pid in some PID namespace
+// nested below the caller's (any /proc/PID/status NSpid entry after the
+// first): a PID recorded inside a container names one of them, whatever
+// the same number names here. It looks at every process, one small read
+// each, so it costs time in proportion to the number of processes; it
+// answers at once, with none, for a PID no namespace can hold (pid <= 0,
+// or at or above the kernel's limit of 2^22). It returns an error
+// wrapping ErrHidden when it cannot see every process (/proc mounted
+// hidepid=, a process whose status it may not read), and one wrapping
+// ErrProcUntrusted when /proc does not show the caller: then nothing is
+// known. macOS has no PID namespaces: none, no error.
+func FindNested(pid int) ([]Nested, error) {
+	if pid <= 0 || pid >= pidLimit {
+		return nil, nil
+	}
+	return nested(pid)
+}
+
 // CurrentPIDNamespace returns the PID namespace of this process. On Linux
 // it returns an error wrapping ErrProcUntrusted when /proc does not show
 // this process itself, since then neither the namespace nor any PID can

@@ -65,6 +65,9 @@ func lookup(pid int) (Info, error) {
 	return info, nil
 }
 
+// macOS has no PID namespaces: no process has a PID in another.
+func nested(int) ([]Nested, error) { return nil, nil }
+
 // macOS has no PID namespaces: every process judges PIDs in the one.
 func currentPIDNamespace() (PIDNamespace, error) {
 	return PIDNamespace{Initial: true}, nil

@@ -7,9 +7,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -269,6 +271,94 @@ func currentPIDNamespace() (PIDNamespace, error) {
 		return PIDNamespace{}, fmt.Errorf("read pid namespace: %w", &os.PathError{Op: "stat", Path: path, Err: err})
 	}
 	return PIDNamespace{Inode: st.Ino, Initial: st.Ino == InitialPIDNamespace}, nil
+}
+
+func nested(pid int) ([]Nested, error) {
+	fail := func(err error) ([]Nested, error) {
+		return nil, fmt.Errorf("look for process %d in other PID namespaces: %w", pid, err)
+	}
+	if err := checkProc(); err != nil {
+		return fail(err)
+	}
+	// PID 1 always exists: a /proc that hides it (hidepid=2, as another
+	// user) hides others too, and one that lists it without letting its
+	// status be read (hidepid=1) is met at every other user's process.
+	if _, err := os.ReadFile("/proc/1/status"); err != nil {
+		return fail(fmt.Errorf("%w: %w", ErrHidden, err))
+	}
+	proc, err := os.Open("/proc")
+	if err != nil {
+		return fail(err)
+	}
+	// A directory: its close has nothing to report.
+	defer func() { _ = proc.Close() }()
+	// A process of this namespace has no PID in a nested one: where its
+	// namespace can be read (this user's processes, or root), its status
+	// is not.
+	own, err := readlink("/proc/self/ns/pid")
+	if err != nil {
+		return fail(err)
+	}
+	dfd := int(proc.Fd())
+	want := []byte(strconv.Itoa(pid))
+	var found []Nested
+	for {
+		names, err := proc.Readdirnames(256)
+		for _, name := range names {
+			n, perr := strconv.Atoi(name)
+			if perr != nil || n <= 0 {
+				continue
+			}
+			if ns, err := readlinkat(dfd, name+"/ns/pid"); err == nil && ns == own {
+				continue
+			}
+			status, err := readAt(dfd, name+"/status")
+			switch {
+			case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH):
+				// Exited since the listing.
+				continue
+			case errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM):
+				return fail(fmt.Errorf("%w: %w", ErrHidden, &os.PathError{Op: "read", Path: "/proc/" + name + "/status", Err: err}))
+			case err != nil:
+				return fail(&os.PathError{Op: "read", Path: "/proc/" + name + "/status", Err: err})
+			}
+			if p, ok := nestedAs(status, want); ok {
+				p.PID = n
+				found = append(found, p)
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return found, nil
+		}
+		if err != nil {
+			return fail(err)
+		}
+	}
+}
+
+// nestedAs parses a /proc/PID/status: whether the process has the PID
+// want in a nested PID namespace (an NSpid entry after the first), and
+// then its name and whether it is a zombie.
+func nestedAs(status, want []byte) (Nested, bool) {
+	ids, ok := statusField(status, "NSpid:")
+	if !ok {
+		return Nested{}, false
+	}
+	f := bytes.Fields(ids)
+	if len(f) < 2 || !slices.ContainsFunc(f[1:], func(id []byte) bool { return bytes.Equal(id, want) }) {
+		return Nested{}, false
+	}
+	var p Nested
+	if name, ok := statusField(status, "Name:"); ok {
+		p.Comm = string(bytes.TrimSpace(name))
+	}
+	if st, ok := statusField(status, "State:"); ok {
+		if st = bytes.TrimSpace(st); len(st) > 0 && zombieState(st[0]) {
+			n, err := statusThreads(status)
+			p.Zombie = err == nil && n <= 1
+		}
+	}
+	return p, true
 }
 
 // statusField returns the value of the line of a /proc/PID/status that

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/stacklok/go-microvm/internal/testproc"
@@ -148,5 +149,34 @@ func TestSelfMatchesProcSelfStat(t *testing.T) {
 	}
 	if self.Argv0 != os.Args[0] {
 		t.Errorf("Self's argv[0] is %q, want %q", self.Argv0, os.Args[0])
+	}
+}
+
+// TestFindNested finds a process by the PID a nested PID namespace gives
+// it, and no longer once the namespace is gone.
+func TestFindNested(t *testing.T) {
+	t.Parallel()
+	pid := testproc.FreePID(t)
+	stop := testproc.RunnerInPIDNamespace(t, pid, "")
+	found := func() []Nested {
+		procs, err := FindNested(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.DeleteFunc(procs, func(p Nested) bool { return p.Comm != "go-microvm-runn" })
+	}
+	procs := found()
+	if len(procs) != 1 || procs[0].PID == pid || procs[0].Zombie {
+		t.Fatalf("FindNested(%d) = %+v, want the runner, under another PID here", pid, procs)
+	}
+	if self, err := FindNested(os.Getpid()); err != nil || slices.ContainsFunc(self, func(p Nested) bool { return p.PID == os.Getpid() }) {
+		t.Errorf("FindNested(own pid) = %+v, %v; this process is in no nested namespace", self, err)
+	}
+	stop()
+	if procs := found(); len(procs) != 0 {
+		t.Errorf("FindNested(%d) after the namespace was killed = %+v", pid, procs)
+	}
+	if procs, err := FindNested(1 << 22); procs != nil || err != nil {
+		t.Errorf("FindNested(1<<22) = %+v, %v; no namespace can hold it", procs, err)
 	}
 }

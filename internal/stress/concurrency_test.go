@@ -50,12 +50,16 @@ func TestConcurrency(t *testing.T) {
 	}
 	report := filepath.Join(top, "standin-report")
 	// Beside the embedders' VMs: a runner recorded as released go-microvm
-	// records it (PID and pid_start_time, no lease), and a live VM's data
+	// records it (PID and pid_start_time, no lease), one recorded so from
+	// a container (its PID the container's), and a live VM's data
 	// directory nested inside an orphan's rootfs-work, its lease held by
 	// another process. Their files must survive every collector.
 	t.Setenv("STANDIN_WATCH", "5ms")
 	t.Setenv("STANDIN_REPORT", report)
 	released := startReleasedVM(t, filepath.Join(root, "released"), r, 60)
+	// A runner an embedder in a container recorded (released format, its
+	// PID as the container numbers it): kept by every collector.
+	container := startContainerVM(t, filepath.Join(root, "container"), r, 60)
 	nestedOrphan := filepath.Join(root, "orphan-n")
 	buildTree(t, filepath.Join(nestedOrphan, "rootfs-work"), r, 60, 3)
 	markOrphan(t, nestedOrphan)
@@ -178,6 +182,9 @@ func TestConcurrency(t *testing.T) {
 	}
 	released.stop(t)
 	checkSame(t, "released rootfs", filepath.Join(released.dir, "rootfs-work"), released.sum)
+	if container != nil {
+		container.finish(t)
+	}
 	nestedLost := nested.check(t, "after the collectors")
 	nested.release()
 

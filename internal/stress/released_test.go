@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stacklok/go-microvm/internal/procinfo"
+	"github.com/stacklok/go-microvm/internal/testproc"
 	"github.com/stacklok/go-microvm/runner"
 	"github.com/stacklok/go-microvm/state"
 )
@@ -90,6 +92,56 @@ func (v *releasedVM) stop(t *testing.T) {
 			s.PID = 0
 		})
 	}
+}
+
+// containerVM is a stand-in runner in a PID namespace of its own,
+// recorded as released go-microvm in a container records it: its PID as
+// the namespace numbers it, dead (or another process's) in the
+// collectors' namespace, and no namespace in the record.
+type containerVM struct {
+	dir  string
+	pid  int
+	sum  map[string]string
+	stop func()
+}
+
+// startContainerVM clones a rootfs of nfiles files into dir, starts the
+// stand-in runner on it in a new PID namespace and records it as released
+// go-microvm does. It returns nil, and the test goes on without it, when
+// the test is not root.
+func startContainerVM(t *testing.T, dir string, r *rand.Rand, nfiles int) *containerVM {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Log("no runner in a container: needs root to make a PID namespace")
+		return nil
+	}
+	rootfs := filepath.Join(dir, "rootfs-work")
+	buildTree(t, rootfs, r, nfiles, 4)
+	v := &containerVM{dir: dir, pid: testproc.FreePID(t)}
+	v.stop = testproc.RunnerInPIDNamespace(t, v.pid, rootfs)
+	writeStateFile(t, dir, func(s *state.State) {
+		s.Active = true
+		s.PID = v.pid
+		s.PIDStartTime = time.Now()
+	})
+	v.sum = treeSum(t, rootfs)
+	return v
+}
+
+// finish checks that the runner still runs in its container and that its
+// rootfs is intact, then ends the container and records a clean stop.
+func (v *containerVM) finish(t *testing.T) {
+	t.Helper()
+	procs, err := procinfo.FindNested(v.pid)
+	if err != nil || len(procs) == 0 {
+		t.Errorf("runner in a container (pid %d there) died during the test: %v, %v", v.pid, procs, err)
+	}
+	checkSame(t, "container runner's rootfs", filepath.Join(v.dir, "rootfs-work"), v.sum)
+	v.stop()
+	writeStateFile(t, v.dir, func(s *state.State) {
+		s.Active = false
+		s.PID = 0
+	})
 }
 
 // nestedVM is a live VM's data directory nested inside an orphan's
