@@ -195,6 +195,7 @@ func (c *collector) run() {
 		}
 	}
 	parallel(orphans, c.reclaim)
+	parallel(res.remnants, c.removeRemnant)
 
 	if c.trash != nil {
 		// A directory: its close has nothing to report.
@@ -302,6 +303,9 @@ type outcome struct {
 	// err is what stopped the reclaim of a kept candidate; nil when its
 	// verdict alone kept it.
 	err error
+	// tr is where the committed rootfs-work went, still to be deleted
+	// (outcomeReclaimed).
+	tr trashRef
 }
 
 // reclaimedAs is the outcome of reclaiming o.
@@ -385,12 +389,26 @@ func (c *collector) reclaimDir(cand scanned) outcome {
 		// Kept only because the whole directory went while we looked.
 		return goneAlready()
 	}
-	if out.kind != outcomeReclaimed || cand.rel == "." {
+	if out.kind != outcomeReclaimed {
 		// A kept directory stays, a gone one is someone else's to
-		// remove, and root itself is never removed.
+		// remove.
 		return out
 	}
-	c.removeDataDir(parent, d, cand.rel, cand.Path)
+	// Committed: from here on everything is clean-up. The directory goes
+	// (root never does) before its rootfs-work is deleted from the trash,
+	// so a run cut short in that long removal leaves trash for the next
+	// one, not an empty directory no later run could tell from one an
+	// embedder has just made.
+	if cand.rel != "." {
+		c.removeDataDir(parent, d, cand.rel, cand.Path)
+	}
+	if out.tr.dir != nil {
+		if c.o.hooks.emptying != nil {
+			c.o.hooks.emptying(cand.Path)
+		}
+		more, _ := c.removeTree(out.tr.dir, out.tr.name, out.tr.path, cand.Path)
+		out.orphan.Bytes += more
+	}
 	return out
 }
 
@@ -452,6 +470,98 @@ func (c *collector) removeDataDir(parent, d *os.File, rel, path string) {
 	default:
 		c.addErr("remove", filepath.Join(c.abs, up), err)
 	}
+}
+
+// removeRemnant removes the directory at rel (below root) when all it
+// holds is a state lock file and temporary saves, no state file: what a
+// reclaim cut short just after its commit leaves. It does so as a reclaim
+// would, under the directory's lease and state lock, so a creator at work
+// there (which holds one or the other) keeps it; the parent goes too when
+// that empties it. A directory holding anything else, or nothing at all,
+// is not known to be go-microvm's leftover and stays.
+func (c *collector) removeRemnant(rel string) {
+	if c.budget.Err() != nil {
+		c.setDeferred()
+		return
+	}
+	path := filepath.Join(c.abs, rel)
+	parent, d, err := c.openDataDir(rel, path)
+	if parent != nil {
+		// A directory: its close has nothing to report.
+		defer func() { _ = parent.Close() }()
+	}
+	if err != nil {
+		return
+	}
+	// A directory: its close has nothing to report.
+	defer func() { _ = d.Close() }()
+	sd := dirOf(d, path)
+	if sd.TryLease() != nil || c.verifyPath(rel, d) != nil {
+		return
+	}
+	restore, err := makeWritable(d, path)
+	if err != nil {
+		return
+	}
+	defer restore()
+	sl, err := sd.TryLock()
+	if err != nil {
+		return
+	}
+	names, ok := remnantFiles(d)
+	if !ok {
+		// The lock file is the one to let go; nothing was changed.
+		_ = sl.Release()
+		return
+	}
+	var freed int64
+	for _, name := range names {
+		var st unix.Stat_t
+		if sysat.Fstatat(int(d.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || !sysat.IsRegular(&st) {
+			continue
+		}
+		if err := sysat.Unlinkat(int(d.Fd()), name, 0); err != nil && !isGone(err) {
+			c.addErr("unlink", filepath.Join(path, name), err)
+			continue
+		}
+		freed += freedBy(&st)
+	}
+	if err := sl.Release(); err != nil {
+		c.addErr("unlock", filepath.Join(path, state.LockFileName), err)
+	}
+	c.removeDataDir(parent, d, rel, path)
+	c.o.logger.Info("gc: removed what a reclaim cut short left of a data directory", "path", path, "bytes", freed)
+	c.addFreed(freed)
+}
+
+// remnantFiles lists the files of d, the state lock last, when they are
+// only a state lock file and temporary saves; ok is false otherwise.
+func remnantFiles(d *os.File) (names []string, ok bool) {
+	r, err := reopenDir(d)
+	if err != nil {
+		return nil, false
+	}
+	// A directory: its close has nothing to report.
+	defer func() { _ = r.Close() }()
+	all, err := r.Readdirnames(-1)
+	if err != nil {
+		return nil, false
+	}
+	hasLock := false
+	for _, name := range all {
+		tmp, _ := filepath.Match(state.TempPattern, name)
+		switch {
+		case name == state.LockFileName:
+			hasLock = true
+		case name == LockName():
+			// An idle collector lock goes with the directory.
+		case tmp:
+			names = append(names, name)
+		default:
+			return nil, false
+		}
+	}
+	return append(names, state.LockFileName), hasLock
 }
 
 // lockEmptyParent takes a flock on the directory name in parent before the
@@ -575,14 +685,9 @@ func (c *collector) reclaimLocked(cand scanned, d *os.File, sl *datadir.DirLock)
 	if err != nil {
 		return keptAs(now, err)
 	}
-	// Committed: from here on everything is optional clean-up, and what a
-	// crash skips is either trash the next run empties, or an empty
-	// directory.
-	if tr.dir != nil {
-		more, _ := c.removeTree(tr.dir, tr.name, tr.path, path)
-		freed += more
-	}
-	return reclaimedAs(Orphan{Path: path, Reason: now.Reason, PID: now.PID, Bytes: freed})
+	out := reclaimedAs(Orphan{Path: path, Reason: now.Reason, PID: now.PID, Bytes: freed})
+	out.tr = tr
+	return out
 }
 
 // decideLocked reads the state through the held state lock sl and

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -32,7 +33,7 @@ var runnerPath string
 
 // helperModes are the helpers this package's tests start; each takes one
 // argument.
-var helperModes = []string{"sleep", "lease", "lock", "rootlock", "collect-report", "collectreport", "scan-stream", "scan-slice", "collect", "collect-pause", "creating"}
+var helperModes = []string{"sleep", "lease", "lock", "rootlock", "collect-report", "collectreport", "scan-stream", "scan-slice", "collect", "collect-pause", "creating", "collect-killed"}
 
 func TestMain(m *testing.M) {
 	for _, mode := range helperModes {
@@ -100,6 +101,11 @@ func helperMain(mode, arg string) int {
 		return helperCollectReport(arg)
 	case "scan-stream", "scan-slice":
 		return helperScan(mode, arg)
+	case "collect-killed":
+		// Killed as it starts to delete a committed rootfs-work from the
+		// trash, the longest step of a reclaim.
+		_, _ = Collect(arg, withHooks(hooks{emptying: func(string) { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) }}))
+		return 1
 	case "collect-pause":
 		return collectPaused(arg, os.Getenv("GC_TEST_PAUSE"))
 	case "creating":

@@ -54,6 +54,9 @@ type hooks struct {
 	// has decided again, before it checks the path again: where tests
 	// swap the directory.
 	locked func(path string)
+	// emptying runs when Collect starts deleting an orphan's committed
+	// rootfs-work from the trash.
+	emptying func(path string)
 	// lockTable replaces /proc/locks, the kernel's table of file locks.
 	lockTable string
 }

@@ -107,6 +107,61 @@ func TestNestedLiveDataDirKept(t *testing.T) {
 	mustNotExist(t, filepath.Join(root, TrashName), orphan)
 }
 
+// TestKilledReclaimLeavesNoEmptyDir: a collector killed while it deletes
+// a committed rootfs-work from the trash has already removed the data
+// directory and its emptied parent: the next run finds only trash, and
+// leaves nothing.
+func TestKilledReclaimLeavesNoEmptyDir(t *testing.T) {
+	t.Parallel()
+	root := filepath.Join(t.TempDir(), "root")
+	dir := filepath.Join(root, "p", "data")
+	makeVM(t, dir, orphanState())
+	if err := testproc.Start(t, "collect-killed", []string{root}).Wait(); err == nil {
+		t.Fatal("the collector was not killed: no rootfs-work to delete?")
+	}
+	mustNotExist(t, dir, filepath.Dir(dir))
+	mustExist(t, filepath.Join(root, TrashName))
+	collect(t, root)
+	if left, err := os.ReadDir(root); err != nil || len(left) != 0 {
+		t.Errorf("root holds %v (%v) after the next run; want nothing", left, err)
+	}
+}
+
+// TestRemnantDataDirRemoved: a directory holding no state file, only a
+// state lock file and temporary saves (what a reclaim killed just after
+// its commit leaves), is removed with its emptied parent, unless its
+// lease or state lock is held. A directory holding anything else, or
+// nothing, is not known to be go-microvm's and stays.
+func TestRemnantDataDirRemoved(t *testing.T) {
+	t.Parallel()
+	root := filepath.Join(t.TempDir(), "root")
+	lockOnly := filepath.Join(root, "a")
+	withTemp := filepath.Join(root, "b")
+	nested := filepath.Join(root, "p", "data")
+	empty := filepath.Join(root, "empty")
+	foreign := filepath.Join(root, "foreign")
+	leased := filepath.Join(root, "leased")
+	locked := filepath.Join(root, "locked")
+	for _, d := range []string{lockOnly, withTemp, nested, foreign, leased, locked} {
+		writeFile(t, filepath.Join(d, state.LockFileName), "")
+	}
+	writeFile(t, filepath.Join(withTemp, "state-1.json.tmp"), "{")
+	writeFile(t, filepath.Join(foreign, "notes"), "mine")
+	mkdir(t, empty)
+	lease := startHelper(t, "lease", leased, "ready")
+	lock := startHelper(t, "lock", locked, "ready")
+
+	collect(t, root)
+	mustNotExist(t, lockOnly, withTemp, filepath.Dir(nested))
+	mustExist(t, empty, filepath.Join(foreign, state.LockFileName), filepath.Join(foreign, "notes"),
+		filepath.Join(leased, state.LockFileName), filepath.Join(locked, state.LockFileName))
+
+	lease.Kill()
+	lock.Kill()
+	collect(t, root)
+	mustNotExist(t, leased, locked)
+}
+
 // TestVMsNamedLikeOwnEntries: a VM directory named cache or rootfs-work
 // is found wherever it is not a data directory's own entry; inside a data
 // directory those names stay unentered.

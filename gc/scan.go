@@ -248,6 +248,10 @@ type scanned struct {
 type scanResult struct {
 	cands []scanned
 	errs  []*fs.PathError
+	// remnants are the directories below root (rel) that hold a state
+	// lock file and no state file: what a reclaim cut short after its
+	// commit may leave (Collect only).
+	remnants []string
 }
 
 // scan walks below rootDir for candidates and classifies them, keeping
@@ -436,6 +440,7 @@ func (s *scanner) merge(k *walk) {
 	s.mu.Lock()
 	s.res.cands = append(s.res.cands, k.res.cands...)
 	s.res.errs = append(s.res.errs, k.res.errs...)
+	s.res.remnants = append(s.res.remnants, k.res.remnants...)
 	s.mu.Unlock()
 }
 
@@ -674,6 +679,10 @@ func (k *walk) visit(fd int, rel string, level int, leased bool) (candidate, lis
 			// listed: the state file's open said all there is to know.
 			return true, false
 		}
+	}
+	var st unix.Stat_t
+	if !candidate && rel != "." && s.mode == probeOrphans && sysat.Fstatat(fd, state.LockFileName, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+		k.res.remnants = append(k.res.remnants, rel)
 	}
 	if level >= s.o.depth && (rel == "." || len(s.o.owned) == 0) {
 		// Too deep to list. With owned names, a directory this deep is
