@@ -15,6 +15,10 @@ import (
 	"github.com/stacklok/go-microvm/gc"
 )
 
+// openNoWait opens a file that may not be what its name promises without
+// following a symlink, waiting for a FIFO's writer or taking a terminal.
+const openNoWait = unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_NOCTTY
+
 // lockAccess says why this user could not take root's lock, nil when it
 // could: the collector opens its user's root lock (gc.LockName) for reading,
 // creating it when missing, and refuses one that is not this user's alone.

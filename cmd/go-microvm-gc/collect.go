@@ -67,7 +67,7 @@ func (a *app) newCollectCmd() *cobra.Command {
 	f.BoolVarP(&cf.dryRun, "dry-run", "n", false, "decide and report what would be freed, but change nothing")
 	f.BoolVarP(&cf.force, "force", "f", false, "do not ask before reclaiming stopped VMs")
 	f.BoolVar(&cf.allowAnyRoot, "allow-any-root", false, "collect even in / or the home directory")
-	f.StringVar(&cf.metricsFile, "metrics-file", "", "write Prometheus text-format metrics to `FILE` (atomically)")
+	f.StringVar(&cf.metricsFile, "metrics-file", "", "write Prometheus text-format metrics to `FILE` (atomically; a regular file or a new one)")
 	_ = cmd.MarkFlagFilename("metrics-file", "prom")
 	f.StringArrayVar(&cf.owned, "owned", nil, "entry `NAME` the embedder owns in a data directory and its parents, removed with the VM (repeatable); a directory holding only such names is kept: the command has no veto")
 	return cmd
@@ -95,6 +95,9 @@ func (a *app) runCollect(cf *collectFlags) error {
 	}
 	if cf.dryRun && cf.metricsFile != "" {
 		return usagef("--metrics-file records what a collection did; a dry run does nothing")
+	}
+	if err := checkMetricsFile(cf.metricsFile); cf.metricsFile != "" && err != nil {
+		return err
 	}
 	for _, n := range cf.owned {
 		// gc.WithOwnedNames ignores these: a flag that does nothing is a

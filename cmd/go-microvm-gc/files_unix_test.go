@@ -6,10 +6,14 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stacklok/go-microvm/gc"
@@ -59,5 +63,52 @@ func TestFewDescriptors(t *testing.T) {
 		if got != len(want) {
 			t.Fatalf("run %d: %d data directories listed, want %d", run, got, len(want))
 		}
+	}
+}
+
+// TestMetricsFileFIFO: a --metrics-file that names a FIFO is refused at
+// once (exit 2), and the FIFO stays; the read of an earlier file never
+// waits on one swapped in later. Both are bounded: the old command opened
+// the FIFO and waited for a writer, deaf even to SIGTERM.
+func TestMetricsFileFIFO(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	makeOrphan(t, filepath.Join(root, "vm"), 1)
+	fifo := filepath.Join(dir, "go-microvm-gc.prom")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	defer cancel()
+	cmd := gcCommand(t, "collect", "--root", root, "--metrics-file", fifo)
+	go func() {
+		<-ctx.Done()
+		if cmd.Process != nil {
+			cmd.Process.Kill()
+		}
+	}()
+	code, stdout, stderr := runGC(t, cmd)
+	if ctx.Err() != nil {
+		t.Fatalf("collect with a FIFO as --metrics-file still ran after %s", guard)
+	}
+	if code != exitUsage || !strings.Contains(stderr, "not a regular file") || strings.Count(stderr, "\n") != 1 {
+		t.Errorf("exit %d, want %d with one line saying why\nstdout:\n%s\nstderr:\n%s", code, exitUsage, stdout, stderr)
+	}
+	if fi, err := os.Lstat(fifo); err != nil || fi.Mode().Type() != fs.ModeNamedPipe {
+		t.Errorf("the FIFO was replaced: %v %v", fi, err)
+	}
+	if _, err := os.Lstat(filepath.Join(root, "vm", state.FileName)); err != nil {
+		t.Errorf("the refused run collected: %v", err)
+	}
+	done := make(chan map[string]float64, 1)
+	go func() { done <- readLastSuccess(fifo) }()
+	select {
+	case got := <-done:
+		if len(got) != 0 {
+			t.Errorf("readLastSuccess(FIFO) = %v, want nothing", got)
+		}
+	case <-ctx.Done():
+		t.Fatalf("readLastSuccess waits on a FIFO")
 	}
 }

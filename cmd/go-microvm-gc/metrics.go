@@ -110,16 +110,32 @@ func escapeLabel(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
 }
 
+// checkMetricsFile refuses a --metrics-file that names something other
+// than a regular file: the rename would replace it, and a FIFO would make
+// the read of the last success wait forever.
+func checkMetricsFile(path string) error {
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode().IsRegular() {
+		// Missing: it is created. Unreachable: the write says why.
+		return nil
+	}
+	return usagef("--metrics-file %s: not a regular file; name a file to be replaced, or a new one", quote(path))
+}
+
 // readLastSuccess reads the last success timestamps, by label set, from
-// an earlier metrics file; a missing or foreign file has none.
+// an earlier metrics file; a missing or foreign file has none, nor has
+// anything but a regular file, which is neither followed nor waited on.
 func readLastSuccess(path string) map[string]float64 {
 	out := map[string]float64{}
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|openNoWait, 0)
 	if err != nil {
 		return out
 	}
 	// Opened read-only: its close has nothing to report.
 	defer func() { _ = f.Close() }()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return out
+	}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		line, ok := strings.CutPrefix(sc.Text(), lastSuccessMetric+"{")
