@@ -22,8 +22,8 @@ VMs are kept unless --stopped --older-than AGE says otherwise, and then, on
 a terminal, collect asks before deleting them (-f skips the question).
 
 collect never deletes a live VM's files, never follows a symbolic link and
-never crosses a mount point. It refuses / and the home directory (or a
-directory above it) as a root unless --allow-any-root is given.
+never crosses a mount point. It refuses / and any user's home directory
+(or a directory above one) as a root unless --allow-any-root is given.
 
 An embedder's directory is not a default root: whether its sessions are
 still in use is the embedder's to judge. To sweep brood-box's, name it and
@@ -66,7 +66,7 @@ func (a *app) newCollectCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.BoolVarP(&cf.dryRun, "dry-run", "n", false, "decide and report what would be freed, but change nothing")
 	f.BoolVarP(&cf.force, "force", "f", false, "do not ask before reclaiming stopped VMs")
-	f.BoolVar(&cf.allowAnyRoot, "allow-any-root", false, "collect even in / or the home directory")
+	f.BoolVar(&cf.allowAnyRoot, "allow-any-root", false, "collect even in /, a home directory or a directory above one")
 	f.StringVar(&cf.metricsFile, "metrics-file", "", "write Prometheus text-format metrics to `FILE` (atomically; a regular file or a new one)")
 	_ = cmd.MarkFlagFilename("metrics-file", "prom")
 	f.StringArrayVar(&cf.owned, "owned", nil, "entry `NAME` the embedder owns in a data directory and its parents, removed with the VM (repeatable); a directory holding only such names is kept: the command has no veto")
@@ -143,7 +143,7 @@ func (a *app) runCollect(cf *collectFlags) error {
 }
 
 // collectRoots resolves the roots of collect, and refuses one whose
-// collection could delete a user's files (/, the home directory) unless
+// collection could delete a user's files (/, a home directory) unless
 // --allow-any-root says otherwise.
 func collectRoots(cf *collectFlags) (roots, error) {
 	rs, err := resolveRoots(cf.roots)

@@ -21,8 +21,9 @@
 // data directory); an embedder's directory is never a default root. When
 // none exists there is nothing to do. A root
 // named by hand that does not exist is a usage error, and collect refuses
-// / and the home directory (or a directory above it) unless
-// --allow-any-root is given.
+// /, the home directory of any user (from /etc/passwd and $HOME), /home
+// and /Users, and any directory above one of them, unless
+// --allow-any-root is given; a directory below a home directory is fine.
 //
 // list never changes anything. collect reclaims orphans through package gc,
 // which never deletes a live VM's files, never follows a symbolic link and

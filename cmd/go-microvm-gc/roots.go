@@ -140,9 +140,10 @@ func quoteAll(ss []string) []string {
 	return out
 }
 
-// checkRootSafe refuses to collect in / and in the home directory or any
-// directory above it: those hold the user's own files, and a stray state
-// file somewhere below must not turn them into a sweep.
+// checkRootSafe refuses to collect in /, in any user's home directory and
+// in any directory above one: those hold people's own files, and a stray
+// state file somewhere below must not turn them into a sweep. A directory
+// below a home directory (~/.config/go-microvm) is fine.
 func checkRootSafe(root string) error {
 	real, err := filepath.EvalSymlinks(root)
 	if err != nil {
@@ -152,21 +153,39 @@ func checkRootSafe(root string) error {
 	if real == "/" {
 		return usagef("refusing to collect in %s: it is the filesystem root, not a go-microvm root; %s", quote(root), hint)
 	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		// $HOME unset (cron, a service, env -i): the account's home
-		// directory holds the user's files all the same.
-		u, uerr := user.Current()
-		if uerr != nil || !filepath.IsAbs(u.HomeDir) {
-			return nil
+	for _, home := range homeDirs() {
+		if real == home || strings.HasPrefix(home, real+string(filepath.Separator)) {
+			return usagef("refusing to collect in %s: it holds the home directory %s, not only go-microvm's data; %s", quote(root), quote(home), hint)
 		}
-		home = u.HomeDir
-	}
-	if h, err := filepath.EvalSymlinks(home); err == nil {
-		home = h
-	}
-	if real == home || strings.HasPrefix(home, real+string(filepath.Separator)) {
-		return usagef("refusing to collect in %s: it holds the home directory %s, not only go-microvm's data; %s", quote(root), quote(home), hint)
 	}
 	return nil
+}
+
+// homeDirs lists the home directories of the system's users, as
+// /etc/passwd names them, this user's ($HOME, and the account's when $HOME
+// is unset, as under cron or env -i), and /home and /Users, where homes
+// are made; each is resolved when it exists.
+func homeDirs() []string {
+	homes := []string{"/home", "/Users", os.Getenv("HOME")}
+	if u, err := user.Current(); err == nil {
+		homes = append(homes, u.HomeDir)
+	}
+	if data, err := os.ReadFile("/etc/passwd"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if f := strings.Split(line, ":"); len(f) >= 6 {
+				homes = append(homes, f[5])
+			}
+		}
+	}
+	var out []string
+	for _, h := range homes {
+		if !filepath.IsAbs(h) {
+			continue
+		}
+		if r, err := filepath.EvalSymlinks(h); err == nil {
+			h = r
+		}
+		out = append(out, filepath.Clean(h))
+	}
+	return out
 }
