@@ -22,11 +22,17 @@ type dirReader struct {
 	fd       int
 	buf      []byte
 	pos, end int
+	// plain, when set, lists instead (BenchmarkFastPaths).
+	plain *plainReader
 }
 
 // newDirReader opens the directory fd again (its own open file
 // description, so fd's offset stays the caller's) for listing.
-func newDirReader(fd int) (*dirReader, error) {
+func newDirReader(fd int, plain bool) (*dirReader, error) {
+	if plain {
+		p, err := newPlainReader(fd)
+		return &dirReader{plain: p}, err
+	}
 	again, err := sysat.Openat(fd, ".", sysat.DirFlags, 0)
 	if err != nil {
 		return nil, err
@@ -36,6 +42,9 @@ func newDirReader(fd int) (*dirReader, error) {
 
 // next returns the next entry but "." and "..", or ok false at the end.
 func (r *dirReader) next() (e dirent, ok bool, err error) {
+	if r.plain != nil {
+		return r.plain.next()
+	}
 	for {
 		if r.pos >= r.end {
 			n, err := sysat.Getdents(r.fd, r.buf)
@@ -80,7 +89,13 @@ func (r *dirReader) next() (e dirent, ok bool, err error) {
 
 // close closes the reader's descriptor.
 // A directory: its close has nothing to report.
-func (r *dirReader) close() { _ = unix.Close(r.fd) }
+func (r *dirReader) close() {
+	if r.plain != nil {
+		r.plain.close()
+		return
+	}
+	_ = unix.Close(r.fd)
+}
 
 func isDotName(name []byte) bool {
 	return len(name) == 1 && name[0] == '.' || len(name) == 2 && name[0] == '.' && name[1] == '.'

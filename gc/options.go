@@ -59,6 +59,9 @@ type hooks struct {
 	emptying func(path string)
 	// lockTable replaces /proc/locks, the kernel's table of file locks.
 	lockTable string
+	// plainDirents and noAliveCache switch the getdents parser and the
+	// live-PID cache off, for BenchmarkFastPaths.
+	plainDirents, noAliveCache bool
 }
 
 // withHooks sets the test hooks.

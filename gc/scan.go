@@ -337,7 +337,9 @@ func newScanner(ctx context.Context, rootDir *os.File, abs string, o *options, m
 func (s *scanner) observer() *observer {
 	s.obOnce.Do(func() {
 		s.ob = newObserver(s.o.now)
-		s.ob.alive = newAliveCache()
+		if !s.o.hooks.noAliveCache {
+			s.ob.alive = newAliveCache()
+		}
 	})
 	return s.ob
 }
@@ -357,7 +359,7 @@ func (s *scanner) run() {
 	candidate, list := k.visit(fd, ".", 0, false)
 	var r *dirReader
 	if list {
-		if r, err = newDirReader(fd); err != nil {
+		if r, err = newDirReader(fd, s.o.hooks.plainDirents); err != nil {
 			if !isGone(err) {
 				k.fail(".", "read directory", err)
 			}
@@ -568,7 +570,7 @@ func (k *walk) enter(parent int, e dirent, rel string, level int, parentDev uint
 // found below.
 func (k *walk) list(fd int, rel string, level int, candidate bool) (occupied, owned bool, left []scanned) {
 	s := k.s
-	r, err := newDirReader(fd)
+	r, err := newDirReader(fd, s.o.hooks.plainDirents)
 	if err != nil {
 		if !isGone(err) {
 			k.fail(rel, "read directory", err)
