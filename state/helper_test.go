@@ -201,7 +201,7 @@ func probeLock(dataDir string) (held bool, err error) {
 // drops the Lease without closing it and collects garbage until the leak
 // report ends the process. It exits 1 if that never happens.
 func helperLeakLease(dir string) int {
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	slog.SetDefault(slog.New(slog.NewTextHandler(exitAfterWrite{}, nil)))
 	if _, err := TryLease(dir); err != nil {
 		fmt.Println("error:", err)
 		return 1
@@ -213,4 +213,14 @@ func helperLeakLease(dir string) int {
 	}
 	fmt.Println("error: the dropped Lease was never reported")
 	return 1
+}
+
+// exitAfterWrite copies a log line to stderr and ends the process with
+// status 3: the leaked Lease's report.
+type exitAfterWrite struct{}
+
+func (exitAfterWrite) Write(p []byte) (int, error) {
+	_, _ = os.Stderr.Write(p)
+	os.Exit(3)
+	return len(p), nil
 }
