@@ -465,8 +465,7 @@ func (c *collector) removeDataDir(parent, d *os.File, rel, path string) {
 	switch err := sysat.Unlinkat(int(gp.Fd()), filepath.Base(up), unix.AT_REMOVEDIR); {
 	case err == nil, isGone(err):
 	case isNotEmpty(err):
-		// Another data directory's lock file may be all that is left.
-		dropIdleRootLock(gp, filepath.Base(up), filepath.Join(c.abs, up))
+		// Something else fills it: not go-microvm's to remove.
 	default:
 		c.addErr("remove", filepath.Join(c.abs, up), err)
 	}

@@ -42,7 +42,7 @@ const rootLockFlags = unix.O_CREAT | unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NO
 // never waits for a FIFO's writer, and what it opened is checked again.
 //
 // The lock file is unlinked only by a collector holding the lock (see
-// collector.dropLock and dropIdleRootLock), so a lock whose path still
+// collector.dropLock and dropIdleLock), so a lock whose path still
 // names its inode once taken is the one lock of the root. One taken on an
 // inode unlinked meanwhile guards nothing: with retry, lockRoot starts
 // over on the file the path names now (creating it); without, it returns
@@ -132,51 +132,4 @@ func dropIdleLock(dir *os.File, path string) {
 	// Closing drops the lock; a lock fd has no data to lose.
 	defer func() { _ = unix.Close(fd) }()
 	_ = sysat.Unlinkat(int(dir.Fd()), LockName(), 0)
-}
-
-// dropIdleRootLock removes the directory name below parent when all it
-// holds is an idle collector lock file. Such a lock is left by a collection
-// that an embedder ran over a VM's own parent while a VM was kept there
-// (earlier versions of runner.NewClaim collected over the parent of the
-// data directory: root/<name> in a root/<name>/data layout); without this,
-// root/<name> outlives its last VM. The lock is
-// taken before the file is unlinked, so a collector working there keeps
-// it, and one that opened the file just before sees it replaced and stops.
-func dropIdleRootLock(parent *os.File, name, path string) {
-	dir, err := openDirAt(parent, name, path)
-	if err != nil {
-		return
-	}
-	// A directory: its close has nothing to report.
-	defer func() { _ = dir.Close() }()
-	entries, err := dir.Readdirnames(-1)
-	if err != nil || len(entries) != 1 || entries[0] != LockName() {
-		return
-	}
-	fd, err := lockRoot(dir, path, false)
-	if err != nil {
-		return
-	}
-	// Closing drops the lock; a lock fd has no data to lose.
-	defer func() { _ = unix.Close(fd) }()
-	if again, err := ownedOnly(dir); err != nil || !again {
-		return
-	}
-	err = sysat.Unlinkat(int(dir.Fd()), LockName(), 0)
-	if err != nil {
-		return
-	}
-	_ = sysat.Unlinkat(int(parent.Fd()), name, unix.AT_REMOVEDIR)
-}
-
-// ownedOnly reports whether dir holds nothing but the collector lock file.
-func ownedOnly(dir *os.File) (bool, error) {
-	r, err := reopenDir(dir)
-	if err != nil {
-		return false, err
-	}
-	// A directory: its close has nothing to report.
-	defer func() { _ = r.Close() }()
-	names, err := r.Readdirnames(-1)
-	return len(names) == 1 && names[0] == LockName(), err
 }
