@@ -20,22 +20,10 @@ import (
 	"github.com/stacklok/go-microvm/internal/sysat"
 )
 
-// Lease is the run lease: an exclusive flock on the data directory itself.
-//
-// The lease is implemented with flock(2) on a descriptor of our own
-// because it must be an inheritable descriptor handed to the runner
-// through exec.Cmd.ExtraFiles. The descriptor is opened O_CLOEXEC, so no
-// other exec inherits it by accident; ExtraFiles dups it into the child
-// without O_CLOEXEC.
-//
-// The lock belongs to the open file description: it is held for as long as
-// any process keeps a copy of the descriptor open, and the kernel drops it
-// when the last copy is closed, however the holders end. The *os.File
-// closes its descriptor when it is garbage collected, so keep the Lease
-// reachable for as long as this process must hold it, and Close it when
-// done. A Lease garbage collected without Close is a bug that would drop
-// the lease silently: it is logged as an error with slog's default logger
-// (key "dir").
+// Lease is the run lease: an exclusive flock on the data directory itself,
+// held while any process keeps a copy of its descriptor (see File). Keep it
+// reachable while it must be held: a Lease garbage collected without Close
+// drops the lease and is logged with slog.
 type Lease struct {
 	f       *os.File
 	closed  bool
@@ -50,13 +38,9 @@ var kept = struct {
 	m map[string]*Lease
 }{m: map[string]*Lease{}}
 
-// Keep makes l this process's claim on dataDir: a process-wide table keeps
-// it open until Close or until this process exits, however it exits, so
-// dataDir stays protected while its creator lives, and a runner started
-// for dataDir inherits it (runner.SpawnProcess looks it up with Kept). A
-// lease kept earlier under the same directory is closed: two leases of one
-// process cannot both hold one directory, so that one guards a directory
-// no longer at dataDir.
+// Keep holds l open until Close or process exit, as this process's claim
+// on dataDir (runner.SpawnProcess finds it with Kept). A lease kept earlier
+// for dataDir is closed.
 func (l *Lease) Keep(dataDir string) error {
 	key, err := filepath.Abs(dataDir)
 	if err != nil {
@@ -95,10 +79,8 @@ func newLease(f *os.File) *Lease {
 	return l
 }
 
-// leaseLeaked reports a Lease that became unreachable while its
-// descriptor was open. The *os.File's own cleanup then closes the
-// descriptor, which drops the run lease under whoever relied on it; this
-// makes that loud.
+// leaseLeaked makes a dropped Lease loud: the *os.File's own cleanup is
+// about to close the descriptor and drop the lease under whoever relied on it.
 func leaseLeaked(f *os.File) {
 	// Control fails on a closed file: closed through File().Close(),
 	// released on purpose.
@@ -109,12 +91,9 @@ func leaseLeaked(f *os.File) {
 	slog.Error(msg, "dir", f.Name())
 }
 
-// AcquireLease takes the lease on dataDir, blocking until ctx is done. It
-// polls every few milliseconds, opening dataDir anew each time. It returns
-// ctx's error, wrapped, when ctx ends first; an error wrapping
-// fs.ErrNotExist when dataDir does not exist or disappears while it waits
-// (the caller decides whether to create it again); and an *fs.PathError
-// when dataDir is a symlink or not a directory.
+// AcquireLease is TryLease, retried until ctx is done; it then returns
+// ctx's error, wrapped. A dataDir that disappears while it waits is an
+// error wrapping fs.ErrNotExist.
 func AcquireLease(ctx context.Context, dataDir string) (*Lease, error) {
 	t := time.NewTicker(retryDelay)
 	defer t.Stop()
@@ -131,29 +110,23 @@ func AcquireLease(ctx context.Context, dataDir string) (*Lease, error) {
 	}
 }
 
-// TryLease takes the lease on dataDir without blocking: it opens dataDir
-// without following a symlink, takes a non-blocking flock on that
-// descriptor, and checks that dataDir still names the directory it locked,
-// starting over when not. It returns an error matching ErrLocked if the lease is held
-// (including, for an instant, by a concurrent ProbeLease), an error
-// wrapping fs.ErrNotExist when dataDir does not exist, and an
-// *fs.PathError for any other failure.
+// TryLease takes the lease on dataDir without blocking. It returns an error
+// matching ErrLocked if the lease is held (for an instant, also by a
+// concurrent ProbeLease), one wrapping fs.ErrNotExist if dataDir is
+// missing, and an *fs.PathError if it is a symlink or not a directory.
 func TryLease(dataDir string) (*Lease, error) { return tryLease(dataDir, nil) }
 
-// tryLease is TryLease; afterLock, when not nil, runs after each
-// successful flock and before the inode check, so that tests can replace
-// the directory inside the window that is otherwise a matter of luck.
+// tryLease is TryLease; afterLock lets tests replace the directory between
+// the flock and the inode check, a window otherwise hit only by luck.
 func tryLease(dataDir string, afterLock func(dataDir string)) (*Lease, error) {
 	for {
 		f, err := os.OpenFile(dataDir, sysat.DirFlags, 0)
 		if err != nil {
 			return nil, fmt.Errorf("open lease directory: %w", err)
 		}
-		// f is a directory, never in non-blocking mode, and stays open
-		// past the call: Fd changes nothing about it.
+		// Fd is harmless: f is a directory, never in non-blocking mode.
 		err = datadir.NewDir(int(f.Fd()), dataDir).TryLease()
 		if err != nil {
-			// The error being returned is the one that matters.
 			_ = f.Close()
 			return nil, err
 		}
@@ -162,43 +135,35 @@ func tryLease(dataDir string, afterLock func(dataDir string)) (*Lease, error) {
 		}
 		locked, err := f.Stat()
 		if err != nil {
-			// The error being returned is the one that matters.
 			_ = f.Close()
 			return nil, err
 		}
 		named, err := os.Lstat(dataDir)
 		if err != nil {
-			// The error being returned is the one that matters.
 			_ = f.Close()
 			return nil, fmt.Errorf("check lease directory: %w", err)
 		}
 		if os.SameFile(locked, named) {
 			return newLease(f), nil
 		}
-		// The directory we locked was renamed or removed, and something
-		// else now has its name: our lock would guard nothing.
-		// Closing drops the lock; a lock fd has no data to lose.
+		// What we locked is no longer at dataDir: the lock would guard nothing.
 		_ = f.Close()
 	}
 }
 
-// File returns the locked directory descriptor, for exec.Cmd.ExtraFiles.
-// Closing it is closing the Lease.
+// File returns the locked directory descriptor, for exec.Cmd.ExtraFiles: a
+// child that inherits it holds the lease. Closing it is closing the Lease.
 func (l *Lease) File() *os.File { return l.f }
 
-// Close closes this process's descriptor WITHOUT unlocking. This is on
-// purpose and must stay so: flock(LOCK_UN) acts on the open file
-// description shared with every process that inherited the descriptor, so
-// it would drop the lease under a runner that is still alive. Closing only
-// our copy leaves the lease held while any inherited copy lives; when ours
-// was the last copy, the kernel drops the lease. A kept lease leaves the
-// table (see Keep). Safe to call twice, and on a nil Lease.
+// Close closes this process's copy of the descriptor; the lease stays held
+// while a child's inherited copy lives. Safe to call twice and on nil.
 func (l *Lease) Close() error {
 	if l == nil {
 		return nil
 	}
-	// The table's lock also orders Closes of a kept lease from several
-	// goroutines.
+	// Never flock(LOCK_UN): it acts on the open file description shared
+	// with the runner and would drop the lease under a live runner. The
+	// table's lock also orders Closes from several goroutines.
 	kept.Lock()
 	done := l.closed
 	l.closed = true

@@ -12,11 +12,8 @@ import (
 	"os"
 )
 
-// The run lease is a flock on a directory descriptor handed to the runner
-// (lease.go). Where there is no such descriptor (Windows, js/wasm, ...) or
-// no flock (AIX), the lease API is kept so that embedders build
-// everywhere, and every call fails with an error matching
-// errors.ErrUnsupported.
+// Without directory descriptors or flock the lease API is kept so that
+// embedders build, and every call fails with errors.ErrUnsupported.
 
 // Lease is the run lease, which this platform cannot take.
 type Lease struct{}

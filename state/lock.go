@@ -12,11 +12,9 @@ import (
 	"time"
 )
 
-// retryDelay is how often a blocked acquisition polls. Each poll opens the
-// path anew, so a waiter never sits on a descriptor of a file that its
-// holder is about to delete. A blocking flock(2) would sit on exactly such
-// a descriptor, which is also why github.com/gofrs/flock (a poll of the
-// same kind, without the file-type checks) is not used here.
+// retryDelay is how often a blocked acquisition polls. It polls rather than
+// blocking in flock(2) so that a waiter never sits on a descriptor of a file
+// its holder is about to delete.
 const retryDelay = 10 * time.Millisecond
 
 // LockedState is a loaded state whose state lock is held. It is not safe
@@ -29,17 +27,11 @@ type LockedState struct {
 	released bool
 }
 
-// LoadAndLock creates the data directory if it is missing (as released
-// go-microvm does), takes the state lock, blocking until ctx is done, and
-// loads the state (a missing state file is a fresh default state). It
-// returns ctx's error, wrapped, when ctx ends first; an error wrapping
-// fs.ErrNotExist when the data directory disappears while it waits (a
-// collector reclaimed it: the directory is not created again); an error
-// matching ErrNotRegular, naming the lock file, when the lock's name holds
-// a symlink, device, socket or directory (never opened, never waited on;
-// a FIFO is locked like a file, see the package doc); and ReadFile's
-// error, with the lock already released, when the state file cannot be
-// read.
+// LoadAndLock creates the data directory if missing, takes the state lock
+// (waiting until ctx is done) and loads the state. It returns ctx's error,
+// wrapped; fs.ErrNotExist if the directory is reclaimed while it waits;
+// ErrNotRegular if the lock file is a symlink, device, socket or directory;
+// and ReadFile's error, with the lock released, if the state is unreadable.
 func (m *Manager) LoadAndLock(ctx context.Context) (*LockedState, error) {
 	if err := os.MkdirAll(m.dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
@@ -60,13 +52,9 @@ func (m *Manager) LoadAndLockWithRetry(ctx context.Context, timeout time.Duratio
 	return ls, err
 }
 
-// TryLoadAndLock takes the state lock without blocking and loads the state.
-// It returns an error matching ErrLocked if the lock is held, and an error
-// wrapping fs.ErrNotExist if the data directory does not exist: unlike
-// LoadAndLock it creates no directory, only the lock file, so that a
-// collector never brings back a directory it raced with. The lock file's
-// type is checked as LoadAndLock checks it. A state file that cannot be
-// read is returned as ReadFile's error, with the lock released.
+// TryLoadAndLock is LoadAndLock without waiting and without creating the
+// data directory: it returns ErrLocked if the lock is held and an error
+// wrapping fs.ErrNotExist if the directory is missing.
 func (m *Manager) TryLoadAndLock() (*LockedState, error) {
 	return m.loadAndLock(context.Background(), false)
 }
@@ -90,11 +78,8 @@ func (m *Manager) loadAndLock(ctx context.Context, block bool) (*LockedState, er
 	return &LockedState{State: s, m: m, held: held}, nil
 }
 
-// lockStateFile takes the state lock at path, a writer's: the lock file is
-// created when missing. It is the collector's lock with the path
-// resolved afresh by every open and by the inode check, so a data
-// directory replaced under its path is noticed too; with block it polls
-// until ctx is done. afterLock is a test's hook (see Manager), else nil.
+// lockStateFile takes a writer's state lock at path, creating the file;
+// every poll resolves path afresh so a replaced data directory is noticed.
 func lockStateFile(ctx context.Context, path string, block bool, afterLock func(string)) (heldLock, error) {
 	held, err := tryLockPath(path, afterLock)
 	if !block {
@@ -114,11 +99,8 @@ func lockStateFile(ctx context.Context, path string, block bool, afterLock func(
 	return held, err
 }
 
-// Release drops the state lock, as released go-microvm's Release does: it
-// has no result, and a failure to unlock is logged with slog's default
-// logger (the lock is then dropped when the process exits). It is safe to
-// call more than once; later calls do nothing. Callers that want the error
-// use Close.
+// Release drops the state lock, logging a failure with slog, as released
+// go-microvm's does. Later calls do nothing; Close returns the error.
 func (ls *LockedState) Release() {
 	if err := ls.Close(); err != nil {
 		slog.Warn("releasing state lock", "path", ls.m.LockPath(), "error", err)

@@ -15,13 +15,9 @@ import (
 	"github.com/stacklok/go-microvm/internal/sysat"
 )
 
-// ProbeLease reports whether the lease on dataDir is held right now. It
-// opens dataDir read-only without following a symlink, tries a
-// non-blocking exclusive flock and drops it at once: it creates nothing and
-// works on a read-only filesystem. A missing dataDir is "not held" with a
-// nil error; any other failure (dataDir a symlink or not a directory, say)
-// is an error naming the path. For that instant the probe itself holds the
-// lease, so a concurrent TryLease can see ErrLocked.
+// ProbeLease reports whether the lease on dataDir is held right now; it
+// creates nothing, so it works on a read-only filesystem. A missing dataDir
+// is not held. For an instant the probe holds the lease itself.
 func ProbeLease(dataDir string) (held bool, err error) {
 	fd, err := sysat.Openat(unix.AT_FDCWD, dataDir, sysat.DirFlags, 0)
 	if errors.Is(err, unix.ENOENT) {
@@ -30,7 +26,6 @@ func ProbeLease(dataDir string) (held bool, err error) {
 	if err != nil {
 		return false, &fs.PathError{Op: "probe lock", Path: dataDir, Err: err}
 	}
-	// Closing drops the lock; a lock fd has no data to lose.
 	defer func() { _ = unix.Close(fd) }()
 	return datadir.NewDir(fd, dataDir).ProbeLease()
 }

@@ -9,11 +9,9 @@ import (
 	"fmt"
 )
 
-// Parse decodes a state file's bytes with the same checks as Load: more than
-// MaxFileSize bytes is ErrTooLarge; anything but a JSON object that decodes
-// into State is ErrCorrupt; a version above CurrentVersion is
-// ErrNewerVersion. Unknown fields are ignored. Parse is pure; gc and the
-// fuzzer use it directly.
+// Parse decodes a state file's bytes: over MaxFileSize is ErrTooLarge, not a
+// JSON object of State is ErrCorrupt, a version above CurrentVersion is
+// ErrNewerVersion. Unknown fields are ignored.
 func Parse(data []byte) (*State, error) {
 	if len(data) > MaxFileSize {
 		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, MaxFileSize)
@@ -36,13 +34,9 @@ func Parse(data []byte) (*State, error) {
 	return &s, nil
 }
 
-// ReadFile reads and parses the state file at path without following
-// symlinks or blocking on FIFOs, reading at most MaxFileSize+1 bytes. A
-// missing file is an error wrapping fs.ErrNotExist. Every other failure is
-// an *fs.PathError naming path; a symlink, FIFO, directory or other
-// non-regular file matches ErrNotRegular, and the Parse errors match as
-// Parse returns them. It is the collector's descriptor-relative read on a
-// path: the same code applies the same rules.
+// ReadFile reads and parses the state file at path. A missing file wraps
+// fs.ErrNotExist; other failures are *fs.PathError, matching ErrNotRegular
+// for anything but a regular file, or Parse's errors.
 func ReadFile(path string) (*State, error) {
 	return readPath(path)
 }

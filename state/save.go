@@ -16,13 +16,9 @@ import (
 // after Release: writing without the lock would race other writers.
 var errReleased = errors.New("state lock already released")
 
-// Save writes the state durably and atomically, with Version set to
-// CurrentVersion; the lock stays held. The new contents go to a temporary
-// file in the data directory (TempPattern), which is flushed, renamed over
-// the state file, and then the directory is flushed. On any error the
-// previous state file is untouched (or, if only the directory flush failed,
-// already replaced), no temporary file is left, and the error names the
-// path. Save after Release is an error.
+// Save writes the state with Version set to CurrentVersion, atomically and
+// durably; the lock stays held. On error no temporary file is left and the
+// old file is intact, unless only the directory flush failed.
 func (ls *LockedState) Save() error {
 	if ls.released {
 		return fmt.Errorf("save state in %s: %w", ls.m.dataDir, errReleased)
@@ -45,7 +41,6 @@ func writeAtomic(dir, name string, data []byte) (err error) {
 	tmpName := tmp.Name()
 	defer func() {
 		if err != nil {
-			// The error being returned is the one that matters.
 			_ = tmp.Close()
 			// After a successful rename the name is gone and this fails
 			// harmlessly with ENOENT.

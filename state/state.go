@@ -13,9 +13,7 @@ import (
 	"github.com/stacklok/go-microvm/internal/datadir"
 )
 
-// The released package's unexported names for the file names and the
-// version, kept so that code written against the released package's
-// internals (its own tests) still compiles against this one.
+// The released package's unexported names, kept so that its own tests compile.
 const (
 	stateFileName = datadir.FileName
 	lockFileName  = datadir.LockFileName
@@ -36,12 +34,9 @@ const (
 	MaxFileSize = datadir.MaxFileSize
 )
 
-// Errors returned by Load and friends; each is wrapped in an *fs.PathError
-// (or an error that names the path) and is testable with errors.Is.
+// Errors returned wrapped in an error naming the path; test with errors.Is.
 var (
-	// ErrNotRegular: the state file is a FIFO, a directory, a symlink, a
-	// device or anything else that is not a regular file; or the state
-	// lock file is a symlink, a device, a socket or a directory.
+	// ErrNotRegular: the state file, or the lock file, is not a regular file.
 	ErrNotRegular = datadir.ErrNotRegular
 	// ErrTooLarge: the state file is larger than MaxFileSize.
 	ErrTooLarge = datadir.ErrTooLarge
@@ -53,10 +48,8 @@ var (
 	ErrLocked = datadir.ErrLocked
 )
 
-// State is the persisted record of one VM, compatible with released
-// go-microvm. Fields after CreatedAt are additive (released readers ignore
-// them; released writers drop them, which sends the collector back to the
-// PID rules); the package doc says what each one means.
+// State is the persisted record of one VM in released go-microvm's format;
+// fields after CreatedAt are additive and dropped by released writers.
 type State struct {
 	Version  int    `json:"version"`
 	Active   bool   `json:"active"`
@@ -65,9 +58,8 @@ type State struct {
 	CPUs     uint32 `json:"cpus"`
 	MemoryMB uint32 `json:"memory_mb"`
 	PID      int    `json:"pid,omitempty"`
-	// PIDStartTime is the wall-clock time at which PID was recorded, just
-	// after the spawn. It has no omitempty because released writers write
-	// the zero time when it is unset, and released readers expect the key.
+	// PIDStartTime is the wall clock just after the spawn (the key is
+	// always written, as released writers do).
 	PIDStartTime time.Time `json:"pid_start_time"`
 	CreatedAt    time.Time `json:"created_at"`
 
@@ -80,44 +72,37 @@ type State struct {
 
 // Identity pins a process beyond its PID.
 type Identity struct {
-	// StartTime is the kernel's start time token of the process: on Linux
-	// field 22 of /proc/PID/stat (clock ticks since boot); on macOS the
-	// process start time in microseconds since the Unix epoch.
+	// StartTime is the kernel's start time: Linux clock ticks since boot
+	// (/proc/PID/stat field 22), macOS microseconds since the epoch.
 	StartTime uint64 `json:"start_time"`
 	// BootID identifies the boot the process ran in.
 	BootID string `json:"boot_id"`
 	// Executable is the absolute path of the runner executable.
 	Executable string `json:"executable,omitempty"`
-	// PIDNamespace is the inode of the PID namespace the PID was recorded
-	// in (Linux: of /proc/self/ns/pid); 0 when unknown or on platforms
-	// without PID namespaces. A PID is judged only in its own namespace.
+	// PIDNamespace is the inode of the PID's namespace; 0 when unknown.
 	PIDNamespace uint64 `json:"pid_namespace,omitempty"`
 }
 
 // Manager reads and writes the state of one data directory.
 type Manager struct {
 	dataDir string
-	// afterLock is a test's hook: it runs after each successful flock of
-	// the state lock and before the inode check. nil otherwise. A pointer
-	// keeps Manager comparable, as released Manager is.
+	// afterLock is a test's hook (see tryLease); a pointer keeps Manager
+	// comparable, as released Manager is.
 	afterLock *func(path string)
 }
 
 // NewManager returns a Manager for dataDir. It touches no file.
 func NewManager(dataDir string) *Manager { return &Manager{dataDir: dataDir} }
 
-// statePath returns the path of the state file in the data directory.
 func (m *Manager) statePath() string { return filepath.Join(m.dataDir, FileName) }
 
 // LockPath returns the path of the state lock file in the data directory,
 // for a caller's errors (runner's lock wait names it).
 func (m *Manager) LockPath() string { return filepath.Join(m.dataDir, LockFileName) }
 
-// Load reads the state without locking. A missing file (or a missing data
-// directory) is a fresh default state (Version 1, inactive, CreatedAt now),
-// as in released go-microvm. Any other failure is returned as ReadFile
-// returns it; a file that is not a state file says "parse state file", as
-// released go-microvm's error does.
+// Load reads the state without locking; a missing file is a fresh default
+// state, as released. Other errors are ReadFile's; a bad file's says "parse
+// state file", as released.
 func (m *Manager) Load() (*State, error) {
 	s, err := ReadFile(m.statePath())
 	if errors.Is(err, fs.ErrNotExist) {

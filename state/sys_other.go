@@ -17,20 +17,14 @@ import (
 	"github.com/stacklok/go-microvm/internal/datadir"
 )
 
-// On platforms without Unix file descriptors (Windows, js/wasm, ...) the
-// package keeps the API and the file format that released go-microvm has
-// there: the state lock is github.com/gofrs/flock's lock on the lock file,
-// as released, without the inode check that follows a Unix flock, and
-// reads check the file type by path before they open it. The run lease
-// and its probe are Unix only, like the collector that uses them.
+// Without Unix descriptors the state lock is gofrs/flock's, as released,
+// without the inode check; reads check the file type by path first.
 
 // heldLock is a held state lock.
 type heldLock = *flock.Flock
 
-// tryLockPath takes a writer's state lock at path without waiting,
-// creating the lock file when it is missing. It returns an error matching
-// ErrLocked when the lock is held. Tests' afterLock hook is not run here:
-// the tests that use it are Unix only.
+// tryLockPath takes a writer's state lock at path without waiting, creating
+// the file; afterLock is ignored here (its tests are Unix only).
 func tryLockPath(path string, _ func(string)) (heldLock, error) {
 	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
 		return nil, &fs.PathError{Op: "lock", Path: path, Err: fmt.Errorf("%w: %s", ErrNotRegular, fi.Mode().Type())}
@@ -85,6 +79,6 @@ func readPath(path string) (*State, error) {
 	return s, nil
 }
 
-// syncDir does nothing here: not every platform can flush a directory
-// (Windows refuses a directory handle), and released go-microvm never did.
+// syncDir does nothing: Windows refuses a directory handle, and released
+// go-microvm never flushed one.
 func syncDir(string) error { return nil }

@@ -44,7 +44,6 @@ func syncDir(dir string) error {
 		return err
 	}
 	if err := d.Sync(); err != nil {
-		// The error being returned is the one that matters.
 		_ = d.Close()
 		return err
 	}
