@@ -37,5 +37,9 @@
 // 75 another collector holds the root lock; 130 interrupted (SIGINT); 143
 // terminated (SIGTERM).
 //
-// The JSON forms (--json) are a stable contract, described in the README.
+// The JSON forms (--json, --json-lines) are a stable contract, described
+// in the README. They are exact: an object with a "path" whose bytes are
+// not valid UTF-8 (which a JSON string cannot hold) also has "path_bytes",
+// those bytes in base64; the exact path is path_bytes when present, else
+// path.
 package main

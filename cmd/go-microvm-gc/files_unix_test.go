@@ -112,3 +112,75 @@ func TestMetricsFileFIFO(t *testing.T) {
 		t.Fatalf("readLastSuccess waits on a FIFO")
 	}
 }
+
+// TestInvalidUTF8Names: two directory names that differ only in bytes a
+// JSON string cannot hold (invalid UTF-8, and the U+FFFD encoding/json
+// puts in their place) stay apart in every JSON form: path_bytes holds
+// the exact bytes of a path that is not valid UTF-8.
+func TestInvalidUTF8Names(t *testing.T) {
+	t.Parallel()
+	root := filepath.Join(t.TempDir(), "root")
+	names := []string{"bad\xff\xfe", "bad\uFFFD\uFFFD"}
+	want := map[string]bool{}
+	for _, n := range names {
+		dir := filepath.Join(root, n)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Skipf("this filesystem refuses the name %q: %v", n, err)
+		}
+		makeOrphan(t, dir, 1)
+		want[dir] = true
+	}
+	// exact is the path a consumer reads: path_bytes when present.
+	type entry struct {
+		Path      string `json:"path"`
+		PathBytes []byte `json:"path_bytes"`
+	}
+	exact := func(e entry) string {
+		if e.PathBytes != nil {
+			return string(e.PathBytes)
+		}
+		return e.Path
+	}
+	check := func(form string, got []entry) {
+		t.Helper()
+		seen := map[string]bool{}
+		for _, e := range got {
+			seen[exact(e)] = true
+		}
+		if len(got) != len(want) || len(seen) != len(want) {
+			t.Errorf("%s: %d entries naming %d paths, want %d: %+v", form, len(got), len(seen), len(want), got)
+		}
+		for p := range seen {
+			if !want[p] {
+				t.Errorf("%s: names %q, which is not a data directory", form, p)
+			}
+		}
+	}
+	_, stdout, _ := runGC(t, gcCommand(t, "list", "--json", "--root", root))
+	var doc struct{ Dirs []entry }
+	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
+		t.Fatal(err)
+	}
+	check("list --json", doc.Dirs)
+	_, stdout, _ = runGC(t, gcCommand(t, "list", "--json-lines", "--root", root))
+	var lines []entry
+	for _, l := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		var e struct {
+			Kind string
+			entry
+		}
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatal(err)
+		}
+		if e.Kind == lineDir {
+			lines = append(lines, e.entry)
+		}
+	}
+	check("list --json-lines", lines)
+	_, stdout, _ = runGC(t, gcCommand(t, "collect", "--json", "--root", root))
+	var col struct{ Reclaimed []entry }
+	if err := json.Unmarshal([]byte(stdout), &col); err != nil {
+		t.Fatal(err)
+	}
+	check("collect --json", col.Reclaimed)
+}

@@ -18,7 +18,9 @@ nothing.
 
 The table and -q are sorted by path. --json and --json-lines write each
 data directory as soon as it is decided, in scan order (not sorted), and
-keep only counts, so their memory stays flat at any number of directories.`
+keep only counts, so their memory stays flat at any number of directories.
+A path that is not valid UTF-8 also gets "path_bytes", its exact bytes in
+base64, since a JSON string cannot hold them.`
 
 // listFlags are the flags of list.
 type listFlags struct {

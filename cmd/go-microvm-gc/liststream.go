@@ -66,7 +66,7 @@ func (a *app) streamList(lf *listFlags, rs roots, opts []gc.Option, sink listSin
 		if a.ctx.Err() != nil {
 			break
 		}
-		sum.Roots = append(sum.Roots, rootJSON{Path: root})
+		sum.Roots = append(sum.Roots, rootJSON{Path: root, PathBytes: pathBytes(root)})
 		if t, ok := trashIn(a.ctx, root, lf.sizes); ok {
 			sink.trash(root, newTrashJSON(t))
 		}
@@ -107,7 +107,7 @@ func newDirJSON(c gc.Candidate, sizes bool) dirJSON {
 }
 
 func newTrashJSON(t pendingTrash) *trashJSON {
-	tj := &trashJSON{Path: t.Path, Entries: t.Entries}
+	tj := &trashJSON{Path: t.Path, PathBytes: pathBytes(t.Path), Entries: t.Entries}
 	if t.Bytes >= 0 {
 		b := t.Bytes
 		tj.Bytes = &b

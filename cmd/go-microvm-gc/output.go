@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dustin/go-humanize"
 
@@ -27,7 +28,8 @@ var classOrder = []gc.Class{
 
 // rootJSON is one root of a run.
 type rootJSON struct {
-	Path string `json:"path"`
+	Path      string `json:"path"`
+	PathBytes []byte `json:"path_bytes,omitempty"`
 	// Busy (collect): another collector held the root lock.
 	Busy bool `json:"busy,omitempty"`
 	// LockError (collect --dry-run): why this user could not take the
@@ -60,8 +62,9 @@ type dirJSON struct {
 // trashJSON is a trash directory holding the rest of a cut-short
 // collection; the next collect empties it.
 type trashJSON struct {
-	Path    string `json:"path"`
-	Entries int    `json:"entries"`
+	Path      string `json:"path"`
+	PathBytes []byte `json:"path_bytes,omitempty"`
+	Entries   int    `json:"entries"`
 	// Bytes is null unless sizes were measured.
 	Bytes *int64 `json:"bytes"`
 }
@@ -83,16 +86,18 @@ type collectJSON struct {
 }
 
 type reclaimedJSON struct {
-	Path   string `json:"path"`
-	Reason string `json:"reason"`
-	PID    int    `json:"pid"`
-	Bytes  int64  `json:"bytes"`
+	Path      string `json:"path"`
+	PathBytes []byte `json:"path_bytes,omitempty"`
+	Reason    string `json:"reason"`
+	PID       int    `json:"pid"`
+	Bytes     int64  `json:"bytes"`
 }
 
 // candidateJSON is a data directory with its verdict: one collect kept,
 // and the fields of one list shows.
 type candidateJSON struct {
 	Path       string   `json:"path"`
+	PathBytes  []byte   `json:"path_bytes,omitempty"`
 	Class      gc.Class `json:"class"`
 	Reason     string   `json:"reason"`
 	Detail     string   `json:"detail"`
@@ -104,6 +109,7 @@ type candidateJSON struct {
 func newCandidateJSON(c gc.Candidate) candidateJSON {
 	return candidateJSON{
 		Path:       c.Path,
+		PathBytes:  pathBytes(c.Path),
 		Class:      c.Class,
 		Reason:     string(c.Reason),
 		Detail:     candidateDetail(c),
@@ -113,8 +119,20 @@ func newCandidateJSON(c gc.Candidate) candidateJSON {
 }
 
 type errorJSON struct {
-	Path  string `json:"path"`
-	Error string `json:"error"`
+	Path      string `json:"path"`
+	PathBytes []byte `json:"path_bytes,omitempty"`
+	Error     string `json:"error"`
+}
+
+// pathBytes is the path_bytes of the JSON forms: the bytes of a path that
+// is not valid UTF-8, which a JSON string cannot hold (its invalid bytes
+// become U+FFFD in "path"); nil for any other path, which "path" holds
+// exactly. encoding/json writes them in standard base64.
+func pathBytes(p string) []byte {
+	if utf8.ValidString(p) {
+		return nil
+	}
+	return []byte(p)
 }
 
 // writeJSON writes v indented; a failed write is caught by the outWriter.
@@ -148,27 +166,27 @@ func newCollectJSON(rs roots, results []rootResult, dryRun, interrupted bool) co
 	}
 	var wouldFree int64
 	for _, r := range results {
-		rj := rootJSON{Path: r.root, Busy: r.busy}
+		rj := rootJSON{Path: r.root, PathBytes: pathBytes(r.root), Busy: r.busy}
 		if r.lockErr != nil {
 			rj.LockError = r.lockErr.Error()
 		}
 		doc.Roots = append(doc.Roots, rj)
 		doc.Busy = doc.Busy || r.busy
 		if r.fatal != nil {
-			doc.Errors = append(doc.Errors, errorJSON{Path: r.root, Error: r.fatal.Error()})
+			doc.Errors = append(doc.Errors, errorJSON{Path: r.root, PathBytes: pathBytes(r.root), Error: r.fatal.Error()})
 		}
 		if r.rep == nil {
 			continue
 		}
 		for _, o := range r.rep.Reclaimed {
-			doc.Reclaimed = append(doc.Reclaimed, reclaimedJSON{Path: o.Path, Reason: string(o.Reason), PID: o.PID, Bytes: o.Bytes})
+			doc.Reclaimed = append(doc.Reclaimed, reclaimedJSON{Path: o.Path, PathBytes: pathBytes(o.Path), Reason: string(o.Reason), PID: o.PID, Bytes: o.Bytes})
 			wouldFree += o.Bytes
 		}
 		for _, c := range r.rep.Kept {
 			doc.Kept = append(doc.Kept, newCandidateJSON(c))
 		}
 		for _, e := range r.rep.Errors {
-			doc.Errors = append(doc.Errors, errorJSON{Path: e.Path, Error: opError(e)})
+			doc.Errors = append(doc.Errors, errorJSON{Path: e.Path, PathBytes: pathBytes(e.Path), Error: opError(e)})
 		}
 		doc.BytesFreed += r.rep.BytesFreed
 		for _, t := range r.trash {
