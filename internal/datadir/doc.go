@@ -1,16 +1,11 @@
 // SPDX-FileCopyrightText: Copyright 2026 Stacklok, Inc.
 // SPDX-License-Identifier: Apache-2.0
 
-// Package datadir reaches a go-microvm data directory through an open
-// directory descriptor: it reads the state file, probes and takes the run
-// lease and the state lock relative to that descriptor, and resolves no
-// path again. Package state builds its path-based API on it (with
-// AT_FDCWD and a full path), and gc's walk uses it on the descriptors it
-// already holds, so each rule has one implementation.
-//
-// It knows the state file's bytes, not its schema: a caller passes the
-// parser (state.Parse). Its sentinel errors are the ones package state
-// exports under the same names.
+// Package datadir reads the state file and takes or probes the run lease
+// and the state lock relative to an open data directory descriptor,
+// resolving no path again. Package state (with AT_FDCWD) and gc's walk both
+// use it, so each rule has one implementation. It knows the state file's
+// bytes, not its schema: callers pass the parser (state.Parse).
 package datadir
 
 import "errors"
@@ -23,9 +18,8 @@ const (
 	LockFileName = "go-microvm-state.lock"
 	// MaxFileSize caps how much of a state file is ever read.
 	MaxFileSize = 64 << 10
-	// OpParse is the Op of the error for a file that is not a state file.
-	// It keeps the words of released go-microvm's error, which callers
-	// match.
+	// OpParse is the Op of a bad state file's error, released go-microvm's
+	// words, which callers match.
 	OpParse = "parse state file"
 )
 
