@@ -17,44 +17,15 @@ import (
 	"github.com/stacklok/go-microvm/state"
 )
 
-// Attach rebuilds a handle for the runner recorded in dataDir by an earlier
-// process, checking its identity: the recorded kernel start time and boot
-// id when present, else the recorded pid_start_time, else the executable's
-// base name (records of released versions). The handle pins the kernel
-// start time it observed, so its Stop never signals a recycled PID.
-// WithLogger, WithStopTimeout and WithRunnerPath apply.
-//
-// A state with the run marker and no pid is a run whose embedder died
-// between starting the runner and recording it (a window Spawn keeps as
-// short as it can), or a claim whose rootfs is still being cloned. Attach
-// then recovers the runner by its lease: under the state lock it checks
-// that the lease is held and, on Linux, looks for the runner among this
-// user's processes that hold a descriptor on dataDir (a bounded scan of
-// /proc/*/fd): the one that leads its own session (Spawn starts runners
-// with Setsid) and runs an executable named RunnerName or the one given
-// with WithRunnerPath. It records that runner's identity in the state, so
-// that the handle's Stop, a collector and later Attach calls see an
-// ordinary recorded run.
-//
-// What stays unrecoverable is reported with ErrUnattachable and remains a
-// live run for collectors until its lease is dropped: on macOS and other
-// platforms that cannot list a directory's holders; on Linux, a runner of
-// another user or outside this PID namespace, one beyond the scan's bounds,
-// a runner that died leaving only descendants holding the lease, and a
-// claim still cloning (its lease is held by its embedder, not a runner).
-// Such a runner can still be stopped by other means (the lease holder is
-// the process to signal); once its lease is free a collection reclaims the
-// directory.
-//
-// Attach returns an error wrapping ErrNotRunning when the state is
-// inactive or has no pid (and, with the run marker, the lease is free), or
-// the runner is gone, a zombie, from an earlier boot, or its PID names
-// another process; an error wrapping ErrUnattachable as above; and another
-// error when the state cannot be read, the recovered identity cannot be
-// saved, or the runner may still run but its identity cannot be confirmed
-// (unreadable, only the wall clock against it, or its PID in another PID
-// namespace): the same cases in which a collector keeps the directory. The
-// decision is gc.JudgeRunner's.
+// Attach returns a handle for the runner an earlier process recorded in
+// dataDir, only if the live process at its PID has the recorded identity;
+// the handle's Stop never signals a recycled PID. A runner started but never
+// recorded is found, on Linux, as this user's one session leader named
+// RunnerName holding the lease, and recorded. It returns ErrNotRunning when
+// a collector would call the runner gone, ErrUnattachable when a lease
+// holder exists but cannot be found (it stays live for collectors), and
+// another error when the identity cannot be confirmed or the state read or
+// saved. WithLogger, WithStopTimeout and WithRunnerPath apply.
 func Attach(dataDir string, opts ...ClaimOption) (*Process, error) {
 	o := newOptions(opts)
 	mgr := state.NewManager(dataDir)

@@ -35,35 +35,12 @@ type Claim struct {
 	lease *state.Lease // nil once spawned or aborted
 }
 
-// NewClaim runs a bounded collection over the root (default: dataDir
-// itself; see WithCollectRoot), then creates dataDir if needed, takes the
-// run lease and sets the run marker under the state lock. Call it before
-// cloning the rootfs.
-//
-// The default root is dataDir because it is the one directory known to be
-// go-microvm's: its parent may be a shared directory (released
-// go-microvm's default data directory is ~/.config/go-microvm, whose
-// parent is ~/.config), and a collection there would sweep, lock and trash
-// whatever else lives in it. The default collection reclaims what an
-// earlier run left in dataDir; an embedder that keeps one data directory
-// per VM under a root of its own passes that root to WithCollectRoot so
-// orphans of other names are collected as well.
-//
-// The collection never fails the claim: another collector holding the
-// root lock makes it skip at once, and its errors are logged. It runs
-// before the lease is taken, so it may reclaim an orphan left at dataDir
-// by an earlier run, never the directory being claimed.
-//
-// NewClaim returns an error wrapping ErrInUse when the lease stays held
-// for the lease timeout (a live run owns dataDir) or when the state
-// records a live runner of a released version, which holds no lease. On
-// any error no lease is held and the state is unchanged.
-//
-// The marker is written only into the directory the lease is on: when
-// dataDir is removed or replaced after the lease is taken (a collector
-// removing an empty directory by name, say), NewClaim drops that lease
-// and claims the directory dataDir names then, a bounded number of times,
-// after which it returns an error wrapping ErrClaimLost.
+// NewClaim collects the root (default dataDir itself, never its possibly
+// shared parent; see WithCollectRoot), skipping or logging any failure, then
+// creates dataDir, takes the run lease and sets the run marker. Call it
+// before cloning the rootfs. It returns ErrInUse when a live run owns
+// dataDir, and ErrClaimLost when dataDir keeps being replaced; on any error
+// no lease is held and the state is unchanged.
 func NewClaim(ctx context.Context, dataDir string, opts ...ClaimOption) (*Claim, error) {
 	o := newOptions(opts)
 	dir, err := filepath.Abs(dataDir)
@@ -205,32 +182,12 @@ func (c *Claim) mark(ctx context.Context) error {
 // Dir returns the absolute data directory of the claim.
 func (c *Claim) Dir() string { return c.dataDir }
 
-// Spawn starts the runner handing it the lease as descriptor 3 (and
-// GO_MICROVM_LEASE_FD=3 in its environment) and records active, pid,
-// pid_start_time and the exact identity. This process keeps its own copy
-// of the lease (state.Lease.Keep) until it exits or the Process is
-// stopped or closed, so the data directory is kept while the runner or
-// its creator lives. The runner is reaped in the background while this
-// process lives.
-//
-// The state lock is taken before the runner starts and held until it is
-// recorded, so that no other process reads the state in between and the
-// record follows the start as closely as it can. An embedder killed inside
-// that window leaves a live runner whose state has the run marker and no
-// pid; Attach finds it by its lease (see Attach).
-//
-// Before the runner starts, with the state lock held, Spawn checks that
-// the data directory path still names the leased directory. When it does
-// not (the directory was removed or replaced since NewClaim), Spawn
-// starts nothing, drops the lease and returns an error wrapping
-// ErrClaimLost: the claim is used up, and the caller must claim and clone
-// again.
-//
-// When the state cannot be locked or the runner cannot be started, the
-// claim stays valid (retry, or Abort). When its start cannot be recorded,
-// Spawn kills it and returns the error, the claim still valid. After a
-// successful Spawn the claim is used up: a second Spawn returns
-// ErrClaimDone.
+// Spawn starts the runner with the lease as descriptor 3
+// (GO_MICROVM_LEASE_FD=3) and records it under the state lock; this process
+// keeps its copy of the lease until the Process is stopped or closed. It
+// returns ErrClaimLost (claim used up) when the data directory was replaced
+// since NewClaim, and ErrClaimDone after a successful Spawn; on other
+// errors nothing runs and the claim stays valid (retry, or Abort).
 func (c *Claim) Spawn(ctx context.Context, cfg Config) (*Process, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

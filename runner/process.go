@@ -141,22 +141,13 @@ func (p *Process) dropLease() error {
 	return nil
 }
 
-// Stop implements ProcessHandle: SIGTERM to the runner's process group,
-// then SIGKILL to the group when the runner has not exited within the stop
-// timeout or when ctx is done, checking before every signal that the PID
-// still names the runner (a gone or recycled PID is never signalled).
-// While it stops the runner it holds the state lock, so a collector never
-// mistakes the stopping VM for an orphan; then it records the state
-// inactive with no pid and the run marker cleared, and this process lets
-// go of the lease it kept as the VM's creator (see Spawn).
-// It returns ErrStillRunning (state untouched) when the runner survives
-// SIGKILL, and a state error after the runner is stopped when the state
-// cannot be locked or saved. A data directory that is gone by then is not
-// created again: there is no state to record the stop in, and that is not
-// an error. Once the runner is stopped, further calls return nil. Only the
-// runner's group is signalled, and only while the runner holds its PID: a
-// descendant that left the group, or one that outlives a runner that
-// exited on its own, is not reached.
+// Stop sends SIGTERM, then after the stop timeout or when ctx is done
+// SIGKILL, to the runner's process group, each only while the PID still
+// names the runner; it then records a clean stop under the state lock and
+// lets go of the creator's lease. It returns ErrStillRunning (state
+// untouched) when the runner survives SIGKILL, and a state error when the
+// stop cannot be recorded; a vanished data directory is not an error.
+// Further calls return nil.
 func (p *Process) Stop(ctx context.Context) error {
 	p.stopMu.Lock()
 	defer p.stopMu.Unlock()

@@ -46,17 +46,11 @@ func Spawn(ctx context.Context, cfg Config) (*Process, error) {
 	return SpawnProcess(ctx, cfg)
 }
 
-// SpawnProcess starts the runner. When this process keeps the run lease of
-// the runner's data directory (the directory of cfg.VMLogPath, where
-// released go-microvm's libkrun backend puts vm.log; see gc.WithCreating
-// and state.Lease.Keep), it spawns as (*Claim).Spawn does: the runner
-// inherits the lease, its identity is recorded with the run marker, and
-// the Process lets go of the kept lease on Stop or Close. Otherwise it
-// starts the runner as released versions do: no lease, and the Process
-// identifies the runner by PID and the kernel start time read right after
-// the spawn. It returns an error wrapping ErrRunnerNotFound when no runner
-// executable is found, and the exec error when it cannot start; no
-// process is left behind on error.
+// SpawnProcess starts the runner as (*Claim).Spawn does when this process
+// keeps the lease of the directory of cfg.VMLogPath (see gc.WithCreating),
+// else as released versions do, without a lease. It returns
+// ErrRunnerNotFound when no runner executable is found, the exec error when
+// it cannot start, and leaves no process behind on error.
 func SpawnProcess(ctx context.Context, cfg Config) (*Process, error) {
 	if c := keptClaim(cfg); c != nil {
 		return c.Spawn(ctx, cfg)
