@@ -51,15 +51,18 @@ func claimCreating(ctx context.Context, dir string) error {
 		return fmt.Errorf("claim %s: %w", dir, err)
 	}
 	for attempt := 0; ; attempt++ {
-		lease, err := creatingLease(ctx, dir)
+		lease, kept, err := creatingLease(ctx, dir)
 		if err == nil {
 			err = markCreating(ctx, dir, lease)
 		}
 		if err == nil {
 			return lease.Keep(dir)
 		}
-		// Our copy is the only one: closing it drops the lease.
-		_ = lease.Close()
+		// A lease kept from before stays kept: it may cover a live run of
+		// this process. A new one is ours alone, and closing it drops it.
+		if !kept {
+			_ = lease.Close()
+		}
 		if !errors.Is(err, fs.ErrNotExist) || attempt >= maxCreatingRetries {
 			return fmt.Errorf("claim %s: %w", dir, err)
 		}
@@ -67,21 +70,24 @@ func claimCreating(ctx context.Context, dir string) error {
 }
 
 // creatingLease returns the lease this process keeps on dir when it still
-// locks the directory dir names (a retried creation), else creates dir and
-// takes its lease.
-func creatingLease(ctx context.Context, dir string) (*state.Lease, error) {
+// locks the directory dir names (kept: a creation retried after a failed
+// one, or over a VM of this process), else creates dir and takes its
+// lease.
+func creatingLease(ctx context.Context, dir string) (lease *state.Lease, kept bool, err error) {
 	if l := state.Kept(dir); l != nil {
 		if sameDir(l, dir) == nil {
-			return l, nil
+			return l, true, nil
 		}
+		// It locks a directory no longer at dir: nothing to protect here.
 		_ = l.Close()
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data directory: %w", err)
+		return nil, false, fmt.Errorf("create data directory: %w", err)
 	}
 	lctx, cancel := context.WithTimeout(ctx, creatingLeaseWait)
 	defer cancel()
-	return state.AcquireLease(lctx, dir)
+	lease, err = state.AcquireLease(lctx, dir)
+	return lease, false, err
 }
 
 // markCreating sets the run marker of dir, which lease locks, under the

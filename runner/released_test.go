@@ -109,6 +109,14 @@ func TestReleasedSpawnLetGo(t *testing.T) {
 	if p.DataDir() != dir {
 		t.Fatalf("DataDir %q, want %q", p.DataDir(), dir)
 	}
+	// A second creation over the running VM is refused, and this process
+	// keeps protecting the VM.
+	if err := gc.BeforeCreate(root, gc.WithCreating(dir))(testCtx(t)); err == nil {
+		t.Fatal("a second creation claimed the directory of a running VM")
+	}
+	if state.Kept(dir) == nil {
+		t.Fatal("a refused creation let go of the running VM's lease")
+	}
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
