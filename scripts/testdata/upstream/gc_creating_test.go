@@ -171,7 +171,13 @@ func releasedRun(ctx context.Context, stop, root, dataDir, cache string) (*VM, e
 		WithImageCache(image.NewCache(cache)),
 		WithImageFetcher(layerFetcher{}),
 		WithBackend(libkrun.NewBackend(libkrun.WithRunnerPath(creatingRunner), libkrun.WithSpawner(spawner))),
-		WithRootFSHook(func(string, *image.OCIConfig) error { park("in-hook"); return nil }),
+		WithRootFSHook(func(string, *image.OCIConfig) error {
+			park("in-hook")
+			if stop == "fail-in-hook" {
+				return errors.New("the embedder's hook failed")
+			}
+			return nil
+		}),
 		WithPostBoot(func(context.Context, *VM) error { park("saved"); return nil }),
 	)
 }
@@ -427,5 +433,32 @@ func TestRun_CreatingRunnerThenCreator(t *testing.T) {
 	}
 	if _, err := os.Lstat(dir); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("%s left: %v", dir, err)
+	}
+}
+
+// A Run that fails after the clone returns with the directory still
+// claimed by this process (its creator lives); once the embedder lets go
+// (state.Kept(dataDir).Close()), the next collection reclaims it.
+func TestRun_CreatingFailed(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "failed")
+	ctx, cancel := context.WithTimeout(context.Background(), testproc.Guard)
+	defer cancel()
+	if _, err := releasedRun(ctx, "fail-in-hook", root, dir, imageCache(t)); err == nil {
+		t.Fatal("Run with a failing hook succeeded")
+	}
+	cands, err := gc.Scan(root)
+	if err != nil || len(cands) != 1 || cands[0].Class != gc.ClassLive {
+		t.Fatalf("after the failed Run, with its creator alive: %+v, %v; want live", cands, err)
+	}
+	if err := state.Kept(dir).Close(); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := gc.Collect(root)
+	if err != nil || len(rep.Reclaimed) != 1 {
+		t.Fatalf("collection after letting go: %+v, %v; want the clone reclaimed", rep, err)
+	}
+	if left := rootEntries(t, root); len(left) != 0 {
+		t.Errorf("after the collection the root holds %v", left)
 	}
 }
