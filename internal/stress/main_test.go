@@ -29,7 +29,7 @@ const (
 )
 
 // helperModes are the helpers the tests start.
-var helperModes = []string{"collect", "collect-loop", "embedder", "hold-lease", "hold-lock"}
+var helperModes = []string{"collect", "collect-loop", "embedder", "creator", "hold-lease", "hold-lock"}
 
 // helperMode is the mode this process runs as a helper ("" in the tests).
 var helperMode string
@@ -53,6 +53,8 @@ func runHelper(mode string) int {
 		return helperCollectLoop()
 	case "embedder":
 		return helperEmbedder()
+	case "creator":
+		return helperCreator()
 	case "hold-lease":
 		return helperHold(true)
 	case "hold-lock":
