@@ -24,21 +24,6 @@ import (
 	"github.com/stacklok/go-microvm/state"
 )
 
-// ErrBusy is returned, wrapped, by Collect when another collector holds the
-// root lock. Test for it with errors.Is; it is not a failure of the caller.
-var ErrBusy = errors.New("another collector holds the root lock")
-
-// pathError is the *fs.PathError for the failure err of op on path. An
-// err that already is an *fs.PathError about path is returned as it is,
-// its Op (the syscall's) being the more precise one; any other err is
-// wrapped, so that errors.Is and errors.As still reach it.
-func pathError(op, path string, err error) *fs.PathError {
-	if pe, ok := err.(*fs.PathError); ok && pe.Path == path {
-		return pe
-	}
-	return &fs.PathError{Op: op, Path: path, Err: err}
-}
-
 // Report is the outcome of Collect.
 type Report struct {
 	// Root is the absolute path of the root swept.

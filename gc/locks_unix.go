@@ -15,15 +15,7 @@ import (
 
 	"github.com/stacklok/go-microvm/internal/datadir"
 	"github.com/stacklok/go-microvm/internal/sysat"
-	"github.com/stacklok/go-microvm/state"
 )
-
-// ErrNotRegular is returned, wrapped in an error naming the path, when a
-// lock file the collector needs is not a regular file (a FIFO, socket,
-// device or directory planted under its name). Nothing is waited on or
-// read through such a file. It is state.ErrNotRegular, which the state
-// lock's refusals match too.
-var ErrNotRegular = state.ErrNotRegular
 
 // rootLockFlags opens (creating if needed) the root lock file. O_NOFOLLOW
 // refuses a symlink planted in its place; O_NONBLOCK keeps open(2) from

@@ -20,10 +20,6 @@ import (
 	"github.com/stacklok/go-microvm/state"
 )
 
-// ReasonEmbedderKeep: the embedder's WithKeep function vetoed the reclaim
-// (or did not return, which keeps the directory too).
-const ReasonEmbedderKeep Reason = "embedder-keep"
-
 // errKeepFailed is wrapped by the error of a WithKeep function that did
 // not return: it panicked, or ended its goroutine (runtime.Goexit, as
 // t.FailNow does).

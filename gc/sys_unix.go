@@ -104,12 +104,6 @@ func parseInto(s **state.State) datadir.Parser {
 // changes nothing about it.
 func dirOf(d *os.File, path string) datadir.Dir { return datadir.NewDir(int(d.Fd()), path) }
 
-// ErrNotWritable is returned, wrapped in an error naming the directory, its
-// owner and mode, when a directory the collector must change is not
-// writable by it and not its own to make writable: the directory is kept,
-// with the same reason on every run, until its owner or root collects it.
-var ErrNotWritable = errors.New("not writable by this user")
-
 // makeWritable makes the directory d writable and searchable by this
 // process when it is not, and this process owns it: it returns a function
 // that puts the mode back (a no-op when nothing changed, or when d has
