@@ -184,3 +184,38 @@ func TestInvalidUTF8Names(t *testing.T) {
 	}
 	check("collect --json", col.Reclaimed)
 }
+
+// TestTrashBytes: the trash is sized as the collector deletes it: a file
+// hard-linked twice counts once, a symlink is not followed.
+func TestTrashBytes(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	trash := filepath.Join(root, gc.TrashName)
+	big := filepath.Join(root, "outside")
+	if err := os.MkdirAll(filepath.Join(trash, "0", "etc"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for path, size := range map[string]int{filepath.Join(trash, "0", "etc", "a"): 64 << 10, big: 1 << 20} {
+		if err := os.WriteFile(path, make([]byte, size), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Link(filepath.Join(trash, "0", "etc", "a"), filepath.Join(trash, "0", "b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(big, filepath.Join(trash, "0", "c")); err != nil {
+		t.Fatal(err)
+	}
+	var want int64
+	for _, p := range []string{trash, filepath.Join(trash, "0"), filepath.Join(trash, "0", "etc"), filepath.Join(trash, "0", "etc", "a"), filepath.Join(trash, "0", "c")} {
+		var st syscall.Stat_t
+		if err := syscall.Lstat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		want += st.Blocks * 512
+	}
+	got, ok := trashIn(context.Background(), root, true)
+	if !ok || got.Entries != 1 || got.Bytes != want {
+		t.Errorf("trashIn = %+v, %v; want 1 entry of %d bytes", got, ok, want)
+	}
+}

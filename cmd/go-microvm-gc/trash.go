@@ -5,13 +5,12 @@ package main
 
 import (
 	"context"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/stacklok/go-microvm/gc"
+	"github.com/stacklok/go-microvm/internal/fstree"
 )
 
 // pendingTrash is a collector trash directory that still holds entries: the
@@ -50,47 +49,23 @@ func trashIn(ctx context.Context, dir string, sizes bool) (pendingTrash, bool) {
 	}
 	t := pendingTrash{Path: p, Entries: len(names), Bytes: -1}
 	if sizes {
-		t.Bytes = treeBytes(ctx, p)
+		t.Bytes = treeBytes(ctx, dir, p)
 	}
 	return t, true
 }
 
-// treeBytes is the allocated size of the tree at p: never following a
-// symbolic link, never crossing into another filesystem, as the collector
-// deletes it.
-func treeBytes(ctx context.Context, p string) int64 {
-	var dev uint64
-	if fi, err := os.Lstat(p); err == nil {
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			dev = uint64(st.Dev)
-		}
+// treeBytes is what removing the trash at p, in dir, would free,
+// measured as the collector deletes it; -1 when dir cannot be opened.
+func treeBytes(ctx context.Context, dir, p string) int64 {
+	parent, err := os.Open(dir)
+	if err != nil {
+		return -1
 	}
-	var total int64
-	_ = filepath.WalkDir(p, func(_ string, e fs.DirEntry, err error) error {
-		if err != nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		fi, err := e.Info()
-		if err != nil {
-			return nil
-		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok {
-			return nil
-		}
-		if uint64(st.Dev) != dev {
-			if e.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		total += int64(st.Blocks) * 512
-		return nil
-	})
-	return total
+	// A directory: its close has nothing to report.
+	defer func() { _ = parent.Close() }()
+	// A partial measure still counts what it saw.
+	r, _ := fstree.SizeAt(ctx, parent, gc.TrashName, p)
+	return r.Bytes
 }
 
 // inTrash reports whether p lies in a collector trash directory: an error
