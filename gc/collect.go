@@ -68,7 +68,7 @@ type Report struct {
 // another collector of this user holds the root lock
 // (root/.go-microvm-gc-<euid>.lock, see LockName), a nil report and an
 // error naming the path when the lock file is not a regular file
-// (ErrNotRegular: it never waits on a FIFO planted there) or not this
+// (state.ErrNotRegular: it never waits on a FIFO planted there) or not this
 // user's alone (fs.ErrPermission, or open to other users), and an empty
 // report with a nil error when root does not exist. A failure confined to one directory is
 // recorded in Report.Errors and the sweep goes on; only a failure to open

@@ -55,8 +55,8 @@ func TestRootLockFIFO(t *testing.T) {
 	fifos := []string{lock}
 
 	rep, err := noHang(t, "Collect", fifos, func() (*Report, error) { return Collect(root) })
-	if rep != nil || !errors.Is(err, ErrNotRegular) || errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), lock) {
-		t.Errorf("Collect = %+v, %v; want a nil report and ErrNotRegular naming %s", rep, err, lock)
+	if rep != nil || !errors.Is(err, state.ErrNotRegular) || errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), lock) {
+		t.Errorf("Collect = %+v, %v; want a nil report and state.ErrNotRegular naming %s", rep, err, lock)
 	}
 	orphans, err := noHang(t, "Orphans", fifos, func() ([]Orphan, error) { return Orphans(root) })
 	if err != nil || len(orphans) != 1 {
@@ -95,13 +95,13 @@ func TestHostileOpens(t *testing.T) {
 		{"root lock is a device", func(t *testing.T, root, _ string) []string {
 			mknod(t, filepath.Join(root, LockName()))
 			return nil
-		}, ClassOrphan, false, ErrNotRegular},
+		}, ClassOrphan, false, state.ErrNotRegular},
 		{"root lock is a symlink", func(t *testing.T, root, outside string) []string {
 			if err := os.Symlink(filepath.Join(outside, "f"), filepath.Join(root, LockName())); err != nil {
 				t.Fatal(err)
 			}
 			return nil
-		}, ClassOrphan, false, ErrNotRegular},
+		}, ClassOrphan, false, state.ErrNotRegular},
 		{"state lock is a FIFO", func(t *testing.T, root, _ string) []string {
 			lock := filepath.Join(root, "vm", state.LockFileName)
 			os.Remove(lock)

@@ -25,7 +25,7 @@ const rootLockFlags = unix.O_CREAT | unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NO
 // lockRoot takes root's collector lock without waiting and returns its
 // descriptor; closing it releases the lock. It returns an error wrapping
 // ErrBusy when another collector holds it, and an error wrapping
-// ErrNotRegular, naming the path, when something other than a regular file
+// state.ErrNotRegular, naming the path, when something other than a regular file
 // has the lock's name, or wrapping fs.ErrPermission or errOpenToOthers when
 // the file is not this user's alone: another user could hold it.
 //
