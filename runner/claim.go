@@ -52,7 +52,7 @@ func NewClaim(ctx context.Context, dataDir string, opts ...ClaimOption) (*Claim,
 		if root == "" {
 			root = dir
 		}
-		_, _ = collectBefore(ctx, root, o)
+		_ = collectBefore(root, o)(ctx)
 	}
 	for attempt := 0; ; attempt++ {
 		lease, err := acquireLease(ctx, dir, o)
@@ -77,29 +77,11 @@ func NewClaim(ctx context.Context, dataDir string, opts ...ClaimOption) (*Claim,
 	}
 }
 
-// collectBefore is the pre-creation collection: bounded, and logged. Its
-// result is for tests and benchmarks; NewClaim never fails on it.
-func collectBefore(ctx context.Context, root string, o claimOptions) (*gc.Report, error) {
-	gopts := append([]gc.Option{gc.WithBudget(o.collectBudget), gc.WithLogger(o.logger)}, o.collectOpts...)
-	rep, err := gc.CollectContext(ctx, root, gopts...)
-	switch {
-	case errors.Is(err, gc.ErrBusy):
-		o.logger.Debug("pre-creation collection skipped: another collector holds the root", "root", root)
-	case errors.Is(err, fs.ErrNotExist):
-		o.logger.Debug("pre-creation collection skipped: root does not exist yet", "root", root)
-	case err != nil:
-		o.logger.Warn("pre-creation collection failed", "root", root, "error", err)
-	}
-	if rep == nil {
-		return nil, err
-	}
-	// Each error was already logged by the collection, which has this
-	// logger; the summary only counts them.
-	if len(rep.Reclaimed) > 0 || rep.Deferred || len(rep.Errors) > 0 {
-		o.logger.Info("pre-creation collection", "root", root, "reclaimed", len(rep.Reclaimed),
-			"bytes_freed", rep.BytesFreed, "deferred", rep.Deferred, "errors", len(rep.Errors))
-	}
-	return rep, err
+// collectBefore is the pre-creation collection over root:
+// gc.BeforeCreate's, bounded by the claim's budget, logged to its logger.
+// It never fails the claim; a ctx that ends shows in the lease's wait.
+func collectBefore(root string, o claimOptions) func(context.Context) error {
+	return gc.BeforeCreate(root, append([]gc.Option{gc.WithBudget(o.collectBudget), gc.WithLogger(o.logger)}, o.collectOpts...)...)
 }
 
 // acquireLease creates dir and takes its run lease, recreating dir when a
