@@ -6,8 +6,6 @@ package gc
 import (
 	"errors"
 	"io/fs"
-
-	"github.com/stacklok/go-microvm/state"
 )
 
 // Errors callers branch on, returned wrapped; test with errors.Is.
@@ -15,9 +13,6 @@ var (
 	// ErrBusy: another collector of this user holds the root lock. Not a
 	// failure of the caller.
 	ErrBusy = errors.New("another collector holds the root lock")
-	// ErrNotRegular: a lock file the collector needs is not a regular file;
-	// nothing is waited on or read through it. It is state.ErrNotRegular.
-	ErrNotRegular = state.ErrNotRegular
 	// ErrNotWritable: a directory the collector must change is neither
 	// writable by it nor its own; it is kept, until its owner collects it.
 	ErrNotWritable = errors.New("not writable by this user")
