@@ -90,8 +90,7 @@ func CollectContext(ctx context.Context, root string, opts ...Option) (*Report, 
 		}
 		return rep, nil
 	}
-	// A directory: its close has nothing to report.
-	defer func() { _ = rootDir.Close() }()
+	defer rootDir.Close()
 
 	if o.dryRun {
 		dryRun(ctx, rootDir, rep, o)
@@ -104,8 +103,7 @@ func CollectContext(ctx context.Context, root string, opts ...Option) (*Report, 
 	if err != nil {
 		return nil, err
 	}
-	// Closing drops the lock; a lock fd has no data to lose.
-	defer func() { _ = unix.Close(lockFd) }()
+	defer unix.Close(lockFd)
 
 	budget, cancel := ctx, context.CancelFunc(func() {})
 	if o.budget > 0 {
@@ -159,7 +157,6 @@ func (c *collector) run() {
 	if t, err := openTrash(c.root, c.abs, false); err == nil {
 		hadTrash = true
 		c.emptyTrash(t, trashPath)
-		// A directory: its close has nothing to report.
 		_ = t.Close()
 	} else if worthReporting(err) {
 		c.addErr("open trash", trashPath, err)
@@ -183,7 +180,6 @@ func (c *collector) run() {
 	parallel(res.remnants, c.removeRemnant)
 
 	if c.trash != nil {
-		// A directory: its close has nothing to report.
 		_ = c.trash.Close()
 	}
 	// This user's trash is not left behind empty; a non-empty one is
@@ -353,8 +349,7 @@ func (c *collector) reclaimDir(cand scanned) outcome {
 	}
 	parent, d, err := c.openDataDir(cand.rel, cand.Path)
 	if parent != nil {
-		// A directory: its close has nothing to report.
-		defer func() { _ = parent.Close() }()
+		defer parent.Close()
 	}
 	if isGone(err) {
 		// Deleted by someone else (an embedder's own clean-up) since the
@@ -364,8 +359,7 @@ func (c *collector) reclaimDir(cand scanned) outcome {
 	if err != nil {
 		return keptAs(cand.Candidate, err)
 	}
-	// A directory: its close has nothing to report.
-	defer func() { _ = d.Close() }()
+	defer d.Close()
 	if cand.leftover {
 		return c.reclaimLeftover(cand, parent, d)
 	}
@@ -440,8 +434,7 @@ func (c *collector) removeDataDir(parent, d *os.File, rel, path string) {
 		// The parent stays, which costs only an empty directory.
 		return
 	}
-	// A directory: its close has nothing to report.
-	defer func() { _ = gp.Close() }()
+	defer gp.Close()
 	unlock, ok := lockEmptyParent(gp, filepath.Base(up), filepath.Join(c.abs, up))
 	if !ok {
 		return
@@ -471,14 +464,12 @@ func (c *collector) removeRemnant(rel string) {
 	path := filepath.Join(c.abs, rel)
 	parent, d, err := c.openDataDir(rel, path)
 	if parent != nil {
-		// A directory: its close has nothing to report.
-		defer func() { _ = parent.Close() }()
+		defer parent.Close()
 	}
 	if err != nil {
 		return
 	}
-	// A directory: its close has nothing to report.
-	defer func() { _ = d.Close() }()
+	defer d.Close()
 	sd := dirOf(d, path)
 	if sd.TryLease() != nil || c.verifyPath(rel, d) != nil {
 		return
@@ -525,8 +516,7 @@ func remnantFiles(d *os.File) (names []string, ok bool) {
 	if err != nil {
 		return nil, false
 	}
-	// A directory: its close has nothing to report.
-	defer func() { _ = r.Close() }()
+	defer r.Close()
 	all, err := r.Readdirnames(-1)
 	if err != nil {
 		return nil, false
@@ -566,7 +556,6 @@ func lockEmptyParent(parent *os.File, name, path string) (unlock func(), ok bool
 		_ = dir.Close()
 		return nil, false
 	}
-	// Closing drops the lock; a directory has no data to lose.
 	return func() { _ = dir.Close() }, true
 }
 
@@ -711,8 +700,7 @@ func (c *collector) verifyPath(rel string, d *os.File) error {
 	if err != nil {
 		return fmt.Errorf("verify data directory: %w", err)
 	}
-	// A directory: its close has nothing to report.
-	defer func() { _ = again.Close() }()
+	defer again.Close()
 	same, err := sameFile(again, d)
 	if err != nil {
 		return fmt.Errorf("verify data directory: %w", err)
@@ -796,7 +784,6 @@ func (c *collector) moveRootfsWork(d *os.File, path string) (int64, trashRef, er
 	// writable too.
 	if w, err := openDirAt(d, rootfsWorkName, wpath); err == nil {
 		_, werr := makeWritable(w, w.Name())
-		// A directory: its close has nothing to report.
 		_ = w.Close()
 		if werr != nil {
 			return 0, trashRef{}, werr

@@ -88,7 +88,6 @@ func (r *dirReader) next() (e dirent, ok bool, err error) {
 }
 
 // close closes the reader's descriptor.
-// A directory: its close has nothing to report.
 func (r *dirReader) close() {
 	if r.plain != nil {
 		r.plain.close()

@@ -146,7 +146,6 @@ const (
 func (ob *observer) observeAt(d datadir.Dir, sf datadir.StateFile, p reclaimPolicy, mode probeMode) (f dirFacts) {
 	var fi datadir.FileInfo
 	fi, f.StateErr = sf.Read(parseInto(&f.State))
-	// Opened read-only: its close has nothing to report.
 	_ = sf.Close()
 	f.StateModTime = fi.ModTime
 	f.BootID, f.BootTime, f.PIDNamespace, f.Now = ob.bootID, ob.bootTime, ob.pidNS, ob.now()

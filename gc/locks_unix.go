@@ -97,7 +97,6 @@ func lockRootOnce(root *os.File, abs string) (int, error) {
 	}()
 	if err != nil {
 		if fd >= 0 {
-			// The error being returned is the one that matters.
 			_ = unix.Close(fd)
 		}
 		if errors.Is(err, errLockReplaced) {
@@ -121,7 +120,6 @@ func dropIdleLock(dir *os.File, path string) {
 	if err != nil {
 		return
 	}
-	// Closing drops the lock; a lock fd has no data to lose.
-	defer func() { _ = unix.Close(fd) }()
+	defer unix.Close(fd)
 	_ = sysat.Unlinkat(int(dir.Fd()), LockName(), 0)
 }

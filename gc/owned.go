@@ -60,7 +60,6 @@ func (c *collector) embedderFirst(d *os.File, rel string, now Candidate) *Candid
 	parents := c.ownedParents(d, rel)
 	defer func() {
 		for _, p := range parents {
-			// A directory: its close has nothing to report.
 			_ = p.dir.Close()
 		}
 	}()
@@ -140,8 +139,7 @@ func (c *collector) leftover(d *os.File) bool {
 	if err != nil {
 		return false
 	}
-	// A directory: its close has nothing to report.
-	defer func() { _ = r.Close() }()
+	defer r.Close()
 	names, err := r.Readdirnames(-1)
 	if err != nil {
 		return false
@@ -243,7 +241,6 @@ func (c *collector) ownedParents(d *os.File, rel string) []ownedParent {
 			break
 		}
 		if !c.onlyBranch(p, filepath.Base(childRel), child) {
-			// A directory: its close has nothing to report.
 			_ = p.Close()
 			break
 		}
@@ -260,8 +257,7 @@ func (c *collector) onlyBranch(p *os.File, name string, child *os.File) bool {
 	if err != nil {
 		return false
 	}
-	// A directory: its close has nothing to report.
-	defer func() { _ = r.Close() }()
+	defer r.Close()
 	names, err := r.Readdirnames(-1)
 	if err != nil {
 		return false
@@ -276,8 +272,7 @@ func (c *collector) onlyBranch(p *os.File, name string, child *os.File) bool {
 	if err != nil {
 		return false
 	}
-	// A directory: its close has nothing to report.
-	defer func() { _ = named.Close() }()
+	defer named.Close()
 	same, err := sameFile(named, child)
 	return err == nil && same
 }

@@ -44,8 +44,7 @@ func readLockTable(path string) lockTable {
 	if err != nil {
 		return nil
 	}
-	// Opened read-only: its close has nothing to report.
-	defer func() { _ = f.Close() }()
+	defer f.Close()
 	// One read takes the usual table whole; a bigger one grows the buffer.
 	var buf bytes.Buffer
 	buf.Grow(64 << 10)

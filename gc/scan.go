@@ -185,8 +185,7 @@ func scanSeq(ctx context.Context, root string, mode probeMode, opts []Option) it
 			}
 			return
 		}
-		// A directory: its close has nothing to report.
-		defer func() { _ = rootDir.Close() }()
+		defer rootDir.Close()
 		wctx, stop := context.WithCancel(ctx)
 		defer stop()
 		items := make(chan []streamItem, streamDepth)
@@ -353,8 +352,7 @@ func (s *scanner) run() {
 		s.merge(k)
 		return
 	}
-	// A directory: its close has nothing to report.
-	defer func() { _ = unix.Close(fd) }()
+	defer unix.Close(fd)
 	k := s.newWalk()
 	candidate, list := k.visit(fd, ".", 0, false)
 	var r *dirReader
@@ -549,8 +547,7 @@ func (k *walk) enter(parent int, e dirent, rel string, level int, parentDev uint
 		}
 		return false, nil
 	}
-	// A directory: its close has nothing to report.
-	defer func() { _ = unix.Close(fd) }()
+	defer unix.Close(fd)
 	candidate, list := k.visit(fd, rel, level, leased)
 	if !list {
 		return candidate, nil
@@ -729,7 +726,6 @@ func (k *walk) classify(d datadir.Dir, sf datadir.StateFile, serr error, rel str
 		var fi datadir.FileInfo
 		f = s.observer().bare()
 		fi, f.StateErr = sf.Read(parseInto(&f.State))
-		// Opened read-only: its close has nothing to report.
 		_ = sf.Close()
 		f.StateModTime = fi.ModTime
 		f.LeaseHeld = true
@@ -740,7 +736,6 @@ func (k *walk) classify(d datadir.Dir, sf datadir.StateFile, serr error, rel str
 		// requires.
 		held, err := d.ProbeLease()
 		if held || err != nil {
-			// Opened read-only: its close has nothing to report.
 			_ = sf.Close()
 			f = s.observer().bare()
 			f.LeaseHeld, f.LeaseErr = held, err
@@ -801,8 +796,7 @@ func measure(ctx context.Context, rootDir *os.File, rel, path string, to fstree.
 	if err != nil {
 		return -1
 	}
-	// A directory: its close has nothing to report.
-	defer func() { _ = d.Close() }()
+	defer d.Close()
 	// A partial measure (an unreadable corner, a spent context) still
 	// counts what it saw.
 	r, _ := to.SizeAt(ctx, d, rootfsWorkName, filepath.Join(path, rootfsWorkName))
@@ -825,8 +819,7 @@ func ownedFiles(d *os.File) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	// A directory: its close has nothing to report.
-	defer func() { _ = r.Close() }()
+	defer r.Close()
 	names, err := r.Readdirnames(-1)
 	if err != nil {
 		return nil, err

@@ -163,7 +163,6 @@ func scanWorkers(depth int) int {
 		return n
 	}
 	names, err := d.Readdirnames(-1)
-	// A directory: its close has nothing to report.
 	_ = d.Close()
 	if err != nil {
 		return n

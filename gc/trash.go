@@ -95,7 +95,6 @@ func openTrash(root *os.File, abs string, create bool) (*os.File, error) {
 		err = checkOwn(&st, path)
 	}
 	if err != nil {
-		// A directory: its close has nothing to report.
 		_ = t.Close()
 		return nil, err
 	}
@@ -117,7 +116,6 @@ func (c *collector) emptyTrash(t *os.File, path string) bool {
 		return false
 	}
 	names, err := r.Readdirnames(-1)
-	// A directory: its close has nothing to report.
 	_ = r.Close()
 	if err != nil {
 		c.addErr("read trash", path, err)

@@ -34,8 +34,7 @@ func dirHolders(dir string, want fs.FileInfo) ([]int, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: list processes: %w", ErrUnattachable, err)
 	}
-	// A directory: its close has nothing to report.
-	defer func() { _ = proc.Close() }()
+	defer proc.Close()
 	names, err := proc.Readdirnames(-1)
 	if err != nil {
 		return nil, fmt.Errorf("%w: list processes: %w", ErrUnattachable, err)
@@ -77,8 +76,7 @@ func holdsPath(pid, target string, want fs.FileInfo) bool {
 	if err != nil {
 		return false
 	}
-	// A directory: its close has nothing to report.
-	defer func() { _ = d.Close() }()
+	defer d.Close()
 	fds, _ := d.Readdirnames(maxScanFDs)
 	for _, fd := range fds {
 		link := fdDir + "/" + fd

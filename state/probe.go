@@ -26,6 +26,6 @@ func ProbeLease(dataDir string) (held bool, err error) {
 	if err != nil {
 		return false, &fs.PathError{Op: "probe lock", Path: dataDir, Err: err}
 	}
-	defer func() { _ = unix.Close(fd) }()
+	defer unix.Close(fd)
 	return datadir.NewDir(fd, dataDir).ProbeLease()
 }

@@ -131,8 +131,7 @@ func readLastSuccess(path string) map[string]float64 {
 	if err != nil {
 		return out
 	}
-	// Opened read-only: its close has nothing to report.
-	defer func() { _ = f.Close() }()
+	defer f.Close()
 	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
 		return out
 	}
@@ -171,16 +170,16 @@ func writeFileAtomic(path string, data []byte) (err error) {
 		}
 	}()
 	if _, err := tmp.Write(data); err != nil {
-		_ = tmp.Close() // the write error above is the one to report
+		_ = tmp.Close()
 		return fmt.Errorf("write metrics: %w", err)
 	}
 	// Readable by the exporter, which often runs as another user.
 	if err := tmp.Chmod(0o644); err != nil {
-		_ = tmp.Close() // the write error above is the one to report
+		_ = tmp.Close()
 		return fmt.Errorf("write metrics: %w", err)
 	}
 	if err := tmp.Sync(); err != nil {
-		_ = tmp.Close() // the write error above is the one to report
+		_ = tmp.Close()
 		return fmt.Errorf("write metrics: %w", err)
 	}
 	if err := tmp.Close(); err != nil {
@@ -194,7 +193,7 @@ func writeFileAtomic(path string, data []byte) (err error) {
 	// either way.
 	if d, err := os.Open(dir); err == nil {
 		_ = d.Sync()
-		_ = d.Close() // a directory: its close has nothing to report
+		_ = d.Close()
 	}
 	return nil
 }

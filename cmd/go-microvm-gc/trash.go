@@ -43,7 +43,7 @@ func trashIn(ctx context.Context, dir string, sizes bool) (pendingTrash, bool) {
 		return pendingTrash{Path: p, Entries: -1, Bytes: -1}, true
 	}
 	names, _ := f.Readdirnames(-1)
-	_ = f.Close() // a directory: its close has nothing to report
+	_ = f.Close()
 	if len(names) == 0 {
 		return pendingTrash{}, false
 	}

@@ -136,7 +136,6 @@ func readAt(dirfd int, dir, name string, parse Parser) (FileInfo, error) {
 	if err != nil {
 		return FileInfo{}, err
 	}
-	// Opened read-only: its close has nothing to report.
 	defer func() { _ = f.Close() }()
 	return f.Read(parse)
 }
@@ -271,8 +270,7 @@ func probeLockAt(dirfd int, dir, name string) (bool, error) {
 	if err != nil {
 		return false, &fs.PathError{Op: "probe lock", Path: atPath(dir, name), Err: err}
 	}
-	// Closing drops the lock; a lock fd has no data to lose.
-	defer func() { _ = unix.Close(fd) }()
+	defer unix.Close(fd)
 	return probeFd(fd, atPath(dir, name))
 }
 
@@ -450,18 +448,15 @@ func openLockAt(dirfd int, dir, lockName, stateName string) (int, bool, error) {
 func lockOpened(fd, dirfd int, dir, lockName string, afterLock func(path string)) (bool, error) {
 	var locked unix.Stat_t
 	if err := sysat.Fstat(fd, &locked); err != nil {
-		// The error being returned is the one that matters.
 		_ = unix.Close(fd)
 		return false, &fs.PathError{Op: "fstat", Path: atPath(dir, lockName), Err: err}
 	}
 	if !lockable(&locked) {
-		// The error being returned is the one that matters.
 		_ = unix.Close(fd)
 		return false, NotRegular("lock", atPath(dir, lockName), &locked)
 	}
 	ok, err := tryFlockFd(fd)
 	if err != nil || !ok {
-		// The error being returned is the one that matters.
 		_ = unix.Close(fd)
 		if err == nil {
 			err = ErrLocked
@@ -478,7 +473,6 @@ func lockOpened(fd, dirfd int, dir, lockName string, afterLock func(path string)
 	}
 	// The holder before us unlinked or replaced the file after we had
 	// opened it: our lock guards nothing anyone else will ever open.
-	// Closing drops the lock; a lock fd has no data to lose.
 	_ = unix.Close(fd)
 	if err != nil && !errors.Is(err, unix.ENOENT) {
 		return false, &fs.PathError{Op: "lstat", Path: atPath(dir, lockName), Err: err}

@@ -55,8 +55,7 @@ func RemoveAll(ctx context.Context, path string) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("remove %s: %w", path, err)
 	}
-	// A directory: its close has nothing to report.
-	defer func() { _ = parent.Close() }()
+	defer parent.Close()
 	return RemoveAt(ctx, parent, name, path)
 }
 

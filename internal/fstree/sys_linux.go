@@ -65,8 +65,7 @@ func devMountedOnce(dev uint64) bool {
 	if err != nil {
 		return false
 	}
-	// Opened read-only: its close has nothing to report.
-	defer func() { _ = f.Close() }()
+	defer f.Close()
 	want := []byte(fmt.Sprintf(" %d:%d ", unix.Major(dev), unix.Minor(dev)))
 	n := 0
 	r := bufio.NewReader(f)

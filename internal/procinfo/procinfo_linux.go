@@ -63,8 +63,7 @@ func lookup(pid int) (Info, error) {
 	if err != nil {
 		return Info{}, lookupErr(pid, "open", dir, err)
 	}
-	// A directory: its close has nothing to report.
-	defer func() { _ = unix.Close(dfd) }()
+	defer unix.Close(dfd)
 
 	st, err := readParsed(dfd, pid, dir, "stat", ParseStat)
 	if err != nil {
@@ -106,8 +105,7 @@ func readArgv0(dfd int) string {
 	if err != nil {
 		return ""
 	}
-	// Opened read-only: its close has nothing to report.
-	defer func() { _ = unix.Close(fd) }()
+	defer unix.Close(fd)
 	buf := make([]byte, maxArgv0)
 	n, err := sysat.Read(fd, buf)
 	if err != nil {
@@ -235,8 +233,7 @@ func checkProc() error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrProcUntrusted, &os.PathError{Op: "open", Path: "/proc/self", Err: err})
 	}
-	// A directory: its close has nothing to report.
-	defer func() { _ = unix.Close(dfd) }()
+	defer unix.Close(dfd)
 	status, err := readAt(dfd, "status")
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrProcUntrusted, &os.PathError{Op: "read", Path: "/proc/self/status", Err: err})
@@ -290,8 +287,7 @@ func nested(pid int) ([]Nested, error) {
 	if err != nil {
 		return fail(err)
 	}
-	// A directory: its close has nothing to report.
-	defer func() { _ = proc.Close() }()
+	defer proc.Close()
 	// A process of this namespace has no PID in a nested one: where its
 	// namespace can be read (this user's processes, or root), its status
 	// is not.
@@ -398,8 +394,7 @@ func readAt(dfd int, name string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Opened read-only: its close has nothing to report.
-	defer func() { _ = unix.Close(fd) }()
+	defer unix.Close(fd)
 	buf := make([]byte, 1024)
 	n := 0
 	for {

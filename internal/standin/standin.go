@@ -85,8 +85,7 @@ func run(cfg config) error {
 	if err != nil {
 		return fmt.Errorf("open root: %w", err)
 	}
-	// A directory: its close has nothing to report.
-	defer func() { _ = root.Close() }()
+	defer root.Close()
 	if fi, err := root.Stat(); err != nil {
 		return fmt.Errorf("stat root: %w", err)
 	} else if !fi.IsDir() {

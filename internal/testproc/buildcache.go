@@ -161,7 +161,7 @@ func hashFile(h io.Writer, root, path string) error {
 	if err != nil {
 		return err
 	}
-	defer func() { _ = f.Close() }()
+	defer f.Close()
 	_, _ = fmt.Fprintf(h, "%s\x00", rel)
 	if _, err := io.Copy(h, f); err != nil {
 		return err

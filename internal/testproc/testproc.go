@@ -206,7 +206,7 @@ func StartCmd(t testing.TB, cmd *exec.Cmd) *Proc {
 	}
 	p := &Proc{t: t, Cmd: cmd, stdin: inW, lines: make(chan string, 64), done: make(chan struct{}), quit: make(chan struct{})}
 	go func() {
-		defer func() { _ = outR.Close() }() // a read end: nothing to lose
+		defer outR.Close() // a read end: nothing to lose
 		sc := bufio.NewScanner(outR)
 		for sc.Scan() {
 			select {
@@ -506,7 +506,7 @@ func copyExecutable(t testing.TB, src, dst string) {
 	if err != nil {
 		t.Fatalf("copy %s: %v", src, err)
 	}
-	defer func() { _ = in.Close() }() // opened read-only
+	defer in.Close() // opened read-only
 	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o755)
 	if err != nil {
 		t.Fatalf("copy %s: %v", src, err)
