@@ -234,10 +234,15 @@ func nestedInUse(ob *observer, p reclaimPolicy) func(fd int, path string) string
 	}
 }
 
-// parallel calls fn for every item on at most GOMAXPROCS goroutines, and
-// returns when all calls have returned.
+// parallel calls fn for every item on at most 4×GOMAXPROCS goroutines
+// (each removes one tree, waiting on the disk more than it computes; with
+// GOMAXPROCS 1, one after the other), and returns when all calls have
+// returned.
 func parallel[T any](items []T, fn func(T)) {
 	n := min(len(items), workers())
+	if n > 1 {
+		n = min(len(items), 4*workers())
+	}
 	if n <= 1 {
 		for _, it := range items {
 			fn(it)

@@ -207,12 +207,6 @@ func makeSentinel(t *testing.T, dir string) {
 	writeFile(t, filepath.Join(dir, "sub", "deep"), 200)
 }
 
-// walkOptions are the parallelism settings every behaviour is checked
-// with: the serial walk and a parallel one.
-var walkOptions = []Options{{Workers: 1}, {Workers: 4}}
-
-func (o Options) name() string { return fmt.Sprintf("workers=%d", o.Workers) }
-
 // runHelper runs the test binary as a helper process (prefixed by argv0,
 // e.g. setpriv, when given) with env, and decodes its result.
 func runHelper(t *testing.T, prefix []string, env ...string) helperResult {

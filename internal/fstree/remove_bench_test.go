@@ -12,9 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -70,62 +68,58 @@ func BenchmarkRemoveVsRmRf(b *testing.B) {
 		b.Skip("no rm")
 	}
 	top, dirs, files := benchTree(b)
-	for _, o := range []Options{{Workers: 1}, {}} {
-		b.Run(fmt.Sprintf("workers=%d", o.workers()), func(b *testing.B) {
-			tmp := b.TempDir()
-			var ours, theirs time.Duration
-			var ratios []float64
-			for i := 0; i < b.N; i++ {
-				b.StopTimer()
-				a := filepath.Join(tmp, fmt.Sprint("a", i))
-				c := filepath.Join(tmp, fmt.Sprint("c", i))
-				buildBenchTree(b, a, uint64(i), top, dirs, files)
-				buildBenchTree(b, c, uint64(i), top, dirs, files)
-				parent, err := os.Open(tmp)
-				if err != nil {
-					b.Fatal(err)
-				}
-				// Neither remover should get to drop dirty pages unwritten.
-				unix.Sync()
-				runOurs := func() {
-					b.StartTimer()
-					start := time.Now()
-					res, err := o.RemoveAt(context.Background(), parent, filepath.Base(a), a)
-					d := time.Since(start)
-					b.StopTimer()
-					if err != nil || res.Files != int64(top*dirs*files) {
-						b.Fatalf("RemoveAt = %+v, %v", res, err)
-					}
-					ours += d
-				}
-				runRm := func() time.Duration {
-					start := time.Now()
-					if out, err := exec.Command(rm, "-rf", "--", c).CombinedOutput(); err != nil {
-						b.Fatalf("rm -rf: %v: %s", err, out)
-					}
-					return time.Since(start)
-				}
-				before := ours
-				var dRm time.Duration
-				if i%2 == 0 {
-					runOurs()
-					dRm = runRm()
-				} else {
-					dRm = runRm()
-					runOurs()
-				}
-				theirs += dRm
-				ratios = append(ratios, float64(ours-before)/float64(dRm))
-				parent.Close()
+	tmp := b.TempDir()
+	var ours, theirs time.Duration
+	var ratios []float64
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		a := filepath.Join(tmp, fmt.Sprint("a", i))
+		c := filepath.Join(tmp, fmt.Sprint("c", i))
+		buildBenchTree(b, a, uint64(i), top, dirs, files)
+		buildBenchTree(b, c, uint64(i), top, dirs, files)
+		parent, err := os.Open(tmp)
+		if err != nil {
+			b.Fatal(err)
+		}
+		// Neither remover should get to drop dirty pages unwritten.
+		unix.Sync()
+		runOurs := func() {
+			b.StartTimer()
+			start := time.Now()
+			res, err := RemoveAt(context.Background(), parent, filepath.Base(a), a)
+			d := time.Since(start)
+			b.StopTimer()
+			if err != nil || res.Files != int64(top*dirs*files) {
+				b.Fatalf("RemoveAt = %+v, %v", res, err)
 			}
-			slices.Sort(ratios)
-			ratio := float64(ours) / float64(theirs)
-			b.ReportMetric(ratio, "x_rm_rf")
-			b.ReportMetric(ratios[len(ratios)/2], "median_x_rm_rf")
-			b.Logf("%d files: RemoveAt %v, rm -rf %v over %d runs: %.2fx (median %.2fx)",
-				top*dirs*files, ours, theirs, b.N, ratio, ratios[len(ratios)/2])
-		})
+			ours += d
+		}
+		runRm := func() time.Duration {
+			start := time.Now()
+			if out, err := exec.Command(rm, "-rf", "--", c).CombinedOutput(); err != nil {
+				b.Fatalf("rm -rf: %v: %s", err, out)
+			}
+			return time.Since(start)
+		}
+		before := ours
+		var dRm time.Duration
+		if i%2 == 0 {
+			runOurs()
+			dRm = runRm()
+		} else {
+			dRm = runRm()
+			runOurs()
+		}
+		theirs += dRm
+		ratios = append(ratios, float64(ours-before)/float64(dRm))
+		parent.Close()
 	}
+	slices.Sort(ratios)
+	ratio := float64(ours) / float64(theirs)
+	b.ReportMetric(ratio, "x_rm_rf")
+	b.ReportMetric(ratios[len(ratios)/2], "median_x_rm_rf")
+	b.Logf("%d files: RemoveAt %v, rm -rf %v over %d runs: %.2fx (median %.2fx)",
+		top*dirs*files, ours, theirs, b.N, ratio, ratios[len(ratios)/2])
 }
 
 // cpuTime is this process's user and system CPU time so far.
@@ -198,8 +192,7 @@ func removeCounted(b *testing.B, root string) int64 {
 	return freed
 }
 
-// BenchmarkRemoveCPU compares the CPU time (user + system) of RemoveAt on
-// one worker with Go's os.RemoveAll, and with the floor of a removal that
+// BenchmarkRemoveCPU compares the CPU time (user + system) of RemoveAt with Go's os.RemoveAll, and with the floor of a removal that
 // counts what it frees (removeCounted: one lstat and one unlink per file),
 // on identical trees of small files built in the same iteration
 // (FSTREE_BENCH_FILES files, 100,000 by default, 1,000 to a directory)
@@ -243,7 +236,7 @@ func BenchmarkRemoveCPU(b *testing.B) {
 		runOurs := func() {
 			b.StartTimer()
 			c0 := cpuTime()
-			res, err := Options{Workers: 1}.RemoveAt(context.Background(), parent, filepath.Base(a), a)
+			res, err := Options{}.RemoveAt(context.Background(), parent, filepath.Base(a), a)
 			ours += cpuTime() - c0
 			b.StopTimer()
 			if err != nil || res.Files != int64(dirs*perDir) {
@@ -277,7 +270,7 @@ func BenchmarkRemoveCPU(b *testing.B) {
 	b.ReportMetric(float64(floor.Nanoseconds())/n, "counted-floor-cpu-ns/file")
 	b.ReportMetric(ratio, "x_removeall_cpu")
 	b.ReportMetric(float64(ours)/float64(floor), "x_counted_floor_cpu")
-	b.Logf("%d files, one worker: RemoveAt %.2f µs CPU per file, os.RemoveAll %.2f µs: %.2fx (goal ≤ 1.0x); "+
+	b.Logf("%d files: RemoveAt %.2f µs CPU per file, os.RemoveAll %.2f µs: %.2fx (goal ≤ 1.0x); "+
 		"lstat+unlink floor %.2f µs: %.2fx",
 		dirs*perDir, float64(ours.Nanoseconds())/n/1e3, float64(theirs.Nanoseconds())/n/1e3, ratio,
 		float64(floor.Nanoseconds())/n/1e3, float64(ours)/float64(floor))
@@ -336,72 +329,6 @@ func buildRootfs(b *testing.B, root string, seed uint64, files int) {
 	}
 }
 
-// BenchmarkFastPaths removes orphan trees of 20,000 files (buildRootfs,
-// FSTREE_BENCH_ORPHAN_FILES to change) with every fast path on, and with
-// each one off in turn: the descriptor cache, the parallel workers, the
-// zero-copy names. Every iteration builds one tree per variant (untimed,
-// flushed) and removes them in a rotating order. x_<variant> is the median
-// over the iterations of the variant's wall time over the all-on time.
-//
-//	go test -run '^$' -bench FastPaths -benchtime 10x ./internal/fstree/
-func BenchmarkFastPaths(b *testing.B) {
-	files := 20000
-	if s := os.Getenv("FSTREE_BENCH_ORPHAN_FILES"); s != "" {
-		if _, err := fmt.Sscanf(s, "%d", &files); err != nil {
-			b.Fatalf("FSTREE_BENCH_ORPHAN_FILES=%q: %v", s, err)
-		}
-	}
-	variants := []struct {
-		name string
-		o    Options
-	}{
-		{"on", Options{}},
-		{"cache_off", Options{noCache: true}},
-		{"workers_off", Options{Workers: 1}},
-		{"names_off", Options{copyNames: true}},
-	}
-	tmp := b.TempDir()
-	parent, err := os.Open(tmp)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer parent.Close()
-	ratios := make([][]float64, len(variants))
-	total := make([]time.Duration, len(variants))
-	i := 0
-	for b.Loop() {
-		b.StopTimer()
-		for v := range variants {
-			buildRootfs(b, filepath.Join(tmp, fmt.Sprint(i, "-", v)), uint64(i), files)
-		}
-		unix.Sync()
-		took := make([]time.Duration, len(variants))
-		for j := range variants {
-			v := (i + j) % len(variants)
-			name := fmt.Sprint(i, "-", v)
-			start := time.Now()
-			res, err := variants[v].o.RemoveAt(context.Background(), parent, name, name)
-			took[v] = time.Since(start)
-			if err != nil || res.Files != int64(files) {
-				b.Fatalf("%s: RemoveAt = %+v, %v", variants[v].name, res, err)
-			}
-		}
-		for v := range variants {
-			total[v] += took[v]
-			ratios[v] = append(ratios[v], float64(took[v])/float64(took[0]))
-		}
-		i++
-		b.StartTimer()
-	}
-	for v := 1; v < len(variants); v++ {
-		slices.Sort(ratios[v])
-		med := ratios[v][len(ratios[v])/2]
-		b.ReportMetric(med, "x_"+variants[v].name)
-		b.Logf("%s: %v per tree against %v with all on: median %.2fx (%.2f..%.2f)", variants[v].name,
-			total[v]/time.Duration(i), total[0]/time.Duration(i), med, ratios[v][0], ratios[v][len(ratios[v])-1])
-	}
-}
-
 // BenchmarkInUseAtVsRemoveAt times the look through an orphan tree of
 // 20,000 files (buildRootfs, FSTREE_BENCH_ORPHAN_FILES to change) for
 // nested data directories (InUseAt, directories only) against the removal
@@ -446,69 +373,4 @@ func BenchmarkInUseAtVsRemoveAt(b *testing.B) {
 	}
 	b.ReportMetric(float64(look)/float64(remove), "x_remove")
 	b.Logf("%d files: InUseAt %v, RemoveAt %v over %d runs", files, look, remove, b.N)
-}
-
-// BenchmarkWorkersAcrossTrees removes 4 orphan trees of 20,000 files at
-// once on GOMAXPROCS goroutines, as gc.Collect does, with the default
-// workers per tree and with one. x_workers_off and x_cpu_workers_off are
-// the medians of the wall and CPU time with one worker over the default.
-//
-//	go test -run '^$' -bench WorkersAcrossTrees -benchtime 6x ./internal/fstree/
-func BenchmarkWorkersAcrossTrees(b *testing.B) {
-	const trees, files = 4, 20000
-	variants := []Options{{}, {Workers: 1}}
-	tmp := b.TempDir()
-	parent, err := os.Open(tmp)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer parent.Close()
-	var ratios, cpuRatios []float64
-	var total [2]time.Duration
-	i := 0
-	for b.Loop() {
-		b.StopTimer()
-		for v := range variants {
-			for t := range trees {
-				buildRootfs(b, filepath.Join(tmp, fmt.Sprint(i, "-", v, "-", t)), uint64(i*trees+t), files)
-			}
-		}
-		unix.Sync()
-		var took, cpu [2]time.Duration
-		for j := range variants {
-			v := (i + j) % len(variants)
-			start, c0 := time.Now(), cpuTime()
-			work := make(chan int, trees)
-			for t := range trees {
-				work <- t
-			}
-			close(work)
-			var wg sync.WaitGroup
-			for range runtime.GOMAXPROCS(0) {
-				wg.Go(func() {
-					for t := range work {
-						name := fmt.Sprint(i, "-", v, "-", t)
-						res, err := variants[v].RemoveAt(context.Background(), parent, name, name)
-						if err != nil || res.Files != files {
-							b.Errorf("RemoveAt = %+v, %v", res, err)
-						}
-					}
-				})
-			}
-			wg.Wait()
-			took[v], cpu[v] = time.Since(start), cpuTime()-c0
-		}
-		total[0] += took[0]
-		total[1] += took[1]
-		ratios = append(ratios, float64(took[1])/float64(took[0]))
-		cpuRatios = append(cpuRatios, float64(cpu[1])/float64(cpu[0]))
-		i++
-		b.StartTimer()
-	}
-	slices.Sort(ratios)
-	slices.Sort(cpuRatios)
-	b.ReportMetric(ratios[len(ratios)/2], "x_workers_off")
-	b.ReportMetric(cpuRatios[len(cpuRatios)/2], "x_cpu_workers_off")
-	b.Logf("%d trees at once: workers on %v, off %v; median off/on %.2fx (%.2f..%.2f)", trees,
-		total[0]/time.Duration(i), total[1]/time.Duration(i), ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1])
 }

@@ -61,50 +61,47 @@ func mountID(t *testing.T, path string) uint64 {
 func TestRemoveAtTmpfsInside(t *testing.T) {
 	// Not parallel: it mounts, which changes the process's mount table
 	// that other tests' walks read.
-	for _, o := range walkOptions {
-		t.Run(o.name(), func(t *testing.T) {
-			tmp := t.TempDir()
-			tree := filepath.Join(tmp, "tree")
-			mnt := filepath.Join(tree, "a", "mnt")
-			mkdirs(t, mnt)
-			writeFile(t, filepath.Join(tree, "a", "f"), 10)
-			writeFile(t, filepath.Join(tree, "b", "g"), 10)
-			mount(t, "tmpfs", mnt, "tmpfs", 0, "size=1m")
-			writeFile(t, filepath.Join(mnt, "inner", "keep"), 10)
-			inside := snapshot(t, mnt)
+	var o Options
+	tmp := t.TempDir()
+	tree := filepath.Join(tmp, "tree")
+	mnt := filepath.Join(tree, "a", "mnt")
+	mkdirs(t, mnt)
+	writeFile(t, filepath.Join(tree, "a", "f"), 10)
+	writeFile(t, filepath.Join(tree, "b", "g"), 10)
+	mount(t, "tmpfs", mnt, "tmpfs", 0, "size=1m")
+	writeFile(t, filepath.Join(mnt, "inner", "keep"), 10)
+	inside := snapshot(t, mnt)
 
-			size, err := sizeTree(t, context.Background(), o, tmp, "tree")
-			if err != nil {
-				t.Fatalf("SizeAt: %v", err)
-			}
-			res, err := removeTree(t, context.Background(), o, tmp, "tree")
-			if !errors.Is(err, ErrMountPoint) {
-				t.Fatalf("RemoveAt err = %v; want ErrMountPoint", err)
-			}
-			for _, r := range []Result{size, res} {
-				if !slices.Equal(r.Mounts, []string{mnt}) || len(r.Errors) != 0 {
-					t.Errorf("mounts %q, errors %v; want [%q] and no error", r.Mounts, r.Errors, mnt)
-				}
-			}
-			if size.Bytes != res.Bytes || size.Files != res.Files || size.Dirs != res.Dirs || res.Files != 2 || res.Dirs != 1 {
-				t.Errorf("SizeAt %+v, RemoveAt %+v; want both 2 files and 1 dir (b)", size, res)
-			}
-			sameSnapshot(t, "tmpfs", inside, snapshot(t, mnt))
-			if mountID(t, mnt) == mountID(t, tree) {
-				t.Error("the tmpfs is no longer mounted")
-			}
-			mustNotExist(t, filepath.Join(tree, "a", "f"))
-			mustNotExist(t, filepath.Join(tree, "b"))
-
-			if err := unix.Unmount(mnt, 0); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := removeTree(t, context.Background(), o, tmp, "tree"); err != nil {
-				t.Fatalf("RemoveAt after unmounting: %v", err)
-			}
-			mustNotExist(t, tree)
-		})
+	size, err := sizeTree(t, context.Background(), o, tmp, "tree")
+	if err != nil {
+		t.Fatalf("SizeAt: %v", err)
 	}
+	res, err := removeTree(t, context.Background(), o, tmp, "tree")
+	if !errors.Is(err, ErrMountPoint) {
+		t.Fatalf("RemoveAt err = %v; want ErrMountPoint", err)
+	}
+	for _, r := range []Result{size, res} {
+		if !slices.Equal(r.Mounts, []string{mnt}) || len(r.Errors) != 0 {
+			t.Errorf("mounts %q, errors %v; want [%q] and no error", r.Mounts, r.Errors, mnt)
+		}
+	}
+	if size.Bytes != res.Bytes || size.Files != res.Files || size.Dirs != res.Dirs || res.Files != 2 || res.Dirs != 1 {
+		t.Errorf("SizeAt %+v, RemoveAt %+v; want both 2 files and 1 dir (b)", size, res)
+	}
+	sameSnapshot(t, "tmpfs", inside, snapshot(t, mnt))
+	if mountID(t, mnt) == mountID(t, tree) {
+		t.Error("the tmpfs is no longer mounted")
+	}
+	mustNotExist(t, filepath.Join(tree, "a", "f"))
+	mustNotExist(t, filepath.Join(tree, "b"))
+
+	if err := unix.Unmount(mnt, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := removeTree(t, context.Background(), o, tmp, "tree"); err != nil {
+		t.Fatalf("RemoveAt after unmounting: %v", err)
+	}
+	mustNotExist(t, tree)
 }
 
 // TestRemoveAtTopIsMountPoint: a top entry on another mount than its
@@ -129,33 +126,30 @@ func TestRemoveAtTopIsMountPoint(t *testing.T) {
 func TestRemoveAtBindMountInside(t *testing.T) {
 	// Not parallel: it mounts, which changes the process's mount table
 	// that other tests' walks read.
-	for _, o := range walkOptions {
-		t.Run(o.name(), func(t *testing.T) {
-			tmp := t.TempDir()
-			src := filepath.Join(tmp, "src")
-			tree := filepath.Join(tmp, "tree")
-			bind := filepath.Join(tree, "x", "bind")
-			makeSentinel(t, src)
-			mkdirs(t, bind)
-			writeFile(t, filepath.Join(tree, "y", "f"), 10)
-			mount(t, src, bind, "", unix.MS_BIND, "")
-			var a, b unix.Stat_t
-			if unix.Lstat(bind, &a) != nil || unix.Lstat(tree, &b) != nil || a.Dev != b.Dev {
-				t.Fatal("the bind mount should have the tree's st_dev")
-			}
-			if mountID(t, bind) == mountID(t, tree) {
-				t.Fatal("the bind mount should have its own mount id")
-			}
-			before := snapshot(t, src)
-			res, err := removeTree(t, context.Background(), o, tmp, "tree")
-			if !errors.Is(err, ErrMountPoint) || !slices.Equal(res.Mounts, []string{bind}) || len(res.Errors) != 0 {
-				t.Errorf("RemoveAt = %+v, %v; want only the bind mount reported", res, err)
-			}
-			sameSnapshot(t, "bind source", before, snapshot(t, src))
-			mustExist(t, filepath.Join(bind, "file"))
-			mustNotExist(t, filepath.Join(tree, "y"))
-		})
+	var o Options
+	tmp := t.TempDir()
+	src := filepath.Join(tmp, "src")
+	tree := filepath.Join(tmp, "tree")
+	bind := filepath.Join(tree, "x", "bind")
+	makeSentinel(t, src)
+	mkdirs(t, bind)
+	writeFile(t, filepath.Join(tree, "y", "f"), 10)
+	mount(t, src, bind, "", unix.MS_BIND, "")
+	var a, b unix.Stat_t
+	if unix.Lstat(bind, &a) != nil || unix.Lstat(tree, &b) != nil || a.Dev != b.Dev {
+		t.Fatal("the bind mount should have the tree's st_dev")
 	}
+	if mountID(t, bind) == mountID(t, tree) {
+		t.Fatal("the bind mount should have its own mount id")
+	}
+	before := snapshot(t, src)
+	res, err := removeTree(t, context.Background(), o, tmp, "tree")
+	if !errors.Is(err, ErrMountPoint) || !slices.Equal(res.Mounts, []string{bind}) || len(res.Errors) != 0 {
+		t.Errorf("RemoveAt = %+v, %v; want only the bind mount reported", res, err)
+	}
+	sameSnapshot(t, "bind source", before, snapshot(t, src))
+	mustExist(t, filepath.Join(bind, "file"))
+	mustNotExist(t, filepath.Join(tree, "y"))
 }
 
 // TestRemoveAtUnprivileged removes, as an unprivileged user, a tree it owns
@@ -308,7 +302,7 @@ func TestRemoveAtBindMountEachMethod(t *testing.T) {
 			mount(t, src, bind, "", unix.MS_BIND, "")
 			before := snapshot(t, src)
 
-			o := Options{Workers: 2, mounts: mm.method}
+			o := Options{mounts: mm.method}
 			res, err := removeTree(t, context.Background(), o, tmp, "tree")
 			if !errors.Is(err, ErrMountPoint) || len(res.Errors) != 0 {
 				t.Fatalf("RemoveAt = %+v, %v; want mount points reported, no error", res, err)
@@ -375,11 +369,10 @@ func TestRemoveAtBtrfsSubvolume(t *testing.T) {
 	if unix.Lstat(tree, &a) != nil || unix.Lstat(mnt, &b) != nil || a.Dev == b.Dev {
 		t.Fatal("the subvolume should have its own st_dev")
 	}
-	for _, o := range walkOptions {
-		size, err := sizeTree(t, context.Background(), o, mnt, "tree")
-		if err != nil || len(size.Mounts) != 0 || size.Files != 3 {
-			t.Fatalf("SizeAt = %+v, %v; want 3 files, no mount", size, err)
-		}
+	var o Options
+	size, err := sizeTree(t, context.Background(), o, mnt, "tree")
+	if err != nil || len(size.Mounts) != 0 || size.Files != 3 {
+		t.Fatalf("SizeAt = %+v, %v; want 3 files, no mount", size, err)
 	}
 	res, err := removeTree(t, context.Background(), Options{}, mnt, "tree")
 	if err != nil || len(res.Mounts) != 0 {

@@ -145,52 +145,51 @@ func TestRemoveAt(t *testing.T) {
 		},
 	}
 	for _, tt := range tests {
-		for _, o := range walkOptions {
-			t.Run(fmt.Sprintf("%s/workers=%d", tt.name, o.Workers), func(t *testing.T) {
-				tmp := t.TempDir()
-				tree := filepath.Join(tmp, "tree")
-				sentinel := filepath.Join(tmp, "sentinel")
-				makeSentinel(t, sentinel)
-				tt.build(t, tree, sentinel)
-				before := snapshot(t, sentinel)
-				ctx := context.Background()
+		t.Run(tt.name, func(t *testing.T) {
+			var o Options
+			tmp := t.TempDir()
+			tree := filepath.Join(tmp, "tree")
+			sentinel := filepath.Join(tmp, "sentinel")
+			makeSentinel(t, sentinel)
+			tt.build(t, tree, sentinel)
+			before := snapshot(t, sentinel)
+			ctx := context.Background()
 
-				compareSize := !tt.unreadable || os.Geteuid() == 0
-				var size Result
-				if compareSize {
-					treeBefore := snapshot(t, tmp)
-					var err error
-					size, err = sizeTree(t, ctx, o, tmp, "tree")
-					if err != nil {
-						t.Fatalf("SizeAt: %v", err)
-					}
-					sameSnapshot(t, "after SizeAt", treeBefore, snapshot(t, tmp))
-				}
-
-				res, err := removeTree(t, ctx, o, tmp, "tree")
+			compareSize := !tt.unreadable || os.Geteuid() == 0
+			var size Result
+			if compareSize {
+				treeBefore := snapshot(t, tmp)
+				var err error
+				size, err = sizeTree(t, ctx, o, tmp, "tree")
 				if err != nil {
-					t.Fatalf("RemoveAt: %v (result %+v)", err, res)
+					t.Fatalf("SizeAt: %v", err)
 				}
-				mustNotExist(t, tree)
-				sameSnapshot(t, "sentinel", before, snapshot(t, sentinel))
-				if res.Files != tt.files || res.Dirs != tt.dirs {
-					t.Errorf("removed %d files, %d dirs; want %d, %d", res.Files, res.Dirs, tt.files, tt.dirs)
-				}
-				if len(res.Mounts) != 0 || len(res.Errors) != 0 {
-					t.Errorf("mounts %q, errors %v; want none", res.Mounts, res.Errors)
-				}
-				if compareSize && (size.Bytes != res.Bytes || size.Files != res.Files || size.Dirs != res.Dirs) {
-					t.Errorf("SizeAt measured %d bytes, %d files, %d dirs; RemoveAt freed %d, %d, %d",
-						size.Bytes, size.Files, size.Dirs, res.Bytes, res.Files, res.Dirs)
-				}
+				sameSnapshot(t, "after SizeAt", treeBefore, snapshot(t, tmp))
+			}
 
-				// Removing what is gone succeeds and frees nothing.
-				again, err := removeTree(t, ctx, o, tmp, "tree")
-				if err != nil || again.Files+again.Dirs+again.Bytes != 0 {
-					t.Errorf("second RemoveAt = %+v, %v; want nothing, nil", again, err)
-				}
-			})
-		}
+			res, err := removeTree(t, ctx, o, tmp, "tree")
+			if err != nil {
+				t.Fatalf("RemoveAt: %v (result %+v)", err, res)
+			}
+			mustNotExist(t, tree)
+			sameSnapshot(t, "sentinel", before, snapshot(t, sentinel))
+			if res.Files != tt.files || res.Dirs != tt.dirs {
+				t.Errorf("removed %d files, %d dirs; want %d, %d", res.Files, res.Dirs, tt.files, tt.dirs)
+			}
+			if len(res.Mounts) != 0 || len(res.Errors) != 0 {
+				t.Errorf("mounts %q, errors %v; want none", res.Mounts, res.Errors)
+			}
+			if compareSize && (size.Bytes != res.Bytes || size.Files != res.Files || size.Dirs != res.Dirs) {
+				t.Errorf("SizeAt measured %d bytes, %d files, %d dirs; RemoveAt freed %d, %d, %d",
+					size.Bytes, size.Files, size.Dirs, res.Bytes, res.Files, res.Dirs)
+			}
+
+			// Removing what is gone succeeds and frees nothing.
+			again, err := removeTree(t, ctx, o, tmp, "tree")
+			if err != nil || again.Files+again.Dirs+again.Bytes != 0 {
+				t.Errorf("second RemoveAt = %+v, %v; want nothing, nil", again, err)
+			}
+		})
 	}
 }
 
@@ -217,50 +216,47 @@ func TestRemoveAtBadName(t *testing.T) {
 // alone.
 func TestRemoveAtSwappedSymlink(t *testing.T) {
 	t.Parallel()
-	for _, o := range walkOptions {
-		t.Run(fmt.Sprintf("workers=%d", o.Workers), func(t *testing.T) {
-			tmp := t.TempDir()
-			tree := filepath.Join(tmp, "tree")
-			sentinel := filepath.Join(tmp, "sentinel")
-			moved := filepath.Join(tmp, "moved")
-			makeSentinel(t, sentinel)
-			victim := filepath.Join(tree, "a", "victim")
-			writeFile(t, filepath.Join(victim, "inner", "f"), 10)
-			writeFile(t, filepath.Join(tree, "a", "f"), 10)
-			writeFile(t, filepath.Join(tree, "b", "f"), 10)
-			before := snapshot(t, sentinel)
+	var o Options
+	tmp := t.TempDir()
+	tree := filepath.Join(tmp, "tree")
+	sentinel := filepath.Join(tmp, "sentinel")
+	moved := filepath.Join(tmp, "moved")
+	makeSentinel(t, sentinel)
+	victim := filepath.Join(tree, "a", "victim")
+	writeFile(t, filepath.Join(victim, "inner", "f"), 10)
+	writeFile(t, filepath.Join(tree, "a", "f"), 10)
+	writeFile(t, filepath.Join(tree, "b", "f"), 10)
+	before := snapshot(t, sentinel)
 
-			var swapped atomic.Bool
-			o.beforeOpen = func(p string) {
-				if p != victim {
-					return
-				}
-				if err := os.Rename(victim, moved); err != nil {
-					t.Error(err)
-					return
-				}
-				if err := os.Symlink(sentinel, victim); err != nil {
-					t.Error(err)
-					return
-				}
-				swapped.Store(true)
-			}
+	var swapped atomic.Bool
+	o.beforeOpen = func(p string) {
+		if p != victim {
+			return
+		}
+		if err := os.Rename(victim, moved); err != nil {
+			t.Error(err)
+			return
+		}
+		if err := os.Symlink(sentinel, victim); err != nil {
+			t.Error(err)
+			return
+		}
+		swapped.Store(true)
+	}
 
-			res, err := removeTree(t, context.Background(), o, tmp, "tree")
-			if !swapped.Load() {
-				t.Fatal("the hook never saw the victim directory")
-			}
-			if err != nil {
-				t.Fatalf("RemoveAt: %v", err)
-			}
-			mustNotExist(t, tree)
-			sameSnapshot(t, "sentinel", before, snapshot(t, sentinel))
-			mustExist(t, filepath.Join(moved, "inner", "f"))
-			// a/f, b/f and the symlink; tree, a, b.
-			if res.Files != 3 || res.Dirs != 3 {
-				t.Errorf("removed %d files, %d dirs; want 3, 3", res.Files, res.Dirs)
-			}
-		})
+	res, err := removeTree(t, context.Background(), o, tmp, "tree")
+	if !swapped.Load() {
+		t.Fatal("the hook never saw the victim directory")
+	}
+	if err != nil {
+		t.Fatalf("RemoveAt: %v", err)
+	}
+	mustNotExist(t, tree)
+	sameSnapshot(t, "sentinel", before, snapshot(t, sentinel))
+	mustExist(t, filepath.Join(moved, "inner", "f"))
+	// a/f, b/f and the symlink; tree, a, b.
+	if res.Files != 3 || res.Dirs != 3 {
+		t.Errorf("removed %d files, %d dirs; want 3, 3", res.Files, res.Dirs)
 	}
 }
 
@@ -284,7 +280,7 @@ func TestRemoveAtSwappedDirectory(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	res, err := removeTree(t, context.Background(), Options{Workers: 1, beforeOpen: beforeOpen}, tmp, "tree")
+	res, err := removeTree(t, context.Background(), Options{beforeOpen: beforeOpen}, tmp, "tree")
 	if err != nil {
 		t.Fatalf("RemoveAt: %v", err)
 	}
@@ -297,34 +293,31 @@ func TestRemoveAtSwappedDirectory(t *testing.T) {
 
 func TestRemoveAtHardLinks(t *testing.T) {
 	t.Parallel()
-	for _, o := range walkOptions {
-		t.Run(fmt.Sprintf("workers=%d", o.Workers), func(t *testing.T) {
-			tmp := t.TempDir()
-			tree := filepath.Join(tmp, "tree")
-			const mib = 1 << 20
-			writeFile(t, filepath.Join(tree, "a", "big"), mib)
-			mkdirs(t, filepath.Join(tree, "b"))
-			if err := os.Link(filepath.Join(tree, "a", "big"), filepath.Join(tree, "b", "link")); err != nil {
-				t.Fatal(err)
-			}
-			size, err := sizeTree(t, context.Background(), o, tmp, "tree")
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := removeTree(t, context.Background(), o, tmp, "tree")
-			if err != nil {
-				t.Fatal(err)
-			}
-			mustNotExist(t, tree)
-			for _, r := range []Result{size, res} {
-				if r.Files != 2 || r.Bytes < mib || r.Bytes >= mib+mib/2 {
-					t.Errorf("result %+v: want 2 files and about 1 MiB", r)
-				}
-			}
-			if size.Bytes != res.Bytes {
-				t.Errorf("SizeAt %d bytes, RemoveAt %d", size.Bytes, res.Bytes)
-			}
-		})
+	var o Options
+	tmp := t.TempDir()
+	tree := filepath.Join(tmp, "tree")
+	const mib = 1 << 20
+	writeFile(t, filepath.Join(tree, "a", "big"), mib)
+	mkdirs(t, filepath.Join(tree, "b"))
+	if err := os.Link(filepath.Join(tree, "a", "big"), filepath.Join(tree, "b", "link")); err != nil {
+		t.Fatal(err)
+	}
+	size, err := sizeTree(t, context.Background(), o, tmp, "tree")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := removeTree(t, context.Background(), o, tmp, "tree")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustNotExist(t, tree)
+	for _, r := range []Result{size, res} {
+		if r.Files != 2 || r.Bytes < mib || r.Bytes >= mib+mib/2 {
+			t.Errorf("result %+v: want 2 files and about 1 MiB", r)
+		}
+	}
+	if size.Bytes != res.Bytes {
+		t.Errorf("SizeAt %d bytes, RemoveAt %d", size.Bytes, res.Bytes)
 	}
 }
 
@@ -334,46 +327,43 @@ func TestRemoveAtHardLinks(t *testing.T) {
 // tree (beside it) counts once.
 func TestRemoveAtHardLinkOutside(t *testing.T) {
 	t.Parallel()
-	for _, o := range walkOptions {
-		t.Run(fmt.Sprintf("workers=%d", o.Workers), func(t *testing.T) {
-			tmp := t.TempDir()
-			tree := filepath.Join(tmp, "tree")
-			const mib = 1 << 20
-			writeFile(t, filepath.Join(tree, "a", "shared"), mib)
-			writeFile(t, filepath.Join(tree, "a", "twice"), mib)
-			mkdirs(t, filepath.Join(tree, "b"))
-			outside := filepath.Join(tmp, "outside")
-			if err := os.Link(filepath.Join(tree, "a", "shared"), outside); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Link(filepath.Join(tree, "a", "twice"), filepath.Join(tree, "b", "twice")); err != nil {
-				t.Fatal(err)
-			}
-			want, err := os.ReadFile(outside)
-			if err != nil {
-				t.Fatal(err)
-			}
-			size, err := sizeTree(t, context.Background(), o, tmp, "tree")
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := removeTree(t, context.Background(), o, tmp, "tree")
-			if err != nil {
-				t.Fatal(err)
-			}
-			mustNotExist(t, tree)
-			for _, r := range []Result{size, res} {
-				// "twice" once (1 MiB plus the directories' blocks),
-				// "shared" not at all.
-				if r.Files != 3 || r.Bytes < mib || r.Bytes >= mib+mib/2 {
-					t.Errorf("result %+v: want 3 files and about 1 MiB", r)
-				}
-			}
-			got, err := os.ReadFile(outside)
-			if err != nil || !bytes.Equal(got, want) {
-				t.Errorf("outside link after the removal: %v, same content %v", err, bytes.Equal(got, want))
-			}
-		})
+	var o Options
+	tmp := t.TempDir()
+	tree := filepath.Join(tmp, "tree")
+	const mib = 1 << 20
+	writeFile(t, filepath.Join(tree, "a", "shared"), mib)
+	writeFile(t, filepath.Join(tree, "a", "twice"), mib)
+	mkdirs(t, filepath.Join(tree, "b"))
+	outside := filepath.Join(tmp, "outside")
+	if err := os.Link(filepath.Join(tree, "a", "shared"), outside); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(filepath.Join(tree, "a", "twice"), filepath.Join(tree, "b", "twice")); err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(outside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, err := sizeTree(t, context.Background(), o, tmp, "tree")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := removeTree(t, context.Background(), o, tmp, "tree")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustNotExist(t, tree)
+	for _, r := range []Result{size, res} {
+		// "twice" once (1 MiB plus the directories' blocks),
+		// "shared" not at all.
+		if r.Files != 3 || r.Bytes < mib || r.Bytes >= mib+mib/2 {
+			t.Errorf("result %+v: want 3 files and about 1 MiB", r)
+		}
+	}
+	got, err := os.ReadFile(outside)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("outside link after the removal: %v, same content %v", err, bytes.Equal(got, want))
 	}
 }
 
@@ -401,48 +391,45 @@ func TestRemoveAtBudgetAlreadyOver(t *testing.T) {
 // SizeAt measured.
 func TestRemoveAtBudgetMidway(t *testing.T) {
 	t.Parallel()
-	for _, o := range walkOptions {
-		t.Run(fmt.Sprintf("workers=%d", o.Workers), func(t *testing.T) {
-			tmp := t.TempDir()
-			tree := filepath.Join(tmp, "tree")
-			for i := range 20 {
-				for j := range 10 {
-					writeFile(t, filepath.Join(tree, fmt.Sprint(i), "sub", fmt.Sprint(j)), 1000*j)
-				}
-			}
-			size, err := sizeTree(t, context.Background(), o, tmp, "tree")
-			if err != nil {
-				t.Fatal(err)
-			}
+	var o Options
+	tmp := t.TempDir()
+	tree := filepath.Join(tmp, "tree")
+	for i := range 20 {
+		for j := range 10 {
+			writeFile(t, filepath.Join(tree, fmt.Sprint(i), "sub", fmt.Sprint(j)), 1000*j)
+		}
+	}
+	size, err := sizeTree(t, context.Background(), o, tmp, "tree")
+	if err != nil {
+		t.Fatal(err)
+	}
 
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			var opened atomic.Int32
-			cancelling := o
-			cancelling.beforeOpen = func(string) {
-				if opened.Add(1) == 10 {
-					cancel()
-				}
-			}
-			first, err := removeTree(t, ctx, cancelling, tmp, "tree")
-			if !errors.Is(err, ErrBudget) {
-				t.Fatalf("err = %v; want ErrBudget", err)
-			}
-			mustExist(t, tree)
-			if first.Files >= size.Files {
-				t.Errorf("first pass removed %d of %d files; want a part", first.Files, size.Files)
-			}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var opened atomic.Int32
+	cancelling := o
+	cancelling.beforeOpen = func(string) {
+		if opened.Add(1) == 10 {
+			cancel()
+		}
+	}
+	first, err := removeTree(t, ctx, cancelling, tmp, "tree")
+	if !errors.Is(err, ErrBudget) {
+		t.Fatalf("err = %v; want ErrBudget", err)
+	}
+	mustExist(t, tree)
+	if first.Files >= size.Files {
+		t.Errorf("first pass removed %d of %d files; want a part", first.Files, size.Files)
+	}
 
-			second, err := removeTree(t, context.Background(), o, tmp, "tree")
-			if err != nil {
-				t.Fatalf("second RemoveAt: %v", err)
-			}
-			mustNotExist(t, tree)
-			if got := (Result{Bytes: first.Bytes + second.Bytes, Files: first.Files + second.Files, Dirs: first.Dirs + second.Dirs}); got.Bytes != size.Bytes || got.Files != size.Files || got.Dirs != size.Dirs {
-				t.Errorf("removed %d bytes, %d files, %d dirs in two passes; SizeAt said %d, %d, %d",
-					got.Bytes, got.Files, got.Dirs, size.Bytes, size.Files, size.Dirs)
-			}
-		})
+	second, err := removeTree(t, context.Background(), o, tmp, "tree")
+	if err != nil {
+		t.Fatalf("second RemoveAt: %v", err)
+	}
+	mustNotExist(t, tree)
+	if got := (Result{Bytes: first.Bytes + second.Bytes, Files: first.Files + second.Files, Dirs: first.Dirs + second.Dirs}); got.Bytes != size.Bytes || got.Files != size.Files || got.Dirs != size.Dirs {
+		t.Errorf("removed %d bytes, %d files, %d dirs in two passes; SizeAt said %d, %d, %d",
+			got.Bytes, got.Files, got.Dirs, size.Bytes, size.Files, size.Dirs)
 	}
 }
 
@@ -482,9 +469,10 @@ func makeDeep(t *testing.T, dir string, depth int) int64 {
 // The deep trees: 200 levels of 31-byte names make 6,200-byte paths,
 // beyond PATH_MAX (4096), so any walk that builds a path string for a
 // syscall fails; and 200 levels are more than the walk's descriptor
-// budget (cachedDirs plus 3 per worker) and the helper's RLIMIT_NOFILE of
-// deepNofile, so a walk holding one descriptor per level fails the
-// budget check and runs out of descriptors. More levels prove nothing
+// budget (maxOpenDirs) and the helper's RLIMIT_NOFILE of deepNofile, so a
+// walk holding one descriptor per level fails the budget check and runs
+// out of descriptors. deepNofile is below maxOpenDirs plus what the
+// helper holds, so the walk meets EMFILE and must shed descriptors. More levels prove nothing
 // more; GO_MICROVM_TEST_FULL=1 (make stress) builds 5,000.
 var (
 	deepName   = strings.Repeat("d", 31)
@@ -493,60 +481,57 @@ var (
 
 const (
 	deepFileEvery = 50
-	deepNofile    = 128
+	deepNofile    = 14
 )
 
 // checkDeep fails the test if the deep trees would not prove what they
 // are for.
-func checkDeep(t *testing.T, workers int) {
+func checkDeep(t *testing.T) {
 	t.Helper()
 	if deepLevels*(len(deepName)+1) <= unix.PathMax {
 		t.Fatal("the tree would not be deeper than PATH_MAX")
 	}
-	if deepLevels <= cachedDirs+3*workers || deepLevels <= deepNofile {
+	if deepLevels <= maxOpenDirs || deepLevels <= deepNofile {
 		t.Fatal("the tree would not be deeper than the descriptor budget")
 	}
 }
 
 func TestRemoveAtDeeperThanPathMax(t *testing.T) {
 	t.Parallel()
-	for _, o := range walkOptions {
-		t.Run(fmt.Sprintf("workers=%d", o.Workers), func(t *testing.T) {
-			t.Parallel()
-			checkDeep(t, o.Workers)
-			tmp := t.TempDir()
-			mkdirs(t, filepath.Join(tmp, "tree"))
-			files := makeDeep(t, filepath.Join(tmp, "tree"), deepLevels)
-			var peak int
-			o.peakFDs = func(n int) { peak = n }
+	var o Options
+	checkDeep(t)
+	tmp := t.TempDir()
+	mkdirs(t, filepath.Join(tmp, "tree"))
+	files := makeDeep(t, filepath.Join(tmp, "tree"), deepLevels)
+	var peak int
+	o.peakFDs = func(n int) { peak = n }
 
-			size, err := sizeTree(t, context.Background(), o, tmp, "tree")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if limit := cachedDirs + 3*o.Workers; peak > limit {
-				t.Errorf("SizeAt held %d directory descriptors; want at most %d", peak, limit)
-			}
-			res, err := removeTree(t, context.Background(), o, tmp, "tree")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if limit := cachedDirs + 3*o.Workers; peak > limit {
-				t.Errorf("RemoveAt held %d directory descriptors; want at most %d", peak, limit)
-			}
-			mustNotExist(t, filepath.Join(tmp, "tree"))
-			if res.Dirs != int64(deepLevels)+1 || res.Files != files || size.Dirs != res.Dirs || size.Bytes != res.Bytes {
-				t.Errorf("RemoveAt %+v, SizeAt %+v; want %d dirs, %d files", res, size, deepLevels+1, files)
-			}
-		})
+	size, err := sizeTree(t, context.Background(), o, tmp, "tree")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if peak > maxOpenDirs {
+		t.Errorf("SizeAt held %d directory descriptors; want at most %d", peak, maxOpenDirs)
+	}
+	res, err := removeTree(t, context.Background(), o, tmp, "tree")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if peak > maxOpenDirs {
+		t.Errorf("RemoveAt held %d directory descriptors; want at most %d", peak, maxOpenDirs)
+	}
+	mustNotExist(t, filepath.Join(tmp, "tree"))
+	if res.Dirs != int64(deepLevels)+1 || res.Files != files || size.Dirs != res.Dirs || size.Bytes != res.Bytes {
+		t.Errorf("RemoveAt %+v, SizeAt %+v; want %d dirs, %d files", res, size, deepLevels+1, files)
 	}
 }
 
 // TestRemoveAtDeepUnderLowFileLimit removes a tree deeper than PATH_MAX in
-// a helper process whose RLIMIT_NOFILE is 128, below its depth.
+// a helper process whose RLIMIT_NOFILE (deepNofile) is below its depth and
+// below the walk's own descriptor budget.
 func TestRemoveAtDeepUnderLowFileLimit(t *testing.T) {
 	t.Parallel()
-	checkDeep(t, 0)
+	checkDeep(t)
 	tmp := t.TempDir()
 	mkdirs(t, filepath.Join(tmp, "tree"))
 	files := makeDeep(t, filepath.Join(tmp, "tree"), deepLevels)
@@ -645,51 +630,48 @@ func TestRemoveAll(t *testing.T) {
 // goes with the rest. InUseAt finds it first, changing nothing.
 func TestRemoveAtInUse(t *testing.T) {
 	t.Parallel()
-	for _, o := range walkOptions {
-		t.Run(o.name(), func(t *testing.T) {
-			tmp := t.TempDir()
-			tree := filepath.Join(tmp, "tree")
-			live := filepath.Join(tree, "a", "live")
-			dead := filepath.Join(tree, "b", "dead")
-			writeFile(t, filepath.Join(live, "marker"), 1)
-			writeFile(t, filepath.Join(live, "sub", "f"), 10)
-			writeFile(t, filepath.Join(dead, "marker"), 1)
-			writeFile(t, filepath.Join(dead, "sub", "f"), 10)
-			writeFile(t, filepath.Join(tree, "a", "other"), 10)
-			before := snapshot(t, live)
-			var asked []string
-			var mu sync.Mutex
-			o.InUseMarker = "marker"
-			o.InUse = func(fd int, path string) string {
-				mu.Lock()
-				asked = append(asked, path)
-				mu.Unlock()
-				if filepath.Base(path) == "live" {
-					return "lease held"
-				}
-				return ""
-			}
-			// InUseAt finds the same, changing nothing.
-			whole := snapshot(t, tree)
-			res, err := o.InUseAt(context.Background(), openDir(t, tmp), "tree", tree)
-			if err != nil || len(res.InUse) != 1 || res.InUse[0] != (InUse{Path: live, Reason: "lease held"}) {
-				t.Fatalf("InUseAt = %+v, %v; want %s found", res, err, live)
-			}
-			sameSnapshot(t, "tree looked through", whole, snapshot(t, tree))
-			asked = nil
-			res, err = removeTree(t, context.Background(), o, tmp, "tree")
-			if !errors.Is(err, ErrInUse) || len(res.InUse) != 1 || res.InUse[0] != (InUse{Path: live, Reason: "lease held"}) {
-				t.Fatalf("RemoveAt = %+v, %v; want %s kept", res, err, live)
-			}
-			slices.Sort(asked)
-			if !slices.Equal(asked, []string{live, dead}) {
-				t.Errorf("asked about %q; want only the directories holding the marker", asked)
-			}
-			sameSnapshot(t, "live directory", before, snapshot(t, live))
-			mustNotExist(t, filepath.Join(tree, "a", "other"))
-			mustNotExist(t, filepath.Join(tree, "b"))
-		})
+	var o Options
+	tmp := t.TempDir()
+	tree := filepath.Join(tmp, "tree")
+	live := filepath.Join(tree, "a", "live")
+	dead := filepath.Join(tree, "b", "dead")
+	writeFile(t, filepath.Join(live, "marker"), 1)
+	writeFile(t, filepath.Join(live, "sub", "f"), 10)
+	writeFile(t, filepath.Join(dead, "marker"), 1)
+	writeFile(t, filepath.Join(dead, "sub", "f"), 10)
+	writeFile(t, filepath.Join(tree, "a", "other"), 10)
+	before := snapshot(t, live)
+	var asked []string
+	var mu sync.Mutex
+	o.InUseMarker = "marker"
+	o.InUse = func(fd int, path string) string {
+		mu.Lock()
+		asked = append(asked, path)
+		mu.Unlock()
+		if filepath.Base(path) == "live" {
+			return "lease held"
+		}
+		return ""
 	}
+	// InUseAt finds the same, changing nothing.
+	whole := snapshot(t, tree)
+	res, err := o.InUseAt(context.Background(), openDir(t, tmp), "tree", tree)
+	if err != nil || len(res.InUse) != 1 || res.InUse[0] != (InUse{Path: live, Reason: "lease held"}) {
+		t.Fatalf("InUseAt = %+v, %v; want %s found", res, err, live)
+	}
+	sameSnapshot(t, "tree looked through", whole, snapshot(t, tree))
+	asked = nil
+	res, err = removeTree(t, context.Background(), o, tmp, "tree")
+	if !errors.Is(err, ErrInUse) || len(res.InUse) != 1 || res.InUse[0] != (InUse{Path: live, Reason: "lease held"}) {
+		t.Fatalf("RemoveAt = %+v, %v; want %s kept", res, err, live)
+	}
+	slices.Sort(asked)
+	if !slices.Equal(asked, []string{live, dead}) {
+		t.Errorf("asked about %q; want only the directories holding the marker", asked)
+	}
+	sameSnapshot(t, "live directory", before, snapshot(t, live))
+	mustNotExist(t, filepath.Join(tree, "a", "other"))
+	mustNotExist(t, filepath.Join(tree, "b"))
 }
 
 // TestRemoveAtConcurrentDeleter: another process removing the same tree
@@ -718,7 +700,7 @@ func TestRemoveAtConcurrentDeleter(t *testing.T) {
 		if err := other.Start(); err != nil {
 			t.Fatal(err)
 		}
-		res, err := removeTree(t, context.Background(), Options{Workers: 1 + round%4}, tmp, "tree")
+		res, err := removeTree(t, context.Background(), Options{}, tmp, "tree")
 		if werr := other.Wait(); werr != nil {
 			t.Logf("rm: %v (it may meet our deletions too)", werr)
 		}

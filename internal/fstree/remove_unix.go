@@ -6,7 +6,7 @@
 package fstree
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,8 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -120,21 +118,27 @@ func (o Options) run(ctx context.Context, parent *os.File, name, display string,
 	if err != nil {
 		return Result{}, fmt.Errorf("%s %s: %w", op, display, err)
 	}
-	w := &walker{ctx: ctx, done: ctx.Done(), remove: remove, op: op, display: display, o: o}
-	w.cond.L = &w.mu
-	w.fds.limit = cachedDirs
-	if o.noCache {
-		w.fds.limit = 0
-	}
+	w := &walker{o: o, ctx: ctx, done: ctx.Done(), remove: remove, op: op, display: display, maxOpen: maxOpenDirs}
 	// Control keeps parent's descriptor from being closed during the walk.
-	cerr := rc.Control(func(pfd uintptr) { w.walk(int(pfd), name, o.workers()) })
+	cerr := rc.Control(func(pfd uintptr) { w.walk(int(pfd), name) })
 	if cerr != nil {
 		return Result{}, fmt.Errorf("%s %s: %w", op, display, cerr)
+	}
+	if o.peakFDs != nil {
+		o.peakFDs(w.peak)
 	}
 	return w.res, w.err()
 }
 
-// walker is the state of one RemoveAt or SizeAt call.
+// errChanged reports that a name no longer refers to the directory seen
+// when its parent was listed.
+var errChanged = errors.New("directory replaced during the walk")
+
+// maxOpenDirs bounds the directory descriptors a walk holds.
+const maxOpenDirs = 16
+
+// walker is the state of one RemoveAt or SizeAt call: one goroutine
+// walks the tree depth first.
 type walker struct {
 	o       Options
 	ctx     context.Context
@@ -142,125 +146,96 @@ type walker struct {
 	remove  bool
 	op      string
 	display string
-	top     *node
-	fds     fdCache
-	// topFinished is set once the top is removed, measured, or given up.
-	topFinished atomic.Bool
-
-	mu     sync.Mutex // guards stack and active
-	cond   sync.Cond
-	stack  []*node // directories to list, last in first out
-	active int     // directories being processed
-
-	resMu sync.Mutex // guards res
-	res   Result
-
-	linkMu sync.Mutex
-	links  map[fileID]links // non-directories with links not all met yet
-	nlinks atomic.Int64     // len(links), read without linkMu
+	m       mounter
+	top     *frame
+	// stack holds the directories from the top's parent (the caller's,
+	// never closed here) down to the one being walked. stack[1:lo] are
+	// closed: the open ones are always the deepest.
+	stack         []*frame
+	lo            int
+	open, maxOpen int
+	peak          int
+	stopped       bool // the context ended the walk
+	res           Result
+	links         map[fileID]links // files with links not all met yet
+	buf           []byte           // getdents scratch
 }
 
-// worker is one goroutine's share of a walk: it keeps its own counters so
-// that the hot path touches no shared cache line.
-type worker struct {
-	w                  *walker
-	bytes, files, dirs int64
-	// buf receives getdents batches; names holds the listing of the
-	// directory being processed, each name NUL-terminated.
-	buf, names []byte
+// frame is one directory on the walk's path.
+type frame struct {
+	parent *frame
+	name   string
+	st     stat
+	depth  int // index in walker.stack
+	fd     int // -1 while closed
+	// lost is why the directory, closed to bound the descriptors, could
+	// not be reopened.
+	lost error
 }
 
-// maxKeptNames bounds the listing buffer a worker keeps for the next
-// directory once a huge one is done.
-const maxKeptNames = 1 << 20
+// path is the display path of d, for errors, Mounts and InUse.
+func (w *walker) path(d *frame) string {
+	var names []string
+	for ; d != w.top; d = d.parent {
+		names = append(names, d.name)
+	}
+	p := w.display
+	for i := len(names) - 1; i >= 0; i-- {
+		p += "/" + names[i]
+	}
+	return p
+}
 
 func (w *walker) cancelled() bool {
 	select {
 	case <-w.done:
+		w.stopped = true
 		return true
 	default:
 		return false
 	}
 }
 
-// topFailed reports whether err, from op on the top entry, ends the walk:
-// ENOENT means the entry is gone already, so there is nothing left to do,
-// and anything else is a failure, recorded.
-func (w *walker) topFailed(k *worker, op string, err error) bool {
-	switch err {
-	case nil:
-		return false
-	case unix.ENOENT:
-		w.topFinished.Store(true)
-	default:
-		k.fail(op, w.display, err)
-	}
-	return true
-}
-
-func (w *walker) walk(pfd int, name string, workers int) {
-	k := &worker{w: w}
-	defer k.merge()
-	w.fds.m.method = w.o.mounts.resolve(pfd)
-	st, err := w.fds.m.lstatAt(pfd, name)
-	if w.topFailed(k, "lstat", err) {
+func (w *walker) walk(pfd int, name string) {
+	w.m.method = w.o.mounts.resolve(pfd)
+	st, err := w.m.lstatAt(pfd, name)
+	switch {
+	case err == unix.ENOENT:
 		return
-	}
-	if !st.isDir() {
-		if w.remove && w.topFailed(k, "unlinkat", sysat.Unlinkat(pfd, name, 0)) {
-			return
+	case err != nil:
+		w.fail("lstat", w.display, err)
+		return
+	case !st.isDir():
+		if err := w.file(pfd, name, &st); err != nil {
+			w.fail("unlinkat", w.display, err)
 		}
-		k.countFile(&st)
-		w.topFinished.Store(true)
 		return
 	}
-	pst, err := w.fds.m.fstatFD(pfd)
+	pst, err := w.m.fstatFD(pfd)
 	if err != nil {
-		k.fail("fstat", filepath.Dir(w.display), err)
+		w.fail("fstat", filepath.Dir(w.display), err)
 		return
 	}
 	// The top is judged by st_dev where the method cannot tell: callers
 	// hand over an entry they renamed into place, and a rename cannot
 	// move a mount point. Below it, a directory the method cannot judge
 	// is left as a possible mount.
-	if same, _ := w.fds.m.same(pst.id, st.id); !same {
+	if same, _ := w.m.same(pst.id, st.id); !same {
 		w.addMount(w.display)
 		return
 	}
-	if w.fds.m.method == mountInfo {
-		w.fds.m.devOnce = devMountedOnce(st.id.dev)
+	if w.m.method == mountInfo {
+		w.m.devOnce = devMountedOnce(st.id.dev)
 	}
-
-	root := &node{fd: pfd, refs: 1, st: pst}
-	w.top = &node{parent: root, name: name, st: st, display: w.display, fd: -1}
-	w.top.pending.Store(1)
-	w.stack = append(w.stack, w.top)
-	defer w.fds.closeAll()
-	stop := context.AfterFunc(w.ctx, func() {
-		w.mu.Lock()
-		w.cond.Broadcast()
-		w.mu.Unlock()
-	})
-	defer stop()
-
-	var wg sync.WaitGroup
-	for range workers - 1 {
-		wg.Go(func() {
-			k := &worker{w: w}
-			k.run()
-			k.merge()
-		})
-	}
-	k.run()
-	wg.Wait()
-	if w.o.peakFDs != nil {
-		w.o.peakFDs(w.fds.peak)
-	}
+	root := &frame{fd: pfd, st: pst}
+	w.top = &frame{parent: root, name: name, st: st, depth: 1, fd: -1}
+	w.stack, w.lo = []*frame{root}, 1
+	w.dir(w.top)
 }
 
 func (w *walker) err() error {
 	var errs []error
-	if !w.topFinished.Load() && w.cancelled() {
+	if w.stopped {
 		errs = append(errs, fmt.Errorf("%s %s: %w: %w", w.op, w.display, ErrBudget, context.Cause(w.ctx)))
 	}
 	slices.Sort(w.res.Mounts)
@@ -280,80 +255,221 @@ func (w *walker) err() error {
 	return errors.Join(errs...)
 }
 
-func (w *walker) push(n *node) {
-	w.mu.Lock()
-	w.stack = append(w.stack, n)
-	w.mu.Unlock()
-	w.cond.Signal()
+func (w *walker) fail(op, path string, err error) {
+	w.res.Errors = append(w.res.Errors, &os.PathError{Op: op, Path: path, Err: err})
 }
 
-// pop returns the next directory to process, or nil when the walk is over
-// or the budget is spent.
-func (w *walker) pop() *node {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for {
-		if w.cancelled() {
+func (w *walker) addMount(path string) { w.res.Mounts = append(w.res.Mounts, path) }
+
+// dir removes (or measures) everything below the directory d, a child of
+// the directory being walked, and then d itself. It reports whether d
+// stays: something below it stays, it failed, or the context ended the
+// walk (the rest is then intact).
+func (w *walker) dir(d *frame) (kept bool) {
+	w.stack = append(w.stack, d)
+	defer func() {
+		// The parent's walk goes on: reopen it while d can still reach
+		// it through "..".
+		if p := d.parent; p.fd < 0 {
+			p.lost = cmp.Or(d.lost, errChanged)
+			if d.fd >= 0 {
+				p.lost = w.reopen(p, d)
+			}
+		}
+		w.close(d)
+		w.stack = w.stack[:len(w.stack)-1]
+	}()
+	for pass := 0; ; pass++ {
+		if ok, kept := w.enter(d); !ok {
+			return kept
+		}
+		if w.buf == nil {
+			w.buf = make([]byte, 32<<10)
+		}
+		names, err := listNames(d.fd, w.buf, w.o.dirsOnly, w.o.InUseMarker)
+		// ENOENT: the directory was removed under us, and lists as empty.
+		if err != nil && err != unix.ENOENT {
+			w.fail("getdents", w.path(d), err)
+			kept = true
+		}
+		if w.o.InUse != nil && slices.Contains(names, w.o.InUseMarker) {
+			if why := w.o.InUse(d.fd, w.path(d)); why != "" {
+				w.res.InUse = append(w.res.InUse, InUse{Path: w.path(d), Reason: why})
+				return true
+			}
+		}
+		for _, name := range names {
+			if w.cancelled() {
+				return true
+			}
+			if w.entry(d, name) {
+				kept = true
+			}
+			if d.fd < 0 {
+				if d.lost != unix.ENOENT {
+					w.fail("openat", w.path(d), d.lost)
+					return true
+				}
+				return kept
+			}
+		}
+		if kept {
+			return true
+		}
+		if !w.remove {
+			w.res.Dirs++
+			w.res.Bytes += d.st.blocks * 512
+			return false
+		}
+		p := d.parent
+		if p.fd < 0 {
+			if err := w.reopen(p, d); err != nil {
+				if err == unix.ENOENT {
+					return false
+				}
+				w.fail("openat", w.path(p), err)
+				return true
+			}
+		}
+		w.close(d)
+		err = sysat.Unlinkat(p.fd, d.name, unix.AT_REMOVEDIR)
+		if isPermission(err) && p != w.stack[0] {
+			makeAccessible(p.fd)
+			err = sysat.Unlinkat(p.fd, d.name, unix.AT_REMOVEDIR)
+		}
+		switch {
+		case err == nil:
+			w.res.Dirs++
+			w.res.Bytes += d.st.blocks * 512
+			return false
+		case err == unix.ENOENT:
+			return false
+		case (err == unix.ENOTEMPTY || err == unix.EEXIST) && pass < 3:
+			// Entries were created after the listing: list again.
+			continue
+		case d.st.id.dev != p.st.id.dev:
+			// A btrfs subvolume (its own st_dev on the walk's mount): the
+			// kernel removes only an empty one, and only where rmdir of a
+			// subvolume is allowed (Linux 4.18, or user_subvol_rm_allowed).
+			w.fail("rmdir subvolume", w.path(d), err)
+		default:
+			w.fail("unlinkat", w.path(d), err)
+		}
+		return true
+	}
+}
+
+// enter opens d, whose parent is open. When d's name now holds something
+// else it deals with that instead and returns false, with whether the
+// entry stays: a vanished entry is done, a non-directory (such as a
+// symlink swapped in) is unlinked, a mount is reported.
+func (w *walker) enter(d *frame) (ok, kept bool) {
+	p := d.parent
+	if d != w.top && w.o.beforeOpen != nil {
+		w.o.beforeOpen(w.path(d))
+	}
+	var err error
+	chmodded := false
+	for range 4 {
+		var fd int
+		fd, err = w.openDir(p.fd, d.name, d.st.id)
+		if err == nil {
+			w.adopt(d, fd)
+			return true, false
+		}
+		switch {
+		case err == unix.ENOENT:
+			return false, false
+		case isPermission(err) && w.remove && !chmodded:
+			if p != w.stack[0] {
+				makeAccessible(p.fd)
+			}
+			makeEntryAccessible(p.fd, d.name, d.st.mode)
+			chmodded = true
+			continue
+		case err == unix.ELOOP || err == unix.ENOTDIR || err == errChanged:
+			st, err := w.m.lstatAt(p.fd, d.name)
+			switch {
+			case err == unix.ENOENT:
+				return false, false
+			case err != nil:
+				w.fail("lstat", w.path(d), err)
+				return false, true
+			case st.isDir() && !w.m.onMount(w.top.st.id, st.id):
+				w.addMount(w.path(d))
+				return false, true
+			case st.isDir():
+				d.st = st
+				continue
+			}
+			if err := w.file(p.fd, d.name, &st); err != nil {
+				w.fail("unlinkat", w.path(d), err)
+				return false, true
+			}
+			return false, false
+		}
+		break
+	}
+	w.fail("openat", w.path(d), err)
+	return false, true
+}
+
+// entry removes (or measures) the entry name of the directory d, walking
+// it when it is a directory of the tree. It reports whether the entry
+// stays. A plain file costs one stat and one unlink: the stat is what the
+// exact accounting of Result.Bytes needs (st_blocks, and st_nlink for
+// hard links).
+func (w *walker) entry(d *frame, name string) (kept bool) {
+	for again := false; ; again = true {
+		st, err := w.m.lstatAt(d.fd, name)
+		if isPermission(err) && w.remove {
+			makeAccessible(d.fd)
+			st, err = w.m.lstatAt(d.fd, name)
+		}
+		switch {
+		case err == unix.ENOENT:
+			return false
+		case err != nil:
+			w.fail("lstat", w.path(d)+"/"+name, err)
+			return true
+		case st.isDir() && !w.m.onMount(w.top.st.id, st.id):
+			w.addMount(w.path(d) + "/" + name)
+			return true
+		case st.isDir():
+			return w.dir(&frame{parent: d, name: name, st: st, depth: d.depth + 1, fd: -1})
+		}
+		err = w.file(d.fd, name, &st)
+		if err == nil {
+			return false
+		}
+		// The entry may have become a directory since the lstat (unlink
+		// says EISDIR on Linux, EPERM on darwin): look once more.
+		if st, serr := w.m.lstatAt(d.fd, name); again || serr != nil || !st.isDir() {
+			w.fail("unlinkat", w.path(d)+"/"+name, err)
+			return true
+		}
+	}
+}
+
+// file unlinks (when removing) and counts the non-directory name of the
+// open directory fd, seen as st. A name already gone counts nothing; a
+// failure is returned, nothing counted.
+func (w *walker) file(fd int, name string, st *stat) error {
+	if w.remove {
+		err := sysat.Unlinkat(fd, name, 0)
+		if isPermission(err) {
+			makeAccessible(fd)
+			err = sysat.Unlinkat(fd, name, 0)
+		}
+		if err == unix.ENOENT {
 			return nil
 		}
-		if n := len(w.stack); n > 0 {
-			d := w.stack[n-1]
-			w.stack[n-1] = nil
-			w.stack = w.stack[:n-1]
-			w.active++
-			return d
+		if err != nil {
+			return err
 		}
-		if w.active == 0 {
-			return nil
-		}
-		w.cond.Wait()
 	}
-}
-
-func (w *walker) processed() {
-	w.mu.Lock()
-	w.active--
-	if w.active == 0 {
-		w.cond.Broadcast()
-	}
-	w.mu.Unlock()
-}
-
-func (w *walker) addInUse(path, why string) {
-	w.resMu.Lock()
-	w.res.InUse = append(w.res.InUse, InUse{Path: path, Reason: why})
-	w.resMu.Unlock()
-}
-
-func (w *walker) addMount(path string) {
-	w.resMu.Lock()
-	w.res.Mounts = append(w.res.Mounts, path)
-	w.resMu.Unlock()
-}
-
-func (k *worker) fail(op, path string, err error) {
-	k.w.resMu.Lock()
-	k.w.res.Errors = append(k.w.res.Errors, &os.PathError{Op: op, Path: path, Err: err})
-	k.w.resMu.Unlock()
-}
-
-func (k *worker) merge() {
-	k.w.resMu.Lock()
-	k.w.res.Bytes += k.bytes
-	k.w.res.Files += k.files
-	k.w.res.Dirs += k.dirs
-	k.w.resMu.Unlock()
-}
-
-func (k *worker) run() {
-	for {
-		n := k.w.pop()
-		if n == nil {
-			return
-		}
-		k.process(n)
-		k.w.processed()
-	}
+	w.countFile(st)
+	return nil
 }
 
 // countFile accounts for a removed (or measured) non-directory, after its
@@ -363,34 +479,23 @@ func (k *worker) run() {
 // the tree frees nothing and counts nothing, and two links inside the tree
 // count once. A link met again after an earlier unlink shows a smaller
 // st_nlink, so only the first sight's count is trusted.
-func (k *worker) countFile(st *stat) {
-	k.files++
-	w := k.w
-	if st.nlink > 1 || w.nlinks.Load() > 0 {
-		w.linkMu.Lock()
-		l, seen := w.links[st.id]
-		switch {
-		case seen:
-			l.met++
-			if l.met >= l.nlink {
-				delete(w.links, st.id)
-				w.nlinks.Add(-1)
-			} else {
-				w.links[st.id] = l
-			}
-		case st.nlink > 1:
-			if w.links == nil {
-				w.links = make(map[fileID]links)
-			}
-			w.links[st.id] = links{nlink: st.nlink, met: 1}
-			w.nlinks.Add(1)
-		}
-		w.linkMu.Unlock()
-		if seen && l.met < l.nlink || !seen && st.nlink > 1 {
+func (w *walker) countFile(st *stat) {
+	w.res.Files++
+	if l, seen := w.links[st.id]; seen {
+		l.met++
+		if l.met < l.nlink {
+			w.links[st.id] = l
 			return
 		}
+		delete(w.links, st.id)
+	} else if st.nlink > 1 {
+		if w.links == nil {
+			w.links = make(map[fileID]links)
+		}
+		w.links[st.id] = links{nlink: st.nlink, met: 1}
+		return
 	}
-	k.bytes += st.blocks * 512
+	w.res.Bytes += st.blocks * 512
 }
 
 // links tracks an inode with several links: how many it had when first
@@ -399,333 +504,70 @@ type links struct {
 	nlink, met uint64
 }
 
-// process lists the directory n, removes (or measures) its
-// non-directories and queues its subdirectories. It stops between two
-// entries when the budget is spent, leaving n unfinished.
-func (k *worker) process(n *node) {
-	w := k.w
-	if n != w.top && w.o.beforeOpen != nil {
-		w.o.beforeOpen(n.path())
-	}
-	fd, ok := k.open(n)
-	if !ok {
-		return
-	}
-	if k.buf == nil {
-		k.buf = make([]byte, 32<<10)
-	}
-	names, err := listNames(fd, k.buf, k.names, w.o.dirsOnly, w.o.InUseMarker)
-	if cap(names) <= maxKeptNames {
-		k.names = names
-	} else {
-		k.names = nil
-	}
-	// ENOENT: the directory was removed under us, and lists as empty.
-	if err != nil && err != unix.ENOENT {
-		k.fail("getdents", n.path(), err)
-		n.keep.Store(true)
-	}
-	if w.o.InUse != nil && hasName(names, w.o.InUseMarker) {
-		if why := w.o.InUse(fd, n.path()); why != "" {
-			w.addInUse(n.path(), why)
-			n.keep.Store(true)
-			w.fds.release(n)
-			k.finish(n)
-			return
+// openDir opens the directory name below fd and checks that it is the
+// directory want (device, inode, mount), closing it otherwise. When the
+// process is out of descriptors (a low RLIMIT_NOFILE), it closes the ones
+// this walk can spare, keeps no more than two from then on, and tries
+// again, waiting a little for other walks to release theirs: such a walk
+// goes slower instead of failing, since what it leaves would only meet the
+// same limit next time.
+func (w *walker) openDir(fd int, name string, want fileID) (int, error) {
+	w.shed()
+	for attempt := 0; ; attempt++ {
+		nfd, err := sysat.OpenatNow(fd, name, sysat.DirFlags, 0)
+		if err == unix.EMFILE || err == unix.ENFILE {
+			w.maxOpen = 2
+			w.shed()
 		}
-	}
-	for len(names) > 0 {
-		if w.cancelled() {
-			w.fds.release(n)
-			return
-		}
-		i := bytes.IndexByte(names, 0)
-		k.entry(n, fd, names[:i+1], false)
-		names = names[i+1:]
-	}
-	w.fds.release(n)
-	k.finish(n)
-}
-
-// open returns a descriptor of n, the directory its parent listed. When
-// the name now holds something else it deals with that instead and
-// returns false: a vanished entry is done, a non-directory (such as a
-// symlink swapped in) is unlinked, a mount is reported.
-func (k *worker) open(n *node) (int, bool) {
-	w := k.w
-	var err error
-	chmodded := false
-	for attempt := 0; attempt < 4; attempt++ {
-		var fd int
-		var at *node
-		fd, at, err = w.fds.acquire(n)
-		if err == nil {
-			return fd, true
-		}
-		if at != n {
-			if err == unix.ENOENT {
-				// An ancestor went, and n with it: removed by someone
-				// else, which is what this walk was for.
-				k.ended(n)
-				return -1, false
-			}
-			k.fail("openat", at.path(), err)
-			k.giveUp(n)
-			return -1, false
-		}
-		switch {
-		case err == unix.ENOENT:
-			k.ended(n)
-			return -1, false
-		case isPermission(err) && w.remove && !chmodded:
-			k.makeOpenable(n)
-			chmodded = true
-		case err == unix.ELOOP || err == unix.ENOTDIR || err == errChanged:
-			if !k.restat(n) {
-				return -1, false
-			}
-		default:
-			attempt = 4
-		}
-	}
-	k.fail("openat", n.path(), err)
-	k.giveUp(n)
-	return -1, false
-}
-
-// makeOpenable grants the owner access to n and to its parent (unless the
-// parent is the caller's directory, which is not part of the tree).
-func (k *worker) makeOpenable(n *node) {
-	pfd, err := k.w.fds.acquireParent(n)
-	if err != nil {
-		return
-	}
-	if n.parent.parent != nil {
-		makeAccessible(pfd)
-	}
-	makeEntryAccessible(pfd, n.name, n.st.mode)
-	k.w.fds.release(n.parent)
-}
-
-// restat looks again at the name of n after it could not be opened as the
-// directory seen before. It returns true when the name is a directory of
-// the tree again, to be opened; otherwise it has dealt with the entry.
-func (k *worker) restat(n *node) bool {
-	w := k.w
-	pfd, err := w.fds.acquireParent(n)
-	if err == unix.ENOENT {
-		k.ended(n)
-		return false
-	}
-	if err != nil {
-		k.fail("openat", n.parent.path(), err)
-		k.giveUp(n)
-		return false
-	}
-	defer w.fds.release(n.parent)
-	st, err := w.fds.m.lstatAt(pfd, n.name)
-	switch {
-	case err == unix.ENOENT:
-		k.ended(n)
-		return false
-	case err != nil:
-		k.fail("lstat", n.path(), err)
-		k.giveUp(n)
-		return false
-	case st.isDir() && !w.fds.m.onMount(w.top.st.id, st.id):
-		w.addMount(n.path())
-		k.giveUp(n)
-		return false
-	case st.isDir():
-		n.st = st
-		return true
-	}
-	if w.remove {
-		err := sysat.Unlinkat(pfd, n.name, 0)
-		if err != nil && err != unix.ENOENT {
-			k.fail("unlinkat", n.path(), err)
-			k.giveUp(n)
-			return false
-		}
-	}
-	k.countFile(&st)
-	k.ended(n)
-	return false
-}
-
-// hasName reports whether the listing names (NUL-terminated names) holds
-// name.
-func hasName(names []byte, name string) bool {
-	for len(names) > 0 {
-		i := bytes.IndexByte(names, 0)
-		if string(names[:i]) == name {
-			return true
-		}
-		names = names[i+1:]
-	}
-	return false
-}
-
-// entry removes (or measures) the entry cname (NUL-terminated, from
-// listNames) of the directory n, open as fd, or queues it when it is a
-// directory of the tree. A plain file costs one stat and one unlink and
-// allocates nothing: the stat is what the exact accounting of Result.Bytes
-// needs (st_blocks, and st_nlink for hard links), which getdents does not
-// give.
-func (k *worker) entry(n *node, fd int, cname []byte, again bool) {
-	w := k.w
-	name := cname[:len(cname)-1]
-	lstat := func() (stat, error) {
-		if w.o.copyNames {
-			return w.fds.m.lstatAt(fd, string(name))
-		}
-		return w.fds.m.lstatAtName(fd, cname)
-	}
-	unlink := func() error {
-		if w.o.copyNames {
-			return sysat.Unlinkat(fd, string(name), 0)
-		}
-		return unlinkAtName(fd, cname, 0)
-	}
-	st, err := lstat()
-	if isPermission(err) && w.remove {
-		makeAccessible(fd)
-		st, err = lstat()
-	}
-	switch {
-	case err == unix.ENOENT:
-		return
-	case err != nil:
-		k.fail("lstat", n.path()+"/"+string(name), err)
-		n.keep.Store(true)
-		return
-	case st.isDir():
-		if !w.fds.m.onMount(w.top.st.id, st.id) {
-			w.addMount(n.path() + "/" + string(name))
-			n.keep.Store(true)
-			return
-		}
-		c := &node{parent: n, name: string(name), st: st, fd: -1}
-		c.pending.Store(1)
-		n.pending.Add(1)
-		w.push(c)
-		return
-	}
-	if w.remove {
-		err := unlink()
-		if isPermission(err) {
-			makeAccessible(fd)
-			err = unlink()
-		}
-		if err == unix.ENOENT {
-			return
+		if sysat.WaitForFiles(err, attempt) {
+			continue
 		}
 		if err != nil {
-			// The entry may have become a directory since the lstat
-			// (unlink says EISDIR on Linux, EPERM on darwin).
-			if st2, serr := plainStatAt(fd, string(name), 0); !again && serr == nil && st2.isDir() {
-				k.entry(n, fd, cname, true)
-				return
-			}
-			k.fail("unlinkat", n.path()+"/"+string(name), err)
-			n.keep.Store(true)
-			return
+			return -1, err
 		}
-	}
-	k.countFile(&st)
-}
-
-// ended finishes n, whose name no longer holds a directory to walk.
-func (k *worker) ended(n *node) {
-	if n == k.w.top {
-		k.w.topFinished.Store(true)
-		return
-	}
-	k.finish(n.parent)
-}
-
-// giveUp finishes n, which stays, with its ancestors.
-func (k *worker) giveUp(n *node) {
-	if n == k.w.top {
-		k.w.topFinished.Store(true)
-		return
-	}
-	n.parent.keep.Store(true)
-	k.finish(n.parent)
-}
-
-// finish ends one pending piece of n (its listing pass or a child). The
-// last one removes (or counts) n and goes on with n's parent, iteratively,
-// so a 10,000-level chain needs no deep recursion.
-func (k *worker) finish(n *node) {
-	w := k.w
-	for n.pending.Add(-1) == 0 {
-		kept, requeued := k.closeDir(n)
-		if requeued {
-			return
+		st, err := w.m.fstatFD(nfd)
+		if err == nil && !sameDir(want, st.id) {
+			err = errChanged
 		}
-		if n == w.top {
-			w.topFinished.Store(true)
-			return
+		if err != nil {
+			closeFD(nfd)
+			return -1, err
 		}
-		if kept {
-			n.parent.keep.Store(true)
-		}
-		n = n.parent
+		return nfd, nil
 	}
 }
 
-// closeDir removes (or counts) the directory n, whose entries are all
-// done. It reports whether n stays, or was queued to be listed again
-// because new entries appeared.
-func (k *worker) closeDir(n *node) (kept, requeued bool) {
-	w := k.w
-	if n.keep.Load() {
-		return true, false
-	}
-	if !w.remove {
-		k.dirs++
-		k.bytes += n.st.blocks * 512
-		return false, false
-	}
-	pfd, err := w.fds.acquireParent(n)
-	if err == unix.ENOENT {
-		// The parent went, and n with it.
-		w.fds.forget(n)
-		return false, false
-	}
+// reopen opens p again, closed to bound the descriptors, through ".." of
+// its open child d.
+func (w *walker) reopen(p, d *frame) error {
+	fd, err := w.openDir(d.fd, "..", p.st.id)
 	if err != nil {
-		k.fail("openat", n.parent.path(), err)
-		return true, false
+		return err
 	}
-	w.fds.forget(n)
-	err = sysat.Unlinkat(pfd, n.name, unix.AT_REMOVEDIR)
-	if isPermission(err) && n.parent.parent != nil {
-		makeAccessible(pfd)
-		err = sysat.Unlinkat(pfd, n.name, unix.AT_REMOVEDIR)
+	w.adopt(p, fd)
+	return nil
+}
+
+func (w *walker) adopt(d *frame, fd int) {
+	d.fd = fd
+	w.open++
+	w.peak = max(w.peak, w.open)
+	w.lo = min(w.lo, d.depth)
+}
+
+// shed closes the directories nearest the top while the walk holds
+// maxOpen or more, never the deepest two (the one being walked and its
+// parent).
+func (w *walker) shed() {
+	for ; w.open >= w.maxOpen && w.lo < len(w.stack)-2; w.lo++ {
+		w.close(w.stack[w.lo])
 	}
-	w.fds.release(n.parent)
-	switch {
-	case err == nil:
-		k.dirs++
-		k.bytes += n.st.blocks * 512
-		return false, false
-	case err == unix.ENOENT:
-		return false, false
-	case (err == unix.ENOTEMPTY || err == unix.EEXIST) && n.requeues < 3:
-		// Entries were created after the listing: list again.
-		n.requeues++
-		n.pending.Store(1)
-		w.push(n)
-		return false, true
+}
+
+func (w *walker) close(d *frame) {
+	if d.fd >= 0 && d != w.stack[0] {
+		closeFD(d.fd)
+		d.fd = -1
+		w.open--
 	}
-	if n.st.id.dev != n.parent.st.id.dev {
-		// A btrfs subvolume (its own st_dev on the walk's mount): the
-		// kernel removes only an empty one, and only where rmdir of a
-		// subvolume is allowed (Linux 4.18, or user_subvol_rm_allowed).
-		k.fail("rmdir subvolume", n.path(), err)
-		return true, false
-	}
-	k.fail("unlinkat", n.path(), err)
-	return true, false
 }

@@ -3,10 +3,7 @@
 
 package fstree
 
-import (
-	"errors"
-	"runtime"
-)
+import "errors"
 
 // ErrBudget is returned (wrapped, together with the context's cause) when
 // the context ended before the walk was complete; what is left is intact
@@ -58,25 +55,14 @@ type Result struct {
 	Errors []error
 }
 
-// maxWorkers caps the default parallelism: beyond it, directory-inode
-// locks and the disk, not the CPU, bound the removal rate.
-const maxWorkers = 32
-
-// cachedDirs is the number of idle directory descriptors a walk keeps open
-// so that its next openat or rmdir usually needs no reopening.
-const cachedDirs = 64
-
 // Options tunes a walk. The zero value is ready to use.
 //
-// A walk holds at most 64 idle directory descriptors plus 3 per worker,
-// whatever the depth of the tree: a directory's descriptor is closed when
-// the cache is full and, when needed again, reopened from its parent's
-// descriptor, or from its child's through "..", each reopened descriptor
-// being checked to be the same directory (device, inode, mount) as before.
+// A walk is one goroutine and holds at most 16 directory descriptors
+// whatever the depth of the tree: deeper, the descriptors of the
+// directories nearest the top are closed and, when needed again, reopened
+// through their child's "..", each reopened descriptor being checked to be
+// the same directory (device, inode, mount) as before.
 type Options struct {
-	// Workers is the number of directories processed at the same time; 0
-	// means twice GOMAXPROCS, at most 32.
-	Workers int
 	// InUse, when set, is asked about every directory of the tree that
 	// holds an entry named InUseMarker, before anything in it is removed
 	// or counted, with an open descriptor of that directory (the walk's
@@ -95,20 +81,9 @@ type Options struct {
 	mounts mountMethod
 	// beforeOpen, when set by a test, is called with a directory's
 	// display path after its parent was listed and before the directory
-	// is opened, so the test can swap it for a symlink. It may be called
-	// from several goroutines at once.
+	// is opened, so the test can swap it for a symlink.
 	beforeOpen func(displayPath string)
-	// noCache and copyNames switch the descriptor cache and the
-	// zero-copy names off, for BenchmarkFastPaths.
-	noCache, copyNames bool
 	// peakFDs, when set by a test, receives the largest number of
 	// directory descriptors the walk held open at once.
 	peakFDs func(int)
-}
-
-func (o Options) workers() int {
-	if o.Workers > 0 {
-		return o.Workers
-	}
-	return min(2*runtime.GOMAXPROCS(0), maxWorkers)
 }

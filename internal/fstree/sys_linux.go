@@ -162,14 +162,11 @@ func plainStatAt(dirfd int, name string, flags int) (stat, error) {
 // fstatFD stats the open descriptor fd, without a mount id.
 func fstatFD(fd int) (stat, error) { return plainStatAt(fd, "", unix.AT_EMPTY_PATH) }
 
-// listNames lists the directory fd from its start into names, as each
-// name followed by a NUL byte ("." and ".." left out), reading through
-// scratch. The NUL-terminated names go to the kernel as they are (see
-// lstatAtName and unlinkAtName), so a listing allocates nothing per entry.
-// With dirsOnly, it leaves out the entries the listing says are not
-// directories, except one named marker.
-func listNames(fd int, scratch, names []byte, dirsOnly bool, marker string) ([]byte, error) {
-	names = names[:0]
+// listNames lists the directory fd from its start ("." and ".." left
+// out), reading through scratch. With dirsOnly, it leaves out the entries
+// the listing says are not directories, except one named marker.
+func listNames(fd int, scratch []byte, dirsOnly bool, marker string) ([]string, error) {
+	var names []string
 	if _, err := unix.Seek(fd, 0, io.SeekStart); err != nil {
 		return names, err
 	}
@@ -199,27 +196,7 @@ func listNames(fd int, scratch, names []byte, dirsOnly bool, marker string) ([]b
 			if dirsOnly && typ != unix.DT_DIR && typ != unix.DT_UNKNOWN && string(name) != marker {
 				continue
 			}
-			names = append(names, name...)
-			names = append(names, 0)
+			names = append(names, string(name))
 		}
 	}
-}
-
-// lstatAtName is lstatAt for a NUL-terminated name from listNames; with
-// statx it hands the name to the kernel without copying it.
-func (m mounter) lstatAtName(dirfd int, name []byte) (stat, error) {
-	if m.method != mountStatx {
-		return m.lstatAt(dirfd, string(name[:len(name)-1]))
-	}
-	var sx unix.Statx_t
-	if err := sysat.StatxBytes(dirfd, name, statxFlags, statxMask, &sx); err != nil {
-		return stat{}, err
-	}
-	return fromStatx(&sx), nil
-}
-
-// unlinkAtName is sysat.Unlinkat for a NUL-terminated name from listNames,
-// without copying the name.
-func unlinkAtName(dirfd int, name []byte, flags int) error {
-	return sysat.UnlinkatBytes(dirfd, name, flags)
 }

@@ -53,38 +53,20 @@ func fromStat(st *unix.Stat_t) stat {
 	}
 }
 
-// listNames lists the directory fd from its start into names, as each
-// name followed by a NUL byte. It reads through a fresh descriptor of the
-// same directory because the system's directory stream API, not getdents,
-// is the stable interface here. It lists every entry, whatever dirsOnly
-// says: the walk stats each one anyway.
-func listNames(fd int, _, names []byte, _ bool, _ string) ([]byte, error) {
-	names = names[:0]
+// listNames lists the directory fd. It reads through a fresh descriptor
+// of the same directory because the system's directory stream API, not
+// getdents, is the stable interface here. It lists every entry, whatever
+// dirsOnly says: the walk stats each one anyway.
+func listNames(fd int, _ []byte, _ bool, _ string) ([]string, error) {
 	dfd, err := sysat.Openat(fd, ".", sysat.DirFlags, 0)
 	if err != nil {
-		return names, err
+		return nil, err
 	}
 	f := os.NewFile(uintptr(dfd), ".")
 	defer f.Close()
-	list, err := f.Readdirnames(-1)
-	for _, name := range list {
-		names = append(names, name...)
-		names = append(names, 0)
+	names, err := f.Readdirnames(-1)
+	if pe, ok := err.(*os.PathError); ok {
+		err = pe.Err
 	}
 	return names, err
-}
-
-// lstatAtName is lstatAt for a NUL-terminated name from listNames.
-func (m mounter) lstatAtName(dirfd int, name []byte) (stat, error) {
-	return m.lstatAt(dirfd, string(name[:len(name)-1]))
-}
-
-// unlinkAtName is sysat.Unlinkat for a NUL-terminated name from listNames.
-func unlinkAtName(dirfd int, name []byte, flags int) error {
-	return sysat.Unlinkat(dirfd, string(name[:len(name)-1]), flags)
-}
-
-// plainStatAt is fstatat without following a symlink.
-func plainStatAt(dirfd int, name string, _ int) (stat, error) {
-	return mounter{}.lstatAt(dirfd, name)
 }

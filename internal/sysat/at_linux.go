@@ -3,11 +3,7 @@
 
 package sysat
 
-import (
-	"unsafe"
-
-	"golang.org/x/sys/unix"
-)
+import "golang.org/x/sys/unix"
 
 // Statx stats name relative to dirfd into sx, asking for the fields in
 // mask, as statx(2) (Linux 4.11).
@@ -35,37 +31,5 @@ func Getdents(fd int, buf []byte) (int, error) {
 		if err != unix.EINTR {
 			return n, err
 		}
-	}
-}
-
-// StatxBytes is Statx for a name that already ends in a NUL byte: the name
-// goes to the kernel as it is, without the copy a string argument costs,
-// for walks that stat every entry of a listing.
-func StatxBytes(dirfd int, name []byte, flags int, mask int, sx *unix.Statx_t) error {
-	for {
-		_, _, e := unix.Syscall6(unix.SYS_STATX, uintptr(dirfd), uintptr(unsafe.Pointer(&name[0])),
-			uintptr(flags), uintptr(mask), uintptr(unsafe.Pointer(sx)), 0)
-		if e == unix.EINTR {
-			continue
-		}
-		if e != 0 {
-			return e
-		}
-		return nil
-	}
-}
-
-// UnlinkatBytes is Unlinkat for a name that already ends in a NUL byte,
-// without copying it.
-func UnlinkatBytes(dirfd int, name []byte, flags int) error {
-	for {
-		_, _, e := unix.Syscall(unix.SYS_UNLINKAT, uintptr(dirfd), uintptr(unsafe.Pointer(&name[0])), uintptr(flags))
-		if e == unix.EINTR {
-			continue
-		}
-		if e != 0 {
-			return e
-		}
-		return nil
 	}
 }
