@@ -12,9 +12,8 @@ import (
 	"time"
 )
 
-// DefaultCreateBudget bounds the deletion work of a collection that runs
-// before a VM is created: BeforeCreate's, and runner.NewClaim's. What does
-// not fit is left, still reclaimable, for the next one.
+// DefaultCreateBudget bounds the deletion work of the collection before a
+// VM is created (BeforeCreate's, runner.NewClaim's).
 const DefaultCreateBudget = 2 * time.Second
 
 // BeforeCreate returns the function that released go-microvm runs as a
@@ -24,23 +23,15 @@ const DefaultCreateBudget = 2 * time.Second
 //
 //	checker.Register(preflight.Check{Name: "go-microvm-gc", Run: gc.BeforeCreate(root)})
 //
-// With WithCreating(dataDir) each call first claims the data directory of
-// the VM being created, so that neither this collection nor any other
-// reclaims it while the creation runs, and a creation killed at any
-// instant leaves a directory the next collection reclaims:
+// With WithCreating(dataDir) each call first claims the VM's data directory
+// (register it Required):
 //
 //	checker.Register(preflight.Check{Name: "go-microvm-gc",
 //		Run: gc.BeforeCreate(root, gc.WithCreating(dataDir)), Required: true})
 //
-// Each call is CollectContext with the rules of runner.NewClaim's
-// collection: its deletion work is bounded by DefaultCreateBudget (opts
-// may set WithBudget and every other Option, and come after the default);
-// it returns at once when another collector holds the root lock; a root
-// that does not exist yet is nothing to do. It logs, with the WithLogger
-// logger or else slog's default one, what it reclaimed, each orphan it
-// could not reclaim or deferred, and each error. It returns an error only
-// when the WithCreating claim fails or ctx is done: the collection itself
-// never fails a creation.
+// Each call collects with DefaultCreateBudget (opts come after it) and logs
+// what it did; it returns an error only when the WithCreating claim fails
+// or ctx is done, never for the collection itself.
 func BeforeCreate(root string, opts ...Option) func(context.Context) error {
 	given := newOptions(opts)
 	all := append([]Option{WithBudget(DefaultCreateBudget)}, opts...)

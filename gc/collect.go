@@ -48,31 +48,14 @@ type Report struct {
 	DryRun bool
 }
 
-// Collect reclaims the orphans under root, as Orphans lists them, and
-// returns what it did. It first empties the trash left by earlier runs.
-// Each orphan is reclaimed under its run lease and state lock, after its
-// verdict is checked again under both; its rootfs-work is moved into the
-// trash atomically, then go-microvm's own files are removed with the state
-// file last, so a collector killed at any instant leaves only orphans and
-// trash that the next Collect reclaims. Files go-microvm does not own are
-// never touched, and a data directory is removed only when that leaves it
-// empty (its parent too, when strictly below root); root never is.
-//
-// The trash, root/.go-microvm-gc-trash, is used only when it is a directory
-// of this user's that no other user may enter and not a mount point;
-// otherwise (another user's trash, no space to make it, a data directory
-// on another filesystem) rootfs-work is removed in place, in the same
-// order. Another user's trash is never touched.
-//
-// Collect returns a nil report and an error wrapping ErrBusy at once when
-// another collector of this user holds the root lock
-// (root/.go-microvm-gc-<euid>.lock, see LockName), a nil report and an
-// error naming the path when the lock file is not a regular file
-// (state.ErrNotRegular: it never waits on a FIFO planted there) or not this
-// user's alone (fs.ErrPermission, or open to other users), and an empty
-// report with a nil error when root does not exist. A failure confined to one directory is
-// recorded in Report.Errors and the sweep goes on; only a failure to open
-// or lock root is returned as the error.
+// Collect reclaims the orphans under root, as Orphans lists them, each
+// decided again under its run lease and state lock, and removes only
+// go-microvm's own files (and WithOwnedNames'); a killed Collect leaves
+// nothing the next one does not finish. A failure in one directory goes to
+// Report.Errors. Collect returns a nil report and ErrBusy when another
+// collector of this user holds the root lock (see LockName), an error
+// naming the lock file when it is not a regular file or not this user's
+// alone, and an empty report when root does not exist.
 func Collect(root string, opts ...Option) (*Report, error) {
 	return CollectContext(context.Background(), root, opts...)
 }

@@ -23,23 +23,12 @@ const creatingLeaseWait = 5 * time.Second
 // its directory is removed or replaced while it claims it.
 const maxCreatingRetries = 10
 
-// WithCreating makes BeforeCreate claim dataDir, the data directory of the
-// VM about to be created, before it collects: it creates dataDir if
-// needed, takes its run lease and sets the run marker, as runner.NewClaim
-// does. The lease is kept by this process (see state.Lease.Keep), so:
-//   - the collection never reclaims dataDir, nor does any other collector
-//     while this process lives or a runner started for dataDir lives
-//     (runner.SpawnProcess, which released go-microvm's libkrun backend
-//     calls, hands the kept lease to the runner and records it);
-//   - once this process and any such runner are gone, however they ended,
-//     the next collection reclaims dataDir and everything cloned into it.
-//
-// The claim ends, besides at exit, when the runner's Process is stopped
-// (released VM.Stop and VM.Remove do that) or closed, or when the caller
-// closes state.Kept(dataDir), after a failed creation say. The claim
-// takes over what an earlier run left in dataDir unless a live runner is
-// recorded there: then, or when the claim cannot be made, the check
-// returns the error, so register it as Required.
+// WithCreating makes BeforeCreate claim dataDir before it collects, as
+// runner.NewClaim does, keeping the lease in this process (state.Kept) so
+// no collector reclaims dataDir while this process or its runner lives,
+// and the next one does once both are gone. The claim ends when the
+// runner's Process is stopped or closed, or state.Kept(dataDir) is closed.
+// A live runner recorded in dataDir makes the check fail.
 func WithCreating(dataDir string) Option {
 	return func(o *options) { o.creating = dataDir }
 }

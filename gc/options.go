@@ -100,64 +100,32 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 // negative depth is zero.
 func WithDepth(n int) Option { return func(o *options) { o.depth = n } }
 
-// WithStopped makes cleanly stopped (inactive) data directories at least
-// minAge old reclaimable, with ReasonStoppedExpired. The age runs from the
-// later of the state's created_at and the state file's modification time:
-// a clean stop rewrites the file, so a VM stopped a moment ago is young
-// whenever it was created. A created_at in the future is left out; a
-// modification time in the future keeps the VM (its age is unknown). Off
-// by default: a stopped VM may be started again.
+// WithStopped makes cleanly stopped VMs at least minAge old reclaimable
+// (ReasonStoppedExpired), their age counted from the later of created_at and
+// the state file's last change; one changed in the future is kept.
 func WithStopped(minAge time.Duration) Option {
 	return func(o *options) { o.stopped = true; o.stoppedAge = minAge }
 }
 
-// WithBudget bounds the deletion work of Collect to d, counted from the
-// start of the call: once it is spent, no further orphan is started and tree
-// removals stop where they are. What did not fit stays reclaimable (an
-// orphan, or an entry in the trash that the next Collect empties first) and
+// WithBudget bounds Collect's deletion work to d from the start of the
+// call; what did not fit stays reclaimable by the next Collect and
 // Report.Deferred is set. Zero or negative means no budget.
 func WithBudget(d time.Duration) Option { return func(o *options) { o.budget = d } }
 
 // WithSizes makes Scan and Orphans measure the allocated bytes of what
-// go-microvm owns in each candidate (a walk of rootfs-work, so it costs a
-// tree walk per candidate). Without it Candidate.Bytes is -1.
+// go-microvm owns in each candidate, a tree walk each; else Bytes is -1.
 func WithSizes() Option { return func(o *options) { o.sizes = true } }
 
-// WithDryRun makes Collect decide and report without changing anything: it
-// takes no lock that would create a file, empties no trash and reports
-// would-be reclaims in Report.Reclaimed.
+// WithDryRun makes Collect change nothing and create no file; would-be
+// reclaims are reported in Report.Reclaimed.
 func WithDryRun() Option { return func(o *options) { o.dryRun = true } }
 
-// WithOwnedNames names entries (files, directories, symlinks) that the
-// embedder owns in a data directory and in its parents below root, so
-// that Collect removes them with a VM it reclaims: for example an
-// embedder's log file and marker beside root/<name>/data, or an image
-// cache inside the data directory. Without it Collect touches only
-// go-microvm's own entries.
-//
-// Each name is one path component; "", ".", "..", names with a slash,
-// names starting with OwnPrefix and go-microvm's own names (rootfs-work,
-// the state, lock, temporary and log files, which go with the VM anyway)
-// are ignored. An entry that holds a state
-// file is never owned: it is another VM's data directory, judged as one,
-// and a parent that holds it is shared. The entries go before the
-// state file, under the VM's run lease and state lock, fd-relative like
-// rootfs-work: a symlink is unlinked and never followed, a directory is
-// never left through a symlink or into another filesystem (a mount point
-// is reported and left). In a parent, they go only when the parent holds
-// nothing else than the VM's own branch, owned names and an idle
-// collector lock: a parent shared with anything else is left whole. What
-// cannot be removed (an error, a mount point, a spent budget) keeps the
-// VM an orphan, with its state file, for the next Collect. The emptied
-// data directory and its emptied parent are then removed as usual.
-//
-// A directory strictly below root, down to the depth, that holds only
-// owned entries (at least one, beside at most an idle collector lock) and
-// no data directory is the embedder's leftovers (a session killed before
-// any state was saved): a candidate of its own, the outermost one only.
-// Without WithKeep it is kept (ClassUnknown, ReasonNoVeto); with it, it is
-// an orphan (ReasonLeftover) that Collect removes whole unless the veto
-// keeps it.
+// WithOwnedNames names entries (single path components) the embedder owns
+// in a data directory and in its parents below root: Collect removes them
+// with a VM it reclaims, from a parent only when it holds nothing else, and
+// never an entry holding a state file. Invalid names and go-microvm's own
+// are ignored. A directory below root holding only owned entries is an
+// embedder's leftovers: ReasonNoVeto without WithKeep, else ReasonLeftover.
 func WithOwnedNames(names ...string) Option {
 	return func(o *options) {
 		for _, n := range names {
@@ -168,16 +136,11 @@ func WithOwnedNames(names ...string) Option {
 	}
 }
 
-// WithKeep sets the embedder's veto: Collect asks keep(dataDir), with the
-// data directory's absolute path, under its run lease and state lock just
-// before it reclaims it, and keeps it when keep returns true, with
-// ReasonEmbedderKeep. It is asked the same about an embedder's leftovers
-// (see WithOwnedNames), with the leftover directory's path, under a flock
-// on that directory: one that someone else flocks is kept, unasked. It lets an embedder protect its current run or a
-// directory its own liveness check says is in use. keep may run
-// concurrently for different directories. A keep that panics or calls
-// runtime.Goexit keeps the directory, and is reported in Report.Errors;
-// neither reaches the caller, and Collect returns as usual.
+// WithKeep sets the embedder's veto: just before reclaiming a data
+// directory or leftovers, under their locks, Collect calls keep with the
+// absolute path and keeps it (ReasonEmbedderKeep) when keep returns true,
+// panics or exits its goroutine (reported in Report.Errors). keep may run
+// concurrently.
 func WithKeep(keep func(dataDir string) bool) Option {
 	return func(o *options) { o.keep = keep }
 }
@@ -204,9 +167,6 @@ type Progress struct {
 	Orphan Orphan
 }
 
-// WithProgress calls fn for every data directory classified and, in
-// Collect, every orphan reclaimed, as it happens, so that a caller can
-// show how far a long run has got. fn runs on the walking and reclaiming
-// goroutines, possibly concurrently: it must be safe for that and quick,
-// since the run waits for it. A nil fn is no hook.
+// WithProgress calls fn as each directory is classified and, in Collect,
+// each orphan reclaimed. fn may run concurrently and the run waits for it.
 func WithProgress(fn func(Progress)) Option { return func(o *options) { o.progress = fn } }

@@ -79,14 +79,10 @@ type Orphan struct {
 	Bytes int64
 }
 
-// Scan finds every candidate data directory under root and classifies it.
-// It is read-only: it creates no file or directory and takes a lock only
-// for the instant of a probe, so it works on a read-only filesystem. A root
-// that does not exist has no candidates and is not an error. A directory
-// that cannot be walked does not stop the scan: Scan returns every
-// candidate it found together with an error joining a *fs.PathError for each
-// such directory. Candidates are sorted by path. Scan holds every
-// candidate until it returns; ScanSeq hands each over as it is decided.
+// Scan finds and classifies every candidate under root, sorted by path. It
+// creates nothing, so it works on a read-only filesystem; a missing root has
+// no candidates. A directory that cannot be walked adds a *fs.PathError to
+// the joined error returned beside every candidate found.
 func Scan(root string, opts ...Option) ([]Candidate, error) {
 	return ScanContext(context.Background(), root, opts...)
 }
@@ -113,13 +109,10 @@ func gather[T any](seq iter.Seq2[T, error], path func(T) string) ([]T, error) {
 	return items, errors.Join(errs...)
 }
 
-// ScanSeq is Scan as an iterator: it yields each candidate as soon as it
-// is classified, with a nil error, in no particular order, and holds
-// none of them, so a scan of any number of directories runs in constant
-// memory. A failure yields a zero Candidate and the error: a *fs.PathError
-// for each directory that cannot be walked (the scan goes on), the error
-// of opening root (the scan ends), and, last, ctx's error when ctx ended
-// the scan early. Breaking out of the loop stops the walk.
+// ScanSeq is Scan as an iterator in constant memory: it yields each
+// candidate as it is classified, in no order. A failure yields a zero
+// Candidate and the error: a *fs.PathError per unwalkable directory (the
+// scan goes on), root's open error (it ends), last ctx's error.
 func ScanSeq(ctx context.Context, root string, opts ...Option) iter.Seq2[Candidate, error] {
 	return scanSeq(ctx, root, probeAll, opts)
 }
