@@ -9,12 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"time"
 )
-
-// DefaultCreateBudget bounds the deletion work of the collection before a
-// VM is created (BeforeCreate's, runner.NewClaim's).
-const DefaultCreateBudget = 2 * time.Second
 
 // BeforeCreate returns the function that released go-microvm runs as a
 // preflight check (the Run field of a preflight.Check), so that every

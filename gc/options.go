@@ -8,10 +8,14 @@ import (
 	"time"
 )
 
-// DefaultDepth is how deep below root candidates are looked for unless
-// WithDepth says otherwise: root itself, root/x and root/x/y, which covers
-// the layouts root/<name>/ and root/<name>/data/.
-const DefaultDepth = 2
+// Defaults of the options.
+const (
+	// DefaultDepth covers root, root/<name>/ and root/<name>/data/.
+	DefaultDepth = 2
+	// DefaultCreateBudget bounds the collection before a VM is created
+	// (BeforeCreate's, runner.NewClaim's).
+	DefaultCreateBudget = 2 * time.Second
+)
 
 // Option configures Scan, Orphans and Collect.
 type Option func(*options)
