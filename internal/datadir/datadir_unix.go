@@ -18,17 +18,10 @@ import (
 	"github.com/stacklok/go-microvm/internal/sysat"
 )
 
-// Dir is a data directory reached through an open directory descriptor.
-// Its methods read, probe and lock relative to that descriptor and resolve
-// no path again: what they act on is the directory the caller opened, even
-// if its path names another one by then. They apply exactly the rules of
-// the path-based functions of package state (ReadFile, ProbeLock,
-// ProbeLease, TryLease, TryLoadAndLock), which are built on the same code.
-//
-// A Dir is a plain value: it does not own its descriptor, copying it is
-// cheap, and the descriptor must stay open while the Dir is used. A
-// collector that walks a tree through descriptors wraps each one with
-// NewDir and pays no extra open.
+// Dir is a data directory reached through an open descriptor, which its
+// methods act relative to, with the rules of package state's path-based
+// functions. It does not own the descriptor, which must stay open while
+// the Dir is used.
 type Dir struct {
 	fd   int
 	path string
@@ -79,14 +72,10 @@ type StateFile struct {
 	dir, name string
 }
 
-// OpenState opens the directory's state file for reading without reading
-// anything. Its type is looked at first, so a device, FIFO or socket there
-// is never opened, and the open neither follows a symlink nor waits nor
-// takes a terminal, should the file be swapped in between; StateFile.Read
-// checks the type again. A missing file is an error wrapping
-// fs.ErrNotExist (the directory holds no state); a symlink or any other
-// non-regular file is an *fs.PathError matching ErrNotRegular; any other
-// failure is an *fs.PathError naming the file.
+// OpenState opens the state file without reading it, never opening
+// anything but a regular file. A missing file wraps fs.ErrNotExist; a
+// symlink or other non-regular file matches ErrNotRegular; every error is
+// an *fs.PathError naming the file.
 func (d Dir) OpenState() (StateFile, error) {
 	return openStateAt(d.fd, d.path, FileName)
 }
@@ -210,14 +199,10 @@ func (f StateFile) Read(parse Parser) (FileInfo, error) {
 // naming the directory.
 func (d Dir) ProbeLease() (held bool, err error) { return probeFd(d.fd, d.path) }
 
-// TryLease takes the lease on the directory without blocking, with a flock
-// on the Dir's own descriptor: no path is opened or checked again (a
-// caller that reached the directory by path and needs the path to still
-// name it checks that itself, after TryLease). The lease is held until
-// that descriptor, and every copy of it, is closed; there is no unlock
-// (see Lease.Close for why). It returns an error matching ErrLocked when
-// the lease is held elsewhere, and an *fs.PathError naming the directory
-// for any other failure.
+// TryLease flocks the Dir's own descriptor without blocking; the lease is
+// held until every copy of it is closed. A caller that needs the path to
+// still name the directory checks that itself. It returns ErrLocked when
+// the lease is held, else an *fs.PathError naming the directory.
 func (d Dir) TryLease() error {
 	ok, err := tryFlockFd(d.fd)
 	if err != nil {
@@ -282,25 +267,13 @@ type DirLock struct {
 	created bool // TryLock created the lock file
 }
 
-// TryLock takes the directory's state lock without waiting, for a collector:
-// it never brings a lock file into a directory whose state is gone, so an
-// owner removing its directory never finds one that it did not expect.
-//
-// The existing lock file is used if there is one. Only when it is missing
-// and the state file is still there is it created (exclusively); if the
-// state file then turns out gone, TryLock, or later DirLock.Read, removes
-// the lock file it created, still holding the lock, and lets go. The lock
-// file's type is looked at before it is opened: anything but a regular
-// file or a FIFO (see the package doc) is refused without being opened,
-// and a FIFO is opened without waiting and never read. Once flocked, the
-// lock must still be the file the name in the directory names (the holder
-// before may have unlinked or replaced it); if not, TryLock starts over, a
-// few times at most.
-//
-// It returns an error matching ErrLocked when the lock is held, one
-// wrapping fs.ErrNotExist when the state file (or the directory) is gone,
-// one matching ErrNotRegular when the lock's name holds a file of another
-// type, and an *fs.PathError naming the lock file for any other failure.
+// TryLock takes the state lock without waiting, for a collector: it creates
+// a missing lock file only while the state file exists, and removes one it
+// created if the state turns out gone, so an owner removing its directory
+// never finds a lock file it did not expect. A FIFO there is locked
+// without being read, as released writers lock it. It returns ErrLocked
+// when the lock is held, fs.ErrNotExist when the state is gone,
+// ErrNotRegular for another file type, else an *fs.PathError.
 func (d Dir) TryLock() (*DirLock, error) {
 	fd, created, err := tryLockAt(d.fd, d.path, LockFileName, FileName, d.afterLock)
 	if err != nil {
@@ -370,10 +343,8 @@ const maxLockAttempts = 8
 // AT_FDCWD) without waiting, and returns its descriptor and whether it
 // created the file. With stateName set (a collector) a missing lock file
 // is created only while stateName exists; with stateName "" (a writer) it
-// is always created. Its errors are TryLock's. afterLock, when not nil,
-// runs after each successful flock (with the lock file's path) and before
-// the inode check, so that tests can replace the lock file inside the
-// window that is otherwise a matter of luck.
+// is always created. Its errors are TryLock's. afterLock is a test's hook
+// between the flock and the inode check.
 func tryLockAt(dirfd int, dir, lockName, stateName string, afterLock func(path string)) (int, bool, error) {
 	for range maxLockAttempts {
 		fd, created, err := openLockAt(dirfd, dir, lockName, stateName)

@@ -92,19 +92,10 @@ type Info struct {
 	ExecutableErr error
 }
 
-// Lookup returns what the kernel says about pid. It returns an error
-// wrapping ErrNotExist only when kill(pid, 0) says ESRCH, or pid is not a
-// process id at all (pid <= 0, or beyond the kernel's 32-bit pid_t, which
-// kill would truncate into a process group):
-// absence from /proc is never taken for death, since /proc may hide
-// processes (hidepid=), be another PID namespace's, or be missing. A PID
-// that kill finds but /proc does not show, or a /proc that does not show
-// this process itself, yields an error wrapping ErrHidden or
-// ErrProcUntrusted. ErrNotExist speaks for this process's PID namespace
-// only; whether that is the namespace a PID was recorded in is the
-// caller's question (see CurrentPIDNamespace). Lookup never panics on
-// malformed /proc content (a descriptive error instead). An unreadable
-// executable is not an error: see Info.ExecutableErr.
+// Lookup returns what the kernel says about pid. It returns ErrNotExist only
+// when kill(pid, 0) says ESRCH in this PID namespace, or pid is no pid_t
+// (kill would truncate it into a process group); ErrHidden when /proc hides
+// a PID kill finds; ErrProcUntrusted when /proc does not show this process.
 func Lookup(pid int) (Info, error) {
 	if pid <= 0 || pid > math.MaxInt32 {
 		return Info{}, fmt.Errorf("look up process %d: %w", pid, ErrNotExist)
@@ -127,17 +118,10 @@ type Nested struct {
 	Zombie bool
 }
 
-// FindNested returns the processes that have pid in some PID namespace
-// nested below the caller's (any /proc/PID/status NSpid entry after the
-// first): a PID recorded inside a container names one of them, whatever
-// the same number names here. It looks at every process, one small read
-// each, so it costs time in proportion to the number of processes; it
-// answers at once, with none, for a PID no namespace can hold (pid <= 0,
-// or at or above the kernel's limit of 2^22). It returns an error
-// wrapping ErrHidden when it cannot see every process (/proc mounted
-// hidepid=, a process whose status it may not read), and one wrapping
-// ErrProcUntrusted when /proc does not show the caller: then nothing is
-// known. macOS has no PID namespaces: none, no error.
+// FindNested returns the processes that have pid in a PID namespace nested
+// below the caller's (a container's), reading every process's status. It
+// returns ErrHidden when it cannot see every process and ErrProcUntrusted
+// when /proc does not show the caller. macOS has none.
 func FindNested(pid int) ([]Nested, error) {
 	if pid <= 0 || pid >= pidLimit {
 		return nil, nil
