@@ -23,22 +23,11 @@ import (
 const rootLockFlags = unix.O_CREAT | unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
 
 // lockRoot takes root's collector lock without waiting and returns its
-// descriptor; closing it releases the lock. It returns an error wrapping
-// ErrBusy when another collector holds it, and an error wrapping
-// state.ErrNotRegular, naming the path, when something other than a regular file
-// has the lock's name, or wrapping fs.ErrPermission or errOpenToOthers when
-// the file is not this user's alone: another user could hold it.
-//
-// The name is looked at before it is opened, so a device node planted
-// there is not even opened; the open itself never follows a symlink and
-// never waits for a FIFO's writer, and what it opened is checked again.
-//
-// The lock file is unlinked only by a collector holding the lock (see
-// collector.dropLock and dropIdleLock), so a lock whose path still
-// names its inode once taken is the one lock of the root. One taken on an
-// inode unlinked meanwhile guards nothing: with retry, lockRoot starts
-// over on the file the path names now (creating it); without, it returns
-// ErrBusy.
+// descriptor; closing it releases the lock. It returns ErrBusy when another
+// collector holds it, state.ErrNotRegular for a planted non-regular file
+// (never opened), and fs.ErrPermission or errOpenToOthers when another user
+// could hold it. A lock on an inode unlinked meanwhile (only a holder
+// unlinks it) guards nothing: with retry lockRoot starts over, else ErrBusy.
 func lockRoot(root *os.File, abs string, retry bool) (int, error) {
 	for attempt := 0; ; attempt++ {
 		fd, err := lockRootOnce(root, abs)

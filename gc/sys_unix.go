@@ -21,11 +21,8 @@ import (
 // dirFlag makes os.OpenFile refuse anything but a directory.
 const dirFlag = unix.O_DIRECTORY
 
-// Package gc holds its directories as *os.File and hands their
-// descriptors to package sysat as int(f.Fd()), as os.RemoveAll does: a
-// directory is never in non-blocking mode, so Fd changes nothing about it,
-// and each one stays open (its Close deferred, or done by the caller)
-// across every call that uses its descriptor.
+// Directories are *os.File, their descriptors passed to sysat as
+// int(f.Fd()), as os.RemoveAll does: a directory is never non-blocking.
 
 // openDirAt opens the single component name below parent as a directory,
 // never following a symlink, as an *os.File named display: the open and
@@ -99,16 +96,12 @@ func parseInto(s **state.State) datadir.Parser {
 	}
 }
 
-// dirOf returns the datadir.Dir view of d. d must stay open while the Dir is
-// used; a directory descriptor is never in non-blocking mode, so Fd
-// changes nothing about it.
+// dirOf returns the datadir.Dir view of d, which must stay open meanwhile.
 func dirOf(d *os.File, path string) datadir.Dir { return datadir.NewDir(int(d.Fd()), path) }
 
-// makeWritable makes the directory d writable and searchable by this
-// process when it is not, and this process owns it: it returns a function
-// that puts the mode back (a no-op when nothing changed, or when d has
-// gone). A directory this process cannot write and does not own gives an
-// error wrapping ErrNotWritable. Root writes anything and changes nothing.
+// makeWritable makes the directory d, when this process owns it, writable
+// and searchable, and returns the function that restores its mode. One it
+// cannot write and does not own gives ErrNotWritable.
 func makeWritable(d *os.File, path string) (restore func(), err error) {
 	nothing := func() {}
 	euid := os.Geteuid()

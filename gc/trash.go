@@ -67,12 +67,9 @@ func trashEntryName() string {
 	return fmt.Sprintf("%d-%d-%d", time.Now().UnixNano(), os.Getpid(), trashSeq.Add(1))
 }
 
-// openTrash opens root's trash, making it first (mode 0700) when create is
-// set. It returns an error, and the trash is not used, unless it is a
-// directory of this user's closed to every other user and not a mount
-// point: an error wrapping fstree.ErrMountPoint or errOpenToOthers is
-// worth an operator's look, any other (the name free, another user's
-// trash, a full disk) is not.
+// openTrash opens root's trash, making it (0700) when create is set. It
+// returns an error unless the trash is this user's alone and not a mount
+// point; see worthReporting.
 func openTrash(root *os.File, abs string, create bool) (*os.File, error) {
 	path := filepath.Join(abs, TrashName)
 	if create {
@@ -145,12 +142,9 @@ func (c *collector) removeTrashEntry(t *os.File, name, display string) bool {
 	return gone
 }
 
-// removeTree deletes name below dir, fd-relative, within the budget. It
-// returns the bytes freed and whether name is gone; failures go into the
-// report under owner: the data directory the tree came from, so that an
-// operator reads which VM it is about, while each error names the path
-// where the tree is now. A trash entry left by an earlier run has no
-// known owner but itself.
+// removeTree deletes name below dir within the budget and returns the bytes
+// freed and whether name is gone. Failures are reported under owner, the
+// data directory the tree came from, so an operator sees which VM it was.
 func (c *collector) removeTree(dir *os.File, name, display, owner string) (int64, bool) {
 	if c.budget.Err() != nil {
 		c.setDeferred()
@@ -194,13 +188,9 @@ func (c *collector) treeOptions() fstree.Options {
 	return fstree.Options{InUseMarker: state.FileName, InUse: nestedInUse(c.ob, c.o.policy())}
 }
 
-// nestedInUse returns the check that keeps, during a tree removal, any
-// data directory nested in the tree (a VM's directory placed inside an
-// orphan's rootfs-work, say) whose run lease or state lock is held, or
-// whose record a collector would keep as live (or cannot judge, its runner
-// in another PID namespace): it is another VM's, not part of the orphan.
-// Anything else holding a state file (an orphan's, a guest image's
-// unreadable one) goes with the tree.
+// nestedInUse returns the check that keeps, during a tree removal, a data
+// directory nested in the tree that a collector would keep as live or
+// cannot judge: it is another VM's, not part of the orphan.
 func nestedInUse(ob *observer, p reclaimPolicy) func(fd int, path string) string {
 	return func(fd int, path string) string {
 		d := datadir.NewDir(fd, path)
@@ -234,10 +224,8 @@ func nestedInUse(ob *observer, p reclaimPolicy) func(fd int, path string) string
 	}
 }
 
-// parallel calls fn for every item on at most 4×GOMAXPROCS goroutines
-// (each removes one tree, waiting on the disk more than it computes; with
-// GOMAXPROCS 1, one after the other), and returns when all calls have
-// returned.
+// parallel calls fn for every item on at most 4×GOMAXPROCS goroutines (more
+// than CPUs: each waits on the disk) and returns when all have returned.
 func parallel[T any](items []T, fn func(T)) {
 	n := min(len(items), workers())
 	if n > 1 {
