@@ -71,11 +71,12 @@ func helperCreator() int {
 	select {}
 }
 
-// runCreator starts a creator of dir and SIGKILLs it after delay (never,
+// runCreator starts a creator of dir and SIGKILLs it delay after it
+// started, or after it printed the phase after when that is not "" (never,
 // when delay is negative: it then runs to its end). It returns the last
-// phase the creator completed ("" for none) and how long it took to
-// complete all of them (0 if it did not).
-func runCreator(t *testing.T, root, dir string, nfiles int, delay time.Duration) (string, time.Duration) {
+// phase the creator completed ("" for none) and, when it completed them
+// all, when it completed "cloned" and "saved" (else zeros).
+func runCreator(t *testing.T, root, dir string, nfiles int, after string, delay time.Duration) (last string, cloned, saved time.Duration) {
 	t.Helper()
 	cmd := helperCmd("creator", envRoot+"="+root, envTarget+"="+dir, envRunner+"="+standinPath(t),
 		fmt.Sprintf("STRESS_FILES=%d", nfiles), "STANDIN_WATCH=", "STANDIN_READY=")
@@ -96,11 +97,11 @@ func runCreator(t *testing.T, root, dir string, nfiles int, delay time.Duration)
 		close(lines)
 	}()
 	var kill <-chan time.Time
-	if delay >= 0 {
+	if delay >= 0 && after == "" {
 		kill = time.After(delay)
 	}
 	guard := time.After(2 * time.Minute)
-	last, took := "", time.Duration(0)
+	var clonedAt time.Duration
 loop:
 	for {
 		select {
@@ -112,8 +113,14 @@ loop:
 				t.Errorf("creator of %s: %s", dir, line)
 			}
 			last = line
+			if delay >= 0 && line == after {
+				kill = time.After(delay)
+			}
+			if line == "cloned" {
+				clonedAt = time.Since(start)
+			}
 			if line == "saved" {
-				took = time.Since(start)
+				cloned, saved = clonedAt, time.Since(start)
 				if delay < 0 {
 					break loop
 				}
@@ -131,7 +138,7 @@ loop:
 	for line := range lines {
 		last = line
 	}
-	return last, took
+	return last, cloned, saved
 }
 
 // TestKillCreatorAnywhere SIGKILLs, at random instants, an embedder that
@@ -154,7 +161,7 @@ func TestKillCreatorAnywhere(t *testing.T) {
 	t.Setenv("STRESS_SEED", fmt.Sprint(seed))
 	live := startLiveVM(t, filepath.Join(root, "live"), r, 60)
 
-	_, full := runCreator(t, root, filepath.Join(root, "calibrate"), nfiles, -1)
+	_, cloned, full := runCreator(t, root, filepath.Join(root, "calibrate"), nfiles, "", -1)
 	settle(t, filepath.Join(root, "calibrate"))
 	if full == 0 {
 		t.Fatal("calibration creator did not finish")
@@ -165,10 +172,16 @@ func TestKillCreatorAnywhere(t *testing.T) {
 	bare, leftBytes := map[string]int{}, int64(0)
 	for i := 0; i < kills && !t.Failed(); i++ {
 		dir := filepath.Join(root, fmt.Sprintf("vm-%d", i))
-		delay := time.Duration(r.Int64N(int64(full) + 1))
-		last, took := runCreator(t, root, dir, nfiles, delay)
-		if took > 0 {
-			full = took // follow the machine's load
+		// Half the kills anywhere, half from the end of the clone to the
+		// state save: the spawn and the save are short, but they are
+		// where the runner and the record appear.
+		after, delay := "", time.Duration(r.Int64N(int64(full)+1))
+		if r.IntN(2) == 0 {
+			after, delay = "cloned", time.Duration(r.Int64N(int64(full-cloned)+1))
+		}
+		last, c, f := runCreator(t, root, dir, nfiles, after, delay)
+		if f > 0 {
+			cloned, full = c, f // follow the machine's load
 		}
 		if last == "" {
 			last = "none"
