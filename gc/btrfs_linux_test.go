@@ -16,8 +16,6 @@ import (
 // snapshot has its own st_dev on the same mount; it is reclaimed, not
 // left in the trash as a mount point run after run.
 func TestBtrfsSubvolumeRootfsWork(t *testing.T) {
-	// Not parallel: it mounts, which changes the process's mount table
-	// that other tests' walks read.
 	mnt := testproc.MountBtrfs(t)
 	root := filepath.Join(mnt, "root")
 	dir := filepath.Join(root, "vm")

@@ -21,8 +21,6 @@ import (
 // TestOrphansReadOnly: Orphans works on a read-only filesystem; Collect
 // says why it cannot work there and changes nothing.
 func TestOrphansReadOnly(t *testing.T) {
-	// Not parallel: it mounts, which changes the process's mount table
-	// that other tests' walks read.
 	requireMount(t)
 	base := t.TempDir()
 	root := filepath.Join(base, "root")
@@ -54,8 +52,6 @@ func TestOrphansReadOnly(t *testing.T) {
 // mounted; a mount on rootfs-work itself keeps its data directory an
 // orphan for later; the other orphans are reclaimed all the same.
 func TestMountInsideOrphan(t *testing.T) {
-	// Not parallel: it mounts, which changes the process's mount table
-	// that other tests' walks read.
 	base := t.TempDir()
 	root := filepath.Join(base, "root")
 	inside := filepath.Join(root, "inside")
@@ -124,8 +120,6 @@ func findKept(rep *Report, path string) *Candidate {
 // cannot rename rootfs-work into root's trash; it is reclaimed in place,
 // and nothing of it is left but the mount point itself.
 func TestDataDirOnOtherFilesystem(t *testing.T) {
-	// Not parallel: it mounts, which changes the process's mount table
-	// that other tests' walks read.
 	base := t.TempDir()
 	root := filepath.Join(base, "root")
 	dir := filepath.Join(root, "vm")
@@ -144,7 +138,8 @@ func TestDataDirOnOtherFilesystem(t *testing.T) {
 	}
 }
 
-// requireMount skips the test unless this process may mount.
+// requireMount skips the test unless this process may mount. A test that
+// mounts is not parallel: it changes the mount table other tests' walks read.
 func requireMount(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {

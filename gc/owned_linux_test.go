@@ -17,8 +17,6 @@ import (
 // next Collect, once the mount is gone, finishes it: nothing is left
 // unreclaimable.
 func TestOwnedEntryLeft(t *testing.T) {
-	// Not parallel: it mounts, which changes the process's mount table
-	// that other tests' walks read.
 	vms := t.TempDir()
 	vm, data := bboxVM(t, vms, "crashed", orphanState())
 	mnt := filepath.Join(data, "cache", "mnt")

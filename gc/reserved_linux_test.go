@@ -21,8 +21,6 @@ import (
 // is neither used nor emptied: every file on it survives, the orphan
 // beside it is reclaimed in place, and the mount is reported.
 func TestTrashIsAMountPoint(t *testing.T) {
-	// Not parallel: it mounts, which changes the process's mount table
-	// that other tests' walks read.
 	requireMount(t)
 	base := t.TempDir()
 	root, src := filepath.Join(base, "root"), filepath.Join(base, "src")

@@ -3,6 +3,9 @@
 
 package fstree
 
+// The tests that mount are not parallel: they change the mount table that
+// other tests' walks read.
+
 import (
 	"context"
 	"encoding/json"
@@ -59,8 +62,6 @@ func mountID(t *testing.T, path string) uint64 {
 }
 
 func TestRemoveAtTmpfsInside(t *testing.T) {
-	// Not parallel: it mounts, which changes the process's mount table
-	// that other tests' walks read.
 	var o Options
 	tmp := t.TempDir()
 	tree := filepath.Join(tmp, "tree")
@@ -107,8 +108,6 @@ func TestRemoveAtTmpfsInside(t *testing.T) {
 // TestRemoveAtTopIsMountPoint: a top entry on another mount than its
 // parent is reported and not entered.
 func TestRemoveAtTopIsMountPoint(t *testing.T) {
-	// Not parallel: it mounts, which changes the process's mount table
-	// that other tests' walks read.
 	tmp := t.TempDir()
 	tree := filepath.Join(tmp, "tree")
 	mkdirs(t, tree)
@@ -124,8 +123,6 @@ func TestRemoveAtTopIsMountPoint(t *testing.T) {
 // TestRemoveAtBindMountInside: a bind mount of a directory of the same
 // filesystem (same st_dev) is told apart by its mount id.
 func TestRemoveAtBindMountInside(t *testing.T) {
-	// Not parallel: it mounts, which changes the process's mount table
-	// that other tests' walks read.
 	var o Options
 	tmp := t.TempDir()
 	src := filepath.Join(tmp, "src")
@@ -282,8 +279,6 @@ func requireMethod(t *testing.T, m mountMethod, dir string) {
 // tells mounts apart. Where nothing can (mountinfo lists the device twice,
 // or no method at all), every subdirectory is left as a possible mount.
 func TestRemoveAtBindMountEachMethod(t *testing.T) {
-	// Not parallel: it mounts, which changes the process's mount table
-	// that other tests' walks read.
 	requireRoot(t)
 	for _, mm := range mountMethods {
 		t.Run(mm.name, func(t *testing.T) {
@@ -331,8 +326,6 @@ func TestRemoveAtBindMountEachMethod(t *testing.T) {
 // on a filesystem mounted once is removed whole, and a tmpfs inside it
 // (another device) is still left.
 func TestRemoveAtMountinfoSingleMount(t *testing.T) {
-	// Not parallel: it mounts, which changes the process's mount table
-	// that other tests' walks read.
 	requireRoot(t)
 	tmp := t.TempDir()
 	mount(t, "tmpfs", tmp, "tmpfs", 0, "size=4m")
@@ -355,8 +348,6 @@ func TestRemoveAtMountinfoSingleMount(t *testing.T) {
 // the same mount. With mount ids it is removed like any directory (the
 // top itself, and one nested in the tree); a snapshot too.
 func TestRemoveAtBtrfsSubvolume(t *testing.T) {
-	// Not parallel: it mounts, which changes the process's mount table
-	// that other tests' walks read.
 	mnt := testproc.MountBtrfs(t)
 	mountID(t, mnt)
 	tree := filepath.Join(mnt, "tree")
