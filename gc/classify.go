@@ -194,7 +194,6 @@ type Verdict struct {
 	Process Process
 }
 
-// verdict is the Verdict of class c for reason r, detail d.
 func verdict(c Class, r Reason, d string) Verdict {
 	return Verdict{Class: c, Reason: r, Detail: d}
 }

@@ -272,13 +272,10 @@ type outcome struct {
 	tr trashRef
 }
 
-// reclaimedAs is the outcome of reclaiming o.
 func reclaimedAs(o Orphan) outcome { return outcome{kind: outcomeReclaimed, orphan: o} }
 
-// keptAs is the outcome of keeping k, stopped by err when it is not nil.
 func keptAs(k Candidate, err error) outcome { return outcome{kind: outcomeKept, kept: k, err: err} }
 
-// goneAlready is the outcome of an orphan someone else removed meanwhile.
 func goneAlready() outcome { return outcome{kind: outcomeGone} }
 
 // reclaim reclaims one orphan found by the scan, or records why not.
@@ -667,7 +664,6 @@ func unreadable(c Candidate, err error) Candidate {
 	return k
 }
 
-// relabel returns c with the verdict class, reason and detail.
 func relabel(c Candidate, class Class, reason Reason, detail string) Candidate {
 	c.Class, c.Reason, c.Detail = class, reason, detail
 	return c

@@ -68,7 +68,6 @@ type hooks struct {
 	plainDirents, noAliveCache bool
 }
 
-// withHooks sets the test hooks.
 func withHooks(h hooks) Option {
 	return func(o *options) { o.hooks = h }
 }

@@ -763,7 +763,6 @@ func (k *walk) decided(sc scanned) {
 	k.emit(sc)
 }
 
-// candidateFrom turns facts into a Candidate.
 func candidateFrom(path string, f dirFacts, p reclaimPolicy) Candidate {
 	v := classify(f, p)
 	c := Candidate{Path: path, Class: v.Class, Reason: v.Reason, Detail: v.Detail, Bytes: -1}

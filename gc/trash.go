@@ -183,7 +183,6 @@ func (c *collector) removeTree(dir *os.File, name, display, owner string) (int64
 	return res.Bytes, errors.Is(serr, unix.ENOENT)
 }
 
-// treeOptions are the options of every tree removal of this collector.
 func (c *collector) treeOptions() fstree.Options {
 	return fstree.Options{InUseMarker: state.FileName, InUse: nestedInUse(c.ob, c.o.policy())}
 }

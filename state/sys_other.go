@@ -40,7 +40,6 @@ func tryLockPath(path string, _ func(string)) (heldLock, error) {
 	return fl, nil
 }
 
-// unlockHeld drops a lock taken with tryLockPath.
 func unlockHeld(fl heldLock) error {
 	if fl == nil {
 		return nil

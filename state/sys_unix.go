@@ -20,7 +20,6 @@ func tryLockPath(path string, afterLock func(string)) (heldLock, error) {
 	return datadir.TryLockPath(path, afterLock)
 }
 
-// unlockHeld drops a lock taken with tryLockPath.
 func unlockHeld(fd heldLock) error { return datadir.ReleaseFd(fd) }
 
 // readPath is ReadFile.
