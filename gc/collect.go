@@ -86,7 +86,9 @@ func CollectContext(ctx context.Context, root string, opts ...Option) (*Report, 
 	if err != nil {
 		return nil, err
 	}
-	defer unix.Close(lockFd)
+	// Unlocked, not only closed: a child forked meanwhile holds a copy of
+	// the descriptor until it execs.
+	defer func() { _ = datadir.ReleaseFd(lockFd) }()
 
 	budget, cancel := ctx, context.CancelFunc(func() {})
 	if o.budget > 0 {

@@ -342,6 +342,42 @@ func TestRootLockRemovalKeepsOneCollector(t *testing.T) {
 	mustNotExist(t, filepath.Join(root, LockName()))
 }
 
+// TestRootLockFreeWithCopyLeft: a copy of the root lock's descriptor that
+// outlives Collect, as a child process forked meanwhile by another
+// goroutine holds one until it execs, does not keep the root locked: the
+// next Collect is not busy.
+func TestRootLockFreeWithCopyLeft(t *testing.T) {
+	t.Parallel()
+	root := filepath.Join(t.TempDir(), "root")
+	// A stopped VM is kept, and with it the lock file.
+	smallVM(t, filepath.Join(root, "vm"), &state.State{Version: 1, Name: "stopped"})
+	var copied atomic.Bool
+	collect(t, root, WithProgress(func(Progress) {
+		if copied.Swap(true) {
+			return
+		}
+		var lock unix.Stat_t
+		if err := unix.Stat(filepath.Join(root, LockName()), &lock); err != nil {
+			t.Error(err)
+			return
+		}
+		for fd := range 1024 {
+			var st unix.Stat_t
+			if unix.Fstat(fd, &st) == nil && st.Dev == lock.Dev && st.Ino == lock.Ino {
+				dup, err := unix.Dup(fd)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				t.Cleanup(func() { unix.Close(dup) })
+				return
+			}
+		}
+		t.Error("no descriptor of the root lock while Collect runs")
+	}))
+	collect(t, root)
+}
+
 // TestDataDirWithIdleLockRemoved: a collection over a data directory
 // itself (runner.NewClaim's default root) that kept it there leaves its
 // lock file in it; once the directory is an orphan, a collection of the
