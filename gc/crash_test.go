@@ -186,16 +186,24 @@ func bigTree(t testing.TB, dir string, dirs int, outside string) {
 		}
 	}
 	// A read-only directory, which removal must make writable first.
-	if err := os.Chmod(filepath.Join(dir, "d0"), 0o555); err != nil {
+	readOnly(t, filepath.Join(dir, "d0"))
+}
+
+// readOnly makes dir read-only, and writable again when the test ends so
+// that its temporary directory can be removed by a user who is not root.
+func readOnly(t testing.TB, dir string) {
+	t.Helper()
+	if err := os.Chmod(dir, 0o555); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = os.Chmod(dir, 0o755) })
 }
 
 // linkTree recreates the tree src at dst with hard links to its files,
 // which is much faster than writing them again.
 func linkTree(t testing.TB, src, dst string) {
 	t.Helper()
-	var readOnly []string
+	var roDirs []string
 	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -209,7 +217,7 @@ func linkTree(t testing.TB, src, dst string) {
 				return err
 			}
 			if fi.Mode().Perm()&0o200 == 0 {
-				readOnly = append(readOnly, to)
+				roDirs = append(roDirs, to)
 			}
 			return os.MkdirAll(to, 0o755)
 		case d.Type()&fs.ModeSymlink != 0:
@@ -225,10 +233,8 @@ func linkTree(t testing.TB, src, dst string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range readOnly {
-		if err := os.Chmod(d, 0o555); err != nil {
-			t.Fatal(err)
-		}
+	for _, d := range roDirs {
+		readOnly(t, d)
 	}
 }
 

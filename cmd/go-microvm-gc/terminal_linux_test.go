@@ -304,6 +304,9 @@ func TestListUnreadableRoot(t *testing.T) {
 // says its leftover trash entry is from an earlier run.
 func TestErrorsNameTheVM(t *testing.T) {
 	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to set the immutable flag (chattr +i)")
+	}
 	chattr, err := exec.LookPath("chattr")
 	if err != nil {
 		t.Skip("no chattr")

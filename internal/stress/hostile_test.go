@@ -200,7 +200,7 @@ func mountTmpfs(e *hostileEnv, dir string) {
 	mkdir(t, dir)
 	if err := unix.Mount("stress", dir, "tmpfs", 0, "size=16m"); err != nil {
 		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
-			t.Skipf("mounting a tmpfs is refused here: %v", err)
+			t.Skipf("mounting a tmpfs is refused here (%v): needs root", err)
 		}
 		t.Fatalf("mount tmpfs on %s: %v", dir, err)
 	}
