@@ -182,13 +182,10 @@ func (c *collector) run() {
 	slices.SortStableFunc(c.rep.Errors, func(a, b *fs.PathError) int { return cmp.Compare(a.Path, b.Path) })
 }
 
-// dropLock removes the root lock file, still holding the lock, when the
-// run leaves nothing for the next one (no data directory kept, no trash of
-// this user's, nothing deferred): a root that holds no VM is left as it was found. A
-// collector that opened the file just before finds, once it holds the
-// lock, that the path no longer names it, and starts over on a new file
-// (see lockRoot), so one collector per root still holds, provided this is
-// the collector's last act under the lock.
+// dropLock removes the root lock file, still holding it, when the run
+// leaves nothing for the next one, so a root without VMs is left as found.
+// It must be the last act under the lock: a waiter then starts over on a
+// new file (see lockRoot).
 func (c *collector) dropLock() {
 	if len(c.rep.Kept) > 0 || c.rep.Deferred {
 		return
@@ -431,13 +428,9 @@ func (c *collector) removeDataDir(parent, d *os.File, rel, path string) {
 	}
 }
 
-// removeRemnant removes the directory at rel (below root) when all it
-// holds is a state lock file and temporary saves, no state file: what a
-// reclaim cut short just after its commit leaves. It does so as a reclaim
-// would, under the directory's lease and state lock, so a creator at work
-// there (which holds one or the other) keeps it; the parent goes too when
-// that empties it. A directory holding anything else, or nothing at all,
-// is not known to be go-microvm's leftover and stays.
+// removeRemnant removes what a reclaim cut short after its commit leaves at
+// rel: a directory holding only a state lock file and temporary saves. It
+// takes the lease and state lock first, so a creator at work there keeps it.
 func (c *collector) removeRemnant(rel string) {
 	if c.budget.Err() != nil {
 		c.setDeferred()
@@ -520,12 +513,9 @@ func remnantFiles(d *os.File) (names []string, ok bool) {
 	return append(names, state.LockFileName), hasLock
 }
 
-// lockEmptyParent takes a flock on the directory name in parent before the
-// collector removes it as an emptied parent. A directory someone else holds
-// a flock on (an embedder's own lock on root/<name>, a creator's lease on a
-// directory it is about to fill) is theirs while they hold it: ok is false
-// and it stays. Otherwise the lock is held until unlock, across the
-// removal, so that nobody takes it in between.
+// lockEmptyParent flocks the emptied parent name across its removal; one
+// flocked by someone else (an embedder's lock, a creator's lease) is theirs:
+// ok is false and it stays.
 func lockEmptyParent(parent *os.File, name, path string) (unlock func(), ok bool) {
 	dir, err := openDirAt(parent, name, path)
 	if err != nil {
@@ -704,12 +694,10 @@ type trashRef struct {
 // point, a live data directory, a failure), reported on its own.
 var errLeftInPlace = errors.New("rootfs-work partly removed in place; the rest is left for the next run")
 
-// commit moves d's rootfs-work into the trash, or removes it in place, and
-// removes go-microvm's files from d, the state file last and then the lock
-// file, still holding the lock. Everything before the state file's removal
-// can be repeated by the next run; once it is gone d is no longer a
-// candidate. It returns the bytes freed so far, and where rootfs-work
-// went.
+// commit moves d's rootfs-work into the trash (or removes it in place), then
+// go-microvm's files, the state file last: everything before can be
+// repeated by the next run. It returns the bytes freed and where
+// rootfs-work went.
 func (c *collector) commit(d *os.File, path string, sl *datadir.DirLock) (int64, trashRef, error) {
 	freed, tr, err := c.moveRootfsWork(d, path)
 	if err != nil {
@@ -749,12 +737,9 @@ func (c *collector) commit(d *os.File, path string, sl *datadir.DirLock) (int64,
 	return freed, tr, nil
 }
 
-// moveRootfsWork renames d/rootfs-work into root's trash. Where it cannot
-// (this run has no trash, d is on another filesystem, the trash went
-// away) or must not (see movable) it removes rootfs-work in place,
-// returning the bytes freed, and errLeftInPlace when some of it stays. A
-// missing rootfs-work is nothing to move (a creator that died before the
-// clone).
+// moveRootfsWork renames d/rootfs-work into root's trash, or where it cannot
+// or must not (see movable) removes it in place, returning the bytes freed
+// and errLeftInPlace when some of it stays.
 func (c *collector) moveRootfsWork(d *os.File, path string) (int64, trashRef, error) {
 	wpath := filepath.Join(path, rootfsWorkName)
 	var st unix.Stat_t
@@ -792,13 +777,9 @@ func (c *collector) moveRootfsWork(d *os.File, path string) (int64, trashRef, er
 	return freed, trashRef{}, nil
 }
 
-// movable reports whether d's rootfs-work, at wpath, may be moved into the
-// trash: a look through its directories finds no data directory that the
-// removal would leave in place (its VM in use), no mount point, and
-// nothing it could not look into. A directory whose VM is in use is thus
-// never moved, provided it holds its state file when the look passes it;
-// one made in the tree after that may be moved, and is then left in the
-// trash, whole, while in use.
+// movable reports whether d's rootfs-work may go into the trash: a look
+// through it finds no live VM's data directory, no mount point and nothing
+// unreadable, which would have to stay at their paths.
 func (c *collector) movable(d *os.File, wpath string) bool {
 	res, err := c.treeOptions().InUseAt(c.budget, d, rootfsWorkName, wpath)
 	return err == nil && len(res.InUse) == 0 && len(res.Mounts) == 0 && len(res.Errors) == 0

@@ -127,22 +127,11 @@ const (
 	probeOrphans
 )
 
-// observeAt gathers the facts about the data directory d whose state file
-// the walk opened as sf (closed here), without changing anything, and
-// returns them.
-//
-// It reads and probes through the descriptors the walk opened (datadir.Dir),
-// so what it sees is the directory the walk reached, and no path is
-// resolved again. The lease is probed on the walk's own descriptor of the
-// directory: a non-blocking flock and an unlock on an open file
-// description no other process shares.
-//
-// The state file is read before the probes: a creator takes the lease
-// before it sets the marker, so a marker read first and a lease found free
-// afterwards cannot be a run that is just starting. When the marker is
-// set and the lease free, /proc is read only for a record with the exact
-// identity of this boot, whose runner may have closed its lease
-// descriptor. p is the policy the facts will be classified with.
+// observeAt gathers the facts about d, whose state file the walk opened as
+// sf (closed here), through the walk's own descriptors, changing nothing.
+// The state is read before the probes: a creator takes the lease before it
+// sets the marker, so a marker read first and a lease found free afterwards
+// cannot be a run just starting.
 func (ob *observer) observeAt(d datadir.Dir, sf datadir.StateFile, p reclaimPolicy, mode probeMode) (f dirFacts) {
 	var fi datadir.FileInfo
 	fi, f.StateErr = sf.Read(parseInto(&f.State))

@@ -272,29 +272,13 @@ const (
 	typeUnknown                  // the listing did not say (DT_UNKNOWN)
 )
 
-// scanner is one scan, shared by its goroutines.
-//
-// Root is looked at first; then its entries, read from one listing in
-// batches, are shared among GOMAXPROCS goroutines, each walking and
-// observing the directory it took to the end (one open of the directory,
-// one of the state file, and for a would-be orphan the probes), since the
-// work is syscalls that keep a CPU busy in the kernel, and handing each
-// candidate to another goroutine would cost about as much as observing it.
-// Root's listing is never held whole: a root of a million directories
-// costs what one batch does.
-//
-// Everything is relative to descriptors opened from rootDir without
-// following a symlink: the state file that is read, and the directory whose
-// lease is probed, are the ones the walk reached, never what a path names
-// a moment later. A directory that disappears during the walk is simply
-// gone, not an error.
-//
-// The kernel's lock table (Linux: /proc/locks) is read once, first: a
-// directory whose inode it lists with an exclusive flock held its lease
-// then, and is live. Orphans and Collect do not even open it; Scan opens
-// it for its state, without the lease probe. A directory the table does
-// not list is probed as always, since the table shows only the locks of
-// processes in this PID namespace.
+// scanner is one scan, shared by its goroutines. Root's entries, read in
+// batches and never held whole, are shared among GOMAXPROCS goroutines,
+// each walking the entry it took to the end: handing each candidate to
+// another goroutine would cost about as much as observing it. A directory
+// the kernel's lock table (read once, first) lists as flocked is live
+// without a probe; the table shows only this PID namespace's locks, so one
+// it does not list is probed as always.
 type scanner struct {
 	ctx     context.Context
 	abs     string
@@ -515,13 +499,9 @@ func (k *walk) keep(dirfd int, e *dirent, rel string, candidate bool) bool {
 	return !candidate || !notEntered(e.name)
 }
 
-// enter opens the entry e of parent (on the device parentDev, at rel,
-// level below root) and visits it, descending into what it lists. A data
-// directory the lock table lists as leased is not opened at all by a
-// probeOrphans walk: it is live whatever its state says. It reports
-// whether a data directory is, or may be, at or below the entry
-// (occupied), and the embedders' leftovers found there, not yet handed
-// over: the entry itself when it is one, else those below it.
+// enter opens the entry e of parent and visits it, descending into what it
+// lists. It reports whether a data directory is, or may be, at or below it
+// (occupied), and the embedders' leftovers found there, not yet handed over.
 func (k *walk) enter(parent int, e dirent, rel string, level int, parentDev uint64) (occupied bool, left []scanned) {
 	s := k.s
 	leased := s.locks.held(parentDev, e.ino)
@@ -616,12 +596,9 @@ func (k *walk) leftover(fd int, rel string, leased bool) scanned {
 }
 
 // holdsState reports whether the directory name in dirfd holds a state
-// file. The lock table's shortcut may decide only a data directory: a
-// flock on any other directory (an embedder's own lock on root/<name>,
-// say) says nothing about the data directories below it, which must still
-// be walked. One fstatat, against the open, probe and read the shortcut
-// saves. A name swapped for a symbolic link since it was listed can only
-// make the answer yes, which keeps.
+// file: the lock table's shortcut may decide only a data directory, since a
+// flock on any other (an embedder's own lock) says nothing about those
+// below it.
 func holdsState(dirfd int, name string) bool {
 	var st unix.Stat_t
 	return sysat.Fstatat(dirfd, name+"/"+state.FileName, &st, unix.AT_SYMLINK_NOFOLLOW) == nil
