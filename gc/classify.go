@@ -140,10 +140,8 @@ type reclaimPolicy struct {
 	Veto bool
 }
 
-// Age is how old the recorded VM is: Now minus created_at, or minus the
-// state file's modification time when created_at is unset; never negative.
-// It is zero when neither is known. It is for display; the stopped rule
-// uses StoppedAge.
+// Age is how old the recorded VM is, from created_at or else the state
+// file's last change; zero when unknown. It is for display only.
 func (f *dirFacts) Age() time.Duration {
 	var since time.Time
 	switch {
@@ -157,14 +155,10 @@ func (f *dirFacts) Age() time.Duration {
 	return max(f.Now.Sub(since), 0)
 }
 
-// StoppedAge is how long the recorded VM has been as it is: Now minus the
-// later of created_at and the state file's modification time (a clean stop
-// rewrites the file), never negative. A created_at after Now (a clock that
-// was wrong when it was written) is left out, so the time the kernel gave
-// the file dates the VM; a modification time after Now makes the age zero,
-// since when the VM stopped is then unknown. It is zero when neither is
-// known. WithStopped's minimum age is compared with it, so a VM created
-// long ago and stopped a moment ago is not reclaimed at once.
+// StoppedAge is the age WithStopped compares: from the later of created_at
+// and the state file's last change (a clean stop rewrites the file), so a
+// VM stopped a moment ago is young. A created_at in the future is ignored;
+// a last change in the future makes the age zero (unknown).
 func (f *dirFacts) StoppedAge() time.Duration {
 	var since time.Time
 	if f.State != nil && !f.State.CreatedAt.After(f.Now) {
@@ -198,20 +192,14 @@ func verdict(c Class, r Reason, d string) Verdict {
 	return Verdict{Class: c, Reason: r, Detail: d}
 }
 
-// decided reports whether the rule that returned v decided. Inside the
-// package, classify and its rules return a Verdict without Process (the
-// exported entry points fill it in), and a rule that leaves the facts to
-// the next rule returns the zero Verdict.
+// decided reports whether the rule that returned v decided; one that
+// leaves the facts to the next rule returns the zero Verdict.
 func (v Verdict) decided() bool { return v.Class != "" }
 
-// classify decides the class of one data directory from its facts. It is a
-// pure function: it reads nothing but f and p, so every row of the design's
-// classification table is a table test. The verdict's detail says, for
-// humans, what evidence decided.
-//
-// Evidence is taken strongest first: the lease (kernel-backed liveness),
-// the state lock, the readability of the state, the run marker, and only
-// then, for files without the marker, the boot and the PID rules.
+// classify decides the class of one data directory from its facts, reading
+// nothing else, so every row of the classification table is a table test.
+// Evidence is taken strongest first: the lease, the state lock, the state's
+// readability, the run marker, then the boot and the PID rules.
 func classify(f dirFacts, p reclaimPolicy) Verdict {
 	if f.Leftover {
 		return classifyLeftover(f, p)
@@ -298,21 +286,11 @@ func classifyStopped(f dirFacts, p reclaimPolicy) Verdict {
 	return verdict(ClassStopped, ReasonInactive, "stopped cleanly")
 }
 
-// judgeRunner is the one identity decision on whether the runner an
-// active record names still runs, whatever the marker says: classify
-// applies it to records without the marker (and to marked ones whose
-// lease is free), and package runner, through JudgeRunner and JudgeState,
-// before it claims a directory, attaches to a runner or signals one. It
-// returns ClassLive, ClassOrphan or ClassUnknown.
-//
-// Death is concluded only from evidence about the process itself, in the
-// PID namespace it was recorded in: a boot id that differs, or a lookup
-// whose kill(pid, 0) said ESRCH, a zombie with no live thread, or another
-// process at the PID. Where the PID cannot be judged (a record from
-// another PID namespace, a /proc that does not show the collector itself)
-// the record is kept as unknown. A record that does not say its namespace
-// is judged from the host's, and what would reclaim it is checked against
-// the processes of every nested namespace first (see judgeElsewhere).
+// judgeRunner is the one decision on whether the runner an active record
+// names still runs (ClassLive, ClassOrphan or ClassUnknown), for classify
+// and, through JudgeRunner and JudgeState, for package runner. Death is
+// concluded only from the process itself in the PID namespace it was
+// recorded in; where that cannot be judged the record is unknown.
 func judgeRunner(f dirFacts) Verdict {
 	s := f.State
 	if s.PID <= 0 {
