@@ -57,43 +57,28 @@ func RemoveAll(ctx context.Context, path string) (Result, error) {
 	return RemoveAt(ctx, parent, name, path)
 }
 
-// RemoveAt removes the entry name of the open directory parent, and
-// everything below it when it is a directory. name must be a single path
-// component. displayPath names the entry in errors and Result.Mounts.
-//
-// A symlink is unlinked, never followed. A directory on another filesystem
-// or mount than the top entry is not entered: it is listed in
-// Result.Mounts and left with its ancestors; if the top entry itself is on
-// another mount than parent, nothing is removed. Directories of the tree
-// that forbid listing or removing their entries get owner rwx permission
-// first; parent is never changed, so it must allow removing name.
-//
-// The error is nil when the entry is gone, or did not exist. Otherwise it
-// wraps ErrBudget when ctx ended first (the rest is intact and can be
-// removed later), ErrMountPoint when mount points were left, and the
-// failures listed in Result.Errors; the Result always accounts for what
-// was removed.
+// RemoveAt removes the entry name (one path component) of the open
+// directory parent and everything below it; displayPath names it in
+// errors. Mounts stay with their ancestors (a top entry on another mount
+// than parent stays whole). Directories that forbid removing their entries
+// get owner rwx first; parent is never changed. The error is nil when the
+// entry is gone or was missing; else it wraps ErrBudget (ctx ended; the
+// rest is intact), ErrMountPoint, and Result.Errors. Result accounts for
+// what was removed.
 func (o Options) RemoveAt(ctx context.Context, parent *os.File, name, displayPath string) (Result, error) {
 	return o.run(ctx, parent, name, displayPath, true)
 }
 
-// SizeAt measures the entry name of the open directory parent like
-// RemoveAt would free it, without changing anything: mount points and the
-// directories holding them are not counted, and directories that RemoveAt
-// would have to make accessible are reported in Result.Errors instead.
-// The error is nil when everything was measured or the entry does not
-// exist; otherwise it wraps ErrBudget when ctx ended first, and the
-// failures listed in Result.Errors.
+// SizeAt measures what RemoveAt would free, changing nothing; directories
+// RemoveAt would have to make accessible are in Result.Errors instead. Its
+// error is as RemoveAt's, without ErrMountPoint.
 func (o Options) SizeAt(ctx context.Context, parent *os.File, name, displayPath string) (Result, error) {
 	return o.run(ctx, parent, name, displayPath, false)
 }
 
-// InUseAt looks through the entry name of parent, like SizeAt but
-// reading only directories, for what RemoveAt would leave in place there
-// today: the directories Options.InUse calls in use (Result.InUse) and
-// the mount points (Result.Mounts). It changes nothing. Result.Errors
-// lists the directories it could not look into; the counts and Bytes
-// mean nothing. The error is as SizeAt's.
+// InUseAt finds, reading only directories, what RemoveAt would leave in
+// place today (Result.InUse, Result.Mounts) and what it cannot look into
+// (Result.Errors); counts and Bytes mean nothing. Its error is SizeAt's.
 func (o Options) InUseAt(ctx context.Context, parent *os.File, name, displayPath string) (Result, error) {
 	o.dirsOnly = true
 	return o.run(ctx, parent, name, displayPath, false)
@@ -472,13 +457,10 @@ func (w *walker) file(fd int, name string, st *stat) error {
 	return nil
 }
 
-// countFile accounts for a removed (or measured) non-directory, after its
-// unlink. Its blocks are freed only with its last link, so a file with
-// several links counts when the links this walk has met reach the st_nlink
-// seen the first time it met the inode: a file also linked from outside
-// the tree frees nothing and counts nothing, and two links inside the tree
-// count once. A link met again after an earlier unlink shows a smaller
-// st_nlink, so only the first sight's count is trusted.
+// countFile accounts for a removed (or measured) non-directory. Blocks are
+// freed only with the last link, so a multiply linked file counts once the
+// links met reach the st_nlink first seen (later sights show fewer): one
+// also linked from outside the tree counts nothing.
 func (w *walker) countFile(st *stat) {
 	w.res.Files++
 	if l, seen := w.links[st.id]; seen {
@@ -504,13 +486,10 @@ type links struct {
 	nlink, met uint64
 }
 
-// openDir opens the directory name below fd and checks that it is the
-// directory want (device, inode, mount), closing it otherwise. When the
-// process is out of descriptors (a low RLIMIT_NOFILE), it closes the ones
-// this walk can spare, keeps no more than two from then on, and tries
-// again, waiting a little for other walks to release theirs: such a walk
-// goes slower instead of failing, since what it leaves would only meet the
-// same limit next time.
+// openDir opens the directory name below fd and checks that it is want
+// (device, inode, mount). Out of descriptors, it closes those the walk can
+// spare and retries, waiting a little: slower beats failing, since what it
+// left would meet the same limit next time.
 func (w *walker) openDir(fd int, name string, want fileID) (int, error) {
 	w.shed()
 	for attempt := 0; ; attempt++ {
