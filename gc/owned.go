@@ -6,6 +6,7 @@
 package gc
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -189,10 +190,31 @@ func (c *collector) askKeep(dataDir string) (keep bool, err error) {
 }
 
 // ownedAt reports whether name in dirfd is one of the embedder's entries:
-// an owned name that holds no state file. A directory that holds one is a
-// data directory, judged as such, whatever its name.
+// an owned name that holds no state file at any depth. A directory that
+// holds one, or that cannot be looked through, holds a data directory,
+// judged as such (or kept), whatever its name.
 func (o *options) ownedAt(dirfd int, name string) bool {
-	return slices.Contains(o.owned, name) && !holdsState(dirfd, name)
+	return slices.Contains(o.owned, name) && !holdsDataDir(dirfd, name)
+}
+
+// holdsDataDir reports whether the directory name in dirfd, or one below
+// it, holds a state file, or whether the look through its directories
+// (never through a symbolic link) failed.
+func holdsDataDir(dirfd int, name string) bool {
+	var st unix.Stat_t
+	if sysat.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || !sysat.IsDir(&st) {
+		return false
+	}
+	fd, err := sysat.FcntlInt(uintptr(dirfd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return true
+	}
+	parent := os.NewFile(uintptr(fd), name)
+	// A directory: its close has nothing to report.
+	defer func() { _ = parent.Close() }()
+	found := func(int, string) string { return "data directory" }
+	res, err := fstree.Options{InUseMarker: state.FileName, InUse: found}.InUseAt(context.Background(), parent, name, name)
+	return err != nil || len(res.InUse) > 0 || len(res.Errors) > 0
 }
 
 // removeOwned removes the owned entries of dir (at path), fd-relative, but
@@ -202,7 +224,7 @@ func (o *options) ownedAt(dirfd int, name string) bool {
 // data directory.
 func (c *collector) removeOwned(dir *os.File, path, branch, owner string) (freed int64, left string) {
 	for _, name := range c.o.owned {
-		if name == branch || holdsState(int(dir.Fd()), name) {
+		if name == branch || !c.o.ownedAt(int(dir.Fd()), name) {
 			continue
 		}
 		var st unix.Stat_t

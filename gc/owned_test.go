@@ -401,3 +401,29 @@ func TestOwnedNameNestedDataDir(t *testing.T) {
 	mustNotExist(t, filepath.Join(vm, state.FileName), filepath.Join(vm, rootfsWorkName))
 	sameSnapshot(t, nested, before, snapshot(t, nested))
 }
+
+// A data directory below an owned entry, deeper than a state file of its
+// own, keeps that entry from being the embedder's: neither the reclaim of
+// a sibling orphan nor the embedder's leftovers rule removes a stopped VM
+// in it, at the scan's depth (where it is reported kept) or below it.
+func TestOwnedNameDeepDataDir(t *testing.T) {
+	t.Parallel()
+	for _, depth := range []int{DefaultDepth, DefaultDepth + 1} {
+		root := t.TempDir()
+		orphan := filepath.Join(root, "proj", "data")
+		makeVM(t, orphan, orphanState())
+		stopped := &state.State{Version: 1, Name: "stopped", CreatedAt: time.Now()}
+		inProj := filepath.Join(root, "proj", "cache", "inner")
+		alone := filepath.Join(root, "solo", "cache", "inner")
+		makeVM(t, inProj, stopped)
+		makeVM(t, alone, stopped)
+		before := map[string]map[string]string{inProj: snapshot(t, inProj), alone: snapshot(t, alone)}
+		rep := collect(t, root, WithOwnedNames("cache"), WithDepth(depth), WithKeep(func(string) bool { return false }))
+		if len(rep.Reclaimed) != 1 || rep.Reclaimed[0].Path != orphan {
+			t.Errorf("depth %d: reclaimed %+v, want %s", depth, rep.Reclaimed, orphan)
+		}
+		for d, snap := range before {
+			sameSnapshot(t, d, snap, snapshot(t, d))
+		}
+	}
+}
