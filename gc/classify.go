@@ -329,10 +329,11 @@ func looksElsewhere(f dirFacts) bool {
 }
 
 // judgeElsewhere confirms here, the verdict of orphan on a record that
-// names no PID namespace, only when no process named as the runner has
-// the recorded PID in a nested namespace. One that has keeps the
-// directory as live; where the collector cannot see every process, or
-// did not look, it is kept as unknown.
+// names no PID namespace, only when no process that has the recorded PID
+// in a nested namespace could be the runner by the rules applied here (a
+// name, or a start time, that agrees). One that could keeps the directory
+// as live; where the collector cannot see every process, or did not look,
+// it is kept as unknown.
 func judgeElsewhere(f dirFacts, here Verdict) Verdict {
 	s, e := f.State, f.Elsewhere
 	switch {
@@ -343,11 +344,16 @@ func judgeElsewhere(f dirFacts, here Verdict) Verdict {
 		return verdict(ClassUnknown, ReasonPIDNamespaceUnknown, fmt.Sprintf("%s here, but pid %d was recorded without its PID namespace: %v",
 			here.Detail, s.PID, e.Err))
 	}
-	want := runnerWant(s)
 	for _, p := range e.Procs {
-		if !p.Zombie && nameOf(Process{Comm: p.Comm}, want).agree > 0 {
-			return verdict(ClassLive, ReasonRunnerOtherNamespace, fmt.Sprintf("%s here, but process %d, named %q, has pid %d in a nested PID namespace",
-				here.Detail, p.PID, p.Comm, s.PID))
+		if p.Zombie {
+			continue
+		}
+		g := f
+		g.Process = Process{Exists: true, Err: p.Err, Threads: p.Info.Threads, StartTime: p.Info.StartTime, Started: p.Info.Started,
+			Comm: p.Comm, Argv0: p.Info.Argv0, Executable: p.Info.Executable}
+		if v := classifyProcess(g); v.Class != ClassOrphan {
+			return verdict(ClassLive, ReasonRunnerOtherNamespace, fmt.Sprintf("%s here, but process %d, named %q, has pid %d in a nested PID namespace (%s)",
+				here.Detail, p.PID, p.Comm, s.PID, v.Detail))
 		}
 	}
 	return here

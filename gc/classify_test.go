@@ -50,7 +50,11 @@ func TestClassify(t *testing.T) {
 	container := pidNamespace{Inode: 7}
 	untrusted := pidNamespace{Err: errors.New("/proc does not show this process")}
 	nested := func(ps ...procinfo.Nested) elsewhere { return elsewhere{Looked: true, Procs: ps} }
-	nestedRunner := procinfo.Nested{PID: 31337, Comm: "go-microvm-runn"}
+	nestedAs := func(p Process) procinfo.Nested {
+		return procinfo.Nested{PID: 31337, Comm: p.Comm, Zombie: p.Zombie,
+			Info: procinfo.Info{StartTime: p.StartTime, Started: p.Started, Comm: p.Comm, Executable: p.Executable}}
+	}
+	nestedRunner := nestedAs(runner)
 	// notLooked is a look at the nested namespaces that was not made; a
 	// zero Elsewhere is taken for a look that found nothing.
 	notLooked := elsewhere{Procs: []procinfo.Nested{}}
@@ -191,8 +195,13 @@ func TestClassify(t *testing.T) {
 		{"released, reused here, runner in a container", dirFacts{State: active(noStart), Process: other, Elsewhere: nested(nestedRunner)}, reclaimPolicy{}, ClassLive, ReasonRunnerOtherNamespace},
 		{"released, zombie here, runner in a container", dirFacts{State: active(), Process: with(runner, func(p *Process) { p.Zombie = true }), Elsewhere: nested(nestedRunner)}, reclaimPolicy{}, ClassLive, ReasonRunnerOtherNamespace},
 		{"released, clock says rebooted, runner in a container", dirFacts{State: active(beforeBoot), Elsewhere: nested(nestedRunner)}, reclaimPolicy{}, ClassLive, ReasonRunnerOtherNamespace},
-		{"released, dead here, other process in a container", dirFacts{State: active(), Elsewhere: nested(procinfo.Nested{PID: 9, Comm: "bash"})}, reclaimPolicy{}, ClassOrphan, ReasonRunnerDead},
-		{"released, dead here, zombie runner in a container", dirFacts{State: active(), Elsewhere: nested(procinfo.Nested{PID: 9, Comm: "go-microvm-runn", Zombie: true})}, reclaimPolicy{}, ClassOrphan, ReasonRunnerDead},
+		{"released, dead here, other process in a container", dirFacts{State: active(), Elsewhere: nested(nestedAs(other))}, reclaimPolicy{}, ClassOrphan, ReasonRunnerDead},
+		{"released, dead here, zombie runner in a container", dirFacts{State: active(), Elsewhere: nested(nestedAs(with(runner, func(p *Process) { p.Zombie = true })))}, reclaimPolicy{}, ClassOrphan, ReasonRunnerDead},
+		// As it would be here: a process started before the record, of
+		// another name (a runner binary renamed), may be the runner.
+		{"released, dead here, runner of another name in a container", dirFacts{State: active(), Elsewhere: nested(nestedAs(with(runner, func(p *Process) { p.Comm, p.Executable = "vmm", "/opt/vmm" })))}, reclaimPolicy{}, ClassLive, ReasonRunnerOtherNamespace},
+		{"released, dead here, unreadable process in a container", dirFacts{State: active(), Elsewhere: nested(procinfo.Nested{PID: 9, Comm: "bash", Err: errors.New("EACCES")})}, reclaimPolicy{}, ClassLive, ReasonRunnerOtherNamespace},
+		{"own, no namespace recorded, dead, another runner in a container", dirFacts{State: active(identity(555, bootID)), Elsewhere: nested(nestedRunner)}, reclaimPolicy{}, ClassOrphan, ReasonRunnerDead},
 		{"released, dead here, no container sees every process", dirFacts{State: active(), Elsewhere: elsewhere{Looked: true, Err: errors.New("hidepid")}}, reclaimPolicy{}, ClassUnknown, ReasonPIDNamespaceUnknown},
 		{"released, dead here, containers not looked at", dirFacts{State: active(), Elsewhere: notLooked}, reclaimPolicy{}, ClassUnknown, ReasonPIDNamespaceUnknown},
 		{"released, runner here, containers not looked at", dirFacts{State: active(), Process: runner, Elsewhere: notLooked}, reclaimPolicy{}, ClassLive, ReasonRunnerMatches},

@@ -440,3 +440,40 @@ func TestRunnerInContainerHiddenProcesses(t *testing.T) {
 	}
 	mustExist(t, filepath.Join(root, "released", rootfsWorkName))
 }
+
+// TestRunnerInContainerOtherName: an embedder in a container started its
+// runner from a binary of another name (released RunnerPath allows any)
+// and recorded its PID as the container numbers it. From the host that
+// PID is dead; the process holding it in the container, started before
+// the record, may be the runner, as it would be judged on the host: the
+// directory is kept.
+func TestRunnerInContainerOtherName(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make a PID namespace")
+	}
+	runner, err := testproc.BuildRunner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := os.ReadFile(runner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vmm := filepath.Join(t.TempDir(), "vmm")
+	if err := os.WriteFile(vmm, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	free := testproc.FreePID(t)
+	testproc.RunnerAsInPIDNamespace(t, vmm, free, "")
+	root := t.TempDir()
+	now := time.Now()
+	dir := filepath.Join(root, "vm")
+	makeVM(t, dir, &state.State{Version: 1, Active: true, Name: "vm", PID: free, PIDStartTime: now, CreatedAt: now})
+	before := snapshot(t, dir)
+	rep := collect(t, root)
+	if len(rep.Reclaimed) != 0 {
+		t.Errorf("reclaimed %+v, want the live container VM kept", rep.Reclaimed)
+	}
+	sameSnapshot(t, dir, before, snapshot(t, dir))
+}

@@ -116,6 +116,10 @@ type Nested struct {
 	Comm string
 	// Zombie: exited, with no live thread left.
 	Zombie bool
+	// Info is what Lookup says of it (by its PID here), once found; Err,
+	// when not nil, says why it could not be read (it did not exit).
+	Info Info
+	Err  error
 }
 
 // FindNested returns the processes that have pid in a PID namespace nested

@@ -320,7 +320,10 @@ func nested(pid int) ([]Nested, error) {
 			}
 			if p, ok := nestedAs(status, want); ok {
 				p.PID = n
-				found = append(found, p)
+				p.Info, p.Err = lookup(n)
+				if !errors.Is(p.Err, ErrNotExist) {
+					found = append(found, p)
+				}
 			}
 		}
 		if errors.Is(err, io.EOF) {

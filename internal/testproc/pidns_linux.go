@@ -40,6 +40,16 @@ func RunnerInPIDNamespace(t testing.TB, pid int, root string) (stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return RunnerAsInPIDNamespace(t, runner, pid, root)
+}
+
+// RunnerAsInPIDNamespace is RunnerInPIDNamespace with the stand-in runner
+// (or a copy of it under another name) at the path runner.
+func RunnerAsInPIDNamespace(t testing.TB, runner string, pid int, root string) (stop func()) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make a PID namespace")
+	}
 	if root == "" {
 		root = t.TempDir()
 	}
