@@ -265,15 +265,10 @@ func (c *Claim) record(ls *state.LockedState, st *started, boot string, ns uint6
 	return nil
 }
 
-// Abort ends a claim that never spawned: the run marker is cleared (the
-// directory then reads as a stopped VM) and the lease dropped. It is a
-// no-op returning nil after a successful Spawn or a previous Abort, so
-// `defer claim.Abort()` is safe, and so after a Spawn that returned
-// ErrClaimLost. The lease is dropped even when the state cannot be saved;
-// the marker then stays set and the next collection reclaims the
-// directory. When the data directory is gone or no longer the leased one,
-// no state is touched (and no directory created): only the lease is
-// dropped.
+// Abort ends a claim that never spawned: it clears the run marker (the
+// directory reads as stopped) and drops the lease, even when the state
+// cannot be saved (the next collection then reclaims it). After a Spawn or
+// Abort it does nothing, so `defer claim.Abort()` is safe.
 func (c *Claim) Abort() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -16,19 +16,10 @@ import (
 // commLen is how much of a name the kernel keeps as a process's comm.
 const commLen = 15
 
-// verifyRecord checks that the runner recorded in st is the live process
-// now holding its PID. It makes no decision of its own: it asks
-// gc.JudgeRunner, the identity decision a collector applies, so that a
-// runner a collector keeps is never called gone here, and the reverse.
-//
-// It returns what was observed at the PID when that is the recorded
-// runner; an error wrapping ErrNotRunning when a collector would call it
-// gone (inactive, no pid, dead, a zombie with no live thread, an earlier
-// boot, the PID reused); and an error wrapping errIdentityUnknown when it
-// may still run but cannot be confirmed (its identity unreadable, only
-// the wall clock against it, or its PID in another PID namespace): a
-// collector keeps such a directory, and so it is neither signalled nor
-// taken over.
+// verifyRecord checks, with the collector's own decision (gc.JudgeRunner),
+// that the runner recorded in st holds its PID, so gc and runner never
+// disagree. It returns ErrNotRunning when a collector would call it gone,
+// and errIdentityUnknown when it may run but cannot be confirmed.
 func verifyRecord(st *state.State) (gc.Process, error) {
 	if !st.Active {
 		return gc.Process{}, fmt.Errorf("%w: state is inactive", ErrNotRunning)

@@ -14,13 +14,8 @@ import (
 	"github.com/stacklok/go-microvm/state"
 )
 
-// lockExisting takes the state lock of mgr's data directory, polling until
-// timeout passes or ctx is done, and loads the state. Unlike
-// Manager.LoadAndLock it never creates the data directory (only the lock
-// file inside an existing one): a directory that a collector removed stays
-// removed, and the error then wraps fs.ErrNotExist. When the lock is still
-// held at the end the error wraps ctx's error (context.DeadlineExceeded
-// past timeout), as LoadAndLockWithRetry's does.
+// lockExisting is Manager.LoadAndLockWithRetry without creating the data
+// directory, so one a collector removed stays removed (fs.ErrNotExist).
 func lockExisting(ctx context.Context, mgr *state.Manager, timeout time.Duration) (*state.LockedState, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
