@@ -73,7 +73,8 @@ func buildOrphanTree(b *testing.B, dir string, seed uint64, files int) {
 // Collect (which reclaims them), then 5 claim collections
 // (CollectContext with the claim's budget, nothing left to reclaim).
 // x_<what>_<path>_off is the median over the iterations of the variant's
-// time over the all-on time.
+// wall time over the all-on time, x_<what>_cpu_<path>_off of its CPU time
+// (user + system of this process).
 //
 //	go test -run '^$' -bench FastPaths -benchtime 5x ./gc/
 func BenchmarkFastPaths(b *testing.B) {
@@ -129,8 +130,8 @@ func BenchmarkFastPaths(b *testing.B) {
 	}
 	kept := runners*perRunner + released + stopped
 	ctx := context.Background()
-	type times struct{ scan, collect, claim time.Duration }
-	var ratios [3][][]float64
+	type times struct{ scan, collect, claim, scanCPU, claimCPU time.Duration }
+	var ratios [5][][]float64
 	for k := range ratios {
 		ratios[k] = make([][]float64, len(variants))
 	}
@@ -149,28 +150,28 @@ func BenchmarkFastPaths(b *testing.B) {
 			}
 			syscall.Sync()
 			b.StartTimer()
-			start := time.Now()
+			start, c0 := time.Now(), cpuTime()
 			for range 5 {
 				cands, err := ScanContext(ctx, root, opt)
 				if err != nil || len(cands) != kept+orphans {
 					b.Fatalf("%s: Scan: %d candidates, %v", variants[v].name, len(cands), err)
 				}
 			}
-			took[v].scan = time.Since(start) / 5
+			took[v].scan, took[v].scanCPU = time.Since(start)/5, (cpuTime()-c0)/5
 			start = time.Now()
 			rep, err := CollectContext(ctx, root, opt)
 			took[v].collect = time.Since(start)
 			if err != nil || len(rep.Reclaimed) != orphans || len(rep.Kept) != kept {
 				b.Fatalf("%s: Collect: %d reclaimed, %d kept, %v", variants[v].name, len(rep.Reclaimed), len(rep.Kept), err)
 			}
-			start = time.Now()
+			start, c0 = time.Now(), cpuTime()
 			for range 5 {
 				rep, err := CollectContext(ctx, root, opt, WithBudget(DefaultCreateBudget))
 				if err != nil || len(rep.Reclaimed) != 0 || len(rep.Kept) != kept {
 					b.Fatalf("%s: claim collection: %+v, %v", variants[v].name, rep, err)
 				}
 			}
-			took[v].claim = time.Since(start) / 5
+			took[v].claim, took[v].claimCPU = time.Since(start)/5, (cpuTime()-c0)/5
 		}
 		for v := range variants {
 			total[v].scan += took[v].scan
@@ -179,6 +180,8 @@ func BenchmarkFastPaths(b *testing.B) {
 			ratios[0][v] = append(ratios[0][v], float64(took[v].scan)/float64(took[0].scan))
 			ratios[1][v] = append(ratios[1][v], float64(took[v].collect)/float64(took[0].collect))
 			ratios[2][v] = append(ratios[2][v], float64(took[v].claim)/float64(took[0].claim))
+			ratios[3][v] = append(ratios[3][v], float64(took[v].scanCPU)/float64(took[0].scanCPU))
+			ratios[4][v] = append(ratios[4][v], float64(took[v].claimCPU)/float64(took[0].claimCPU))
 		}
 		i++
 	}
@@ -191,6 +194,8 @@ func BenchmarkFastPaths(b *testing.B) {
 		b.ReportMetric(s, "x_scan_"+name+"_off")
 		b.ReportMetric(c, "x_collect_"+name+"_off")
 		b.ReportMetric(cl, "x_claim_"+name+"_off")
+		b.ReportMetric(median(ratios[3][v]), "x_scan_cpu_"+name+"_off")
+		b.ReportMetric(median(ratios[4][v]), "x_claim_cpu_"+name+"_off")
 		b.Logf("%s off: Scan %v (median off/on %.2fx), Collect %v (%.2fx), claim collection %v (%.2fx)", name,
 			per(total[v].scan), s, per(total[v].collect), c, per(total[v].claim), cl)
 	}
