@@ -5,6 +5,7 @@ package runner
 
 import (
 	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
@@ -134,5 +135,41 @@ func TestReleasedSpawnLetGo(t *testing.T) {
 	}
 	if !leaseFreed(t, dir) {
 		t.Fatal("lease held after Stop")
+	}
+}
+
+// The runner inherits the lease when the data directory was claimed under
+// another spelling of its path (here through a symlink to its root).
+func TestReleasedSpawnOtherSpelling(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	dir := filepath.Join(root, "vm")
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(root, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := gc.BeforeCreate(root, gc.WithCreating(filepath.Join(link, "vm")))(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := makeRootfs(dir); err != nil {
+		t.Fatal(err)
+	}
+	p, err := SpawnProcess(testCtx(t), Config{RootPath: filepath.Join(dir, "rootfs-work"), RunnerPath: standinPath,
+		VMLogPath: filepath.Join(dir, "vm.log")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	killOnCleanup(t, p.PID())
+	if st := loadState(t, dir); !st.Leased || st.PID != p.PID() || st.Runner == nil {
+		t.Fatalf("state after the spawn: %+v, want the runner recorded beside the marker", st)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if flockFree(t, dir) {
+		t.Fatal("the runner does not hold the run lease")
+	}
+	if err := stopWithGuard(t, p); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -57,7 +57,9 @@ func (l *Lease) Keep(dataDir string) error {
 	return nil
 }
 
-// Kept returns the lease this process keeps on dataDir (see Keep), or nil.
+// Kept returns the lease this process keeps on dataDir (see Keep), or nil:
+// the one kept under that path, else one that locks the directory dataDir
+// names (another spelling of the same directory, through a symlink say).
 // Closing it lets go of the claim: the run marker stays, so once no runner
 // holds the lease either, a collection reclaims dataDir.
 func Kept(dataDir string) *Lease {
@@ -67,7 +69,19 @@ func Kept(dataDir string) *Lease {
 	}
 	kept.Lock()
 	defer kept.Unlock()
-	return kept.m[key]
+	if l := kept.m[key]; l != nil || len(kept.m) == 0 {
+		return l
+	}
+	named, err := os.Stat(key)
+	if err != nil {
+		return nil
+	}
+	for _, l := range kept.m {
+		if locked, err := l.f.Stat(); err == nil && os.SameFile(locked, named) {
+			return l
+		}
+	}
+	return nil
 }
 
 // newLease wraps the locked directory f and arms the leak report.
