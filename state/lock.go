@@ -25,6 +25,7 @@ type LockedState struct {
 	m        *Manager
 	held     heldLock
 	released bool
+	loaded   State // the fields Save compares, as loaded
 }
 
 // LoadAndLock creates the data directory if missing, takes the state lock
@@ -75,7 +76,8 @@ func (m *Manager) loadAndLock(ctx context.Context, block bool) (*LockedState, er
 		}
 		return nil, err
 	}
-	return &LockedState{State: s, m: m, held: held}, nil
+	loaded := State{PID: s.PID, Leased: s.Leased, Runner: s.Runner}
+	return &LockedState{State: s, m: m, held: held, loaded: loaded}, nil
 }
 
 // lockStateFile takes a writer's state lock at path, creating the file;

@@ -19,9 +19,20 @@ var errReleased = errors.New("state lock already released")
 // Save writes the state with Version set to CurrentVersion, atomically and
 // durably; the lock stays held. On error no temporary file is left and the
 // old file is intact, unless only the directory flush failed.
+//
+// A save that records another runner PID than it loaded, under a run
+// marker it loaded, without recording that runner's identity, comes from
+// a writer that does not know the marker (released microvm.Run starting
+// its runner with a spawner of its own, say): that runner holds no lease,
+// so Save drops the marker and the old identity, as a released writer
+// would, and collectors judge the PID by the released rules.
 func (ls *LockedState) Save() error {
 	if ls.released {
 		return fmt.Errorf("save state in %s: %w", ls.m.dataDir, errReleased)
+	}
+	if ls.loaded.Leased && ls.Leased && ls.PID != 0 && ls.PID != ls.loaded.PID && ls.Runner == ls.loaded.Runner {
+		ls.Leased = false
+		ls.Runner = nil
 	}
 	ls.Version = CurrentVersion
 	data, err := json.MarshalIndent(ls.State, "", "  ")

@@ -141,3 +141,55 @@ func TestRemoveAndRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A save that records a new runner PID under a loaded run marker without
+// recording the runner's identity (released microvm.Run's save after a
+// spawner of its own started the runner) drops the marker; saves that keep
+// the recorded runner, or record the new one's identity, keep it.
+func TestSaveDropsMarkerOfUnknownRunner(t *testing.T) {
+	t.Parallel()
+	ident := &Identity{StartTime: 42, BootID: "boot", Executable: "/bin/go-microvm-runner"}
+	tests := []struct {
+		name       string
+		claimed    State // saved first, by the claim (and our spawn)
+		edit       func(*LockedState)
+		wantLeased bool
+	}{
+		{"released save after an unknown spawn", State{Leased: true}, func(ls *LockedState) {
+			ls.Active, ls.PID, ls.PIDStartTime = true, 4242, time.Now()
+		}, false},
+		{"released save after our spawn", State{Active: true, Leased: true, PID: 4242, Runner: ident}, func(ls *LockedState) {
+			ls.Active, ls.PID, ls.PIDStartTime = true, 4242, time.Now()
+		}, true},
+		{"our spawn", State{Leased: true}, func(ls *LockedState) {
+			ls.Active, ls.PID, ls.Runner = true, 4242, &Identity{StartTime: 7, BootID: "boot"}
+		}, true},
+		{"released stop", State{Active: true, Leased: true, PID: 4242, Runner: ident}, func(ls *LockedState) {
+			ls.Active, ls.PID = false, 0
+		}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			m := NewManager(t.TempDir())
+			for _, edit := range []func(*LockedState){func(ls *LockedState) { *ls.State = tt.claimed }, tt.edit} {
+				ls, err := m.LoadAndLock(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				edit(ls)
+				if err := ls.Save(); err != nil {
+					t.Fatal(err)
+				}
+				ls.Release()
+			}
+			s, err := m.Load()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Leased != tt.wantLeased || (!s.Leased && s.Runner != nil) {
+				t.Errorf("after the save: leased %v, runner %+v; want leased %v", s.Leased, s.Runner, tt.wantLeased)
+			}
+		})
+	}
+}

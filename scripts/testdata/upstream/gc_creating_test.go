@@ -15,6 +15,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -144,6 +145,30 @@ func (blockingSpawner) Spawn(ctx context.Context, cfg runner.Config) (runner.Pro
 	select {}
 }
 
+// ownSpawner starts the runner itself, as an embedder's own
+// runner.Spawner may: not through runner.SpawnProcess, so without the
+// lease.
+type ownSpawner struct{}
+
+type ownProcess struct{ cmd *exec.Cmd }
+
+func (p ownProcess) Stop(context.Context) error { return p.cmd.Process.Kill() }
+func (p ownProcess) IsAlive() bool              { return p.cmd.Process.Signal(syscall.Signal(0)) == nil }
+func (p ownProcess) PID() int                   { return p.cmd.Process.Pid }
+
+func (ownSpawner) Spawn(_ context.Context, cfg runner.Config) (runner.ProcessHandle, error) {
+	arg, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(cfg.RunnerPath, string(arg))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	return ownProcess{cmd: cmd}, nil
+}
+
 // releasedRun runs released microvm.Run as an embedder does, with the one
 // check; stop names where it parks to be killed ("" for nowhere).
 func releasedRun(ctx context.Context, stop, root, dataDir, cache string) (*VM, error) {
@@ -161,8 +186,11 @@ func releasedRun(ctx context.Context, stop, root, dataDir, cache string) (*VM, e
 	checker.Register(preflight.Check{Name: "go-microvm-gc", Required: true,
 		Run: gc.BeforeCreate(root, gc.WithCreating(dataDir), gc.WithLogger(logger))})
 	var spawner runner.Spawner = runner.DefaultSpawner{}
-	if stop == "spawned" {
+	switch stop {
+	case "spawned":
 		spawner = blockingSpawner{}
+	case "own-spawner":
+		spawner = ownSpawner{}
 	}
 	return Run(ctx, creatingImage,
 		WithName(filepath.Base(dataDir)),
@@ -460,5 +488,31 @@ func TestRun_CreatingFailed(t *testing.T) {
 	}
 	if left := rootEntries(t, root); len(left) != 0 {
 		t.Errorf("after the collection the root holds %v", left)
+	}
+}
+
+// A runner that an embedder's own spawner starts holds no lease: released
+// Run's save of its PID drops the run marker, so once the embedder is
+// killed the VM is judged by the released PID rules: kept while that
+// runner lives, reclaimed once it is gone.
+func TestRun_CreatingOwnSpawner(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "vm")
+	h := startEmbedder(t, "own-spawner", root, dir)
+	h.Expect("running")
+	h.ExpectReady()
+	s, err := state.ReadFile(filepath.Join(dir, state.FileName))
+	if err != nil || s.Leased || s.PID <= 0 {
+		t.Fatalf("state after released Run's save: %+v, %v; want a pid and no run marker", s, err)
+	}
+	h.Kill()
+	waitUntil(t, "the creator's lease to be free", func() bool { return flockFree(t, dir) })
+	if orphans, err := gc.Orphans(root); err != nil || len(orphans) != 0 {
+		t.Fatalf("orphans with the runner alive and no lease: %+v, %v", orphans, err)
+	}
+	killRunner(t, dir)
+	rep, err := gc.Collect(root)
+	if err != nil || len(rep.Reclaimed) != 1 {
+		t.Fatalf("collection with the runner dead: %+v, %v; want the VM reclaimed", rep, err)
 	}
 }
