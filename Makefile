@@ -82,7 +82,7 @@ cross:
 
 ## demo: a sandbox with real processes: list, collect, list again, checked
 demo:
-	$(GO) run ./cmd/go-microvm-gc demo
+	$(GO) run ./internal/cmd/go-microvm-gc-demo
 
 ## bench: every benchmark once; each prints its ratio against a baseline
 ## measured in the same run. The scan benchmarks run over BENCH_DIRS data

@@ -55,7 +55,7 @@ func (a *app) newRootCmd() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &usageError{msg: err.Error()}
 	})
-	root.AddCommand(a.newListCmd(), a.newCollectCmd(), a.newDemoCmd(), a.newVersionCmd(), newManCmd(root))
+	root.AddCommand(a.newListCmd(), a.newCollectCmd(), a.newVersionCmd(), newManCmd(root))
 	return root
 }
 

@@ -8,7 +8,6 @@
 //	                      [--stopped --older-than AGE]
 //	go-microvm-gc collect [--root DIR]... [-n] [--json] [-q] [-v] [-f] [--owned NAME]...
 //	                      [--stopped --older-than AGE] [--metrics-file FILE] [--allow-any-root]
-//	go-microvm-gc demo    [--keep] [-v]
 //	go-microvm-gc version | help [COMMAND] | completion SHELL | --version
 //
 // Roots are every --root, else $GO_MICROVM_GC_ROOT (a PATH-like list), else

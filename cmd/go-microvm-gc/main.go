@@ -78,13 +78,6 @@ type app struct {
 	stdinTTY, stderrTTY bool
 	// progressAfter is how long a collection runs before progress shows.
 	progressAfter time.Duration
-	// demoBin, when set, holds prebuilt demo helpers (tests build them
-	// before any deadline starts).
-	demoBin string
-	// demoTmp, when set, is where the demo makes its sandbox instead of
-	// the system's temporary directory: tests pass their own, which lets
-	// them run in parallel rather than set TMPDIR for the whole process.
-	demoTmp string
 }
 
 // run is the command with its arguments (without the program name); it

@@ -1,9 +1,8 @@
 // SPDX-FileCopyrightText: Copyright 2026 Stacklok, Inc.
 // SPDX-License-Identifier: Apache-2.0
 
-// Command demohelper is a process the demo of go-microvm-gc starts: the
-// demo builds it from source at demo time, so the shipped go-microvm-gc
-// has no hidden modes.
+// Command demohelper is a process that go-microvm-gc-demo builds from
+// source and starts.
 //
 //	demohelper embedder DIR   claim DIR as an embedder does, start cloning
 //	                          a rootfs, print "cloning", and block until

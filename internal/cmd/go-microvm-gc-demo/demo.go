@@ -1,21 +1,33 @@
 // SPDX-FileCopyrightText: Copyright 2026 Stacklok, Inc.
 // SPDX-License-Identifier: Apache-2.0
 
+// Command go-microvm-gc-demo builds a sandbox root with real processes in
+// a temporary directory, runs go-microvm-gc list, collect and list again
+// on it, and checks every expectation; it exits 0 only when all of them
+// held. It builds go-microvm-gc and its own helper processes (the stand-in
+// go-microvm-runner and a demo embedder) from this source tree with the go
+// command, so it runs from a source tree: make demo.
+//
+//	go run ./internal/cmd/go-microvm-gc-demo [--keep] [-v]
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
+	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/spf13/cobra"
 
 	"github.com/stacklok/go-microvm/gc"
 	"github.com/stacklok/go-microvm/runner"
@@ -26,29 +38,22 @@ import (
 // instead of hanging. Building the helpers is not a wait: it comes first.
 const demoGuard = 15 * time.Second
 
-func (a *app) newDemoCmd() *cobra.Command {
-	var keep, verbose bool
-	cmd := &cobra.Command{
-		Use:   "demo",
-		Short: "Build a sandbox with real processes, then list, collect and list again",
-		Long: `Build a sandbox root with real processes in a temporary directory, run
-list, collect and list again, and check every expectation; exit 0 only
-when all of them held. The demo builds its helper processes (the stand-in
-go-microvm-runner and a demo embedder) from source with the go command, so
-it runs from a go-microvm source tree: make demo, or
-go run ./cmd/go-microvm-gc demo.`,
-		Args: noArgs,
-		RunE: func(*cobra.Command, []string) error {
-			d := &demo{out: a.stdout, logger: newLogger(a.stderr, verbose), bin: a.demoBin, tmpParent: a.demoTmp}
-			if code := d.run(a.ctx, keep); code != exitOK {
-				return &exitCodeError{code: code}
-			}
-			return nil
-		},
+// commandGuard bounds each run of go-microvm-gc.
+const commandGuard = time.Minute
+
+func main() {
+	flags := flag.NewFlagSet("go-microvm-gc-demo", flag.ContinueOnError)
+	keep := flags.Bool("keep", false, "keep the sandbox directory afterwards and print its path")
+	verbose := flags.Bool("v", false, "log debug details to stderr")
+	if err := flags.Parse(os.Args[1:]); err != nil || flags.NArg() > 0 {
+		fmt.Fprintln(os.Stderr, "usage: go-microvm-gc-demo [--keep] [-v]")
+		os.Exit(2)
 	}
-	cmd.Flags().BoolVar(&keep, "keep", false, "keep the sandbox directory afterwards and print its path")
-	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log debug details to stderr")
-	return cmd
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	d := &demo{out: os.Stdout, errOut: os.Stderr, verbose: *verbose}
+	code := d.run(ctx, *keep)
+	stop()
+	os.Exit(code)
 }
 
 // demoVM is one data directory of the sandbox and what the collector must
@@ -69,15 +74,16 @@ func (v *demoVM) orphan() bool { return v.wantClass == gc.ClassOrphan }
 
 // demo holds the sandbox and the tally of expectations.
 type demo struct {
-	out    *outWriter
-	logger *slog.Logger
+	out, errOut io.Writer
+	verbose     bool
 
 	tmp        string // everything the demo creates lives below it
 	root       string // the sandbox root the collector works on
 	outside    string // a sentinel directory outside the root
+	gcPath     string // the go-microvm-gc command
 	runnerPath string
 	helperPath string
-	// bin holds prebuilt helpers; empty means build them.
+	// bin holds prebuilt executables; empty means build them.
 	bin string
 	// tmpParent is where tmp is made; empty means os.TempDir().
 	tmpParent string
@@ -91,11 +97,11 @@ type demo struct {
 }
 
 func (d *demo) say(format string, args ...any) {
-	d.out.printf(format+"\n", args...)
+	_, _ = fmt.Fprintf(d.out, format+"\n", args...)
 }
 
 func (d *demo) step(n int, title, explain string) {
-	d.out.printf("\n== Step %d: %s\n%s\n\n", n, title, explain)
+	_, _ = fmt.Fprintf(d.out, "\n== Step %d: %s\n%s\n\n", n, title, explain)
 }
 
 // expect records and prints one expectation.
@@ -107,14 +113,24 @@ func (d *demo) expect(ok bool, format string, args ...any) {
 		d.failed++
 		verdict = "FAIL"
 	}
-	d.out.printf("  %s  %s\n", verdict, fmt.Sprintf(format, args...))
+	_, _ = fmt.Fprintf(d.out, "  %s  %s\n", verdict, fmt.Sprintf(format, args...))
+}
+
+// logger logs the demo's own runner claims to errOut: debug details with
+// -v, else errors only.
+func (d *demo) logger() *slog.Logger {
+	level := slog.LevelError
+	if d.verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(d.errOut, &slog.HandlerOptions{Level: level}))
 }
 
 func (d *demo) run(ctx context.Context, keep bool) int {
 	tmp, err := os.MkdirTemp(d.tmpParent, "go-microvm-gc-demo-")
 	if err != nil {
 		d.say("demo: %v", err)
-		return exitError
+		return 1
 	}
 	// Canonical paths, so that what the collector reports compares equal
 	// to what the demo built (macOS's /var is a symlink).
@@ -130,7 +146,7 @@ func (d *demo) run(ctx context.Context, keep bool) int {
 		"with real runner processes (the stand-in go-microvm-runner, built from source):")
 	if err := d.build(ctx); err != nil {
 		d.say("demo: building the sandbox failed: %v", err)
-		return exitError
+		return 1
 	}
 	for _, v := range d.vms {
 		d.say("  %-20s %s", v.name, v.what)
@@ -142,61 +158,111 @@ func (d *demo) run(ctx context.Context, keep bool) int {
 	untouched, err := checksums(d.root)
 	if err != nil {
 		d.say("demo: %v", err)
-		return exitError
+		return 1
 	}
 	before, err := d.showList(ctx)
 	if err != nil {
 		d.say("demo: %v", err)
-		return exitError
+		return 1
 	}
 	d.checkScan(before, false)
 	sums, err := checksums(d.root)
 	d.expect(err == nil && sameSums(untouched, sums), "list changed nothing under the root (%d entries)", len(untouched))
 
-	d.step(3, "collect", "`go-microvm-gc collect` reclaims the orphans and keeps everything else.")
-	rep, err := gc.CollectContext(ctx, d.root, gc.WithLogger(d.logger))
-	if err != nil {
-		d.say("demo: collect failed: %v", err)
-		return exitError
+	d.step(3, "collect", "`go-microvm-gc collect --json` reclaims the orphans and keeps everything else;\n"+
+		"the checks below read its report.")
+	var rep collectReport
+	if err := d.gcJSON(ctx, &rep, "collect"); err != nil {
+		d.say("demo: %v", err)
+		return 1
 	}
-	sortCandidates(rep.Kept)
-	writeCollectHuman(d.out, []rootResult{{root: d.root, rep: rep}}, false, false)
-	d.say("")
-	d.checkCollect(rep)
+	d.checkCollect(&rep)
 
 	d.step(4, "list again", "Only what must be kept is left.")
 	after, err := d.showList(ctx)
 	if err != nil {
 		d.say("demo: %v", err)
-		return exitError
+		return 1
 	}
 	d.checkScan(after, true)
 
 	if d.failed > 0 {
 		d.say("\nFAIL: %d of %d expectations did not hold.", d.failed, d.passed+d.failed)
-		return exitError
+		return 1
 	}
 	d.say("\nPASS: all %d expectations held.", d.passed)
-	return exitOK
+	return 0
 }
 
-// showList lists the root as `go-microvm-gc list --sizes` does, prints the
-// table and returns the candidates.
-func (d *demo) showList(ctx context.Context) ([]gc.Candidate, error) {
-	cands, err := gc.ScanContext(ctx, d.root, gc.WithSizes(), gc.WithLogger(d.logger))
-	if err != nil {
-		return nil, fmt.Errorf("list failed: %w", err)
+// The parts of go-microvm-gc's stable JSON documents the demo checks.
+type (
+	candidate struct {
+		Path   string    `json:"path"`
+		Class  gc.Class  `json:"class"`
+		Reason gc.Reason `json:"reason"`
 	}
-	sortCandidates(cands)
-	writeListTables(d.out, []rootListing{{root: d.root, cands: cands}}, true, "")
+	orphan struct {
+		Path   string    `json:"path"`
+		Reason gc.Reason `json:"reason"`
+		Bytes  int64     `json:"bytes"`
+	}
+	listReport struct {
+		Dirs []candidate `json:"dirs"`
+	}
+	collectReport struct {
+		Reclaimed  []orphan    `json:"reclaimed"`
+		Kept       []candidate `json:"kept"`
+		Errors     []struct{ Path, Error string }
+		BytesFreed int64 `json:"bytes_freed"`
+	}
+)
+
+// gcCommand runs go-microvm-gc with args on the sandbox root, its output
+// to stdout, and fails unless it exits 0.
+func (d *demo) gcCommand(ctx context.Context, stdout io.Writer, args ...string) error {
+	ctx, cancel := context.WithTimeout(ctx, commandGuard)
+	defer cancel()
+	args = append(args, "--root", d.root)
+	if d.verbose {
+		args = append(args, "-v")
+	}
+	cmd := exec.CommandContext(ctx, d.gcPath, args...)
+	cmd.Stdout, cmd.Stderr = stdout, d.errOut
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go-microvm-gc %s: %w", strings.Join(args, " "), err)
+	}
+	return nil
+}
+
+// gcJSON runs go-microvm-gc with args and --json, and decodes its output
+// into doc.
+func (d *demo) gcJSON(ctx context.Context, doc any, args ...string) error {
+	var out bytes.Buffer
+	if err := d.gcCommand(ctx, &out, append(args, "--json")...); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(out.Bytes(), doc); err != nil {
+		return fmt.Errorf("go-microvm-gc %s --json: %w", strings.Join(args, " "), err)
+	}
+	return nil
+}
+
+// showList shows `go-microvm-gc list --sizes` and returns what
+// `go-microvm-gc list --json` lists.
+func (d *demo) showList(ctx context.Context) ([]candidate, error) {
+	if err := d.gcCommand(ctx, d.out, "list", "--sizes"); err != nil {
+		return nil, err
+	}
 	d.say("")
-	return cands, nil
+	var doc listReport
+	err := d.gcJSON(ctx, &doc, "list")
+	return doc.Dirs, err
 }
 
 // checkScan checks a listing: before collect every VM has its expected
 // class; after it, only the kept ones are left.
-func (d *demo) checkScan(cands []gc.Candidate, afterCollect bool) {
-	byPath := map[string]gc.Candidate{}
+func (d *demo) checkScan(cands []candidate, afterCollect bool) {
+	byPath := map[string]candidate{}
 	for _, c := range cands {
 		byPath[c.Path] = c
 	}
@@ -226,12 +292,12 @@ func (d *demo) checkScan(cands []gc.Candidate, afterCollect bool) {
 }
 
 // checkCollect checks the report and the files on disk after collect.
-func (d *demo) checkCollect(rep *gc.Report) {
-	reclaimed := map[string]gc.Orphan{}
+func (d *demo) checkCollect(rep *collectReport) {
+	reclaimed := map[string]orphan{}
 	for _, o := range rep.Reclaimed {
 		reclaimed[o.Path] = o
 	}
-	kept := map[string]gc.Candidate{}
+	kept := map[string]candidate{}
 	for _, c := range rep.Kept {
 		kept[c.Path] = c
 	}
@@ -246,7 +312,7 @@ func (d *demo) checkCollect(rep *gc.Report) {
 	d.expect(err == nil && string(data) == embedderContent, "the embedder's own file beside db/data is intact")
 	var errs []string
 	for _, e := range rep.Errors {
-		errs = append(errs, e.Error())
+		errs = append(errs, e.Path+": "+e.Error)
 	}
 	d.expect(len(rep.Errors) == 0, "no errors reported%s", list(errs))
 	d.expect(rep.BytesFreed >= 4*demoRootfsBytes+halfCloneBytes, "%s freed, at least the five orphans' rootfs-work",
@@ -263,7 +329,7 @@ func (d *demo) checkCollect(rep *gc.Report) {
 
 // checkReclaimed checks that the orphan v was reclaimed, for its reason,
 // and is gone from disk.
-func (d *demo) checkReclaimed(v *demoVM, reclaimed map[string]gc.Orphan) {
+func (d *demo) checkReclaimed(v *demoVM, reclaimed map[string]orphan) {
 	o, ok := reclaimed[v.dir]
 	switch {
 	case !ok:
@@ -279,7 +345,7 @@ func (d *demo) checkReclaimed(v *demoVM, reclaimed map[string]gc.Orphan) {
 
 // checkKept checks that v was kept with its class, every file unchanged,
 // and its runner still running when it is live.
-func (d *demo) checkKept(v *demoVM, kept map[string]gc.Candidate) {
+func (d *demo) checkKept(v *demoVM, kept map[string]candidate) {
 	c, ok := kept[v.dir]
 	d.expect(ok && c.Class == v.wantClass, "%s kept as %s", v.name, v.wantClass)
 	sums, err := checksums(v.dir)
@@ -288,6 +354,9 @@ func (d *demo) checkKept(v *demoVM, kept map[string]gc.Candidate) {
 		d.expect(v.proc.IsAlive(), "%s: runner pid %d still running", v.name, v.proc.PID())
 	}
 }
+
+// formatBytes renders n bytes for a reader, in MB as the command does.
+func formatBytes(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
 
 // list renders items for an expectation line: nothing when empty.
 func list(items []string) string {
@@ -393,9 +462,9 @@ func (d *demo) build(ctx context.Context) error {
 	return d.recordSums()
 }
 
-// prepare makes the root and the helpers' directory, builds the helpers
-// unless d.bin holds prebuilt ones, and makes the directory outside the
-// root.
+// prepare makes the root and the executables' directory, builds the
+// command and the helpers unless d.bin holds prebuilt ones, and makes the
+// directory outside the root.
 func (d *demo) prepare(ctx context.Context) error {
 	for _, dir := range []string{d.root, filepath.Join(d.tmp, "bin")} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -409,6 +478,7 @@ func (d *demo) prepare(ctx context.Context) error {
 			return err
 		}
 	}
+	d.gcPath = filepath.Join(bin, "go-microvm-gc")
 	d.runnerPath = filepath.Join(bin, runner.RunnerName)
 	d.helperPath = filepath.Join(bin, "demohelper")
 	return d.buildOutside()
@@ -464,7 +534,7 @@ const demoImage = "ghcr.io/example/sandbox:1.0"
 func (d *demo) startVM(ctx context.Context, v *demoVM) error {
 	claim, err := runner.NewClaim(ctx, v.dir,
 		runner.WithoutCollect(), runner.WithName(strings.SplitN(v.name, "/", 2)[0]), runner.WithImage(demoImage),
-		runner.WithStopTimeout(5*time.Second), runner.WithLogger(d.logger))
+		runner.WithStopTimeout(5*time.Second), runner.WithLogger(d.logger()))
 	if err != nil {
 		return err
 	}

@@ -136,25 +136,27 @@ func checksums(dir string) (map[string]string, error) {
 	return sums, nil
 }
 
-// Import paths of the demo's helper processes, built at demo time.
+// Import paths of the command the demo runs and of its helper processes,
+// built at demo time.
 const (
+	gcPkg         = "github.com/stacklok/go-microvm/cmd/go-microvm-gc"
 	standinPkg    = "github.com/stacklok/go-microvm/internal/cmd/go-microvm-runner"
-	demoHelperPkg = "github.com/stacklok/go-microvm/cmd/go-microvm-gc/internal/demohelper"
+	demoHelperPkg = "github.com/stacklok/go-microvm/internal/cmd/go-microvm-gc-demo/demohelper"
 )
 
 // halfCloneBytes is what the demo embedder clones before it is killed.
 const halfCloneBytes = 1 << 20
 
-// buildDemoHelpers builds the stand-in runner and the demo helper into
-// dir with the go command. The shipped command contains neither.
+// buildDemoHelpers builds go-microvm-gc, the stand-in runner and the demo
+// helper into dir with the go command.
 func buildDemoHelpers(ctx context.Context, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("build demo helpers: %w", err)
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator), standinPkg, demoHelperPkg)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator), gcPkg, standinPkg, demoHelperPkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build demo helpers with the go command (the demo runs from a go-microvm source tree: make demo): %w\n%s", err, out)
+		return fmt.Errorf("build with the go command (the demo runs from a go-microvm source tree: make demo): %w\n%s", err, out)
 	}
 	return nil
 }
