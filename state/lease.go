@@ -48,6 +48,9 @@ func (l *Lease) Keep(dataDir string) error {
 	}
 	kept.Lock()
 	old := kept.m[key]
+	if l.kept != "" && kept.m[l.kept] == l {
+		delete(kept.m, l.kept) // kept under one path at a time
+	}
 	kept.m[key] = l
 	l.kept = key
 	kept.Unlock()

@@ -397,3 +397,41 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// Keep holds a lease under one path at a time, Kept finds it under any
+// spelling of that directory, and Close drops it from the table.
+func TestKeepKept(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	dir := filepath.Join(root, "vm")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(root, link); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(link, "vm")
+	l, err := TryLease(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Keep(other); err != nil {
+		t.Fatal(err)
+	}
+	if Kept(dir) != l || Kept(other) != l {
+		t.Fatal("kept lease not found under both spellings")
+	}
+	if err := l.Keep(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if Kept(dir) != nil || Kept(other) != nil {
+		t.Fatal("closed lease still kept")
+	}
+	if held, err := ProbeLease(dir); err != nil || held {
+		t.Fatalf("lease held after Close: %v, %v", held, err)
+	}
+}
