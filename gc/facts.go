@@ -5,7 +5,6 @@ package gc
 
 import (
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/stacklok/go-microvm/internal/datadir"
@@ -20,36 +19,6 @@ type observer struct {
 	bootTime time.Time
 	pidNS    pidNamespace
 	now      func() time.Time
-	// alive, when set (a scan's observer), remembers the processes
-	// observeAt found alive, for keep verdicts only: see lookupForScan.
-	alive *aliveCache
-}
-
-// aliveCache remembers, by PID, the processes a scan found to exist.
-type aliveCache struct {
-	mu   sync.Mutex
-	pids map[int]Process
-}
-
-// maxAlive bounds an aliveCache: a scan of a root whose records name
-// more live processes than that looks the rest up every time.
-const maxAlive = 4096
-
-func newAliveCache() *aliveCache { return &aliveCache{pids: map[int]Process{}} }
-
-func (c *aliveCache) get(pid int) (Process, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	pr, ok := c.pids[pid]
-	return pr, ok
-}
-
-func (c *aliveCache) put(pid int, pr Process) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.pids[pid]; ok || len(c.pids) < maxAlive {
-		c.pids[pid] = pr
-	}
 }
 
 // bare returns the facts every candidate has: the boot, the PID namespace
@@ -150,7 +119,8 @@ func (ob *observer) observeAt(d datadir.Dir, sf datadir.StateFile, p reclaimPoli
 			return f
 		}
 	}
-	if c := ob.lookupForScan(&f, p); c != ClassOrphan {
+	ob.lookupProcess(&f)
+	if classify(f, p).Class != ClassOrphan {
 		return f
 	}
 	if mode == probeOrphans && !marked {
@@ -192,38 +162,6 @@ func lookElsewhere(f *dirFacts) {
 		procs, err := procinfo.FindNested(f.State.PID)
 		f.Elsewhere = elsewhere{Looked: true, Err: err, Procs: procs}
 	}
-}
-
-// lookupForScan is lookupProcess for observeAt, returning the class the
-// facts then get under p. With a cache (a scan's observer), a PID found
-// alive earlier in the same scan is not looked up again as long as what
-// was found keeps the directory (live): a scan's verdicts are a snapshot
-// anyway, and a process that died since is reclaimed by the next run.
-// A verdict of orphan is never taken from the cache: death, another
-// process at the PID or another start time are concluded only from a
-// lookup made after the state was read, as the ordering of observeAt
-// requires (a runner started and recorded after the cached lookup must
-// not be judged by it). Collect decides again under the locks with a
-// fresh lookup in any case.
-func (ob *observer) lookupForScan(f *dirFacts, p reclaimPolicy) Class {
-	if !needsLookup(f) {
-		return classify(*f, p).Class
-	}
-	pid := f.State.PID
-	if ob.alive != nil {
-		if pr, ok := ob.alive.get(pid); ok {
-			f.Process = pr
-			if c := classify(*f, p).Class; c != ClassOrphan && !waitsElsewhere(*f) {
-				return c
-			}
-		}
-	}
-	f.Process = processAt(pid)
-	lookElsewhere(f)
-	if ob.alive != nil && f.Process.Exists {
-		ob.alive.put(pid, f.Process)
-	}
-	return classify(*f, p).Class
 }
 
 // needsLookup reports whether classify needs the process at the recorded

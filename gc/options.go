@@ -61,11 +61,6 @@ type hooks struct {
 	// emptying runs when Collect starts deleting an orphan's committed
 	// rootfs-work from the trash.
 	emptying func(path string)
-	// lockTable replaces /proc/locks, the kernel's table of file locks.
-	lockTable string
-	// plainDirents and noAliveCache switch the getdents parser and the
-	// live-PID cache off, for BenchmarkFastPaths.
-	plainDirents, noAliveCache bool
 }
 
 func withHooks(h hooks) Option {

@@ -217,6 +217,14 @@ func holdsDataDir(dirfd int, name string) bool {
 	return err != nil || len(res.InUse) > 0 || len(res.Errors) > 0
 }
 
+// holdsState reports whether the directory name in dirfd holds a state
+// file. A name swapped for a symbolic link since it was listed can only
+// make the answer yes, which keeps.
+func holdsState(dirfd int, name string) bool {
+	var st unix.Stat_t
+	return sysat.Fstatat(dirfd, name+"/"+state.FileName, &st, unix.AT_SYMLINK_NOFOLLOW) == nil
+}
+
 // removeOwned removes the owned entries of dir (at path), fd-relative, but
 // never branch, the entry leading to the data directory, and returns the
 // path of the first one it could not remove, "" when all are gone, with

@@ -255,11 +255,10 @@ func scan(ctx context.Context, rootDir *os.File, abs string, o *options, mode pr
 	return &s.res
 }
 
-// dirent is one entry of a directory listing, with the type and inode the
-// listing gave.
+// dirent is one entry of a directory listing, with the type the listing
+// gave.
 type dirent struct {
 	name string
-	ino  uint64 // 0 when the listing does not give it
 	typ  entryType
 }
 
@@ -275,20 +274,15 @@ const (
 // scanner is one scan, shared by its goroutines. Root's entries, read in
 // batches and never held whole, are shared among GOMAXPROCS goroutines,
 // each walking the entry it took to the end: handing each candidate to
-// another goroutine would cost about as much as observing it. A directory
-// the kernel's lock table (read once, first) lists as flocked is live
-// without a probe; the table shows only this PID namespace's locks, so one
-// it does not list is probed as always.
+// another goroutine would cost about as much as observing it.
 type scanner struct {
 	ctx     context.Context
 	abs     string
 	o       *options
 	mode    probeMode
 	rootDir *os.File
-	rootDev uint64
-	locks   lockTable
-	// obOnce makes ob on first use: a collection that meets only leased
-	// directories never reads the boot facts.
+	// obOnce makes ob on first use: a scan that meets no data directory
+	// never reads the boot facts.
 	obOnce sync.Once
 	ob     *observer
 	// stream, when set, receives the candidates and errors in batches
@@ -301,22 +295,14 @@ type scanner struct {
 }
 
 func newScanner(ctx context.Context, rootDir *os.File, abs string, o *options, mode probeMode) *scanner {
-	s := &scanner{ctx: ctx, abs: abs, o: o, mode: mode, rootDir: rootDir, locks: readLockTable(o.hooks.lockTable)}
+	s := &scanner{ctx: ctx, abs: abs, o: o, mode: mode, rootDir: rootDir}
 	s.debug = o.logger.Enabled(ctx, slog.LevelDebug)
-	if fi, err := rootDir.Stat(); err == nil {
-		s.rootDev = devOf(fi)
-	}
 	return s
 }
 
 // observer returns the scan's observer, made on first use.
 func (s *scanner) observer() *observer {
-	s.obOnce.Do(func() {
-		s.ob = newObserver(s.o.now)
-		if !s.o.hooks.noAliveCache {
-			s.ob.alive = newAliveCache()
-		}
-	})
+	s.obOnce.Do(func() { s.ob = newObserver(s.o.now) })
 	return s.ob
 }
 
@@ -331,10 +317,10 @@ func (s *scanner) run() {
 	}
 	defer unix.Close(fd)
 	k := s.newWalk()
-	candidate, list := k.visit(fd, ".", 0, false)
+	candidate, list := k.visit(fd, ".", 0)
 	var r *dirReader
 	if list {
-		if r, err = newDirReader(fd, s.o.hooks.plainDirents); err != nil {
+		if r, err = newDirReader(fd); err != nil {
 			if !isGone(err) {
 				k.fail(".", "read directory", err)
 			}
@@ -354,7 +340,7 @@ func (s *scanner) run() {
 			if !ok {
 				break
 			}
-			_, left := k.enter(fd, e, e.name, 1, s.rootDev)
+			_, left := k.enter(fd, e, e.name, 1)
 			for _, l := range left {
 				k.decided(l)
 			}
@@ -502,13 +488,7 @@ func (k *walk) keep(dirfd int, e *dirent, rel string, candidate bool) bool {
 // enter opens the entry e of parent and visits it, descending into what it
 // lists. It reports whether a data directory is, or may be, at or below it
 // (occupied), and the embedders' leftovers found there, not yet handed over.
-func (k *walk) enter(parent int, e dirent, rel string, level int, parentDev uint64) (occupied bool, left []scanned) {
-	s := k.s
-	leased := s.locks.held(parentDev, e.ino)
-	if leased && s.mode == probeOrphans && holdsState(parent, e.name) {
-		k.leased(rel)
-		return true, nil
-	}
+func (k *walk) enter(parent int, e dirent, rel string, level int) (occupied bool, left []scanned) {
 	fd, err := sysat.Openat(parent, e.name, sysat.DirFlags, 0)
 	if err != nil {
 		// Gone, or swapped for a symlink since it was listed: not a
@@ -521,13 +501,13 @@ func (k *walk) enter(parent int, e dirent, rel string, level int, parentDev uint
 		return false, nil
 	}
 	defer unix.Close(fd)
-	candidate, list := k.visit(fd, rel, level, leased)
+	candidate, list := k.visit(fd, rel, level)
 	if !list {
 		return candidate, nil
 	}
 	occupied, owned, left := k.list(fd, rel, level, candidate)
 	if owned && !occupied {
-		return false, []scanned{k.leftover(fd, rel, leased)}
+		return false, []scanned{k.leftover(fd, rel)}
 	}
 	return occupied, left
 }
@@ -540,7 +520,7 @@ func (k *walk) enter(parent int, e dirent, rel string, level int, parentDev uint
 // found below.
 func (k *walk) list(fd int, rel string, level int, candidate bool) (occupied, owned bool, left []scanned) {
 	s := k.s
-	r, err := newDirReader(fd, s.o.hooks.plainDirents)
+	r, err := newDirReader(fd)
 	if err != nil {
 		if !isGone(err) {
 			k.fail(rel, "read directory", err)
@@ -548,10 +528,6 @@ func (k *walk) list(fd int, rel string, level int, candidate bool) (occupied, ow
 		return true, false, nil
 	}
 	defer r.close()
-	dev := uint64(0)
-	if len(s.locks) > 0 {
-		dev = devOfFd(fd)
-	}
 	owned = len(s.o.owned) > 0
 	n := 0
 	for s.ctx.Err() == nil {
@@ -570,7 +546,7 @@ func (k *walk) list(fd int, rel string, level int, candidate bool) (occupied, ow
 			n++
 		}
 		if k.keep(fd, &c, rel, candidate) && level < s.o.depth {
-			o, l := k.enter(fd, c, rel+"/"+c.name, level+1, dev)
+			o, l := k.enter(fd, c, rel+"/"+c.name, level+1)
 			occupied = occupied || o
 			left = append(left, l...)
 		}
@@ -579,14 +555,12 @@ func (k *walk) list(fd int, rel string, level int, candidate bool) (occupied, ow
 }
 
 // leftover decides the directory fd at rel, whose entries are the
-// embedder's leftovers; leased: the lock table lists a flock on it.
-func (k *walk) leftover(fd int, rel string, leased bool) scanned {
+// embedder's leftovers.
+func (k *walk) leftover(fd int, rel string) scanned {
 	s := k.s
 	path := s.pathOf(rel)
-	f := dirFacts{Leftover: true, LeaseHeld: leased, Now: s.o.now()}
-	if !leased {
-		f.LeaseHeld, f.LeaseErr = datadir.NewDir(fd, path).ProbeLease()
-	}
+	f := dirFacts{Leftover: true, Now: s.o.now()}
+	f.LeaseHeld, f.LeaseErr = datadir.NewDir(fd, path).ProbeLease()
 	cand := candidateFrom(path, f, s.o.policy())
 	if s.o.sizes {
 		// Nothing in it is go-microvm's.
@@ -595,34 +569,11 @@ func (k *walk) leftover(fd int, rel string, leased bool) scanned {
 	return scanned{Candidate: cand, rel: rel, leftover: true}
 }
 
-// holdsState reports whether the directory name in dirfd holds a state
-// file: the lock table's shortcut may decide only a data directory, since a
-// flock on any other (an embedder's own lock) says nothing about those
-// below it.
-func holdsState(dirfd int, name string) bool {
-	var st unix.Stat_t
-	return sysat.Fstatat(dirfd, name+"/"+state.FileName, &st, unix.AT_SYMLINK_NOFOLLOW) == nil
-}
-
-// leased decides the directory at rel, which the lock table lists as
-// leased, without opening it: live, whatever the state says.
-func (k *walk) leased(rel string) {
-	s := k.s
-	// A held lease decides alone: no boot facts needed.
-	f := dirFacts{LeaseHeld: true, Now: s.o.now()}
-	path := s.pathOf(rel)
-	cand := candidateFrom(path, f, s.o.policy())
-	if s.o.sizes {
-		cand.Bytes = measure(s.ctx, s.rootDir, rel, path, fstree.Options{InUseMarker: state.FileName, InUse: nestedInUse(s.observer(), s.o.policy())})
-	}
-	k.decided(scanned{Candidate: cand, rel: rel})
-}
-
 // visit examines the directory open as fd at rel: it observes and
-// classifies it when it is a data directory (leased: the lock table says
-// its lease is held), and reports whether it was a candidate and whether
-// the walk lists it for subdirectories. It does not close fd.
-func (k *walk) visit(fd int, rel string, level int, leased bool) (candidate, list bool) {
+// classifies it when it is a data directory, and reports whether it was a
+// candidate and whether the walk lists it for subdirectories. It does not
+// close fd.
+func (k *walk) visit(fd int, rel string, level int) (candidate, list bool) {
 	s := k.s
 	if s.ctx.Err() != nil {
 		return false, false
@@ -638,7 +589,7 @@ func (k *walk) visit(fd int, rel string, level int, leased bool) (candidate, lis
 			// Not a verdict: the next run, with descriptors, decides.
 			k.fail(rel, "observe", serr)
 		} else {
-			k.classify(d, sf, serr, rel, leased)
+			k.classify(d, sf, serr, rel)
 		}
 		if rel != "." {
 			// Below root, a data directory holds no other: its
@@ -662,19 +613,9 @@ func (k *walk) visit(fd int, rel string, level int, leased bool) (candidate, lis
 	return candidate, true
 }
 
-// devOfFd returns the device number of the open file fd, 0 when it cannot
-// be read.
-func devOfFd(fd int) uint64 {
-	var st unix.Stat_t
-	if sysat.Fstat(fd, &st) != nil {
-		return 0
-	}
-	return uint64(st.Dev)
-}
-
 // classify observes and classifies the candidate d at rel, whose state
 // file open gave sf or serr.
-func (k *walk) classify(d datadir.Dir, sf datadir.StateFile, serr error, rel string, leased bool) {
+func (k *walk) classify(d datadir.Dir, sf datadir.StateFile, serr error, rel string) {
 	s := k.s
 	path := d.Path()
 	var f dirFacts
@@ -683,22 +624,8 @@ func (k *walk) classify(d datadir.Dir, sf datadir.StateFile, serr error, rel str
 		f = s.observer().bare()
 		f.StateErr = serr
 		if s.mode == probeAll {
-			if leased {
-				f.LeaseHeld = true
-			} else {
-				f.LeaseHeld, f.LeaseErr = d.ProbeLease()
-			}
+			f.LeaseHeld, f.LeaseErr = d.ProbeLease()
 		}
-	case leased:
-		// The lock table listed the lease held: what observeAt finds when
-		// its probe does, without the probe. Scan still reads the state,
-		// for the candidate's name, PID and age.
-		var fi datadir.FileInfo
-		f = s.observer().bare()
-		fi, f.StateErr = sf.Read(parseInto(&f.State))
-		_ = sf.Close()
-		f.StateModTime = fi.ModTime
-		f.LeaseHeld = true
 	case s.mode == probeOrphans:
 		// A held lease decides alone, whatever the state says: the common
 		// case of a running VM costs no read and no parse. A free lease

@@ -13,10 +13,9 @@ import (
 	"github.com/stacklok/go-microvm/internal/sysat"
 )
 
-// plainReader lists a directory through os.File.ReadDir in batches; the
-// inode is left unknown (0), which only means that no lock table is
-// consulted for the entry.
-type plainReader struct {
+// dirReader lists a directory through os.File.ReadDir in batches, with
+// each entry's type from the listing.
+type dirReader struct {
 	f       *os.File
 	pending []fs.DirEntry
 	done    bool
@@ -24,16 +23,16 @@ type plainReader struct {
 
 // newDirReader opens the directory fd again (its own open file
 // description, so fd's offset stays the caller's) for listing.
-func newPlainReader(fd int) (*plainReader, error) {
+func newDirReader(fd int) (*dirReader, error) {
 	again, err := sysat.Openat(fd, ".", sysat.DirFlags, 0)
 	if err != nil {
 		return nil, err
 	}
-	return &plainReader{f: os.NewFile(uintptr(again), ".")}, nil
+	return &dirReader{f: os.NewFile(uintptr(again), ".")}, nil
 }
 
 // next returns the next entry, or ok false at the end.
-func (r *plainReader) next() (e dirent, ok bool, err error) {
+func (r *dirReader) next() (e dirent, ok bool, err error) {
 	for len(r.pending) == 0 {
 		if r.done {
 			return dirent{}, false, nil
@@ -59,4 +58,4 @@ func (r *plainReader) next() (e dirent, ok bool, err error) {
 }
 
 // close closes the reader's descriptor.
-func (r *plainReader) close() { r.f.Close() }
+func (r *dirReader) close() { _ = r.f.Close() }
