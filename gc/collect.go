@@ -53,9 +53,13 @@ type Report struct {
 // go-microvm's own files (and WithOwnedNames'); a killed Collect leaves
 // nothing the next one does not finish. A failure in one directory goes to
 // Report.Errors. Collect returns a nil report and ErrBusy when another
-// collector of this user holds the root lock (see LockName), an error
-// naming the lock file when it is not a regular file or not this user's
-// alone, and an empty report when root does not exist.
+// collector of this user holds the root lock (see LockName), and an empty
+// report when root does not exist, and an error for any other failure to
+// lock root. When the lock file cannot be made for want of space (no inode
+// left) or trusted (not a regular file, or not this user's alone: planted
+// by another user), the run goes on without it, reclaiming
+// in place and leaving the trash alone, with that error, naming the lock
+// file, in Report.Errors.
 func Collect(root string, opts ...Option) (*Report, error) {
 	return CollectContext(context.Background(), root, opts...)
 }
@@ -83,12 +87,14 @@ func CollectContext(ctx context.Context, root string, opts ...Option) (*Report, 
 	// A collector that finds the lock held gives up at once: the other one
 	// is doing the same work, and a VM creation must never wait for it.
 	lockFd, err := lockRoot(rootDir, abs, true)
-	if err != nil {
+	if err != nil && !lockUnusable(err) {
 		return nil, err
 	}
-	// Unlocked, not only closed: a child forked meanwhile holds a copy of
-	// the descriptor until it execs.
-	defer func() { _ = datadir.ReleaseFd(lockFd) }()
+	if err == nil {
+		// Unlocked, not only closed: a child forked meanwhile holds a
+		// copy of the descriptor until it execs.
+		defer func() { _ = datadir.ReleaseFd(lockFd) }()
+	}
 
 	budget, cancel := ctx, context.CancelFunc(func() {})
 	if o.budget > 0 {
@@ -97,8 +103,19 @@ func CollectContext(ctx context.Context, root string, opts ...Option) (*Report, 
 	defer cancel()
 
 	c := &collector{o: o, abs: abs, root: rootDir, ctx: ctx, budget: budget, rep: rep, ob: newObserver(o.now)}
+	if err != nil {
+		// Per-directory locks keep every reclaim safe without the root
+		// lock; the trash is another collector's to use meanwhile.
+		c.noTrash = true
+		if inner := errors.Unwrap(err); inner != nil {
+			err = inner
+		}
+		c.addErr("lock root", filepath.Join(abs, LockName()), err)
+	}
 	c.run()
-	c.dropLock()
+	if lockFd >= 0 {
+		c.dropLock()
+	}
 	return rep, ctx.Err()
 }
 
@@ -139,13 +156,16 @@ func (c *collector) run() {
 	// place.
 	trashPath := filepath.Join(c.abs, TrashName)
 	hadTrash := false
-	if t, err := openTrash(c.root, c.abs, false); err == nil {
-		hadTrash = true
-		c.emptyTrash(t, trashPath)
-		_ = t.Close()
-	} else if worthReporting(err) {
-		c.addErr("open trash", trashPath, err)
-		c.noTrash = true
+	// Without the root lock (noTrash already set) the trash is left alone.
+	if !c.noTrash {
+		if t, err := openTrash(c.root, c.abs, false); err == nil {
+			hadTrash = true
+			c.emptyTrash(t, trashPath)
+			_ = t.Close()
+		} else if worthReporting(err) {
+			c.addErr("open trash", trashPath, err)
+			c.noTrash = true
+		}
 	}
 
 	res := scan(c.ctx, c.root, c.abs, c.o, probeOrphans)

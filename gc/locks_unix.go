@@ -96,6 +96,15 @@ func lockRootOnce(root *os.File, abs string) (int, error) {
 	return fd, nil
 }
 
+// lockUnusable reports whether err, from lockRoot, says that the lock file
+// cannot be made for want of space, or that what has its name may not be
+// used (see checkOwn): a collector then goes on without the root lock.
+func lockUnusable(err error) bool {
+	var pe *fs.PathError
+	return errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) || errors.Is(err, datadir.ErrNotRegular) ||
+		errors.As(err, &pe) && pe.Op == "use"
+}
+
 // dropIdleLock removes the collector lock file in dir when no collector
 // holds it: one left by a collection over a data directory itself (the
 // root runner.NewClaim collects by default) that kept the directory then,

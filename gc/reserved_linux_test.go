@@ -8,7 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
+	"strconv"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -56,7 +56,8 @@ func TestTrashIsAMountPoint(t *testing.T) {
 // another user made beforehand, open to all (0777), is never used: a VM's
 // files never pass through it, it is not emptied nor removed, and the
 // orphan is reclaimed in place. A root lock file planted under this
-// user's name by another user is refused, never locked.
+// user's name by another user is refused, never locked nor removed, and
+// reported; the orphan is still reclaimed in place.
 func TestTrashOfAnotherUser(t *testing.T) {
 	t.Parallel()
 	requireRoot(t)
@@ -87,10 +88,44 @@ func TestTrashOfAnotherUser(t *testing.T) {
 	asNobody(t, "sh", "-c", "umask 0; touch "+lock)
 	makeVM(t, vm, orphanState())
 	rep, err := Collect(root)
-	if rep != nil || !errors.Is(err, fs.ErrPermission) || !strings.Contains(err.Error(), lock) {
-		t.Errorf("Collect = %+v, %v; want the planted lock refused, by name", rep, err)
+	if err != nil || len(rep.Reclaimed) != 1 || len(rep.Errors) != 1 || !errors.Is(rep.Errors[0], fs.ErrPermission) || rep.Errors[0].Path != lock {
+		t.Errorf("Collect = %+v, %v; want the orphan reclaimed, the planted lock reported by name", rep, err)
 	}
-	mustExist(t, filepath.Join(vm, rootfsWorkName))
+	mustNotExist(t, vm)
+	var st unix.Stat_t
+	if err := unix.Lstat(lock, &st); err != nil || st.Uid != nobody {
+		t.Errorf("the planted lock: %v, uid %d; want it left as it was", err, st.Uid)
+	}
+}
+
+// TestNoInodeLeft: on a filesystem out of inodes the root lock file cannot
+// be made; the orphans are still reclaimed, in place, freeing inodes, and
+// the failure is reported by name.
+func TestNoInodeLeft(t *testing.T) {
+	t.Parallel()
+	mnt := testproc.MountExt4(t, 16<<20)
+	root := filepath.Join(mnt, "root")
+	vm := filepath.Join(root, "vm")
+	makeVM(t, vm, orphanState())
+	filler := filepath.Join(mnt, "filler")
+	mkdir(t, filler)
+	for i := 0; ; i++ {
+		f, err := os.Create(filepath.Join(filler, strconv.Itoa(i)))
+		if err != nil {
+			if !errors.Is(err, unix.ENOSPC) {
+				t.Fatal(err)
+			}
+			break
+		}
+		_ = f.Close()
+	}
+	lock := filepath.Join(root, LockName())
+
+	rep, err := Collect(root)
+	if err != nil || len(rep.Reclaimed) != 1 || len(rep.Errors) != 1 || !errors.Is(rep.Errors[0], unix.ENOSPC) || rep.Errors[0].Path != lock {
+		t.Errorf("Collect = %+v, %v; want the orphan reclaimed, ENOSPC on %s reported", rep, err, lock)
+	}
+	mustNotExist(t, vm, lock, filepath.Join(root, TrashName))
 }
 
 // asNobody runs name with args as uid and gid 65534.
