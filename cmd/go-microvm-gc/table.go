@@ -4,6 +4,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"path/filepath"
@@ -167,7 +168,12 @@ func writeRootReport(w *outWriter, r rootResult, dryRun, interrupted bool) int64
 		trashBytes += max(t.Bytes, 0)
 	}
 	if r.lockErr != nil {
-		w.printf("Note: as this user, collect could not take the root lock (%s): a real run would fail.\n", quote(r.lockErr.Error()))
+		then := "a real run would fail"
+		if pe := (*fs.PathError)(nil); errors.As(r.lockErr, &pe) && pe.Op == "use" {
+			// A lock file planted by another user: gc.Collect goes on without it.
+			then = "a real run would reclaim in place without it"
+		}
+		w.printf("Note: as this user, collect could not take the root lock (%s): %s.\n", quote(r.lockErr.Error()), then)
 	}
 	if rep.Deferred && !interrupted {
 		// An interrupt says so itself, on stderr.

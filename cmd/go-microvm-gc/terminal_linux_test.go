@@ -269,7 +269,7 @@ func TestDryRunLockPlanted(t *testing.T) {
 	cmd := exec.Command(exe, "collect", "-n", "--root", root)
 	cmd.Env = append(os.Environ(), envDataDir+"=", envRoot+"=", "HOME="+dir)
 	code, stdout, stderr := runGC(t, cmd)
-	if code != 0 || !strings.Contains(stdout, "could not take the root lock") {
+	if code != 0 || !strings.Contains(stdout, "could not take the root lock") || !strings.Contains(stdout, "reclaim in place without it") {
 		t.Errorf("exit %d; the dry run does not say the lock could not be taken:\n%s%s", code, stdout, stderr)
 	}
 }
