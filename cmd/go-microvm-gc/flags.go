@@ -5,6 +5,7 @@ package main
 
 import (
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -111,59 +112,24 @@ func (a *ageValue) Set(s string) error {
 // Type names the value in help and completion.
 func (a *ageValue) Type() string { return "age" }
 
-// parseAge parses an age as people type it: whole weeks and days ("2w",
-// "7d"), optionally followed by a Go duration ("1d12h"), or a Go duration
-// alone ("36h", "90m"). Negative ages are refused.
-func parseAge(s string) (time.Duration, error) {
-	bad := fmt.Errorf("invalid age %q: want e.g. 36h, 7d, 2w or 1d12h", s)
-	if s == "" {
-		return 0, bad
-	}
-	total, rest, ok := leadingDays(s)
-	if !ok {
-		return 0, bad
-	}
-	if rest != "" {
-		d, err := time.ParseDuration(rest)
-		if err != nil || d < 0 {
-			return 0, bad
-		}
-		total += d
-	}
-	return total, nil
-}
+// ageRE splits an age into whole weeks, days and a Go duration.
+var ageRE = regexp.MustCompile(`^(?:(\d{1,5})w)?(?:(\d{1,5})d)?(.*)$`)
 
-// leadingDays parses the whole weeks and days at the start of s ("2w",
-// "1w3d"), and returns them with the rest of s, which time.ParseDuration
-// is left to read; ok is false for a count out of range. It stops at the
-// first number not followed by w or d: that one is the duration's.
-func leadingDays(s string) (total time.Duration, rest string, ok bool) {
-	rest = s
-	for rest != "" {
-		i := 0
-		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
-			i++
-		}
-		if i == 0 || i == len(rest) {
-			// No number, or one without a unit: the duration's to reject.
-			break
-		}
-		var unit time.Duration
-		switch rest[i] {
-		case 'w':
-			unit = 7 * 24 * time.Hour
-		case 'd':
-			unit = 24 * time.Hour
-		default:
-			// Another unit (h, m, s, ...): the duration starts here.
-			return total, rest, true
-		}
-		n, err := strconv.ParseUint(rest[:i], 10, 16)
-		if err != nil {
-			return 0, "", false
-		}
-		total += time.Duration(n) * unit
-		rest = rest[i+1:]
+// parseAge parses an age as people type it: weeks and days ("2w", "7d"),
+// optionally followed by a Go duration ("1d12h"), or a Go duration alone
+// ("36h", "90m"). Negative ages are refused.
+func parseAge(s string) (time.Duration, error) {
+	m := ageRE.FindStringSubmatch(s)
+	w, _ := strconv.Atoi(m[1])
+	d, _ := strconv.Atoi(m[2])
+	var rest time.Duration
+	var err error
+	if m[3] != "" {
+		rest, err = time.ParseDuration(m[3])
 	}
-	return total, rest, true
+	// 100,000 days keep the sum below time.Duration's 292 years.
+	if s == "" || err != nil || rest < 0 || 7*w+d > 100_000 {
+		return 0, fmt.Errorf("invalid age %q: want e.g. 36h, 7d, 2w or 1d12h", s)
+	}
+	return time.Duration(7*w+d)*24*time.Hour + rest, nil
 }

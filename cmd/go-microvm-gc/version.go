@@ -24,29 +24,21 @@ func versionString() string {
 // formatVersion renders the --version line from the linked version and the
 // build info (nil when unavailable).
 func formatVersion(linked string, info *debug.BuildInfo) string {
-	parts := []string{}
-	v := linked
+	v, parts := linked, []string{}
 	if info != nil {
-		if mv := info.Main.Version; v == "dev" && mv != "" && mv != "(devel)" {
-			v = mv
-		}
 		if mv := info.Main.Version; mv != "" && mv != "(devel)" {
+			if v == "dev" {
+				v = mv
+			}
 			parts = append(parts, info.Main.Path+" "+mv)
 		}
-		var rev, modified string
+		vcs := map[string]string{}
 		for _, s := range info.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				rev = s.Value
-			case "vcs.modified":
-				modified = s.Value
-			}
+			vcs[s.Key] = s.Value
 		}
-		if rev != "" {
-			if len(rev) > 12 {
-				rev = rev[:12]
-			}
-			if modified == "true" {
+		if rev := vcs["vcs.revision"]; rev != "" {
+			rev = rev[:min(len(rev), 12)]
+			if vcs["vcs.modified"] == "true" {
 				rev += "-dirty"
 			}
 			parts = append(parts, "revision "+rev)
