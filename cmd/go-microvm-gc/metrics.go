@@ -6,6 +6,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -153,45 +154,24 @@ func readLastSuccess(path string) map[string]float64 {
 }
 
 // writeFileAtomic replaces path with data: a temporary file in the same
-// directory, synced, then renamed over path, then the directory synced.
-// The temporary name does not end in .prom, so the textfile collector
-// never reads it.
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+// directory (its name does not end in .prom, so the textfile collector
+// never reads it), synced, renamed over path, then the directory synced.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("write metrics: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			// Best effort: err is what the caller hears; a leftover
-			// temporary name is never read as metrics (no .prom suffix).
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := tmp.Write(data); err != nil {
-		_ = tmp.Close()
+	_, err = tmp.Write(data)
+	// 0644: the exporter often runs as another user.
+	if err = errors.Join(err, tmp.Chmod(0o644), tmp.Sync(), tmp.Close()); err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp.Name())
 		return fmt.Errorf("write metrics: %w", err)
 	}
-	// Readable by the exporter, which often runs as another user.
-	if err := tmp.Chmod(0o644); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("write metrics: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("write metrics: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write metrics: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write metrics: %w", err)
-	}
-	// The rename is durable once the directory is synced; some
-	// filesystems refuse to sync a directory, and the file is in place
-	// either way.
-	if d, err := os.Open(dir); err == nil {
+	// Some filesystems refuse to sync a directory; the file is in place.
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
 		_ = d.Sync()
 		_ = d.Close()
 	}
