@@ -5,7 +5,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"io"
 
@@ -19,33 +18,33 @@ const (
 	lineSummary = "summary"
 )
 
-// dirLine is a data directory in `list --json-lines`: the fields of a
-// `list --json` directory, with its kind and root.
+// dirLine, trashLine and summaryLine are the lines of `list --json-lines`,
+// the last one the summary: a `list --json`
+// directory or trash with its root, then the roots, the count of each
+// class and whether an interrupt cut the listing short.
 type dirLine struct {
 	Kind string `json:"kind"`
 	Root string `json:"root"`
 	dirJSON
 }
 
-// trashLine is a non-empty collector trash in `list --json-lines`.
 type trashLine struct {
 	Kind string `json:"kind"`
 	Root string `json:"root"`
 	trashJSON
 }
 
-// summaryLine is the last line of `list --json-lines`: the roots, the
-// number of data directories of each class, and whether an interrupt cut
-// the listing short.
 type summaryLine struct {
 	Kind        string           `json:"kind"`
 	Roots       []rootJSON       `json:"roots"`
 	Missing     []string         `json:"missing"`
 	Counts      map[gc.Class]int `json:"counts"`
 	Interrupted bool             `json:"interrupted"`
+	// failed are the roots that could not be (wholly) walked.
+	failed []string
 }
 
-// listSink is where a streamed listing goes: `--json-lines` or `--json`.
+// listSink is where a listing goes: `--json-lines`, `--json` or the table.
 // dir and trash are called as the listing decides them; end once, last.
 type listSink interface {
 	dir(root string, d *dirJSON)
@@ -53,15 +52,14 @@ type listSink interface {
 	end(sum *summaryLine)
 }
 
-// streamList is `list --json` and `list --json-lines`: each data directory
-// is handed to sink as soon as gc.ScanSeq decides it, and only counts are
-// kept, so the memory is the same for ten directories or a million.
+// streamList lists every root into sink: each data directory is handed
+// over as soon as gc.ScanSeq decides it, and only counts are kept, so the
+// memory of the JSON sinks is the same for ten directories or a million.
 func (a *app) streamList(lf *listFlags, rs roots, opts []gc.Option, sink listSink) error {
 	sum := summaryLine{Kind: lineSummary, Roots: []rootJSON{}, Missing: rs.missing, Counts: map[gc.Class]int{}}
 	if sum.Missing == nil {
 		sum.Missing = []string{}
 	}
-	failed := false
 	for _, root := range rs.dirs {
 		if a.ctx.Err() != nil {
 			break
@@ -74,7 +72,7 @@ func (a *app) streamList(lf *listFlags, rs roots, opts []gc.Option, sink listSin
 			if err != nil {
 				if a.ctx.Err() == nil {
 					a.errorf("list", "%s", quote(err.Error()))
-					failed = true
+					sum.failed = append(sum.failed, root)
 				}
 				continue
 			}
@@ -88,7 +86,7 @@ func (a *app) streamList(lf *listFlags, rs roots, opts []gc.Option, sink listSin
 	sink.end(&sum)
 	if sig {
 		a.errorf("list", "interrupted")
-	} else if failed {
+	} else if len(sum.failed) > 0 {
 		code = exitError
 	}
 	if code != exitOK {
@@ -142,45 +140,37 @@ func (s *linesSink) end(sum *summaryLine) {
 }
 
 // docSink writes the `list --json` document (listJSON) as it goes: the
-// "dirs" array element by element, in the order the scan decides them,
-// then the roots, the trash (a few entries at most: one per root or per
-// data directory on another filesystem), the counts and the interrupt
-// flag. It is indented as writeJSON indents, so the document reads the
-// same as one encoded whole.
+// dirs in scan order, then the roots, the trash (at most one per root, so
+// held until then), the counts and the interrupt flag, indented as
+// writeJSON indents a whole document.
 type docSink struct {
-	w    *bufio.Writer
-	buf  bytes.Buffer
-	enc  *json.Encoder
-	dirs int
-	// pending is the trash found: held, as it goes after the dirs.
+	w       *bufio.Writer
+	dirs    int
 	pending []*trashJSON
 }
 
 // newDocSink starts the document on w with its first root.
 func newDocSink(w io.Writer, root string) *docSink {
 	s := &docSink{w: bufio.NewWriter(w)}
-	s.enc = json.NewEncoder(&s.buf)
-	s.enc.SetIndent("    ", "  ")
-	_, _ = s.w.WriteString("{\n  \"root\": ")
-	s.value(root)
+	s.put("{\n  \"root\": ", root, "  ")
 	_, _ = s.w.WriteString(",\n  \"dirs\": [")
 	return s
 }
 
-// value writes v as indented JSON at the depth of a dirs element.
-func (s *docSink) value(v any) {
-	s.buf.Reset()
-	// Values of this file's own types: they always encode.
-	_ = s.enc.Encode(v)
-	_, _ = s.w.Write(bytes.TrimSuffix(s.buf.Bytes(), []byte("\n")))
+// put writes text, then v as JSON indented at the depth prefix. The
+// values are this file's own types: they always encode.
+func (s *docSink) put(text string, v any, prefix string) {
+	b, _ := json.MarshalIndent(v, prefix, "  ")
+	_, _ = s.w.WriteString(text)
+	_, _ = s.w.Write(b)
 }
 
 func (s *docSink) dir(_ string, d *dirJSON) {
-	if s.dirs > 0 {
-		_ = s.w.WriteByte(',')
+	sep := ",\n    "
+	if s.dirs == 0 {
+		sep = sep[1:]
 	}
-	_, _ = s.w.WriteString("\n    ")
-	s.value(d)
+	s.put(sep, d, "    ")
 	s.dirs++
 }
 
@@ -190,25 +180,13 @@ func (s *docSink) end(sum *summaryLine) {
 	if s.dirs > 0 {
 		_, _ = s.w.WriteString("\n  ")
 	}
-	_ = s.w.WriteByte(']')
-	s.field("roots", sum.Roots)
-	trash := s.pending
-	if trash == nil {
-		trash = []*trashJSON{}
+	if s.pending == nil {
+		s.pending = []*trashJSON{}
 	}
-	s.field("trash", trash)
-	s.field("counts", sum.Counts)
-	s.field("interrupted", sum.Interrupted)
+	s.put("],\n  \"roots\": ", sum.Roots, "  ")
+	s.put(",\n  \"trash\": ", s.pending, "  ")
+	s.put(",\n  \"counts\": ", sum.Counts, "  ")
+	s.put(",\n  \"interrupted\": ", sum.Interrupted, "  ")
 	_, _ = s.w.WriteString("\n}\n")
 	_ = s.w.Flush()
-}
-
-// field writes one more top-level field.
-func (s *docSink) field(name string, v any) {
-	_, _ = s.w.WriteString(",\n  \"" + name + "\": ")
-	s.buf.Reset()
-	enc := json.NewEncoder(&s.buf)
-	enc.SetIndent("  ", "  ")
-	_ = enc.Encode(v)
-	_, _ = s.w.Write(bytes.TrimSuffix(s.buf.Bytes(), []byte("\n")))
 }

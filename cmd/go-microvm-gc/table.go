@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,98 +24,111 @@ var classOrder = []gc.Class{
 	gc.ClassOrphan, gc.ClassLive, gc.ClassBusy, gc.ClassStopped, gc.ClassUnknown, gc.ClassUnreadable,
 }
 
-// writeListTables prints each root's candidates and pending trash as an
-// aligned table, then one summary line for all roots. again is the part
-// of the command line that reproduces this listing, for the hint.
-func writeListTables(w *outWriter, listings []rootListing, sizes bool, again string) {
-	t := listTotals{counts: map[gc.Class]int{}}
-	for _, l := range listings {
-		w.printf("Root: %s\n", quote(l.root))
-		if len(l.cands) == 0 && len(l.trash) == 0 {
-			if l.scanErr != nil {
-				// The error is on stderr; "no data directories" would
-				// claim an empty root that was never read.
-				w.println("Not listed: the root could not be read.")
-			} else {
-				w.println("No data directories.")
-			}
-			continue
-		}
-		writeListTable(w, l, sizes, &t)
-	}
-	if t.total == 0 && t.trashDirs == 0 {
+// tableSink is the listing for a person: each root's data directories,
+// sorted by path, and its pending trash as a table, then one summary line;
+// or with -q the paths alone. It holds the listing: the table needs every
+// row for its widths.
+type tableSink struct {
+	w       *outWriter
+	lf      *listFlags
+	dirs    map[string][]*dirJSON
+	trashes map[string]*trashJSON
+}
+
+func (s *tableSink) dir(root string, d *dirJSON) { s.dirs[root] = append(s.dirs[root], d) }
+
+func (s *tableSink) trash(root string, t *trashJSON) { s.trashes[root] = t }
+
+func (s *tableSink) end(sum *summaryLine) {
+	if len(sum.Missing) > 0 {
+		s.w.println(missingMessage(sum.Missing, "list"))
 		return
 	}
-	w.println(listSummary(&t, sizes, again))
+	var trash []*trashJSON
+	for _, r := range sum.Roots {
+		dirs, t := s.dirs[r.Path], s.trashes[r.Path]
+		slices.SortStableFunc(dirs, func(a, b *dirJSON) int { return strings.Compare(a.Path, b.Path) })
+		switch {
+		case s.lf.quiet:
+			for _, d := range dirs {
+				s.w.println(quote(d.Path))
+			}
+			continue
+		case len(dirs) > 0 || t != nil:
+			s.w.printf("Root: %s\n", quote(r.Path))
+			writeListTable(s.w, r.Path, dirs, t, s.lf.sizes)
+		case slices.Contains(sum.failed, r.Path):
+			// The error is on stderr; "no data directories" would claim
+			// an empty root that was never read.
+			s.w.printf("Root: %s\nNot listed: the root could not be read.\n", quote(r.Path))
+		default:
+			s.w.printf("Root: %s\nNo data directories.\n", quote(r.Path))
+		}
+		if t != nil {
+			trash = append(trash, t)
+		}
+	}
+	if !s.lf.quiet && (len(trash) > 0 || len(s.dirs) > 0) {
+		s.w.println(listSummary(sum.Counts, trash, s.lf.sizes, s.lf.reproduce()))
+	}
 }
 
-// listTotals is what the list tables showed, for the summary line.
-type listTotals struct {
-	// counts is the number of data directories of each class.
-	counts map[gc.Class]int
-	// total is the number of data directories.
-	total int
-	// trashDirs is the number of pending trash directories, holding
-	// trashBytes (counting only those measured).
-	trashDirs  int
-	trashBytes int64
-}
-
-// writeListTable prints the table of one root's listing l, adding what it
-// shows to t.
-func writeListTable(w *outWriter, l rootListing, sizes bool, t *listTotals) {
+// writeListTable prints the table of one root's data directories and
+// trash.
+func writeListTable(w *outWriter, root string, dirs []*dirJSON, trash *trashJSON, sizes bool) {
 	tw := w.table()
 	header := "PATH\tCLASS\tREASON\tPID\tAGE"
 	if sizes {
 		header += "\tSIZE"
 	}
 	tw.println(header + "\tDETAIL")
-	for _, c := range l.cands {
-		row := []string{quote(relPath(l.root, c.Path)), string(c.Class), string(c.Reason), formatPID(c.PID), formatAge(c.Age)}
+	for _, d := range dirs {
+		row := []string{quote(relPath(root, d.Path)), string(d.Class), d.Reason, formatPID(d.PID), formatAge(time.Duration(d.AgeSeconds) * time.Second)}
 		if sizes {
-			row = append(row, formatBytes(c.Bytes))
+			row = append(row, formatBytesPtr(d.Bytes))
 		}
-		row = append(row, quote(candidateDetail(c)))
-		tw.println(strings.Join(row, "\t"))
-		t.counts[c.Class]++
-		t.total++
+		tw.println(strings.Join(append(row, quote(d.Detail)), "\t"))
 	}
-	for _, tr := range l.trash {
-		row := []string{quote(relPath(l.root, tr.Path)), "trash", "pending", "-", "-"}
+	if trash != nil {
+		row := []string{quote(relPath(root, trash.Path)), "trash", "pending", "-", "-"}
 		if sizes {
-			row = append(row, formatBytes(tr.Bytes))
+			row = append(row, formatBytesPtr(trash.Bytes))
 		}
-		row = append(row, plural(tr.Entries, "entry", "entries")+" left by an earlier collect")
-		tw.println(strings.Join(row, "\t"))
-		t.trashDirs++
-		t.trashBytes += max(tr.Bytes, 0)
+		tw.println(strings.Join(append(row, plural(trash.Entries, "entry", "entries")+" left by an earlier collect"), "\t"))
 	}
 	tw.flush()
 }
 
 // listSummary is the line after the list tables: the counts, and the
-// collect command that reclaims what there is to reclaim.
-func listSummary(t *listTotals, sizes bool, again string) string {
-	collect := "go-microvm-gc collect"
-	if again != "" {
-		collect += " " + again
+// collect command (again its arguments) that reclaims what there is.
+func listSummary(counts map[gc.Class]int, trash []*trashJSON, sizes bool, again string) string {
+	collect := strings.TrimSpace("go-microvm-gc collect " + again)
+	total := 0
+	for _, n := range counts {
+		total += n
 	}
-	s := plural(t.total, "data directory", "data directories")
-	if t.total > 0 {
-		s += ": " + classCounts(t.counts)
+	s := plural(total, "data directory", "data directories")
+	if total > 0 {
+		s += ": " + classCounts(counts)
 	}
 	s += "."
-	if t.trashDirs > 0 {
+	if len(trash) > 0 {
 		s += " Pending trash"
 		if sizes {
-			s += " of " + humanize.Bytes(uint64(t.trashBytes))
+			var sum int64
+			for _, t := range trash {
+				if t.Bytes != nil {
+					sum += *t.Bytes
+				}
+			}
+			s += " of " + humanize.Bytes(uint64(sum))
 		}
 		s += "."
 	}
 	switch {
-	case t.counts[gc.ClassOrphan] > 0:
+	case counts[gc.ClassOrphan] > 0:
 		s += fmt.Sprintf(" %q reclaims the orphans.", collect)
-	case t.trashDirs > 0:
+	case len(trash) > 0:
 		s += fmt.Sprintf(" %q empties the trash.", collect)
 	}
 	return s
@@ -290,6 +304,13 @@ func formatPID(pid int) string {
 		return "-"
 	}
 	return strconv.Itoa(pid)
+}
+
+func formatBytesPtr(n *int64) string {
+	if n == nil {
+		return "-"
+	}
+	return formatBytes(*n)
 }
 
 func formatBytes(n int64) string {
