@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"text/tabwriter"
 	"time"
 )
 
@@ -122,21 +121,6 @@ func (o *outWriter) Write(p []byte) (int, error) {
 func (o *outWriter) printf(format string, a ...any) { _, _ = fmt.Fprintf(o, format, a...) }
 
 func (o *outWriter) println(a ...any) { _, _ = fmt.Fprintln(o, a...) }
-
-// table returns a writer of aligned columns over o; flush ends it. Its
-// writes reach o, so their errors land in o.err too.
-func (o *outWriter) table() *outWriter {
-	return &outWriter{w: tabwriter.NewWriter(o, 0, 4, 2, ' ', 0)}
-}
-
-// flush writes out a table made by table.
-func (o *outWriter) flush() {
-	if tw, ok := o.w.(*tabwriter.Writer); ok {
-		if err := tw.Flush(); err != nil && o.err == nil {
-			o.err = err
-		}
-	}
-}
 
 // eprintf prints a diagnostic to stderr. A failed write there has nowhere
 // left to be reported, so it is dropped.

@@ -6,11 +6,13 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -76,27 +78,45 @@ func (s *tableSink) end(sum *summaryLine) {
 // writeListTable prints the table of one root's data directories and
 // trash.
 func writeListTable(w *outWriter, root string, dirs []*dirJSON, trash *trashJSON, sizes bool) {
-	tw := w.table()
-	header := "PATH\tCLASS\tREASON\tPID\tAGE"
+	var size []string
 	if sizes {
-		header += "\tSIZE"
+		size = []string{"SIZE"}
 	}
-	tw.println(header + "\tDETAIL")
+	rows := [][]string{candidateRow(root, nil, size...)}
 	for _, d := range dirs {
-		row := []string{quote(relPath(root, d.Path)), string(d.Class), d.Reason, formatPID(d.PID), formatAge(time.Duration(d.AgeSeconds) * time.Second)}
 		if sizes {
-			row = append(row, formatBytesPtr(d.Bytes))
+			size = []string{formatBytesPtr(d.Bytes)}
 		}
-		tw.println(strings.Join(append(row, quote(d.Detail)), "\t"))
+		rows = append(rows, candidateRow(root, &d.candidateJSON, size...))
 	}
 	if trash != nil {
-		row := []string{quote(relPath(root, trash.Path)), "trash", "pending", "-", "-"}
 		if sizes {
-			row = append(row, formatBytesPtr(trash.Bytes))
+			size = []string{formatBytesPtr(trash.Bytes)}
 		}
-		tw.println(strings.Join(append(row, plural(trash.Entries, "entry", "entries")+" left by an earlier collect"), "\t"))
+		rows = append(rows, slices.Concat([]string{quote(relPath(root, trash.Path)), "trash", "pending", "-", "-"}, size,
+			[]string{plural(trash.Entries, "entry", "entries") + " left by an earlier collect"}))
 	}
-	tw.flush()
+	writeTable(w, "", rows)
+}
+
+// candidateRow is c's row of a table: PATH CLASS REASON PID AGE, then size,
+// then DETAIL; or the header when c is nil.
+func candidateRow(root string, c *candidateJSON, size ...string) []string {
+	if c == nil {
+		return slices.Concat([]string{"PATH", "CLASS", "REASON", "PID", "AGE"}, size, []string{"DETAIL"})
+	}
+	return slices.Concat([]string{quote(relPath(root, c.Path)), string(c.Class), c.Reason, formatPID(c.PID),
+		formatAge(time.Duration(c.AgeSeconds) * time.Second)}, size, []string{quote(c.Detail)})
+}
+
+// writeTable prints rows as aligned columns, each line after indent.
+func writeTable(w io.Writer, indent string, rows [][]string) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, r := range rows {
+		_, _ = fmt.Fprintln(tw, indent+strings.Join(r, "\t"))
+	}
+	// A failed write is kept by the outWriter under w.
+	_ = tw.Flush()
 }
 
 // listSummary is the line after the list tables: the counts, and the
@@ -163,8 +183,27 @@ func writeCollectHuman(w *outWriter, results []rootResult, dryRun, interrupted b
 // is set, and returns the bytes of the pending trash a dry run found.
 func writeRootReport(w *outWriter, r rootResult, dryRun, interrupted bool) int64 {
 	rep := r.rep
-	writeReclaimed(w, r.root, rep.Reclaimed, dryRun)
-	writeKept(w, r.root, rep.Kept)
+	if len(rep.Reclaimed) > 0 {
+		rows := [][]string{{"PATH", "REASON", "BYTES"}}
+		for _, o := range rep.Reclaimed {
+			rows = append(rows, []string{quote(relPath(r.root, o.Path)), string(o.Reason), formatBytes(o.Bytes)})
+		}
+		verb := "Reclaimed:"
+		if dryRun {
+			verb = "Would reclaim:"
+		}
+		w.println(verb)
+		writeTable(w, "  ", rows)
+	}
+	if len(rep.Kept) > 0 {
+		rows := [][]string{candidateRow(r.root, nil)}
+		for _, c := range rep.Kept {
+			cj := newCandidateJSON(c)
+			rows = append(rows, candidateRow(r.root, &cj))
+		}
+		w.println("Kept:")
+		writeTable(w, "  ", rows)
+	}
 	if len(rep.Errors) > 0 {
 		w.println("Errors:")
 		for _, e := range rep.Errors {
@@ -194,41 +233,6 @@ func writeRootReport(w *outWriter, r rootResult, dryRun, interrupted bool) int64
 		w.println("The deletion budget ran out; the rest is left for the next run.")
 	}
 	return trashBytes
-}
-
-// writeReclaimed prints the table of the orphans reclaimed under root
-// (or, in a dry run, that would be); nothing when there are none.
-func writeReclaimed(w *outWriter, root string, reclaimed []gc.Orphan, dryRun bool) {
-	if len(reclaimed) == 0 {
-		return
-	}
-	verb := "Reclaimed"
-	if dryRun {
-		verb = "Would reclaim"
-	}
-	w.printf("%s:\n", verb)
-	tw := w.table()
-	tw.println("  PATH\tREASON\tBYTES")
-	for _, o := range reclaimed {
-		tw.printf("  %s\t%s\t%s\n", quote(relPath(root, o.Path)), o.Reason, formatBytes(o.Bytes))
-	}
-	tw.flush()
-}
-
-// writeKept prints the table of the data directories kept under root;
-// nothing when there are none.
-func writeKept(w *outWriter, root string, kept []gc.Candidate) {
-	if len(kept) == 0 {
-		return
-	}
-	w.println("Kept:")
-	tw := w.table()
-	tw.println("  PATH\tCLASS\tREASON\tPID\tAGE\tDETAIL")
-	for _, c := range kept {
-		tw.printf("  %s\t%s\t%s\t%s\t%s\t%s\n", quote(relPath(root, c.Path)), c.Class, c.Reason,
-			formatPID(c.PID), formatAge(c.Age), quote(candidateDetail(c)))
-	}
-	tw.flush()
 }
 
 // collectSummary is the closing line, e.g. "Reclaimed 3 data directories,
