@@ -13,6 +13,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"golang.org/x/term"
 )
 
 // Exit codes; documented in the package doc and the README.
@@ -44,7 +46,7 @@ func mainCode() int {
 		sig, _ := s.(syscall.Signal)
 		cancel(&interruptError{sig: sig})
 	}()
-	return run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	return newApp(ctx, os.Stdin, os.Stdout, os.Stderr).execute(os.Args[1:])
 }
 
 // interruptError is the cause of the context's end when a signal asked the
@@ -77,12 +79,6 @@ type app struct {
 	stdinTTY, stderrTTY bool
 	// progressAfter is how long a collection runs before progress shows.
 	progressAfter time.Duration
-}
-
-// run is the command with its arguments (without the program name); it
-// returns the exit code.
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	return newApp(ctx, stdin, stdout, stderr).execute(args)
 }
 
 // newApp sets up a run on the given streams.
@@ -129,7 +125,7 @@ func eprintf(w io.Writer, format string, a ...any) { _, _ = fmt.Fprintf(w, forma
 // isTerminal reports whether v is an *os.File on a terminal.
 func isTerminal(v any) bool {
 	f, ok := v.(*os.File)
-	return ok && isTerminalFd(int(f.Fd()))
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // newLogger logs to stderr: errors only by default, since every warning of
