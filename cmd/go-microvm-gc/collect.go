@@ -88,9 +88,9 @@ type rootResult struct {
 	duration time.Duration
 }
 
-// runCollect is `go-microvm-gc collect`.
-func (a *app) runCollect(cf *collectFlags) error {
-	if err := cf.check(); err != nil {
+// check validates the flags of collect.
+func (cf *collectFlags) check() error {
+	if err := cf.commonFlags.check(); err != nil {
 		return err
 	}
 	if cf.dryRun && cf.metricsFile != "" {
@@ -105,6 +105,14 @@ func (a *app) runCollect(cf *collectFlags) error {
 		if n == "" || n == "." || n == ".." || strings.ContainsRune(n, '/') || strings.HasPrefix(n, gc.OwnPrefix) {
 			return usagef("--owned %s: want the name of one entry, not a path or a name of the collector's", strconv.Quote(n))
 		}
+	}
+	return nil
+}
+
+// runCollect is `go-microvm-gc collect`.
+func (a *app) runCollect(cf *collectFlags) error {
+	if err := cf.check(); err != nil {
+		return err
 	}
 	rs, err := collectRoots(cf)
 	if err != nil {
