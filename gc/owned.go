@@ -191,19 +191,21 @@ func (c *collector) askKeep(dataDir string) (keep bool, err error) {
 
 // ownedAt reports whether name in dirfd is one of the embedder's entries:
 // an owned name that holds no state file at any depth. A directory that
-// holds one, or that cannot be looked through, holds a data directory,
-// judged as such (or kept), whatever its name.
+// holds one holds a data directory, judged as such, whatever its name.
 func (o *options) ownedAt(dirfd int, name string) bool {
 	return slices.Contains(o.owned, name) && !holdsDataDir(dirfd, name)
 }
 
 // holdsDataDir reports whether the directory name in dirfd, or one below
-// it, holds a state file, or whether the look through its directories
-// (never through a symbolic link) failed.
+// it that a look through its directories (never through a symbolic link)
+// reaches, holds a state file.
 func holdsDataDir(dirfd int, name string) bool {
 	var st unix.Stat_t
 	if sysat.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || !sysat.IsDir(&st) {
 		return false
+	}
+	if holdsState(dirfd, name) {
+		return true
 	}
 	fd, err := sysat.FcntlInt(uintptr(dirfd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
@@ -213,8 +215,8 @@ func holdsDataDir(dirfd int, name string) bool {
 	// A directory: its close has nothing to report.
 	defer func() { _ = parent.Close() }()
 	found := func(int, string) string { return "data directory" }
-	res, err := fstree.Options{InUseMarker: state.FileName, InUse: found}.InUseAt(context.Background(), parent, name, name)
-	return err != nil || len(res.InUse) > 0 || len(res.Errors) > 0
+	res, _ := fstree.Options{InUseMarker: state.FileName, InUse: found}.InUseAt(context.Background(), parent, name, name)
+	return len(res.InUse) > 0
 }
 
 // holdsState reports whether the directory name in dirfd holds a state
