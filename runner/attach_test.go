@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/stacklok/go-microvm/gc"
 	"github.com/stacklok/go-microvm/internal/procinfo"
+	"github.com/stacklok/go-microvm/internal/testproc"
 	"github.com/stacklok/go-microvm/state"
 )
 
@@ -220,13 +220,7 @@ func TestAttachRecoversUnrecordedRunner(t *testing.T) {
 func TestAttachLeasedWithoutPID(t *testing.T) {
 	t.Parallel()
 	renamed := filepath.Join(t.TempDir(), "my-vm-runner")
-	data, err := os.ReadFile(standinPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(renamed, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	testproc.CopyExecutable(t, standinPath, renamed)
 	tests := []struct {
 		name  string
 		setup func(t *testing.T, dir string)

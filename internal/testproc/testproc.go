@@ -35,6 +35,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -485,8 +486,7 @@ func removeBuilt() {
 // CopyTestBinary copies the running test binary into dir as base,
 // executable by everyone, and returns its path: a helper run as another
 // user (under setpriv) cannot execute the original in the go tool's build
-// directory, which is private to its owner. The copy is closed before it
-// returns, so that executing it does not fail with ETXTBSY.
+// directory, which is private to its owner. See CopyExecutable.
 func CopyTestBinary(t testing.TB, dir, base string) string {
 	t.Helper()
 	exe, err := os.Executable()
@@ -494,30 +494,43 @@ func CopyTestBinary(t testing.TB, dir, base string) string {
 		t.Fatalf("find the test binary: %v", err)
 	}
 	dst := filepath.Join(dir, base)
-	copyExecutable(t, exe, dst)
+	CopyExecutable(t, exe, dst)
 	return dst
 }
 
-// copyExecutable copies src to the new file dst, executable by everyone,
-// and closes it, so that executing it does not fail with ETXTBSY.
-func copyExecutable(t testing.TB, src, dst string) {
+// CopyExecutable copies src to the new file dst, executable by everyone.
+// Executing dst afterwards never fails with ETXTBSY ("text file busy"):
+// no child of this process ever holds dst open for writing.
+func CopyExecutable(t testing.TB, src, dst string) {
 	t.Helper()
+	// A child forked while dst is open for writing holds that descriptor
+	// until it execs, even with O_CLOEXEC, and the kernel refuses to
+	// execute a file anyone holds open for writing. Forks (os/exec) take
+	// ForkLock for writing, so holding it for reading keeps every fork out
+	// of the time dst is open.
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	if err := copyFile(src, dst); err != nil {
+		t.Fatalf("copy %s: %v", src, err)
+	}
+}
+
+// copyFile copies src to the new file dst, mode 0755, and closes dst.
+func copyFile(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
-		t.Fatalf("copy %s: %v", src, err)
+		return err
 	}
 	defer in.Close() // opened read-only
 	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o755)
 	if err != nil {
-		t.Fatalf("copy %s: %v", src, err)
+		return err
 	}
 	if _, err := io.Copy(out, in); err != nil {
 		_ = out.Close() // the copy's error is the one to report
-		t.Fatalf("copy %s: %v", src, err)
+		return err
 	}
-	if err := out.Close(); err != nil {
-		t.Fatalf("copy %s: %v", src, err)
-	}
+	return out.Close()
 }
 
 // VersionedRunner installs the stand-in runner in dir as a package
@@ -538,7 +551,7 @@ func VersionedRunner(t testing.TB, dir string) string {
 			t.Fatal(err)
 		}
 	}
-	copyExecutable(t, runner, filepath.Join(dir, "opt", versioned))
+	CopyExecutable(t, runner, filepath.Join(dir, "opt", versioned))
 	link := filepath.Join(dir, "bin", RunnerName)
 	if err := os.Symlink(filepath.Join("..", "opt", versioned), link); err != nil {
 		t.Fatal(err)

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -103,5 +105,41 @@ func TestExitCode(t *testing.T) {
 	var ee *exec.ExitError
 	if err := p.Wait(); !errors.As(err, &ee) || ee.ExitCode() != 7 {
 		t.Errorf("Wait: %v, want exit status 7", err)
+	}
+}
+
+// TestCopyExecutableWhileForking: copies are executed as soon as they are
+// written while other goroutines fork without pause, so that a fork
+// during a copy would leave its descriptor open for writing in a child
+// and the exec would fail with ETXTBSY.
+func TestCopyExecutableWhileForking(t *testing.T) {
+	t.Parallel()
+	src, err := exec.LookPath("true")
+	if err != nil {
+		t.Skip("no true command to copy")
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					_ = exec.Command(src).Run()
+				}
+			}
+		})
+	}
+	defer wg.Wait()
+	defer close(stop)
+	dir := t.TempDir()
+	for i := range testproc.Size(200, 2000) {
+		dst := filepath.Join(dir, strconv.Itoa(i))
+		testproc.CopyExecutable(t, src, dst)
+		if err := exec.Command(dst).Run(); err != nil {
+			t.Fatalf("run copy %d: %v", i, err)
+		}
 	}
 }
