@@ -19,6 +19,7 @@ import (
 	"github.com/gofrs/flock"
 
 	"github.com/stacklok/go-microvm/internal/procinfo"
+	"github.com/stacklok/go-microvm/internal/standin"
 	"github.com/stacklok/go-microvm/internal/testproc"
 	"github.com/stacklok/go-microvm/state"
 )
@@ -150,17 +151,28 @@ func startHelper(t testing.TB, mode, arg, waitFor string) *testproc.Proc {
 	return h
 }
 
-// startRunner starts the stand-in runner serving a fresh root of its own;
-// it runs until the test ends.
+// startRunner starts the stand-in runner serving a fresh root of its own
+// and waits until it is ready; it runs until the test ends.
 func startRunner(t testing.TB, env ...string) *exec.Cmd {
+	t.Helper()
+	return startRunnerAt(t, runnerPath, env...)
+}
+
+// startRunnerAt is startRunner for the runner executable at path. The
+// wait matters: until the new program runs, /proc can show the child
+// mid-exec, with the runner's executable but no argv.
+func startRunnerAt(t testing.TB, path string, env ...string) *exec.Cmd {
 	t.Helper()
 	cfg, err := json.Marshal(map[string]string{"root_path": t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(runnerPath, string(cfg))
-	cmd.Env = append(os.Environ(), env...)
-	return startCmd(t, cmd)
+	ready := filepath.Join(t.TempDir(), "ready")
+	cmd := exec.Command(path, string(cfg))
+	cmd.Env = append(os.Environ(), append(env, standin.EnvReady+"="+ready)...)
+	startCmd(t, cmd)
+	waitFor(t, "the runner to be ready", func() bool { return exists(t, ready) })
+	return cmd
 }
 
 // startCmd starts cmd as a child that runs until the test ends.

@@ -246,10 +246,7 @@ func chownTree(t *testing.T, root string, id int) {
 // pthread_exit, and waits until /proc shows its leader a zombie.
 func startExitedLeaderRunner(t *testing.T) int {
 	t.Helper()
-	ready := filepath.Join(t.TempDir(), "ready")
-	cmd := startRunner(t, standin.EnvExitLeader+"=1", standin.EnvReady+"="+ready)
-	waitFor(t, "the runner to be ready", func() bool { return exists(t, ready) })
-	pid := cmd.Process.Pid
+	pid := startRunner(t, standin.EnvExitLeader+"=1").Process.Pid
 	waitFor(t, "the runner's leader to show as a zombie", func() bool {
 		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		if err != nil {
@@ -322,8 +319,7 @@ func TestExitedLeaderRunnerIsLive(t *testing.T) {
 func TestRunnerStartedThroughSymlink(t *testing.T) {
 	t.Parallel()
 	link := testproc.VersionedRunner(t, t.TempDir())
-	cfg := fmt.Sprintf(`{"root_path":%q}`, t.TempDir())
-	cmd := startCmd(t, exec.Command(link, cfg))
+	cmd := startRunnerAt(t, link)
 	info := lookup(t, cmd.Process.Pid)
 	if filepath.Base(info.Executable) != testproc.RunnerName+"-0.0.31" || info.Argv0 != link {
 		t.Fatalf("the runner runs %q as %q, want the versioned file as %q", info.Executable, info.Argv0, link)
