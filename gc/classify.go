@@ -330,10 +330,10 @@ func looksElsewhere(f dirFacts) bool {
 
 // judgeElsewhere confirms here, the verdict of orphan on a record that
 // names no PID namespace, only when no process that has the recorded PID
-// in a nested namespace could be the runner by the rules applied here (a
-// name, or a start time, that agrees). One that could keeps the directory
-// as live; where the collector cannot see every process, or did not look,
-// it is kept as unknown.
+// in a nested namespace may be the runner: named as the runner, started
+// when the recorded runner was (a runner binary of another name), or not
+// readable. One that may keeps the directory as live; where the collector
+// cannot see every process, or did not look, it is kept as unknown.
 func judgeElsewhere(f dirFacts, here Verdict) Verdict {
 	s, e := f.State, f.Elsewhere
 	switch {
@@ -345,18 +345,29 @@ func judgeElsewhere(f dirFacts, here Verdict) Verdict {
 			here.Detail, s.PID, e.Err))
 	}
 	for _, p := range e.Procs {
-		if p.Zombie {
-			continue
-		}
-		g := f
-		g.Process = Process{Exists: true, Err: p.Err, Threads: p.Info.Threads, StartTime: p.Info.StartTime, Started: p.Info.Started,
-			Comm: p.Comm, Argv0: p.Info.Argv0, Executable: p.Info.Executable}
-		if v := classifyProcess(g); v.Class != ClassOrphan {
-			return verdict(ClassLive, ReasonRunnerOtherNamespace, fmt.Sprintf("%s here, but process %d, named %q, has pid %d in a nested PID namespace (%s)",
-				here.Detail, p.PID, p.Comm, s.PID, v.Detail))
+		named := nameOf(Process{Comm: p.Comm, Argv0: p.Info.Argv0, Executable: p.Info.Executable}, runnerWant(s)).agree > 0
+		if !p.Zombie && (named || p.Err != nil || startedAsRecorded(s, p.Info)) {
+			return verdict(ClassLive, ReasonRunnerOtherNamespace, fmt.Sprintf("%s here, but process %d, named %q, has pid %d in a nested PID namespace",
+				here.Detail, p.PID, p.Comm, s.PID))
 		}
 	}
 	return here
+}
+
+// spawnWindow bounds how long before its pid_start_time a runner can have
+// started: released go-microvm records it right after the spawn returns.
+const spawnWindow = time.Minute
+
+// startedAsRecorded reports whether the process info started when the
+// runner recorded in s did: the exact kernel start time where s has one,
+// else within spawnWindow before pid_start_time. A process of a container
+// started long before (its init, a shell) is not taken for the runner.
+func startedAsRecorded(s *state.State, info procinfo.Info) bool {
+	if s.Runner != nil && s.Runner.StartTime != 0 {
+		return info.StartTime == s.Runner.StartTime
+	}
+	return !s.PIDStartTime.IsZero() && !info.Started.IsZero() &&
+		!info.Started.Before(s.PIDStartTime.Add(-spawnWindow)) && !info.Started.After(s.PIDStartTime.Add(startSlack))
 }
 
 // classifyOtherBoot decides records whose recorded boot id is not the

@@ -201,7 +201,11 @@ func TestClassify(t *testing.T) {
 		// another name (a runner binary renamed), may be the runner.
 		{"released, dead here, runner of another name in a container", dirFacts{State: active(), Elsewhere: nested(nestedAs(with(runner, func(p *Process) { p.Comm, p.Executable = "vmm", "/opt/vmm" })))}, reclaimPolicy{}, ClassLive, ReasonRunnerOtherNamespace},
 		{"released, dead here, unreadable process in a container", dirFacts{State: active(), Elsewhere: nested(procinfo.Nested{PID: 9, Comm: "bash", Err: errors.New("EACCES")})}, reclaimPolicy{}, ClassLive, ReasonRunnerOtherNamespace},
-		{"own, no namespace recorded, dead, another runner in a container", dirFacts{State: active(identity(555, bootID)), Elsewhere: nested(nestedRunner)}, reclaimPolicy{}, ClassOrphan, ReasonRunnerDead},
+		{"released, dead here, long-lived process of another name in a container", dirFacts{State: active(), Elsewhere: nested(nestedAs(with(runner, func(p *Process) {
+			p.Comm, p.Executable, p.Started = "bash", "/usr/bin/bash", recorded.Add(-time.Hour)
+		})))}, reclaimPolicy{}, ClassOrphan, ReasonRunnerDead},
+		{"own, no namespace recorded, dead, process of another name with its start time in a container", dirFacts{State: active(identity(777, bootID)), Elsewhere: nested(nestedAs(with(runner, func(p *Process) { p.Comm, p.Executable = "vmm", "/opt/vmm" })))}, reclaimPolicy{}, ClassLive, ReasonRunnerOtherNamespace},
+		{"own, no namespace recorded, dead, process of another name in a container", dirFacts{State: active(identity(555, bootID)), Elsewhere: nested(nestedAs(with(runner, func(p *Process) { p.Comm, p.Executable = "vmm", "/opt/vmm" })))}, reclaimPolicy{}, ClassOrphan, ReasonRunnerDead},
 		{"released, dead here, no container sees every process", dirFacts{State: active(), Elsewhere: elsewhere{Looked: true, Err: errors.New("hidepid")}}, reclaimPolicy{}, ClassUnknown, ReasonPIDNamespaceUnknown},
 		{"released, dead here, containers not looked at", dirFacts{State: active(), Elsewhere: notLooked}, reclaimPolicy{}, ClassUnknown, ReasonPIDNamespaceUnknown},
 		{"released, runner here, containers not looked at", dirFacts{State: active(), Process: runner, Elsewhere: notLooked}, reclaimPolicy{}, ClassLive, ReasonRunnerMatches},
