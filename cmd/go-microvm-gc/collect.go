@@ -4,8 +4,10 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"io/fs"
 	"sort"
 	"strconv"
 	"strings"
@@ -73,17 +75,15 @@ func (a *app) newCollectCmd() *cobra.Command {
 	return cmd
 }
 
-// rootResult is the outcome of collect in one root.
+// rootResult is the outcome of collect in one root: busy when another
+// collector held the root lock, fatal when the root could not be opened or
+// locked; lockErr and trash are a dry run's.
 type rootResult struct {
-	root string
-	rep  *gc.Report
-	// busy: another collector held the root lock; nothing was done.
-	busy bool
-	// fatal is a failure to open or lock the root.
-	fatal error
-	// lockErr (dry run) says why this user could not take the root lock.
-	lockErr error
-	// trash is the pending trash a dry run found.
+	root     string
+	rep      *gc.Report
+	busy     bool
+	fatal    error
+	lockErr  error
 	trash    []pendingTrash
 	duration time.Duration
 }
@@ -120,7 +120,7 @@ func (a *app) runCollect(cf *collectFlags) error {
 	}
 	if len(rs.missing) > 0 {
 		// No root at all is not a failure: there is nothing to collect.
-		a.reportNoRoot(cf, rs)
+		a.reportCollect(cf, rs, nil, false)
 		return nil
 	}
 	opts, prog, err := a.collectOptions(cf, rs.dirs)
@@ -150,13 +150,11 @@ func (a *app) runCollect(cf *collectFlags) error {
 	return nil
 }
 
-// collectRoots resolves the roots of collect, and refuses one whose
-// collection could delete a user's files (/, a home directory) unless
-// --allow-any-root says otherwise.
+// collectRoots resolves the roots of collect, and refuses one that holds
+// a user's files (/, a home directory) unless --allow-any-root is given.
 func collectRoots(cf *collectFlags) (roots, error) {
 	rs, err := resolveRoots(cf.roots)
 	if err != nil || cf.allowAnyRoot {
-		// --allow-any-root is the user taking the risk on purpose.
 		return rs, err
 	}
 	for _, r := range rs.dirs {
@@ -167,24 +165,12 @@ func collectRoots(cf *collectFlags) (roots, error) {
 	return rs, nil
 }
 
-// reportNoRoot says that none of the default roots rs looked at exists.
-func (a *app) reportNoRoot(cf *collectFlags, rs roots) {
-	switch {
-	case cf.json:
-		writeJSON(a.stdout, newCollectJSON(rs, nil, cf.dryRun, false))
-	case !cf.quiet:
-		a.stdout.println(missingMessage(rs.missing, "collect"))
-	}
-}
-
-// collectOptions returns the options of the collection in every root, and
-// the progress line it drives (nil when there is none; stop it once the
-// collection is done). With --stopped on a terminal and no -f, it asks
-// first, and leaves the stopped VMs out when the answer is no; an
-// interrupt while it asks is the command's error.
+// collectOptions returns the options of the collection and the progress
+// line it drives (nil when none; stop it once done). With --stopped on a
+// terminal and no -f, it asks first, and leaves the stopped VMs out when
+// the answer is no.
 func (a *app) collectOptions(cf *collectFlags, dirs []string) ([]gc.Option, *progress, error) {
-	logger := newLogger(a.stderr, cf.verbose)
-	base := []gc.Option{gc.WithLogger(logger)}
+	base := []gc.Option{gc.WithLogger(newLogger(a.stderr, cf.verbose))}
 	var prog *progress
 	if a.stderrTTY && !cf.quiet && !cf.dryRun {
 		prog = startProgress(a.stderr, a.progressAfter)
@@ -204,19 +190,20 @@ func (a *app) collectOptions(cf *collectFlags, dirs []string) ([]gc.Option, *pro
 	// Without the progress hook: this look-ahead is not the collection.
 	ok, err := a.confirmStopped(dirs, cf.gcOptions())
 	if err != nil {
+		// Only an interrupt ends the question early.
 		prog.stop()
-		return nil, nil, a.collectInterrupted(err)
+		a.errorf("collect", "interrupted; nothing done")
+		code, _ := interrupted(a.ctx)
+		return nil, nil, &exitCodeError{code: max(code, exitError)}
 	}
 	if !ok {
 		eprintf(a.stderr, "Keeping the stopped VMs; collecting orphans only.\n")
-		// base is opts without the flags' WithStopped.
 		return base, prog, nil
 	}
 	return opts, prog, nil
 }
 
-// collectRoot collects in one root (a dry run with dryRun) and returns
-// what happened there.
+// collectRoot collects in one root and returns what happened there.
 func (a *app) collectRoot(root string, opts []gc.Option, dryRun bool) rootResult {
 	r := rootResult{root: root}
 	if dryRun {
@@ -235,14 +222,15 @@ func (a *app) collectRoot(root string, opts []gc.Option, dryRun bool) rootResult
 	}
 	r.rep = rep
 	if dryRun && rep != nil {
-		r.trash = findTrash(a.ctx, root, true)
+		if t, ok := trashIn(a.ctx, root, true); ok {
+			r.trash = []pendingTrash{t}
+		}
 	}
 	return r
 }
 
-// recordMetrics writes the --metrics-file, if asked, from results; sig
-// says whether a signal cut the run short. A failure is printed, and
-// returned.
+// recordMetrics writes the --metrics-file, if asked; a failure is printed
+// and returned.
 func (a *app) recordMetrics(cf *collectFlags, results []rootResult, sig bool) error {
 	if cf.metricsFile == "" {
 		return nil
@@ -254,10 +242,9 @@ func (a *app) recordMetrics(cf *collectFlags, results []rootResult, sig bool) er
 	return err
 }
 
-// reportCollect prints what the collection did: the roots it could not
-// collect in and an interrupt on stderr (unless --json holds them), and
-// the results as the flags ask; sig says whether a signal cut the run
-// short.
+// reportCollect prints what the collection did as the flags ask, and on
+// stderr the roots it could not collect in (unless --json holds them) and
+// an interrupt.
 func (a *app) reportCollect(cf *collectFlags, rs roots, results []rootResult, sig bool) {
 	for _, r := range results {
 		switch {
@@ -274,15 +261,13 @@ func (a *app) reportCollect(cf *collectFlags, rs roots, results []rootResult, si
 	case cf.json:
 		writeJSON(a.stdout, newCollectJSON(rs, results, cf.dryRun, sig))
 	case cf.quiet:
-		// Quiet prints nothing but errors: on stderr, one line each.
 		for _, r := range results {
-			if r.rep == nil {
-				continue
-			}
-			for _, e := range r.rep.Errors {
+			for _, e := range reportErrors(r) {
 				a.errorf("collect", "%s: %s", quote(e.Path), quote(opError(e)))
 			}
 		}
+	case len(rs.missing) > 0:
+		a.stdout.println(missingMessage(rs.missing, "collect"))
 	default:
 		writeCollectHuman(a.stdout, results, cf.dryRun, sig)
 	}
@@ -293,7 +278,7 @@ func (a *app) reportCollect(cf *collectFlags, rs roots, results []rootResult, si
 func collectCode(results []rootResult) int {
 	busy := false
 	for _, r := range results {
-		if r.fatal != nil || (r.rep != nil && len(r.rep.Errors) > 0) {
+		if r.fatal != nil || len(reportErrors(r)) > 0 {
 			return exitError
 		}
 		busy = busy || r.busy
@@ -304,14 +289,12 @@ func collectCode(results []rootResult) int {
 	return exitOK
 }
 
-// collectInterrupted ends a run interrupted before it changed anything.
-func (a *app) collectInterrupted(err error) error {
-	if code, ok := interrupted(a.ctx); ok {
-		a.errorf("collect", "interrupted; nothing done")
-		return &exitCodeError{code: code}
+// reportErrors are the errors of r's report, if it has one.
+func reportErrors(r rootResult) []*fs.PathError {
+	if r.rep == nil {
+		return nil
 	}
-	a.errorf("collect", "%v", err)
-	return &exitCodeError{code: exitError}
+	return r.rep.Errors
 }
 
 // confirmStopped asks before stopped VMs are reclaimed: they may hold a
@@ -319,12 +302,10 @@ func (a *app) collectInterrupted(err error) error {
 func (a *app) confirmStopped(roots []string, opts []gc.Option) (bool, error) {
 	var stopped []string
 	for _, root := range roots {
-		orphans, err := gc.OrphansContext(a.ctx, root, opts...)
+		// Unreadable directories are not stopped VMs: their errors can wait.
+		orphans, _ := gc.OrphansContext(a.ctx, root, opts...)
 		if a.ctx.Err() != nil {
 			return false, a.ctx.Err()
-		}
-		if err != nil && len(orphans) == 0 {
-			continue
 		}
 		for _, o := range orphans {
 			if o.Reason == gc.ReasonStoppedExpired {
@@ -341,4 +322,27 @@ func (a *app) confirmStopped(roots []string, opts []gc.Option) (bool, error) {
 		eprintf(a.stderr, "  %s\n", quote(p))
 	}
 	return a.confirm(fmt.Sprintf("Delete %s?", plural(len(stopped), "stopped VM", "stopped VMs")))
+}
+
+// confirm asks question on stderr and reads the answer from stdin: yes
+// only for "y" or "yes". An interrupt while waiting ends the wait with the
+// context's error.
+func (a *app) confirm(question string) (bool, error) {
+	eprintf(a.stderr, "%s [y/N] ", question)
+	answer := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(a.stdin).ReadString('\n')
+		answer <- line
+	}()
+	select {
+	case line := <-answer:
+		switch strings.ToLower(strings.TrimSpace(line)) {
+		case "y", "yes":
+			return true, nil
+		}
+		return false, nil
+	case <-a.ctx.Done():
+		eprintf(a.stderr, "\n")
+		return false, a.ctx.Err()
+	}
 }

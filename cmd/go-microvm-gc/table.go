@@ -14,6 +14,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/dustin/go-humanize"
 
@@ -349,3 +351,14 @@ func plural(n int, one, many string) string {
 // opError is what failed at a report error's path, without the path (the
 // output shows it apart): the operation and its error.
 func opError(e *fs.PathError) string { return e.Op + ": " + e.Err.Error() }
+
+// quote makes s safe to print on a terminal: s itself when every rune is
+// printable, else Go's quoted form. A directory name is chosen by whoever
+// made it, so a name with an escape sequence or a newline must not colour
+// the screen or add a fake row to a table. JSON output stays exact.
+func quote(s string) string {
+	if utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) < 0 {
+		return s
+	}
+	return strconv.Quote(s)
+}

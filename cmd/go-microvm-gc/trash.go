@@ -23,14 +23,6 @@ type pendingTrash struct {
 	Bytes int64
 }
 
-// findTrash returns root's trash directory when it holds entries.
-func findTrash(ctx context.Context, root string, sizes bool) []pendingTrash {
-	if t, ok := trashIn(ctx, root, sizes); ok {
-		return []pendingTrash{t}
-	}
-	return nil
-}
-
 // trashIn returns the trash directory in dir when it holds entries.
 func trashIn(ctx context.Context, dir string, sizes bool) (pendingTrash, bool) {
 	p := filepath.Join(dir, gc.TrashName)
