@@ -33,16 +33,11 @@ could not be read, or the output could not be written; 2 usage error;
 // all come from these definitions.
 func (a *app) newRootCmd() *cobra.Command {
 	root := &cobra.Command{
-		Use:     "go-microvm-gc",
-		Short:   "List and reclaim the data directories of dead go-microvm VMs",
-		Long:    rootLong,
-		Version: versionString(),
-		Args: func(_ *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return usagef("unknown command %q", args[0])
-			}
-			return nil
-		},
+		Use:                "go-microvm-gc",
+		Short:              "List and reclaim the data directories of dead go-microvm VMs",
+		Long:               rootLong,
+		Version:            versionString(),
+		Args:               cobra.NoArgs,
 		SilenceErrors:      true,
 		SilenceUsage:       true,
 		DisableSuggestions: true,
@@ -52,13 +47,9 @@ func (a *app) newRootCmd() *cobra.Command {
 			return &exitCodeError{code: exitUsage}
 		},
 	}
-	// Our own --version, without cobra's -v shorthand: -v is --verbose in
-	// every subcommand.
+	// Without cobra's -v shorthand: -v is --verbose in every subcommand.
 	root.Flags().Bool("version", false, "print the version and exit")
 	root.SetVersionTemplate("{{.Version}}\n")
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return &usageError{msg: err.Error()}
-	})
 	root.AddCommand(a.newListCmd(), a.newCollectCmd(), a.newVersionCmd(), newManCmd(root))
 	return root
 }
@@ -81,7 +72,6 @@ func (a *app) execute(args []string) int {
 	case errors.As(err, &ec):
 		code = ec.code
 	default:
-		// Flag and argument errors: one line, and where to look.
 		eprintf(a.stderr, "%s: %v (see %s --help)\n", cmd.CommandPath(), err, cmd.CommandPath())
 		code = exitUsage
 	}
@@ -114,20 +104,14 @@ func (a *app) newVersionCmd() *cobra.Command {
 	}
 }
 
-// newManCmd writes man pages generated from the command definitions: one
-// per command into DIR, or the main page to stdout. Hidden: packagers use
-// it, operators read the result.
+// newManCmd writes the man pages: one per command into DIR, or the main
+// page to stdout. Hidden: packagers use it.
 func newManCmd(root *cobra.Command) *cobra.Command {
 	return &cobra.Command{
 		Use:    "man [DIR]",
 		Short:  "Write the man pages (into DIR, or the main page to stdout)",
 		Hidden: true,
-		Args: func(_ *cobra.Command, args []string) error {
-			if len(args) > 1 {
-				return usagef("unexpected argument %q", args[1])
-			}
-			return nil
-		},
+		Args:   cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			header := &doc.GenManHeader{Title: "GO-MICROVM-GC", Section: "1", Source: "go-microvm"}
 			root.DisableAutoGenTag = true

@@ -17,31 +17,25 @@ import (
 	"golang.org/x/term"
 )
 
-// Exit codes; documented in the package doc and the README.
+// Exit codes, as the package doc and the README document them; a signal
+// exits 128+signal, as a shell does.
 const (
 	exitOK    = 0
 	exitError = 1
 	exitUsage = 2
-	// exitBusy is EX_TEMPFAIL from sysexits.h: try again later.
-	exitBusy = 75
-	// exitSIGINT and exitSIGTERM follow the shell's 128+signal rule, so a
-	// script can tell an interrupted run from a failed one.
-	exitSIGINT  = 128 + int(syscall.SIGINT)
-	exitSIGTERM = 128 + int(syscall.SIGTERM)
+	exitBusy  = 75 // EX_TEMPFAIL: try again later
 )
 
 func main() { os.Exit(mainCode()) }
 
-// mainCode is the whole process: signals cancel the work in progress, and
-// the exit code says what happened.
+// mainCode is the whole process: SIGINT or SIGTERM cancels the work in
+// progress; a second one kills at once.
 func mainCode() int {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		s := <-sigs
-		// A second signal takes the default action: an operator who
-		// presses Ctrl-C twice gets the process gone at once.
 		signal.Stop(sigs)
 		sig, _ := s.(syscall.Signal)
 		cancel(&interruptError{sig: sig})
@@ -49,8 +43,7 @@ func mainCode() int {
 	return newApp(ctx, os.Stdin, os.Stdout, os.Stderr).execute(os.Args[1:])
 }
 
-// interruptError is the cause of the context's end when a signal asked the
-// command to stop.
+// interruptError is the context's cause when a signal stopped the command.
 type interruptError struct{ sig syscall.Signal }
 
 func (e *interruptError) Error() string { return "interrupted by " + e.sig.String() }
@@ -62,10 +55,7 @@ func interrupted(ctx context.Context) (code int, ok bool) {
 	if !errors.As(context.Cause(ctx), &ie) {
 		return 0, false
 	}
-	if ie.sig == syscall.SIGTERM {
-		return exitSIGTERM, true
-	}
-	return exitSIGINT, true
+	return 128 + int(ie.sig), true
 }
 
 // app is one run of the command: its streams and what is known about them.
@@ -112,14 +102,14 @@ func (o *outWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// printf and println print to the run's output. They return nothing: a
-// failed write is kept in o.err, which fails the run at its end.
+// printf and println print to the run's output; a failed write is kept
+// in o.err, which fails the run at its end.
 func (o *outWriter) printf(format string, a ...any) { _, _ = fmt.Fprintf(o, format, a...) }
 
 func (o *outWriter) println(a ...any) { _, _ = fmt.Fprintln(o, a...) }
 
-// eprintf prints a diagnostic to stderr. A failed write there has nowhere
-// left to be reported, so it is dropped.
+// eprintf prints a diagnostic to stderr; a failed write there has nowhere
+// to be reported.
 func eprintf(w io.Writer, format string, a ...any) { _, _ = fmt.Fprintf(w, format, a...) }
 
 // isTerminal reports whether v is an *os.File on a terminal.
@@ -144,11 +134,6 @@ type exitCodeError struct{ code int }
 
 func (e *exitCodeError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
-// usageError is a wrong invocation: one line, a pointer to --help, exit 2.
-type usageError struct{ msg string }
-
-func (e *usageError) Error() string { return e.msg }
-
-func usagef(format string, args ...any) error {
-	return &usageError{msg: fmt.Sprintf(format, args...)}
-}
+// usagef is a wrong invocation: execute prints it in one line with a
+// pointer to --help, and exits 2.
+func usagef(format string, args ...any) error { return fmt.Errorf(format, args...) }

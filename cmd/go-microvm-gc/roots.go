@@ -13,29 +13,31 @@ import (
 	"strings"
 )
 
-// envRoot lists the roots to work on, separated like PATH, when no --root
-// is given.
+// envRoot lists the roots, separated like PATH, when no --root is given.
 const envRoot = "GO_MICROVM_GC_ROOT"
 
-// roots is what one run works on.
+// envDataDir is released go-microvm's override of its data directory.
+const envDataDir = "GO_MICROVM_DATA_DIR"
+
+// roots is what one run works on: dirs are the existing roots, absolute
+// and each once; missing are the default roots looked at when none of them
+// exists (then there is nothing to do).
 type roots struct {
-	// dirs are the existing roots, absolute and without duplicates.
-	dirs []string
-	// missing are the default roots looked at when none of them exists;
-	// then there is nothing to do.
+	dirs    []string
 	missing []string
 }
 
 // resolveRoots picks the roots: every --root, else GO_MICROVM_GC_ROOT,
-// else the default roots that exist. A root named by hand (flag or
-// environment) that does not exist or is not a directory is a usage error;
-// a missing default root only means there is nothing there.
+// else the default roots that exist. A root named by hand that does not
+// exist or is not a directory is a usage error; a missing default root
+// only means there is nothing there.
 func resolveRoots(flagRoots []string) (roots, error) {
 	if len(flagRoots) > 0 {
 		return namedRoots(flagRoots, "--root")
 	}
-	if named := envRoots(); len(named) > 0 {
-		return namedRoots(named, envRoot)
+	env := slices.DeleteFunc(filepath.SplitList(os.Getenv(envRoot)), func(r string) bool { return r == "" })
+	if len(env) > 0 {
+		return namedRoots(env, envRoot)
 	}
 	defaults, err := defaultRoots()
 	if err != nil {
@@ -53,19 +55,7 @@ func resolveRoots(flagRoots []string) (roots, error) {
 	return rs, nil
 }
 
-// envRoots lists the roots GO_MICROVM_GC_ROOT names, skipping empty
-// entries.
-func envRoots() []string {
-	var named []string
-	for _, r := range filepath.SplitList(os.Getenv(envRoot)) {
-		if r != "" {
-			named = append(named, r)
-		}
-	}
-	return named
-}
-
-// namedRoots resolves the roots named by hand, from source (a flag or the
+// namedRoots resolves the roots named by hand in source (a flag or the
 // environment): each must be an existing directory.
 func namedRoots(named []string, source string) (roots, error) {
 	var rs roots
@@ -88,39 +78,29 @@ func namedRoots(named []string, source string) (roots, error) {
 	return rs, nil
 }
 
-// add adds dir to the roots, unless it is there already.
 func (rs *roots) add(dir string) {
 	if !slices.Contains(rs.dirs, dir) {
 		rs.dirs = append(rs.dirs, dir)
 	}
 }
 
-// envDataDir is released go-microvm's override of its default data
-// directory.
-const envDataDir = "GO_MICROVM_DATA_DIR"
-
-// defaultRoots are go-microvm's own: the data directory released
-// go-microvm uses ($GO_MICROVM_DATA_DIR, else ~/.config/go-microvm).
-// ~/.config/go-microvm is looked at even when the variable is set, since
-// every embedder runs with its own environment; resolveRoots keeps the
-// ones that exist, once each. An embedder's directory (brood-box's
-// ~/.config/broodbox/vms) is not one: whether its sessions are still in
-// use is the embedder's to judge, and the command has no veto.
-// XDG_CONFIG_HOME is not consulted: released go-microvm does not follow
-// it, so a root taken from it would miss the real VMs.
+// defaultRoots are released go-microvm's data directories:
+// $GO_MICROVM_DATA_DIR when absolute (a relative one is relative to the
+// embedder's working directory) and ~/.config/go-microvm, since each
+// embedder runs with its own environment. Not an embedder's directory: its
+// sessions are the embedder's to judge. Not $XDG_CONFIG_HOME, which
+// released go-microvm ignores.
 func defaultRoots() ([]string, error) {
-	home, herr := os.UserHomeDir()
 	var rs []string
-	// A relative value names a directory relative to the embedder's
-	// working directory, which the collector cannot know.
 	if dir := os.Getenv(envDataDir); filepath.IsAbs(dir) {
 		rs = append(rs, filepath.Clean(dir))
 	}
-	if herr == nil {
+	home, err := os.UserHomeDir()
+	if err == nil {
 		rs = append(rs, filepath.Join(home, ".config", "go-microvm"))
 	}
 	if len(rs) == 0 {
-		return nil, usagef("find default root: %v (use --root or %s)", herr, envRoot)
+		return nil, usagef("find default root: %v (use --root or %s)", err, envRoot)
 	}
 	return rs, nil
 }
@@ -128,16 +108,12 @@ func defaultRoots() ([]string, error) {
 // missingMessage says which default roots were looked at and how to point
 // the command elsewhere.
 func missingMessage(missing []string, what string) string {
-	return fmt.Sprintf("No root found (looked at %s); nothing to %s. Use --root DIR or %s=DIR[:DIR...] to point elsewhere.",
-		strings.Join(quoteAll(missing), ", "), what, envRoot)
-}
-
-func quoteAll(ss []string) []string {
-	out := make([]string, len(ss))
-	for i, s := range ss {
-		out[i] = quote(s)
+	quoted := make([]string, len(missing))
+	for i, m := range missing {
+		quoted[i] = quote(m)
 	}
-	return out
+	return fmt.Sprintf("No root found (looked at %s); nothing to %s. Use --root DIR or %s=DIR[:DIR...] to point elsewhere.",
+		strings.Join(quoted, ", "), what, envRoot)
 }
 
 // checkRootSafe refuses to collect in /, in any user's home directory and
@@ -161,10 +137,8 @@ func checkRootSafe(root string) error {
 	return nil
 }
 
-// homeDirs lists the home directories of the system's users, as
-// /etc/passwd names them, this user's ($HOME, and the account's when $HOME
-// is unset, as under cron or env -i), and /home and /Users, where homes
-// are made; each is resolved when it exists.
+// homeDirs lists /home, /Users, $HOME, this account's home (for when
+// $HOME is unset) and every home in /etc/passwd, symlinks resolved.
 func homeDirs() []string {
 	homes := []string{"/home", "/Users", os.Getenv("HOME")}
 	if u, err := user.Current(); err == nil {
