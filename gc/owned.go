@@ -198,7 +198,8 @@ func (o *options) ownedAt(dirfd int, name string) bool {
 
 // holdsDataDir reports whether the directory name in dirfd, or one below
 // it that a look through its directories (never through a symbolic link)
-// reaches, holds a state file.
+// reaches, holds a state file. One inside a rootfs-work (a guest image's
+// file) does not count: it goes with the clone, unless its VM is live.
 func holdsDataDir(dirfd int, name string) bool {
 	var st unix.Stat_t
 	if sysat.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || !sysat.IsDir(&st) {
@@ -214,7 +215,12 @@ func holdsDataDir(dirfd int, name string) bool {
 	parent := os.NewFile(uintptr(fd), name)
 	// A directory: its close has nothing to report.
 	defer func() { _ = parent.Close() }()
-	found := func(int, string) string { return "data directory" }
+	found := func(_ int, path string) string {
+		if slices.Contains(strings.Split(filepath.Dir(path), "/"), rootfsWorkName) {
+			return ""
+		}
+		return "data directory"
+	}
 	res, _ := fstree.Options{InUseMarker: state.FileName, InUse: found}.InUseAt(context.Background(), parent, name, name)
 	return len(res.InUse) > 0
 }

@@ -427,3 +427,17 @@ func TestOwnedNameDeepDataDir(t *testing.T) {
 		}
 	}
 }
+
+// A state file in a clone's rootfs-work inside an owned entry is a guest
+// image's file: the entry is still the embedder's leftovers, reclaimed.
+func TestOwnedNameGuestStateFile(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	session := filepath.Join(root, "session")
+	writeFile(t, filepath.Join(session, "data", rootfsWorkName, "srv", state.FileName), "{}")
+	rep := collect(t, root, WithOwnedNames("data"), WithKeep(func(string) bool { return false }))
+	if len(rep.Reclaimed) != 1 || rep.Reclaimed[0].Path != session {
+		t.Errorf("reclaimed %+v, want %s", rep.Reclaimed, session)
+	}
+	mustNotExist(t, session)
+}
