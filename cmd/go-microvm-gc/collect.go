@@ -7,7 +7,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"io/fs"
 	"sort"
 	"strconv"
 	"strings"
@@ -262,7 +261,7 @@ func (a *app) reportCollect(cf *collectFlags, rs roots, results []rootResult, si
 		writeJSON(a.stdout, newCollectJSON(rs, results, cf.dryRun, sig))
 	case cf.quiet:
 		for _, r := range results {
-			for _, e := range reportErrors(r) {
+			for _, e := range r.report().Errors {
 				a.errorf("collect", "%s: %s", quote(e.Path), quote(opError(e)))
 			}
 		}
@@ -278,7 +277,7 @@ func (a *app) reportCollect(cf *collectFlags, rs roots, results []rootResult, si
 func collectCode(results []rootResult) int {
 	busy := false
 	for _, r := range results {
-		if r.fatal != nil || len(reportErrors(r)) > 0 {
+		if r.fatal != nil || len(r.report().Errors) > 0 {
 			return exitError
 		}
 		busy = busy || r.busy
@@ -289,12 +288,12 @@ func collectCode(results []rootResult) int {
 	return exitOK
 }
 
-// reportErrors are the errors of r's report, if it has one.
-func reportErrors(r rootResult) []*fs.PathError {
+// report is r's report, an empty one when there is none.
+func (r rootResult) report() *gc.Report {
 	if r.rep == nil {
-		return nil
+		return &gc.Report{}
 	}
-	return r.rep.Errors
+	return r.rep
 }
 
 // confirmStopped asks before stopped VMs are reclaimed: they may hold a

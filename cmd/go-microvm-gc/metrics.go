@@ -38,53 +38,40 @@ func writeMetrics(path string, results []rootResult, interrupted bool, now time.
 		fmt.Fprintf(&b, "%s%s{%s} %s\n", metricPrefix, name, labels, strconv.FormatFloat(v, 'f', -1, 64))
 	}
 	root := func(r rootResult) string { return `root="` + escapeLabel(r.root) + `"` }
-	each := func(name, help string, v func(r rootResult) float64) {
-		family(name, help)
+	for _, m := range []struct {
+		name, help string
+		v          func(r rootResult) float64
+	}{
+		{"reclaimed_dirs", "Data directories reclaimed by the last collection.",
+			func(r rootResult) float64 { return float64(len(r.report().Reclaimed)) }},
+		{"freed_bytes", "Allocated bytes freed by the last collection, trash of earlier runs included.",
+			func(r rootResult) float64 { return float64(r.report().BytesFreed) }},
+		{"errors", "Errors of the last collection (each names a path on stderr and in --json).",
+			func(r rootResult) float64 { return float64(len(r.report().Errors)) + boolFloat(r.fatal != nil) }},
+		{"busy", "1 when another collector held the root lock, so the last collection did nothing.",
+			func(r rootResult) float64 { return boolFloat(r.busy) }},
+		{"deferred", "1 when the last collection left work for the next run (interrupted or out of budget).",
+			func(r rootResult) float64 { return boolFloat(r.report().Deferred || interrupted) }},
+		{"duration_seconds", "How long the last collection took.",
+			func(r rootResult) float64 { return r.duration.Seconds() }},
+		{"last_run_timestamp_seconds", "When the last collection ended, in Unix seconds.",
+			func(rootResult) float64 { return float64(now.Unix()) }},
+	} {
+		family(m.name, m.help)
 		for _, r := range results {
-			sample(name, root(r), v(r))
+			sample(m.name, root(r), m.v(r))
 		}
 	}
-	rep := func(r rootResult) *gc.Report {
-		if r.rep == nil {
-			return &gc.Report{}
-		}
-		return r.rep
-	}
-	each("reclaimed_dirs", "Data directories reclaimed by the last collection.", func(r rootResult) float64 {
-		return float64(len(rep(r).Reclaimed))
-	})
-	each("freed_bytes", "Allocated bytes freed by the last collection, trash of earlier runs included.", func(r rootResult) float64 {
-		return float64(rep(r).BytesFreed)
-	})
 	family("kept_dirs", "Data directories kept by the last collection, by class.")
 	for _, r := range results {
 		counts := map[gc.Class]int{}
-		for _, c := range rep(r).Kept {
+		for _, c := range r.report().Kept {
 			counts[c.Class]++
 		}
 		for _, cl := range classOrder {
 			sample("kept_dirs", root(r)+`,class="`+escapeLabel(string(cl))+`"`, float64(counts[cl]))
 		}
 	}
-	each("errors", "Errors of the last collection (each names a path on stderr and in --json).", func(r rootResult) float64 {
-		n := len(rep(r).Errors)
-		if r.fatal != nil {
-			n++
-		}
-		return float64(n)
-	})
-	each("busy", "1 when another collector held the root lock, so the last collection did nothing.", func(r rootResult) float64 {
-		return boolFloat(r.busy)
-	})
-	each("deferred", "1 when the last collection left work for the next run (interrupted or out of budget).", func(r rootResult) float64 {
-		return boolFloat(rep(r).Deferred || interrupted)
-	})
-	each("duration_seconds", "How long the last collection took.", func(r rootResult) float64 {
-		return r.duration.Seconds()
-	})
-	each("last_run_timestamp_seconds", "When the last collection ended, in Unix seconds.", func(rootResult) float64 {
-		return float64(now.Unix())
-	})
 	family("last_success_timestamp_seconds", "When a collection last ended without error, busy root or interrupt, in Unix seconds.")
 	for _, r := range results {
 		v, ok := lastSuccess[root(r)]

@@ -6,27 +6,23 @@ package main
 import (
 	"fmt"
 	"io"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/stacklok/go-microvm/gc"
 )
 
-// progress shows, on a terminal, how far a long collection has got. It
-// learns what happens from gc.WithProgress (one call per directory
-// classified and per orphan reclaimed), and it is only set up when stderr
-// is a terminal: when off, the collector does not even call it.
+// progress shows, on a terminal, how far a long collection has got,
+// redrawn in place from gc.WithProgress's counts.
 type progress struct {
-	w        io.Writer
-	classed  atomic.Int64 // data directories classified
-	orphans  atomic.Int64 // of which orphans
-	done     atomic.Int64 // orphans reclaimed
-	freed    atomic.Int64 // bytes freed by those
-	stopOnce sync.Once
-	stopc    chan struct{}
-	wg       sync.WaitGroup
-	drawn    bool
+	w       io.Writer
+	classed atomic.Int64 // data directories classified
+	orphans atomic.Int64 // of which orphans
+	done    atomic.Int64 // orphans reclaimed
+	freed   atomic.Int64 // bytes freed by those
+	stopc   chan struct{}
+	exited  chan struct{}
+	drawn   bool
 }
 
 // progressTick is how often the line is redrawn.
@@ -34,33 +30,22 @@ const progressTick = 200 * time.Millisecond
 
 // startProgress starts drawing on w once after has passed.
 func startProgress(w io.Writer, after time.Duration) *progress {
-	p := &progress{w: w, stopc: make(chan struct{})}
-	p.wg.Add(1)
-	go p.loop(after)
+	p := &progress{w: w, stopc: make(chan struct{}), exited: make(chan struct{})}
+	go func() {
+		defer close(p.exited)
+		t := time.NewTimer(after)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				p.draw()
+				t.Reset(progressTick)
+			case <-p.stopc:
+				return
+			}
+		}
+	}()
 	return p
-}
-
-func (p *progress) loop(after time.Duration) {
-	defer p.wg.Done()
-	if after > 0 {
-		wait := time.NewTimer(after)
-		defer wait.Stop()
-		select {
-		case <-wait.C:
-		case <-p.stopc:
-			return
-		}
-	}
-	t := time.NewTicker(progressTick)
-	defer t.Stop()
-	for {
-		p.draw()
-		select {
-		case <-t.C:
-		case <-p.stopc:
-			return
-		}
-	}
 }
 
 func (p *progress) draw() {
@@ -75,19 +60,16 @@ func (p *progress) draw() {
 	p.drawn = true
 }
 
-// stop stops drawing and erases the line. Safe on a nil progress and to
-// call twice.
+// stop stops drawing and erases the line; a nil progress does nothing.
 func (p *progress) stop() {
 	if p == nil {
 		return
 	}
-	p.stopOnce.Do(func() {
-		close(p.stopc)
-		p.wg.Wait()
-		if p.drawn {
-			eprintf(p.w, "\r\x1b[K")
-		}
-	})
+	close(p.stopc)
+	<-p.exited
+	if p.drawn {
+		eprintf(p.w, "\r\x1b[K")
+	}
 }
 
 // observe counts one step of the collection; it is the gc.WithProgress
