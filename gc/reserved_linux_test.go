@@ -5,10 +5,12 @@ package gc
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -235,4 +237,44 @@ func TestTwoUsersShareARoot(t *testing.T) {
 		t.Errorf("root's second run: %+v; want its trash emptied, the live VM kept", rep)
 	}
 	mustNotExist(t, filepath.Join(root, TrashName))
+}
+
+// TestPlantedLockConcurrent: with the root lock planted by another user,
+// three collectors of this user run at once, none holding a root lock;
+// each reclaim still holds its directory's own locks, so every orphan and
+// its emptied parent go, and the only error is the planted lock's.
+func TestPlantedLockConcurrent(t *testing.T) {
+	t.Parallel()
+	requireRoot(t)
+	root := filepath.Join(testproc.PublicTempDir(t), "root")
+	mkdir(t, root)
+	if err := os.Chmod(root, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 30 {
+		vm := filepath.Join(root, fmt.Sprintf("p%d", i%5), fmt.Sprintf("vm%d", i))
+		makeVM(t, vm, orphanState())
+		writeFile(t, filepath.Join(vm, rootfsWorkName, "a", "b", "c"), "x")
+	}
+	lock := filepath.Join(root, LockName())
+	asNobody(t, "sh", "-c", "umask 0; touch "+lock)
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			rep, err := Collect(root, WithDepth(3))
+			if err != nil {
+				t.Errorf("Collect: %v", err)
+				return
+			}
+			for _, e := range rep.Errors {
+				if e.Path != lock {
+					t.Errorf("Collect reported %v", e)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if ents, err := os.ReadDir(root); err != nil || len(ents) != 1 || ents[0].Name() != LockName() {
+		t.Errorf("root holds %v (%v); want only the planted lock", ents, err)
+	}
 }
