@@ -7,9 +7,5 @@ package sysat
 
 import "golang.org/x/sys/unix"
 
-// Flock applies the flock(2) operation how to fd. With unix.LOCK_NB in
-// how, a lock held elsewhere fails with EWOULDBLOCK at once. AIX has no
-// flock.
-func Flock(fd int, how int) error {
-	return retry(func() error { return unix.Flock(fd, how) })
-}
+// Flock is flock(2), which AIX lacks.
+func Flock(fd int, how int) error { return retry(func() error { return unix.Flock(fd, how) }) }
