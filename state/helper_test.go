@@ -22,6 +22,7 @@ import (
 
 	"github.com/stacklok/go-microvm/internal/datadir"
 	"github.com/stacklok/go-microvm/internal/hangtest"
+	"github.com/stacklok/go-microvm/internal/sysat"
 	"github.com/stacklok/go-microvm/internal/testproc"
 )
 
@@ -194,7 +195,15 @@ func tryFlock(f *os.File) (ok bool, err error) {
 // the collector's probe (it creates nothing; a missing lock file is not
 // held): the tests' oracle for who holds the lock.
 func probeLock(dataDir string) (held bool, err error) {
-	return datadir.ProbeLockPath(filepath.Join(dataDir, LockFileName))
+	fd, err := unix.Open(dataDir, sysat.DirFlags, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer unix.Close(fd)
+	return datadir.NewDir(fd, dataDir).ProbeLock()
 }
 
 // helperLeakLease takes the lease on dir, logging with slog to stderr,
