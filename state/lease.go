@@ -9,12 +9,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
-	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/stacklok/go-microvm/internal/datadir"
 	"github.com/stacklok/go-microvm/internal/sysat"
@@ -112,19 +114,7 @@ func leaseLeaked(f *os.File) {
 // ctx's error, wrapped. A dataDir that disappears while it waits is an
 // error wrapping fs.ErrNotExist.
 func AcquireLease(ctx context.Context, dataDir string) (*Lease, error) {
-	t := time.NewTicker(retryDelay)
-	defer t.Stop()
-	for {
-		l, err := TryLease(dataDir)
-		if !errors.Is(err, ErrLocked) {
-			return l, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("acquire lease on %s: %w", dataDir, ctx.Err())
-		case <-t.C:
-		}
-	}
+	return poll(ctx, "acquire lease on "+dataDir, func() (*Lease, error) { return TryLease(dataDir) })
 }
 
 // TryLease takes the lease on dataDir without blocking. It returns an error
@@ -136,36 +126,26 @@ func TryLease(dataDir string) (*Lease, error) { return tryLease(dataDir, nil) }
 // tryLease is TryLease; afterLock lets tests replace the directory between
 // the flock and the inode check, a window otherwise hit only by luck.
 func tryLease(dataDir string, afterLock func(dataDir string)) (*Lease, error) {
-	for {
-		f, err := os.OpenFile(dataDir, sysat.DirFlags, 0)
-		if err != nil {
-			return nil, fmt.Errorf("open lease directory: %w", err)
-		}
-		// Fd is harmless: f is a directory, never in non-blocking mode.
-		err = datadir.NewDir(int(f.Fd()), dataDir).TryLease()
-		if err != nil {
-			_ = f.Close()
-			return nil, err
-		}
-		if afterLock != nil {
-			afterLock(dataDir)
-		}
-		locked, err := f.Stat()
-		if err != nil {
-			_ = f.Close()
-			return nil, err
-		}
-		named, err := os.Lstat(dataDir)
-		if err != nil {
-			_ = f.Close()
-			return nil, fmt.Errorf("check lease directory: %w", err)
-		}
-		if os.SameFile(locked, named) {
-			return newLease(f), nil
-		}
-		// What we locked is no longer at dataDir: the lock would guard nothing.
-		_ = f.Close()
+	fd, err := datadir.TryLeasePath(dataDir, afterLock)
+	if err != nil {
+		return nil, err
 	}
+	return newLease(os.NewFile(uintptr(fd), dataDir)), nil
+}
+
+// ProbeLease reports whether the lease on dataDir is held right now; it
+// creates nothing, so it works on a read-only filesystem. A missing dataDir
+// is not held. For an instant the probe holds the lease itself.
+func ProbeLease(dataDir string) (held bool, err error) {
+	fd, err := sysat.Openat(unix.AT_FDCWD, dataDir, sysat.DirFlags, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return false, nil
+	}
+	if err != nil {
+		return false, &fs.PathError{Op: "probe lock", Path: dataDir, Err: err}
+	}
+	defer unix.Close(fd)
+	return datadir.NewDir(fd, dataDir).ProbeLease()
 }
 
 // File returns the locked directory descriptor, for exec.Cmd.ExtraFiles: a

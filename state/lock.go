@@ -65,7 +65,16 @@ func (m *Manager) loadAndLock(ctx context.Context, block bool) (*LockedState, er
 	if m.afterLock != nil {
 		afterLock = *m.afterLock
 	}
-	held, err := lockStateFile(ctx, m.LockPath(), block, afterLock)
+	// Every poll resolves the path afresh, so a replaced data directory
+	// is noticed.
+	try := func() (heldLock, error) { return tryLockPath(m.LockPath(), afterLock) }
+	var held heldLock
+	var err error
+	if block {
+		held, err = poll(ctx, "lock "+m.LockPath(), try)
+	} else {
+		held, err = try()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -80,25 +89,23 @@ func (m *Manager) loadAndLock(ctx context.Context, block bool) (*LockedState, er
 	return &LockedState{State: s, m: m, held: held, loaded: loaded}, nil
 }
 
-// lockStateFile takes a writer's state lock at path, creating the file;
-// every poll resolves path afresh so a replaced data directory is noticed.
-func lockStateFile(ctx context.Context, path string, block bool, afterLock func(string)) (heldLock, error) {
-	held, err := tryLockPath(path, afterLock)
-	if !block {
-		return held, err
-	}
+// poll calls try until it returns an error other than ErrLocked, every
+// retryDelay, until ctx is done: then it returns ctx's error after what.
+func poll[T any](ctx context.Context, what string, try func() (T, error)) (T, error) {
 	t := time.NewTicker(retryDelay)
 	defer t.Stop()
-	for err != nil && errors.Is(err, ErrLocked) {
+	for {
+		v, err := try()
+		if !errors.Is(err, ErrLocked) {
+			return v, err
+		}
 		select {
 		case <-ctx.Done():
-			var none heldLock
-			return none, fmt.Errorf("lock %s: %w", path, ctx.Err())
+			var zero T
+			return zero, fmt.Errorf("%s: %w", what, ctx.Err())
 		case <-t.C:
 		}
-		held, err = tryLockPath(path, afterLock)
 	}
-	return held, err
 }
 
 // Release drops the state lock, logging a failure with slog, as released

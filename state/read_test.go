@@ -361,7 +361,8 @@ func write(t *testing.T, path, content string) {
 // map by them; ours must stay so (this does not compile otherwise).
 func TestManagerComparable(t *testing.T) {
 	t.Parallel()
-	if *NewManager("/a") == *NewManager("/b") || *NewManager("/a") != *NewManager("/a") {
+	a, a2 := *NewManager("/a"), *NewManager("/a")
+	if a == *NewManager("/b") || a != a2 {
 		t.Fatal("Managers compare by their data directory")
 	}
 }
