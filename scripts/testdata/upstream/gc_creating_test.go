@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,7 +62,11 @@ func TestMain(m *testing.M) {
 	if !testproc.IsHelper() {
 		creatingRunner = testproc.MustBuildRunner()
 	}
-	testproc.Main(m)
+	testproc.Main(m, func() {
+		if creatingCacheDir != "" {
+			_ = os.RemoveAll(creatingCacheDir)
+		}
+	})
 }
 
 // layerFetcher hands out one image, as a registry would.
@@ -317,7 +322,14 @@ func nextCreation(t *testing.T, root string) {
 	if err != nil {
 		t.Fatalf("next Run: %v", err)
 	}
-	if left := rootEntries(t, root); len(left) != 1 || left[0] != "next" {
+	// The check's deletion work has a budget: what did not fit waits in
+	// the trash, out of the data directories, for the next collection.
+	left := rootEntries(t, root)
+	if trash := slices.Index(left, gc.TrashName); trash >= 0 {
+		t.Logf("the check's budget left work in the trash")
+		left = slices.Delete(left, trash, trash+1)
+	}
+	if len(left) != 1 || left[0] != "next" {
 		t.Errorf("after the next creation the root holds %v, want only [next]", left)
 	}
 	if err := vm.Remove(ctx); err != nil {
@@ -326,8 +338,11 @@ func nextCreation(t *testing.T, root string) {
 	if state.Kept(next) != nil {
 		t.Error("Remove left the creator's lease kept")
 	}
+	if _, err := gc.Collect(root); err != nil {
+		t.Fatal(err)
+	}
 	if left := rootEntries(t, root); len(left) != 0 {
-		t.Errorf("after Remove the root holds %v", left)
+		t.Errorf("after Remove and a collection the root holds %v", left)
 	}
 }
 
