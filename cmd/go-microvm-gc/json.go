@@ -161,20 +161,18 @@ func newCollectJSON(rs roots, results []rootResult, dryRun, interrupted bool) co
 		if r.fatal != nil {
 			doc.Errors = append(doc.Errors, errorJSON{Path: r.root, PathBytes: pathBytes(r.root), Error: r.fatal.Error()})
 		}
-		if r.rep == nil {
-			continue
-		}
-		for _, o := range r.rep.Reclaimed {
+		rep := r.report()
+		for _, o := range rep.Reclaimed {
 			doc.Reclaimed = append(doc.Reclaimed, reclaimedJSON{Path: o.Path, PathBytes: pathBytes(o.Path), Reason: string(o.Reason), PID: o.PID, Bytes: o.Bytes})
 			wouldFree += o.Bytes
 		}
-		for _, c := range r.rep.Kept {
+		for _, c := range rep.Kept {
 			doc.Kept = append(doc.Kept, newCandidateJSON(c))
 		}
-		for _, e := range r.rep.Errors {
+		for _, e := range rep.Errors {
 			doc.Errors = append(doc.Errors, errorJSON{Path: e.Path, PathBytes: pathBytes(e.Path), Error: opError(e)})
 		}
-		doc.BytesFreed += r.rep.BytesFreed
+		doc.BytesFreed += rep.BytesFreed
 		for _, t := range r.trash {
 			wouldFree += max(t.Bytes, 0)
 		}

@@ -86,10 +86,9 @@ const (
 	lineSummary = "summary"
 )
 
-// dirLine, trashLine and summaryLine are the lines of `list --json-lines`,
-// the last one the summary: a `list --json`
-// directory or trash with its root, then the roots, the count of each
-// class and whether an interrupt cut the listing short.
+// dirLine, trashLine and summaryLine are the lines of `list --json-lines`:
+// a `list --json` directory or trash with its root; last, the roots, the
+// count of each class and whether an interrupt cut the listing short.
 type dirLine struct {
 	Kind string `json:"kind"`
 	Root string `json:"root"`
@@ -124,17 +123,14 @@ type listSink interface {
 // over as soon as gc.ScanSeq decides it, and only counts are kept, so the
 // memory of the JSON sinks is the same for ten directories or a million.
 func (a *app) streamList(lf *listFlags, rs roots, opts []gc.Option, sink listSink) error {
-	sum := summaryLine{Kind: lineSummary, Roots: []rootJSON{}, Missing: rs.missing, Counts: map[gc.Class]int{}}
-	if sum.Missing == nil {
-		sum.Missing = []string{}
-	}
+	sum := summaryLine{Kind: lineSummary, Roots: []rootJSON{}, Missing: append([]string{}, rs.missing...), Counts: map[gc.Class]int{}}
 	for _, root := range rs.dirs {
 		if a.ctx.Err() != nil {
 			break
 		}
 		sum.Roots = append(sum.Roots, rootJSON{Path: root, PathBytes: pathBytes(root)})
 		if t, ok := trashIn(a.ctx, root, lf.sizes); ok {
-			sink.trash(root, newTrashJSON(t))
+			sink.trash(root, &trashJSON{Path: t.Path, PathBytes: pathBytes(t.Path), Entries: t.Entries, Bytes: sizePtr(t.Bytes)})
 		}
 		for c, err := range gc.ScanSeq(a.ctx, root, opts...) {
 			if err != nil {
@@ -144,7 +140,10 @@ func (a *app) streamList(lf *listFlags, rs roots, opts []gc.Option, sink listSin
 				}
 				continue
 			}
-			d := newDirJSON(c, lf.sizes)
+			d := dirJSON{candidateJSON: newCandidateJSON(c)}
+			if lf.sizes {
+				d.Bytes = sizePtr(c.Bytes)
+			}
 			sink.dir(root, &d)
 			sum.Counts[c.Class]++
 		}
@@ -163,22 +162,12 @@ func (a *app) streamList(lf *listFlags, rs roots, opts []gc.Option, sink listSin
 	return nil
 }
 
-func newDirJSON(c gc.Candidate, sizes bool) dirJSON {
-	d := dirJSON{candidateJSON: newCandidateJSON(c)}
-	if sizes && c.Bytes >= 0 {
-		b := c.Bytes
-		d.Bytes = &b
+// sizePtr is a measured size n for JSON: null when not measured (-1).
+func sizePtr(n int64) *int64 {
+	if n < 0 {
+		return nil
 	}
-	return d
-}
-
-func newTrashJSON(t pendingTrash) *trashJSON {
-	tj := &trashJSON{Path: t.Path, PathBytes: pathBytes(t.Path), Entries: t.Entries}
-	if t.Bytes >= 0 {
-		b := t.Bytes
-		tj.Bytes = &b
-	}
-	return tj
+	return &n
 }
 
 // linesSink writes `list --json-lines`: one object a line.

@@ -250,7 +250,8 @@ func collectSummary(rep *gc.Report, trashBytes int64, interrupted bool) string {
 		kept += " (" + classCounts(counts) + ")"
 	}
 	dirs := plural(len(rep.Reclaimed), "data directory", "data directories")
-	var s string
+	freed := formatBytes(max(rep.BytesFreed, 0))
+	s := fmt.Sprintf("Reclaimed %s, %s freed; %s", dirs, freed, kept)
 	switch {
 	case rep.DryRun:
 		sum := trashBytes
@@ -261,12 +262,9 @@ func collectSummary(rep *gc.Report, trashBytes int64, interrupted bool) string {
 		if trashBytes > 0 {
 			s += " and empty the trash"
 		}
-		s += ", " + humanize.Bytes(uint64(max(sum, 0))) + " in all; would keep" + strings.TrimPrefix(kept, "kept")
+		s += ", " + formatBytes(max(sum, 0)) + " in all; would keep" + strings.TrimPrefix(kept, "kept")
 	case interrupted:
-		s = fmt.Sprintf("Interrupted after reclaiming %s, %s freed; %s; the rest is left for the next run",
-			dirs, humanize.Bytes(uint64(max(rep.BytesFreed, 0))), kept)
-	default:
-		s = fmt.Sprintf("Reclaimed %s, %s freed; %s", dirs, humanize.Bytes(uint64(max(rep.BytesFreed, 0))), kept)
+		s = fmt.Sprintf("Interrupted after reclaiming %s, %s freed; %s; the rest is left for the next run", dirs, freed, kept)
 	}
 	if len(rep.Errors) > 0 {
 		s += "; " + plural(len(rep.Errors), "error", "errors")
