@@ -2,12 +2,9 @@
 // SPDX-License-Identifier: Apache-2.0
 
 // Package procinfo reads the identity of processes: whether a PID exists,
-// whether it is a zombie, its kernel start time, its executable, and its
-// boot and PID namespace. A PID is gone only when kill(pid, 0) says ESRCH,
-// and only in the caller's PID namespace; /proc is trusted only once it
-// shows the caller itself. (PID, StartTime, BootID) names one process.
-// Lookup returns an error, never panics, on malformed kernel data, reports
-// an unreadable executable in Info.ExecutableErr, and on Linux takes every
-// field of one Info from the same process. Outside Linux and macOS every
-// call returns an error wrapping ErrUnsupported.
+// whether it is a zombie, its start time, executable, boot and PID
+// namespace. A PID is gone only when kill(pid, 0) says ESRCH in the
+// caller's PID namespace; /proc is trusted only once it shows the caller.
+// (PID, StartTime, BootID) names one process. Outside Linux and macOS
+// every call returns an error wrapping ErrUnsupported.
 package procinfo

@@ -12,90 +12,68 @@ import (
 )
 
 var (
-	// ErrNotExist means no process has that PID. Errors wrapping it are
-	// returned by Lookup for pid <= 0 and for a PID with no process.
+	// ErrNotExist: no process has the PID (kill(pid, 0) says ESRCH), or
+	// the PID is not positive.
 	ErrNotExist = errors.New("no such process")
-	// ErrUnsupported means this platform cannot answer; every function
-	// returns an error wrapping it on platforms other than Linux and macOS.
+	// ErrUnsupported: this platform (not Linux, not macOS) cannot answer.
 	ErrUnsupported = errors.New("process identity not supported on this platform")
-	// ErrHidden means a process has the PID (kill(pid, 0) finds it) but
-	// /proc does not show it: /proc mounted hidepid=, a /proc of another
-	// PID namespace, or no /proc at all. Nothing about the process is
-	// known, but it exists.
+	// ErrHidden: a process has the PID (kill finds it) but /proc does not
+	// show it (hidepid=, another PID namespace's /proc, no /proc).
 	ErrHidden = errors.New("process exists but /proc does not show it")
-	// ErrProcUntrusted means /proc does not show this process itself
-	// (/proc/self missing, naming another PID, or a /proc mounted from
-	// another PID namespace), so nothing it says about a PID is trusted.
+	// ErrProcUntrusted: /proc does not show this process itself (no
+	// /proc/self, another PID there, a /proc of another PID namespace), so
+	// nothing it says about a PID is trusted.
 	ErrProcUntrusted = errors.New("/proc does not show this process")
 )
 
 // InitialPIDNamespace is the inode of Linux's initial PID namespace
-// (PROC_PID_INIT_INO), fixed by the kernel: the namespace of the host,
-// where every process of the machine has a PID.
+// (PROC_PID_INIT_INO): the host's, where every process has a PID.
 const InitialPIDNamespace = 0xEFFFFFFC
 
 // PIDNamespace is the PID namespace this process judges PIDs in.
 type PIDNamespace struct {
-	// Inode identifies it (Linux: the inode of /proc/self/ns/pid); 0 on
-	// platforms without PID namespaces.
-	Inode uint64
-	// Initial is true for the host's PID namespace, and on platforms
-	// without PID namespaces.
-	Initial bool
+	Inode   uint64 // inode of /proc/self/ns/pid; 0 without PID namespaces
+	Initial bool   // the host's, or a platform without PID namespaces
 }
 
 // Info is what the kernel says about one process.
 type Info struct {
 	PID int
-	// Zombie is true for a process that has exited but not been reaped
-	// (Linux state Z or X with no live thread left; macOS SZOMB). A Linux
-	// thread-group leader that exited with pthread_exit shows state Z
-	// while its other threads still run: that process is alive, and
-	// Zombie is false.
+	// Zombie: exited, not reaped, no live thread left (Linux Z or X,
+	// macOS SZOMB). A Linux leader that called pthread_exit shows Z while
+	// other threads run: that process is alive, not a Zombie.
 	Zombie bool
-	// Threads is the number of threads the kernel counts for the process
-	// (Linux /proc/PID/status Threads:, the exited leader included); 0
-	// when unknown (macOS, or not read because the process is running).
+	// Threads is /proc/PID/status Threads: (the exited leader included),
+	// read only for a leader in state Z; 0 otherwise and on macOS.
 	Threads int
-	// StartTime is the kernel start time token: Linux field 22 of
-	// /proc/PID/stat (clock ticks since boot), less the boottime offset
-	// of the caller's time namespace, so that it is the same from every
-	// time namespace; macOS start time in
-	// microseconds since the Unix epoch. Comparable only for equality
-	// within one boot.
+	// StartTime is Linux /proc/PID/stat field 22 (clock ticks since boot)
+	// less the boottime offset of the caller's time namespace, so the same
+	// from every time namespace; macOS microseconds since the epoch. Equal
+	// start times within one boot name one process.
 	StartTime uint64
-	// Started is StartTime as wall-clock time (boot time + ticks), accurate
-	// to about a second on Linux.
+	// Started is StartTime as wall-clock time, to about a second on Linux.
 	Started time.Time
-	// Comm is the kernel's short command name (Linux: truncated to 15
-	// bytes; macOS: 16): the base name of the path the process was
-	// started from, symlinks not resolved, unless it renamed itself.
+	// Comm is the kernel's short name (15 bytes on Linux, 16 on macOS):
+	// the base name it was started from, unless it renamed itself.
 	Comm string
-	// Argv0 is the process's argv[0] as it reads now (Linux
-	// /proc/PID/cmdline; "" when unreadable, empty or longer than 4 KiB,
-	// and on macOS). The process may have rewritten it.
+	// Argv0 is argv[0] as it reads now (Linux /proc/PID/cmdline; "" when
+	// unreadable, empty, longer than 4 KiB, and on macOS).
 	Argv0 string
-	// Executable is the absolute path of the executable, "" when it cannot
-	// be read (EPERM for other users' processes, kernel threads, zombies).
-	// When the file was deleted or replaced after the process started it
-	// (an upgrade, say), Executable is still the path it was started from
-	// and ExecutableDeleted is true: it is the same process either way.
-	Executable string
-	// ExecutableDeleted is true when the kernel reports that Executable no
-	// longer names the file the process runs (Linux only; always false on
-	// macOS, which does not say).
+	// Executable is the absolute path the process was started from, even
+	// if that file was deleted or replaced since (ExecutableDeleted, Linux
+	// only); "" when unreadable, and ExecutableErr says why (wrapping
+	// fs.ErrPermission for another user's process, fs.ErrNotExist for a
+	// zombie or a kernel thread).
+	Executable        string
 	ExecutableDeleted bool
-	// ExecutableErr says why Executable is empty, nil otherwise. It wraps
-	// the system error (fs.ErrPermission for another user's process;
-	// fs.ErrNotExist for a zombie or a kernel thread, which still exist as
-	// processes).
-	ExecutableErr error
+	ExecutableErr     error
 }
 
-// Lookup returns what the kernel says about pid. It returns ErrNotExist only
-// when kill(pid, 0) says ESRCH in this PID namespace, or pid is no pid_t
-// (kill would truncate it into a process group); ErrHidden when /proc hides
-// a PID kill finds; ErrProcUntrusted when /proc does not show this process.
+// Lookup returns what the kernel says about pid: ErrNotExist only when
+// kill(pid, 0) says ESRCH in this PID namespace, or pid is no pid_t;
+// ErrHidden when /proc hides a PID kill finds; ErrProcUntrusted when /proc
+// does not show this process. On Linux every field comes from the same
+// process; malformed kernel data is an error.
 func Lookup(pid int) (Info, error) {
 	if pid <= 0 || pid > math.MaxInt32 {
 		return Info{}, fmt.Errorf("look up process %d: %w", pid, ErrNotExist)
@@ -103,21 +81,16 @@ func Lookup(pid int) (Info, error) {
 	return lookup(pid)
 }
 
-// pidLimit is the kernel's PID_MAX_LIMIT on 64-bit Linux: no process in
-// any PID namespace has a PID of it or above.
+// pidLimit is Linux's PID_MAX_LIMIT on 64-bit: no PID in any namespace
+// reaches it.
 const pidLimit = 1 << 22
 
-// Nested is a process that has a given PID in a PID namespace nested
-// below the caller's (a container's), as FindNested found it.
+// Nested is a process found by FindNested.
 type Nested struct {
-	// PID is its PID in the caller's namespace.
-	PID int
-	// Comm is its kernel short name, as /proc/PID/status shows it.
-	Comm string
-	// Zombie: exited, with no live thread left.
-	Zombie bool
-	// Info is what Lookup says of it (by its PID here), once found; Err,
-	// when not nil, says why it could not be read (it did not exit).
+	PID    int    // in the caller's namespace
+	Comm   string // from /proc/PID/status
+	Zombie bool   // exited, no live thread left
+	// Info is Lookup's of PID; Err says why it failed (it did not exit).
 	Info Info
 	Err  error
 }
@@ -133,23 +106,17 @@ func FindNested(pid int) ([]Nested, error) {
 	return nested(pid)
 }
 
-// CurrentPIDNamespace returns the PID namespace of this process. On Linux
-// it returns an error wrapping ErrProcUntrusted when /proc does not show
-// this process itself, since then neither the namespace nor any PID can
-// be judged through it.
+// CurrentPIDNamespace returns this process's PID namespace; on Linux an
+// error wrapping ErrProcUntrusted when /proc does not show this process.
 func CurrentPIDNamespace() (PIDNamespace, error) { return currentPIDNamespace() }
 
 // Self returns Lookup(os.Getpid()).
 func Self() (Info, error) { return Lookup(os.Getpid()) }
 
-// BootID identifies the current boot: Linux /proc/sys/kernel/random/boot_id;
-// macOS kern.bootsessionuuid (or kern.boottime formatted, when absent). It
-// returns an error when the kernel does not provide it; the value is read
-// once and cached, since it cannot change while this process runs.
+// BootID identifies the current boot (Linux boot_id; macOS
+// kern.bootsessionuuid, else kern.boottime), read once.
 func BootID() (string, error) { return bootID() }
 
-// BootTime is the wall-clock time the machine booted, to the second, as
-// the host sees it (Linux: a time namespace's boottime offset taken out). It
-// returns an error when the kernel does not provide it; the value is read
-// once and cached.
+// BootTime is when the machine booted, to the second, as the host sees it
+// (Linux: a time namespace's offset taken out), read once.
 func BootTime() (time.Time, error) { return bootTime() }

@@ -18,12 +18,9 @@ import (
 const sZOMB = 5
 
 func lookup(pid int) (Info, error) {
-	if pid <= 0 {
-		return Info{}, fmt.Errorf("look up process %d: %w", pid, ErrNotExist)
-	}
 	kp, err := unix.SysctlKinfoProc("kern.proc.pid", pid)
-	// For a PID no process has, sysctl succeeds with an empty result,
-	// which golang.org/x/sys/unix reports as EIO.
+	// For a PID no process has, x/sys/unix reports sysctl's empty result
+	// as EIO.
 	if errors.Is(err, unix.ESRCH) || errors.Is(err, unix.EIO) || (err == nil && kp.Proc.P_pid == 0) {
 		// As on Linux, only kill(2) is taken for proof of death.
 		switch kerr := unix.Kill(pid, 0); kerr {
@@ -53,9 +50,8 @@ func lookup(pid int) (Info, error) {
 		Started:   time.Unix(p.P_starttime.Unix()),
 		Comm:      comm,
 	}
-	// proc_pidpath would need cgo (libproc); kern.procargs2 gives the path
-	// the process was exec'd with. It fails with EINVAL or EPERM for other
-	// users' processes and for zombies.
+	// proc_pidpath needs cgo; kern.procargs2 fails with EINVAL or EPERM
+	// for other users' processes and for zombies.
 	buf, err := unix.SysctlRaw("kern.procargs2", pid)
 	if err != nil {
 		info.ExecutableErr = fmt.Errorf("sysctl kern.procargs2 %d: %w", pid, err)

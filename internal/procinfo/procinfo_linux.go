@@ -22,27 +22,20 @@ import (
 	"github.com/stacklok/go-microvm/internal/sysat"
 )
 
-// ClockTicks is USER_HZ, the unit of /proc/PID/stat field 22. The kernel
-// fixes it at 100 on every architecture Go supports without cgo (it is the
-// ABI value, independent of the kernel's internal HZ), so it is a constant
-// here rather than a sysconf(_SC_CLK_TCK) call, which would need cgo.
+// ClockTicks is USER_HZ, the unit of /proc/PID/stat field 22: the ABI
+// fixes it at 100 on every architecture Go supports (sysconf needs cgo).
 const ClockTicks = 100
 
 const tick = time.Second / ClockTicks
 
-// deletedSuffix is what the kernel appends to /proc/PID/exe when the file
-// the process was started from has been unlinked or replaced.
+// deletedSuffix ends /proc/PID/exe once the file was unlinked or replaced.
 const deletedSuffix = " (deleted)"
 
-// maxStatSize bounds the read of /proc/PID/stat and /proc/PID/status: the
-// stat line is well under 1 KiB (52 numbers and a comm of at most 64
-// bytes), status under 2 KiB.
+// maxStatSize bounds the read of /proc/PID/stat (under 1 KiB) and status
+// (under 2 KiB).
 const maxStatSize = 8192
 
 func lookup(pid int) (Info, error) {
-	if pid <= 0 {
-		return Info{}, fmt.Errorf("look up process %d: %w", pid, ErrNotExist)
-	}
 	// kill(2) speaks for this process's PID namespace whatever /proc is:
 	// a PID it does not find is gone, and costs no /proc read.
 	if err := unix.Kill(pid, 0); err == unix.ESRCH {
@@ -55,10 +48,9 @@ func lookup(pid int) (Info, error) {
 		return Info{}, absent(pid, err)
 	}
 	dir := "/proc/" + strconv.Itoa(pid)
-	// Everything is read relative to one descriptor of /proc/PID: it
-	// refers to that process, not to the number, so if the process exits
-	// and the PID is reused between the reads below, they fail instead of
-	// mixing the start time of one process with the executable of another.
+	// Every read is relative to one descriptor of /proc/PID, which refers
+	// to the process, not the number: reads after the PID's reuse fail
+	// instead of mixing two processes.
 	dfd, err := sysat.Openat(unix.AT_FDCWD, dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return Info{}, lookupErr(pid, "open", dir, err)
@@ -79,9 +71,8 @@ func lookup(pid int) (Info, error) {
 	info.Comm = st.Comm
 	info.Zombie = zombieState(st.State)
 	if st.State == 'Z' {
-		// The state is the thread-group leader's: a leader that called
-		// pthread_exit is a zombie while its other threads run on. The
-		// process is dead only when no other thread is left.
+		// The leader's state: after pthread_exit it is Z while other
+		// threads run on.
 		n, err := readParsed(dfd, pid, dir, "status", statusThreads)
 		if err != nil {
 			return Info{}, err
@@ -97,9 +88,8 @@ func lookup(pid int) (Info, error) {
 // maxArgv0 bounds the read of /proc/PID/cmdline: argv[0] is a path.
 const maxArgv0 = 4096
 
-// readArgv0 returns the first NUL-terminated string of /proc/PID/cmdline,
-// read through dfd, or "" when it cannot be read or is not there whole
-// within maxArgv0 bytes (a kernel thread or a zombie has none).
+// readArgv0 returns the first NUL-terminated string of cmdline in dfd, or
+// "" when not there whole within maxArgv0 bytes (kernel threads, zombies).
 func readArgv0(dfd int) string {
 	fd, err := sysat.Openat(dfd, "cmdline", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -118,8 +108,7 @@ func readArgv0(dfd int) string {
 	return string(arg)
 }
 
-// readParsed reads the file name of the /proc/PID directory dir through
-// its descriptor dfd, and parses it; its errors name the file.
+// readParsed reads name in dfd, the /proc/PID directory dir, and parses it.
 func readParsed[T any](dfd, pid int, dir, name string, parse func([]byte) (T, error)) (T, error) {
 	var v T
 	data, err := readAt(dfd, name)
@@ -133,9 +122,8 @@ func readParsed[T any](dfd, pid int, dir, name string, parse func([]byte) (T, er
 	return v, nil
 }
 
-// startOf returns the Info of pid with its identity from st, the parse of
-// dir/stat: the start time as the host's kernel counts it, and as
-// wall-clock time.
+// startOf returns the Info of pid with its start time from st as the
+// host's kernel counts it, and as wall-clock time.
 func startOf(pid int, dir string, st Stat) (Info, error) {
 	boot, err := bootTime()
 	if err != nil {
@@ -144,9 +132,6 @@ func startOf(pid int, dir string, st Stat) (Info, error) {
 	if st.StartTime > math.MaxInt64/uint64(tick) {
 		return Info{}, fmt.Errorf("look up process %d: %s/stat: start time %d out of range", pid, dir, st.StartTime)
 	}
-	// The start time shown is shifted by the reader's time namespace
-	// (as is the boot time); the identity recorded is the host's, the
-	// same whoever reads it.
 	off, err := bootOffset()
 	if err != nil {
 		return Info{}, fmt.Errorf("look up process %d: %w", pid, err)
@@ -162,9 +147,8 @@ func startOf(pid int, dir string, st Stat) (Info, error) {
 	}, nil
 }
 
-// readExecutable fills info's executable from the link dir/exe, read
-// through dfd, or says in info.ExecutableErr why it cannot: another
-// user's process, or a kernel thread, has none to show.
+// readExecutable fills info's Executable from exe in dfd, else
+// ExecutableErr.
 func readExecutable(dfd int, dir string, info *Info) {
 	exe, err := readlinkat(dfd, "exe")
 	switch {
@@ -177,9 +161,8 @@ func readExecutable(dfd int, dir string, info *Info) {
 	}
 }
 
-// lookupErr wraps err. ENOENT for /proc/PID, or ESRCH for a read after
-// the process was reaped, is not taken for death on its own: kill(2)
-// decides (see absent).
+// lookupErr wraps err; ENOENT or ESRCH from /proc is not taken for death
+// on its own: kill(2) decides (see absent).
 func lookupErr(pid int, op, path string, err error) error {
 	perr := &os.PathError{Op: op, Path: path, Err: err}
 	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) {
@@ -188,10 +171,8 @@ func lookupErr(pid int, op, path string, err error) error {
 	return fmt.Errorf("look up process %d: %w", pid, perr)
 }
 
-// absent asks kill(pid, 0) about a PID that /proc did not show: ESRCH
-// means no process has it in this PID namespace (ErrNotExist); success or
-// EPERM mean one does, and why (which wraps ErrHidden or
-// ErrProcUntrusted) is returned.
+// absent asks kill(pid, 0) about a PID that /proc did not show: ESRCH is
+// ErrNotExist; success or EPERM return why /proc did not show it.
 func absent(pid int, why error) error {
 	err := unix.Kill(pid, 0)
 	switch err {
@@ -203,15 +184,11 @@ func absent(pid int, why error) error {
 	return fmt.Errorf("look up process %d: kill 0: %w (and %w)", pid, err, why)
 }
 
-// checkProc returns nil when /proc shows this process itself, in this
-// process's PID namespace: /proc/self names getpid(), and its NSpid line
-// (Linux 4.1 and later) has one entry, which it has only in a /proc
-// mounted from this namespace. It returns an error wrapping
-// ErrProcUntrusted otherwise.
-//
-// The NSpid line is read once per proc instance (its device number; each
-// mount of proc has its own since Linux 5.8, each PID namespace's before),
-// so a lookup pays two system calls for the check, not a file read.
+// checkProc returns nil when /proc shows this process in its own PID
+// namespace: /proc/self names getpid() and its NSpid line (Linux 4.1) has
+// one entry, as only in a /proc mounted from this namespace; else an error
+// wrapping ErrProcUntrusted. NSpid is read once per proc instance (device
+// number), so a lookup pays two system calls for the check.
 func checkProc() error {
 	var st unix.Stat_t
 	if err := unix.Stat("/proc", &st); err != nil {
@@ -245,13 +222,10 @@ func checkProc() error {
 	return nil
 }
 
-// selfPID is this process's PID as /proc/self names it, asked of the
-// kernel once: a Go program never forks without an exec, so it cannot
-// change, and checkProc runs on every lookup.
+// selfPID cannot change: a Go program never forks without an exec.
 var selfPID = sync.OnceValue(func() string { return strconv.Itoa(os.Getpid()) })
 
-// trustedProc is the device of the last proc instance checkProc found to
-// be this PID namespace's.
+// trustedProc is the last proc instance checkProc trusted.
 var trustedProc struct {
 	sync.Mutex
 	known bool
@@ -277,9 +251,8 @@ func nested(pid int) ([]Nested, error) {
 	if err := checkProc(); err != nil {
 		return fail(err)
 	}
-	// PID 1 always exists: a /proc that hides it (hidepid=2, as another
-	// user) hides others too, and one that lists it without letting its
-	// status be read (hidepid=1) is met at every other user's process.
+	// PID 1 always exists: a /proc that hides its status (hidepid=)
+	// hides other users' processes too.
 	if _, err := os.ReadFile("/proc/1/status"); err != nil {
 		return fail(fmt.Errorf("%w: %w", ErrHidden, err))
 	}
@@ -288,42 +261,23 @@ func nested(pid int) ([]Nested, error) {
 		return fail(err)
 	}
 	defer proc.Close()
-	// A process of this namespace has no PID in a nested one: where its
-	// namespace can be read (this user's processes, or root), its status
-	// is not.
+	// A process of this namespace has no PID in a nested one: skip its
+	// status where its namespace can be read.
 	own, err := readlink("/proc/self/ns/pid")
 	if err != nil {
 		return fail(err)
 	}
-	dfd := int(proc.Fd())
 	want := []byte(strconv.Itoa(pid))
 	var found []Nested
 	for {
 		names, err := proc.Readdirnames(256)
 		for _, name := range names {
-			n, perr := strconv.Atoi(name)
-			if perr != nil || n <= 0 {
-				continue
+			p, ok, serr := nestedAt(int(proc.Fd()), name, own, want)
+			if serr != nil {
+				return fail(serr)
 			}
-			if ns, err := readlinkat(dfd, name+"/ns/pid"); err == nil && ns == own {
-				continue
-			}
-			status, err := readAt(dfd, name+"/status")
-			switch {
-			case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH):
-				// Exited since the listing.
-				continue
-			case errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM):
-				return fail(fmt.Errorf("%w: %w", ErrHidden, &os.PathError{Op: "read", Path: "/proc/" + name + "/status", Err: err}))
-			case err != nil:
-				return fail(&os.PathError{Op: "read", Path: "/proc/" + name + "/status", Err: err})
-			}
-			if p, ok := nestedAs(status, want); ok {
-				p.PID = n
-				p.Info, p.Err = lookup(n)
-				if !errors.Is(p.Err, ErrNotExist) {
-					found = append(found, p)
-				}
+			if ok {
+				found = append(found, p)
 			}
 		}
 		if errors.Is(err, io.EOF) {
@@ -335,9 +289,37 @@ func nested(pid int) ([]Nested, error) {
 	}
 }
 
+// nestedAt looks at the /proc entry name: whether it is a live process
+// outside the namespace own that has the PID want in a nested one.
+func nestedAt(dfd int, name, own string, want []byte) (Nested, bool, error) {
+	n, err := strconv.Atoi(name)
+	if err != nil || n <= 0 {
+		return Nested{}, false, nil
+	}
+	if ns, err := readlinkat(dfd, name+"/ns/pid"); err == nil && ns == own {
+		return Nested{}, false, nil
+	}
+	status, err := readAt(dfd, name+"/status")
+	switch {
+	case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH):
+		return Nested{}, false, nil // exited since the listing
+	case errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM):
+		return Nested{}, false, fmt.Errorf("%w: %w", ErrHidden, &os.PathError{Op: "read", Path: "/proc/" + name + "/status", Err: err})
+	case err != nil:
+		return Nested{}, false, &os.PathError{Op: "read", Path: "/proc/" + name + "/status", Err: err}
+	}
+	p, ok := nestedAs(status, want)
+	if !ok {
+		return Nested{}, false, nil
+	}
+	p.PID = n
+	p.Info, p.Err = lookup(n)
+	return p, !errors.Is(p.Err, ErrNotExist), nil
+}
+
 // nestedAs parses a /proc/PID/status: whether the process has the PID
-// want in a nested PID namespace (an NSpid entry after the first), and
-// then its name and whether it is a zombie.
+// want in a nested PID namespace (NSpid after the first), its name and
+// whether it is a zombie.
 func nestedAs(status, want []byte) (Nested, bool) {
 	ids, ok := statusField(status, "NSpid:")
 	if !ok {
@@ -360,8 +342,7 @@ func nestedAs(status, want []byte) (Nested, bool) {
 	return p, true
 }
 
-// statusField returns the value of the line of a /proc/PID/status that
-// starts with name, and whether there is one.
+// statusField returns the rest of the line that starts with name.
 func statusField(status []byte, name string) ([]byte, bool) {
 	for line := range bytes.Lines(status) {
 		if rest, ok := bytes.CutPrefix(line, []byte(name)); ok {
@@ -384,42 +365,26 @@ func statusThreads(status []byte) (int, error) {
 	return n, nil
 }
 
-// readAt reads the small file name of a /proc directory, at most
-// maxStatSize bytes (stat and status are both well under it). It reads
-// with raw read(2) calls into one buffer: a lookup is on the path of every
-// active record a scan judges, and an *os.File would cost an fcntl and a
-// read past the end for each. A proc file of one line or a few (stat,
-// status) is generated whole by the first read that has room for it, so a
-// read that left room and ended a line is the end; anything else reads on
-// until read returns 0.
+// readAt reads name in the /proc directory dfd, at most maxStatSize bytes.
 func readAt(dfd int, name string) ([]byte, error) {
 	fd, err := sysat.Openat(dfd, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer unix.Close(fd)
-	buf := make([]byte, 1024)
+	buf := make([]byte, maxStatSize+1)
 	n := 0
-	for {
-		if n == len(buf) {
-			if n > maxStatSize {
-				return nil, fmt.Errorf("more than %d bytes", maxStatSize)
-			}
-			buf = append(buf, make([]byte, min(len(buf), maxStatSize+1-n))...)
-		}
+	for n < len(buf) {
 		m, err := sysat.Read(fd, buf[n:])
 		if err != nil {
 			return nil, err
 		}
-		n += m
-		if m == 0 || (n < len(buf) && buf[n-1] == '\n') {
-			break
+		if m == 0 {
+			return buf[:n], nil
 		}
+		n += m
 	}
-	if n > maxStatSize {
-		return nil, fmt.Errorf("more than %d bytes", maxStatSize)
-	}
-	return buf[:n], nil
+	return nil, fmt.Errorf("more than %d bytes", maxStatSize)
 }
 
 func readlink(path string) (string, error) {
@@ -431,7 +396,7 @@ func readlink(path string) (string, error) {
 }
 
 func readlinkat(dfd int, name string) (string, error) {
-	// A result that fills the buffer may be truncated: retry larger.
+	// A result that fills the buffer may be truncated.
 	for size := 256; ; size *= 2 {
 		buf := make([]byte, size)
 		n, err := unix.Readlinkat(dfd, name, buf)
@@ -454,8 +419,7 @@ var bootTime = sync.OnceValues(func() (time.Time, error) {
 	if err != nil {
 		return time.Time{}, fmt.Errorf("read boot time: %s: %w", path, err)
 	}
-	// btime is shifted back by the reader's time namespace offset; the
-	// host's boot is the one records and start times are judged against.
+	// btime is shifted by the reader's time namespace; records are the host's.
 	off, err := bootOffset()
 	if err != nil {
 		return time.Time{}, fmt.Errorf("read boot time: %w", err)
@@ -465,33 +429,26 @@ var bootTime = sync.OnceValues(func() (time.Time, error) {
 
 // parseBootTime finds the "btime SECONDS" line of /proc/stat.
 func parseBootTime(data []byte) (time.Time, error) {
-	for line := range bytes.Lines(data) {
-		rest, ok := bytes.CutPrefix(line, []byte("btime "))
-		if !ok {
-			continue
-		}
-		s := string(bytes.TrimSpace(rest))
-		sec, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || sec <= 0 {
-			return time.Time{}, fmt.Errorf("bad btime %q", s)
-		}
-		return time.Unix(sec, 0), nil
+	v, ok := statusField(data, "btime ")
+	if !ok {
+		return time.Time{}, errors.New("no btime line")
 	}
-	return time.Time{}, errors.New("no btime line")
+	sec, err := strconv.ParseInt(string(bytes.TrimSpace(v)), 10, 64)
+	if err != nil || sec <= 0 {
+		return time.Time{}, fmt.Errorf("bad btime %q", bytes.TrimSpace(v))
+	}
+	return time.Unix(sec, 0), nil
 }
 
-// bootOffset is the boottime offset of this process's time namespace from
-// the host's, in clock ticks: the kernel adds it to the start time that
-// /proc/PID/stat shows this process, so a runner recorded from the host
-// and judged from a time namespace (or the reverse) would otherwise look
-// like another process at its PID. It is 0 on kernels without time
-// namespaces. It is read once: a process cannot change its own time
-// namespace (setns needs a single thread; unshare moves only children).
+// bootOffset is the boottime offset in clock ticks of this process's time
+// namespace from the host's, which the kernel adds to the start times it
+// shows this process; 0 on kernels without time namespaces. Read once: a
+// Go process cannot change its own (setns needs one thread; unshare moves
+// only children).
 var bootOffset = sync.OnceValues(func() (int64, error) {
 	own, err := readlink("/proc/self/ns/time")
 	if errors.Is(err, unix.ENOENT) {
-		// A kernel without time namespaces, if /proc shows this
-		// process's namespaces at all.
+		// No time namespaces, if /proc shows namespaces at all.
 		if _, serr := os.Stat("/proc/self/ns/pid"); serr != nil {
 			return 0, fmt.Errorf("read time namespace: %w", serr)
 		}
@@ -500,8 +457,7 @@ var bootOffset = sync.OnceValues(func() (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read time namespace: %w", err)
 	}
-	// timens_offsets shows the namespace of the process's future
-	// children, which is its own unless it unshared one.
+	// timens_offsets shows the namespace of future children.
 	children, err := readlink("/proc/self/ns/time_for_children")
 	if err != nil {
 		return 0, fmt.Errorf("read time namespace: %w", err)
@@ -524,10 +480,9 @@ var bootOffset = sync.OnceValues(func() (int64, error) {
 	return off, nil
 })
 
-// parseBootOffset returns the "boottime SECONDS NANOSECONDS" line of a
-// timens_offsets file in clock ticks. An offset that is not a whole
-// number of ticks is an error: the kernel rounds the sum down, so such an
-// offset cannot be taken out of a start time exactly.
+// parseBootOffset returns the "boottime SECONDS NANOSECONDS" line of
+// timens_offsets in clock ticks; not a whole number of ticks is an error
+// (the kernel rounds the sum, so it cannot be taken out exactly).
 func parseBootOffset(data []byte) (int64, error) {
 	v, ok := statusField(data, "boottime ")
 	if !ok {
