@@ -111,6 +111,7 @@ func TestBeforeCreateCreatingInProcess(t *testing.T) {
 	if state.Kept(dir) != nil {
 		t.Fatal("lease still kept after Close")
 	}
+	waitLeaseFree(t, dir)
 	if c := scanOne(t, root, dir); c.Class != ClassOrphan || c.Reason != ReasonRunEnded {
 		t.Fatalf("after letting go: %s (%s), want orphan (run ended)", c.Class, c.Reason)
 	}

@@ -293,6 +293,21 @@ func collect(t testing.TB, root string, opts ...Option) *Report {
 	return rep
 }
 
+// waitLeaseFree waits until the lease on dir is free. A lease this
+// process dropped by closing its descriptor can stay held for an instant:
+// a child another test is forking holds a copy of every descriptor until
+// its exec closes them. A lease still held after guard was leaked.
+func waitLeaseFree(t testing.TB, dir string) {
+	t.Helper()
+	waitFor(t, "the lease on "+dir+" to be free", func() bool {
+		held, err := state.ProbeLease(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return !held
+	})
+}
+
 // scanOne scans root and returns the single candidate at path.
 func scanOne(t testing.TB, root, path string) Candidate {
 	t.Helper()

@@ -228,6 +228,9 @@ func TestKeepLease(t *testing.T) {
 	if err := p.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
+	if !leaseFreed(t, dir) {
+		t.Fatal("the lease is still held after Close")
+	}
 	if c := candidate(t, root, dir); c.Class != gc.ClassOrphan {
 		t.Fatalf("scan after Close: %s (%s)", c.Class, c.Reason)
 	}
