@@ -78,37 +78,28 @@ func (s *tableSink) end(sum *summaryLine) {
 }
 
 // writeListTable prints the table of one root's data directories and
-// trash.
+// trash, with their sizes when measured.
 func writeListTable(w *outWriter, root string, dirs []*dirJSON, trash *trashJSON, sizes bool) {
-	var size []string
-	if sizes {
-		size = []string{"SIZE"}
-	}
-	rows := [][]string{candidateRow(root, nil, size...)}
+	rows := [][]string{{"PATH", "CLASS", "REASON", "PID", "AGE", "SIZE", "DETAIL"}}
 	for _, d := range dirs {
-		if sizes {
-			size = []string{formatBytesPtr(d.Bytes)}
-		}
-		rows = append(rows, candidateRow(root, &d.candidateJSON, size...))
+		rows = append(rows, append(candidateRow(root, &d.candidateJSON), formatBytesPtr(d.Bytes), quote(d.Detail)))
 	}
 	if trash != nil {
-		if sizes {
-			size = []string{formatBytesPtr(trash.Bytes)}
+		rows = append(rows, []string{quote(relPath(root, trash.Path)), "trash", "pending", "-", "-", formatBytesPtr(trash.Bytes),
+			plural(trash.Entries, "entry", "entries") + " left by an earlier collect"})
+	}
+	if !sizes {
+		for i := range rows {
+			rows[i] = slices.Delete(rows[i], 5, 6)
 		}
-		rows = append(rows, slices.Concat([]string{quote(relPath(root, trash.Path)), "trash", "pending", "-", "-"}, size,
-			[]string{plural(trash.Entries, "entry", "entries") + " left by an earlier collect"}))
 	}
 	writeTable(w, "", rows)
 }
 
-// candidateRow is c's row of a table: PATH CLASS REASON PID AGE, then size,
-// then DETAIL; or the header when c is nil.
-func candidateRow(root string, c *candidateJSON, size ...string) []string {
-	if c == nil {
-		return slices.Concat([]string{"PATH", "CLASS", "REASON", "PID", "AGE"}, size, []string{"DETAIL"})
-	}
-	return slices.Concat([]string{quote(relPath(root, c.Path)), string(c.Class), c.Reason, formatPID(c.PID),
-		formatAge(time.Duration(c.AgeSeconds) * time.Second)}, size, []string{quote(c.Detail)})
+// candidateRow is c's PATH, CLASS, REASON, PID and AGE in a table.
+func candidateRow(root string, c *candidateJSON) []string {
+	return []string{quote(relPath(root, c.Path)), string(c.Class), c.Reason, formatPID(c.PID),
+		formatAge(time.Duration(c.AgeSeconds) * time.Second)}
 }
 
 // writeTable prints rows as aligned columns, each line after indent.
@@ -198,10 +189,10 @@ func writeRootReport(w *outWriter, r rootResult, dryRun, interrupted bool) int64
 		writeTable(w, "  ", rows)
 	}
 	if len(rep.Kept) > 0 {
-		rows := [][]string{candidateRow(r.root, nil)}
+		rows := [][]string{{"PATH", "CLASS", "REASON", "PID", "AGE", "DETAIL"}}
 		for _, c := range rep.Kept {
 			cj := newCandidateJSON(c)
-			rows = append(rows, candidateRow(r.root, &cj))
+			rows = append(rows, append(candidateRow(r.root, &cj), quote(cj.Detail)))
 		}
 		w.println("Kept:")
 		writeTable(w, "  ", rows)

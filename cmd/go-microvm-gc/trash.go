@@ -13,17 +13,17 @@ import (
 	"github.com/stacklok/go-microvm/internal/fstree"
 )
 
-// pendingTrash is a collector trash directory that still holds entries: the
-// rest of a collection that was interrupted or ran out of budget. The next
-// collect empties it first.
+// pendingTrash is a collector trash directory that still holds entries:
+// the rest of a collection that was interrupted or ran out of budget, which
+// the next collect empties first. Bytes is -1 unless measured.
 type pendingTrash struct {
 	Path    string
 	Entries int
-	// Bytes is the allocated size, -1 unless measured.
-	Bytes int64
+	Bytes   int64
 }
 
-// trashIn returns the trash directory in dir when it holds entries.
+// trashIn returns the trash directory in dir when it holds entries, with
+// sizes what removing it would free, measured as the collector deletes it.
 func trashIn(ctx context.Context, dir string, sizes bool) (pendingTrash, bool) {
 	p := filepath.Join(dir, gc.TrashName)
 	fi, err := os.Lstat(p)
@@ -40,24 +40,16 @@ func trashIn(ctx context.Context, dir string, sizes bool) (pendingTrash, bool) {
 		return pendingTrash{}, false
 	}
 	t := pendingTrash{Path: p, Entries: len(names), Bytes: -1}
-	if sizes {
-		t.Bytes = treeBytes(ctx, dir, p)
+	if !sizes {
+		return t, true
+	}
+	if parent, err := os.Open(dir); err == nil {
+		// A partial measure still counts what it saw.
+		r, _ := fstree.SizeAt(ctx, parent, gc.TrashName, p)
+		t.Bytes = r.Bytes
+		_ = parent.Close()
 	}
 	return t, true
-}
-
-// treeBytes is what removing the trash at p, in dir, would free,
-// measured as the collector deletes it; -1 when dir cannot be opened.
-func treeBytes(ctx context.Context, dir, p string) int64 {
-	parent, err := os.Open(dir)
-	if err != nil {
-		return -1
-	}
-	// A directory: its close has nothing to report.
-	defer func() { _ = parent.Close() }()
-	// A partial measure still counts what it saw.
-	r, _ := fstree.SizeAt(ctx, parent, gc.TrashName, p)
-	return r.Bytes
 }
 
 // inTrash reports whether p lies in a collector trash directory: an error
