@@ -68,22 +68,15 @@ func devMountedOnce(dev uint64) bool {
 	defer f.Close()
 	want := []byte(fmt.Sprintf(" %d:%d ", unix.Major(dev), unix.Minor(dev)))
 	n := 0
-	r := bufio.NewReader(f)
-	for {
-		line, err := r.ReadBytes('\n')
-		// Fields: mount id, parent id, major:minor, ...; the device is
-		// the third field, which no earlier field can imitate.
-		if i := bytes.Index(line, want); i >= 0 && bytes.Count(line[:i], []byte(" ")) == 1 {
+	// Fields: mount id, parent id, major:minor, ...: only the third can
+	// match, after exactly one space.
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if i := bytes.Index(s.Bytes(), want); i >= 0 && bytes.Count(s.Bytes()[:i], []byte(" ")) == 1 {
 			n++
 		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return false
-		}
 	}
-	return n == 1
+	return s.Err() == nil && n == 1
 }
 
 // handleMountID returns the mount id that name_to_handle_at reports for
@@ -97,106 +90,68 @@ func handleMountID(dirfd int, name string, flags int) (uint64, bool) {
 	return uint64(mnt), true
 }
 
-// lstatAt stats name in dirfd without following a symlink, with the
-// mount id the method gives (for a directory).
-func (m mounter) lstatAt(dirfd int, name string) (stat, error) {
-	return m.statAt(dirfd, name, 0)
-}
-
-// fstatFD stats the open descriptor fd, with the mount id the method
-// gives.
-func (m mounter) fstatFD(fd int) (stat, error) {
-	return m.statAt(fd, "", unix.AT_EMPTY_PATH)
-}
-
-func (m mounter) statAt(dirfd int, name string, flags int) (stat, error) {
+// statAt stats name in dirfd (fd itself for ""), never following a
+// symlink, with the mount id the method gives.
+func (m mounter) statAt(dirfd int, name string) (stat, error) {
+	flags := 0
+	if name == "" {
+		flags = unix.AT_EMPTY_PATH
+	}
 	if m.method == mountStatx {
 		var sx unix.Statx_t
-		err := sysat.Statx(dirfd, name, statxFlags|flags, statxMask, &sx)
-		if err != nil {
+		if err := sysat.Statx(dirfd, name, statxFlags|flags, statxMask, &sx); err != nil {
 			return stat{}, err
 		}
-		return fromStatx(&sx), nil
+		id := fileID{dev: unix.Mkdev(sx.Dev_major, sx.Dev_minor), ino: sx.Ino, mnt: sx.Mnt_id, hasMnt: sx.Mask&unix.STATX_MNT_ID != 0}
+		return stat{id: id, mode: uint32(sx.Mode), nlink: uint64(sx.Nlink), blocks: int64(sx.Blocks)}, nil
 	}
-	st, err := plainStatAt(dirfd, name, flags)
+	st, err := plainStatAt(dirfd, name)
 	if err != nil || m.method != mountHandle || !st.isDir() {
 		return st, err
 	}
-	// Only directories need a mount id: a mount point is one. A
-	// filesystem that exports no handles gives none, and the directory is
-	// then taken for a possible mount.
-	// name_to_handle_at follows no symlink unless AT_SYMLINK_FOLLOW.
-	st.id.mnt, st.id.hasMnt = handleMountID(dirfd, name, flags&unix.AT_EMPTY_PATH)
+	// Only a directory can be a mount point. A filesystem without handles
+	// gives no mount id: the directory is then taken for a possible mount.
+	st.id.mnt, st.id.hasMnt = handleMountID(dirfd, name, flags)
 	return st, nil
 }
-
-func fromStatx(sx *unix.Statx_t) stat {
-	return stat{
-		id: fileID{
-			dev:    unix.Mkdev(sx.Dev_major, sx.Dev_minor),
-			ino:    sx.Ino,
-			mnt:    sx.Mnt_id,
-			hasMnt: sx.Mask&unix.STATX_MNT_ID != 0,
-		},
-		mode:   uint32(sx.Mode),
-		nlink:  uint64(sx.Nlink),
-		blocks: int64(sx.Blocks),
-	}
-}
-
-// plainStatAt is fstatat without a mount id.
-func plainStatAt(dirfd int, name string, flags int) (stat, error) {
-	var st unix.Stat_t
-	err := sysat.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW|flags)
-	if err != nil {
-		return stat{}, err
-	}
-	return stat{
-		id:     fileID{dev: st.Dev, ino: st.Ino},
-		mode:   st.Mode,
-		nlink:  uint64(st.Nlink), // uint32 on arm64, uint64 on amd64
-		blocks: int64(st.Blocks),
-	}, nil
-}
-
-// fstatFD stats the open descriptor fd, without a mount id.
-func fstatFD(fd int) (stat, error) { return plainStatAt(fd, "", unix.AT_EMPTY_PATH) }
 
 // listNames lists the directory fd from its start ("." and ".." left
 // out), reading through scratch. With dirsOnly, it leaves out the entries
 // the listing says are not directories, except one named marker.
-func listNames(fd int, scratch []byte, dirsOnly bool, marker string) ([]string, error) {
-	var names []string
+func listNames(fd int, scratch []byte, dirsOnly bool, marker string) (names []string, err error) {
 	if _, err := unix.Seek(fd, 0, io.SeekStart); err != nil {
-		return names, err
+		return nil, err
 	}
 	for {
 		n, err := sysat.Getdents(fd, scratch)
-		if err != nil {
+		if err != nil || n <= 0 {
 			return names, err
 		}
-		if n <= 0 {
-			return names, nil
+		if names, err = appendDirents(names, scratch[:n], dirsOnly, marker); err != nil {
+			return names, err
 		}
-		// struct linux_dirent64: d_ino (8), d_off (8), d_reclen (2),
-		// d_type (1), then d_name, NUL-terminated and padded to d_reclen.
-		for b := scratch[:n]; len(b) >= 19; {
-			reclen := int(b[16]) | int(b[17])<<8
-			if reclen < 19 || reclen > len(b) {
-				return names, unix.EIO
-			}
-			name, typ := b[19:reclen], b[18]
-			if i := bytes.IndexByte(name, 0); i >= 0 {
-				name = name[:i]
-			}
-			b = b[reclen:]
-			if len(name) == 0 || string(name) == "." || string(name) == ".." {
-				continue
-			}
-			if dirsOnly && typ != unix.DT_DIR && typ != unix.DT_UNKNOWN && string(name) != marker {
-				continue
-			}
+	}
+}
+
+// appendDirents appends the names of the struct linux_dirent64 records in
+// b: d_ino (8), d_off (8), d_reclen (2), d_type (1), then d_name,
+// NUL-terminated and padded to d_reclen.
+func appendDirents(names []string, b []byte, dirsOnly bool, marker string) ([]string, error) {
+	for len(b) >= 19 {
+		reclen := int(b[16]) | int(b[17])<<8
+		if reclen < 19 || reclen > len(b) {
+			return names, unix.EIO
+		}
+		name, typ := b[19:reclen], b[18]
+		b = b[reclen:]
+		if i := bytes.IndexByte(name, 0); i >= 0 {
+			name = name[:i]
+		}
+		skip := len(name) == 0 || string(name) == "." || string(name) == ".." ||
+			dirsOnly && typ != unix.DT_DIR && typ != unix.DT_UNKNOWN && string(name) != marker
+		if !skip {
 			names = append(names, string(name))
 		}
 	}
+	return names, nil
 }

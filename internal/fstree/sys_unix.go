@@ -13,15 +13,12 @@ import (
 	"github.com/stacklok/go-microvm/internal/sysat"
 )
 
-// fileID identifies a directory for the checks that a reopened descriptor
-// is the directory seen before and that an entry is on the tree's mount.
+// fileID identifies a directory, with its Linux mount id where the walk's
+// method gives one (hasMnt).
 type fileID struct {
 	dev, ino uint64
-	// mnt is the Linux mount id; hasMnt is false where the walk's method
-	// gives none (darwin, kernels without statx's mount id and filesystems
-	// without file handles, non-directories outside statx).
-	mnt    uint64
-	hasMnt bool
+	mnt      uint64
+	hasMnt   bool
 }
 
 // sameDir reports whether b is the directory a: the same inode of the same
@@ -35,21 +32,14 @@ func sameDir(a, b fileID) bool {
 type mountMethod uint8
 
 const (
-	// mountAuto picks the best method the system offers (see resolve).
-	mountAuto mountMethod = iota
-	// mountStatx compares the mount ids statx gives (Linux 5.8).
-	mountStatx
-	// mountHandle compares the mount ids name_to_handle_at gives (older
-	// Linux kernels, on filesystems that export file handles).
-	mountHandle
+	mountAuto   mountMethod = iota // the best the system offers (resolve)
+	mountStatx                     // statx's mount ids (Linux 5.8)
+	mountHandle                    // name_to_handle_at's mount ids (older kernels)
 	// mountInfo compares st_dev, trusted only when /proc/self/mountinfo
-	// shows a single mount of the tree's device: a bind mount of the same
-	// filesystem would be a second one.
+	// shows one mount of the tree's device (a bind mount would be a second).
 	mountInfo
-	// mountDev compares st_dev alone (systems without bind mounts of a
-	// filesystem onto itself).
-	mountDev
-	// mountNone: nothing can tell a same-filesystem bind mount, so every
+	mountDev // st_dev alone (no bind mounts of a filesystem onto itself)
+	// mountNone: nothing tells a same-filesystem bind mount, so every
 	// directory below the top is taken for a possible mount.
 	mountNone
 )
@@ -57,9 +47,8 @@ const (
 // mounter stats entries with the mount id its method gives, and judges
 // whether they are on the top's mount.
 type mounter struct {
-	method mountMethod
-	// devOnce is set (mountInfo) when the top's device is mounted once.
-	devOnce bool
+	method  mountMethod
+	devOnce bool // mountInfo: the top's device is mounted once
 }
 
 // same reports whether b is on the mount of a, and whether the method
@@ -77,8 +66,7 @@ func (m mounter) same(a, b fileID) (same, known bool) {
 		return true, true
 	case mountInfo:
 		return true, m.devOnce
-	default:
-		// The mount-ID methods judge by ID, not by device.
+	default: // the mount-ID methods judge by ID, not by device
 		return true, false
 	}
 }
@@ -120,26 +108,42 @@ type stat struct {
 
 func (s *stat) isDir() bool { return s.mode&unix.S_IFMT == unix.S_IFDIR }
 
-func closeFD(fd int) {
-	// A close interrupted by a signal has still released the descriptor
-	// on Linux and darwin, so it must not be retried.
-	_ = unix.Close(fd)
+// lstatAt and fstatFD stat an entry, or an open descriptor, with the mount
+// id the method gives.
+func (m mounter) lstatAt(dirfd int, name string) (stat, error) { return m.statAt(dirfd, name) }
+func (m mounter) fstatFD(fd int) (stat, error)                 { return m.statAt(fd, "") }
+
+// plainStatAt stats name in dirfd (fd itself for ""), never following a
+// symlink, without a mount id.
+func plainStatAt(dirfd int, name string) (stat, error) {
+	var st unix.Stat_t
+	var err error
+	if name == "" {
+		err = sysat.Fstat(dirfd, &st)
+	} else {
+		err = sysat.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	}
+	if err != nil {
+		return stat{}, err
+	}
+	return stat{id: fileID{dev: uint64(st.Dev), ino: uint64(st.Ino)}, mode: uint32(st.Mode), nlink: uint64(st.Nlink), blocks: int64(st.Blocks)}, nil
 }
 
-// makeAccessible gives the owner of the open directory fd read, write and
-// search permission, so that its entries can be listed and removed. It
-// changes nothing when they are already granted.
+// closeFD closes without retrying: an interrupted close has released fd.
+func closeFD(fd int) { _ = unix.Close(fd) }
+
+// makeAccessible gives the owner of the open directory fd rwx, so that its
+// entries can be listed and removed.
 func makeAccessible(fd int) {
-	st, err := fstatFD(fd)
+	st, err := plainStatAt(fd, "")
 	if err != nil || st.mode&0o700 == 0o700 {
 		return
 	}
 	_ = sysat.Fchmod(fd, st.mode&0o7777|0o700)
 }
 
-// makeEntryAccessible gives the owner of the directory name in dirfd read,
-// write and search permission without following a symbolic link: where the
-// system cannot change a mode without following (Linux before 6.6), it
+// makeEntryAccessible gives the owner of the directory name in dirfd rwx,
+// never following a symlink: where the system cannot (Linux before 6.6) it
 // does nothing and the caller reports the original error.
 func makeEntryAccessible(dirfd int, name string, mode uint32) {
 	_ = sysat.Fchmodat(dirfd, name, mode&0o7777|0o700, unix.AT_SYMLINK_NOFOLLOW)
