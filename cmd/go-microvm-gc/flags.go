@@ -44,9 +44,9 @@ func (c *commonFlags) register(cmd *cobra.Command, quietUsage string) {
 // deletes what a user may still start again, so the age is explicit.
 func (c *commonFlags) check() error {
 	switch {
-	case c.stopped && !c.olderThan.set:
+	case c.stopped && c.olderThan.text == "":
 		return usagef("--stopped needs --older-than AGE")
-	case c.olderThan.set && !c.stopped:
+	case c.olderThan.text != "" && !c.stopped:
 		return usagef("--older-than needs --stopped")
 	}
 	return nil
@@ -75,26 +75,26 @@ func (c *commonFlags) reproduce() string {
 	return strings.Join(parts, " ")
 }
 
+// shellSafe matches the words a POSIX shell reads as they are.
+var shellSafe = regexp.MustCompile(`^[\w./:=@%+,-]+$`)
+
 // shellQuote quotes s for a POSIX shell when it needs it.
 func shellQuote(s string) string {
-	safe := func(r rune) bool {
-		return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=@%+,", r)
-	}
-	if s != "" && strings.IndexFunc(s, func(r rune) bool { return !safe(r) }) < 0 {
+	if shellSafe.MatchString(s) {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// ageValue is the --older-than flag: a Go duration with days and weeks.
+// ageValue is the --older-than flag: a Go duration with days and weeks;
+// text is empty until it is set.
 type ageValue struct {
 	d    time.Duration
 	text string
-	set  bool
 }
 
 func (a *ageValue) String() string {
-	if a == nil || !a.set {
+	if a == nil {
 		return ""
 	}
 	return a.text
@@ -105,7 +105,7 @@ func (a *ageValue) Set(s string) error {
 	if err != nil {
 		return err
 	}
-	a.d, a.text, a.set = d, s, true
+	a.d, a.text = d, s
 	return nil
 }
 
