@@ -3,10 +3,14 @@
 
 package procinfo
 
+// The kernels' formats, parsed without build tags so that they are tested
+// and fuzzed on every platform.
+
 import (
 	"bytes"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
 )
 
@@ -69,4 +73,23 @@ func ParseStat(data []byte) (Stat, error) {
 // exited: Z (zombie, not yet reaped), X and, before Linux 3.x, x (dead).
 func zombieState(state byte) bool {
 	return state == 'Z' || state == 'X' || state == 'x'
+}
+
+// parseProcArgs2 returns the executable path from a macOS kern.procargs2
+// buffer: a 4-byte argc, then the path given to execve, NUL-terminated
+// (then argv and the environment).
+func parseProcArgs2(buf []byte) (string, error) {
+	if len(buf) < 4 {
+		return "", fmt.Errorf("parse procargs2: %d bytes, too short for argc", len(buf))
+	}
+	path, _, ok := bytes.Cut(buf[4:], []byte{0})
+	if !ok {
+		return "", errors.New("parse procargs2: executable path not NUL-terminated")
+	}
+	// A relative path was relative to the process's initial working
+	// directory, which another process cannot know.
+	if !filepath.IsAbs(string(path)) {
+		return "", fmt.Errorf("parse procargs2: executable path %q is not absolute", path)
+	}
+	return string(path), nil
 }
