@@ -162,10 +162,10 @@ func selfCPU() time.Duration {
 // both trees are built and flushed to disk first, and the two take turns
 // at going first. x_rm is Collect's total wall time over rm -rf's,
 // median_x_rm the median of the per-iteration ratios; cpu_x_rm compares
-// Collect's CPU time (user + system) with rm's. Goal (issue 13): x_rm at
-// most 0.6. GC_BENCH_NOSYNC=1 skips the flush, as this benchmark did before:
-// then both remove trees whose blocks the disk never saw, which is cheaper
-// and far noisier, and not what an orphan left by an earlier boot is.
+// Collect's CPU time (user + system) with rm's. Floor (docs/BENCHMARKS.md):
+// x_rm at most 1.0. GC_BENCH_NOSYNC=1 skips the flush: then both remove
+// trees whose blocks the disk never saw, which is cheaper and far noisier,
+// and not what an orphan left by an earlier boot is.
 func BenchmarkCollect(b *testing.B) {
 	const (
 		orphans = 20

@@ -95,7 +95,7 @@ func floorScan(b *testing.B, root string) int {
 // BenchmarkScanCPU measures the CPU time (user + system) per data
 // directory of Scan (what `go-microvm-gc list` runs) over a root of
 // GC_BENCH_DIRS directories, against floorScan over the same root in the
-// same iterations. Goals (issue 13): at most 40 µs per directory, and at
+// same iterations. Goals: at most 40 µs per directory, and at
 // most 1.5× the floor.
 func BenchmarkScanCPU(b *testing.B) {
 	n := scanBenchDirs(b)
@@ -155,7 +155,7 @@ func scanUsage(b *testing.B, mode, root string) (peakMB float64, cpu time.Durati
 // a root of GC_BENCH_DIRS data directories (10,000 by default; make bench
 // sets 100000, and 1000000 once for the record) and writes each candidate
 // as JSON, with ScanSeq (streaming) and with Scan (every candidate held),
-// in the same run, with their CPU time per directory. Goal (issue 13): at
+// in the same run, with their CPU time per directory. Goal: at
 // most 30 MB at 100,000 directories, and flat: at 1,000,000 at most 1.5×
 // the figure at 100,000.
 func BenchmarkScanPeakMemory(b *testing.B) {

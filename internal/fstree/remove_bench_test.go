@@ -198,7 +198,7 @@ func removeCounted(b *testing.B, root string) int64 {
 // (FSTREE_BENCH_FILES files, 100,000 by default, 1,000 to a directory)
 // below FSTREE_BENCH_DIR (default the test's temporary directory; /dev/shm
 // takes the disk out), in an order that rotates. x_removeall_cpu is
-// RemoveAt's CPU over os.RemoveAll's (goal of issue 13: at most 1.0);
+// RemoveAt's CPU over os.RemoveAll's (goal: at most 1.0);
 // x_counted_floor_cpu is RemoveAt's over the floor's.
 func BenchmarkRemoveCPU(b *testing.B) {
 	files := 100000
