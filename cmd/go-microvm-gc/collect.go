@@ -6,7 +6,6 @@ package main
 import (
 	"bufio"
 	"errors"
-	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -296,8 +295,9 @@ func (r rootResult) report() *gc.Report {
 	return r.rep
 }
 
-// confirmStopped asks before stopped VMs are reclaimed: they may hold a
-// user's work. It asks only when there are some.
+// confirmStopped asks, when there are stopped VMs to reclaim, whether to
+// delete them: they may hold a user's work. Yes is "y" or "yes" on stdin;
+// an interrupt while waiting ends the wait with the context's error.
 func (a *app) confirmStopped(roots []string, opts []gc.Option) (bool, error) {
 	var stopped []string
 	for _, root := range roots {
@@ -320,26 +320,15 @@ func (a *app) confirmStopped(roots []string, opts []gc.Option) (bool, error) {
 	for _, p := range stopped {
 		eprintf(a.stderr, "  %s\n", quote(p))
 	}
-	return a.confirm(fmt.Sprintf("Delete %s?", plural(len(stopped), "stopped VM", "stopped VMs")))
-}
-
-// confirm asks question on stderr and reads the answer from stdin: yes
-// only for "y" or "yes". An interrupt while waiting ends the wait with the
-// context's error.
-func (a *app) confirm(question string) (bool, error) {
-	eprintf(a.stderr, "%s [y/N] ", question)
+	eprintf(a.stderr, "Delete %s? [y/N] ", plural(len(stopped), "stopped VM", "stopped VMs"))
 	answer := make(chan string, 1)
 	go func() {
 		line, _ := bufio.NewReader(a.stdin).ReadString('\n')
-		answer <- line
+		answer <- strings.ToLower(strings.TrimSpace(line))
 	}()
 	select {
 	case line := <-answer:
-		switch strings.ToLower(strings.TrimSpace(line)) {
-		case "y", "yes":
-			return true, nil
-		}
-		return false, nil
+		return line == "y" || line == "yes", nil
 	case <-a.ctx.Done():
 		eprintf(a.stderr, "\n")
 		return false, a.ctx.Err()
