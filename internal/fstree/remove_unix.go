@@ -250,104 +250,141 @@ func (w *walker) addMount(path string) { w.res.Mounts = append(w.res.Mounts, pat
 // the directory being walked, and then d itself. It reports whether d
 // stays: something below it stays, it failed, or the context ended the
 // walk (the rest is then intact).
-func (w *walker) dir(d *frame) (kept bool) {
+func (w *walker) dir(d *frame) bool {
 	w.stack = append(w.stack, d)
-	defer func() {
-		// The parent's walk goes on: reopen it while d can still reach
-		// it through "..".
-		if p := d.parent; p.fd < 0 {
-			p.lost = cmp.Or(d.lost, errChanged)
-			if d.fd >= 0 {
-				p.lost = w.reopen(p, d)
-			}
-		}
-		w.close(d)
-		w.stack = w.stack[:len(w.stack)-1]
-	}()
+	defer w.leave(d)
 	for pass := 0; ; pass++ {
 		if ok, kept := w.enter(d); !ok {
 			return kept
 		}
-		if w.buf == nil {
-			w.buf = make([]byte, 32<<10)
-		}
-		names, err := listNames(d.fd, w.buf, w.o.dirsOnly, w.o.InUseMarker)
-		// ENOENT: the directory was removed under us, and lists as empty.
-		if err != nil && err != unix.ENOENT {
-			w.fail("getdents", w.path(d), err)
-			kept = true
-		}
-		if w.o.InUse != nil && slices.Contains(names, w.o.InUseMarker) {
-			if why := w.o.InUse(d.fd, w.path(d)); why != "" {
-				w.res.InUse = append(w.res.InUse, InUse{Path: w.path(d), Reason: why})
-				return true
-			}
-		}
-		for _, name := range names {
-			if w.cancelled() {
-				return true
-			}
-			if w.entry(d, name) {
-				kept = true
-			}
-			if d.fd < 0 {
-				if d.lost != unix.ENOENT {
-					w.fail("openat", w.path(d), d.lost)
-					return true
-				}
-				return kept
-			}
-		}
-		if kept {
-			return true
+		if kept, vanished := w.children(d); kept || vanished {
+			return kept
 		}
 		if !w.remove {
-			w.res.Dirs++
-			w.res.Bytes += d.st.blocks * 512
+			w.countDir(d)
 			return false
 		}
-		p := d.parent
-		if p.fd < 0 {
-			if err := w.reopen(p, d); err != nil {
-				if err == unix.ENOENT {
-					return false
-				}
-				w.fail("openat", w.path(p), err)
-				return true
-			}
+		// Entries created after the listing fail the rmdir: list again,
+		// a few times.
+		if kept, again := w.rmdir(d, pass < 3); !again {
+			return kept
 		}
-		w.close(d)
-		err = sysat.Unlinkat(p.fd, d.name, unix.AT_REMOVEDIR)
-		if isPermission(err) && p != w.stack[0] {
-			makeAccessible(p.fd)
-			err = sysat.Unlinkat(p.fd, d.name, unix.AT_REMOVEDIR)
-		}
-		switch {
-		case err == nil:
-			w.res.Dirs++
-			w.res.Bytes += d.st.blocks * 512
-			return false
-		case err == unix.ENOENT:
-			return false
-		case (err == unix.ENOTEMPTY || err == unix.EEXIST) && pass < 3:
-			// Entries were created after the listing: list again.
-			continue
-		case d.st.id.dev != p.st.id.dev:
-			// A btrfs subvolume (its own st_dev on the walk's mount): the
-			// kernel removes only an empty one, and only where rmdir of a
-			// subvolume is allowed (Linux 4.18, or user_subvol_rm_allowed).
-			w.fail("rmdir subvolume", w.path(d), err)
-		default:
-			w.fail("unlinkat", w.path(d), err)
-		}
-		return true
 	}
+}
+
+// leave ends the walk of d. The parent's walk goes on: a parent closed to
+// bound the descriptors is reopened while d can still reach it through
+// "..".
+func (w *walker) leave(d *frame) {
+	if p := d.parent; p.fd < 0 {
+		p.lost = cmp.Or(d.lost, errChanged)
+		if d.fd >= 0 {
+			p.lost = w.reopen(p, d)
+		}
+	}
+	w.close(d)
+	w.stack = w.stack[:len(w.stack)-1]
+}
+
+// children removes (or measures) the entries of the open directory d. It
+// reports whether d stays (an entry stays, d is in use or could not be
+// listed, the context ended the walk, or d was lost), and whether d
+// vanished during the walk.
+func (w *walker) children(d *frame) (kept, vanished bool) {
+	if w.buf == nil {
+		w.buf = make([]byte, 32<<10)
+	}
+	names, err := listNames(d.fd, w.buf, w.o.dirsOnly, w.o.InUseMarker)
+	// ENOENT: the directory was removed under us, and lists as empty.
+	if err != nil && err != unix.ENOENT {
+		w.fail("getdents", w.path(d), err)
+		kept = true
+	}
+	if w.keptInUse(d, names) {
+		return true, false
+	}
+	for _, name := range names {
+		if w.cancelled() {
+			return true, false
+		}
+		if w.entry(d, name) {
+			kept = true
+		}
+		// d was closed to bound the descriptors, and a child's walk could
+		// not reopen it.
+		if d.fd < 0 {
+			if d.lost != unix.ENOENT {
+				w.fail("openat", w.path(d), d.lost)
+				return true, false
+			}
+			return kept, true
+		}
+	}
+	return kept, false
+}
+
+// keptInUse reports whether d, holding names, is in use by Options.InUse,
+// and records it in Result.InUse: nothing in it is touched.
+func (w *walker) keptInUse(d *frame, names []string) bool {
+	if w.o.InUse == nil || !slices.Contains(names, w.o.InUseMarker) {
+		return false
+	}
+	why := w.o.InUse(d.fd, w.path(d))
+	if why == "" {
+		return false
+	}
+	w.res.InUse = append(w.res.InUse, InUse{Path: w.path(d), Reason: why})
+	return true
+}
+
+// rmdir removes the emptied directory d from its parent. It reports
+// whether d stays, or, when retry allows it, whether entries created
+// after the listing call for another pass.
+func (w *walker) rmdir(d *frame, retry bool) (kept, again bool) {
+	p := d.parent
+	if p.fd < 0 {
+		if err := w.reopen(p, d); err != nil {
+			if err == unix.ENOENT {
+				return false, false
+			}
+			w.fail("openat", w.path(p), err)
+			return true, false
+		}
+	}
+	w.close(d)
+	err := sysat.Unlinkat(p.fd, d.name, unix.AT_REMOVEDIR)
+	if isPermission(err) && p != w.stack[0] {
+		makeAccessible(p.fd)
+		err = sysat.Unlinkat(p.fd, d.name, unix.AT_REMOVEDIR)
+	}
+	switch {
+	case err == nil:
+		w.countDir(d)
+		return false, false
+	case err == unix.ENOENT:
+		return false, false
+	case (err == unix.ENOTEMPTY || err == unix.EEXIST) && retry:
+		return false, true
+	case d.st.id.dev != p.st.id.dev:
+		// A btrfs subvolume (its own st_dev on the walk's mount): the
+		// kernel removes only an empty one, and only where rmdir of a
+		// subvolume is allowed (Linux 4.18, or user_subvol_rm_allowed).
+		w.fail("rmdir subvolume", w.path(d), err)
+	default:
+		w.fail("unlinkat", w.path(d), err)
+	}
+	return true, false
+}
+
+// countDir accounts for a removed (or measured) directory.
+func (w *walker) countDir(d *frame) {
+	w.res.Dirs++
+	w.res.Bytes += d.st.blocks * 512
 }
 
 // enter opens d, whose parent is open. When d's name now holds something
 // else it deals with that instead and returns false, with whether the
-// entry stays: a vanished entry is done, a non-directory (such as a
-// symlink swapped in) is unlinked, a mount is reported.
+// entry stays (see replaced).
 func (w *walker) enter(d *frame) (ok, kept bool) {
 	p := d.parent
 	if d != w.top && w.o.beforeOpen != nil {
@@ -373,30 +410,43 @@ func (w *walker) enter(d *frame) (ok, kept bool) {
 			chmodded = true
 			continue
 		case err == unix.ELOOP || err == unix.ENOTDIR || err == errChanged:
-			st, err := w.m.lstatAt(p.fd, d.name)
-			switch {
-			case err == unix.ENOENT:
-				return false, false
-			case err != nil:
-				w.fail("lstat", w.path(d), err)
-				return false, true
-			case st.isDir() && !w.m.onMount(w.top.st.id, st.id):
-				w.addMount(w.path(d))
-				return false, true
-			case st.isDir():
-				d.st = st
-				continue
+			if again, kept := w.replaced(d); !again {
+				return false, kept
 			}
-			if err := w.file(p.fd, d.name, &st); err != nil {
-				w.fail("unlinkat", w.path(d), err)
-				return false, true
-			}
-			return false, false
+			continue
 		}
 		break
 	}
 	w.fail("openat", w.path(d), err)
 	return false, true
+}
+
+// replaced deals with d's name, which no longer holds the directory
+// listed. It reports whether the name holds another directory of the
+// tree, to open instead (d.st is then updated); else whether the entry
+// stays: a vanished entry is done, a non-directory (such as a symlink
+// swapped in) is unlinked, a mount is reported.
+func (w *walker) replaced(d *frame) (again, kept bool) {
+	p := d.parent
+	st, err := w.m.lstatAt(p.fd, d.name)
+	switch {
+	case err == unix.ENOENT:
+		return false, false
+	case err != nil:
+		w.fail("lstat", w.path(d), err)
+		return false, true
+	case st.isDir() && !w.m.onMount(w.top.st.id, st.id):
+		w.addMount(w.path(d))
+		return false, true
+	case st.isDir():
+		d.st = st
+		return true, false
+	}
+	if err := w.file(p.fd, d.name, &st); err != nil {
+		w.fail("unlinkat", w.path(d), err)
+		return false, true
+	}
+	return false, false
 }
 
 // entry removes (or measures) the entry name of the directory d, walking
