@@ -22,10 +22,6 @@ import (
 	"github.com/stacklok/go-microvm/state"
 )
 
-// creatorPhases are the steps of released microvm.Run that helperCreator
-// plays, in order; it prints each once done.
-var creatorPhases = []string{"mkdir", "checked", "cloned", "spawned", "saved"}
-
 // helperCreator creates one VM at STRESS_TARGET the way released
 // microvm.Run does with gc.BeforeCreate(root, gc.WithCreating(dir)) as
 // its check: make the directory, the check, the clone (STRESS_FILES
