@@ -33,7 +33,7 @@ func openDir(t *testing.T, dir string) datadir.Dir {
 		t.Fatal(err)
 	}
 	d := datadir.NewDir(fd, dir)
-	t.Cleanup(func() { d.Close() })
+	t.Cleanup(func() { unix.Close(fd) })
 	return d
 }
 
@@ -445,7 +445,7 @@ func TestDirLease(t *testing.T) {
 	if _, err := TryLease(dir); !errors.Is(err, ErrLocked) {
 		t.Errorf("TryLease while a Dir holds the lease: %v, want ErrLocked", err)
 	}
-	if err := d.Close(); err != nil {
+	if err := unix.Close(fd); err != nil {
 		t.Fatal(err)
 	}
 	// Polled: a child forked meanwhile by another test holds a copy of

@@ -38,14 +38,6 @@ func (d Dir) WithAfterLock(f func(path string)) Dir {
 	return d
 }
 
-// Close closes the descriptor, dropping a lease taken with TryLease.
-func (d Dir) Close() error {
-	if err := unix.Close(d.fd); err != nil {
-		return &fs.PathError{Op: "close", Path: d.path, Err: err}
-	}
-	return nil
-}
-
 // Path returns the path the Dir was made with.
 func (d Dir) Path() string { return d.path }
 

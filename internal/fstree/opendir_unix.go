@@ -8,6 +8,8 @@ package fstree
 import (
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -22,53 +24,27 @@ import (
 // or non-directory component fails with ELOOP or ENOTDIR. Errors are
 // *os.PathError naming parent's name joined with the components walked.
 func OpenDir(parent *os.File, rel string) (*os.File, error) {
-	base := parent.Name()
-	if strings.HasPrefix(rel, "/") {
-		return nil, &os.PathError{Op: "openat", Path: rel, Err: unix.EINVAL}
+	path := parent.Name()
+	if strings.HasPrefix(rel, "/") || slices.Contains(strings.Split(rel, "/"), "..") {
+		return nil, &os.PathError{Op: "openat", Path: filepath.Join(path, rel), Err: unix.EINVAL}
 	}
-	var comps []string
+	// Fd is harmless: a directory is never in non-blocking mode.
+	fd, err := sysat.FcntlInt(parent.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	runtime.KeepAlive(parent)
+	if err != nil {
+		return nil, &os.PathError{Op: "fcntl", Path: path, Err: err}
+	}
 	for c := range strings.SplitSeq(rel, "/") {
-		switch c {
-		case "", ".":
-		case "..":
-			return nil, &os.PathError{Op: "openat", Path: filepath.Join(base, rel), Err: unix.EINVAL}
-		default:
-			comps = append(comps, c)
+		if c == "" || c == "." {
+			continue
 		}
-	}
-	rc, err := parent.SyscallConn()
-	if err != nil {
-		return nil, &os.PathError{Op: "openat", Path: base, Err: err}
-	}
-	fd, path := -1, base
-	cerr := rc.Control(func(pfd uintptr) {
-		if len(comps) == 0 {
-			fd, err = sysat.FcntlInt(pfd, unix.F_DUPFD_CLOEXEC, 0)
-			if err != nil {
-				err = &os.PathError{Op: "fcntl", Path: path, Err: err}
-			}
-			return
+		path = filepath.Join(path, c)
+		next, err := sysat.Openat(fd, c, sysat.DirFlags, 0)
+		closeFD(fd)
+		if err != nil {
+			return nil, &os.PathError{Op: "openat", Path: path, Err: err}
 		}
-		cur := int(pfd)
-		for _, c := range comps {
-			path = filepath.Join(path, c)
-			next, oerr := sysat.Openat(cur, c, sysat.DirFlags, 0)
-			if cur != int(pfd) {
-				closeFD(cur)
-			}
-			if oerr != nil {
-				err = &os.PathError{Op: "openat", Path: path, Err: oerr}
-				return
-			}
-			cur = next
-		}
-		fd = cur
-	})
-	if cerr != nil {
-		return nil, &os.PathError{Op: "openat", Path: base, Err: cerr}
-	}
-	if err != nil {
-		return nil, err
+		fd = next
 	}
 	return os.NewFile(uintptr(fd), path), nil
 }

@@ -198,7 +198,7 @@ func checkProc() error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrProcUntrusted, err)
 	}
-	if pid := selfPID(); self != pid {
+	if pid := strconv.Itoa(os.Getpid()); self != pid {
 		return fmt.Errorf("%w: /proc/self names pid %s, this process is %s", ErrProcUntrusted, self, pid)
 	}
 	trustedProc.Lock()
@@ -206,12 +206,7 @@ func checkProc() error {
 	if trustedProc.known && trustedProc.dev == uint64(st.Dev) {
 		return nil
 	}
-	dfd, err := sysat.Openat(unix.AT_FDCWD, "/proc/self", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrProcUntrusted, &os.PathError{Op: "open", Path: "/proc/self", Err: err})
-	}
-	defer unix.Close(dfd)
-	status, err := readAt(dfd, "status")
+	status, err := readAt(unix.AT_FDCWD, "/proc/self/status")
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrProcUntrusted, &os.PathError{Op: "read", Path: "/proc/self/status", Err: err})
 	}
@@ -221,9 +216,6 @@ func checkProc() error {
 	trustedProc.known, trustedProc.dev = true, uint64(st.Dev)
 	return nil
 }
-
-// selfPID cannot change: a Go program never forks without an exec.
-var selfPID = sync.OnceValue(func() string { return strconv.Itoa(os.Getpid()) })
 
 // trustedProc is the last proc instance checkProc trusted.
 var trustedProc struct {
