@@ -3,81 +3,83 @@
 
 package gc
 
+import "github.com/stacklok/go-microvm/internal/judge"
+
 // Class is the verdict on one candidate data directory. Only ClassOrphan is
 // ever reclaimed.
-type Class string
+type Class = judge.Class
 
 // The classes, from "never touch" to "reclaim".
 const (
 	// ClassLive: a process runs this VM, or may. Kept.
-	ClassLive Class = "live"
+	ClassLive Class = judge.ClassLive
 	// ClassBusy: a writer holds the state lock right now. Kept.
-	ClassBusy Class = "busy"
+	ClassBusy Class = judge.ClassBusy
 	// ClassOrphan: nothing runs this VM any more. Collect reclaims it.
-	ClassOrphan Class = "orphan"
+	ClassOrphan Class = judge.ClassOrphan
 	// ClassStopped: cleanly stopped. Kept unless WithStopped.
-	ClassStopped Class = "stopped"
+	ClassStopped Class = judge.ClassStopped
 	// ClassUnknown: the facts allow no safe verdict. Kept and reported.
-	ClassUnknown Class = "unknown"
+	ClassUnknown Class = judge.ClassUnknown
 	// ClassUnreadable: the state file could not be read. Kept and reported.
-	ClassUnreadable Class = "unreadable"
+	ClassUnreadable Class = judge.ClassUnreadable
 )
 
 // Reason says why a candidate got its class: one per row of the
 // classification table in docs/DESIGN.md. The class is in parentheses.
-type Reason string
+type Reason = judge.Reason
 
 // The reasons.
 const (
 	// ReasonLeaseHeld (live): the run lease is held.
-	ReasonLeaseHeld Reason = "lease-held"
+	ReasonLeaseHeld Reason = judge.ReasonLeaseHeld
 	// ReasonStateLocked (busy): the state lock is held.
-	ReasonStateLocked Reason = "state-locked"
+	ReasonStateLocked Reason = judge.ReasonStateLocked
 	// ReasonProbeFailed (unknown): a lock could not be probed.
-	ReasonProbeFailed Reason = "probe-failed"
+	ReasonProbeFailed Reason = judge.ReasonProbeFailed
 	// ReasonUnreadable (unreadable): the state file could not be read.
-	ReasonUnreadable Reason = "unreadable"
+	ReasonUnreadable Reason = judge.ReasonUnreadable
 	// ReasonRunEnded (orphan): run marker set, lease free.
-	ReasonRunEnded Reason = "run-ended"
+	ReasonRunEnded Reason = judge.ReasonRunEnded
 	// ReasonLeaseLost (live): run marker set, lease free, but the runner
 	// with the recorded exact identity is alive.
-	ReasonLeaseLost Reason = "lease-lost"
+	ReasonLeaseLost Reason = judge.ReasonLeaseLost
 	// ReasonRebooted (orphan): the record is from an earlier boot.
-	ReasonRebooted Reason = "rebooted"
+	ReasonRebooted Reason = judge.ReasonRebooted
 	// ReasonRunnerDead (orphan): no process has the recorded PID.
-	ReasonRunnerDead Reason = "runner-dead"
+	ReasonRunnerDead Reason = judge.ReasonRunnerDead
 	// ReasonRunnerZombie (orphan): the recorded PID is a zombie.
-	ReasonRunnerZombie Reason = "runner-zombie"
+	ReasonRunnerZombie Reason = judge.ReasonRunnerZombie
 	// ReasonPIDReused (orphan): another process has the recorded PID.
-	ReasonPIDReused Reason = "pid-reused"
+	ReasonPIDReused Reason = judge.ReasonPIDReused
 	// ReasonRunnerMatches (live): the recorded runner has the PID.
-	ReasonRunnerMatches Reason = "runner-matches"
+	ReasonRunnerMatches Reason = judge.ReasonRunnerMatches
 	// ReasonRunnerAmbiguous (live): without exact identity, the wall clock
 	// and the process's names disagree; the clock alone never reclaims.
-	ReasonRunnerAmbiguous Reason = "runner-ambiguous"
+	ReasonRunnerAmbiguous Reason = judge.ReasonRunnerAmbiguous
 	// ReasonIdentityUnreadable (live): the identity of the process with the
 	// recorded PID cannot be read.
-	ReasonIdentityUnreadable Reason = "identity-unreadable"
+	ReasonIdentityUnreadable Reason = judge.ReasonIdentityUnreadable
 	// ReasonOtherPIDNamespace (unknown): the PID was recorded in another
 	// PID namespace; only a collector there can judge it.
-	ReasonOtherPIDNamespace Reason = "other-pid-namespace"
+	ReasonOtherPIDNamespace Reason = judge.ReasonOtherPIDNamespace
 	// ReasonPIDNamespaceUnknown (unknown): the collector cannot tell that
 	// it sees the PID in the namespace it was recorded in.
-	ReasonPIDNamespaceUnknown Reason = "pid-namespace-unknown"
+	ReasonPIDNamespaceUnknown Reason = judge.ReasonPIDNamespaceUnknown
 	// ReasonRunnerOtherNamespace (live): a record without its namespace
 	// whose PID a runner holds in a nested namespace (a container's).
-	ReasonRunnerOtherNamespace Reason = "runner-other-namespace"
+	ReasonRunnerOtherNamespace Reason = judge.ReasonRunnerOtherNamespace
 	// ReasonNoPID (unknown): active, but no usable PID recorded.
-	ReasonNoPID Reason = "no-pid"
+	ReasonNoPID Reason = judge.ReasonNoPID
 	// ReasonInactive (stopped): cleanly stopped.
-	ReasonInactive Reason = "inactive"
+	ReasonInactive Reason = judge.ReasonInactive
 	// ReasonStoppedExpired (orphan): stopped and older than WithStopped's age.
-	ReasonStoppedExpired Reason = "stopped-expired"
+	ReasonStoppedExpired Reason = judge.ReasonStoppedExpired
 	// ReasonLeftover (orphan): an embedder's leftovers (WithOwnedNames);
 	// removed unless WithKeep vetoes it.
-	ReasonLeftover Reason = "leftover"
+	ReasonLeftover Reason = judge.ReasonLeftover
 	// ReasonNoVeto (unknown): an embedder's leftovers, with no WithKeep.
-	ReasonNoVeto Reason = "no-veto"
+	ReasonNoVeto Reason = judge.ReasonNoVeto
 	// ReasonEmbedderKeep: WithKeep vetoed the reclaim, or did not return.
-	ReasonEmbedderKeep Reason = "embedder-keep"
+	ReasonEmbedderKeep Reason = judge.ReasonEmbedderKeep
 )

@@ -20,6 +20,7 @@ import (
 
 	"github.com/stacklok/go-microvm/internal/datadir"
 	"github.com/stacklok/go-microvm/internal/fstree"
+	"github.com/stacklok/go-microvm/internal/judge"
 	"github.com/stacklok/go-microvm/internal/sysat"
 	"github.com/stacklok/go-microvm/state"
 )
@@ -102,7 +103,7 @@ func CollectContext(ctx context.Context, root string, opts ...Option) (*Report, 
 	}
 	defer cancel()
 
-	c := &collector{o: o, abs: abs, root: rootDir, ctx: ctx, budget: budget, rep: rep, ob: newObserver(o.now)}
+	c := &collector{o: o, abs: abs, root: rootDir, ctx: ctx, budget: budget, rep: rep, ob: judge.NewObserver(o.now)}
 	if err != nil {
 		// Per-directory locks keep every reclaim safe without the root
 		// lock; the trash is another collector's to use meanwhile.
@@ -140,7 +141,7 @@ type collector struct {
 	ctx  context.Context
 	// budget bounds the deletion work; it ends with ctx, or earlier.
 	budget context.Context
-	ob     *observer
+	ob     *judge.Observer
 
 	mu  sync.Mutex
 	rep *Report
@@ -664,8 +665,9 @@ func (c *collector) decideLocked(sl *datadir.DirLock, path string) (Candidate, e
 	if err != nil {
 		return Candidate{}, err
 	}
-	f := dirFacts{State: s, StateModTime: fi.ModTime, BootID: c.ob.bootID, BootTime: c.ob.bootTime, PIDNamespace: c.ob.pidNS, Now: c.ob.now()}
-	c.ob.lookupProcess(&f)
+	f := c.ob.Bare()
+	f.State, f.StateModTime = s, fi.ModTime
+	c.ob.LookupProcess(&f)
 	return candidateFrom(path, f, c.o.policy()), nil
 }
 

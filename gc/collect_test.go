@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/stacklok/go-microvm/internal/judge"
 	"github.com/stacklok/go-microvm/state"
 )
 
@@ -495,7 +496,7 @@ func TestChangedUnderLock(t *testing.T) {
 		t.Fatalf("Scan = %+v, %v", cands, err)
 	}
 	writeJSON(t, dir, &state.State{Version: 1})
-	c := &collector{o: newOptions(nil), abs: root, ctx: context.Background(), budget: context.Background(), rep: &Report{}, ob: newObserver(time.Now)}
+	c := &collector{o: newOptions(nil), abs: root, ctx: context.Background(), budget: context.Background(), rep: &Report{}, ob: judge.NewObserver(time.Now)}
 	rootDir, err := os.Open(root)
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/stacklok/go-microvm/internal/judge"
 	"github.com/stacklok/go-microvm/state"
 )
 
@@ -94,7 +95,7 @@ func markCreating(ctx context.Context, dir string, lease *state.Lease) error {
 		return err
 	}
 	if ls.Active && ls.PID > 0 {
-		if v := JudgeState(ls.State); v.Class == ClassLive || v.Class == ClassUnknown {
+		if v := judge.State(ls.State); v.Class == ClassLive || v.Class == ClassUnknown {
 			return fmt.Errorf("state records a live runner, pid %d (%s: %s)", ls.PID, v.Reason, v.Detail)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/stacklok/go-microvm/internal/judge"
 	"github.com/stacklok/go-microvm/internal/procinfo"
 	"github.com/stacklok/go-microvm/internal/standin"
 	"github.com/stacklok/go-microvm/internal/testproc"
@@ -133,6 +134,9 @@ func TestCollectorCannotSeeRunner(t *testing.T) {
 		// times /proc shows the collector, not the runner's identity.
 		{"own time namespace", []string{"--time", "--boottime", "100000"}, "", ReasonRunnerMatches, ReasonRunnerMatches},
 	}
+	// reasonClass is the class each reason of the table comes with.
+	reasonClass := map[Reason]Class{ReasonPIDNamespaceUnknown: ClassUnknown, ReasonOtherPIDNamespace: ClassUnknown,
+		ReasonIdentityUnreadable: ClassLive, ReasonRunnerMatches: ClassLive}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if out, err := exec.Command(unshare, append(tt.args, "true")...).CombinedOutput(); err != nil {
@@ -385,8 +389,8 @@ func TestRunnerInContainer(t *testing.T) {
 	}
 	for _, name := range []string{"dead-here", "reused-here"} {
 		sameSnapshot(t, name, before[name], snapshot(t, filepath.Join(root, name)))
-		if v := JudgeState(records[name]); v.Class != ClassLive {
-			t.Errorf("JudgeState(%s) = %s (%s: %s), want live", name, v.Class, v.Reason, v.Detail)
+		if v := judge.State(records[name]); v.Class != ClassLive {
+			t.Errorf("judge.State(%s) = %s (%s: %s), want live", name, v.Class, v.Reason, v.Detail)
 		}
 	}
 

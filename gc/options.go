@@ -6,6 +6,8 @@ package gc
 import (
 	"log/slog"
 	"time"
+
+	"github.com/stacklok/go-microvm/internal/judge"
 )
 
 // Defaults of the options.
@@ -84,8 +86,8 @@ func newOptions(opts []Option) *options {
 	return o
 }
 
-func (o *options) policy() reclaimPolicy {
-	return reclaimPolicy{Stopped: o.stopped, StoppedMinAge: o.stoppedAge, Veto: o.keep != nil}
+func (o *options) policy() judge.Policy {
+	return judge.Policy{Stopped: o.stopped, StoppedMinAge: o.stoppedAge, Veto: o.keep != nil}
 }
 
 // WithLogger sets the logger: one Info line per reclaimed directory, one

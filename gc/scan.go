@@ -25,6 +25,7 @@ import (
 
 	"github.com/stacklok/go-microvm/internal/datadir"
 	"github.com/stacklok/go-microvm/internal/fstree"
+	"github.com/stacklok/go-microvm/internal/judge"
 	"github.com/stacklok/go-microvm/internal/sysat"
 	"github.com/stacklok/go-microvm/state"
 )
@@ -232,7 +233,7 @@ type scanned struct {
 	Candidate
 	rel string
 	// leftover: not a data directory but the embedder's leftovers
-	// (dirFacts.Leftover).
+	// (judge.Facts.Leftover).
 	leftover bool
 }
 
@@ -284,7 +285,7 @@ type scanner struct {
 	// obOnce makes ob on first use: a scan that meets no data directory
 	// never reads the boot facts.
 	obOnce sync.Once
-	ob     *observer
+	ob     *judge.Observer
 	// stream, when set, receives the candidates and errors in batches
 	// as they are decided, instead of res.
 	stream chan<- []streamItem
@@ -301,8 +302,8 @@ func newScanner(ctx context.Context, rootDir *os.File, abs string, o *options, m
 }
 
 // observer returns the scan's observer, made on first use.
-func (s *scanner) observer() *observer {
-	s.obOnce.Do(func() { s.ob = newObserver(s.o.now) })
+func (s *scanner) observer() *judge.Observer {
+	s.obOnce.Do(func() { s.ob = judge.NewObserver(s.o.now) })
 	return s.ob
 }
 
@@ -559,7 +560,7 @@ func (k *walk) list(fd int, rel string, level int, candidate bool) (occupied, ow
 func (k *walk) leftover(fd int, rel string) scanned {
 	s := k.s
 	path := s.pathOf(rel)
-	f := dirFacts{Leftover: true, Now: s.o.now()}
+	f := judge.Facts{Leftover: true, Now: s.o.now()}
 	f.LeaseHeld, f.LeaseErr = datadir.NewDir(fd, path).ProbeLease()
 	cand := candidateFrom(path, f, s.o.policy())
 	if s.o.sizes {
@@ -618,10 +619,10 @@ func (k *walk) visit(fd int, rel string, level int) (candidate, list bool) {
 func (k *walk) classify(d datadir.Dir, sf datadir.StateFile, serr error, rel string) {
 	s := k.s
 	path := d.Path()
-	var f dirFacts
+	var f judge.Facts
 	switch {
 	case serr != nil:
-		f = s.observer().bare()
+		f = s.observer().Bare()
 		f.StateErr = serr
 		if s.mode == probeAll {
 			f.LeaseHeld, f.LeaseErr = d.ProbeLease()
@@ -634,13 +635,13 @@ func (k *walk) classify(d datadir.Dir, sf datadir.StateFile, serr error, rel str
 		held, err := d.ProbeLease()
 		if held || err != nil {
 			_ = sf.Close()
-			f = s.observer().bare()
+			f = s.observer().Bare()
 			f.LeaseHeld, f.LeaseErr = held, err
 			break
 		}
 		fallthrough
 	default:
-		f = s.observer().observeAt(d, sf, s.o.policy(), s.mode)
+		f = observeAt(s.observer(), d, sf, s.o.policy(), s.mode)
 	}
 	for _, err := range []error{f.StateErr, f.LeaseErr, f.LockErr, f.Process.Err} {
 		if outOfFiles(err) {
@@ -667,8 +668,8 @@ func (k *walk) decided(sc scanned) {
 	k.emit(sc)
 }
 
-func candidateFrom(path string, f dirFacts, p reclaimPolicy) Candidate {
-	v := classify(f, p)
+func candidateFrom(path string, f judge.Facts, p judge.Policy) Candidate {
+	v := judge.Classify(f, p)
 	c := Candidate{Path: path, Class: v.Class, Reason: v.Reason, Detail: v.Detail, Bytes: -1}
 	if f.State != nil {
 		c.PID, c.Name = f.State.PID, f.State.Name

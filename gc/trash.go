@@ -19,6 +19,7 @@ import (
 
 	"github.com/stacklok/go-microvm/internal/datadir"
 	"github.com/stacklok/go-microvm/internal/fstree"
+	"github.com/stacklok/go-microvm/internal/judge"
 	"github.com/stacklok/go-microvm/internal/sysat"
 	"github.com/stacklok/go-microvm/state"
 )
@@ -190,7 +191,7 @@ func (c *collector) treeOptions() fstree.Options {
 // nestedInUse returns the check that keeps, during a tree removal, a data
 // directory nested in the tree that a collector would keep as live or
 // cannot judge: it is another VM's, not part of the orphan.
-func nestedInUse(ob *observer, p reclaimPolicy) func(fd int, path string) string {
+func nestedInUse(ob *judge.Observer, p judge.Policy) func(fd int, path string) string {
 	return func(fd int, path string) string {
 		d := datadir.NewDir(fd, path)
 		if held, err := d.ProbeLease(); held {
@@ -208,13 +209,13 @@ func nestedInUse(ob *observer, p reclaimPolicy) func(fd int, path string) string
 		if err != nil {
 			return ""
 		}
-		f := ob.bare()
+		f := ob.Bare()
 		f.State, f.StateModTime = s, fi.ModTime
-		ob.lookupProcess(&f)
+		ob.LookupProcess(&f)
 		// A runner this collector cannot judge may be alive: kept, as a
 		// collector keeps such a data directory. A record with no PID at
 		// all (a guest image's file, say) is not a VM that can be alive.
-		switch v := classify(f, p); {
+		switch v := judge.Classify(f, p); {
 		case v.Class == ClassLive,
 			v.Class == ClassUnknown && (v.Reason == ReasonOtherPIDNamespace || v.Reason == ReasonPIDNamespaceUnknown):
 			return "nested data directory: " + string(v.Reason)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/stacklok/go-microvm/gc"
+	"github.com/stacklok/go-microvm/internal/judge"
 	"github.com/stacklok/go-microvm/internal/procinfo"
 	"github.com/stacklok/go-microvm/state"
 )
@@ -130,7 +131,7 @@ func (c *Claim) mark(ctx context.Context) error {
 	// runner holds no lease, and a runner may have closed its own, so
 	// only the recorded identity tells, by the collectors' decision.
 	if ls.Active && ls.PID > 0 {
-		if v := gc.JudgeState(ls.State); v.Class == gc.ClassLive || v.Class == gc.ClassUnknown {
+		if v := judge.State(ls.State); v.Class == judge.ClassLive || v.Class == judge.ClassUnknown {
 			return fmt.Errorf("claim %s: %w: state records runner pid %d (%s: %s)", c.dataDir, ErrInUse, ls.PID, v.Reason, v.Detail)
 		}
 	}

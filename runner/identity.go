@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/stacklok/go-microvm/gc"
+	"github.com/stacklok/go-microvm/internal/judge"
 	"github.com/stacklok/go-microvm/internal/procinfo"
 	"github.com/stacklok/go-microvm/state"
 )
@@ -16,25 +16,25 @@ import (
 // commLen is how much of a name the kernel keeps as a process's comm.
 const commLen = 15
 
-// verifyRecord checks, with the collector's own decision (gc.JudgeRunner),
+// verifyRecord checks, with the collector's own decision (judge.Runner),
 // that the runner recorded in st holds its PID, so gc and runner never
 // disagree. It returns ErrNotRunning when a collector would call it gone,
 // and errIdentityUnknown when it may run but cannot be confirmed.
-func verifyRecord(st *state.State) (gc.Process, error) {
+func verifyRecord(st *state.State) (judge.Process, error) {
 	if !st.Active {
-		return gc.Process{}, fmt.Errorf("%w: state is inactive", ErrNotRunning)
+		return judge.Process{}, fmt.Errorf("%w: state is inactive", ErrNotRunning)
 	}
 	if st.PID <= 0 {
-		return gc.Process{}, fmt.Errorf("%w: no pid recorded", ErrNotRunning)
+		return judge.Process{}, fmt.Errorf("%w: no pid recorded", ErrNotRunning)
 	}
-	v := gc.JudgeRunner(st)
+	v := judge.Runner(st)
 	switch {
-	case v.Class == gc.ClassOrphan:
-		return gc.Process{}, fmt.Errorf("%w: %s: %s", ErrNotRunning, v.Reason, v.Detail)
-	case v.Class == gc.ClassLive && v.Reason == gc.ReasonRunnerMatches:
+	case v.Class == judge.ClassOrphan:
+		return judge.Process{}, fmt.Errorf("%w: %s: %s", ErrNotRunning, v.Reason, v.Detail)
+	case v.Class == judge.ClassLive && v.Reason == judge.ReasonRunnerMatches:
 		return v.Process, nil
 	}
-	return gc.Process{}, fmt.Errorf("%w: pid %d may still run (%s): %s", errIdentityUnknown, st.PID, v.Reason, v.Detail)
+	return judge.Process{}, fmt.Errorf("%w: pid %d may still run (%s): %s", errIdentityUnknown, st.PID, v.Reason, v.Detail)
 }
 
 // pidNamespace is the inode of this process's PID namespace, recorded

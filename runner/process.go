@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/stacklok/go-microvm/gc"
+	"github.com/stacklok/go-microvm/internal/judge"
 	"github.com/stacklok/go-microvm/internal/procinfo"
 	"github.com/stacklok/go-microvm/state"
 )
@@ -303,7 +303,7 @@ const (
 )
 
 // observe checks whether the PID still names the runner, by the identity
-// decision collectors make (gc.JudgeRunner) applied to what the handle
+// decision collectors make (judge.Runner) applied to what the handle
 // pinned: the kernel start time, else the time the PID was recorded.
 func (p *Process) observe() liveness {
 	if p.exited != nil {
@@ -313,13 +313,13 @@ func (p *Process) observe() liveness {
 		default:
 		}
 	}
-	v := gc.JudgeRunner(p.record())
+	v := judge.Runner(p.record())
 	switch {
-	case v.Class == gc.ClassOrphan && v.Reason == gc.ReasonRunnerZombie:
+	case v.Class == judge.ClassOrphan && v.Reason == judge.ReasonRunnerZombie:
 		return zombie
-	case v.Class == gc.ClassOrphan:
+	case v.Class == judge.ClassOrphan:
 		return gone
-	case v.Class == gc.ClassLive && v.Reason == gc.ReasonRunnerMatches:
+	case v.Class == judge.ClassLive && v.Reason == judge.ReasonRunnerMatches:
 		return running
 	case p.exited != nil:
 		// Our child, not reaped: the PID is certainly still its.
@@ -329,7 +329,7 @@ func (p *Process) observe() liveness {
 }
 
 // record is the runner as the handle knows it, in the form of a state
-// record, for gc.JudgeRunner.
+// record, for judge.Runner.
 func (p *Process) record() *state.State {
 	boot, _ := procinfo.BootID()
 	return &state.State{

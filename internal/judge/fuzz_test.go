@@ -1,7 +1,7 @@
 // SPDX-FileCopyrightText: Copyright 2026 Stacklok, Inc.
 // SPDX-License-Identifier: Apache-2.0
 
-package gc
+package judge
 
 import (
 	"errors"
@@ -169,7 +169,7 @@ func FuzzClassify(f *testing.F) {
 		pid, pidStart, created int64, rStart uint64, rBoot, rExe string,
 		proc uint8, pStart uint64, pStarted int64, comm, exe, bootID string,
 		bootTime, now, minAge int64) {
-		var facts dirFacts
+		var facts Facts
 		switch {
 		case useJSON:
 			facts.State, facts.StateErr = state.Parse(stateJSON)
@@ -213,12 +213,12 @@ func FuzzClassify(f *testing.F) {
 		if proc&fzProcErr != 0 {
 			facts.Process.Err = errors.New("lookup: fuzzed failure")
 		}
-		facts.PIDNamespace = pidNamespace{Inode: procinfo.InitialPIDNamespace, Initial: true}
+		facts.PIDNamespace = PIDNamespace{Inode: procinfo.InitialPIDNamespace, Initial: true}
 		switch {
 		case proc&fzProcUntrusted != 0:
-			facts.PIDNamespace = pidNamespace{Err: procinfo.ErrProcUntrusted}
+			facts.PIDNamespace = PIDNamespace{Err: procinfo.ErrProcUntrusted}
 		case proc&fzProcContainerNS != 0:
-			facts.PIDNamespace = pidNamespace{Inode: 7}
+			facts.PIDNamespace = PIDNamespace{Inode: 7}
 		}
 		if facts.State != nil && facts.State.Runner != nil && !useJSON {
 			switch {
@@ -228,18 +228,18 @@ func FuzzClassify(f *testing.F) {
 				facts.State.Runner.PIDNamespace = 7
 			}
 		}
-		facts.Elsewhere = elsewhere{Looked: true}
+		facts.Elsewhere = Elsewhere{Looked: true}
 		if proc&fzProcNestedRunner != 0 {
 			facts.Elsewhere.Procs = []procinfo.Nested{{PID: 9, Comm: runnerName}}
 		}
 		facts.BootID = bootID
 		facts.BootTime = fuzzTime(bootTime)
 		facts.Now = fuzzTime(now)
-		policy := reclaimPolicy{Stopped: probes&fzPolicyStopped != 0, StoppedMinAge: time.Duration(minAge)}
+		policy := Policy{Stopped: probes&fzPolicyStopped != 0, StoppedMinAge: time.Duration(minAge)}
 
-		v := classify(facts, policy)
+		v := Classify(facts, policy)
 		class, reason, detail := v.Class, v.Reason, v.Detail
-		if v2 := classify(facts, policy); v2 != v {
+		if v2 := Classify(facts, policy); v2 != v {
 			t.Fatalf("not deterministic: %s/%s/%q then %s/%s/%q", class, reason, detail, v2.Class, v2.Reason, v2.Detail)
 		}
 		want, known := reasonClass[reason]

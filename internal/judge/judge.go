@@ -1,7 +1,11 @@
 // SPDX-FileCopyrightText: Copyright 2026 Stacklok, Inc.
 // SPDX-License-Identifier: Apache-2.0
 
-package gc
+// Package judge is the one decision on a data directory and on the runner
+// its state records, shared by gc (Classify, over facts an Observer
+// gathers) and runner (Runner and State), so that the two never disagree
+// on who is alive. It reads only the kernel, never the directory.
+package judge
 
 import (
 	"fmt"
@@ -55,11 +59,11 @@ type Process struct {
 	Executable string
 }
 
-// dirFacts is everything the classification of one data directory depends
+// Facts is everything the classification of one data directory depends
 // on, gathered by syscalls beforehand. Callers must gather State before the
 // probes: a creator takes the lease before it writes the marker, so a
 // marker seen before a free lease means the run really ended.
-type dirFacts struct {
+type Facts struct {
 	// State is the parsed state file; nil when StateErr is set.
 	State *state.State
 	// StateErr is why the state file could not be read.
@@ -81,13 +85,13 @@ type dirFacts struct {
 	// state with a PID and no marker.
 	Process Process
 
-	// pidNamespace is the collector's PID namespace, in which it judges
+	// PIDNamespace is the collector's PID namespace, in which it judges
 	// PIDs.
-	PIDNamespace pidNamespace
+	PIDNamespace PIDNamespace
 	// Elsewhere is what a look at every process found of the recorded PID
 	// in nested PID namespaces; gathered only for a record that names no
 	// namespace and that judgeHere would reclaim (see looksElsewhere).
-	Elsewhere elsewhere
+	Elsewhere Elsewhere
 
 	// BootID identifies the current boot ("" when unknown).
 	BootID string
@@ -102,8 +106,8 @@ type dirFacts struct {
 	Leftover bool
 }
 
-// pidNamespace is the PID namespace a collector judges PIDs in.
-type pidNamespace struct {
+// PIDNamespace is the PID namespace a collector judges PIDs in.
+type PIDNamespace struct {
 	// Inode identifies it (Linux: the inode of /proc/self/ns/pid); 0 on
 	// platforms without PID namespaces, and when Err is set.
 	Inode uint64
@@ -116,9 +120,9 @@ type pidNamespace struct {
 	Err error
 }
 
-// elsewhere is what was found of a PID in the PID namespaces nested below
+// Elsewhere is what was found of a PID in the PID namespaces nested below
 // the collector's.
-type elsewhere struct {
+type Elsewhere struct {
 	// Looked: the processes were looked at; Err or Procs says what came
 	// of it.
 	Looked bool
@@ -128,21 +132,21 @@ type elsewhere struct {
 	Procs []procinfo.Nested
 }
 
-// reclaimPolicy is the caller's choice about what else is reclaimable.
-type reclaimPolicy struct {
+// Policy is the caller's choice about what else is reclaimable.
+type Policy struct {
 	// Stopped makes inactive data directories at least StoppedMinAge old
-	// orphans (ReasonStoppedExpired). That age is dirFacts.StoppedAge: it
+	// orphans (ReasonStoppedExpired). That age is Facts.StoppedAge: it
 	// runs from the later of created_at and the state file's modification
 	// time, since a clean stop rewrites the file.
 	Stopped       bool
 	StoppedMinAge time.Duration
-	// Veto: the embedder judges its leftovers (WithKeep).
+	// Veto: the embedder judges its leftovers (gc.WithKeep).
 	Veto bool
 }
 
 // Age is how old the recorded VM is, from created_at or else the state
 // file's last change; zero when unknown. It is for display only.
-func (f *dirFacts) Age() time.Duration {
+func (f *Facts) Age() time.Duration {
 	var since time.Time
 	switch {
 	case f.State != nil && !f.State.CreatedAt.IsZero():
@@ -155,11 +159,11 @@ func (f *dirFacts) Age() time.Duration {
 	return max(f.Now.Sub(since), 0)
 }
 
-// StoppedAge is the age WithStopped compares: from the later of created_at
+// StoppedAge is the age gc.WithStopped compares: from the later of created_at
 // and the state file's last change (a clean stop rewrites the file), so a
 // VM stopped a moment ago is young. A created_at in the future is ignored;
 // a last change in the future makes the age zero (unknown).
-func (f *dirFacts) StoppedAge() time.Duration {
+func (f *Facts) StoppedAge() time.Duration {
 	var since time.Time
 	if f.State != nil && !f.State.CreatedAt.After(f.Now) {
 		since = f.State.CreatedAt
@@ -173,12 +177,12 @@ func (f *dirFacts) StoppedAge() time.Duration {
 	return max(f.Now.Sub(since), 0)
 }
 
-// Verdict is a decision: the class of a data directory (JudgeState), or
-// the identity decision on a recorded runner (JudgeRunner), with the
+// Verdict is a decision: the class of a data directory (State), or
+// the identity decision on a recorded runner (Runner), with the
 // evidence that decided it and what was observed at the recorded PID.
 type Verdict struct {
-	// Class is ClassLive, ClassOrphan or ClassUnknown for JudgeRunner; any
-	// class a collector gives for JudgeState.
+	// Class is ClassLive, ClassOrphan or ClassUnknown for Runner; any
+	// class a collector gives for State.
 	Class  Class
 	Reason Reason
 	// Detail says, for humans, what evidence decided.
@@ -196,11 +200,11 @@ func verdict(c Class, r Reason, d string) Verdict {
 // leaves the facts to the next rule returns the zero Verdict.
 func (v Verdict) decided() bool { return v.Class != "" }
 
-// classify decides the class of one data directory from its facts, reading
+// Classify decides the class of one data directory from its facts, reading
 // nothing else, so every row of the classification table is a table test.
 // Evidence is taken strongest first: the lease, the state lock, the state's
 // readability, the run marker, then the boot and the PID rules.
-func classify(f dirFacts, p reclaimPolicy) Verdict {
+func Classify(f Facts, p Policy) Verdict {
 	if f.Leftover {
 		return classifyLeftover(f, p)
 	}
@@ -220,7 +224,7 @@ func classify(f dirFacts, p reclaimPolicy) Verdict {
 // classifyProbes decides from the probes of the lease and the state lock
 // and from the reading of the state file, before anything the state says
 // is believed. It leaves f.State set when it does not decide.
-func classifyProbes(f dirFacts) Verdict {
+func classifyProbes(f Facts) Verdict {
 	switch {
 	case f.LeaseHeld:
 		return verdict(ClassLive, ReasonLeaseHeld, "run lease is held")
@@ -241,7 +245,7 @@ func classifyProbes(f dirFacts) Verdict {
 // classifyLeftover decides an embedder's leftovers: a flock on the
 // directory keeps it, as a lease keeps a data directory; otherwise only
 // the embedder can tell, and without its veto nothing can.
-func classifyLeftover(f dirFacts, p reclaimPolicy) Verdict {
+func classifyLeftover(f Facts, p Policy) Verdict {
 	switch {
 	case f.LeaseHeld:
 		return verdict(ClassLive, ReasonLeaseHeld, "directory is flocked")
@@ -259,7 +263,7 @@ func classifyLeftover(f dirFacts, p reclaimPolicy) Verdict {
 // runner closed its inherited lease descriptor and still runs. Only the
 // exact identity proves that, and where the PID cannot be judged (another
 // namespace, /proc hiding it), the directory is kept rather than bet on.
-func classifyMarked(f dirFacts) Verdict {
+func classifyMarked(f Facts) Verdict {
 	s := f.State
 	if s.PID > 0 && exactThisBoot(f) {
 		switch v := judgeRunner(f); {
@@ -275,7 +279,7 @@ func classifyMarked(f dirFacts) Verdict {
 
 // classifyStopped decides a cleanly stopped record: kept, unless the
 // policy reclaims stopped ones and this one is old enough.
-func classifyStopped(f dirFacts, p reclaimPolicy) Verdict {
+func classifyStopped(f Facts, p Policy) Verdict {
 	age := f.StoppedAge()
 	if p.Stopped && age >= p.StoppedMinAge {
 		return verdict(ClassOrphan, ReasonStoppedExpired, fmt.Sprintf("stopped, age %s >= %s", age.Round(time.Second), p.StoppedMinAge))
@@ -287,11 +291,11 @@ func classifyStopped(f dirFacts, p reclaimPolicy) Verdict {
 }
 
 // judgeRunner is the one decision on whether the runner an active record
-// names still runs (ClassLive, ClassOrphan or ClassUnknown), for classify
-// and, through JudgeRunner and JudgeState, for package runner. Death is
+// names still runs (ClassLive, ClassOrphan or ClassUnknown), for Classify
+// and, through Runner and State, for package runner. Death is
 // concluded only from the process itself in the PID namespace it was
 // recorded in; where that cannot be judged the record is unknown.
-func judgeRunner(f dirFacts) Verdict {
+func judgeRunner(f Facts) Verdict {
 	s := f.State
 	if s.PID <= 0 {
 		return verdict(ClassUnknown, ReasonNoPID, "active with no pid")
@@ -311,7 +315,7 @@ func judgeRunner(f dirFacts) Verdict {
 
 // judgeHere applies the PID rules in the collector's namespace, to a
 // record of this boot whose PID it may judge.
-func judgeHere(f dirFacts) Verdict {
+func judgeHere(f Facts) Verdict {
 	if v := classifyBeforeBoot(f); v.decided() {
 		return v
 	}
@@ -323,7 +327,7 @@ func judgeHere(f dirFacts) Verdict {
 // names no namespace (released go-microvm's), so an embedder in a
 // container may have recorded its runner's PID as the container sees it.
 // judgeRunner then judged the number in the host's namespace only.
-func looksElsewhere(f dirFacts) bool {
+func looksElsewhere(f Facts) bool {
 	s := f.State
 	return !s.Leased && (s.Runner == nil || s.Runner.PIDNamespace == 0)
 }
@@ -334,7 +338,7 @@ func looksElsewhere(f dirFacts) bool {
 // when the recorded runner was (a runner binary of another name), or not
 // readable. One that may keeps the directory as live; where the collector
 // cannot see every process, or did not look, it is kept as unknown.
-func judgeElsewhere(f dirFacts, here Verdict) Verdict {
+func judgeElsewhere(f Facts, here Verdict) Verdict {
 	s, e := f.State, f.Elsewhere
 	switch {
 	case !e.Looked:
@@ -373,7 +377,7 @@ func startedAsRecorded(s *state.State, info procinfo.Info) bool {
 // classifyOtherBoot decides records whose recorded boot id is not the
 // current one: their PID says nothing about the processes of this boot.
 // It is the only boot rule that needs no process lookup.
-func classifyOtherBoot(f dirFacts) Verdict {
+func classifyOtherBoot(f Facts) Verdict {
 	s := f.State
 	if s.Runner != nil && s.Runner.BootID != "" && f.BootID != "" && s.Runner.BootID != f.BootID {
 		return verdict(ClassOrphan, ReasonRebooted, fmt.Sprintf("recorded boot %s, current boot %s", s.Runner.BootID, f.BootID))
@@ -386,7 +390,7 @@ func classifyOtherBoot(f dirFacts) Verdict {
 // clock is stepped; a record with the exact identity of this boot is
 // decided by the kernel start time instead, and one whose PID a process
 // with the runner's name holds is kept (see ambiguous).
-func classifyBeforeBoot(f dirFacts) Verdict {
+func classifyBeforeBoot(f Facts) Verdict {
 	s := f.State
 	if exactThisBoot(f) || s.PIDStartTime.IsZero() || f.BootTime.IsZero() || !s.PIDStartTime.Before(f.BootTime.Add(-startSlack)) {
 		return Verdict{}
@@ -404,7 +408,7 @@ func classifyBeforeBoot(f dirFacts) Verdict {
 // only from the host's namespace, where every process of the machine has
 // a PID: from a container the same number may name nothing, and kill's
 // ESRCH there would delete a VM that runs outside.
-func unjudgeable(f dirFacts) Verdict {
+func unjudgeable(f Facts) Verdict {
 	s, ns := f.State, f.PIDNamespace
 	var rec uint64
 	if s.Runner != nil {
@@ -425,7 +429,7 @@ func unjudgeable(f dirFacts) Verdict {
 
 // exactThisBoot reports whether the state records the runner's exact
 // identity (kernel start time) in the current, known boot.
-func exactThisBoot(f dirFacts) bool {
+func exactThisBoot(f Facts) bool {
 	r := f.State.Runner
 	return r != nil && r.StartTime != 0 && r.BootID != "" && r.BootID == f.BootID
 }
@@ -439,7 +443,7 @@ func runnerAlive(pr Process) bool {
 // orphan while a process named as the runner holds its PID: the clock may
 // have been stepped since the record, and deleting a live VM is worse
 // than leaking one until the next run. clock says what the clock says.
-func ambiguous(f dirFacts, clock string) Verdict {
+func ambiguous(f Facts, clock string) Verdict {
 	s, pr := f.State, f.Process
 	if !runnerAlive(pr) {
 		return Verdict{}
@@ -514,7 +518,7 @@ func runnerWant(s *state.State) string {
 // what the lookup found at the PID, then the strongest identity evidence
 // the record has (kernel start time, then wall-clock start time, then
 // only the name).
-func classifyProcess(f dirFacts) Verdict {
+func classifyProcess(f Facts) Verdict {
 	s, pr := f.State, f.Process
 	switch {
 	case pr.Err != nil:
@@ -535,7 +539,7 @@ func classifyProcess(f dirFacts) Verdict {
 // identifies the process exactly. A record from another boot was decided
 // before; one whose boot is not known is compared anyway, since a mismatch
 // then means the recorded process is gone either way.
-func byKernelStartTime(f dirFacts) Verdict {
+func byKernelStartTime(f Facts) Verdict {
 	s, pr := f.State, f.Process
 	switch pr.StartTime {
 	case 0:
@@ -551,7 +555,7 @@ func byKernelStartTime(f dirFacts) Verdict {
 // after the spawn: the runner started at or before it. Two live processes
 // never share a PID, so a process that started by then is the runner,
 // whatever its name.
-func byRecordedStartTime(f dirFacts) Verdict {
+func byRecordedStartTime(f Facts) Verdict {
 	s, pr := f.State, f.Process
 	switch {
 	case pr.Started.IsZero():
@@ -578,7 +582,7 @@ func byRecordedStartTime(f dirFacts) Verdict {
 // confirms it; otherwise, where some names say runner and others not (a
 // runner started through a symlink to a versioned file), it is kept but
 // not confirmed, so never signalled.
-func byName(f dirFacts) Verdict {
+func byName(f Facts) Verdict {
 	s, pr := f.State, f.Process
 	want := runnerWant(s)
 	switch n := nameOf(pr, want); {
