@@ -37,7 +37,7 @@ func BeforeCreate(root string, opts ...Option) func(context.Context) error {
 	all = append(all, WithLogger(logger))
 	return func(ctx context.Context) error {
 		if given.creating != "" {
-			if err := claimCreating(ctx, given.creating); err != nil {
+			if err := claimCreating(ctx, given.creating, logger); err != nil {
 				logger.Warn("gc before create: cannot claim the new data directory", "dir", given.creating, "error", err)
 				return fmt.Errorf("gc before create: %w", err)
 			}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stacklok/go-microvm/internal/claim"
 	"github.com/stacklok/go-microvm/internal/procinfo"
 	"github.com/stacklok/go-microvm/state"
 )
@@ -64,7 +65,7 @@ func attached(dir string, mgr *state.Manager, st *state.State, startTime uint64,
 func adopt(dir string, mgr *state.Manager, o claimOptions) (*Process, error) {
 	// Not LoadAndLock: it would create a directory that a collector just
 	// removed.
-	ls, err := lockExisting(context.Background(), mgr, o.lockTimeout)
+	ls, err := claim.LockExisting(context.Background(), mgr, o.lockTimeout)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("attach %s: %w: data directory is gone", dir, ErrNotRunning)
 	}

@@ -4,32 +4,24 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"path/filepath"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/stacklok/go-microvm/gc"
-	"github.com/stacklok/go-microvm/internal/judge"
+	"github.com/stacklok/go-microvm/internal/claim"
 	"github.com/stacklok/go-microvm/internal/procinfo"
 	"github.com/stacklok/go-microvm/state"
 )
-
-// maxVanished bounds how often NewClaim recreates a data directory that a
-// collector removed between its creation and the lease, and how often it
-// takes the lease again when the directory is removed or replaced between
-// the lease and the run marker.
-const maxVanished = 10
 
 // Claim is a creation claim on a data directory: the run lease is held and
 // the run marker is set. Its methods are safe for concurrent use.
 type Claim struct {
 	dataDir string
-	mgr     *state.Manager
 	opts    claimOptions
 
 	mu    sync.Mutex
@@ -55,27 +47,13 @@ func NewClaim(ctx context.Context, dataDir string, opts ...ClaimOption) (*Claim,
 		}
 		_ = collectBefore(root, o)(ctx)
 	}
-	for attempt := 0; ; attempt++ {
-		lease, err := acquireLease(ctx, dir, o)
-		if err != nil {
-			return nil, err
-		}
-		if o.hooks.leased != nil {
-			o.hooks.leased(dir)
-		}
-		c := &Claim{dataDir: dir, mgr: state.NewManager(dir), opts: o, lease: lease}
-		err = c.mark(ctx)
-		if err == nil {
-			o.logger.Debug("claimed data directory", "dir", dir)
-			return c, nil
-		}
-		// We are the only holder, so closing our descriptor frees the lease.
-		_ = lease.Close()
-		if !errors.Is(err, ErrClaimLost) || attempt >= maxVanished {
-			return nil, err
-		}
-		o.logger.Debug("data directory replaced after its lease was taken; claiming it again", "dir", dir)
+	lease, err := claim.Take(ctx, dir, claim.Options{LeaseWait: o.leaseTimeout, LockWait: o.lockTimeout,
+		Mark: o.mark, Logger: o.logger,
+		MkdirAll: o.hooks.mkdirAll, BeforeLease: o.hooks.beforeLease, Leased: o.hooks.leased})
+	if err != nil {
+		return nil, err
 	}
+	return &Claim{dataDir: dir, opts: o, lease: lease}, nil
 }
 
 // collectBefore is the pre-creation collection over root:
@@ -85,81 +63,12 @@ func collectBefore(root string, o claimOptions) func(context.Context) error {
 	return gc.BeforeCreate(root, append([]gc.Option{gc.WithBudget(o.collectBudget), gc.WithLogger(o.logger)}, o.collectOpts...)...)
 }
 
-// acquireLease creates dir and takes its run lease, recreating dir when a
-// collector removed it in between. A collector may also remove an empty
-// parent of dir between MkdirAll's creation of the parent and of dir,
-// which fails MkdirAll with ENOENT; that is retried the same way.
-func acquireLease(ctx context.Context, dir string, o claimOptions) (*state.Lease, error) {
-	for attempt := 0; ; attempt++ {
-		if err := o.hooks.mkdirAll(dir, 0o700); err != nil {
-			if errors.Is(err, fs.ErrNotExist) && attempt < maxVanished {
-				o.logger.Debug("parent of data directory vanished while creating it; retrying", "dir", dir)
-				continue
-			}
-			return nil, fmt.Errorf("claim %s: create data directory: %w", dir, err)
-		}
-		if o.hooks.beforeLease != nil {
-			o.hooks.beforeLease(dir)
-		}
-		lctx, cancel := context.WithTimeout(ctx, o.leaseTimeout)
-		lease, err := state.AcquireLease(lctx, dir)
-		cancel()
-		switch {
-		case err == nil:
-			return lease, nil
-		case errors.Is(err, fs.ErrNotExist) && attempt < maxVanished:
-			o.logger.Debug("data directory vanished while claiming it; recreating", "dir", dir)
-			continue
-		case ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
-			return nil, fmt.Errorf("claim %s: %w: run lease still held after %s", dir, ErrInUse, o.leaseTimeout)
-		}
-		return nil, fmt.Errorf("claim %s: take run lease: %w", dir, err)
-	}
-}
-
-// mark sets the run marker, with the lease held, in the leased directory
-// only: an error wrapping ErrClaimLost means c.dataDir no longer names it.
-func (c *Claim) mark(ctx context.Context) error {
-	ls, err := c.lockLeased(ctx)
-	if err != nil {
-		return fmt.Errorf("claim %s: %w", c.dataDir, err)
-	}
-	defer ls.Release()
-	// Holding the lease (and the state lock) leaves the directory exactly
-	// as a collector would judge it with both free: it is claimed only
-	// where a collector would not keep it as live or unknown. A released
-	// runner holds no lease, and a runner may have closed its own, so
-	// only the recorded identity tells, by the collectors' decision.
-	if ls.Active && ls.PID > 0 {
-		if v := judge.State(ls.State); v.Class == judge.ClassLive || v.Class == judge.ClassUnknown {
-			return fmt.Errorf("claim %s: %w: state records runner pid %d (%s: %s)", c.dataDir, ErrInUse, ls.PID, v.Reason, v.Detail)
-		}
-	}
-	if ls.Version == 0 {
-		ls.Version = state.CurrentVersion
-	}
-	ls.Active = false
-	ls.PID = 0
-	ls.PIDStartTime = time.Time{}
-	ls.Runner = nil
-	ls.Leased = true
-	ls.CreatedAt = time.Now()
-	if c.opts.name != "" {
-		ls.Name = c.opts.name
-	}
-	if c.opts.image != "" {
-		ls.Image = c.opts.image
-	}
-	if c.opts.cpus != 0 {
-		ls.CPUs = c.opts.cpus
-	}
-	if c.opts.memoryMB != 0 {
-		ls.MemoryMB = c.opts.memoryMB
-	}
-	if err := ls.Save(); err != nil {
-		return fmt.Errorf("claim %s: set run marker: %w", c.dataDir, err)
-	}
-	return nil
+// mark records the VM the options describe in the claimed state.
+func (o claimOptions) mark(s *state.State) {
+	s.Name = cmp.Or(o.name, s.Name)
+	s.Image = cmp.Or(o.image, s.Image)
+	s.CPUs = cmp.Or(o.cpus, s.CPUs)
+	s.MemoryMB = cmp.Or(o.memoryMB, s.MemoryMB)
 }
 
 // Dir returns the absolute data directory of the claim.
@@ -189,7 +98,7 @@ func (c *Claim) Spawn(ctx context.Context, cfg Config) (*Process, error) {
 	}
 	// The runner shares this process's PID namespace.
 	ns := pidNamespace()
-	ls, err := c.lockLeased(ctx)
+	ls, err := claim.Lock(ctx, c.dataDir, c.lease, c.opts.lockTimeout)
 	if err != nil {
 		l.close()
 		if errors.Is(err, ErrClaimLost) {
@@ -277,7 +186,7 @@ func (c *Claim) Abort() error {
 		return nil
 	}
 	var saveErr error
-	ls, err := c.lockLeased(context.Background())
+	ls, err := claim.Lock(context.Background(), c.dataDir, c.lease, c.opts.lockTimeout)
 	lease := c.lease
 	c.lease = nil
 	switch {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/stacklok/go-microvm/gc"
+	"github.com/stacklok/go-microvm/internal/claim"
 	"github.com/stacklok/go-microvm/internal/hangtest"
 	"github.com/stacklok/go-microvm/internal/procinfo"
 	"github.com/stacklok/go-microvm/state"
@@ -286,7 +287,7 @@ func TestClaimDirReplacedAfterLease(t *testing.T) {
 	}{
 		{name: "replaced once", replace: true, times: 1},
 		{name: "removed once", times: 1},
-		{name: "replaced every time", replace: true, times: maxVanished + 1, wantErr: ErrClaimLost},
+		{name: "replaced every time", replace: true, times: claim.MaxRetries + 1, wantErr: ErrClaimLost},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -331,7 +332,7 @@ func TestClaimDirReplacedAfterLease(t *testing.T) {
 				}
 				return
 			}
-			if err := checkLeased(c.lease, dir); err != nil {
+			if err := claim.Check(c.lease, dir); err != nil {
 				t.Errorf("claim's lease is not on the directory the path names: %v", err)
 			}
 			if !leaseHeld(t, dir) || !loadState(t, dir).Leased {

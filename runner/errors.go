@@ -3,7 +3,11 @@
 
 package runner
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/stacklok/go-microvm/internal/claim"
+)
 
 // Errors callers branch on, tested with errors.Is.
 var (
@@ -14,13 +18,13 @@ var (
 	// boot, or its PID now names another process.
 	ErrNotRunning = errors.New("runner is not running")
 	// ErrInUse: the data directory belongs to a live run.
-	ErrInUse = errors.New("data directory is in use by a live run")
+	ErrInUse = claim.ErrInUse
 	// ErrClaimDone: the claim has already spawned its runner or been aborted.
 	ErrClaimDone = errors.New("claim already spawned or aborted")
 	// ErrClaimLost: the data directory path no longer names the directory
 	// the claim leased (something removed or replaced it); the claim is
 	// dropped, and what was cloned into the old directory went with it.
-	ErrClaimLost = errors.New("data directory was replaced under the claim")
+	ErrClaimLost = claim.ErrLost
 	// ErrStillRunning: the runner survived SIGKILL for the whole wait (for
 	// example stuck in uninterruptible sleep); its state was left active.
 	ErrStillRunning = errors.New("runner still running after SIGKILL")

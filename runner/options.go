@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stacklok/go-microvm/gc"
+	"github.com/stacklok/go-microvm/internal/claim"
 )
 
 // Defaults of the claim options.
@@ -20,9 +21,9 @@ const (
 	DefaultStopTimeout = 10 * time.Second
 	// DefaultLeaseTimeout is how long NewClaim waits for the run lease, which
 	// a collector holds only while it decides about the directory.
-	DefaultLeaseTimeout = 5 * time.Second
+	DefaultLeaseTimeout = claim.LeaseWait
 	// DefaultLockTimeout is how long the state lock is waited for.
-	DefaultLockTimeout = 10 * time.Second
+	DefaultLockTimeout = claim.LockWait
 )
 
 // killWait bounds the wait for a runner to vanish after SIGKILL.
@@ -93,9 +94,6 @@ func newOptions(opts []ClaimOption) claimOptions {
 	}
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)
-	}
-	if o.hooks.mkdirAll == nil {
-		o.hooks.mkdirAll = os.MkdirAll
 	}
 	return o
 }

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/stacklok/go-microvm/internal/claim"
 	"github.com/stacklok/go-microvm/internal/judge"
 	"github.com/stacklok/go-microvm/internal/procinfo"
 	"github.com/stacklok/go-microvm/state"
@@ -78,7 +79,7 @@ func newSpawned(st *started, c *Claim, o claimOptions) *Process {
 	}
 	if c != nil {
 		p.dataDir = c.dataDir
-		p.mgr = c.mgr
+		p.mgr = state.NewManager(c.dataDir)
 	}
 	return p
 }
@@ -193,7 +194,7 @@ func (p *Process) lockState(ctx context.Context) (*state.LockedState, error) {
 	}
 	// A cancelled ctx still stops the runner, and its stop is still worth
 	// recording, within the lock timeout.
-	ls, err := lockExisting(context.WithoutCancel(ctx), p.mgr, p.lockTimeout)
+	ls, err := claim.LockExisting(context.WithoutCancel(ctx), p.mgr, p.lockTimeout)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

@@ -80,7 +80,7 @@ func keptClaim(cfg Config) *Claim {
 	if lease == nil {
 		return nil
 	}
-	return &Claim{dataDir: dir, mgr: state.NewManager(dir), opts: newOptions(nil), lease: lease}
+	return &Claim{dataDir: dir, opts: newOptions(nil), lease: lease}
 }
 
 // started is a freshly started runner.
