@@ -12,9 +12,8 @@ import (
 	"time"
 )
 
-// retryDelay is how often a blocked acquisition polls. It polls rather than
-// blocking in flock(2) so that a waiter never sits on a descriptor of a file
-// its holder is about to delete.
+// retryDelay is how often a blocked acquisition polls: it never blocks in
+// flock(2) on a descriptor of a file its holder is about to delete.
 const retryDelay = 10 * time.Millisecond
 
 // LockedState is a loaded state whose state lock is held. It is not safe

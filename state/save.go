@@ -12,19 +12,17 @@ import (
 	"path/filepath"
 )
 
-// errReleased is returned by the LockedState methods that need the lock
-// after Release: writing without the lock would race other writers.
+// errReleased: writing without the lock would race other writers.
 var errReleased = errors.New("state lock already released")
 
 // Save writes the state with Version set to CurrentVersion, atomically and
 // durably; the lock stays held. On error no temporary file is left and the
 // old file is intact, unless only the directory flush failed.
 //
-// A save that records another runner PID than it loaded, under a run
-// marker it loaded, without recording that runner's identity, comes from
-// a writer that does not know the marker (released microvm.Run starting
-// its runner with a spawner of its own, say): that runner holds no lease,
-// so Save drops the marker and the old identity, as a released writer
+// A save of another runner PID than loaded, under a loaded run marker,
+// without that runner's identity, comes from a writer unaware of the
+// marker (released microvm.Run with its own spawner): that runner holds no
+// lease, so Save drops the marker and old identity as a released writer
 // would, and collectors judge the PID by the released rules.
 func (ls *LockedState) Save() error {
 	if ls.released {
@@ -53,8 +51,7 @@ func writeAtomic(dir, name string, data []byte) (err error) {
 	defer func() {
 		if err != nil {
 			_ = tmp.Close()
-			// After a successful rename the name is gone and this fails
-			// harmlessly with ENOENT.
+			// After the rename this fails harmlessly with ENOENT.
 			if rerr := os.Remove(tmpName); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
 				err = errors.Join(err, fmt.Errorf("remove temp state file: %w", rerr))
 			}

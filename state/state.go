@@ -24,30 +24,20 @@ const (
 
 // File names inside a data directory, as released go-microvm uses them.
 const (
-	// FileName is the state file.
-	FileName = stateFileName
-	// LockFileName is the state lock: an empty file flocked by writers.
-	LockFileName = lockFileName
-	// TempPattern is the os.CreateTemp pattern of in-flight saves.
-	TempPattern = "state-*.json.tmp"
-	// CurrentVersion is the schema version written and the newest understood.
-	CurrentVersion = stateVersion
-	// MaxFileSize caps how much of a state file is ever read.
-	MaxFileSize = datadir.MaxFileSize
+	FileName       = stateFileName       // the state file
+	LockFileName   = lockFileName        // the state lock, flocked by writers
+	TempPattern    = "state-*.json.tmp"  // os.CreateTemp pattern of saves
+	CurrentVersion = stateVersion        // written, and the newest understood
+	MaxFileSize    = datadir.MaxFileSize // cap on what is read of a state file
 )
 
 // Errors returned wrapped in an error naming the path; test with errors.Is.
 var (
-	// ErrNotRegular: the state file, or the lock file, is not a regular file.
-	ErrNotRegular = datadir.ErrNotRegular
-	// ErrTooLarge: the state file is larger than MaxFileSize.
-	ErrTooLarge = datadir.ErrTooLarge
-	// ErrCorrupt: the state file is not a JSON object of the state schema.
-	ErrCorrupt = errors.New("state file is not valid JSON")
-	// ErrNewerVersion: the state file's version is above CurrentVersion.
+	ErrNotRegular   = datadir.ErrNotRegular // state or lock file not a regular file
+	ErrTooLarge     = datadir.ErrTooLarge   // state file over MaxFileSize
+	ErrCorrupt      = errors.New("state file is not valid JSON")
 	ErrNewerVersion = errors.New("state file version is newer than understood")
-	// ErrLocked: a non-blocking lock attempt found the lock held.
-	ErrLocked = datadir.ErrLocked
+	ErrLocked       = datadir.ErrLocked // a non-blocking attempt found the lock held
 )
 
 // State is the persisted record of one VM in released go-microvm's format;
@@ -60,8 +50,7 @@ type State struct {
 	CPUs     uint32 `json:"cpus"`
 	MemoryMB uint32 `json:"memory_mb"`
 	PID      int    `json:"pid,omitempty"`
-	// PIDStartTime is the wall clock just after the spawn (the key is
-	// always written, as released writers do).
+	// PIDStartTime is the wall clock just after the spawn.
 	PIDStartTime time.Time `json:"pid_start_time"`
 	CreatedAt    time.Time `json:"created_at"`
 
@@ -76,13 +65,10 @@ type State struct {
 type Identity struct {
 	// StartTime is the kernel's start time: Linux clock ticks since boot
 	// (/proc/PID/stat field 22), macOS microseconds since the epoch.
-	StartTime uint64 `json:"start_time"`
-	// BootID identifies the boot the process ran in.
-	BootID string `json:"boot_id"`
-	// Executable is the absolute path of the runner executable.
-	Executable string `json:"executable,omitempty"`
-	// PIDNamespace is the inode of the PID's namespace; 0 when unknown.
-	PIDNamespace uint64 `json:"pid_namespace,omitempty"`
+	StartTime    uint64 `json:"start_time"`
+	BootID       string `json:"boot_id"`                 // the boot it ran in
+	Executable   string `json:"executable,omitempty"`    // absolute path
+	PIDNamespace uint64 `json:"pid_namespace,omitempty"` // its inode; 0 unknown
 }
 
 // Manager reads and writes the state of one data directory.

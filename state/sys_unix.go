@@ -33,8 +33,7 @@ type Lease struct {
 	kept    string // the key under which Keep holds it, or ""
 }
 
-// kept holds the leases this process keeps as the creator of their data
-// directories (see Keep), so they stay open until Close or exit.
+// kept holds the leases of Keep.
 var kept = struct {
 	sync.Mutex
 	m map[string]*Lease
@@ -92,17 +91,15 @@ func Kept(dataDir string) *Lease {
 // newLease wraps the locked directory f and arms the leak report.
 func newLease(f *os.File) *Lease {
 	l := &Lease{f: f}
-	// The cleanup holds f, not l, so it can still tell a Lease closed
-	// through File().Close() (no leak) from one that was dropped.
+	// The cleanup holds f, not l, to tell File().Close() from a leak.
 	l.cleanup = runtime.AddCleanup(l, leaseLeaked, f)
 	return l
 }
 
 // leaseLeaked makes a dropped Lease loud: the *os.File's own cleanup is
-// about to close the descriptor and drop the lease under whoever relied on it.
+// about to close it, dropping the lease.
 func leaseLeaked(f *os.File) {
-	// Control fails on a closed file: closed through File().Close(),
-	// released on purpose.
+	// Control fails on a file closed on purpose, through File().Close().
 	if rc, err := f.SyscallConn(); err != nil || rc.Control(func(uintptr) {}) != nil {
 		return
 	}
@@ -158,9 +155,8 @@ func (l *Lease) Close() error {
 	if l == nil {
 		return nil
 	}
-	// Never flock(LOCK_UN): it acts on the open file description shared
-	// with the runner and would drop the lease under a live runner. The
-	// table's lock also orders Closes from several goroutines.
+	// Never flock(LOCK_UN): it would drop the lease under a runner that
+	// shares the open file description. kept's lock orders Closes.
 	kept.Lock()
 	done := l.closed
 	l.closed = true
@@ -178,18 +174,16 @@ func (l *Lease) Close() error {
 	return nil
 }
 
-// heldLock is a held state lock: its descriptor.
-type heldLock = int
+type heldLock = int // the state lock's descriptor
 
 // tryLockPath takes a writer's state lock at path without waiting;
-// afterLock is a test's hook, else nil (see Manager).
+// afterLock is a test's hook, else nil.
 func tryLockPath(path string, afterLock func(string)) (heldLock, error) {
 	return datadir.TryLockPath(path, afterLock)
 }
 
 func unlockHeld(fd heldLock) error { return datadir.ReleaseFd(fd) }
 
-// readPath is ReadFile.
 func readPath(path string) (*State, error) {
 	var s *State
 	_, err := datadir.ReadPath(path, func(data []byte) (err error) {
@@ -202,8 +196,7 @@ func readPath(path string) (*State, error) {
 	return s, nil
 }
 
-// syncDir flushes a directory's entries, making a rename or unlink in it
-// durable.
+// syncDir makes a rename or unlink in dir durable.
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {

@@ -10,14 +10,11 @@ package datadir
 
 import "errors"
 
-// File names inside a data directory, as released go-microvm uses them.
+// Names and limits package state re-exports; see there.
 const (
-	// FileName is the state file.
-	FileName = "go-microvm-state.json"
-	// LockFileName is the state lock: an empty file flocked by writers.
+	FileName     = "go-microvm-state.json"
 	LockFileName = "go-microvm-state.lock"
-	// MaxFileSize caps how much of a state file is ever read.
-	MaxFileSize = 64 << 10
+	MaxFileSize  = 64 << 10
 	// OpParse is the Op of a bad state file's error, released go-microvm's
 	// words, which callers match.
 	OpParse = "parse state file"

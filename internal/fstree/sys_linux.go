@@ -16,9 +16,8 @@ import (
 	"github.com/stacklok/go-microvm/internal/sysat"
 )
 
-// statxMissing is set once statx failed with ENOSYS (or EPERM from a
-// seccomp filter), or gave no mount id, so later walks go straight to the
-// older methods.
+// statxMissing is set once statx failed (ENOSYS, or EPERM from seccomp)
+// or gave no mount id: later walks go straight to the older methods.
 var statxMissing atomic.Bool
 
 const statxMask = unix.STATX_TYPE | unix.STATX_MODE | unix.STATX_NLINK |
@@ -28,10 +27,8 @@ const statxMask = unix.STATX_TYPE | unix.STATX_MODE | unix.STATX_NLINK |
 // an autofs directory is seen as the mount point it is.
 const statxFlags = unix.AT_SYMLINK_NOFOLLOW | unix.AT_NO_AUTOMOUNT | unix.AT_STATX_SYNC_AS_STAT
 
-// resolve picks the method a walk uses, trying the open directory fd (the
-// top's parent): statx's mount id (Linux 5.8), else name_to_handle_at's
-// (which older kernels give for filesystems that export handles), else
-// /proc/self/mountinfo, else none.
+// resolve picks the best method that works on the open directory fd (the
+// top's parent), in mountMethod's order.
 func (m mountMethod) resolve(fd int) mountMethod {
 	if m != mountAuto {
 		return m
@@ -56,10 +53,9 @@ func (m mountMethod) resolve(fd int) mountMethod {
 // mountInfoPath lists the mounts of this process's mount namespace.
 const mountInfoPath = "/proc/self/mountinfo"
 
-// devMountedOnce reports whether exactly one mount of this process's mount
-// namespace has the device dev: then no bind mount of that filesystem
-// exists, and st_dev alone tells every mount apart. It is false when
-// mountinfo cannot be read.
+// devMountedOnce reports whether exactly one mount of this mount namespace
+// has the device dev (no bind mount of it: st_dev tells mounts apart);
+// false when mountinfo cannot be read.
 func devMountedOnce(dev uint64) bool {
 	f, err := os.Open(mountInfoPath)
 	if err != nil {
@@ -79,9 +75,8 @@ func devMountedOnce(dev uint64) bool {
 	return s.Err() == nil && n == 1
 }
 
-// handleMountID returns the mount id that name_to_handle_at reports for
-// name in dirfd (never following a symlink: the call follows one only when
-// asked to), and whether it gave one.
+// handleMountID returns name_to_handle_at's mount id for name in dirfd,
+// never following a symlink, and whether it gave one.
 func handleMountID(dirfd int, name string, flags int) (uint64, bool) {
 	_, mnt, err := sysat.NameToHandleAt(dirfd, name, flags)
 	if err != nil {
