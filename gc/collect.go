@@ -359,7 +359,7 @@ func (c *collector) reclaimDir(cand scanned) outcome {
 	if err != nil {
 		return keptAs(cand.Candidate, err)
 	}
-	defer d.Close()
+	defer closeLeased(d)
 	if cand.leftover {
 		return c.reclaimLeftover(cand, parent, d)
 	}
@@ -465,7 +465,7 @@ func (c *collector) removeRemnant(rel string) {
 	if err != nil {
 		return
 	}
-	defer d.Close()
+	defer closeLeased(d)
 	sd := dirOf(d, path)
 	if sd.TryLease() != nil || c.verifyPath(rel, d) != nil {
 		return
@@ -549,7 +549,16 @@ func lockEmptyParent(parent *os.File, name, path string) (unlock func(), ok bool
 		_ = dir.Close()
 		return nil, false
 	}
-	return func() { _ = dir.Close() }, true
+	return func() { closeLeased(dir) }, true
+}
+
+// closeLeased drops the flock this process took on d, then closes d. The
+// explicit unlock frees it at once: a child forked meanwhile holds a copy
+// of d until its exec, which would keep the lock held after Collect
+// returned.
+func closeLeased(d *os.File) {
+	_ = sysat.Flock(int(d.Fd()), unix.LOCK_UN)
+	_ = d.Close()
 }
 
 // removed reports whether the directory d has been deleted.

@@ -7,16 +7,20 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/stacklok/go-microvm/internal/judge"
+	"github.com/stacklok/go-microvm/internal/testproc"
 	"github.com/stacklok/go-microvm/state"
 )
 
@@ -356,6 +360,47 @@ func allKinds(t testing.TB, root string) {
 	makeVM(t, filepath.Join(root, "nolock"), orphanState())
 	os.Remove(filepath.Join(root, "nolock", state.LockFileName))
 	mkdir(t, filepath.Join(root, "empty"))
+}
+
+// TestNothingLockedAfterCollectWhileForking: what Collect locked is free
+// once it returns, even while other goroutines fork: the child of a fork
+// holds a copy of every descriptor until its exec, so a lock dropped only
+// by closing its descriptor would outlive the collection.
+func TestNothingLockedAfterCollectWhileForking(t *testing.T) {
+	t.Parallel()
+	stop := make(chan struct{})
+	var forks sync.WaitGroup
+	for range 4 {
+		forks.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					_ = exec.Command(runnerPath, "-h").Run()
+				}
+			}
+		})
+	}
+	defer forks.Wait()
+	defer close(stop)
+	root := t.TempDir()
+	var dirs []string
+	for i := range 4 {
+		dirs = append(dirs, filepath.Join(root, fmt.Sprint(i)))
+		makeVM(t, dirs[i], orphanState())
+	}
+	keepAll := WithKeep(func(string) bool { return true })
+	for range testproc.Size(50, 500) {
+		if rep := collect(t, root, keepAll); len(rep.Kept) != len(dirs) {
+			t.Fatalf("kept %+v, want every directory", rep.Kept)
+		}
+		for _, dir := range dirs {
+			if held, err := state.ProbeLease(dir); err != nil || held {
+				t.Fatalf("lease on %s after Collect returned: held %v, %v; want free", dir, held, err)
+			}
+		}
+	}
 }
 
 // TestOrphansCreatesNothing: Orphans and Scan (even measuring) leave every
