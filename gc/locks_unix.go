@@ -50,48 +50,29 @@ var errLockReplaced = errors.New("root lock file replaced")
 func lockRootOnce(root *os.File, abs string) (int, error) {
 	name := LockName()
 	path := abs + string(os.PathSeparator) + name
-	fd := -1
 	rfd := int(root.Fd())
-	err := func() error {
-		var st unix.Stat_t
-		if err := sysat.Fstatat(rfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && !sysat.IsRegular(&st) {
-			return datadir.NotRegular("lock", path, &st)
+	check := func(st *unix.Stat_t) error {
+		if !sysat.IsRegular(st) {
+			return datadir.NotRegular("lock", path, st)
 		}
-		var err error
-		fd, err = sysat.Openat(rfd, name, rootLockFlags, 0o600)
-		if err != nil {
-			return &fs.PathError{Op: "open", Path: path, Err: err}
-		}
-		if err := sysat.Fstat(fd, &st); err != nil {
-			return &fs.PathError{Op: "fstat", Path: path, Err: err}
-		}
-		if !sysat.IsRegular(&st) {
-			return datadir.NotRegular("lock", path, &st)
-		}
-		if err := checkOwn(&st, path); err != nil {
-			return err
-		}
-		err = sysat.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return fmt.Errorf("collect %s: %w", abs, ErrBusy)
-		}
-		if err != nil {
-			return &fs.PathError{Op: "lock", Path: path, Err: err}
-		}
-		var now unix.Stat_t
-		if err := sysat.Fstatat(rfd, name, &now, unix.AT_SYMLINK_NOFOLLOW); err != nil || now.Dev != st.Dev || now.Ino != st.Ino {
-			return errLockReplaced
-		}
-		return nil
-	}()
+		return checkOwn(st, path)
+	}
+	var st unix.Stat_t
+	if err := sysat.Fstatat(rfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && !sysat.IsRegular(&st) {
+		return -1, fmt.Errorf("lock root: %w", check(&st))
+	}
+	fd, err := sysat.Openat(rfd, name, rootLockFlags, 0o600)
 	if err != nil {
-		if fd >= 0 {
-			_ = unix.Close(fd)
-		}
-		if errors.Is(err, errLockReplaced) {
-			return -1, err
-		}
+		return -1, fmt.Errorf("lock root: %w", &fs.PathError{Op: "open", Path: path, Err: err})
+	}
+	held, err := datadir.LockOpened(fd, rfd, name, path, check, nil)
+	switch {
+	case errors.Is(err, datadir.ErrLocked):
+		return -1, fmt.Errorf("lock root: collect %s: %w", abs, ErrBusy)
+	case err != nil:
 		return -1, fmt.Errorf("lock root: %w", err)
+	case !held:
+		return -1, errLockReplaced
 	}
 	return fd, nil
 }

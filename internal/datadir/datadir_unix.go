@@ -190,7 +190,7 @@ func TryLeasePath(path string, afterLock func(path string)) (int, error) {
 		if err != nil {
 			return -1, &fs.PathError{Op: "open lease directory", Path: path, Err: err}
 		}
-		if held, err := lockOpened(fd, unix.AT_FDCWD, path, path, afterLock); held {
+		if held, err := LockOpened(fd, unix.AT_FDCWD, path, path, nil, afterLock); held {
 			return fd, nil
 		} else if err != nil {
 			return -1, err
@@ -320,7 +320,7 @@ func tryLockAt(dirfd int, name, dir string, afterLock func(path string)) (int, b
 		if err != nil {
 			return -1, false, err
 		}
-		if held, err := lockOpened(fd, dirfd, name, path, afterLock); held {
+		if held, err := LockOpened(fd, dirfd, name, path, lockFile(path), afterLock); held {
 			return fd, created, nil
 		} else if err != nil {
 			return -1, false, err
@@ -362,20 +362,22 @@ func openLockAt(dirfd int, name, path, dir string) (fd int, created bool, err er
 	return fd, created, nil
 }
 
-// lockOpened flocks fd, opened as name in dirfd, without waiting, and
-// reports whether it holds the lock on the file the name still stands for.
-// It closes fd unless it returns true; false with a nil error means the
-// file was removed or replaced under the name since the open: try again.
-// A directory is a lease's (a lock file opened O_RDWR never is one).
-func lockOpened(fd, dirfd int, name, path string, afterLock func(path string)) (bool, error) {
+// LockOpened flocks fd, opened as name in dirfd (path, for errors),
+// without waiting, once check (nil: none) accepts what fstat says of it,
+// and reports whether name still stands for the file locked. It closes fd
+// unless it returns true; false with a nil error means the file was removed
+// or replaced under the name since the open: try again. A held lock is
+// ErrLocked. afterLock is nil but in tests.
+func LockOpened(fd, dirfd int, name, path string, check func(*unix.Stat_t) error, afterLock func(path string)) (bool, error) {
 	var locked, named unix.Stat_t
 	err := sysat.Fstat(fd, &locked)
 	switch {
 	case err != nil:
 		err = &fs.PathError{Op: "fstat", Path: path, Err: err}
-	case !sysat.IsDir(&locked) && !lockable(&locked):
-		err = NotRegular("lock", path, &locked)
-	default:
+	case check != nil:
+		err = check(&locked)
+	}
+	if err == nil {
 		err = tryFlock(fd, path)
 	}
 	if err != nil {
@@ -416,6 +418,16 @@ func atPath(dir, name string) string { return dir + string(os.PathSeparator) + n
 // (released writers lock a FIFO as a file, so refusing it would leave its
 // data directory unreclaimable while they use it).
 func lockable(st *unix.Stat_t) bool { return sysat.IsRegular(st) || sysat.IsFIFO(st) }
+
+// lockFile is LockOpened's check of a state lock file.
+func lockFile(path string) func(*unix.Stat_t) error {
+	return func(st *unix.Stat_t) error {
+		if !lockable(st) {
+			return NotRegular("lock", path, st)
+		}
+		return nil
+	}
+}
 
 // NotRegular is the *fs.PathError for a file of the type st gives at path
 // where a regular file was needed, matching ErrNotRegular.
