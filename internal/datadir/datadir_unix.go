@@ -275,7 +275,10 @@ func (l *DirLock) gone() error {
 	if l.created {
 		_ = sysat.Unlinkat(l.d.fd, LockFileName, 0)
 	}
-	return errors.Join(stateGone(atPath(l.d.path, FileName)), l.Release())
+	if err := l.Release(); err != nil {
+		return errors.Join(stateGone(atPath(l.d.path, FileName)), err)
+	}
+	return stateGone(atPath(l.d.path, FileName))
 }
 
 // stateGone wraps fs.ErrNotExist for a collector's lock that finds no
