@@ -91,18 +91,9 @@ const maxArgv0 = 4096
 // readArgv0 returns the first NUL-terminated string of cmdline in dfd, or
 // "" when not there whole within maxArgv0 bytes (kernel threads, zombies).
 func readArgv0(dfd int) string {
-	fd, err := sysat.Openat(dfd, "cmdline", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return ""
-	}
-	defer unix.Close(fd)
-	buf := make([]byte, maxArgv0)
-	n, err := sysat.Read(fd, buf)
-	if err != nil {
-		return ""
-	}
-	arg, _, ok := bytes.Cut(buf[:n], []byte{0})
-	if !ok {
+	data, err := readUpTo(dfd, "cmdline", maxArgv0)
+	arg, _, ok := bytes.Cut(data, []byte{0})
+	if err != nil || !ok {
 		return ""
 	}
 	return string(arg)
@@ -359,24 +350,32 @@ func statusThreads(status []byte) (int, error) {
 
 // readAt reads name in the /proc directory dfd, at most maxStatSize bytes.
 func readAt(dfd int, name string) ([]byte, error) {
+	data, err := readUpTo(dfd, name, maxStatSize+1)
+	if err == nil && len(data) > maxStatSize {
+		return nil, fmt.Errorf("more than %d bytes", maxStatSize)
+	}
+	return data, err
+}
+
+// readUpTo reads name in dfd to its end or its first limit bytes.
+func readUpTo(dfd int, name string, limit int) ([]byte, error) {
 	fd, err := sysat.Openat(dfd, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer unix.Close(fd)
-	buf := make([]byte, maxStatSize+1)
-	n := 0
-	for n < len(buf) {
+	buf, n := make([]byte, limit), 0
+	for n < limit {
 		m, err := sysat.Read(fd, buf[n:])
 		if err != nil {
 			return nil, err
 		}
 		if m == 0 {
-			return buf[:n], nil
+			break
 		}
 		n += m
 	}
-	return nil, fmt.Errorf("more than %d bytes", maxStatSize)
+	return buf[:n], nil
 }
 
 func readlink(path string) (string, error) {
