@@ -346,6 +346,7 @@ func TestLeaseClosedIsQuiet(t *testing.T) {
 			t.Fatal(err)
 		}
 	}()
+	waitFree(t, dir)
 	func() {
 		l, err := TryLease(dir)
 		if err != nil {

@@ -395,8 +395,9 @@ func LockOpened(fd, dirfd int, name, path string, check func(*unix.Stat_t) error
 		return true, nil
 	}
 	// The holder before us removed or replaced the file: our lock guards
-	// nothing anyone else will open.
-	_ = unix.Close(fd)
+	// nothing anyone else will open. Unlocked, not only closed: a child
+	// forked meanwhile holds a copy of fd until its exec.
+	_ = ReleaseFd(fd)
 	if err != nil && err != unix.ENOENT {
 		return false, &fs.PathError{Op: "lstat", Path: path, Err: err}
 	}
