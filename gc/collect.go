@@ -575,25 +575,12 @@ func removed(d *os.File) bool {
 func (c *collector) reclaimOpen(cand scanned, d *os.File) outcome {
 	kept, path := cand.Candidate, cand.Path
 
-	// The lease is taken on d itself, an open file description of this
-	// process alone, held until d is closed; verifyPath proves later that
-	// the path names d.
-	sd := dirOf(d, path)
-	switch err := sd.TryLease(); {
-	case errors.Is(err, state.ErrLocked):
-		return keptAs(relabel(kept, ClassLive, ReasonLeaseHeld, "run lease is held"), nil)
-	case err != nil:
-		return keptAs(kept, err)
-	}
-
-	// A collector that is not root reclaims a read-only directory it owns,
-	// as released go-microvm's own removal does; its mode is put back
-	// unless the directory goes.
-	restore, err := makeWritable(d, path)
-	if err != nil {
-		return keptAs(kept, err)
+	restore, out, ok := leaseWritable(d, path, kept, "run lease is held")
+	if !ok {
+		return out
 	}
 	defer restore()
+	sd := dirOf(d, path)
 
 	// The state lock is taken without ever leaving a lock file behind in
 	// a directory whose state is gone: an owner deleting its directory
@@ -685,6 +672,26 @@ func unreadable(c Candidate, err error) Candidate {
 	k := relabel(c, ClassUnreadable, ReasonUnreadable, err.Error())
 	k.Err = err
 	return k
+}
+
+// leaseWritable takes the lease on d itself (an open file description of
+// this process alone, held until d is closed; verifyPath proves later that
+// the path names d), then lets a collector that is not root reclaim a
+// read-only directory it owns, as released go-microvm's own removal does.
+// Unless ok, out says why d is kept; otherwise restore puts d's mode back
+// unless d goes.
+func leaseWritable(d *os.File, path string, kept Candidate, held string) (restore func(), out outcome, ok bool) {
+	switch err := dirOf(d, path).TryLease(); {
+	case errors.Is(err, state.ErrLocked):
+		return nil, keptAs(relabel(kept, ClassLive, ReasonLeaseHeld, held), nil), false
+	case err != nil:
+		return nil, keptAs(kept, err), false
+	}
+	restore, err := makeWritable(d, path)
+	if err != nil {
+		return nil, keptAs(kept, err), false
+	}
+	return restore, outcome{}, true
 }
 
 func relabel(c Candidate, class Class, reason Reason, detail string) Candidate {

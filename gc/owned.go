@@ -101,15 +101,9 @@ func (c *collector) veto(now Candidate) *Candidate {
 // while it uses it keeps it, and is never asked.
 func (c *collector) reclaimLeftover(cand scanned, parent, d *os.File) outcome {
 	kept, path := cand.Candidate, cand.Path
-	switch err := dirOf(d, path).TryLease(); {
-	case errors.Is(err, state.ErrLocked):
-		return keptAs(relabel(kept, ClassLive, ReasonLeaseHeld, "directory is flocked"), nil)
-	case err != nil:
-		return keptAs(kept, err)
-	}
-	restore, err := makeWritable(d, path)
-	if err != nil {
-		return keptAs(kept, err)
+	restore, out, ok := leaseWritable(d, path, kept, "directory is flocked")
+	if !ok {
+		return out
 	}
 	defer restore()
 	if err := c.verifyPath(cand.rel, d); err != nil {
