@@ -508,12 +508,7 @@ func (c *collector) removeRemnant(rel string) {
 // remnantFiles lists the files of d, the state lock last, when they are
 // only a state lock file and temporary saves; ok is false otherwise.
 func remnantFiles(d *os.File) (names []string, ok bool) {
-	r, err := reopenDir(d)
-	if err != nil {
-		return nil, false
-	}
-	defer r.Close()
-	all, err := r.Readdirnames(-1)
+	all, err := dirNames(d)
 	if err != nil {
 		return nil, false
 	}

@@ -130,12 +130,7 @@ func (c *collector) reclaimLeftover(cand scanned, parent, d *os.File) outcome {
 // embedder's entries: at least one, and nothing else but an idle
 // collector lock.
 func (c *collector) leftover(d *os.File) bool {
-	r, err := reopenDir(d)
-	if err != nil {
-		return false
-	}
-	defer r.Close()
-	names, err := r.Readdirnames(-1)
+	names, err := dirNames(d)
 	if err != nil {
 		return false
 	}
@@ -285,12 +280,7 @@ func (c *collector) ownedParents(d *os.File, rel string) []ownedParent {
 // onlyBranch reports whether p holds only the directory child under name,
 // owned entries and an idle collector lock file.
 func (c *collector) onlyBranch(p *os.File, name string, child *os.File) bool {
-	r, err := reopenDir(p)
-	if err != nil {
-		return false
-	}
-	defer r.Close()
-	names, err := r.Readdirnames(-1)
+	names, err := dirNames(p)
 	if err != nil {
 		return false
 	}

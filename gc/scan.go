@@ -712,12 +712,7 @@ func measure(ctx context.Context, rootDir *os.File, rel, path string, to fstree.
 // d, state file and lock last (in that order), since they go last when the
 // directory is reclaimed.
 func ownedFiles(d *os.File) ([]string, error) {
-	r, err := reopenDir(d)
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	names, err := r.Readdirnames(-1)
+	names, err := dirNames(d)
 	if err != nil {
 		return nil, err
 	}

@@ -35,10 +35,15 @@ func openDirAt(parent *os.File, name, display string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), display), nil
 }
 
-// reopenDir opens dir again as a new open file description, so that reading
-// its entries does not move the offset of dir itself.
-func reopenDir(dir *os.File) (*os.File, error) {
-	return openDirAt(dir, ".", dir.Name())
+// dirNames lists dir's entries through a new open file description, so
+// that the offset of dir itself does not move.
+func dirNames(dir *os.File) ([]string, error) {
+	r, err := openDirAt(dir, ".", dir.Name())
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return r.Readdirnames(-1)
 }
 
 // sameFile reports whether a and b are open on the same inode.

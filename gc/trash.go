@@ -108,13 +108,7 @@ func worthReporting(err error) bool {
 // emptyTrash deletes every entry of the trash directory t (at path), in
 // parallel, within the deletion budget. It reports whether t is now empty.
 func (c *collector) emptyTrash(t *os.File, path string) bool {
-	r, err := reopenDir(t)
-	if err != nil {
-		c.addErr("open trash", path, err)
-		return false
-	}
-	names, err := r.Readdirnames(-1)
-	_ = r.Close()
+	names, err := dirNames(t)
 	if err != nil {
 		c.addErr("read trash", path, err)
 		return false
