@@ -17,12 +17,10 @@ import (
 	"github.com/stacklok/go-microvm/internal/sysat"
 )
 
-// OpenDir opens the directory rel below the open directory parent, one
-// component at a time with O_NOFOLLOW|O_DIRECTORY, so no symlink anywhere
-// in rel is followed. rel "" or "." returns a new descriptor of parent.
-// An absolute rel or a ".." component is refused with EINVAL; a symlink
-// or non-directory component fails with ELOOP or ENOTDIR. Errors are
-// *os.PathError naming parent's name joined with the components walked.
+// OpenDir opens the directory rel below the open directory parent without
+// following a symlink anywhere in rel; "" or "." dups parent. An absolute
+// rel or a ".." component is EINVAL, a symlink or non-directory component
+// ELOOP or ENOTDIR, in an *os.PathError naming the components walked.
 func OpenDir(parent *os.File, rel string) (*os.File, error) {
 	path := parent.Name()
 	if strings.HasPrefix(rel, "/") || slices.Contains(strings.Split(rel, "/"), "..") {

@@ -606,25 +606,6 @@ func TestOpenDir(t *testing.T) {
 	}
 }
 
-func TestRemoveAll(t *testing.T) {
-	t.Parallel()
-	tmp := t.TempDir()
-	writeFile(t, filepath.Join(tmp, "tree", "a", "f"), 10)
-	res, err := RemoveAll(context.Background(), filepath.Join(tmp, "tree")+"/")
-	if err != nil || res.Files != 1 || res.Dirs != 2 {
-		t.Errorf("RemoveAll = %+v, %v; want 1 file, 2 dirs", res, err)
-	}
-	mustNotExist(t, filepath.Join(tmp, "tree"))
-	if _, err := RemoveAll(context.Background(), filepath.Join(tmp, "no", "such")); err != nil {
-		t.Errorf("RemoveAll of a missing path: %v", err)
-	}
-	for _, p := range []string{"", "/", ".", ".."} {
-		if _, err := RemoveAll(context.Background(), p); !errors.Is(err, unix.EINVAL) {
-			t.Errorf("RemoveAll(%q) = %v; want EINVAL", p, err)
-		}
-	}
-}
-
 // TestRemoveAtInUse: a directory holding the marker that Options.InUse
 // calls in use is left, unentered, with its ancestors; one it calls free
 // goes with the rest. InUseAt finds it first, changing nothing.

@@ -20,72 +20,40 @@ import (
 	"github.com/stacklok/go-microvm/internal/sysat"
 )
 
-// RemoveAt removes the entry name of the open directory parent, and
-// everything below it when it is a directory, with the default Options.
-// See Options.RemoveAt.
+// RemoveAt is Options.RemoveAt with the default Options.
 func RemoveAt(ctx context.Context, parent *os.File, name, displayPath string) (Result, error) {
 	return Options{}.RemoveAt(ctx, parent, name, displayPath)
 }
 
-// SizeAt measures the entry name of the open directory parent like
-// RemoveAt would free it, without changing anything, with the default
-// Options. See Options.SizeAt.
+// SizeAt is Options.SizeAt with the default Options.
 func SizeAt(ctx context.Context, parent *os.File, name, displayPath string) (Result, error) {
 	return Options{}.SizeAt(ctx, parent, name, displayPath)
 }
 
-// RemoveAll removes path and everything below it like RemoveAt, with the
-// default Options. The directory containing path is opened by name, so a
-// symlink among path's ancestors is followed; nothing at or below path's
-// last element is. A path that does not exist is not an error.
-func RemoveAll(ctx context.Context, path string) (Result, error) {
-	dir, name := filepath.Split(filepath.Clean(path))
-	if path == "" || name == "." || name == ".." || name == "/" || name == "" {
-		return Result{}, &os.PathError{Op: "remove", Path: path, Err: unix.EINVAL}
-	}
-	if dir == "" {
-		dir = "."
-	}
-	parent, err := os.Open(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return Result{}, nil
-	}
-	if err != nil {
-		return Result{}, fmt.Errorf("remove %s: %w", path, err)
-	}
-	defer parent.Close()
-	return RemoveAt(ctx, parent, name, path)
-}
-
 // RemoveAt removes the entry name (one path component) of the open
 // directory parent and everything below it; displayPath names it in
-// errors. Mounts stay with their ancestors (a top entry on another mount
-// than parent stays whole). Directories that forbid removing their entries
-// get owner rwx first; parent is never changed. The error is nil when the
-// entry is gone or was missing; else it wraps ErrBudget (ctx ended; the
-// rest is intact), ErrMountPoint, and Result.Errors. Result accounts for
-// what was removed.
+// errors. A top entry on another mount than parent stays whole.
+// Directories that forbid removing their entries get owner rwx first;
+// parent is never changed. The error is nil when the entry is gone or was
+// missing; else it wraps ErrBudget, ErrMountPoint, ErrInUse and
+// Result.Errors.
 func (o Options) RemoveAt(ctx context.Context, parent *os.File, name, displayPath string) (Result, error) {
 	return o.run(ctx, parent, name, displayPath, true)
 }
 
 // SizeAt measures what RemoveAt would free, changing nothing; directories
-// RemoveAt would have to make accessible are in Result.Errors instead. Its
-// error is as RemoveAt's, without ErrMountPoint.
+// RemoveAt would make accessible are in Result.Errors instead. Its error
+// is RemoveAt's without ErrMountPoint and ErrInUse.
 func (o Options) SizeAt(ctx context.Context, parent *os.File, name, displayPath string) (Result, error) {
 	return o.run(ctx, parent, name, displayPath, false)
 }
 
-// InUseAt finds, reading only directories, what RemoveAt would leave in
-// place today (Result.InUse, Result.Mounts) and what it cannot look into
+// InUseAt reads only directories to find what RemoveAt would leave in
+// place (Result.InUse, Result.Mounts) and what it cannot look into
 // (Result.Errors); counts and Bytes mean nothing. Its error is SizeAt's.
 func (o Options) InUseAt(ctx context.Context, parent *os.File, name, displayPath string) (Result, error) {
 	o.dirsOnly = true
 	return o.run(ctx, parent, name, displayPath, false)
-}
-
-func validName(name string) bool {
-	return name != "" && name != "." && name != ".." && !strings.ContainsRune(name, '/')
 }
 
 func (o Options) run(ctx context.Context, parent *os.File, name, display string, remove bool) (Result, error) {
@@ -93,7 +61,7 @@ func (o Options) run(ctx context.Context, parent *os.File, name, display string,
 	if remove {
 		op = "remove"
 	}
-	if !validName(name) {
+	if name == "" || name == "." || name == ".." || strings.ContainsRune(name, '/') {
 		return Result{}, &os.PathError{Op: op, Path: display, Err: unix.EINVAL}
 	}
 	if ctx.Err() != nil {
@@ -103,11 +71,10 @@ func (o Options) run(ctx context.Context, parent *os.File, name, display string,
 	if err != nil {
 		return Result{}, fmt.Errorf("%s %s: %w", op, display, err)
 	}
-	w := &walker{o: o, ctx: ctx, done: ctx.Done(), remove: remove, op: op, display: display, maxOpen: maxOpenDirs}
+	w := &walker{o: o, ctx: ctx, remove: remove, op: op, display: display, maxOpen: maxOpenDirs, links: map[fileID]uint64{}}
 	// Control keeps parent's descriptor from being closed during the walk.
-	cerr := rc.Control(func(pfd uintptr) { w.walk(int(pfd), name) })
-	if cerr != nil {
-		return Result{}, fmt.Errorf("%s %s: %w", op, display, cerr)
+	if err := rc.Control(func(pfd uintptr) { w.walk(int(pfd), name) }); err != nil {
+		return Result{}, fmt.Errorf("%s %s: %w", op, display, err)
 	}
 	if o.peakFDs != nil {
 		o.peakFDs(w.peak)
@@ -115,50 +82,42 @@ func (o Options) run(ctx context.Context, parent *os.File, name, display string,
 	return w.res, w.err()
 }
 
-// errChanged reports that a name no longer refers to the directory seen
-// when its parent was listed.
+// errChanged: a name no longer holds the directory its parent listed.
 var errChanged = errors.New("directory replaced during the walk")
 
-// maxOpenDirs bounds the directory descriptors a walk holds.
 const maxOpenDirs = 16
 
-// walker is the state of one RemoveAt or SizeAt call: one goroutine
-// walks the tree depth first.
+// walker is one walk, depth first.
 type walker struct {
 	o       Options
 	ctx     context.Context
-	done    <-chan struct{}
 	remove  bool
 	op      string
 	display string
 	m       mounter
 	top     *frame
-	// stack holds the directories from the top's parent (the caller's,
-	// never closed here) down to the one being walked. stack[1:lo] are
-	// closed: the open ones are always the deepest.
+	// stack runs from the top's parent (the caller's, never closed here)
+	// to the directory being walked; only stack[lo:] may be open.
 	stack         []*frame
 	lo            int
 	open, maxOpen int
 	peak          int
 	stopped       bool // the context ended the walk
 	res           Result
-	links         map[fileID]links // files with links not all met yet
-	buf           []byte           // getdents scratch
+	links         map[fileID]uint64 // hard-linked files: links not met yet
+	buf           []byte            // getdents scratch
 }
 
-// frame is one directory on the walk's path.
 type frame struct {
 	parent *frame
 	name   string
 	st     stat
-	depth  int // index in walker.stack
-	fd     int // -1 while closed
-	// lost is why the directory, closed to bound the descriptors, could
-	// not be reopened.
-	lost error
+	depth  int   // index in walker.stack
+	fd     int   // -1 while closed
+	lost   error // why it could not be reopened
 }
 
-// path is the display path of d, for errors, Mounts and InUse.
+// path is d's display path.
 func (w *walker) path(d *frame) string {
 	var names []string
 	for ; d != w.top; d = d.parent {
@@ -173,7 +132,7 @@ func (w *walker) path(d *frame) string {
 
 func (w *walker) cancelled() bool {
 	select {
-	case <-w.done:
+	case <-w.ctx.Done():
 		w.stopped = true
 		return true
 	default:
@@ -183,7 +142,7 @@ func (w *walker) cancelled() bool {
 
 func (w *walker) walk(pfd int, name string) {
 	w.m.method = w.o.mounts.resolve(pfd)
-	st, err := w.m.lstatAt(pfd, name)
+	st, err := w.m.statAt(pfd, name)
 	switch {
 	case err == unix.ENOENT:
 		return
@@ -196,17 +155,16 @@ func (w *walker) walk(pfd int, name string) {
 		}
 		return
 	}
-	pst, err := w.m.fstatFD(pfd)
+	pst, err := w.m.statAt(pfd, "")
 	if err != nil {
 		w.fail("fstat", filepath.Dir(w.display), err)
 		return
 	}
 	// The top is judged by st_dev where the method cannot tell: callers
-	// hand over an entry they renamed into place, and a rename cannot
-	// move a mount point. Below it, a directory the method cannot judge
-	// is left as a possible mount.
+	// hand over an entry they renamed into place, and a rename cannot move
+	// a mount point.
 	if same, _ := w.m.same(pst.id, st.id); !same {
-		w.addMount(w.display)
+		w.res.Mounts = append(w.res.Mounts, w.display)
 		return
 	}
 	if w.m.method == mountInfo {
@@ -244,12 +202,8 @@ func (w *walker) fail(op, path string, err error) {
 	w.res.Errors = append(w.res.Errors, &os.PathError{Op: op, Path: path, Err: err})
 }
 
-func (w *walker) addMount(path string) { w.res.Mounts = append(w.res.Mounts, path) }
-
-// dir removes (or measures) everything below the directory d, a child of
-// the directory being walked, and then d itself. It reports whether d
-// stays: something below it stays, it failed, or the context ended the
-// walk (the rest is then intact).
+// dir removes (or measures) the directory d and everything below it. It
+// reports whether d stays.
 func (w *walker) dir(d *frame) bool {
 	w.stack = append(w.stack, d)
 	defer w.leave(d)
@@ -264,17 +218,15 @@ func (w *walker) dir(d *frame) bool {
 			w.countDir(d)
 			return false
 		}
-		// Entries created after the listing fail the rmdir: list again,
-		// a few times.
+		// Entries created after the listing fail the rmdir: list again.
 		if kept, again := w.rmdir(d, pass < 3); !again {
 			return kept
 		}
 	}
 }
 
-// leave ends the walk of d. The parent's walk goes on: a parent closed to
-// bound the descriptors is reopened while d can still reach it through
-// "..".
+// leave ends the walk of d, reopening its parent through d's ".." if it
+// was closed to bound the descriptors.
 func (w *walker) leave(d *frame) {
 	if p := d.parent; p.fd < 0 {
 		p.lost = cmp.Or(d.lost, errChanged)
@@ -287,15 +239,13 @@ func (w *walker) leave(d *frame) {
 }
 
 // children removes (or measures) the entries of the open directory d. It
-// reports whether d stays (an entry stays, d is in use or could not be
-// listed, the context ended the walk, or d was lost), and whether d
-// vanished during the walk.
+// reports whether d stays, and whether it vanished meanwhile.
 func (w *walker) children(d *frame) (kept, vanished bool) {
 	if w.buf == nil {
 		w.buf = make([]byte, 32<<10)
 	}
 	names, err := listNames(d.fd, w.buf, w.o.dirsOnly, w.o.InUseMarker)
-	// ENOENT: the directory was removed under us, and lists as empty.
+	// ENOENT: removed under us, so empty.
 	if err != nil && err != unix.ENOENT {
 		w.fail("getdents", w.path(d), err)
 		kept = true
@@ -310,9 +260,7 @@ func (w *walker) children(d *frame) (kept, vanished bool) {
 		if w.entry(d, name) {
 			kept = true
 		}
-		// d was closed to bound the descriptors, and a child's walk could
-		// not reopen it.
-		if d.fd < 0 {
+		if d.fd < 0 { // closed, and a child could not reopen it
 			if d.lost != unix.ENOENT {
 				w.fail("openat", w.path(d), d.lost)
 				return true, false
@@ -323,8 +271,6 @@ func (w *walker) children(d *frame) (kept, vanished bool) {
 	return kept, false
 }
 
-// keptInUse reports whether d, holding names, is in use by Options.InUse,
-// and records it in Result.InUse: nothing in it is touched.
 func (w *walker) keptInUse(d *frame, names []string) bool {
 	if w.o.InUse == nil || !slices.Contains(names, w.o.InUseMarker) {
 		return false
@@ -337,9 +283,8 @@ func (w *walker) keptInUse(d *frame, names []string) bool {
 	return true
 }
 
-// rmdir removes the emptied directory d from its parent. It reports
-// whether d stays, or, when retry allows it, whether entries created
-// after the listing call for another pass.
+// rmdir removes the emptied d. It reports whether d stays, or, when retry
+// allows, whether entries created meanwhile call for another pass.
 func (w *walker) rmdir(d *frame, retry bool) (kept, again bool) {
 	p := d.parent
 	if p.fd < 0 {
@@ -366,9 +311,8 @@ func (w *walker) rmdir(d *frame, retry bool) (kept, again bool) {
 	case (err == unix.ENOTEMPTY || err == unix.EEXIST) && retry:
 		return false, true
 	case d.st.id.dev != p.st.id.dev:
-		// A btrfs subvolume (its own st_dev on the walk's mount): the
-		// kernel removes only an empty one, and only where rmdir of a
-		// subvolume is allowed (Linux 4.18, or user_subvol_rm_allowed).
+		// A btrfs subvolume: removable only empty, and only where the
+		// kernel allows (Linux 4.18, or user_subvol_rm_allowed).
 		w.fail("rmdir subvolume", w.path(d), err)
 	default:
 		w.fail("unlinkat", w.path(d), err)
@@ -376,15 +320,13 @@ func (w *walker) rmdir(d *frame, retry bool) (kept, again bool) {
 	return true, false
 }
 
-// countDir accounts for a removed (or measured) directory.
 func (w *walker) countDir(d *frame) {
 	w.res.Dirs++
 	w.res.Bytes += d.st.blocks * 512
 }
 
-// enter opens d, whose parent is open. When d's name now holds something
-// else it deals with that instead and returns false, with whether the
-// entry stays (see replaced).
+// enter opens d. When d's name now holds something else it deals with that
+// instead and returns false, with whether the entry stays.
 func (w *walker) enter(d *frame) (ok, kept bool) {
 	p := d.parent
 	if d != w.top && w.o.beforeOpen != nil {
@@ -406,7 +348,9 @@ func (w *walker) enter(d *frame) (ok, kept bool) {
 			if p != w.stack[0] {
 				makeAccessible(p.fd)
 			}
-			makeEntryAccessible(p.fd, d.name, d.st.mode)
+			// Fails where the system cannot chmod without following
+			// (Linux before 6.6): then the open's error is reported.
+			_ = sysat.Fchmodat(p.fd, d.name, d.st.mode&0o7777|0o700, unix.AT_SYMLINK_NOFOLLOW)
 			chmodded = true
 			continue
 		case err == unix.ELOOP || err == unix.ENOTDIR || err == errChanged:
@@ -422,13 +366,11 @@ func (w *walker) enter(d *frame) (ok, kept bool) {
 }
 
 // replaced deals with d's name, which no longer holds the directory
-// listed. It reports whether the name holds another directory of the
-// tree, to open instead (d.st is then updated); else whether the entry
-// stays: a vanished entry is done, a non-directory (such as a symlink
-// swapped in) is unlinked, a mount is reported.
+// listed: another directory of the tree is walked instead (again, with
+// d.st updated), a non-directory is unlinked, a mount is reported.
 func (w *walker) replaced(d *frame) (again, kept bool) {
 	p := d.parent
-	st, err := w.m.lstatAt(p.fd, d.name)
+	st, err := w.m.statAt(p.fd, d.name)
 	switch {
 	case err == unix.ENOENT:
 		return false, false
@@ -436,7 +378,7 @@ func (w *walker) replaced(d *frame) (again, kept bool) {
 		w.fail("lstat", w.path(d), err)
 		return false, true
 	case st.isDir() && !w.m.onMount(w.top.st.id, st.id):
-		w.addMount(w.path(d))
+		w.res.Mounts = append(w.res.Mounts, w.path(d))
 		return false, true
 	case st.isDir():
 		d.st = st
@@ -449,17 +391,14 @@ func (w *walker) replaced(d *frame) (again, kept bool) {
 	return false, false
 }
 
-// entry removes (or measures) the entry name of the directory d, walking
-// it when it is a directory of the tree. It reports whether the entry
-// stays. A plain file costs one stat and one unlink: the stat is what the
-// exact accounting of Result.Bytes needs (st_blocks, and st_nlink for
-// hard links).
+// entry removes (or measures) the entry name of d, walking it when it is a
+// directory of the tree. It reports whether the entry stays.
 func (w *walker) entry(d *frame, name string) (kept bool) {
 	for again := false; ; again = true {
-		st, err := w.m.lstatAt(d.fd, name)
+		st, err := w.m.statAt(d.fd, name)
 		if isPermission(err) && w.remove {
 			makeAccessible(d.fd)
-			st, err = w.m.lstatAt(d.fd, name)
+			st, err = w.m.statAt(d.fd, name)
 		}
 		switch {
 		case err == unix.ENOENT:
@@ -468,7 +407,7 @@ func (w *walker) entry(d *frame, name string) (kept bool) {
 			w.fail("lstat", w.path(d)+"/"+name, err)
 			return true
 		case st.isDir() && !w.m.onMount(w.top.st.id, st.id):
-			w.addMount(w.path(d) + "/" + name)
+			w.res.Mounts = append(w.res.Mounts, w.path(d)+"/"+name)
 			return true
 		case st.isDir():
 			return w.dir(&frame{parent: d, name: name, st: st, depth: d.depth + 1, fd: -1})
@@ -477,18 +416,17 @@ func (w *walker) entry(d *frame, name string) (kept bool) {
 		if err == nil {
 			return false
 		}
-		// The entry may have become a directory since the lstat (unlink
-		// says EISDIR on Linux, EPERM on darwin): look once more.
-		if st, serr := w.m.lstatAt(d.fd, name); again || serr != nil || !st.isDir() {
+		// It may have become a directory since the stat (EISDIR on Linux,
+		// EPERM on darwin): look once more.
+		if st, serr := w.m.statAt(d.fd, name); again || serr != nil || !st.isDir() {
 			w.fail("unlinkat", w.path(d)+"/"+name, err)
 			return true
 		}
 	}
 }
 
-// file unlinks (when removing) and counts the non-directory name of the
-// open directory fd, seen as st. A name already gone counts nothing; a
-// failure is returned, nothing counted.
+// file unlinks (when removing) and counts the non-directory name of fd.
+// A name already gone counts nothing.
 func (w *walker) file(fd int, name string, st *stat) error {
 	if w.remove {
 		err := sysat.Unlinkat(fd, name, 0)
@@ -503,43 +441,25 @@ func (w *walker) file(fd int, name string, st *stat) error {
 			return err
 		}
 	}
-	w.countFile(st)
+	w.res.Files++
+	left, seen := w.links[st.id]
+	switch {
+	case !seen && st.nlink > 1:
+		w.links[st.id] = st.nlink - 1
+		return nil
+	case left > 1:
+		w.links[st.id] = left - 1
+		return nil
+	case seen:
+		delete(w.links, st.id)
+	}
+	w.res.Bytes += st.blocks * 512
 	return nil
 }
 
-// countFile accounts for a removed (or measured) non-directory. Blocks are
-// freed only with the last link, so a multiply linked file counts once the
-// links met reach the st_nlink first seen (later sights show fewer): one
-// also linked from outside the tree counts nothing.
-func (w *walker) countFile(st *stat) {
-	w.res.Files++
-	if l, seen := w.links[st.id]; seen {
-		l.met++
-		if l.met < l.nlink {
-			w.links[st.id] = l
-			return
-		}
-		delete(w.links, st.id)
-	} else if st.nlink > 1 {
-		if w.links == nil {
-			w.links = make(map[fileID]links)
-		}
-		w.links[st.id] = links{nlink: st.nlink, met: 1}
-		return
-	}
-	w.res.Bytes += st.blocks * 512
-}
-
-// links tracks an inode with several links: how many it had when first
-// met, and how many of them the walk has met.
-type links struct {
-	nlink, met uint64
-}
-
-// openDir opens the directory name below fd and checks that it is want
-// (device, inode, mount). Out of descriptors, it closes those the walk can
-// spare and retries, waiting a little: slower beats failing, since what it
-// left would meet the same limit next time.
+// openDir opens the directory name below fd and checks that it is want.
+// Out of descriptors, it closes those the walk can spare and retries,
+// waiting a little: slower beats failing.
 func (w *walker) openDir(fd int, name string, want fileID) (int, error) {
 	w.shed()
 	for attempt := 0; ; attempt++ {
@@ -554,7 +474,7 @@ func (w *walker) openDir(fd int, name string, want fileID) (int, error) {
 		if err != nil {
 			return -1, err
 		}
-		st, err := w.m.fstatFD(nfd)
+		st, err := w.m.statAt(nfd, "")
 		if err == nil && !sameDir(want, st.id) {
 			err = errChanged
 		}
@@ -566,8 +486,7 @@ func (w *walker) openDir(fd int, name string, want fileID) (int, error) {
 	}
 }
 
-// reopen opens p again, closed to bound the descriptors, through ".." of
-// its open child d.
+// reopen opens the closed p again through ".." of its open child d.
 func (w *walker) reopen(p, d *frame) error {
 	fd, err := w.openDir(d.fd, "..", p.st.id)
 	if err != nil {
@@ -584,9 +503,8 @@ func (w *walker) adopt(d *frame, fd int) {
 	w.lo = min(w.lo, d.depth)
 }
 
-// shed closes the directories nearest the top while the walk holds
-// maxOpen or more, never the deepest two (the one being walked and its
-// parent).
+// shed closes the directories nearest the top while maxOpen or more are
+// open, never the deepest two.
 func (w *walker) shed() {
 	for ; w.open >= w.maxOpen && w.lo < len(w.stack)-2; w.lo++ {
 		w.close(w.stack[w.lo])

@@ -5,85 +5,47 @@ package fstree
 
 import "errors"
 
-// ErrBudget is returned (wrapped, together with the context's cause) when
-// the context ended before the walk was complete; what is left is intact
-// and can be removed later.
-var ErrBudget = errors.New("deletion budget exhausted")
+// Errors a walk returns wrapped, the rest of the tree dealt with.
+var (
+	// ErrBudget: the context ended first; what is left is intact.
+	ErrBudget = errors.New("deletion budget exhausted")
+	// ErrMountPoint: RemoveAt left Result.Mounts and their ancestors.
+	ErrMountPoint = errors.New("mount point left in place")
+	// ErrInUse: RemoveAt left Result.InUse and their ancestors.
+	ErrInUse = errors.New("directory in use left in place")
+)
 
-// ErrMountPoint is returned (wrapped) by RemoveAt when mount points were
-// found inside the tree: they are listed in Result.Mounts and were left in
-// place together with their ancestors; everything else was removed.
-var ErrMountPoint = errors.New("mount point left in place")
+// InUse is a directory that Options.InUse kept, and the reason it gave.
+type InUse struct{ Path, Reason string }
 
-// ErrInUse is returned (wrapped) by RemoveAt when Options.InUse kept
-// directories of the tree: they are listed in Result.InUse and were left in
-// place together with their ancestors; everything else was removed.
-var ErrInUse = errors.New("directory in use left in place")
-
-// InUse is a directory of the tree that Options.InUse said is in use.
-type InUse struct {
-	// Path is the directory's display path.
-	Path string
-	// Reason is what Options.InUse said.
-	Reason string
-}
-
-// Result accounts for one removal or measurement.
+// Result accounts for one walk. Bytes is the allocated size (st_blocks*512)
+// of what was removed or measured, directories and symlinks included; a
+// hard-linked file counts once the walk met as many links as it had when
+// first seen, so not at all while a link outside the tree keeps it. Files
+// counts every name, Dirs every directory. Mounts (sorted) and InUse
+// (sorted by path) were left in place with their ancestors, unentered and
+// uncounted. Errors are per-path *os.PathError: the walk went on, leaving
+// the ancestors of a failed entry without a further error.
 type Result struct {
-	// Bytes is the allocated size (st_blocks*512) of what was removed (or
-	// measured), directories and symbolic links included. A file with
-	// several hard links counts only when the walk removes (or meets) all
-	// of them, i.e. when the links it met reach the st_nlink seen the
-	// first time: once for two links inside the tree, not at all while a
-	// link outside the tree keeps the data alive.
-	Bytes int64
-	// Files and Dirs count removed (or measured) entries; every name of a
-	// hard-linked file counts in Files.
+	Bytes       int64
 	Files, Dirs int64
-	// Mounts lists the display paths of mount points found inside the tree
-	// (another mount id than the tree's top where the system gives mount
-	// ids, else another st_dev; where nothing can tell a bind mount of the
-	// same filesystem, every directory below the top), sorted: they and
-	// their ancestors are left in place.
-	Mounts []string
-	// InUse lists the directories that Options.InUse kept, sorted by path:
-	// they and their ancestors are left in place, not entered, not counted.
-	InUse []InUse
-	// Errors lists per-path failures (*os.PathError); the walk goes on
-	// with the rest of the tree, and the ancestors of a failed entry are
-	// left in place without a further error.
-	Errors []error
+	Mounts      []string
+	InUse       []InUse
+	Errors      []error
 }
 
-// Options tunes a walk. The zero value is ready to use.
-//
-// A walk is one goroutine and holds at most 16 directory descriptors
-// whatever the depth of the tree: deeper, the descriptors of the
-// directories nearest the top are closed and, when needed again, reopened
-// through their child's "..", each reopened descriptor being checked to be
-// the same directory (device, inode, mount) as before.
+// Options tunes a walk; the zero value is ready to use. A walk is one
+// goroutine and holds at most 16 directory descriptors whatever the depth.
 type Options struct {
-	// InUse, when set, is asked about every directory of the tree that
-	// holds an entry named InUseMarker, before anything in it is removed
-	// or counted, with an open descriptor of that directory (the walk's
-	// own, not to be closed or shared) and its display path. A non-empty
-	// reason leaves the directory in place, unentered, with its
-	// ancestors; it is listed in Result.InUse. Package gc keeps a live
-	// VM's data directory nested in an orphan's tree this way.
+	// InUse, when set, is asked about each directory holding an entry
+	// named InUseMarker before anything in it is touched, with the walk's
+	// descriptor of it (not to be closed or kept) and its display path.
+	// A non-empty reason keeps the directory (Result.InUse).
 	InUse       func(dirfd int, path string) (reason string)
 	InUseMarker string
 
-	// dirsOnly makes a walk skip the entries its listing says are not
-	// directories (InUseAt).
-	dirsOnly bool
-	// mounts forces a mount-detection method; tests use it to exercise
-	// each fallback on a kernel that offers the better ones.
-	mounts mountMethod
-	// beforeOpen, when set by a test, is called with a directory's
-	// display path after its parent was listed and before the directory
-	// is opened, so the test can swap it for a symlink.
-	beforeOpen func(displayPath string)
-	// peakFDs, when set by a test, receives the largest number of
-	// directory descriptors the walk held open at once.
-	peakFDs func(int)
+	dirsOnly   bool                     // InUseAt: skip what the listing says is no directory
+	mounts     mountMethod              // forced by tests to exercise each fallback
+	beforeOpen func(displayPath string) // tests: runs before a listed directory is opened
+	peakFDs    func(int)                // tests: receives the most descriptors held at once
 }

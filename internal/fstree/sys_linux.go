@@ -16,19 +16,23 @@ import (
 	"github.com/stacklok/go-microvm/internal/sysat"
 )
 
+// mountNone: nothing tells a same-filesystem bind mount, so every
+// directory below the top is taken for a possible mount.
+const mountNone = mountDev + 1
+
 // statxMissing is set once statx failed (ENOSYS, or EPERM from seccomp)
-// or gave no mount id: later walks go straight to the older methods.
+// or gave no mount id.
 var statxMissing atomic.Bool
 
 const statxMask = unix.STATX_TYPE | unix.STATX_MODE | unix.STATX_NLINK |
 	unix.STATX_INO | unix.STATX_BLOCKS | unix.STATX_MNT_ID
 
-// statxFlags never follows a symlink and never triggers an automount, so
-// an autofs directory is seen as the mount point it is.
+// statxFlags: AT_NO_AUTOMOUNT shows an autofs directory as a mount point.
 const statxFlags = unix.AT_SYMLINK_NOFOLLOW | unix.AT_NO_AUTOMOUNT | unix.AT_STATX_SYNC_AS_STAT
 
-// resolve picks the best method that works on the open directory fd (the
-// top's parent), in mountMethod's order.
+const mountInfoPath = "/proc/self/mountinfo"
+
+// resolve picks the best method that works on the open directory fd.
 func (m mountMethod) resolve(fd int) mountMethod {
 	if m != mountAuto {
 		return m
@@ -50,22 +54,17 @@ func (m mountMethod) resolve(fd int) mountMethod {
 	return mountNone
 }
 
-// mountInfoPath lists the mounts of this process's mount namespace.
-const mountInfoPath = "/proc/self/mountinfo"
-
-// devMountedOnce reports whether exactly one mount of this mount namespace
-// has the device dev (no bind mount of it: st_dev tells mounts apart);
-// false when mountinfo cannot be read.
+// devMountedOnce reports whether exactly one mount of this namespace has
+// the device dev; false when mountinfo cannot be read.
 func devMountedOnce(dev uint64) bool {
 	f, err := os.Open(mountInfoPath)
 	if err != nil {
 		return false
 	}
 	defer f.Close()
+	// The third field, after exactly one space, is major:minor.
 	want := []byte(fmt.Sprintf(" %d:%d ", unix.Major(dev), unix.Minor(dev)))
 	n := 0
-	// Fields: mount id, parent id, major:minor, ...: only the third can
-	// match, after exactly one space.
 	s := bufio.NewScanner(f)
 	for s.Scan() {
 		if i := bytes.Index(s.Bytes(), want); i >= 0 && bytes.Count(s.Bytes()[:i], []byte(" ")) == 1 {
@@ -75,17 +74,12 @@ func devMountedOnce(dev uint64) bool {
 	return s.Err() == nil && n == 1
 }
 
-// handleMountID returns name_to_handle_at's mount id for name in dirfd,
-// never following a symlink, and whether it gave one.
 func handleMountID(dirfd int, name string, flags int) (uint64, bool) {
 	_, mnt, err := sysat.NameToHandleAt(dirfd, name, flags)
-	if err != nil {
-		return 0, false
-	}
-	return uint64(mnt), true
+	return uint64(mnt), err == nil
 }
 
-// statAt stats name in dirfd (fd itself for ""), never following a
+// statAt stats name in dirfd (dirfd itself for ""), never following a
 // symlink, with the mount id the method gives.
 func (m mounter) statAt(dirfd int, name string) (stat, error) {
 	flags := 0
@@ -104,15 +98,14 @@ func (m mounter) statAt(dirfd int, name string) (stat, error) {
 	if err != nil || m.method != mountHandle || !st.isDir() {
 		return st, err
 	}
-	// Only a directory can be a mount point. A filesystem without handles
-	// gives no mount id: the directory is then taken for a possible mount.
+	// Without a handle there is no mount id: a possible mount.
 	st.id.mnt, st.id.hasMnt = handleMountID(dirfd, name, flags)
 	return st, nil
 }
 
-// listNames lists the directory fd from its start ("." and ".." left
-// out), reading through scratch. With dirsOnly, it leaves out the entries
-// the listing says are not directories, except one named marker.
+// listNames lists the directory fd from its start, "." and ".." left out,
+// reading through scratch. With dirsOnly it leaves out what the listing
+// says is no directory, except marker.
 func listNames(fd int, scratch []byte, dirsOnly bool, marker string) (names []string, err error) {
 	if _, err := unix.Seek(fd, 0, io.SeekStart); err != nil {
 		return nil, err
@@ -128,9 +121,8 @@ func listNames(fd int, scratch []byte, dirsOnly bool, marker string) (names []st
 	}
 }
 
-// appendDirents appends the names of the struct linux_dirent64 records in
-// b: d_ino (8), d_off (8), d_reclen (2), d_type (1), then d_name,
-// NUL-terminated and padded to d_reclen.
+// appendDirents parses linux_dirent64 records: d_ino (8), d_off (8),
+// d_reclen (2), d_type (1), d_name (NUL-terminated, padded).
 func appendDirents(names []string, b []byte, dirsOnly bool, marker string) ([]string, error) {
 	for len(b) >= 19 {
 		reclen := int(b[16]) | int(b[17])<<8

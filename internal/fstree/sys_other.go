@@ -11,19 +11,16 @@ import (
 	"github.com/stacklok/go-microvm/internal/sysat"
 )
 
-// resolve: without mount ids, mounts are told apart by st_dev alone; the
-// BSD kernels have no bind mount of a filesystem onto itself (a nullfs or
-// FUSE mount has its own device).
+// resolve: the BSD kernels have no bind mount of a filesystem onto itself
+// (a nullfs or FUSE mount has its own device), so st_dev tells.
 func (m mountMethod) resolve(int) mountMethod { return mountDev }
 
-// devMountedOnce is never asked outside Linux.
 func devMountedOnce(uint64) bool { return false }
 
 func (m mounter) statAt(dirfd int, name string) (stat, error) { return plainStatAt(dirfd, name) }
 
-// listNames lists the directory fd through a new descriptor of it: the
-// system's directory stream API, not getdents, is the stable interface
-// here. It lists every entry whatever dirsOnly says: the walk stats each.
+// listNames lists fd through a new descriptor of it with the system's
+// directory stream, every entry whatever dirsOnly says.
 func listNames(fd int, _ []byte, _ bool, _ string) ([]string, error) {
 	dfd, err := sysat.Openat(fd, ".", sysat.DirFlags, 0)
 	if err != nil {
