@@ -18,21 +18,20 @@ import (
 	"github.com/stacklok/go-microvm/internal/sysat"
 )
 
-// Dir is a data directory reached through an open descriptor, which it
-// does not own: the descriptor must stay open while the Dir is used.
+// Dir is a data directory reached through an open descriptor it does not
+// own, which must stay open while the Dir is used.
 type Dir struct {
 	fd        int
 	path      string // for errors
 	afterLock func(path string)
 }
 
-// NewDir returns the Dir for fd, an open descriptor of the data directory
-// at path. path is used in errors only.
+// NewDir returns the Dir for fd, the open data directory at path.
 func NewDir(fd int, path string) Dir { return Dir{fd: fd, path: path} }
 
 // WithAfterLock returns d whose TryLock runs f, for a test, after each
-// flock of the state lock and before the check that the name still
-// stands for the file locked.
+// flock of the state lock and before the check that the name still holds
+// the file locked.
 func (d Dir) WithAfterLock(f func(path string)) Dir {
 	d.afterLock = f
 	return d
@@ -41,34 +40,32 @@ func (d Dir) WithAfterLock(f func(path string)) Dir {
 // Path returns the path the Dir was made with.
 func (d Dir) Path() string { return d.path }
 
-// FileInfo is what fstat said about a state file that was opened.
+// FileInfo is what fstat said about a state file.
 type FileInfo struct {
 	Dev     uint64 // device of the filesystem holding the file
 	ModTime time.Time
 }
 
-// StateFile is a state file opened by Dir.OpenState. It is not safe for
+// StateFile is a state file opened by Dir.OpenState, not safe for
 // concurrent use; Close it when done.
 type StateFile struct {
 	fd   int
 	path string
 }
 
+// Parser parses a state file's bytes (state.Parse); it must copy what it
+// keeps.
+type Parser func(data []byte) error
+
 // OpenState opens the state file without reading it, never opening
-// anything but a regular file. A missing file wraps fs.ErrNotExist; a
-// symlink or other non-regular file matches ErrNotRegular; every error is
-// an *fs.PathError naming the file.
+// anything but a regular file. A missing file wraps fs.ErrNotExist, a
+// symlink or other type matches ErrNotRegular; every error is an
+// *fs.PathError naming the file.
 func (d Dir) OpenState() (StateFile, error) {
 	return openStateAt(d.fd, FileName, atPath(d.path, FileName))
 }
 
-// Parser parses a state file's bytes (state.Parse). It must copy what it
-// keeps: the bytes are reused once it returns.
-type Parser func(data []byte) error
-
-// Read reads the state file as state.ReadFile does, hands its bytes to
-// parse and returns what fstat said about it (zero when fstat failed),
-// also alongside a read or parse error.
+// Read opens and reads the state file as StateFile.Read.
 func (d Dir) Read(parse Parser) (FileInfo, error) {
 	return readAt(d.fd, FileName, atPath(d.path, FileName), parse)
 }
@@ -78,12 +75,10 @@ func ReadPath(path string, parse Parser) (FileInfo, error) {
 	return readAt(unix.AT_FDCWD, path, path, parse)
 }
 
-// openStateAt opens name in the directory dirfd (AT_FDCWD when name is a
-// full path); path names it in errors.
 func openStateAt(dirfd int, name, path string) (StateFile, error) {
 	var st unix.Stat_t
-	// The look needs no descriptor, so a process out of descriptors still
-	// sees a missing state file as missing; and a device is never opened.
+	// Looking first needs no descriptor, so a process out of them still
+	// sees a missing file as missing; and a device is never opened.
 	if err := sysat.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return StateFile{fd: -1}, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
@@ -106,7 +101,7 @@ func readAt(dirfd int, name, path string, parse Parser) (FileInfo, error) {
 	return f.Read(parse)
 }
 
-// Close closes the file. Closing it twice is an error.
+// Close closes the file; a second Close is an error.
 func (f StateFile) Close() error {
 	if err := unix.Close(f.fd); err != nil {
 		return &fs.PathError{Op: "close", Path: f.path, Err: err}
@@ -114,17 +109,16 @@ func (f StateFile) Close() error {
 	return nil
 }
 
-// readBufs keeps a sweep of thousands of state files to a few buffers.
 var readBufs = sync.Pool{New: func() any {
 	b := make([]byte, MaxFileSize+1)
 	return &b
 }}
 
-// Read reads the open state file, a regular file of at most MaxFileSize
-// bytes, and hands its bytes to parse. It returns what fstat said about
-// the file (zero when fstat failed), also alongside an error. A FIFO,
-// device or other non-regular file matches ErrNotRegular and is never read;
-// every error is an *fs.PathError naming the file, wrapping parse's.
+// Read hands the bytes of the open state file, a regular file of at most
+// MaxFileSize bytes, to parse, and returns what fstat said (zero when it
+// failed), also beside an error. Another file type matches ErrNotRegular
+// and is never read; every error is an *fs.PathError naming the file,
+// wrapping parse's.
 func (f StateFile) Read(parse Parser) (FileInfo, error) {
 	var st unix.Stat_t
 	if err := sysat.Fstat(f.fd, &st); err != nil {
@@ -139,9 +133,7 @@ func (f StateFile) Read(parse Parser) (FileInfo, error) {
 	}
 	bp := readBufs.Get().(*[]byte)
 	defer readBufs.Put(bp)
-	// The cap holds for what is read, as the file may grow after fstat; a
-	// read that reaches the size fstat gave is the end, so the usual file
-	// takes one read.
+	// The file may grow after fstat: the cap holds for what is read.
 	buf, n := *bp, 0
 	for n < len(buf) {
 		m, err := sysat.Read(f.fd, buf[n:])
@@ -166,24 +158,20 @@ func tooLarge(path string) error {
 	return &fs.PathError{Op: "read state", Path: path, Err: fmt.Errorf("%w: more than %d bytes", ErrTooLarge, MaxFileSize)}
 }
 
-// ProbeLease reports whether the lease on the directory is held right now,
-// taking and dropping a non-blocking flock on the Dir's own descriptor,
-// whose open file description must be this process's alone (or the probe
-// would drop a lease it holds). For that instant the probe holds the lease.
-// It creates nothing. An error is an *fs.PathError naming the directory.
+// ProbeLease reports whether the lease is held, taking and dropping a
+// non-blocking flock on the Dir's descriptor, whose open file description
+// must be this process's alone. An error is an *fs.PathError.
 func (d Dir) ProbeLease() (held bool, err error) { return probeFd(d.fd, d.path) }
 
-// TryLease flocks the Dir's own descriptor without blocking: the lease is
-// held until every copy of it is closed. It does not check that the path
-// still names the directory. It returns ErrLocked when the lease is held,
-// else an *fs.PathError naming the directory.
+// TryLease flocks the Dir's descriptor without blocking, not checking that
+// the path still names the directory: ErrLocked when the lease is held,
+// else an *fs.PathError.
 func (d Dir) TryLease() error { return tryFlock(d.fd, d.path) }
 
-// TryLeasePath takes the lease on the directory at path without waiting,
-// as Dir.TryLease, and checks that path still names the directory locked;
-// it returns the locked descriptor. A missing directory wraps
-// fs.ErrNotExist; a symlink or non-directory is an *fs.PathError.
-// afterLock is nil but in tests, as TryLockPath's.
+// TryLeasePath takes the lease on the directory at path as Dir.TryLease,
+// checks that path still names the directory locked and returns its
+// descriptor. A missing directory wraps fs.ErrNotExist. afterLock is
+// TryLockPath's.
 func TryLeasePath(path string, afterLock func(path string)) (int, error) {
 	for range maxLockAttempts {
 		fd, err := sysat.Openat(unix.AT_FDCWD, path, sysat.DirFlags, 0)
@@ -199,12 +187,9 @@ func TryLeasePath(path string, afterLock func(path string)) (int, error) {
 	return -1, errReplaced(path)
 }
 
-// ProbeLock reports whether the directory's state lock is held right now,
-// with the rules of state's probes: it creates nothing; a missing lock file
-// is not held; a symlink matches ErrNotRegular; a device, socket or
-// directory is never opened and not held (no writer locks one); a FIFO is
-// opened without waiting and probed. For that instant the probe holds the
-// lock.
+// ProbeLock reports whether the state lock is held, creating nothing: a
+// missing lock file is not held, a symlink matches ErrNotRegular, a type
+// no writer locks is not held, a FIFO is probed without waiting.
 func (d Dir) ProbeLock() (held bool, err error) {
 	path := atPath(d.path, LockFileName)
 	var st unix.Stat_t
@@ -231,21 +216,21 @@ func (d Dir) ProbeLock() (held bool, err error) {
 	return probeFd(fd, path)
 }
 
-// DirLock is a state lock taken with Dir.TryLock. It is not safe for
-// concurrent use.
+// DirLock is a state lock taken with Dir.TryLock, not safe for concurrent
+// use.
 type DirLock struct {
 	d       Dir
 	fd      int
 	created bool // TryLock created the lock file
 }
 
-// TryLock takes the state lock without waiting, for a collector: it creates
-// a missing lock file only while the state file exists, and removes one it
-// created if the state turns out gone, so an owner removing its directory
-// never finds a lock file it did not expect. A FIFO is locked without being
-// read, as released writers lock it. It returns ErrLocked when the lock is
-// held, fs.ErrNotExist when the state is gone, ErrNotRegular for another
-// file type, else an *fs.PathError.
+// TryLock takes the state lock without waiting, for a collector. It
+// creates a missing lock file only while the state file exists, and
+// removes one it created if the state is gone, so an owner removing its
+// directory never meets a lock file it did not expect. A FIFO is locked,
+// never read, as released writers lock it. Errors: ErrLocked when held,
+// fs.ErrNotExist when the state is gone, ErrNotRegular for another file
+// type, else an *fs.PathError.
 func (d Dir) TryLock() (*DirLock, error) {
 	fd, created, err := tryLockAt(d.fd, LockFileName, d.path, d.afterLock)
 	if err != nil {
@@ -259,10 +244,9 @@ func (d Dir) TryLock() (*DirLock, error) {
 	return l, nil
 }
 
-// Read reads the state while the lock is held, as Dir.Read. When the state
-// file is gone it removes the lock file if TryLock created it (no writer
-// can be between its open and its check of the lock file: the lock is
-// held), releases the lock and returns an error wrapping fs.ErrNotExist.
+// Read reads the state as Dir.Read. When the state file is gone it removes
+// the lock file TryLock created (no writer can be between its open and its
+// check: the lock is held), releases the lock and wraps fs.ErrNotExist.
 func (l *DirLock) Read(parse Parser) (FileInfo, error) {
 	fi, err := l.d.Read(parse)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -281,14 +265,12 @@ func (l *DirLock) gone() error {
 	return stateGone(atPath(l.d.path, FileName))
 }
 
-// stateGone wraps fs.ErrNotExist for a collector's lock that finds no
-// state file: the directory stopped being a data directory.
 func stateGone(path string) error {
 	return &fs.PathError{Op: "lock state", Path: path, Err: fmt.Errorf("state file is gone: %w", fs.ErrNotExist)}
 }
 
 // Release drops the state lock; a second call does nothing. An error means
-// the unlock or close failed; the lock is dropped when the process exits.
+// the unlock or close failed; the lock goes when the process exits.
 func (l *DirLock) Release() error {
 	if l.fd < 0 {
 		return nil
@@ -305,11 +287,10 @@ func (l *DirLock) Release() error {
 // under its name again and again.
 const maxLockAttempts = 8
 
-// tryLockAt takes the state lock name in the directory dirfd (a full
-// path with AT_FDCWD) without waiting and returns its descriptor and
-// whether it created the file. A missing lock file is created only while
-// the state file exists when dir (the data directory's path) is set (a
-// collector), always when it is "" (a writer).
+// tryLockAt takes the state lock name in dirfd without waiting and returns
+// its descriptor and whether it created the file: a collector (dir, the
+// data directory's path, set) only while the state file exists, a writer
+// (dir "") always.
 func tryLockAt(dirfd int, name, dir string, afterLock func(path string)) (int, bool, error) {
 	path := name
 	if dir != "" {
@@ -318,7 +299,7 @@ func tryLockAt(dirfd int, name, dir string, afterLock func(path string)) (int, b
 	for range maxLockAttempts {
 		fd, created, err := openLockAt(dirfd, name, path, dir)
 		if errors.Is(err, unix.EEXIST) {
-			continue // created by another process after our look
+			continue // another process created it after our look
 		}
 		if err != nil {
 			return -1, false, err
@@ -336,12 +317,10 @@ func errReplaced(path string) error {
 	return &fs.PathError{Op: "lock", Path: path, Err: errors.New("file replaced on every attempt")}
 }
 
-// openLockAt opens the state lock file, creating it when missing (as
-// tryLockAt says), and never opens anything but a regular file or a FIFO,
-// nor follows a symlink. Another process creating it first is EEXIST.
+// openLockAt opens (or creates, as tryLockAt says) the lock file, never
+// following a symlink nor opening a device.
 func openLockAt(dirfd int, name, path, dir string) (fd int, created bool, err error) {
 	var st unix.Stat_t
-	// A device node planted under the name is never opened.
 	err = sysat.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
 	if err == nil && !lockable(&st) {
 		return -1, false, NotRegular("lock", path, &st)
@@ -366,11 +345,10 @@ func openLockAt(dirfd int, name, path, dir string) (fd int, created bool, err er
 }
 
 // LockOpened flocks fd, opened as name in dirfd (path, for errors),
-// without waiting, once check (nil: none) accepts what fstat says of it,
-// and reports whether name still stands for the file locked. It closes fd
-// unless it returns true; false with a nil error means the file was removed
-// or replaced under the name since the open: try again. A held lock is
-// ErrLocked. afterLock is nil but in tests.
+// without waiting, once check (nil: none) accepts its fstat, and reports
+// whether name still holds the file locked. It closes fd unless it returns
+// true; false with a nil error means the file was replaced: try again. A
+// held lock is ErrLocked. afterLock is nil but in tests.
 func LockOpened(fd, dirfd int, name, path string, check func(*unix.Stat_t) error, afterLock func(path string)) (bool, error) {
 	var locked, named unix.Stat_t
 	err := sysat.Fstat(fd, &locked)
@@ -394,9 +372,8 @@ func LockOpened(fd, dirfd int, name, path string, check func(*unix.Stat_t) error
 	if err == nil && named.Dev == locked.Dev && named.Ino == locked.Ino {
 		return true, nil
 	}
-	// The holder before us removed or replaced the file: our lock guards
-	// nothing anyone else will open. Unlocked, not only closed: a child
-	// forked meanwhile holds a copy of fd until its exec.
+	// Unlocked, not only closed: a child forked meanwhile holds a copy of
+	// fd until its exec.
 	_ = ReleaseFd(fd)
 	if err != nil && err != unix.ENOENT {
 		return false, &fs.PathError{Op: "lstat", Path: path, Err: err}
@@ -405,25 +382,20 @@ func LockOpened(fd, dirfd int, name, path string, check func(*unix.Stat_t) error
 }
 
 const (
-	// readFlags: O_NONBLOCK keeps open(2) from waiting for a FIFO's
-	// writer; O_NOCTTY keeps a terminal from becoming ours.
+	// O_NONBLOCK: open(2) never waits for a FIFO's writer.
 	readFlags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC
-	// lockFlags: read-write as released go-microvm opens the lock, for
-	// flock emulations that need a writable descriptor (NFS).
+	// O_RDWR as released go-microvm opens the lock, for flock emulations
+	// that need a writable descriptor (NFS).
 	lockFlags      = unix.O_RDWR | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
 	probeLockFlags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
 )
 
-// atPath joins a directory's path and a name in it, for errors.
 func atPath(dir, name string) string { return dir + string(os.PathSeparator) + name }
 
-// lockable reports whether a state lock file of this type is opened and
-// flocked: a regular file, or a FIFO, opened without waiting and never read
-// (released writers lock a FIFO as a file, so refusing it would leave its
-// data directory unreclaimable while they use it).
+// lockable: released writers lock a FIFO as a file, so refusing one would
+// leave its data directory unreclaimable while they use it.
 func lockable(st *unix.Stat_t) bool { return sysat.IsRegular(st) || sysat.IsFIFO(st) }
 
-// lockFile is LockOpened's check of a state lock file.
 func lockFile(path string) func(*unix.Stat_t) error {
 	return func(st *unix.Stat_t) error {
 		if !lockable(st) {
@@ -433,14 +405,13 @@ func lockFile(path string) func(*unix.Stat_t) error {
 	}
 }
 
-// NotRegular is the *fs.PathError for a file of the type st gives at path
-// where a regular file was needed, matching ErrNotRegular.
+// NotRegular is the *fs.PathError matching ErrNotRegular for a file of
+// st's type at path.
 func NotRegular(op, path string, st *unix.Stat_t) error {
 	return &fs.PathError{Op: op, Path: path, Err: fmt.Errorf("%w: %s", ErrNotRegular, sysat.FileType(uint32(st.Mode)))}
 }
 
-// openErr is the *fs.PathError of an open with O_NOFOLLOW that failed:
-// ELOOP means a symlink, matching ErrNotRegular.
+// openErr reports ELOOP from an O_NOFOLLOW open as a symlink.
 func openErr(op, path string, err error) error {
 	if err == unix.ELOOP {
 		return &fs.PathError{Op: op, Path: path, Err: fmt.Errorf("%w: symlink", ErrNotRegular)}
@@ -448,22 +419,20 @@ func openErr(op, path string, err error) error {
 	return &fs.PathError{Op: "open", Path: path, Err: err}
 }
 
-// tryFlock takes an exclusive flock on fd without blocking; ErrLocked
-// when someone else holds it.
 func tryFlock(fd int, path string) error {
 	err := sysat.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
-	if err == unix.EWOULDBLOCK {
-		err = ErrLocked
-	} else if err != nil {
-		err = os.NewSyscallError("flock", err)
-	} else {
+	switch {
+	case err == nil:
 		return nil
+	case err == unix.EWOULDBLOCK:
+		err = ErrLocked
+	default:
+		err = os.NewSyscallError("flock", err)
 	}
 	return &fs.PathError{Op: "lock", Path: path, Err: err}
 }
 
-// probeFd reports whether someone else holds an exclusive flock on fd's
-// inode, taking and dropping it on fd's own open file description, which
+// probeFd takes and drops a flock on fd's own open file description, which
 // must be this process's alone.
 func probeFd(fd int, path string) (held bool, err error) {
 	if err := tryFlock(fd, path); errors.Is(err, ErrLocked) {
@@ -477,17 +446,16 @@ func probeFd(fd int, path string) (held bool, err error) {
 	return false, nil
 }
 
-// TryLockPath takes a writer's state lock at path, a lock file's full
-// path, without waiting, creating a missing file, and returns the locked
-// descriptor for ReleaseFd. Its errors are TryLock's. afterLock is nil but
-// in tests (see Dir.WithAfterLock).
+// TryLockPath takes a writer's state lock at the lock file's path without
+// waiting, creating a missing file, and returns the descriptor for
+// ReleaseFd. Its errors are TryLock's; afterLock is nil but in tests.
 func TryLockPath(path string, afterLock func(path string)) (fd int, err error) {
 	fd, _, err = tryLockAt(unix.AT_FDCWD, path, "", afterLock)
 	return fd, err
 }
 
-// ReleaseFd drops the flock held on fd and closes it; the explicit unlock
-// drops the lock at once even should a fork hold a copy of fd.
+// ReleaseFd unlocks and closes fd; the explicit unlock drops the lock at
+// once even while a fork holds a copy of fd.
 func ReleaseFd(fd int) error {
 	uerr := sysat.Flock(fd, unix.LOCK_UN)
 	cerr := unix.Close(fd)

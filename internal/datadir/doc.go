@@ -2,25 +2,21 @@
 // SPDX-License-Identifier: Apache-2.0
 
 // Package datadir reads the state file and takes or probes the run lease
-// and the state lock relative to an open data directory descriptor,
-// resolving no path again. Package state (with AT_FDCWD) and gc's walk both
-// use it, so each rule has one implementation. It knows the state file's
-// bytes, not its schema: callers pass the parser (state.Parse).
+// and the state lock relative to an open data directory descriptor (or
+// AT_FDCWD), resolving no path again, for package state and gc alike. It
+// knows the state file's bytes, not its schema: callers pass state.Parse.
 package datadir
 
 import "errors"
 
-// Names and limits package state re-exports; see there.
+// Names, limits and errors package state re-exports; see there.
 const (
 	FileName     = "go-microvm-state.json"
 	LockFileName = "go-microvm-state.lock"
 	MaxFileSize  = 64 << 10
-	// OpParse is the Op of a bad state file's error, released go-microvm's
-	// words, which callers match.
-	OpParse = "parse state file"
+	OpParse      = "parse state file" // released go-microvm's Op, which callers match
 )
 
-// Errors that package state re-exports; see there.
 var (
 	ErrNotRegular = errors.New("not a regular file")
 	ErrTooLarge   = errors.New("state file exceeds size cap")
