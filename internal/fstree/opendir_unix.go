@@ -38,7 +38,7 @@ func OpenDir(parent *os.File, rel string) (*os.File, error) {
 		}
 		path = filepath.Join(path, c)
 		next, err := sysat.Openat(fd, c, sysat.DirFlags, 0)
-		closeFD(fd)
+		_ = unix.Close(fd)
 		if err != nil {
 			return nil, &os.PathError{Op: "openat", Path: path, Err: err}
 		}

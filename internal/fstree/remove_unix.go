@@ -131,13 +131,8 @@ func (w *walker) path(d *frame) string {
 }
 
 func (w *walker) cancelled() bool {
-	select {
-	case <-w.ctx.Done():
-		w.stopped = true
-		return true
-	default:
-		return false
-	}
+	w.stopped = w.ctx.Err() != nil
+	return w.stopped
 }
 
 func (w *walker) walk(pfd int, name string) {
@@ -475,11 +470,12 @@ func (w *walker) openDir(fd int, name string, want fileID) (int, error) {
 			return -1, err
 		}
 		st, err := w.m.statAt(nfd, "")
-		if err == nil && !sameDir(want, st.id) {
+		same := st.id.ino == want.ino && st.id.dev == want.dev && (!st.id.hasMnt || !want.hasMnt || st.id.mnt == want.mnt)
+		if err == nil && !same {
 			err = errChanged
 		}
 		if err != nil {
-			closeFD(nfd)
+			_ = unix.Close(nfd)
 			return -1, err
 		}
 		return nfd, nil
@@ -513,7 +509,7 @@ func (w *walker) shed() {
 
 func (w *walker) close(d *frame) {
 	if d.fd >= 0 && d != w.stack[0] {
-		closeFD(d.fd)
+		_ = unix.Close(d.fd)
 		d.fd = -1
 		w.open--
 	}

@@ -21,10 +21,6 @@ type fileID struct {
 	hasMnt   bool
 }
 
-func sameDir(a, b fileID) bool {
-	return a.ino == b.ino && a.dev == b.dev && (!a.hasMnt || !b.hasMnt || a.mnt == b.mnt)
-}
-
 // mountMethod is how a walk tells another mount, best first.
 type mountMethod uint8
 
@@ -111,9 +107,6 @@ func plainStatAt(dirfd int, name string) (stat, error) {
 	}
 	return stat{id: fileID{dev: uint64(st.Dev), ino: uint64(st.Ino)}, mode: uint32(st.Mode), nlink: uint64(st.Nlink), blocks: int64(st.Blocks)}, nil
 }
-
-// closeFD does not retry: an interrupted close has released fd.
-func closeFD(fd int) { _ = unix.Close(fd) }
 
 // makeAccessible gives the owner of the open directory fd rwx.
 func makeAccessible(fd int) {
