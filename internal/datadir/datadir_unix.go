@@ -421,10 +421,10 @@ func openErr(op, path string, err error) error {
 
 func tryFlock(fd int, path string) error {
 	err := sysat.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
-	switch {
-	case err == nil:
+	switch err {
+	case nil:
 		return nil
-	case err == unix.EWOULDBLOCK:
+	case unix.EWOULDBLOCK:
 		err = ErrLocked
 	default:
 		err = os.NewSyscallError("flock", err)
