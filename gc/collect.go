@@ -81,7 +81,15 @@ func CollectContext(ctx context.Context, root string, opts ...Option) (*Report, 
 	defer rootDir.Close()
 
 	if o.dryRun {
-		dryRun(ctx, rootDir, rep, o)
+		res := scan(ctx, rootDir, abs, o, probeOrphans)
+		for _, c := range res.cands {
+			if c.Class == ClassOrphan {
+				rep.Reclaimed = append(rep.Reclaimed, c.orphan())
+			} else {
+				rep.Kept = append(rep.Kept, c.Candidate)
+			}
+		}
+		rep.Errors = res.errs
 		return rep, ctx.Err()
 	}
 
@@ -120,20 +128,7 @@ func CollectContext(ctx context.Context, root string, opts ...Option) (*Report, 
 	return rep, ctx.Err()
 }
 
-// dryRun fills rep from a scan, changing nothing.
-func dryRun(ctx context.Context, rootDir *os.File, rep *Report, o *options) {
-	res := scan(ctx, rootDir, rep.Root, o, probeOrphans)
-	for _, c := range res.cands {
-		if c.Class == ClassOrphan {
-			rep.Reclaimed = append(rep.Reclaimed, c.orphan())
-		} else {
-			rep.Kept = append(rep.Kept, c.Candidate)
-		}
-	}
-	rep.Errors = res.errs
-}
-
-// collector is one Collect run, holding the root lock.
+// collector is one Collect run.
 type collector struct {
 	o    *options
 	abs  string
@@ -145,25 +140,22 @@ type collector struct {
 
 	mu  sync.Mutex
 	rep *Report
-	// trash is root's trash directory, opened (and created) on first use;
-	// noTrash is set when it cannot be used.
+	// trash is opened (and made) on first use; noTrash: reclaim in place.
 	trash   *os.File
 	noTrash bool
 }
 
 func (c *collector) run() {
-	// Trash first: it is work an earlier run already committed to. A
-	// trash this run may not use is left as it is, and reclaims go in
-	// place.
+	// Trash first: it is work an earlier run already committed to.
 	trashPath := filepath.Join(c.abs, TrashName)
 	hadTrash := false
-	// Without the root lock (noTrash already set) the trash is left alone.
 	if !c.noTrash {
 		if t, err := openTrash(c.root, c.abs, false); err == nil {
 			hadTrash = true
 			c.emptyTrash(t, trashPath)
 			_ = t.Close()
-		} else if worthReporting(err) {
+		} else if errors.Is(err, fstree.ErrMountPoint) || errors.Is(err, errOpenToOthers) {
+			// For an operator to fix; meanwhile reclaims go in place.
 			c.addErr("open trash", trashPath, err)
 			c.noTrash = true
 		}
@@ -173,7 +165,6 @@ func (c *collector) run() {
 	for _, e := range res.errs {
 		c.addPathErr(e)
 	}
-
 	var orphans []scanned
 	for _, cand := range res.cands {
 		if cand.Class == ClassOrphan {
@@ -188,8 +179,7 @@ func (c *collector) run() {
 	if c.trash != nil {
 		_ = c.trash.Close()
 	}
-	// This user's trash is not left behind empty; a non-empty one is
-	// work for the next run.
+	// This user's trash is not left behind empty.
 	if hadTrash || c.trash != nil {
 		if err := sysat.Unlinkat(int(c.root.Fd()), TrashName, unix.AT_REMOVEDIR); err != nil && !isGone(err) && !isNotEmpty(err) {
 			c.addErr("remove trash", trashPath, err)
@@ -204,9 +194,7 @@ func (c *collector) run() {
 }
 
 // dropLock removes the root lock file, still holding it, when the run
-// leaves nothing for the next one, so a root without VMs is left as found.
-// It must be the last act under the lock: a waiter then starts over on a
-// new file (see lockRoot).
+// leaves nothing for the next one. It must be the last act under the lock.
 func (c *collector) dropLock() {
 	if len(c.rep.Kept) > 0 || c.rep.Deferred {
 		return
@@ -220,7 +208,6 @@ func (c *collector) dropLock() {
 	}
 }
 
-// addErr records the failure err of op on path in the report and logs it.
 func (c *collector) addErr(op, path string, err error) {
 	c.addPathErr(pathError(op, path, err))
 }
@@ -245,8 +232,15 @@ func (c *collector) setDeferred() {
 	c.mu.Unlock()
 }
 
-// rootTrash returns root's trash directory, creating it on first use, or
-// nil when this run may not use one and reclaims in place.
+// addFreed counts bytes freed outside an orphan's own.
+func (c *collector) addFreed(n int64) {
+	c.mu.Lock()
+	c.rep.BytesFreed += n
+	c.mu.Unlock()
+}
+
+// rootTrash returns root's trash, made on first use, or nil when this run
+// reclaims in place.
 func (c *collector) rootTrash() *os.File {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -261,44 +255,18 @@ func (c *collector) rootTrash() *os.File {
 	return c.trash
 }
 
-// outcomeKind says how the reclaim of one orphan ended.
-type outcomeKind int
-
-const (
-	// outcomeReclaimed: its state file is gone, removed by this run.
-	outcomeReclaimed outcomeKind = iota
-	// outcomeKept: it was not reclaimed; the verdict under the locks, or
-	// the error that stopped the reclaim, says why.
-	outcomeKept
-	// outcomeGone: its state file, or the whole data directory, went
-	// while this run looked, removed by someone else (an embedder's own
-	// clean-up). It is reported as reclaimed, with nothing freed here.
-	outcomeGone
-)
-
-// outcome is how the reclaim of one orphan ended.
+// outcome is how the reclaim of one orphan ended: gone (removed by someone
+// else meanwhile, reported as reclaimed with nothing freed here), committed
+// (orphan set; its rootfs-work still in the trash as entry trash, if any),
+// or kept, with the error that stopped it (nil when the verdict did).
 type outcome struct {
-	kind outcomeKind
-	// orphan is what was reclaimed (outcomeReclaimed).
-	orphan Orphan
-	// kept is the candidate as kept, with its verdict under the locks
-	// (outcomeKept).
-	kept Candidate
-	// err is what stopped the reclaim of a kept candidate; nil when its
-	// verdict alone kept it.
-	err error
-	// tr is where the committed rootfs-work went, still to be deleted
-	// (outcomeReclaimed).
-	tr trashRef
+	gone   bool
+	orphan *Orphan
+	trash  string
+	kept   Candidate
+	err    error
 }
 
-func reclaimedAs(o Orphan) outcome { return outcome{kind: outcomeReclaimed, orphan: o} }
-
-func keptAs(k Candidate, err error) outcome { return outcome{kind: outcomeKept, kept: k, err: err} }
-
-func goneAlready() outcome { return outcome{kind: outcomeGone} }
-
-// reclaim reclaims one orphan found by the scan, or records why not.
 func (c *collector) reclaim(cand scanned) {
 	if c.budget.Err() != nil {
 		c.setDeferred()
@@ -311,23 +279,20 @@ func (c *collector) reclaim(cand scanned) {
 		return
 	}
 	out := c.reclaimDir(cand)
-	switch out.kind {
-	case outcomeReclaimed:
-		c.reclaimed(out.orphan)
-	case outcomeGone:
+	switch {
+	case out.gone:
 		c.reclaimed(Orphan{Path: cand.Path, Reason: cand.Reason, PID: cand.PID})
-	case outcomeKept:
-		if out.err == nil {
-			c.keep(out.kept)
-			return
-		}
+	case out.orphan != nil:
+		c.reclaimed(*out.orphan)
+	case out.err != nil:
 		out.kept.Detail += "; not reclaimed: " + out.err.Error()
 		c.keep(out.kept)
 		c.addErr("reclaim", cand.Path, out.err)
+	default:
+		c.keep(out.kept)
 	}
 }
 
-// reclaimed logs, reports and records the reclaimed orphan o.
 func (c *collector) reclaimed(o Orphan) {
 	c.o.logger.Info("gc: reclaimed", "path", o.Path, "reason", o.Reason, "pid", o.PID, "bytes", o.Bytes)
 	if c.o.progress != nil {
@@ -339,10 +304,8 @@ func (c *collector) reclaimed(o Orphan) {
 	c.mu.Unlock()
 }
 
-// reclaimDir reclaims the data directory of cand: reclaimOpen removes its
-// files, and it then removes the directory itself, and its parent when
-// that leaves it empty. An orphan whose state file or directory someone
-// else removed meanwhile is outcomeGone: ENOENT means already gone.
+// reclaimDir reclaims cand's directory under its lease, then removes the
+// directory and its emptied parent, then its rootfs-work from the trash.
 func (c *collector) reclaimDir(cand scanned) outcome {
 	if c.o.hooks.reclaim != nil {
 		c.o.hooks.reclaim(cand.Path)
@@ -352,48 +315,65 @@ func (c *collector) reclaimDir(cand scanned) outcome {
 		defer parent.Close()
 	}
 	if isGone(err) {
-		// Deleted by someone else (an embedder's own clean-up) since the
-		// scan: reclaimed all the same, with nothing freed here.
-		return goneAlready()
+		return outcome{gone: true}
 	}
 	if err != nil {
-		return keptAs(cand.Candidate, err)
+		return outcome{kept: cand.Candidate, err: err}
 	}
 	defer closeLeased(d)
-	if cand.leftover {
-		return c.reclaimLeftover(cand, parent, d)
-	}
-	out := c.reclaimOpen(cand, d)
-	if out.kind == outcomeKept && removed(d) {
-		// Kept only because the whole directory went while we looked.
-		return goneAlready()
-	}
-	if out.kind != outcomeReclaimed {
-		// A kept directory stays, a gone one is someone else's to
-		// remove.
+	restore, out, ok := leaseWritable(d, cand)
+	if !ok {
 		return out
 	}
-	// Committed: from here on everything is clean-up. The directory goes
-	// (root never does) before its rootfs-work is deleted from the trash,
-	// so a run cut short in that long removal leaves trash for the next
-	// one, not an empty directory no later run could tell from one an
-	// embedder has just made.
+	defer restore()
+	if cand.leftover {
+		out = c.reclaimLeftover(cand, d)
+	} else if out = c.reclaimOpen(cand, d); !out.gone && out.orphan == nil && removed(d) {
+		// Kept only because the whole directory went while we looked.
+		return outcome{gone: true}
+	}
+	if out.orphan == nil {
+		return out
+	}
+	// The directory goes before its rootfs-work leaves the trash: a run cut
+	// short then leaves trash, not an empty directory no later run could
+	// tell from one an embedder has just made.
 	if cand.rel != "." {
 		c.removeDataDir(parent, d, cand.rel, cand.Path)
 	}
-	if out.tr.dir != nil {
+	if out.trash != "" {
 		if c.o.hooks.emptying != nil {
 			c.o.hooks.emptying(cand.Path)
 		}
-		more, _ := c.removeTree(out.tr.dir, out.tr.name, out.tr.path, cand.Path)
+		more, _ := c.removeTree(c.rootTrash(), out.trash, filepath.Join(c.abs, TrashName, out.trash), cand.Path)
 		out.orphan.Bytes += more
 	}
 	return out
 }
 
-// openDataDir opens the data directory at rel, and its parent unless rel
-// is root itself ("."), without following a symlink. parent is returned
-// open whenever it was opened, even with an error about the directory.
+// leaseWritable takes the lease on d itself (verifyPath proves later that
+// the path names d), then makes d writable (see makeWritable). Unless ok,
+// out says why d is kept.
+func leaseWritable(d *os.File, cand scanned) (restore func(), out outcome, ok bool) {
+	held := "run lease is held"
+	if cand.leftover {
+		held = "directory is flocked"
+	}
+	switch err := dirOf(d, cand.Path).TryLease(); {
+	case errors.Is(err, state.ErrLocked):
+		return nil, outcome{kept: relabel(cand.Candidate, ClassLive, ReasonLeaseHeld, held)}, false
+	case err != nil:
+		return nil, outcome{kept: cand.Candidate, err: err}, false
+	}
+	restore, err := makeWritable(d, cand.Path)
+	if err != nil {
+		return nil, outcome{kept: cand.Candidate, err: err}, false
+	}
+	return restore, outcome{}, true
+}
+
+// openDataDir opens the directory at rel, and its parent unless rel is
+// ".", never following a symlink. parent is returned whenever it opened.
 func (c *collector) openDataDir(rel, path string) (parent, d *os.File, err error) {
 	if rel == "." {
 		d, err = fstree.OpenDir(c.root, ".")
@@ -407,17 +387,12 @@ func (c *collector) openDataDir(rel, path string) (parent, d *os.File, err error
 	return parent, d, err
 }
 
-// removeDataDir removes the data directory d at rel, whose files are gone,
-// from its parent, and then that parent when it is strictly below root and
-// left empty. A directory something else still fills is left, silently:
-// what is in it is not go-microvm's to remove.
+// removeDataDir removes the emptied data directory d at rel, while its
+// lease is held, then its parent when strictly below root, left empty and
+// flocked by nobody else (an embedder's lock, a creator's lease). A
+// directory something else still fills stays, silently.
 func (c *collector) removeDataDir(parent, d *os.File, rel, path string) {
-	// A collection over D itself (runner.NewClaim's default root) that
-	// kept it may have left its lock file there.
 	dropIdleLock(d, path)
-	// D goes while the lease is still held: a creator waiting for the
-	// lease finds, once it gets it, that the path no longer names the
-	// directory it locked, and starts over on a fresh one.
 	if err := sysat.Unlinkat(int(parent.Fd()), filepath.Base(rel), unix.AT_REMOVEDIR); err != nil {
 		if !isNotEmpty(err) && !isGone(err) {
 			c.addErr("remove", path, err)
@@ -426,39 +401,36 @@ func (c *collector) removeDataDir(parent, d *os.File, rel, path string) {
 	}
 	up := filepath.Dir(rel)
 	if up == "." {
-		// The parent is root, which is never removed.
 		return
 	}
 	gp, err := fstree.OpenDir(c.root, filepath.Dir(up))
 	if err != nil {
-		// The parent stays, which costs only an empty directory.
 		return
 	}
 	defer gp.Close()
-	unlock, ok := lockEmptyParent(gp, filepath.Base(up), filepath.Join(c.abs, up))
-	if !ok {
+	p, err := openDirAt(gp, filepath.Base(up), up)
+	if err != nil {
 		return
 	}
-	defer unlock()
-	switch err := sysat.Unlinkat(int(gp.Fd()), filepath.Base(up), unix.AT_REMOVEDIR); {
-	case err == nil, isGone(err):
-	case isNotEmpty(err):
-		// Something else fills it: not go-microvm's to remove.
-	default:
+	defer closeLeased(p)
+	if sysat.Flock(int(p.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+		return
+	}
+	if err := sysat.Unlinkat(int(gp.Fd()), filepath.Base(up), unix.AT_REMOVEDIR); err != nil && !isGone(err) && !isNotEmpty(err) {
 		c.addErr("remove", filepath.Join(c.abs, up), err)
 	}
 }
 
-// removeRemnant removes what a reclaim cut short after its commit leaves at
-// rel: a directory holding only a state lock file and temporary saves. It
-// takes the lease and state lock first, so a creator at work there keeps it.
+// removeRemnant removes what a reclaim cut short after its commit left at
+// rel: a directory holding only a state lock file and temporary saves,
+// under its lease and state lock.
 func (c *collector) removeRemnant(rel string) {
 	if c.budget.Err() != nil {
 		c.setDeferred()
 		return
 	}
-	path := filepath.Join(c.abs, rel)
-	parent, d, err := c.openDataDir(rel, path)
+	cand := scanned{Candidate: Candidate{Path: filepath.Join(c.abs, rel)}, rel: rel}
+	parent, d, err := c.openDataDir(rel, cand.Path)
 	if parent != nil {
 		defer parent.Close()
 	}
@@ -466,91 +438,52 @@ func (c *collector) removeRemnant(rel string) {
 		return
 	}
 	defer closeLeased(d)
-	sd := dirOf(d, path)
-	if sd.TryLease() != nil || c.verifyPath(rel, d) != nil {
-		return
-	}
-	restore, err := makeWritable(d, path)
-	if err != nil {
+	restore, _, ok := leaseWritable(d, cand)
+	if !ok || c.verifyPath(rel, d) != nil {
 		return
 	}
 	defer restore()
-	sl, err := sd.TryLock()
+	sl, err := dirOf(d, cand.Path).TryLock()
 	if err != nil {
 		return
 	}
-	names, ok := remnantFiles(d)
-	if !ok {
-		// The lock file is the one to let go; nothing was changed.
+	if !isRemnant(d) {
 		_ = sl.Release()
 		return
 	}
-	var freed int64
-	for _, name := range names {
-		var st unix.Stat_t
-		if sysat.Fstatat(int(d.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || !sysat.IsRegular(&st) {
-			continue
-		}
-		if err := sysat.Unlinkat(int(d.Fd()), name, 0); err != nil && !isGone(err) {
-			c.addErr("unlink", filepath.Join(path, name), err)
-			continue
-		}
-		freed += freedBy(&st)
-	}
-	if err := sl.Release(); err != nil {
-		c.addErr("unlock", filepath.Join(path, state.LockFileName), err)
-	}
-	c.removeDataDir(parent, d, rel, path)
-	c.o.logger.Info("gc: removed what a reclaim cut short left of a data directory", "path", path, "bytes", freed)
+	freed, _, err := c.commit(d, cand.Path)
+	c.release(sl, cand.Path)
 	c.addFreed(freed)
+	if err != nil {
+		c.addErr("reclaim", cand.Path, err)
+		return
+	}
+	c.removeDataDir(parent, d, rel, cand.Path)
+	c.o.logger.Info("gc: removed what a reclaim cut short left of a data directory", "path", cand.Path, "bytes", freed)
 }
 
-// remnantFiles lists the files of d, the state lock last, when they are
-// only a state lock file and temporary saves; ok is false otherwise.
-func remnantFiles(d *os.File) (names []string, ok bool) {
-	all, err := dirNames(d)
+// isRemnant reports whether d holds a state lock file and nothing else but
+// temporary saves and an idle collector lock.
+func isRemnant(d *os.File) bool {
+	names, err := dirNames(d)
 	if err != nil {
-		return nil, false
+		return false
 	}
 	hasLock := false
-	for _, name := range all {
+	for _, name := range names {
 		tmp, _ := filepath.Match(state.TempPattern, name)
 		switch {
 		case name == state.LockFileName:
 			hasLock = true
-		case name == LockName():
-			// An idle collector lock goes with the directory.
-		case tmp:
-			names = append(names, name)
-		default:
-			return nil, false
+		case name != LockName() && !tmp:
+			return false
 		}
 	}
-	return append(names, state.LockFileName), hasLock
+	return hasLock
 }
 
-// lockEmptyParent flocks the emptied parent name across its removal; one
-// flocked by someone else (an embedder's lock, a creator's lease) is theirs:
-// ok is false and it stays.
-func lockEmptyParent(parent *os.File, name, path string) (unlock func(), ok bool) {
-	dir, err := openDirAt(parent, name, path)
-	if err != nil {
-		// Gone, or not a directory: nothing of ours to remove.
-		return nil, false
-	}
-	if err := sysat.Flock(int(dir.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		// Held elsewhere, or the lock cannot be taken: either way the
-		// directory stays, which costs only an empty directory.
-		_ = dir.Close()
-		return nil, false
-	}
-	return func() { closeLeased(dir) }, true
-}
-
-// closeLeased drops the flock this process took on d, then closes d. The
-// explicit unlock frees it at once: a child forked meanwhile holds a copy
-// of d until its exec, which would keep the lock held after Collect
-// returned.
+// closeLeased unlocks d, then closes it: a child forked meanwhile holds a
+// copy of d until its exec, which would keep the lock held.
 func closeLeased(d *os.File) {
 	_ = sysat.Flock(int(d.Fd()), unix.LOCK_UN)
 	_ = d.Close()
@@ -563,103 +496,73 @@ func removed(d *os.File) bool {
 	return err == nil && st.Nlink == 0
 }
 
-// reclaimOpen reclaims the data directory d of cand, up to and including
-// its own files; reclaimDir removes d itself. It takes the locks, in the
-// order a creator takes them (lease, then state lock), and hands over to
-// reclaimLocked.
+// reclaimOpen takes d's state lock, after its lease (a creator's order),
+// without ever leaving a lock file in a directory whose state is gone, and
+// reclaims d's files under both.
 func (c *collector) reclaimOpen(cand scanned, d *os.File) outcome {
-	kept, path := cand.Candidate, cand.Path
-
-	restore, out, ok := leaseWritable(d, path, kept, "run lease is held")
-	if !ok {
-		return out
-	}
-	defer restore()
-	sd := dirOf(d, path)
-
-	// The state lock is taken without ever leaving a lock file behind in
-	// a directory whose state is gone: an owner deleting its directory
-	// meanwhile must not find one brought back.
-	sl, err := sd.TryLock()
+	sl, err := dirOf(d, cand.Path).TryLock()
 	switch {
 	case errors.Is(err, state.ErrLocked):
-		return keptAs(relabel(kept, ClassBusy, ReasonStateLocked, "state lock is held"), nil)
+		return outcome{kept: relabel(cand.Candidate, ClassBusy, ReasonStateLocked, "state lock is held")}
 	case errors.Is(err, fs.ErrNotExist):
-		return goneAlready()
+		return outcome{gone: true}
 	case err != nil:
-		return keptAs(unreadable(kept, err), nil)
+		return outcome{kept: unreadable(cand.Candidate, err)}
 	}
-	defer func() {
-		// The fd is closed either way, so the lock is gone; a failed
-		// unlock is still reported, as it says the state dir misbehaves.
-		if err := sl.Release(); err != nil {
-			c.addErr("unlock", filepath.Join(path, state.LockFileName), err)
-		}
-	}()
+	defer c.release(sl, cand.Path)
 	if c.o.hooks.stateLocked != nil {
-		c.o.hooks.stateLocked(path)
+		c.o.hooks.stateLocked(cand.Path)
 	}
 	return c.reclaimLocked(cand, d, sl)
 }
 
-// reclaimLocked reclaims d's files under its lease and state lock: it
-// decides again, proves the path still names d, lets the embedder keep it
-// or remove what it owns, and commits.
-func (c *collector) reclaimLocked(cand scanned, d *os.File, sl *datadir.DirLock) outcome {
-	rel, path := cand.rel, cand.Path
-	// Decide again under both locks: between the scan and now a writer may
-	// have changed the state, and nobody can change it any more.
-	now, err := c.decideLocked(sl, path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return goneAlready()
-	case err != nil:
-		return keptAs(unreadable(cand.Candidate, err), nil)
-	case now.Class != ClassOrphan:
-		now.Detail += " (changed during the sweep)"
-		return keptAs(now, nil)
+// release drops the state lock sl; a failure says the directory misbehaves.
+func (c *collector) release(sl *datadir.DirLock, path string) {
+	if err := sl.Release(); err != nil {
+		c.addErr("unlock", filepath.Join(path, state.LockFileName), err)
 	}
-	if c.o.hooks.locked != nil {
-		c.o.hooks.locked(path)
-	}
-	if err := c.verifyPath(rel, d); err != nil {
-		return keptAs(now, err)
-	}
-	if k := c.embedderFirst(d, rel, now); k != nil {
-		return keptAs(*k, nil)
-	}
-
-	freed, tr, err := c.commit(d, path, sl)
-	if errors.Is(err, errLeftInPlace) {
-		// What was removed is freed; the rest is reported, and stays an
-		// orphan for the next run, its state file still there.
-		c.mu.Lock()
-		c.rep.BytesFreed += freed
-		c.mu.Unlock()
-		now.Detail += "; " + err.Error()
-		return keptAs(now, nil)
-	}
-	if err != nil {
-		return keptAs(now, err)
-	}
-	out := reclaimedAs(Orphan{Path: path, Reason: now.Reason, PID: now.PID, Bytes: freed})
-	out.tr = tr
-	return out
 }
 
-// decideLocked reads the state through the held state lock sl and
-// classifies the data directory at path afresh, with a new process lookup.
-// An error wrapping fs.ErrNotExist means the state file is gone.
-func (c *collector) decideLocked(sl *datadir.DirLock, path string) (Candidate, error) {
+// reclaimLocked decides again under both locks, proves the path still
+// names d, lets the embedder keep it or remove what it owns, and commits.
+func (c *collector) reclaimLocked(cand scanned, d *os.File, sl *datadir.DirLock) outcome {
+	path := cand.Path
 	var s *state.State
 	fi, err := sl.Read(parseInto(&s))
-	if err != nil {
-		return Candidate{}, err
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return outcome{gone: true}
+	case err != nil:
+		return outcome{kept: unreadable(cand.Candidate, err)}
 	}
 	f := c.ob.Bare()
 	f.State, f.StateModTime = s, fi.ModTime
 	c.ob.LookupProcess(&f)
-	return candidateFrom(path, f, c.o.policy()), nil
+	now := candidateFrom(path, f, c.o.policy())
+	if now.Class != ClassOrphan {
+		now.Detail += " (changed during the sweep)"
+		return outcome{kept: now}
+	}
+	if c.o.hooks.locked != nil {
+		c.o.hooks.locked(path)
+	}
+	if err := c.verifyPath(cand.rel, d); err != nil {
+		return outcome{kept: now, err: err}
+	}
+	if k := c.embedderFirst(d, cand.rel, now); k != nil {
+		return outcome{kept: *k}
+	}
+	freed, trash, err := c.commit(d, path)
+	if errors.Is(err, errLeftInPlace) {
+		// What went is freed; the rest stays an orphan for the next run.
+		c.addFreed(freed)
+		now.Detail += "; " + err.Error()
+		return outcome{kept: now}
+	}
+	if err != nil {
+		return outcome{kept: now, err: err}
+	}
+	return outcome{orphan: &Orphan{Path: path, Reason: now.Reason, PID: now.PID, Bytes: freed}, trash: trash}
 }
 
 // unreadable relabels c as unreadable because of err.
@@ -669,36 +572,14 @@ func unreadable(c Candidate, err error) Candidate {
 	return k
 }
 
-// leaseWritable takes the lease on d itself (an open file description of
-// this process alone, held until d is closed; verifyPath proves later that
-// the path names d), then lets a collector that is not root reclaim a
-// read-only directory it owns, as released go-microvm's own removal does.
-// Unless ok, out says why d is kept; otherwise restore puts d's mode back
-// unless d goes.
-func leaseWritable(d *os.File, path string, kept Candidate, held string) (restore func(), out outcome, ok bool) {
-	switch err := dirOf(d, path).TryLease(); {
-	case errors.Is(err, state.ErrLocked):
-		return nil, keptAs(relabel(kept, ClassLive, ReasonLeaseHeld, held), nil), false
-	case err != nil:
-		return nil, keptAs(kept, err), false
-	}
-	restore, err := makeWritable(d, path)
-	if err != nil {
-		return nil, keptAs(kept, err), false
-	}
-	return restore, outcome{}, true
-}
-
 func relabel(c Candidate, class Class, reason Reason, detail string) Candidate {
 	c.Class, c.Reason, c.Detail = class, reason, detail
 	return c
 }
 
 // verifyPath checks that rel, walked down from root without following a
-// symlink, still leads to d. The locks were taken by path; this proves the
-// path named d, reached without a symlink, after they were taken, so the
-// locks guard d. Every deletion below is relative to d, so a symlink
-// swapped in later changes nothing of what is deleted.
+// symlink, still leads to d: the locks taken on d then guard what the path
+// names, and every deletion is relative to d.
 func (c *collector) verifyPath(rel string, d *os.File) error {
 	again, err := fstree.OpenDir(c.root, rel)
 	if err != nil {
@@ -715,30 +596,21 @@ func (c *collector) verifyPath(rel string, d *os.File) error {
 	return nil
 }
 
-// trashRef is where a committed rootfs-work went: name in root's trash
-// dir, at path; dir is nil when it was removed in place, or there was none.
-type trashRef struct {
-	dir        *os.File
-	path, name string
-}
-
 // errLeftInPlace stops a commit whose rootfs-work, removed in place, is
-// not all gone: the budget ran out, or something in it stays (a mount
-// point, a live data directory, a failure), reported on its own.
+// not all gone; what stays is reported on its own.
 var errLeftInPlace = errors.New("rootfs-work partly removed in place; the rest is left for the next run")
 
 // commit moves d's rootfs-work into the trash (or removes it in place), then
-// go-microvm's files, the state file last: everything before can be
-// repeated by the next run. It returns the bytes freed and where
-// rootfs-work went.
-func (c *collector) commit(d *os.File, path string, sl *datadir.DirLock) (int64, trashRef, error) {
-	freed, tr, err := c.moveRootfsWork(d, path)
+// removes go-microvm's files, the state file last. It returns the bytes
+// freed and the trash entry rootfs-work became ("" if none).
+func (c *collector) commit(d *os.File, path string) (int64, string, error) {
+	freed, trash, err := c.moveRootfsWork(d, path)
 	if err != nil {
-		return freed, tr, err
+		return freed, trash, err
 	}
 	names, err := ownedFiles(d)
 	if err != nil {
-		return freed, tr, fmt.Errorf("list data directory: %w", err)
+		return freed, trash, fmt.Errorf("list data directory: %w", err)
 	}
 	for _, name := range names {
 		var st unix.Stat_t
@@ -747,72 +619,63 @@ func (c *collector) commit(d *os.File, path string, sl *datadir.DirLock) (int64,
 			continue
 		}
 		if err != nil {
-			return freed, tr, &fs.PathError{Op: "lstat", Path: filepath.Join(path, name), Err: err}
+			return freed, trash, &fs.PathError{Op: "lstat", Path: filepath.Join(path, name), Err: err}
 		}
-		// go-microvm writes these as regular files; anything else under
-		// the name is not ours. A state file that is not regular was
-		// never an orphan: it was read under the lock.
+		// Anything but a regular file under the name is not go-microvm's.
 		if !sysat.IsRegular(&st) {
 			continue
 		}
 		if err := sysat.Unlinkat(int(d.Fd()), name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
 			if name == state.FileName {
-				return freed, tr, &fs.PathError{Op: "unlink", Path: filepath.Join(path, name), Err: err}
+				return freed, trash, &fs.PathError{Op: "unlink", Path: filepath.Join(path, name), Err: err}
 			}
 			c.addErr("unlink", filepath.Join(path, name), err)
 			continue
 		}
 		freed += freedBy(&st)
 	}
-	if err := sl.Release(); err != nil {
-		c.addErr("unlock", filepath.Join(path, state.LockFileName), err)
-	}
-	return freed, tr, nil
+	return freed, trash, nil
 }
 
-// moveRootfsWork renames d/rootfs-work into root's trash, or where it cannot
-// or must not (see movable) removes it in place, returning the bytes freed
-// and errLeftInPlace when some of it stays.
-func (c *collector) moveRootfsWork(d *os.File, path string) (int64, trashRef, error) {
+// moveRootfsWork renames d/rootfs-work into the trash, or else removes it in
+// place, returning errLeftInPlace when some of it stays.
+func (c *collector) moveRootfsWork(d *os.File, path string) (int64, string, error) {
 	wpath := filepath.Join(path, rootfsWorkName)
 	var st unix.Stat_t
 	if err := sysat.Fstatat(int(d.Fd()), rootfsWorkName, &st, unix.AT_SYMLINK_NOFOLLOW); errors.Is(err, unix.ENOENT) {
-		return 0, trashRef{}, nil
+		return 0, "", nil
 	}
-	// Moving a directory to another parent rewrites its "..": it must be
-	// writable too.
+	// A rename to another parent rewrites its "..": it must be writable.
 	if w, err := openDirAt(d, rootfsWorkName, wpath); err == nil {
 		_, werr := makeWritable(w, w.Name())
 		_ = w.Close()
 		if werr != nil {
-			return 0, trashRef{}, werr
+			return 0, "", werr
 		}
 	}
 	if t := c.rootTrash(); t != nil && c.movable(d, wpath) {
 		name := trashEntryName()
 		err := sysat.Renameat(int(d.Fd()), rootfsWorkName, int(t.Fd()), name)
 		if err == nil {
-			return 0, trashRef{dir: t, path: filepath.Join(c.abs, TrashName, name), name: name}, nil
+			return 0, name, nil
 		}
-		// ENOENT is either side: rootfs-work removed by someone else
-		// since the look (nothing to move), or the trash itself.
+		// rootfs-work gone meanwhile: nothing to move.
 		if serr := sysat.Fstatat(int(d.Fd()), rootfsWorkName, &st, unix.AT_SYMLINK_NOFOLLOW); errors.Is(serr, unix.ENOENT) {
-			return 0, trashRef{}, nil
+			return 0, "", nil
 		}
-		// Otherwise (another filesystem, EXDEV, say) a rename cannot do,
-		// and copying would be the very cost being avoided.
+		// Another filesystem (EXDEV), say: copying would cost what
+		// the trash saves.
 		c.o.logger.Debug("gc: removing in place", "path", wpath, "error", err)
 	}
 	freed, gone := c.removeTree(d, rootfsWorkName, wpath, path)
 	if !gone {
-		return freed, trashRef{}, errLeftInPlace
+		return freed, "", errLeftInPlace
 	}
-	return freed, trashRef{}, nil
+	return freed, "", nil
 }
 
-// movable reports whether d's rootfs-work may go into the trash: a look
-// through it finds no live VM's data directory, no mount point and nothing
-// unreadable, which would have to stay at their paths.
+// movable reports whether d's rootfs-work may go into the trash: it holds
+// no live VM's data directory, no mount point and nothing unreadable.
 func (c *collector) movable(d *os.File, wpath string) bool {
 	res, err := c.treeOptions().InUseAt(c.budget, d, rootfsWorkName, wpath)
 	return err == nil && len(res.InUse) == 0 && len(res.Mounts) == 0 && len(res.Errors) == 0

@@ -17,37 +17,26 @@ import (
 	"github.com/stacklok/go-microvm/internal/sysat"
 )
 
-// rootLockFlags opens (creating if needed) the root lock file. O_NOFOLLOW
-// refuses a symlink planted in its place; O_NONBLOCK keeps open(2) from
-// waiting for the writer of a FIFO planted there.
-const rootLockFlags = unix.O_CREAT | unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
-
 // lockRoot takes root's collector lock without waiting and returns its
-// descriptor; closing it releases the lock. It returns ErrBusy when another
-// collector holds it, state.ErrNotRegular for a planted non-regular file
-// (never opened), and fs.ErrPermission or errOpenToOthers when another user
-// could hold it. A lock on an inode unlinked meanwhile (only a holder
-// unlinks it) guards nothing: with retry lockRoot starts over, else ErrBusy.
+// descriptor. It returns ErrBusy when another collector holds it,
+// state.ErrNotRegular for a planted non-regular file (never opened), and
+// fs.ErrPermission or errOpenToOthers when another user could hold it. A
+// lock on a file unlinked meanwhile (by its holder) guards nothing: with
+// retry lockRoot starts over a few times, else it returns ErrBusy.
 func lockRoot(root *os.File, abs string, retry bool) (int, error) {
-	for attempt := 0; ; attempt++ {
-		fd, err := lockRootOnce(root, abs)
-		if !errors.Is(err, errLockReplaced) || !retry || attempt >= maxLockAttempts {
-			if errors.Is(err, errLockReplaced) {
-				err = fmt.Errorf("lock root: collect %s: %w: root lock file replaced", abs, ErrBusy)
-			}
+	for range 8 {
+		fd, held, err := lockRootOnce(root, abs)
+		if err != nil || held {
 			return fd, err
 		}
+		if !retry {
+			break
+		}
 	}
+	return -1, fmt.Errorf("lock root: collect %s: %w: root lock file replaced", abs, ErrBusy)
 }
 
-// maxLockAttempts bounds lockRoot's retries: each one follows another
-// collector's whole run, so a few cover any real contention.
-const maxLockAttempts = 8
-
-// errLockReplaced reports a lock taken on a lock file unlinked meanwhile.
-var errLockReplaced = errors.New("root lock file replaced")
-
-func lockRootOnce(root *os.File, abs string) (int, error) {
+func lockRootOnce(root *os.File, abs string) (int, bool, error) {
 	name := LockName()
 	path := abs + string(os.PathSeparator) + name
 	rfd := int(root.Fd())
@@ -59,27 +48,27 @@ func lockRootOnce(root *os.File, abs string) (int, error) {
 	}
 	var st unix.Stat_t
 	if err := sysat.Fstatat(rfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && !sysat.IsRegular(&st) {
-		return -1, fmt.Errorf("lock root: %w", check(&st))
+		return -1, false, fmt.Errorf("lock root: %w", check(&st))
 	}
-	fd, err := sysat.Openat(rfd, name, rootLockFlags, 0o600)
+	// O_NONBLOCK: open(2) never waits for the writer of a planted FIFO.
+	fd, err := sysat.Openat(rfd, name, unix.O_CREAT|unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return -1, fmt.Errorf("lock root: %w", &fs.PathError{Op: "open", Path: path, Err: err})
+		return -1, false, fmt.Errorf("lock root: %w", &fs.PathError{Op: "open", Path: path, Err: err})
 	}
 	held, err := datadir.LockOpened(fd, rfd, name, path, check, nil)
 	switch {
 	case errors.Is(err, datadir.ErrLocked):
-		return -1, fmt.Errorf("lock root: collect %s: %w", abs, ErrBusy)
+		return -1, false, fmt.Errorf("lock root: collect %s: %w", abs, ErrBusy)
 	case err != nil:
-		return -1, fmt.Errorf("lock root: %w", err)
+		return -1, false, fmt.Errorf("lock root: %w", err)
 	case !held:
-		return -1, errLockReplaced
+		return -1, false, nil
 	}
-	return fd, nil
+	return fd, true, nil
 }
 
 // lockUnusable reports whether err, from lockRoot, says that the lock file
-// cannot be made for want of space, or that what has its name may not be
-// used (see checkOwn): a collector then goes on without the root lock.
+// cannot be made for want of space or may not be used (see checkOwn).
 func lockUnusable(err error) bool {
 	var pe *fs.PathError
 	return errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) || errors.Is(err, datadir.ErrNotRegular) ||
@@ -87,9 +76,7 @@ func lockUnusable(err error) bool {
 }
 
 // dropIdleLock removes the collector lock file in dir when no collector
-// holds it: one left by a collection over a data directory itself (the
-// root runner.NewClaim collects by default) that kept the directory then,
-// and would now keep the reclaimed directory from being removed.
+// holds it: one left by a collection over the data directory itself.
 func dropIdleLock(dir *os.File, path string) {
 	var st unix.Stat_t
 	if err := sysat.Fstatat(int(dir.Fd()), LockName(), &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {

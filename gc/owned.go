@@ -21,14 +21,12 @@ import (
 	"github.com/stacklok/go-microvm/state"
 )
 
-// errKeepFailed is wrapped by the error of a WithKeep function that did
-// not return: it panicked, or ended its goroutine (runtime.Goexit, as
-// t.FailNow does).
+// errKeepFailed is wrapped by the error of a WithKeep function that
+// panicked or called runtime.Goexit (as t.FailNow does).
 var errKeepFailed = errors.New("keep function did not return")
 
-// validOwnedName reports whether name is one path component that the
-// collector may remove for an embedder. go-microvm's own names are not:
-// the commit removes those in its crash-safe order, the state file last.
+// validOwnedName reports whether name is one path component the collector
+// may remove for an embedder: not one of go-microvm's own names.
 func validOwnedName(name string) bool {
 	switch name {
 	case "", ".", "..", rootfsWorkName, state.FileName, state.LockFileName, consoleLogName, vmLogName:
@@ -40,10 +38,9 @@ func validOwnedName(name string) bool {
 	return !strings.ContainsRune(name, '/') && !strings.HasPrefix(name, OwnPrefix)
 }
 
-// embedderFirst runs, under the data directory's lease and state lock and
-// once its path is verified, what the embedder asked for before a
-// reclaim: its veto, then the removal of its owned entries. It returns
-// the candidate as kept when the reclaim must not go on.
+// embedderFirst asks the embedder's veto, then removes its owned entries
+// in the data directory d and in its parents that hold nothing else. It
+// returns the candidate as kept when the reclaim must not go on.
 func (c *collector) embedderFirst(d *os.File, rel string, now Candidate) *Candidate {
 	if k := c.veto(now); k != nil {
 		return k
@@ -51,20 +48,13 @@ func (c *collector) embedderFirst(d *os.File, rel string, now Candidate) *Candid
 	if len(c.o.owned) == 0 {
 		return nil
 	}
-	freed, left := c.removeOwned(d, now.Path, "", now.Path)
-	c.addFreed(freed)
-	if left != "" {
-		k := now
-		k.Detail += "; owned entry left for the next run: " + left
-		return &k
-	}
 	parents := c.ownedParents(d, rel)
 	defer func() {
 		for _, p := range parents {
 			_ = p.dir.Close()
 		}
 	}()
-	for _, p := range parents {
+	for _, p := range append([]ownedParent{{dir: d, path: now.Path}}, parents...) {
 		freed, left := c.removeOwned(p.dir, p.path, p.branch, now.Path)
 		c.addFreed(freed)
 		if left != "" {
@@ -76,8 +66,8 @@ func (c *collector) embedderFirst(d *os.File, rel string, now Candidate) *Candid
 	return nil
 }
 
-// veto asks the embedder's WithKeep about the candidate now, if it set
-// one, and returns it relabelled when it is to be kept.
+// veto asks the embedder's WithKeep, if set, and returns the candidate
+// relabelled when it is to be kept.
 func (c *collector) veto(now Candidate) *Candidate {
 	if c.o.keep == nil {
 		return nil
@@ -95,40 +85,31 @@ func (c *collector) veto(now Candidate) *Candidate {
 	return nil
 }
 
-// reclaimLeftover removes the embedder's leftovers d, at cand.rel in
-// parent, once its veto says so. It holds a flock on d from before it
-// looks again until d is gone: an embedder that flocks the directory
-// while it uses it keeps it, and is never asked.
-func (c *collector) reclaimLeftover(cand scanned, parent, d *os.File) outcome {
+// reclaimLeftover removes the owned entries of the embedder's leftovers d,
+// under a flock on d taken before it looks again, once the veto says so.
+func (c *collector) reclaimLeftover(cand scanned, d *os.File) outcome {
 	kept, path := cand.Candidate, cand.Path
-	restore, out, ok := leaseWritable(d, path, kept, "directory is flocked")
-	if !ok {
-		return out
-	}
-	defer restore()
 	if err := c.verifyPath(cand.rel, d); err != nil {
-		return keptAs(kept, err)
+		return outcome{kept: kept, err: err}
 	}
 	if !c.leftover(d) {
 		kept.Detail += " (changed during the sweep)"
-		return keptAs(kept, nil)
+		return outcome{kept: kept}
 	}
 	if k := c.veto(kept); k != nil {
-		return keptAs(*k, nil)
+		return outcome{kept: *k}
 	}
 	freed, left := c.removeOwned(d, path, "", path)
 	if left != "" {
 		c.addFreed(freed)
 		kept.Detail += "; owned entry left for the next run: " + left
-		return keptAs(kept, nil)
+		return outcome{kept: kept}
 	}
-	c.removeDataDir(parent, d, cand.rel, path)
-	return reclaimedAs(Orphan{Path: path, Reason: kept.Reason, Bytes: freed})
+	return outcome{orphan: &Orphan{Path: path, Reason: kept.Reason, Bytes: freed}}
 }
 
-// leftover reports whether the directory d still holds only the
-// embedder's entries: at least one, and nothing else but an idle
-// collector lock.
+// leftover reports whether d still holds only the embedder's entries, at
+// least one, and at most an idle collector lock besides.
 func (c *collector) leftover(d *os.File) bool {
 	names, err := dirNames(d)
 	if err != nil {
@@ -147,17 +128,9 @@ func (c *collector) leftover(d *os.File) bool {
 	return owned > 0
 }
 
-// addFreed counts bytes freed outside an orphan's own.
-func (c *collector) addFreed(n int64) {
-	c.mu.Lock()
-	c.rep.BytesFreed += n
-	c.mu.Unlock()
-}
-
-// askKeep calls the embedder's veto and turns a panic or a
-// runtime.Goexit in it into an error, with keep true. The veto runs on a
-// goroutine of its own: a Goexit cannot be stopped once begun, and on the
-// reclaiming goroutine it would end the sweep without a word.
+// askKeep calls the embedder's veto on a goroutine of its own (a
+// runtime.Goexit cannot be stopped once begun) and turns a panic or a
+// Goexit in it into an error, with keep true.
 func (c *collector) askKeep(dataDir string) (keep bool, err error) {
 	done := make(chan struct{})
 	go func() {
@@ -179,22 +152,21 @@ func (c *collector) askKeep(dataDir string) (keep bool, err error) {
 }
 
 // ownedAt reports whether name in dirfd is one of the embedder's entries:
-// an owned name that holds no state file at any depth. A directory that
-// holds one holds a data directory, judged as such, whatever its name.
+// an owned name that holds no data directory.
 func (o *options) ownedAt(dirfd int, name string) bool {
 	return slices.Contains(o.owned, name) && !holdsDataDir(dirfd, name)
 }
 
 // holdsDataDir reports whether the directory name in dirfd, or one below
-// it that a look through its directories (never through a symbolic link)
-// reaches, holds a state file. One inside a rootfs-work (a guest image's
-// file) does not count: it goes with the clone, unless its VM is live.
+// it (never through a symlink), holds a state file; one inside a
+// rootfs-work (a guest image's file) does not count.
 func holdsDataDir(dirfd int, name string) bool {
 	var st unix.Stat_t
 	if sysat.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || !sysat.IsDir(&st) {
 		return false
 	}
-	if holdsState(dirfd, name) {
+	// A name swapped for a symlink since can only make this yes: kept.
+	if sysat.Fstatat(dirfd, name+"/"+state.FileName, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
 		return true
 	}
 	fd, err := sysat.FcntlInt(uintptr(dirfd), unix.F_DUPFD_CLOEXEC, 0)
@@ -202,7 +174,6 @@ func holdsDataDir(dirfd int, name string) bool {
 		return true
 	}
 	parent := os.NewFile(uintptr(fd), name)
-	// A directory: its close has nothing to report.
 	defer func() { _ = parent.Close() }()
 	found := func(_ int, path string) string {
 		if slices.Contains(strings.Split(filepath.Dir(path), "/"), rootfsWorkName) {
@@ -214,19 +185,9 @@ func holdsDataDir(dirfd int, name string) bool {
 	return len(res.InUse) > 0
 }
 
-// holdsState reports whether the directory name in dirfd holds a state
-// file. A name swapped for a symbolic link since it was listed can only
-// make the answer yes, which keeps.
-func holdsState(dirfd int, name string) bool {
-	var st unix.Stat_t
-	return sysat.Fstatat(dirfd, name+"/"+state.FileName, &st, unix.AT_SYMLINK_NOFOLLOW) == nil
-}
-
-// removeOwned removes the owned entries of dir (at path), fd-relative, but
-// never branch, the entry leading to the data directory, and returns the
-// path of the first one it could not remove, "" when all are gone, with
-// the bytes freed. Failures are reported by removeTree, under owner, the
-// data directory.
+// removeOwned removes the owned entries of dir (at path) but branch, and
+// returns the bytes freed and the path of the first entry left ("" when
+// all went). Failures are reported under owner, the data directory.
 func (c *collector) removeOwned(dir *os.File, path, branch, owner string) (freed int64, left string) {
 	for _, name := range c.o.owned {
 		if name == branch || !c.o.ownedAt(int(dir.Fd()), name) {
@@ -246,19 +207,17 @@ func (c *collector) removeOwned(dir *os.File, path, branch, owner string) (freed
 	return freed, ""
 }
 
-// ownedParent is an open parent of a data directory whose owned entries
-// go with it.
+// ownedParent is an open parent of a data directory; branch is its entry
+// leading down to the data directory.
 type ownedParent struct {
-	dir    *os.File
-	path   string
-	branch string // the entry leading down to the data directory
+	dir          *os.File
+	path, branch string
 }
 
 // ownedParents opens the parents of the data directory d at rel, strictly
-// below root and from the nearest up, as long as each holds nothing but
-// the branch leading to d, owned names and an idle collector lock file,
-// and the branch is the directory below it (d for the first). The caller
-// closes them.
+// below root and from the nearest up, while each holds only the branch to
+// d (still the directory below it), owned entries and an idle collector
+// lock. The caller closes them.
 func (c *collector) ownedParents(d *os.File, rel string) []ownedParent {
 	var out []ownedParent
 	child, childRel := d, rel
@@ -277,8 +236,6 @@ func (c *collector) ownedParents(d *os.File, rel string) []ownedParent {
 	return out
 }
 
-// onlyBranch reports whether p holds only the directory child under name,
-// owned entries and an idle collector lock file.
 func (c *collector) onlyBranch(p *os.File, name string, child *os.File) bool {
 	names, err := dirNames(p)
 	if err != nil {
@@ -289,7 +246,6 @@ func (c *collector) onlyBranch(p *os.File, name string, child *os.File) bool {
 			return false
 		}
 	}
-	// The entry must still be the directory the caller holds open.
 	named, err := openDirAt(p, name, name)
 	if err != nil {
 		return false

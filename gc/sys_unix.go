@@ -20,13 +20,8 @@ import (
 // dirFlag makes os.OpenFile refuse anything but a directory.
 const dirFlag = unix.O_DIRECTORY
 
-// Directories are *os.File, their descriptors passed to sysat as
-// int(f.Fd()), as os.RemoveAll does: a directory is never non-blocking.
-
-// openDirAt opens the single component name below parent as a directory,
-// never following a symlink, as an *os.File named display: the open and
-// the check that it is a directory are one call (O_DIRECTORY), and its
-// error is an *fs.PathError naming display.
+// openDirAt opens the directory name below parent, never following a
+// symlink, as an *os.File named display; its error names display.
 func openDirAt(parent *os.File, name, display string) (*os.File, error) {
 	fd, err := sysat.Openat(int(parent.Fd()), name, sysat.DirFlags, 0)
 	if err != nil {
@@ -35,8 +30,7 @@ func openDirAt(parent *os.File, name, display string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), display), nil
 }
 
-// dirNames lists dir's entries through a new open file description, so
-// that the offset of dir itself does not move.
+// dirNames lists dir's entries without moving dir's own offset.
 func dirNames(dir *os.File) ([]string, error) {
 	r, err := openDirAt(dir, ".", dir.Name())
 	if err != nil {
@@ -61,9 +55,7 @@ func sameFile(a, b *os.File) (bool, error) {
 
 func allocated(st *unix.Stat_t) int64 { return int64(st.Blocks) * 512 }
 
-// freedBy is what unlinking the file st describes frees: its allocated
-// blocks when this is its last link, nothing while another link keeps the
-// data alive.
+// freedBy is what unlinking the file st describes frees.
 func freedBy(st *unix.Stat_t) int64 {
 	if st.Nlink > 1 {
 		return 0
@@ -71,20 +63,19 @@ func freedBy(st *unix.Stat_t) int64 {
 	return allocated(st)
 }
 
-// isGone reports errors that mean the entry is no longer there, or is no
-// longer the directory it was (swapped for a symlink or a file).
+// isGone reports errors that mean the entry is gone, or is no longer a
+// directory.
 func isGone(err error) bool {
 	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP)
 }
 
-// isNotEmpty reports rmdir errors that mean "something else is in there, or
-// it is a mount point": the directory is left, which is not a failure.
+// isNotEmpty reports rmdir errors that mean something else is in there, or
+// it is a mount point: not a failure.
 func isNotEmpty(err error) bool {
 	return errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) || errors.Is(err, unix.EBUSY)
 }
 
-// parseInto returns the datadir.Parser that keeps what state.Parse returns
-// in *s.
+// parseInto returns the datadir.Parser that parses into *s.
 func parseInto(s **state.State) datadir.Parser {
 	return func(data []byte) (err error) {
 		*s, err = state.Parse(data)
@@ -95,9 +86,10 @@ func parseInto(s **state.State) datadir.Parser {
 // dirOf returns the datadir.Dir view of d, which must stay open meanwhile.
 func dirOf(d *os.File, path string) datadir.Dir { return datadir.NewDir(int(d.Fd()), path) }
 
-// makeWritable makes the directory d, when this process owns it, writable
-// and searchable, and returns the function that restores its mode. One it
-// cannot write and does not own gives ErrNotWritable.
+// makeWritable makes the directory d writable and searchable when this
+// (non-root) user owns it, as released go-microvm's removal does, and
+// returns what restores its mode unless d is gone. One it cannot write
+// and does not own gives ErrNotWritable.
 func makeWritable(d *os.File, path string) (restore func(), err error) {
 	nothing := func() {}
 	euid := os.Geteuid()
@@ -130,17 +122,15 @@ func makeWritable(d *os.File, path string) (restore func(), err error) {
 	}, nil
 }
 
-// outOfFiles reports whether err says this process or the system has no
-// descriptor left: a fact about the collector, never about a directory.
+// outOfFiles reports whether err says no descriptor is left: a fact about
+// the collector, never about a directory.
 func outOfFiles(err error) bool {
 	return errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE)
 }
 
 // scanWorkers is how many goroutines walk a scan of the given depth:
-// workers(), fewer when this process has too few descriptors left (a low
-// RLIMIT_NOFILE) for each to hold a branch of the walk, since walks that
-// each hold part of what the others wait for would starve together; one
-// at least.
+// workers(), fewer (one at least) when too few descriptors are left for
+// each walk to hold a branch, lest walks starve each other.
 func scanWorkers(depth int) int {
 	n := workers()
 	var rl unix.Rlimit

@@ -42,9 +42,8 @@ const (
 // it, so that collectors of different users never lock each other out.
 func LockName() string { return fmt.Sprintf("%s-%d.lock", OwnPrefix, os.Geteuid()) }
 
-// errOpenToOthers refuses a reserved file or directory of this user's
-// that other users may open: what passes through it could be read, or a
-// lock on it held, by them.
+// errOpenToOthers refuses a reserved file or directory other users may
+// open: they could read what passes through it, or hold a lock on it.
 var errOpenToOthers = errors.New("open to other users")
 
 // checkOwn returns nil when st, of the reserved name at path, is this
@@ -61,16 +60,14 @@ func checkOwn(st *unix.Stat_t, path string) error {
 
 var trashSeq atomic.Uint64
 
-// trashEntryName returns a name no other trash entry has: a collector holds
-// the root lock, and the time, PID and sequence number set it apart from
-// entries left by earlier collectors.
+// trashEntryName returns a name no other trash entry has.
 func trashEntryName() string {
 	return fmt.Sprintf("%d-%d-%d", time.Now().UnixNano(), os.Getpid(), trashSeq.Add(1))
 }
 
 // openTrash opens root's trash, making it (0700) when create is set. It
 // returns an error unless the trash is this user's alone and not a mount
-// point; see worthReporting.
+// point.
 func openTrash(root *os.File, abs string, create bool) (*os.File, error) {
 	path := filepath.Join(abs, TrashName)
 	if create {
@@ -99,47 +96,24 @@ func openTrash(root *os.File, abs string, create bool) (*os.File, error) {
 	return t, nil
 }
 
-// worthReporting reports whether err, from openTrash, is something an
-// operator should fix, rather than a reason to reclaim in place.
-func worthReporting(err error) bool {
-	return errors.Is(err, fstree.ErrMountPoint) || errors.Is(err, errOpenToOthers)
-}
-
-// emptyTrash deletes every entry of the trash directory t (at path), in
-// parallel, within the deletion budget. It reports whether t is now empty.
-func (c *collector) emptyTrash(t *os.File, path string) bool {
+// emptyTrash deletes the entries of the trash t (at path), several at
+// once, within the deletion budget; what is left is for the next run.
+func (c *collector) emptyTrash(t *os.File, path string) {
 	names, err := dirNames(t)
 	if err != nil {
 		c.addErr("read trash", path, err)
-		return false
+		return
 	}
-	var mu sync.Mutex
-	empty := true
 	parallel(names, func(name string) {
-		if !c.removeTrashEntry(t, name, filepath.Join(path, name)) {
-			mu.Lock()
-			empty = false
-			mu.Unlock()
-		}
+		display := filepath.Join(path, name)
+		freed, _ := c.removeTree(t, name, display, display)
+		c.addFreed(freed)
 	})
-	return empty
-}
-
-// removeTrashEntry deletes one entry of the trash directory t and reports
-// whether it is gone. What it frees is added to the report; what is left
-// (budget spent, a mount point inside, an error) stays in the trash for the
-// next run, and is reported.
-func (c *collector) removeTrashEntry(t *os.File, name, display string) bool {
-	freed, gone := c.removeTree(t, name, display, display)
-	c.mu.Lock()
-	c.rep.BytesFreed += freed
-	c.mu.Unlock()
-	return gone
 }
 
 // removeTree deletes name below dir within the budget and returns the bytes
 // freed and whether name is gone. Failures are reported under owner, the
-// data directory the tree came from, so an operator sees which VM it was.
+// data directory the tree came from.
 func (c *collector) removeTree(dir *os.File, name, display, owner string) (int64, bool) {
 	if c.budget.Err() != nil {
 		c.setDeferred()
@@ -152,26 +126,23 @@ func (c *collector) removeTree(dir *os.File, name, display, owner string) (int64
 	case err != nil && len(res.Errors) == 0 && len(res.Mounts) == 0 && len(res.InUse) == 0:
 		c.addErr("empty trash", owner, err)
 	}
-	// A data directory in use nested in the tree stays, reported on every
-	// run; once its VM is gone, the next run removes it with the rest.
-	for _, u := range res.InUse {
+	report := func(at string, err error) {
 		if owner == display {
-			c.addErr("remove", u.Path, fmt.Errorf("%w: %s", fstree.ErrInUse, u.Reason))
+			c.addErr("remove", at, err)
 		} else {
-			c.addErr("remove", owner, fmt.Errorf("%s: %w: %s", u.Path, fstree.ErrInUse, u.Reason))
+			c.addErr("remove", owner, fmt.Errorf("%s: %w", at, err))
 		}
 	}
-	// The collector never unmounts: a mount point and its ancestors stay
-	// in the trash, reported on every run until someone unmounts it.
+	// A nested live data directory and a mount point (never unmounted)
+	// stay, with their ancestors, reported on every run.
+	for _, u := range res.InUse {
+		report(u.Path, fmt.Errorf("%w: %s", fstree.ErrInUse, u.Reason))
+	}
 	for _, e := range res.Errors {
 		c.addErr("remove", owner, e)
 	}
 	for _, m := range res.Mounts {
-		if owner == display {
-			c.addErr("remove", m, fstree.ErrMountPoint)
-		} else {
-			c.addErr("remove", owner, fmt.Errorf("%s: %w", m, fstree.ErrMountPoint))
-		}
+		report(m, fstree.ErrMountPoint)
 	}
 	var st unix.Stat_t
 	serr := sysat.Fstatat(int(dir.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW)
@@ -182,9 +153,8 @@ func (c *collector) treeOptions() fstree.Options {
 	return fstree.Options{InUseMarker: state.FileName, InUse: nestedInUse(c.ob, c.o.policy())}
 }
 
-// nestedInUse returns the check that keeps, during a tree removal, a data
-// directory nested in the tree that a collector would keep as live or
-// cannot judge: it is another VM's, not part of the orphan.
+// nestedInUse returns the check that keeps, in a tree removed, a nested
+// data directory a collector would keep as live or cannot judge.
 func nestedInUse(ob *judge.Observer, p judge.Policy) func(fd int, path string) string {
 	return func(fd int, path string) string {
 		d := datadir.NewDir(fd, path)
@@ -218,31 +188,22 @@ func nestedInUse(ob *judge.Observer, p judge.Policy) func(fd int, path string) s
 	}
 }
 
-// parallel calls fn for every item on at most 4×GOMAXPROCS goroutines (more
-// than CPUs: each waits on the disk) and returns when all have returned.
+// parallel calls fn for every item, at most 4×GOMAXPROCS at once (more
+// than CPUs: each waits on the disk), in order one at a time on one CPU,
+// and returns when all have returned.
 func parallel[T any](items []T, fn func(T)) {
-	n := min(len(items), workers())
+	n := workers()
 	if n > 1 {
-		n = min(len(items), 4*workers())
+		n *= 4
 	}
-	if n <= 1 {
-		for _, it := range items {
-			fn(it)
-		}
-		return
-	}
-	ch := make(chan T)
+	sem := make(chan struct{}, n)
 	var wg sync.WaitGroup
-	for range n {
+	for _, it := range items {
+		sem <- struct{}{}
 		wg.Go(func() {
-			for it := range ch {
-				fn(it)
-			}
+			defer func() { <-sem }()
+			fn(it)
 		})
 	}
-	for _, it := range items {
-		ch <- it
-	}
-	close(ch)
 	wg.Wait()
 }
