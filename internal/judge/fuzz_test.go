@@ -201,15 +201,14 @@ func FuzzClassify(f *testing.F) {
 		facts.StateModTime = fuzzTime(created / 2)
 		// comm carries argv[0] after a NUL, if any.
 		comm, argv0, _ := strings.Cut(comm, "\x00")
-		facts.Process = Process{
-			Exists:     proc&fzProcExists != 0,
+		facts.Process = Process{Exists: proc&fzProcExists != 0, Info: procinfo.Info{
 			Zombie:     proc&fzProcZombie != 0,
 			StartTime:  pStart,
 			Started:    fuzzTime(pStarted),
 			Comm:       comm,
 			Argv0:      argv0,
 			Executable: exe,
-		}
+		}}
 		if proc&fzProcErr != 0 {
 			facts.Process.Err = errors.New("lookup: fuzzed failure")
 		}
@@ -230,7 +229,7 @@ func FuzzClassify(f *testing.F) {
 		}
 		facts.Elsewhere = Elsewhere{Looked: true}
 		if proc&fzProcNestedRunner != 0 {
-			facts.Elsewhere.Procs = []procinfo.Nested{{PID: 9, Comm: runnerName}}
+			facts.Elsewhere.Procs = []procinfo.Nested{{PID: 9, Info: procinfo.Info{Comm: runnerName}}}
 		}
 		facts.BootID = bootID
 		facts.BootTime = fuzzTime(bootTime)

@@ -34,10 +34,10 @@ func TestClassify(t *testing.T) {
 	identity := func(start uint64, boot string) func(*state.State) {
 		return func(s *state.State) { s.Runner = &state.Identity{StartTime: start, BootID: boot} }
 	}
-	runner := Process{Exists: true, StartTime: 777, Started: recorded.Add(-100 * time.Millisecond),
-		Comm: "go-microvm-runn", Executable: "/usr/libexec/go-microvm-runner"}
-	other := Process{Exists: true, StartTime: 999, Started: recorded.Add(10 * time.Minute),
-		Comm: "bash", Executable: "/usr/bin/bash"}
+	runner := Process{Exists: true, Info: procinfo.Info{StartTime: 777, Started: recorded.Add(-100 * time.Millisecond),
+		Comm: "go-microvm-runn", Executable: "/usr/libexec/go-microvm-runner"}}
+	other := Process{Exists: true, Info: procinfo.Info{StartTime: 999, Started: recorded.Add(10 * time.Minute),
+		Comm: "bash", Executable: "/usr/bin/bash"}}
 	with := func(p Process, mod func(*Process)) Process { mod(&p); return p }
 	symlinked := with(runner, func(p *Process) {
 		p.Executable, p.Argv0 = "/opt/go-microvm-runner-0.0.31", "bin/go-microvm-runner"
@@ -51,8 +51,8 @@ func TestClassify(t *testing.T) {
 	untrusted := PIDNamespace{Err: errors.New("/proc does not show this process")}
 	nested := func(ps ...procinfo.Nested) Elsewhere { return Elsewhere{Looked: true, Procs: ps} }
 	nestedAs := func(p Process) procinfo.Nested {
-		return procinfo.Nested{PID: 31337, Comm: p.Comm, Zombie: p.Zombie,
-			Info: procinfo.Info{StartTime: p.StartTime, Started: p.Started, Comm: p.Comm, Executable: p.Executable}}
+		return procinfo.Nested{PID: 31337,
+			Info: procinfo.Info{StartTime: p.StartTime, Started: p.Started, Comm: p.Comm, Executable: p.Executable, Zombie: p.Zombie}}
 	}
 	nestedRunner := nestedAs(runner)
 	// notLooked is a look at the nested namespaces that was not made; a
@@ -158,9 +158,9 @@ func TestClassify(t *testing.T) {
 		{"started through a symlink, pid_start_time before", Facts{State: active(), Process: symlinked}, Policy{}, ClassLive, ReasonRunnerMatches},
 		{"started through a symlink, clock says reused", Facts{State: active(), Process: with(symlinked, func(p *Process) { p.Started = recorded.Add(time.Hour) })}, Policy{}, ClassLive, ReasonRunnerAmbiguous},
 		{"argv0 alone says runner", Facts{State: active(noStart), Process: with(other, func(p *Process) { p.Argv0 = "/usr/bin/go-microvm-runner" })}, Policy{}, ClassLive, ReasonRunnerAmbiguous},
-		{"argv0 only known", Facts{State: active(noStart), Process: Process{Exists: true, Argv0: "go-microvm-runner"}}, Policy{}, ClassLive, ReasonRunnerMatches},
+		{"argv0 only known", Facts{State: active(noStart), Process: Process{Exists: true, Info: procinfo.Info{Argv0: "go-microvm-runner"}}}, Policy{}, ClassLive, ReasonRunnerMatches},
 		{"exe says runner, comm renamed", Facts{State: active(noStart), Process: with(runner, func(p *Process) { p.Comm = "vcpu0" })}, Policy{}, ClassLive, ReasonRunnerMatches},
-		{"macOS comm of 16 bytes", Facts{State: active(noStart), Process: Process{Exists: true, Comm: "go-microvm-runne"}}, Policy{}, ClassLive, ReasonRunnerMatches},
+		{"macOS comm of 16 bytes", Facts{State: active(noStart), Process: Process{Exists: true, Info: procinfo.Info{Comm: "go-microvm-runne"}}}, Policy{}, ClassLive, ReasonRunnerMatches},
 		{"no name says runner", Facts{State: active(noStart), Process: with(other, func(p *Process) { p.Argv0 = "-bash" })}, Policy{}, ClassOrphan, ReasonPIDReused},
 		{"own pid is not the runner", Facts{State: active(noStart), Process: with(other, func(p *Process) { p.Executable = "/tmp/gc.test" })}, Policy{}, ClassOrphan, ReasonPIDReused},
 		// A stepped clock: a wall-clock rule alone never reclaims a PID that
@@ -200,7 +200,7 @@ func TestClassify(t *testing.T) {
 		// As it would be here: a process started before the record, of
 		// another name (a runner binary renamed), may be the runner.
 		{"released, dead here, runner of another name in a container", Facts{State: active(), Elsewhere: nested(nestedAs(with(runner, func(p *Process) { p.Comm, p.Executable = "vmm", "/opt/vmm" })))}, Policy{}, ClassLive, ReasonRunnerOtherNamespace},
-		{"released, dead here, unreadable process in a container", Facts{State: active(), Elsewhere: nested(procinfo.Nested{PID: 9, Comm: "bash", Err: errors.New("EACCES")})}, Policy{}, ClassLive, ReasonRunnerOtherNamespace},
+		{"released, dead here, unreadable process in a container", Facts{State: active(), Elsewhere: nested(procinfo.Nested{PID: 9, Err: errors.New("EACCES")})}, Policy{}, ClassLive, ReasonRunnerOtherNamespace},
 		{"released, dead here, long-lived process of another name in a container", Facts{State: active(), Elsewhere: nested(nestedAs(with(runner, func(p *Process) {
 			p.Comm, p.Executable, p.Started = "bash", "/usr/bin/bash", recorded.Add(-time.Hour)
 		})))}, Policy{}, ClassOrphan, ReasonRunnerDead},

@@ -3,9 +3,6 @@
 
 package procinfo
 
-// The kernels' formats, parsed without build tags so that they are tested
-// and fuzzed on every platform.
-
 import (
 	"bytes"
 	"errors"
@@ -23,19 +20,13 @@ type Stat struct {
 	StartTime uint64
 }
 
-// statFieldsAfterComm is how many fields follow comm up to and including
-// field 22 (starttime): fields 3 to 22.
+// statFieldsAfterComm counts fields 3 to 22 (starttime).
 const statFieldsAfterComm = 22 - 2
 
-// ParseStat parses one Linux /proc/PID/stat line. It returns a descriptive
-// error, never a panic, for anything malformed: missing parentheses, a
-// non-numeric PID or start time, a state that is not one byte, or fewer
-// than 22 fields.
+// ParseStat parses one Linux /proc/PID/stat line; anything malformed is
+// an error, never a panic.
 func ParseStat(data []byte) (Stat, error) {
-	// comm is whatever the process named itself, spaces, parentheses and
-	// newlines included, so it is delimited by the first '(' (the PID
-	// before it has only digits) and the LAST ')' (the fields after it
-	// are numbers and a state letter).
+	// comm may hold any byte: it runs from the first '(' to the last ')'.
 	open := bytes.IndexByte(data, '(')
 	end := bytes.LastIndexByte(data, ')')
 	if open < 0 || end < open {
@@ -69,8 +60,7 @@ func ParseStat(data []byte) (Stat, error) {
 	return Stat{PID: pid, Comm: string(data[open+1 : end]), State: state[0], StartTime: start}, nil
 }
 
-// zombieState reports whether a /proc/PID/stat state means the process has
-// exited: Z (zombie, not yet reaped), X and, before Linux 3.x, x (dead).
+// zombieState: Z (not yet reaped), X and, before Linux 3.x, x (dead).
 func zombieState(state byte) bool {
 	return state == 'Z' || state == 'X' || state == 'x'
 }
@@ -86,8 +76,6 @@ func parseProcArgs2(buf []byte) (string, error) {
 	if !ok {
 		return "", errors.New("parse procargs2: executable path not NUL-terminated")
 	}
-	// A relative path was relative to the process's initial working
-	// directory, which another process cannot know.
 	if !filepath.IsAbs(string(path)) {
 		return "", fmt.Errorf("parse procargs2: executable path %q is not absolute", path)
 	}

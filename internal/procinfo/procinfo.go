@@ -1,6 +1,12 @@
 // SPDX-FileCopyrightText: Copyright 2026 Stacklok, Inc.
 // SPDX-License-Identifier: Apache-2.0
 
+// Package procinfo reads the identity of processes: whether a PID exists,
+// whether it is a zombie, its start time, executable, boot and PID
+// namespace. A PID is gone only when kill(pid, 0) says ESRCH in the
+// caller's PID namespace; /proc is trusted only once it shows the caller.
+// (PID, StartTime, BootID) names one process. Outside Linux and macOS
+// every call returns an error wrapping ErrUnsupported.
 package procinfo
 
 import (
@@ -27,7 +33,7 @@ var (
 )
 
 // InitialPIDNamespace is the inode of Linux's initial PID namespace
-// (PROC_PID_INIT_INO): the host's, where every process has a PID.
+// (PROC_PID_INIT_INO), the host's.
 const InitialPIDNamespace = 0xEFFFFFFC
 
 // PIDNamespace is the PID namespace this process judges PIDs in.
@@ -36,28 +42,26 @@ type PIDNamespace struct {
 	Initial bool   // the host's, or a platform without PID namespaces
 }
 
-// Info is what the kernel says about one process.
+// Info is what the kernel says about one process. On Linux every field
+// comes from the same process.
 type Info struct {
 	PID int
-	// Zombie: exited, not reaped, no live thread left (Linux Z or X,
-	// macOS SZOMB). A Linux leader that called pthread_exit shows Z while
-	// other threads run: that process is alive, not a Zombie.
+	// Zombie: exited, not reaped, no live thread left (a Linux leader
+	// that called pthread_exit while other threads run is alive).
 	Zombie bool
-	// Threads is /proc/PID/status Threads: (the exited leader included),
-	// read only for a leader in state Z; 0 otherwise and on macOS.
+	// Threads is the thread count, read only for a Linux leader in state
+	// Z; 0 otherwise.
 	Threads int
-	// StartTime is Linux /proc/PID/stat field 22 (clock ticks since boot)
-	// less the boottime offset of the caller's time namespace, so the same
-	// from every time namespace; macOS microseconds since the epoch. Equal
-	// start times within one boot name one process.
+	// StartTime is, on Linux, clock ticks since boot as the host counts
+	// them (the same from every time namespace); on macOS microseconds
+	// since the epoch. Equal start times within one boot name one process.
 	StartTime uint64
 	// Started is StartTime as wall-clock time, to about a second on Linux.
 	Started time.Time
-	// Comm is the kernel's short name (15 bytes on Linux, 16 on macOS):
-	// the base name it was started from, unless it renamed itself.
+	// Comm is the kernel's short name (15 bytes on Linux, 16 on macOS).
 	Comm string
-	// Argv0 is argv[0] as it reads now (Linux /proc/PID/cmdline; "" when
-	// unreadable, empty, longer than 4 KiB, and on macOS).
+	// Argv0 is argv[0] as it reads now; "" when unreadable, longer than
+	// 4 KiB, and on macOS.
 	Argv0 string
 	// Executable is the absolute path the process was started from, even
 	// if that file was deleted or replaced since (ExecutableDeleted, Linux
@@ -72,8 +76,7 @@ type Info struct {
 // Lookup returns what the kernel says about pid: ErrNotExist only when
 // kill(pid, 0) says ESRCH in this PID namespace, or pid is no pid_t;
 // ErrHidden when /proc hides a PID kill finds; ErrProcUntrusted when /proc
-// does not show this process. On Linux every field comes from the same
-// process; malformed kernel data is an error.
+// does not show this process. Malformed kernel data is an error.
 func Lookup(pid int) (Info, error) {
 	if pid <= 0 || pid > math.MaxInt32 {
 		return Info{}, fmt.Errorf("look up process %d: %w", pid, ErrNotExist)
@@ -81,26 +84,20 @@ func Lookup(pid int) (Info, error) {
 	return lookup(pid)
 }
 
-// pidLimit is Linux's PID_MAX_LIMIT on 64-bit: no PID in any namespace
-// reaches it.
-const pidLimit = 1 << 22
-
-// Nested is a process found by FindNested.
+// Nested is a process found by FindNested: its PID in the caller's
+// namespace, and Lookup's result for it.
 type Nested struct {
-	PID    int    // in the caller's namespace
-	Comm   string // from /proc/PID/status
-	Zombie bool   // exited, no live thread left
-	// Info is Lookup's of PID; Err says why it failed (it did not exit).
+	PID  int
 	Info Info
 	Err  error
 }
 
-// FindNested returns the processes that have pid in a PID namespace nested
-// below the caller's (a container's), reading every process's status. It
-// returns ErrHidden when it cannot see every process and ErrProcUntrusted
-// when /proc does not show the caller. macOS has none.
+// FindNested returns the live processes that have pid in a PID namespace
+// nested below the caller's (a container's). It returns an error wrapping
+// ErrHidden when it cannot see every process and ErrProcUntrusted when
+// /proc does not show the caller. macOS has none.
 func FindNested(pid int) ([]Nested, error) {
-	if pid <= 0 || pid >= pidLimit {
+	if pid <= 0 || pid >= 1<<22 { // PID_MAX_LIMIT: no namespace reaches it
 		return nil, nil
 	}
 	return nested(pid)
@@ -117,6 +114,6 @@ func Self() (Info, error) { return Lookup(os.Getpid()) }
 // kern.bootsessionuuid, else kern.boottime), read once.
 func BootID() (string, error) { return bootID() }
 
-// BootTime is when the machine booted, to the second, as the host sees it
-// (Linux: a time namespace's offset taken out), read once.
+// BootTime is when the machine booted, to the second, as the host sees it,
+// read once.
 func BootTime() (time.Time, error) { return bootTime() }

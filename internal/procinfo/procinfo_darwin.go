@@ -13,16 +13,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// sZOMB is the p_stat of a process that has exited but not been reaped
-// (<sys/proc.h>); golang.org/x/sys/unix does not define it.
+// sZOMB is <sys/proc.h>'s p_stat of an unreaped process.
 const sZOMB = 5
 
 func lookup(pid int) (Info, error) {
 	kp, err := unix.SysctlKinfoProc("kern.proc.pid", pid)
-	// For a PID no process has, x/sys/unix reports sysctl's empty result
-	// as EIO.
+	// x/sys/unix reports sysctl's empty result as EIO.
 	if errors.Is(err, unix.ESRCH) || errors.Is(err, unix.EIO) || (err == nil && kp.Proc.P_pid == 0) {
-		// As on Linux, only kill(2) is taken for proof of death.
 		switch kerr := unix.Kill(pid, 0); kerr {
 		case unix.ESRCH:
 			return Info{}, fmt.Errorf("look up process %d: %w", pid, ErrNotExist)
@@ -50,8 +47,7 @@ func lookup(pid int) (Info, error) {
 		Started:   time.Unix(p.P_starttime.Unix()),
 		Comm:      comm,
 	}
-	// proc_pidpath needs cgo; kern.procargs2 fails with EINVAL or EPERM
-	// for other users' processes and for zombies.
+	// kern.procargs2 fails for other users' processes and for zombies.
 	buf, err := unix.SysctlRaw("kern.procargs2", pid)
 	if err != nil {
 		info.ExecutableErr = fmt.Errorf("sysctl kern.procargs2 %d: %w", pid, err)
@@ -61,10 +57,8 @@ func lookup(pid int) (Info, error) {
 	return info, nil
 }
 
-// macOS has no PID namespaces: no process has a PID in another.
 func nested(int) ([]Nested, error) { return nil, nil }
 
-// macOS has no PID namespaces: every process judges PIDs in the one.
 func currentPIDNamespace() (PIDNamespace, error) {
 	return PIDNamespace{Initial: true}, nil
 }
@@ -81,8 +75,7 @@ var bootID = sync.OnceValues(func() (string, error) {
 	if id, err := unix.Sysctl("kern.bootsessionuuid"); err == nil && strings.TrimSpace(id) != "" {
 		return strings.TrimSpace(id), nil
 	}
-	// Fallback for kernels without kern.bootsessionuuid: the boot time
-	// to the microsecond differs between boots.
+	// Without kern.bootsessionuuid, the boot time to the microsecond.
 	tv, err := unix.SysctlTimeval("kern.boottime")
 	if err != nil {
 		return "", fmt.Errorf("read boot id: sysctl kern.boottime: %w", err)

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math"
 	"os"
@@ -22,35 +21,28 @@ import (
 	"github.com/stacklok/go-microvm/internal/sysat"
 )
 
-// ClockTicks is USER_HZ, the unit of /proc/PID/stat field 22: the ABI
-// fixes it at 100 on every architecture Go supports (sysconf needs cgo).
+// ClockTicks is USER_HZ, the unit of /proc/PID/stat field 22: 100 on
+// every architecture Go supports.
 const ClockTicks = 100
 
 const tick = time.Second / ClockTicks
 
-// deletedSuffix ends /proc/PID/exe once the file was unlinked or replaced.
-const deletedSuffix = " (deleted)"
-
-// maxStatSize bounds the read of /proc/PID/stat (under 1 KiB) and status
-// (under 2 KiB).
+// maxStatSize bounds the read of /proc/PID/stat and status.
 const maxStatSize = 8192
 
+// maxArgv0 bounds the read of /proc/PID/cmdline.
+const maxArgv0 = 4096
+
 func lookup(pid int) (Info, error) {
-	// kill(2) speaks for this process's PID namespace whatever /proc is:
-	// a PID it does not find is gone, and costs no /proc read.
 	if err := unix.Kill(pid, 0); err == unix.ESRCH {
 		return Info{}, fmt.Errorf("look up process %d: %w", pid, ErrNotExist)
 	}
-	// A /proc that does not show this process may show another PID
-	// namespace's processes under the same numbers, or none at all:
-	// then kill decides alone.
 	if err := checkProc(); err != nil {
 		return Info{}, absent(pid, err)
 	}
+	// Every read is relative to one descriptor of /proc/PID, which names
+	// the process, not the number: after the PID's reuse reads fail.
 	dir := "/proc/" + strconv.Itoa(pid)
-	// Every read is relative to one descriptor of /proc/PID, which refers
-	// to the process, not the number: reads after the PID's reuse fail
-	// instead of mixing two processes.
 	dfd, err := sysat.Openat(unix.AT_FDCWD, dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return Info{}, lookupErr(pid, "open", dir, err)
@@ -71,8 +63,7 @@ func lookup(pid int) (Info, error) {
 	info.Comm = st.Comm
 	info.Zombie = zombieState(st.State)
 	if st.State == 'Z' {
-		// The leader's state: after pthread_exit it is Z while other
-		// threads run on.
+		// A leader that called pthread_exit is Z while other threads run.
 		n, err := readParsed(dfd, pid, dir, "status", statusThreads)
 		if err != nil {
 			return Info{}, err
@@ -80,23 +71,20 @@ func lookup(pid int) (Info, error) {
 		info.Threads = n
 		info.Zombie = n <= 1
 	}
-	readExecutable(dfd, dir, &info)
-	info.Argv0 = readArgv0(dfd)
-	return info, nil
-}
-
-// maxArgv0 bounds the read of /proc/PID/cmdline: argv[0] is a path.
-const maxArgv0 = 4096
-
-// readArgv0 returns the first NUL-terminated string of cmdline in dfd, or
-// "" when not there whole within maxArgv0 bytes (kernel threads, zombies).
-func readArgv0(dfd int) string {
-	data, err := readUpTo(dfd, "cmdline", maxArgv0)
-	arg, _, ok := bytes.Cut(data, []byte{0})
-	if err != nil || !ok {
-		return ""
+	exe, err := readlinkat(dfd, "exe")
+	switch {
+	case err != nil:
+		info.ExecutableErr = &os.PathError{Op: "readlink", Path: dir + "/exe", Err: err}
+	case !strings.HasPrefix(exe, "/"):
+		info.ExecutableErr = fmt.Errorf("readlink %s/exe: %q is not an absolute path", dir, exe)
+	default:
+		info.Executable, info.ExecutableDeleted = strings.CutSuffix(exe, " (deleted)")
 	}
-	return string(arg)
+	cmdline, err := readUpTo(dfd, "cmdline", maxArgv0)
+	if arg, _, ok := bytes.Cut(cmdline, []byte{0}); err == nil && ok {
+		info.Argv0 = string(arg)
+	}
+	return info, nil
 }
 
 // readParsed reads name in dfd, the /proc/PID directory dir, and parses it.
@@ -113,8 +101,8 @@ func readParsed[T any](dfd, pid int, dir, name string, parse func([]byte) (T, er
 	return v, nil
 }
 
-// startOf returns the Info of pid with its start time from st as the
-// host's kernel counts it, and as wall-clock time.
+// startOf returns pid's Info with the start time of st as the host's
+// kernel counts it, and as wall-clock time.
 func startOf(pid int, dir string, st Stat) (Info, error) {
 	boot, err := bootTime()
 	if err != nil {
@@ -138,22 +126,8 @@ func startOf(pid int, dir string, st Stat) (Info, error) {
 	}, nil
 }
 
-// readExecutable fills info's Executable from exe in dfd, else
-// ExecutableErr.
-func readExecutable(dfd int, dir string, info *Info) {
-	exe, err := readlinkat(dfd, "exe")
-	switch {
-	case err != nil:
-		info.ExecutableErr = &os.PathError{Op: "readlink", Path: dir + "/exe", Err: err}
-	case !strings.HasPrefix(exe, "/"):
-		info.ExecutableErr = fmt.Errorf("readlink %s/exe: %q is not an absolute path", dir, exe)
-	default:
-		info.Executable, info.ExecutableDeleted = strings.CutSuffix(exe, deletedSuffix)
-	}
-}
-
-// lookupErr wraps err; ENOENT or ESRCH from /proc is not taken for death
-// on its own: kill(2) decides (see absent).
+// lookupErr wraps err; ENOENT or ESRCH from /proc is death only if kill
+// says so.
 func lookupErr(pid int, op, path string, err error) error {
 	perr := &os.PathError{Op: op, Path: path, Err: err}
 	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) {
@@ -162,8 +136,8 @@ func lookupErr(pid int, op, path string, err error) error {
 	return fmt.Errorf("look up process %d: %w", pid, perr)
 }
 
-// absent asks kill(pid, 0) about a PID that /proc did not show: ESRCH is
-// ErrNotExist; success or EPERM return why /proc did not show it.
+// absent asks kill(pid, 0) about a PID /proc did not show: ESRCH is
+// ErrNotExist; success or EPERM return why.
 func absent(pid int, why error) error {
 	err := unix.Kill(pid, 0)
 	switch err {
@@ -176,26 +150,15 @@ func absent(pid int, why error) error {
 }
 
 // checkProc returns nil when /proc shows this process in its own PID
-// namespace: /proc/self names getpid() and its NSpid line (Linux 4.1) has
-// one entry, as only in a /proc mounted from this namespace; else an error
-// wrapping ErrProcUntrusted. NSpid is read once per proc instance (device
-// number), so a lookup pays two system calls for the check.
+// namespace (/proc/self names getpid() and NSpid has one entry), else an
+// error wrapping ErrProcUntrusted.
 func checkProc() error {
-	var st unix.Stat_t
-	if err := unix.Stat("/proc", &st); err != nil {
-		return fmt.Errorf("%w: %w", ErrProcUntrusted, &os.PathError{Op: "stat", Path: "/proc", Err: err})
-	}
-	self, err := readlink("/proc/self")
+	self, err := os.Readlink("/proc/self")
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrProcUntrusted, err)
 	}
 	if pid := strconv.Itoa(os.Getpid()); self != pid {
 		return fmt.Errorf("%w: /proc/self names pid %s, this process is %s", ErrProcUntrusted, self, pid)
-	}
-	trustedProc.Lock()
-	defer trustedProc.Unlock()
-	if trustedProc.known && trustedProc.dev == uint64(st.Dev) {
-		return nil
 	}
 	status, err := readAt(unix.AT_FDCWD, "/proc/self/status")
 	if err != nil {
@@ -204,25 +167,16 @@ func checkProc() error {
 	if ids, ok := statusField(status, "NSpid:"); ok && len(bytes.Fields(ids)) != 1 {
 		return fmt.Errorf("%w: /proc was mounted from an ancestor PID namespace (NSpid %s)", ErrProcUntrusted, bytes.TrimSpace(ids))
 	}
-	trustedProc.known, trustedProc.dev = true, uint64(st.Dev)
 	return nil
-}
-
-// trustedProc is the last proc instance checkProc trusted.
-var trustedProc struct {
-	sync.Mutex
-	known bool
-	dev   uint64
 }
 
 func currentPIDNamespace() (PIDNamespace, error) {
 	if err := checkProc(); err != nil {
 		return PIDNamespace{}, fmt.Errorf("read pid namespace: %w", err)
 	}
-	const path = "/proc/self/ns/pid"
 	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return PIDNamespace{}, fmt.Errorf("read pid namespace: %w", &os.PathError{Op: "stat", Path: path, Err: err})
+	if err := unix.Stat("/proc/self/ns/pid", &st); err != nil {
+		return PIDNamespace{}, fmt.Errorf("read pid namespace: %w", &os.PathError{Op: "stat", Path: "/proc/self/ns/pid", Err: err})
 	}
 	return PIDNamespace{Inode: st.Ino, Initial: st.Ino == InitialPIDNamespace}, nil
 }
@@ -234,8 +188,7 @@ func nested(pid int) ([]Nested, error) {
 	if err := checkProc(); err != nil {
 		return fail(err)
 	}
-	// PID 1 always exists: a /proc that hides its status (hidepid=)
-	// hides other users' processes too.
+	// A /proc that hides PID 1's status (hidepid=) hides other processes.
 	if _, err := os.ReadFile("/proc/1/status"); err != nil {
 		return fail(fmt.Errorf("%w: %w", ErrHidden, err))
 	}
@@ -244,36 +197,30 @@ func nested(pid int) ([]Nested, error) {
 		return fail(err)
 	}
 	defer proc.Close()
-	// A process of this namespace has no PID in a nested one: skip its
-	// status where its namespace can be read.
-	own, err := readlink("/proc/self/ns/pid")
+	names, err := proc.Readdirnames(-1)
+	if err != nil {
+		return fail(err)
+	}
+	own, err := os.Readlink("/proc/self/ns/pid")
 	if err != nil {
 		return fail(err)
 	}
 	want := []byte(strconv.Itoa(pid))
 	var found []Nested
-	for {
-		names, err := proc.Readdirnames(256)
-		for _, name := range names {
-			p, ok, serr := nestedAt(int(proc.Fd()), name, own, want)
-			if serr != nil {
-				return fail(serr)
-			}
-			if ok {
-				found = append(found, p)
-			}
-		}
-		if errors.Is(err, io.EOF) {
-			return found, nil
-		}
+	for _, name := range names {
+		p, ok, err := nestedAt(int(proc.Fd()), name, own, want)
 		if err != nil {
 			return fail(err)
 		}
+		if ok {
+			found = append(found, p)
+		}
 	}
+	return found, nil
 }
 
-// nestedAt looks at the /proc entry name: whether it is a live process
-// outside the namespace own that has the PID want in a nested one.
+// nestedAt reports whether the /proc entry name is a live process outside
+// the namespace own that has the PID want in a nested one.
 func nestedAt(dfd int, name, own string, want []byte) (Nested, bool, error) {
 	n, err := strconv.Atoi(name)
 	if err != nil || n <= 0 {
@@ -291,38 +238,13 @@ func nestedAt(dfd int, name, own string, want []byte) (Nested, bool, error) {
 	case err != nil:
 		return Nested{}, false, &os.PathError{Op: "read", Path: "/proc/" + name + "/status", Err: err}
 	}
-	p, ok := nestedAs(status, want)
-	if !ok {
+	ids, _ := statusField(status, "NSpid:")
+	if f := bytes.Fields(ids); len(f) < 2 || !slices.ContainsFunc(f[1:], func(id []byte) bool { return bytes.Equal(id, want) }) {
 		return Nested{}, false, nil
 	}
-	p.PID = n
+	p := Nested{PID: n}
 	p.Info, p.Err = lookup(n)
 	return p, !errors.Is(p.Err, ErrNotExist), nil
-}
-
-// nestedAs parses a /proc/PID/status: whether the process has the PID
-// want in a nested PID namespace (NSpid after the first), its name and
-// whether it is a zombie.
-func nestedAs(status, want []byte) (Nested, bool) {
-	ids, ok := statusField(status, "NSpid:")
-	if !ok {
-		return Nested{}, false
-	}
-	f := bytes.Fields(ids)
-	if len(f) < 2 || !slices.ContainsFunc(f[1:], func(id []byte) bool { return bytes.Equal(id, want) }) {
-		return Nested{}, false
-	}
-	var p Nested
-	if name, ok := statusField(status, "Name:"); ok {
-		p.Comm = string(bytes.TrimSpace(name))
-	}
-	if st, ok := statusField(status, "State:"); ok {
-		if st = bytes.TrimSpace(st); len(st) > 0 && zombieState(st[0]) {
-			n, err := statusThreads(status)
-			p.Zombie = err == nil && n <= 1
-		}
-	}
-	return p, true
 }
 
 // statusField returns the rest of the line that starts with name.
@@ -378,14 +300,6 @@ func readUpTo(dfd int, name string, limit int) ([]byte, error) {
 	return buf[:n], nil
 }
 
-func readlink(path string) (string, error) {
-	s, err := readlinkat(unix.AT_FDCWD, path)
-	if err != nil {
-		return "", &os.PathError{Op: "readlink", Path: path, Err: err}
-	}
-	return s, nil
-}
-
 func readlinkat(dfd int, name string) (string, error) {
 	// A result that fills the buffer may be truncated.
 	for size := 256; ; size *= 2 {
@@ -401,14 +315,13 @@ func readlinkat(dfd int, name string) (string, error) {
 }
 
 var bootTime = sync.OnceValues(func() (time.Time, error) {
-	const path = "/proc/stat"
-	data, err := os.ReadFile(path)
+	data, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return time.Time{}, fmt.Errorf("read boot time: %w", err)
 	}
 	t, err := parseBootTime(data)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("read boot time: %s: %w", path, err)
+		return time.Time{}, fmt.Errorf("read boot time: /proc/stat: %w", err)
 	}
 	// btime is shifted by the reader's time namespace; records are the host's.
 	off, err := bootOffset()
@@ -431,13 +344,11 @@ func parseBootTime(data []byte) (time.Time, error) {
 	return time.Unix(sec, 0), nil
 }
 
-// bootOffset is the boottime offset in clock ticks of this process's time
-// namespace from the host's, which the kernel adds to the start times it
-// shows this process; 0 on kernels without time namespaces. Read once: a
-// Go process cannot change its own (setns needs one thread; unshare moves
-// only children).
+// bootOffset is the boottime offset, in clock ticks, of this process's
+// time namespace from the host's; 0 on kernels without time namespaces.
+// A Go process cannot change its own time namespace, so it is read once.
 var bootOffset = sync.OnceValues(func() (int64, error) {
-	own, err := readlink("/proc/self/ns/time")
+	own, err := os.Readlink("/proc/self/ns/time")
 	if errors.Is(err, unix.ENOENT) {
 		// No time namespaces, if /proc shows namespaces at all.
 		if _, serr := os.Stat("/proc/self/ns/pid"); serr != nil {
@@ -449,15 +360,14 @@ var bootOffset = sync.OnceValues(func() (int64, error) {
 		return 0, fmt.Errorf("read time namespace: %w", err)
 	}
 	// timens_offsets shows the namespace of future children.
-	children, err := readlink("/proc/self/ns/time_for_children")
+	children, err := os.Readlink("/proc/self/ns/time_for_children")
 	if err != nil {
 		return 0, fmt.Errorf("read time namespace: %w", err)
 	}
 	if own != children {
 		return 0, fmt.Errorf("read time namespace: this process unshared %s; the offsets of its own %s are not shown", children, own)
 	}
-	const path = "/proc/self/timens_offsets"
-	data, err := os.ReadFile(path)
+	data, err := os.ReadFile("/proc/self/timens_offsets")
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
 	}
@@ -466,14 +376,14 @@ var bootOffset = sync.OnceValues(func() (int64, error) {
 	}
 	off, err := parseBootOffset(data)
 	if err != nil {
-		return 0, fmt.Errorf("read time namespace: %s: %w", path, err)
+		return 0, fmt.Errorf("read time namespace: /proc/self/timens_offsets: %w", err)
 	}
 	return off, nil
 })
 
 // parseBootOffset returns the "boottime SECONDS NANOSECONDS" line of
-// timens_offsets in clock ticks; not a whole number of ticks is an error
-// (the kernel rounds the sum, so it cannot be taken out exactly).
+// timens_offsets in clock ticks; an offset of no whole number of ticks is
+// an error (the kernel rounds the sum, so it cannot be taken out).
 func parseBootOffset(data []byte) (int64, error) {
 	v, ok := statusField(data, "boottime ")
 	if !ok {

@@ -169,10 +169,10 @@ func TestFindNested(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return slices.DeleteFunc(procs, func(p Nested) bool { return p.Comm != "go-microvm-runn" })
+		return slices.DeleteFunc(procs, func(p Nested) bool { return p.Info.Comm != "go-microvm-runn" })
 	}
 	procs := found()
-	if len(procs) != 1 || procs[0].PID == pid || procs[0].Zombie {
+	if len(procs) != 1 || procs[0].PID == pid || procs[0].Info.Zombie {
 		t.Fatalf("FindNested(%d) = %+v, want the runner, under another PID here", pid, procs)
 	}
 	if self, err := FindNested(os.Getpid()); err != nil || slices.ContainsFunc(self, func(p Nested) bool { return p.PID == os.Getpid() }) {
