@@ -19,21 +19,16 @@ import (
 	"github.com/stacklok/go-microvm/state"
 )
 
-// Default waits.
+// Default waits for a run lease held elsewhere (a collector holds it only
+// while it decides) and for a state lock.
 const (
-	// LeaseWait is how long Take waits for a run lease held elsewhere: a
-	// collector holds it only while it decides.
 	LeaseWait = 5 * time.Second
-	// LockWait is how long a state lock is waited for.
-	LockWait = 10 * time.Second
+	LockWait  = 10 * time.Second
 )
 
 // MaxRetries bounds how often Take starts over when the directory is
 // removed or replaced while it claims it.
 const MaxRetries = 10
-
-// pollInterval is how often a held state lock is tried again.
-const pollInterval = 10 * time.Millisecond
 
 // Errors of Take and Lock, re-exported by runner.
 var (
@@ -44,16 +39,15 @@ var (
 // Options configure Take. Logger is required.
 type Options struct {
 	LeaseWait, LockWait time.Duration
-	// Keep makes the claim this process's (state.Lease.Keep): Take starts
-	// from the lease kept on the directory while it still locks the one
-	// the path names, never closes that one, and keeps the one it returns.
+	// Keep makes the claim this process's (state.Lease.Keep): Take reuses
+	// a lease kept on the directory the path names, never closes it, and
+	// keeps the one it returns.
 	Keep bool
 	// Mark sets the caller's fields of the marked state.
 	Mark   func(*state.State)
 	Logger *slog.Logger
-	// Test hooks, nil outside tests: MkdirAll replaces os.MkdirAll;
-	// BeforeLease runs between creating the directory and taking its
-	// lease, Leased between taking the lease and setting the marker.
+	// Test hooks, nil outside tests: MkdirAll replaces os.MkdirAll,
+	// BeforeLease runs before the lease is taken, Leased after.
 	MkdirAll            func(string, os.FileMode) error
 	BeforeLease, Leased func(dir string)
 }
@@ -78,14 +72,10 @@ func Take(ctx context.Context, dir string, o Options) (*state.Lease, error) {
 				o.Logger.Debug("claimed data directory", "dir", dir)
 				return lease, nil
 			}
-			// A kept lease stays kept: it may cover a live run of this
-			// process. A new one is ours alone, and closing it frees it.
-			if !kept {
+			if !kept { // a kept lease may cover a live run of this process
 				_ = lease.Close()
 			}
 		}
-		// A collector removed dir, or an empty parent inside MkdirAll, or
-		// dir was replaced after the lease was taken.
 		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, ErrLost) || attempt >= MaxRetries {
 			return nil, err
 		}
@@ -93,8 +83,8 @@ func Take(ctx context.Context, dir string, o Options) (*state.Lease, error) {
 	}
 }
 
-// acquire returns the lease kept on dir (o.Keep; kept true), or creates
-// dir and takes its lease.
+// acquire returns the lease kept on dir (kept), or creates dir and takes
+// its lease.
 func acquire(ctx context.Context, dir string, o Options) (lease *state.Lease, kept bool, err error) {
 	if l := state.Kept(dir); o.Keep && l != nil {
 		if Check(l, dir) == nil {
@@ -132,8 +122,8 @@ func mark(ctx context.Context, dir string, lease *state.Lease, o Options) error 
 		return fmt.Errorf("claim %s: %w", dir, err)
 	}
 	defer ls.Release()
-	// With the lease held, only the recorded runner can still be live (a
-	// released runner holds no lease): the collectors' decision tells.
+	// With the lease held, only a released runner, which holds none, can
+	// still be live.
 	if ls.Active && ls.PID > 0 {
 		if v := judge.State(ls.State); v.Class == judge.ClassLive || v.Class == judge.ClassUnknown {
 			return fmt.Errorf("claim %s: %w: state records runner pid %d (%s: %s)", dir, ErrInUse, ls.PID, v.Reason, v.Detail)
@@ -169,9 +159,7 @@ func Lock(ctx context.Context, dir string, lease *state.Lease, wait time.Duratio
 }
 
 // Check returns nil when dir still names the directory that lease locks,
-// and an error wrapping ErrLost when dir is gone or names another one: a
-// lease on a directory no longer at dir guards nothing anyone will find
-// there.
+// and an error wrapping ErrLost when dir is gone or names another one.
 func Check(lease *state.Lease, dir string) error {
 	locked, err := lease.File().Stat()
 	if err != nil {
@@ -189,7 +177,7 @@ func Check(lease *state.Lease, dir string) error {
 func LockExisting(ctx context.Context, mgr *state.Manager, wait time.Duration) (*state.LockedState, error) {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	t := time.NewTicker(pollInterval)
+	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for {
 		ls, err := mgr.TryLoadAndLock()

@@ -215,9 +215,6 @@ func classifyStopped(f Facts, p Policy) Verdict {
 	if p.Stopped && age >= p.StoppedMinAge {
 		return verdict(ClassOrphan, ReasonStoppedExpired, fmt.Sprintf("stopped, age %s >= %s", age.Round(time.Second), p.StoppedMinAge))
 	}
-	if p.Stopped && age == 0 && (f.State.CreatedAt.After(f.Now) || f.StateModTime.After(f.Now)) {
-		return verdict(ClassStopped, ReasonInactive, "stopped cleanly; its recorded times are in the future, so its age is unknown")
-	}
 	return verdict(ClassStopped, ReasonInactive, "stopped cleanly")
 }
 

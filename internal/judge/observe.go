@@ -14,27 +14,27 @@ import (
 // Observer gathers Facts. The boot and the PID namespace are read once:
 // they cannot change while this process runs.
 type Observer struct {
-	bootID   string
-	bootTime time.Time
-	pidNS    PIDNamespace
-	now      func() time.Time
+	bare Facts
+	now  func() time.Time
 }
 
 // NewObserver reads the boot and the PID namespace now; now gives the time
 // of each Bare. A boot fact the kernel does not give stays unknown.
 func NewObserver(now func() time.Time) *Observer {
-	id, _ := procinfo.BootID()
-	bt, _ := procinfo.BootTime()
-	ob := &Observer{bootID: id, bootTime: bt, now: now}
+	ob := &Observer{now: now}
+	ob.bare.BootID, _ = procinfo.BootID()
+	ob.bare.BootTime, _ = procinfo.BootTime()
 	ns, err := procinfo.CurrentPIDNamespace()
-	ob.pidNS = PIDNamespace{Inode: ns.Inode, Initial: ns.Initial, Err: err}
+	ob.bare.PIDNamespace = PIDNamespace{Inode: ns.Inode, Initial: ns.Initial, Err: err}
 	return ob
 }
 
 // Bare returns the facts every candidate has: the boot, the PID namespace
 // and the time.
 func (ob *Observer) Bare() Facts {
-	return Facts{BootID: ob.bootID, BootTime: ob.bootTime, PIDNamespace: ob.pidNS, Now: ob.now()}
+	f := ob.bare
+	f.Now = ob.now()
+	return f
 }
 
 // Runner decides now whether the runner s records still runs, by the

@@ -17,18 +17,11 @@ import (
 	"time"
 )
 
+// Errors of Lookup and FindNested: see Lookup.
 var (
-	// ErrNotExist: no process has the PID (kill(pid, 0) says ESRCH), or
-	// the PID is not positive.
-	ErrNotExist = errors.New("no such process")
-	// ErrUnsupported: this platform (not Linux, not macOS) cannot answer.
-	ErrUnsupported = errors.New("process identity not supported on this platform")
-	// ErrHidden: a process has the PID (kill finds it) but /proc does not
-	// show it (hidepid=, another PID namespace's /proc, no /proc).
-	ErrHidden = errors.New("process exists but /proc does not show it")
-	// ErrProcUntrusted: /proc does not show this process itself (no
-	// /proc/self, another PID there, a /proc of another PID namespace), so
-	// nothing it says about a PID is trusted.
+	ErrNotExist      = errors.New("no such process")
+	ErrUnsupported   = errors.New("process identity not supported on this platform")
+	ErrHidden        = errors.New("process exists but /proc does not show it")
 	ErrProcUntrusted = errors.New("/proc does not show this process")
 )
 
@@ -48,18 +41,14 @@ type Info struct {
 	PID int
 	// Zombie: exited, not reaped, no live thread left (a Linux leader
 	// that called pthread_exit while other threads run is alive).
-	Zombie bool
-	// Threads is the thread count, read only for a Linux leader in state
-	// Z; 0 otherwise.
-	Threads int
+	Zombie  bool
+	Threads int // read only for a Linux leader in state Z
 	// StartTime is, on Linux, clock ticks since boot as the host counts
 	// them (the same from every time namespace); on macOS microseconds
 	// since the epoch. Equal start times within one boot name one process.
 	StartTime uint64
-	// Started is StartTime as wall-clock time, to about a second on Linux.
-	Started time.Time
-	// Comm is the kernel's short name (15 bytes on Linux, 16 on macOS).
-	Comm string
+	Started   time.Time // StartTime as wall-clock time, to a second on Linux
+	Comm      string    // 15 bytes on Linux, 16 on macOS
 	// Argv0 is argv[0] as it reads now; "" when unreadable, longer than
 	// 4 KiB, and on macOS.
 	Argv0 string
@@ -75,8 +64,9 @@ type Info struct {
 
 // Lookup returns what the kernel says about pid: ErrNotExist only when
 // kill(pid, 0) says ESRCH in this PID namespace, or pid is no pid_t;
-// ErrHidden when /proc hides a PID kill finds; ErrProcUntrusted when /proc
-// does not show this process. Malformed kernel data is an error.
+// ErrHidden when /proc hides a PID kill finds (hidepid=, no /proc);
+// ErrProcUntrusted when /proc does not show this process, so nothing it
+// says is trusted. Malformed kernel data is an error.
 func Lookup(pid int) (Info, error) {
 	if pid <= 0 || pid > math.MaxInt32 {
 		return Info{}, fmt.Errorf("look up process %d: %w", pid, ErrNotExist)
@@ -110,8 +100,8 @@ func CurrentPIDNamespace() (PIDNamespace, error) { return currentPIDNamespace() 
 // Self returns Lookup(os.Getpid()).
 func Self() (Info, error) { return Lookup(os.Getpid()) }
 
-// BootID identifies the current boot (Linux boot_id; macOS
-// kern.bootsessionuuid, else kern.boottime), read once.
+// BootID identifies the current boot (Linux boot_id, macOS
+// kern.bootsessionuuid), read once.
 func BootID() (string, error) { return bootID() }
 
 // BootTime is when the machine booted, to the second, as the host sees it,

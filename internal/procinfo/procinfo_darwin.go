@@ -72,13 +72,12 @@ var bootTime = sync.OnceValues(func() (time.Time, error) {
 })
 
 var bootID = sync.OnceValues(func() (string, error) {
-	if id, err := unix.Sysctl("kern.bootsessionuuid"); err == nil && strings.TrimSpace(id) != "" {
-		return strings.TrimSpace(id), nil
+	id, err := unix.Sysctl("kern.bootsessionuuid")
+	if id = strings.TrimSpace(id); err == nil && id == "" {
+		err = errors.New("empty")
 	}
-	// Without kern.bootsessionuuid, the boot time to the microsecond.
-	tv, err := unix.SysctlTimeval("kern.boottime")
 	if err != nil {
-		return "", fmt.Errorf("read boot id: sysctl kern.boottime: %w", err)
+		return "", fmt.Errorf("read boot id: sysctl kern.bootsessionuuid: %w", err)
 	}
-	return fmt.Sprintf("boottime-%d.%06d", tv.Sec, tv.Usec), nil
+	return id, nil
 })

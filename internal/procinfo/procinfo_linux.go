@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -52,9 +51,6 @@ func lookup(pid int) (Info, error) {
 	st, err := readParsed(dfd, pid, dir, "stat", ParseStat)
 	if err != nil {
 		return Info{}, err
-	}
-	if st.PID != pid {
-		return Info{}, fmt.Errorf("look up process %d: %s/stat names pid %d", pid, dir, st.PID)
 	}
 	info, err := startOf(pid, dir, st)
 	if err != nil {
@@ -107,9 +103,6 @@ func startOf(pid int, dir string, st Stat) (Info, error) {
 	boot, err := bootTime()
 	if err != nil {
 		return Info{}, fmt.Errorf("look up process %d: %w", pid, err)
-	}
-	if st.StartTime > math.MaxInt64/uint64(tick) {
-		return Info{}, fmt.Errorf("look up process %d: %s/stat: start time %d out of range", pid, dir, st.StartTime)
 	}
 	off, err := bootOffset()
 	if err != nil {
@@ -300,18 +293,14 @@ func readUpTo(dfd int, name string, limit int) ([]byte, error) {
 	return buf[:n], nil
 }
 
+// readlinkat reads a /proc link, which the kernel keeps under PATH_MAX.
 func readlinkat(dfd int, name string) (string, error) {
-	// A result that fills the buffer may be truncated.
-	for size := 256; ; size *= 2 {
-		buf := make([]byte, size)
-		n, err := unix.Readlinkat(dfd, name, buf)
-		if err != nil {
-			return "", err
-		}
-		if n < size {
-			return string(buf[:n]), nil
-		}
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlinkat(dfd, name, buf)
+	if err != nil {
+		return "", err
 	}
+	return string(buf[:n]), nil
 }
 
 var bootTime = sync.OnceValues(func() (time.Time, error) {

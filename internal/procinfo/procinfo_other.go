@@ -10,22 +10,16 @@ import (
 	"time"
 )
 
-func lookup(pid int) (Info, error) {
-	return Info{}, fmt.Errorf("look up process %d: %w", pid, ErrUnsupported)
-}
+func lookup(pid int) (Info, error) { return Info{}, unsupported("look up process") }
 
-func bootID() (string, error) {
-	return "", fmt.Errorf("read boot id: %w", ErrUnsupported)
-}
+func bootID() (string, error) { return "", unsupported("read boot id") }
 
-func bootTime() (time.Time, error) {
-	return time.Time{}, fmt.Errorf("read boot time: %w", ErrUnsupported)
-}
+func bootTime() (time.Time, error) { return time.Time{}, unsupported("read boot time") }
 
 func currentPIDNamespace() (PIDNamespace, error) {
-	return PIDNamespace{}, fmt.Errorf("read pid namespace: %w", ErrUnsupported)
+	return PIDNamespace{}, unsupported("read pid namespace")
 }
 
-func nested(pid int) ([]Nested, error) {
-	return nil, fmt.Errorf("look for process %d in other PID namespaces: %w", pid, ErrUnsupported)
-}
+func nested(pid int) ([]Nested, error) { return nil, unsupported("look in other PID namespaces") }
+
+func unsupported(what string) error { return fmt.Errorf("%s: %w", what, ErrUnsupported) }
