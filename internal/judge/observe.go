@@ -90,16 +90,11 @@ func (ob *Observer) LookupProcess(f *Facts) {
 // the exact identity of this boot, whose PID this collector may judge.
 func needsLookup(f *Facts) bool {
 	s := f.State
-	if s == nil || s.PID <= 0 {
-		return false
-	}
 	switch {
-	case s.Leased:
-		if !exactThisBoot(*f) {
-			return false
-		}
-	case !s.Active || classifyOtherBoot(*f).decided():
+	case s == nil || s.PID <= 0 || unjudgeable(*f).decided():
 		return false
+	case s.Leased:
+		return exactThisBoot(*f)
 	}
-	return !unjudgeable(*f).decided()
+	return s.Active && !classifyOtherBoot(*f).decided()
 }

@@ -19,7 +19,7 @@ const sZOMB = 5
 func lookup(pid int) (Info, error) {
 	kp, err := unix.SysctlKinfoProc("kern.proc.pid", pid)
 	// x/sys/unix reports sysctl's empty result as EIO.
-	if errors.Is(err, unix.ESRCH) || errors.Is(err, unix.EIO) || (err == nil && kp.Proc.P_pid == 0) {
+	if errors.Is(err, unix.ESRCH) || errors.Is(err, unix.EIO) || (err == nil && int(kp.Proc.P_pid) != pid) {
 		switch kerr := unix.Kill(pid, 0); kerr {
 		case unix.ESRCH:
 			return Info{}, fmt.Errorf("look up process %d: %w", pid, ErrNotExist)
@@ -33,9 +33,6 @@ func lookup(pid int) (Info, error) {
 		return Info{}, fmt.Errorf("look up process %d: sysctl kern.proc.pid: %w", pid, err)
 	}
 	p := &kp.Proc
-	if int(p.P_pid) != pid {
-		return Info{}, fmt.Errorf("look up process %d: sysctl kern.proc.pid returned pid %d", pid, p.P_pid)
-	}
 	if p.P_starttime.Sec < 0 || p.P_starttime.Usec < 0 {
 		return Info{}, fmt.Errorf("look up process %d: bad start time %v", pid, p.P_starttime)
 	}
