@@ -17,20 +17,14 @@ import (
 	"github.com/stacklok/go-microvm/state"
 )
 
-// runnerName is the executable base name released go-microvm gives its
-// runner.
-const runnerName = "go-microvm-runner"
-
-// commLen is the length Linux truncates a comm to; macOS keeps one more.
-const commLen = 15
-
-// startSlack absorbs the imprecision of wall-clock start times (Linux
-// knows the boot time to the second; pid_start_time is taken after the
-// spawn).
-const startSlack = 2 * time.Second
-
-// spawnWindow bounds how long before its pid_start_time a runner started.
-const spawnWindow = time.Minute
+const (
+	runnerName = "go-microvm-runner" // released go-microvm's runner
+	commLen    = 15                  // Linux truncates a comm to it
+	// startSlack absorbs the imprecision of wall-clock start times.
+	startSlack = 2 * time.Second
+	// spawnWindow bounds how long before pid_start_time a runner started.
+	spawnWindow = time.Minute
+)
 
 // Process is what the kernel said about the recorded PID.
 type Process struct {

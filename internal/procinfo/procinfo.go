@@ -6,7 +6,7 @@
 // namespace. A PID is gone only when kill(pid, 0) says ESRCH in the
 // caller's PID namespace; /proc is trusted only once it shows the caller.
 // (PID, StartTime, BootID) names one process. Outside Linux and macOS
-// every call returns an error wrapping ErrUnsupported.
+// every call returns an error wrapping errors.ErrUnsupported.
 package procinfo
 
 import (
@@ -20,7 +20,6 @@ import (
 // Errors of Lookup and FindNested: see Lookup.
 var (
 	ErrNotExist      = errors.New("no such process")
-	ErrUnsupported   = errors.New("process identity not supported on this platform")
 	ErrHidden        = errors.New("process exists but /proc does not show it")
 	ErrProcUntrusted = errors.New("/proc does not show this process")
 )

@@ -26,11 +26,11 @@ const ClockTicks = 100
 
 const tick = time.Second / ClockTicks
 
-// maxStatSize bounds the read of /proc/PID/stat and status.
-const maxStatSize = 8192
-
-// maxArgv0 bounds the read of /proc/PID/cmdline.
-const maxArgv0 = 4096
+// Bounds of the reads of /proc/PID/stat and status, and of cmdline.
+const (
+	maxStatSize = 8192
+	maxArgv0    = 4096
+)
 
 func lookup(pid int) (Info, error) {
 	if err := unix.Kill(pid, 0); err == unix.ESRCH {

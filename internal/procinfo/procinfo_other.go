@@ -6,6 +6,7 @@
 package procinfo
 
 import (
+	"errors"
 	"fmt"
 	"time"
 )
@@ -22,4 +23,4 @@ func currentPIDNamespace() (PIDNamespace, error) {
 
 func nested(pid int) ([]Nested, error) { return nil, unsupported("look in other PID namespaces") }
 
-func unsupported(what string) error { return fmt.Errorf("%s: %w", what, ErrUnsupported) }
+func unsupported(what string) error { return fmt.Errorf("%s: %w", what, errors.ErrUnsupported) }
