@@ -10,15 +10,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"iter"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -151,27 +152,10 @@ func OrphansSeq(ctx context.Context, root string, opts ...Option) iter.Seq2[Orph
 	}
 }
 
-// streamBatch is how many decided candidates a walk goroutine hands its
-// consumer at once; streamDepth is how many such batches may wait before
-// the walk pauses. A handover per candidate would wake the consumer (and
-// spin an idle thread) per directory, costing more CPU than the batching's
-// small delay.
-const (
-	streamBatch = 32
-	streamDepth = 4
-)
-
-// streamItem is what a streaming scan hands its consumer.
-type streamItem struct {
-	cand Candidate
-	err  error
-}
-
-// scanSeq runs the walk on its own goroutines and yields what it decides
-// on the caller's goroutine.
+// scanSeq walks on the caller's goroutine and yields each verdict as it
+// is made.
 func scanSeq(ctx context.Context, root string, mode probeMode, opts []Option) iter.Seq2[Candidate, error] {
 	return func(yield func(Candidate, error) bool) {
-		o := newOptions(opts)
 		abs, rootDir, err := openRoot(root)
 		if rootDir == nil {
 			if err != nil {
@@ -180,26 +164,10 @@ func scanSeq(ctx context.Context, root string, mode probeMode, opts []Option) it
 			return
 		}
 		defer rootDir.Close()
-		wctx, stop := context.WithCancel(ctx)
-		defer stop()
-		items := make(chan []streamItem, streamDepth)
-		s := newScanner(wctx, rootDir, abs, o, mode)
-		s.stream = items
-		go func() {
-			defer close(items)
-			s.run()
-		}()
-		for batch := range items {
-			for _, it := range batch {
-				if !yield(it.cand, it.err) {
-					stop()
-					for range items {
-					}
-					return
-				}
-			}
-		}
-		if ctx.Err() != nil {
+		w := newWalk(ctx, rootDir, abs, newOptions(opts), mode)
+		w.yield = yield
+		w.run()
+		if !w.stopped && ctx.Err() != nil {
 			yield(Candidate{}, fmt.Errorf("scan: %w", ctx.Err()))
 		}
 	}
@@ -243,429 +211,269 @@ type scanResult struct {
 	errs  []*fs.PathError
 	// remnants are the directories below root (rel) that hold a state
 	// lock file and no state file: what a reclaim cut short after its
-	// commit may leave (Collect only).
+	// commit may leave.
 	remnants []string
 }
 
 // scan walks below rootDir for candidates and classifies them, keeping
 // them all (sorted by path) for Collect.
 func scan(ctx context.Context, rootDir *os.File, abs string, o *options, mode probeMode) *scanResult {
-	s := newScanner(ctx, rootDir, abs, o, mode)
-	s.run()
-	slices.SortFunc(s.res.cands, func(a, b scanned) int { return cmp.Compare(a.Path, b.Path) })
-	return &s.res
+	w := newWalk(ctx, rootDir, abs, o, mode)
+	w.res = &scanResult{}
+	w.run()
+	slices.SortFunc(w.res.cands, func(a, b scanned) int { return cmp.Compare(a.Path, b.Path) })
+	return w.res
 }
 
-// dirent is one entry of a directory listing, with the type the listing
-// gave.
-type dirent struct {
-	name string
-	typ  entryType
+// walk is one scan, depth first on one goroutine, each directory open
+// as an *os.File while the walk is below it.
+type walk struct {
+	ctx  context.Context
+	abs  string
+	o    *options
+	mode probeMode
+	root *os.File
+	// ob is made on first use: a scan that meets no data directory never
+	// reads the boot facts.
+	ob    *judge.Observer
+	debug bool // the logger takes Debug lines
+	// Each verdict and error goes to res when set, else to yield;
+	// stopped is set once yield returns false.
+	res     *scanResult
+	yield   func(Candidate, error) bool
+	stopped bool
 }
 
-// entryType is the type of a listed entry, as far as the walk cares.
-type entryType uint8
-
-const (
-	typeOther   entryType = iota // not a directory
-	typeDir                      // a directory
-	typeUnknown                  // the listing did not say (DT_UNKNOWN)
-)
-
-// scanner is one scan, shared by its goroutines. Root's entries, read in
-// batches and never held whole, are shared among GOMAXPROCS goroutines,
-// each walking the entry it took to the end: handing each candidate to
-// another goroutine would cost about as much as observing it.
-type scanner struct {
-	ctx     context.Context
-	abs     string
-	o       *options
-	mode    probeMode
-	rootDir *os.File
-	// obOnce makes ob on first use: a scan that meets no data directory
-	// never reads the boot facts.
-	obOnce sync.Once
-	ob     *judge.Observer
-	// stream, when set, receives the candidates and errors in batches
-	// as they are decided, instead of res.
-	stream chan<- []streamItem
-	debug  bool // the logger takes Debug lines
-
-	mu  sync.Mutex // guards res
-	res scanResult
+func newWalk(ctx context.Context, rootDir *os.File, abs string, o *options, mode probeMode) *walk {
+	return &walk{ctx: ctx, abs: abs, o: o, mode: mode, root: rootDir, debug: o.logger.Enabled(ctx, slog.LevelDebug)}
 }
 
-func newScanner(ctx context.Context, rootDir *os.File, abs string, o *options, mode probeMode) *scanner {
-	s := &scanner{ctx: ctx, abs: abs, o: o, mode: mode, rootDir: rootDir}
-	s.debug = o.logger.Enabled(ctx, slog.LevelDebug)
-	return s
+func (w *walk) observer() *judge.Observer {
+	if w.ob == nil {
+		w.ob = judge.NewObserver(w.o.now)
+	}
+	return w.ob
 }
 
-// observer returns the scan's observer, made on first use.
-func (s *scanner) observer() *judge.Observer {
-	s.obOnce.Do(func() { s.ob = judge.NewObserver(s.o.now) })
-	return s.ob
-}
+func (w *walk) done() bool { return w.stopped || w.ctx.Err() != nil }
 
-// run walks the tree.
-func (s *scanner) run() {
-	fd, err := sysat.Openat(int(s.rootDir.Fd()), ".", sysat.DirFlags, 0)
+func (w *walk) run() {
+	d, err := openDirAt(w.root, ".", w.abs)
 	if err != nil {
-		k := s.newWalk()
-		k.failPath("open root", s.abs, err)
-		s.merge(k)
+		w.fail("open root", w.abs, err)
 		return
 	}
-	defer unix.Close(fd)
-	k := s.newWalk()
-	candidate, list := k.visit(fd, ".", 0)
-	var r *dirReader
-	if list {
-		if r, err = newDirReader(fd); err != nil {
-			if !isGone(err) {
-				k.fail(".", "read directory", err)
-			}
-			list = false
-		}
-	}
-	s.merge(k)
+	defer d.Close()
+	candidate, list := w.visit(d, ".", 0)
 	if !list {
 		return
 	}
-	defer r.close()
-	shared := &sharedLister{r: r, fd: fd, candidate: candidate}
-	share := func() {
-		k := s.newWalk()
-		for s.ctx.Err() == nil {
-			e, ok := shared.next(k)
-			if !ok {
-				break
-			}
-			_, left := k.enter(fd, e, e.name, 1)
-			for _, l := range left {
-				k.decided(l)
-			}
-		}
-		s.merge(k)
+	_, _, left := w.list(d, ".", 0, candidate)
+	for _, l := range left {
+		w.decided(l)
 	}
-	var wg sync.WaitGroup
-	for range scanWorkers(s.o.depth) - 1 {
-		wg.Go(share)
-	}
-	share()
-	wg.Wait()
-}
-
-// sharedLister hands root's entries to the walk's goroutines, one at a
-// time, reading the listing a batch at a time.
-type sharedLister struct {
-	mu        sync.Mutex
-	r         *dirReader
-	fd        int // root's descriptor, for entries of unknown type
-	candidate bool
-	done      bool
-}
-
-// next returns the next entry of root the walk enters.
-func (l *sharedLister) next(k *walk) (dirent, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for !l.done {
-		e, ok, err := l.r.next()
-		if err != nil {
-			if !isGone(err) {
-				k.fail(".", "read directory", err)
-			}
-			l.done = true
-			break
-		}
-		if !ok {
-			l.done = true
-			break
-		}
-		if k.keep(l.fd, &e, ".", l.candidate) {
-			return e, true
-		}
-	}
-	return dirent{}, false
-}
-
-// walk is one goroutine's share of a scan, merged when it is done.
-type walk struct {
-	s     *scanner
-	res   scanResult
-	batch []streamItem // not yet streamed
-}
-
-func (s *scanner) newWalk() *walk { return &walk{s: s} }
-
-func (s *scanner) merge(k *walk) {
-	k.flush()
-	s.mu.Lock()
-	s.res.cands = append(s.res.cands, k.res.cands...)
-	s.res.errs = append(s.res.errs, k.res.errs...)
-	s.res.remnants = append(s.res.remnants, k.res.remnants...)
-	s.mu.Unlock()
 }
 
 // pathOf returns the absolute path of rel.
-func (s *scanner) pathOf(rel string) string {
+func (w *walk) pathOf(rel string) string {
 	switch {
 	case rel == ".":
-		return s.abs
-	case strings.HasSuffix(s.abs, "/"):
-		return s.abs + rel
+		return w.abs
+	case strings.HasSuffix(w.abs, "/"):
+		return w.abs + rel
 	}
-	return s.abs + "/" + rel
+	return w.abs + "/" + rel
 }
 
-// emit hands over a decided candidate.
-func (k *walk) emit(c scanned) {
-	if k.s.stream != nil {
-		k.stream(streamItem{cand: c.Candidate})
+func (w *walk) fail(op, path string, err error) {
+	if w.res != nil {
+		w.res.errs = append(w.res.errs, pathError(op, path, err))
+	} else if !w.stopped && !w.yield(Candidate{}, pathError(op, path, err)) {
+		w.stopped = true
+	}
+}
+
+// decided logs, reports and hands over the candidate sc.
+func (w *walk) decided(sc scanned) {
+	if w.stopped {
 		return
 	}
-	k.res.cands = append(k.res.cands, c)
+	cand := sc.Candidate
+	if w.debug {
+		w.o.logger.Debug("gc: classified", "path", cand.Path, "class", cand.Class, "reason", cand.Reason, "detail", cand.Detail)
+	}
+	if w.o.progress != nil {
+		w.o.progress(Progress{Kind: ProgressClassified, Candidate: cand})
+	}
+	if w.res != nil {
+		w.res.cands = append(w.res.cands, sc)
+	} else if !w.yield(cand, nil) {
+		w.stopped = true
+	}
 }
 
-// stream queues it for the consumer, handing over a full batch.
-func (k *walk) stream(it streamItem) {
-	if k.batch == nil {
-		k.batch = make([]streamItem, 0, streamBatch)
-	}
-	k.batch = append(k.batch, it)
-	if len(k.batch) == streamBatch {
-		k.flush()
-	}
-}
-
-// flush hands the queued batch to the consumer.
-func (k *walk) flush() {
-	s := k.s
-	if len(k.batch) == 0 {
-		return
-	}
-	select {
-	case s.stream <- k.batch:
-	case <-s.ctx.Done():
-	}
-	k.batch = nil
-}
-
-func (k *walk) fail(rel, what string, err error) {
-	k.failPath(what, k.s.pathOf(rel), err)
-}
-
-func (k *walk) failPath(op, path string, err error) {
-	e := pathError(op, path, err)
-	if k.s.stream != nil {
-		k.stream(streamItem{err: e})
-		return
-	}
-	k.res.errs = append(k.res.errs, e)
-}
-
-// keep reports whether the walk enters the entry e of the directory dirfd
-// at rel, whose own verdict made it a candidate or not; it notes a trash
-// left there. An entry of unknown type is looked at (without following a
-// symlink) to learn it.
-func (k *walk) keep(dirfd int, e *dirent, rel string, candidate bool) bool {
-	if e.typ == typeUnknown {
-		var st unix.Stat_t
-		if sysat.Fstatat(dirfd, e.name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || !sysat.IsDir(&st) {
-			return false
-		}
-		e.typ = typeDir
-	}
-	if e.typ != typeDir {
+// enters reports whether the walk enters the entry e of a directory that
+// is a candidate or not. It never follows a symlink.
+func enters(e fs.DirEntry, candidate bool) bool {
+	if !e.IsDir() || strings.HasPrefix(e.Name(), OwnPrefix) {
 		return false
 	}
-	if strings.HasPrefix(e.name, OwnPrefix) {
-		return false
-	}
-	return !candidate || !notEntered(e.name)
+	return !candidate || !notEntered(e.Name())
 }
 
-// enter opens the entry e of parent and visits it, descending into what it
-// lists. It reports whether a data directory is, or may be, at or below it
-// (occupied), and the embedders' leftovers found there, not yet handed over.
-func (k *walk) enter(parent int, e dirent, rel string, level int) (occupied bool, left []scanned) {
-	fd, err := sysat.Openat(parent, e.name, sysat.DirFlags, 0)
+// enter opens the entry name of parent and visits it, descending into what
+// it lists. It reports whether a data directory is, or may be, at or below
+// it (occupied), and the embedders' leftovers found there, not yet handed
+// over.
+func (w *walk) enter(parent *os.File, name, rel string, level int) (occupied bool, left []scanned) {
+	d, err := openDirAt(parent, name, w.pathOf(rel))
 	if err != nil {
 		// Gone, or swapped for a symlink since it was listed: not a
 		// directory of this tree any more. Any other failure hides what
 		// it holds.
 		if !isGone(err) {
-			k.fail(rel, "open", err)
+			w.fail("open", w.pathOf(rel), err)
 			return true, nil
 		}
 		return false, nil
 	}
-	defer unix.Close(fd)
-	candidate, list := k.visit(fd, rel, level)
+	defer d.Close()
+	candidate, list := w.visit(d, rel, level)
 	if !list {
 		return candidate, nil
 	}
-	occupied, owned, left := k.list(fd, rel, level, candidate)
+	occupied, owned, left := w.list(d, rel, level, candidate)
 	if owned && !occupied {
-		return false, []scanned{k.leftover(fd, rel)}
+		return false, []scanned{w.leftover(d, rel)}
 	}
 	return occupied, left
 }
 
-// list reads the directory fd at rel (level below root) and enters the
+// list reads the directory d at rel (level below root) and enters the
 // entries the walk descends into. It reports whether a data directory is,
 // or may be, among or below them (a listing cut short may hide one),
 // whether the entries are the embedder's leftovers (at least one owned
 // entry, and nothing else but an idle collector lock), and the leftovers
 // found below.
-func (k *walk) list(fd int, rel string, level int, candidate bool) (occupied, owned bool, left []scanned) {
-	s := k.s
-	r, err := newDirReader(fd)
-	if err != nil {
-		if !isGone(err) {
-			k.fail(rel, "read directory", err)
-		}
-		return true, false, nil
-	}
-	defer r.close()
-	owned = len(s.o.owned) > 0
+func (w *walk) list(d *os.File, rel string, level int, candidate bool) (occupied, owned bool, left []scanned) {
+	owned = len(w.o.owned) > 0
 	n := 0
-	for s.ctx.Err() == nil {
-		c, ok, err := r.next()
+	for {
+		entries, err := d.ReadDir(256)
+		for _, e := range entries {
+			if w.done() {
+				return true, false, left
+			}
+			if owned && e.Name() != LockName() {
+				owned = w.o.ownedAt(int(d.Fd()), e.Name())
+				n++
+			}
+			if level < w.o.depth && enters(e, candidate) {
+				o, l := w.enter(d, e.Name(), path.Join(rel, e.Name()), level+1)
+				occupied = occupied || o
+				left = append(left, l...)
+			}
+		}
+		if err == io.EOF {
+			return occupied, owned && n > 0, left
+		}
 		if err != nil {
 			if !isGone(err) {
-				k.fail(rel, "read directory", err)
+				w.fail("read directory", d.Name(), err)
 			}
 			return true, false, left
 		}
-		if !ok {
-			return occupied, owned && n > 0, left
-		}
-		if owned && c.name != LockName() {
-			owned = s.o.ownedAt(fd, c.name)
-			n++
-		}
-		if k.keep(fd, &c, rel, candidate) && level < s.o.depth {
-			o, l := k.enter(fd, c, rel+"/"+c.name, level+1)
-			occupied = occupied || o
-			left = append(left, l...)
-		}
 	}
-	return true, false, left
 }
 
-// leftover decides the directory fd at rel, whose entries are the
+// leftover decides the directory d at rel, whose entries are the
 // embedder's leftovers.
-func (k *walk) leftover(fd int, rel string) scanned {
-	s := k.s
-	path := s.pathOf(rel)
-	f := judge.Facts{Leftover: true, Now: s.o.now()}
-	f.LeaseHeld, f.LeaseErr = datadir.NewDir(fd, path).ProbeLease()
-	cand := candidateFrom(path, f, s.o.policy())
-	if s.o.sizes {
+func (w *walk) leftover(d *os.File, rel string) scanned {
+	f := judge.Facts{Leftover: true, Now: w.o.now()}
+	f.LeaseHeld, f.LeaseErr = dirOf(d, d.Name()).ProbeLease()
+	cand := candidateFrom(d.Name(), f, w.o.policy())
+	if w.o.sizes {
 		// Nothing in it is go-microvm's.
 		cand.Bytes = 0
 	}
 	return scanned{Candidate: cand, rel: rel, leftover: true}
 }
 
-// visit examines the directory open as fd at rel: it observes and
-// classifies it when it is a data directory, and reports whether it was a
-// candidate and whether the walk lists it for subdirectories. It does not
-// close fd.
-func (k *walk) visit(fd int, rel string, level int) (candidate, list bool) {
-	s := k.s
-	if s.ctx.Err() != nil {
+// visit examines the directory d at rel: it observes and classifies it
+// when it is a data directory, and reports whether it was a candidate and
+// whether the walk lists it for subdirectories.
+func (w *walk) visit(d *os.File, rel string, level int) (candidate, list bool) {
+	if w.done() {
 		return false, false
 	}
-	if s.o.hooks.entered != nil {
-		s.o.hooks.entered(rel)
+	if w.o.hooks.entered != nil {
+		w.o.hooks.entered(rel)
 	}
-	d := datadir.NewDir(fd, s.pathOf(rel))
-	sf, serr := d.OpenState()
+	sf, serr := dirOf(d, d.Name()).OpenState()
 	candidate = !errors.Is(serr, fs.ErrNotExist)
 	if candidate {
 		if outOfFiles(serr) {
 			// Not a verdict: the next run, with descriptors, decides.
-			k.fail(rel, "observe", serr)
+			w.fail("observe", d.Name(), serr)
 		} else {
-			k.classify(d, sf, serr, rel)
+			w.classify(d, sf, serr, rel)
 		}
 		if rel != "." {
 			// Below root, a data directory holds no other: its
 			// subdirectories are the VM's (rootfs-work, the image cache,
 			// the embedder's own), and one that looked like a data
-			// directory would be reclaimed from under it. Nor is it
-			// listed: the state file's open said all there is to know.
+			// directory would be reclaimed from under it.
 			return true, false
 		}
 	}
 	var st unix.Stat_t
-	if !candidate && rel != "." && s.mode == probeOrphans && sysat.Fstatat(fd, state.LockFileName, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
-		k.res.remnants = append(k.res.remnants, rel)
+	if !candidate && rel != "." && w.res != nil && sysat.Fstatat(int(d.Fd()), state.LockFileName, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+		w.res.remnants = append(w.res.remnants, rel)
 	}
-	if level >= s.o.depth && (rel == "." || len(s.o.owned) == 0) {
-		// Too deep to list. With owned names, a directory this deep is
-		// listed, not entered, to tell whether it is the embedder's
-		// leftovers.
-		return candidate, false
-	}
-	return candidate, true
+	// Too deep to list. With owned names, a directory this deep is
+	// listed, not entered, to tell whether it is the embedder's leftovers.
+	return candidate, level < w.o.depth || (rel != "." && len(w.o.owned) > 0)
 }
 
 // classify observes and classifies the candidate d at rel, whose state
 // file open gave sf or serr.
-func (k *walk) classify(d datadir.Dir, sf datadir.StateFile, serr error, rel string) {
-	s := k.s
-	path := d.Path()
+func (w *walk) classify(d *os.File, sf datadir.StateFile, serr error, rel string) {
+	dd := dirOf(d, d.Name())
 	var f judge.Facts
 	switch {
 	case serr != nil:
-		f = s.observer().Bare()
+		f = w.observer().Bare()
 		f.StateErr = serr
-		if s.mode == probeAll {
-			f.LeaseHeld, f.LeaseErr = d.ProbeLease()
+		if w.mode == probeAll {
+			f.LeaseHeld, f.LeaseErr = dd.ProbeLease()
 		}
-	case s.mode == probeOrphans:
+	case w.mode == probeOrphans:
 		// A held lease decides alone, whatever the state says: the common
 		// case of a running VM costs no read and no parse. A free lease
 		// is probed again after the read (observeAt), as the marker
 		// requires.
-		held, err := d.ProbeLease()
+		held, err := dd.ProbeLease()
 		if held || err != nil {
 			_ = sf.Close()
-			f = s.observer().Bare()
+			f = w.observer().Bare()
 			f.LeaseHeld, f.LeaseErr = held, err
 			break
 		}
 		fallthrough
 	default:
-		f = observeAt(s.observer(), d, sf, s.o.policy(), s.mode)
+		f = observeAt(w.observer(), dd, sf, w.o.policy(), w.mode)
 	}
 	for _, err := range []error{f.StateErr, f.LeaseErr, f.LockErr, f.Process.Err} {
 		if outOfFiles(err) {
-			k.fail(rel, "observe", err)
+			w.fail("observe", d.Name(), err)
 			return
 		}
 	}
-	cand := candidateFrom(path, f, s.o.policy())
-	if s.o.sizes {
-		cand.Bytes = measure(s.ctx, s.rootDir, rel, path, fstree.Options{InUseMarker: state.FileName, InUse: nestedInUse(s.observer(), s.o.policy())})
+	cand := candidateFrom(d.Name(), f, w.o.policy())
+	if w.o.sizes {
+		cand.Bytes = measure(w.ctx, d, fstree.Options{InUseMarker: state.FileName, InUse: nestedInUse(w.observer(), w.o.policy())})
 	}
-	k.decided(scanned{Candidate: cand, rel: rel})
-}
-
-// decided logs, reports and hands over the candidate sc.
-func (k *walk) decided(sc scanned) {
-	cand := sc.Candidate
-	if k.s.debug {
-		k.s.o.logger.Debug("gc: classified", "path", cand.Path, "class", cand.Class, "reason", cand.Reason, "detail", cand.Detail)
-	}
-	if k.s.o.progress != nil {
-		k.s.o.progress(Progress{Kind: ProgressClassified, Candidate: cand})
-	}
-	k.emit(sc)
+	w.decided(scanned{Candidate: cand, rel: rel})
 }
 
 func candidateFrom(path string, f judge.Facts, p judge.Policy) Candidate {
@@ -687,16 +495,10 @@ func candidateFrom(path string, f judge.Facts, p judge.Policy) Candidate {
 }
 
 // measure returns the allocated bytes of what go-microvm owns in the data
-// directory at rel, or -1 when it cannot be opened.
-func measure(ctx context.Context, rootDir *os.File, rel, path string, to fstree.Options) int64 {
-	d, err := fstree.OpenDir(rootDir, rel)
-	if err != nil {
-		return -1
-	}
-	defer d.Close()
-	// A partial measure (an unreadable corner, a spent context) still
-	// counts what it saw.
-	r, _ := to.SizeAt(ctx, d, rootfsWorkName, filepath.Join(path, rootfsWorkName))
+// directory d. A partial measure (an unreadable corner, a spent context)
+// still counts what it saw.
+func measure(ctx context.Context, d *os.File, to fstree.Options) int64 {
+	r, _ := to.SizeAt(ctx, d, rootfsWorkName, filepath.Join(d.Name(), rootfsWorkName))
 	n := r.Bytes
 	names, _ := ownedFiles(d)
 	for _, name := range names {

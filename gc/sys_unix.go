@@ -127,29 +127,3 @@ func makeWritable(d *os.File, path string) (restore func(), err error) {
 func outOfFiles(err error) bool {
 	return errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE)
 }
-
-// scanWorkers is how many goroutines walk a scan of the given depth:
-// workers(), fewer (one at least) when too few descriptors are left for
-// each walk to hold a branch, lest walks starve each other.
-func scanWorkers(depth int) int {
-	n := workers()
-	var rl unix.Rlimit
-	if n == 1 || unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) != nil || rl.Cur > 1<<20 {
-		return n
-	}
-	d, err := os.Open("/dev/fd")
-	if err != nil {
-		return n
-	}
-	names, err := d.Readdirnames(-1)
-	_ = d.Close()
-	if err != nil {
-		return n
-	}
-	// A walk holds a directory and its listing for each level it lists,
-	// then the data directory, its state file or lock, and two
-	// descriptors of /proc.
-	perWalk := 2*depth + 3
-	free := int(rl.Cur) - len(names)
-	return max(1, min(n, free/perWalk))
-}
