@@ -4,11 +4,15 @@
 package gc
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"path/filepath"
+
+	"github.com/stacklok/go-microvm/internal/claim"
 )
 
 // BeforeCreate returns the function that released go-microvm runs as a
@@ -28,16 +32,21 @@ import (
 // what it did; it returns an error only when the WithCreating claim fails
 // or ctx is done, never for the collection itself.
 func BeforeCreate(root string, opts ...Option) func(context.Context) error {
-	given := newOptions(opts)
-	all := append([]Option{WithBudget(DefaultCreateBudget)}, opts...)
-	logger := slog.Default()
-	if hasLogger(opts) {
-		logger = given.logger
+	var given options
+	for _, opt := range opts {
+		opt(&given)
 	}
+	logger := cmp.Or(given.logger, slog.Default())
+	all := append([]Option{WithBudget(DefaultCreateBudget)}, opts...)
 	all = append(all, WithLogger(logger))
 	return func(ctx context.Context) error {
 		if given.creating != "" {
-			if err := claimCreating(ctx, given.creating, logger); err != nil {
+			dir, err := filepath.Abs(given.creating)
+			if err == nil {
+				_, err = claim.Take(ctx, dir, claim.Options{LeaseWait: claim.LeaseWait,
+					LockWait: claim.LockWait, Keep: true, Logger: logger})
+			}
+			if err != nil {
 				logger.Warn("gc before create: cannot claim the new data directory", "dir", given.creating, "error", err)
 				return fmt.Errorf("gc before create: %w", err)
 			}
@@ -51,13 +60,14 @@ func BeforeCreate(root string, opts ...Option) func(context.Context) error {
 	}
 }
 
-// hasLogger reports whether opts set a logger.
-func hasLogger(opts []Option) bool {
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
-	return o.logger != nil
+// WithCreating makes BeforeCreate claim dataDir before it collects, as
+// runner.NewClaim does, keeping the lease in this process (state.Kept) so
+// no collector reclaims dataDir while this process or its runner lives,
+// and the next one does once both are gone. The claim ends when the
+// runner's Process is stopped or closed, or state.Kept(dataDir) is closed.
+// A live runner recorded in dataDir makes the check fail.
+func WithCreating(dataDir string) Option {
+	return func(o *options) { o.creating = dataDir }
 }
 
 // logCreateCollection logs the outcome of a collection that ran before a
