@@ -31,38 +31,22 @@ type options struct {
 	sizes      bool
 	dryRun     bool
 	now        func() time.Time
-	// owned are the embedder's entry names (WithOwnedNames), valid ones
-	// only; keep is its veto (WithKeep).
-	owned []string
-	keep  func(dataDir string) bool
-	// creating is the data directory BeforeCreate claims (WithCreating).
-	creating string
-	// progress is WithProgress's hook, nil when unset.
-	progress func(Progress)
-
-	hooks hooks
+	owned      []string // valid names only
+	keep       func(dataDir string) bool
+	creating   string
+	progress   func(Progress)
+	hooks      hooks
 }
 
-// hooks are where tests act inside windows that are otherwise a matter of
-// luck; every field is zero outside tests. They travel with the options
-// (set by withHooks) rather than in package variables, so tests that use
+// hooks let tests act inside windows that are otherwise a matter of luck;
+// all nil outside tests. They travel with the options, so tests that set
 // them run in parallel.
 type hooks struct {
-	// entered runs for each directory the walk opened (rel to the root),
-	// before it is examined.
-	entered func(rel string)
-	// reclaim runs as Collect starts on an orphan the scan found.
-	reclaim func(path string)
-	// stateLocked runs once Collect holds a data directory's state lock,
-	// before it reads the state.
-	stateLocked func(path string)
-	// locked runs once Collect holds an orphan's lease and state lock and
-	// has decided again, before it checks the path again: where tests
-	// swap the directory.
-	locked func(path string)
-	// emptying runs when Collect starts deleting an orphan's committed
-	// rootfs-work from the trash.
-	emptying func(path string)
+	entered     func(rel string)  // the walk opened a directory
+	reclaim     func(path string) // Collect starts on an orphan
+	stateLocked func(path string) // Collect holds the state lock, before the read
+	locked      func(path string) // under both locks, decided again, before the path check
+	emptying    func(path string) // Collect starts deleting a committed rootfs-work
 }
 
 func withHooks(h hooks) Option {
@@ -77,12 +61,7 @@ func newOptions(opts []Option) *options {
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)
 	}
-	if o.depth < 0 {
-		o.depth = 0
-	}
-	if o.now == nil {
-		o.now = time.Now
-	}
+	o.depth = max(o.depth, 0)
 	return o
 }
 
