@@ -137,38 +137,43 @@ func (w *walker) cancelled() bool {
 
 func (w *walker) walk(pfd int, name string) {
 	w.m.method = w.o.mounts.resolve(pfd)
-	st, err := w.m.statAt(pfd, name)
-	switch {
-	case err == unix.ENOENT:
-		return
-	case err != nil:
-		w.fail("lstat", w.display, err)
-		return
-	case !st.isDir():
-		if err := w.file(pfd, name, &st); err != nil {
-			w.fail("unlinkat", w.display, err)
-		}
-		return
-	}
 	pst, err := w.m.statAt(pfd, "")
 	if err != nil {
 		w.fail("fstat", filepath.Dir(w.display), err)
 		return
 	}
-	// The top is judged by st_dev where the method cannot tell: callers
-	// hand over an entry they renamed into place, and a rename cannot move
-	// a mount point.
-	if same, _ := w.m.same(pst.id, st.id); !same {
-		w.res.Mounts = append(w.res.Mounts, w.display)
-		return
-	}
-	if w.m.method == mountInfo {
-		w.m.devOnce = devMountedOnce(st.id.dev)
-	}
 	root := &frame{fd: pfd, st: pst}
-	w.top = &frame{parent: root, name: name, st: st, depth: 1, fd: -1}
 	w.stack, w.lo = []*frame{root}, 1
-	w.dir(w.top)
+	for range maxLooks {
+		st, err := w.m.statAt(pfd, name)
+		switch {
+		case err == unix.ENOENT:
+			return
+		case err != nil:
+			w.fail("lstat", w.display, err)
+			return
+		case !st.isDir():
+			if err := w.file(pfd, name, &st); err != nil {
+				w.fail("unlinkat", w.display, err)
+			}
+			return
+		}
+		// The top is judged by st_dev where the method cannot tell:
+		// callers hand over an entry they renamed into place, and a
+		// rename cannot move a mount point. One swapped in is not.
+		if same, known := w.m.same(pst.id, st.id); !same || !known && w.top != nil {
+			w.res.Mounts = append(w.res.Mounts, w.display)
+			return
+		}
+		if w.m.method == mountInfo {
+			w.m.devOnce = devMountedOnce(st.id.dev)
+		}
+		w.top = &frame{parent: root, name: name, st: st, depth: 1, fd: -1}
+		if _, replaced := w.dir(w.top); !replaced {
+			return
+		}
+	}
+	w.fail("openat", w.display, errChanged)
 }
 
 func (w *walker) err() error {
@@ -198,24 +203,31 @@ func (w *walker) fail(op, path string, err error) {
 }
 
 // dir removes (or measures) the directory d and everything below it. It
-// reports whether d stays.
-func (w *walker) dir(d *frame) bool {
+// reports whether d stays, or whether d's name no longer holds it: the
+// caller looks again.
+func (w *walker) dir(d *frame) (kept, replaced bool) {
 	w.stack = append(w.stack, d)
 	defer w.leave(d)
 	for pass := 0; ; pass++ {
-		if ok, kept := w.enter(d); !ok {
-			return kept
+		switch err := w.enter(d); {
+		case err == unix.ENOENT:
+			return false, false
+		case err == unix.ELOOP || err == unix.ENOTDIR || err == errChanged:
+			return false, true
+		case err != nil:
+			w.fail("openat", w.path(d), err)
+			return true, false
 		}
 		if kept, vanished := w.children(d); kept || vanished {
-			return kept
+			return kept, false
 		}
 		if !w.remove {
 			w.countDir(d)
-			return false
+			return false, false
 		}
 		// Entries created after the listing fail the rmdir: list again.
 		if kept, again := w.rmdir(d, pass < 3); !again {
-			return kept
+			return kept, false
 		}
 	}
 }
@@ -320,76 +332,33 @@ func (w *walker) countDir(d *frame) {
 	w.res.Bytes += d.st.blocks * 512
 }
 
-// enter opens d. When d's name now holds something else it deals with that
-// instead and returns false, with whether the entry stays.
-func (w *walker) enter(d *frame) (ok, kept bool) {
+// enter opens d, whose parent is open.
+func (w *walker) enter(d *frame) error {
 	p := d.parent
-	if d != w.top && w.o.beforeOpen != nil {
-		w.o.beforeOpen(w.path(d))
-	}
-	var err error
-	chmodded := false
-	for range 4 {
-		var fd int
+	fd, err := w.openDir(p.fd, d.name, d.st.id)
+	if isPermission(err) && w.remove {
+		if p != w.stack[0] {
+			makeAccessible(p.fd)
+		}
+		// Fails where the system cannot chmod without following (Linux
+		// before 6.6): then the open's error is reported.
+		_ = sysat.Fchmodat(p.fd, d.name, d.st.mode&0o7777|0o700, unix.AT_SYMLINK_NOFOLLOW)
 		fd, err = w.openDir(p.fd, d.name, d.st.id)
-		if err == nil {
-			w.adopt(d, fd)
-			return true, false
-		}
-		switch {
-		case err == unix.ENOENT:
-			return false, false
-		case isPermission(err) && w.remove && !chmodded:
-			if p != w.stack[0] {
-				makeAccessible(p.fd)
-			}
-			// Fails where the system cannot chmod without following
-			// (Linux before 6.6): then the open's error is reported.
-			_ = sysat.Fchmodat(p.fd, d.name, d.st.mode&0o7777|0o700, unix.AT_SYMLINK_NOFOLLOW)
-			chmodded = true
-			continue
-		case err == unix.ELOOP || err == unix.ENOTDIR || err == errChanged:
-			if again, kept := w.replaced(d); !again {
-				return false, kept
-			}
-			continue
-		}
-		break
 	}
-	w.fail("openat", w.path(d), err)
-	return false, true
+	if err == nil {
+		w.adopt(d, fd)
+	}
+	return err
 }
 
-// replaced deals with d's name, which no longer holds the directory
-// listed: another directory of the tree is walked instead (again, with
-// d.st updated), a non-directory is unlinked, a mount is reported.
-func (w *walker) replaced(d *frame) (again, kept bool) {
-	p := d.parent
-	st, err := w.m.statAt(p.fd, d.name)
-	switch {
-	case err == unix.ENOENT:
-		return false, false
-	case err != nil:
-		w.fail("lstat", w.path(d), err)
-		return false, true
-	case st.isDir() && !w.m.onMount(w.top.st.id, st.id):
-		w.res.Mounts = append(w.res.Mounts, w.path(d))
-		return false, true
-	case st.isDir():
-		d.st = st
-		return true, false
-	}
-	if err := w.file(p.fd, d.name, &st); err != nil {
-		w.fail("unlinkat", w.path(d), err)
-		return false, true
-	}
-	return false, false
-}
+// maxLooks bounds how often a walk looks at a name whose entry keeps
+// changing under it.
+const maxLooks = 4
 
 // entry removes (or measures) the entry name of d, walking it when it is a
 // directory of the tree. It reports whether the entry stays.
 func (w *walker) entry(d *frame, name string) (kept bool) {
-	for again := false; ; again = true {
+	for look := range maxLooks {
 		st, err := w.m.statAt(d.fd, name)
 		if isPermission(err) && w.remove {
 			makeAccessible(d.fd)
@@ -405,19 +374,28 @@ func (w *walker) entry(d *frame, name string) (kept bool) {
 			w.res.Mounts = append(w.res.Mounts, w.path(d)+"/"+name)
 			return true
 		case st.isDir():
-			return w.dir(&frame{parent: d, name: name, st: st, depth: d.depth + 1, fd: -1})
+			c := &frame{parent: d, name: name, st: st, depth: d.depth + 1, fd: -1}
+			if look == 0 && w.o.beforeOpen != nil {
+				w.o.beforeOpen(w.path(c))
+			}
+			if kept, replaced := w.dir(c); !replaced {
+				return kept
+			}
+			continue
 		}
 		err = w.file(d.fd, name, &st)
 		if err == nil {
 			return false
 		}
 		// It may have become a directory since the stat (EISDIR on Linux,
-		// EPERM on darwin): look once more.
-		if st, serr := w.m.statAt(d.fd, name); again || serr != nil || !st.isDir() {
+		// EPERM on darwin): look again.
+		if st, serr := w.m.statAt(d.fd, name); serr != nil || !st.isDir() {
 			w.fail("unlinkat", w.path(d)+"/"+name, err)
 			return true
 		}
 	}
+	w.fail("openat", w.path(d)+"/"+name, errChanged)
+	return true
 }
 
 // file unlinks (when removing) and counts the non-directory name of fd.

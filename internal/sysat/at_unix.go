@@ -15,9 +15,8 @@ import (
 // final component (ELOOP or ENOTDIR instead), never into a child process.
 const DirFlags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
 
-// Openat is OpenatNow that, out of descriptors (EMFILE, ENFILE), waits for
-// other goroutines to close some and tries again, for about half a second
-// in all: a walk short of descriptors slows down instead of failing.
+// Openat is OpenatNow that, out of descriptors (EMFILE, ENFILE), waits
+// about half a second in all for other goroutines to close some.
 func Openat(dirfd int, name string, flags int, mode uint32) (int, error) {
 	for attempt := 0; ; attempt++ {
 		fd, err := OpenatNow(dirfd, name, flags, mode)
@@ -34,8 +33,8 @@ func OpenatNow(dirfd int, name string, flags int, mode uint32) (int, error) {
 }
 
 // WaitForFiles reports whether an open that failed with err on its attempt
-// (from 0) is worth another: err says out of descriptors and fewer than 60
-// attempts were made. Then it has slept a little, longer each time.
+// (from 0) is worth another: out of descriptors, fewer than 60 attempts.
+// Then it has slept a little, longer each time.
 func WaitForFiles(err error, attempt int) bool {
 	if err != unix.EMFILE && err != unix.ENFILE || attempt >= 60 {
 		return false
@@ -83,8 +82,11 @@ func Read(fd int, p []byte) (int, error) {
 }
 
 func retry(fn func() error) error {
-	_, err := retry2(func() (int, error) { return 0, fn() })
-	return err
+	for {
+		if err := fn(); err != unix.EINTR {
+			return err
+		}
+	}
 }
 
 func retry2(fn func() (int, error)) (int, error) {
