@@ -45,7 +45,7 @@ func trashIn(ctx context.Context, dir string, sizes bool) (pendingTrash, bool) {
 	}
 	if parent, err := os.Open(dir); err == nil {
 		// A partial measure still counts what it saw.
-		r, _ := fstree.SizeAt(ctx, parent, gc.TrashName, p)
+		r, _ := fstree.Options{}.SizeAt(ctx, parent, gc.TrashName, p)
 		t.Bytes = r.Bytes
 		_ = parent.Close()
 	}

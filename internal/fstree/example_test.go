@@ -17,7 +17,7 @@ import (
 	"github.com/stacklok/go-microvm/internal/fstree"
 )
 
-func ExampleRemoveAt() {
+func ExampleOptions_RemoveAt() {
 	root, err := os.MkdirTemp("", "fstree-example")
 	if err != nil {
 		log.Fatal(err)
@@ -34,7 +34,7 @@ func ExampleRemoveAt() {
 		log.Fatal(err)
 	}
 	defer trash.Close()
-	res, err := fstree.RemoveAt(ctx, trash, "vm1", filepath.Join(root, "trash", "vm1"))
+	res, err := fstree.Options{}.RemoveAt(ctx, trash, "vm1", filepath.Join(root, "trash", "vm1"))
 	if errors.Is(err, fstree.ErrBudget) {
 		fmt.Println("budget spent, the rest is left for the next run")
 	} else if err != nil {
@@ -44,7 +44,7 @@ func ExampleRemoveAt() {
 	// Output: removed 1 files and 2 directories
 }
 
-func ExampleSizeAt() {
+func ExampleOptions_SizeAt() {
 	root, err := os.MkdirTemp("", "fstree-example")
 	if err != nil {
 		log.Fatal(err)
@@ -54,7 +54,7 @@ func ExampleSizeAt() {
 	os.WriteFile(filepath.Join(root, "tree", "a", "f"), make([]byte, 10000), 0o644)
 	os.Symlink("/", filepath.Join(root, "tree", "a", "escape"))
 
-	res, err := fstree.SizeAt(context.Background(), openRoot(root), "tree", filepath.Join(root, "tree"))
+	res, err := fstree.Options{}.SizeAt(context.Background(), openRoot(root), "tree", filepath.Join(root, "tree"))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func helperRemove() int {
 	}
 	defer dir.Close()
 	name := os.Getenv("FSTREE_NAME")
-	res, err := RemoveAt(context.Background(), dir, name, filepath.Join(dir.Name(), name))
+	res, err := Options{}.RemoveAt(context.Background(), dir, name, filepath.Join(dir.Name(), name))
 	out := helperResult{Bytes: res.Bytes, Files: res.Files, Dirs: res.Dirs, Mounts: res.Mounts}
 	for _, e := range res.Errors {
 		out.Errors = append(out.Errors, e.Error())

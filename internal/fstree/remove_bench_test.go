@@ -86,7 +86,7 @@ func BenchmarkRemoveVsRmRf(b *testing.B) {
 		runOurs := func() {
 			b.StartTimer()
 			start := time.Now()
-			res, err := RemoveAt(context.Background(), parent, filepath.Base(a), a)
+			res, err := Options{}.RemoveAt(context.Background(), parent, filepath.Base(a), a)
 			d := time.Since(start)
 			b.StopTimer()
 			if err != nil || res.Files != int64(top*dirs*files) {

@@ -199,7 +199,7 @@ func TestRemoveAtBadName(t *testing.T) {
 	mkdirs(t, filepath.Join(tmp, "a", "b"))
 	parent := openDir(t, tmp)
 	for _, name := range []string{"", ".", "..", "a/b", "/a", "a/"} {
-		for _, f := range []func(context.Context, *os.File, string, string) (Result, error){RemoveAt, SizeAt} {
+		for _, f := range []func(context.Context, *os.File, string, string) (Result, error){Options{}.RemoveAt, Options{}.SizeAt} {
 			_, err := f(context.Background(), parent, name, name)
 			var pe *os.PathError
 			if !errors.As(err, &pe) || pe.Err != unix.EINVAL {

@@ -20,16 +20,6 @@ import (
 	"github.com/stacklok/go-microvm/internal/sysat"
 )
 
-// RemoveAt is Options.RemoveAt with the default Options.
-func RemoveAt(ctx context.Context, parent *os.File, name, displayPath string) (Result, error) {
-	return Options{}.RemoveAt(ctx, parent, name, displayPath)
-}
-
-// SizeAt is Options.SizeAt with the default Options.
-func SizeAt(ctx context.Context, parent *os.File, name, displayPath string) (Result, error) {
-	return Options{}.SizeAt(ctx, parent, name, displayPath)
-}
-
 // RemoveAt removes the entry name (one path component) of the open
 // directory parent and everything below it; displayPath names it in
 // errors. A top entry on another mount than parent stays whole.

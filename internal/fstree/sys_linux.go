@@ -62,12 +62,11 @@ func devMountedOnce(dev uint64) bool {
 		return false
 	}
 	defer f.Close()
-	// The third field, after exactly one space, is major:minor.
-	want := []byte(fmt.Sprintf(" %d:%d ", unix.Major(dev), unix.Minor(dev)))
+	want := fmt.Sprintf("%d:%d", unix.Major(dev), unix.Minor(dev))
 	n := 0
 	s := bufio.NewScanner(f)
 	for s.Scan() {
-		if i := bytes.Index(s.Bytes(), want); i >= 0 && bytes.Count(s.Bytes()[:i], []byte(" ")) == 1 {
+		if f := bytes.Fields(s.Bytes()); len(f) > 2 && string(f[2]) == want {
 			n++
 		}
 	}
