@@ -55,7 +55,7 @@ func benchRoot(b *testing.B, n int) (root string, statePaths []string) {
 	if _, ok := benchRoots[n]; ok {
 		return root, names()
 	}
-	self, err := procinfo.Self()
+	self, err := procinfo.Lookup(os.Getpid())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -160,7 +160,7 @@ func median(ds []time.Duration) time.Duration {
 // process holds it) and the marker set, with this process's identity.
 func liveRoot(b *testing.B) string {
 	root := b.TempDir()
-	self, err := procinfo.Self()
+	self, err := procinfo.Lookup(os.Getpid())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -232,13 +232,6 @@ func judgeRunner(f Facts) Verdict {
 	return v
 }
 
-func judgeHere(f Facts) Verdict {
-	if v := classifyBeforeBoot(f); v.decided() {
-		return v
-	}
-	return classifyProcess(f)
-}
-
 // looksElsewhere: the record has no marker and names no PID namespace, so
 // an embedder in a container may have recorded the PID as it saw it.
 func looksElsewhere(f Facts) bool {
@@ -286,12 +279,13 @@ func classifyOtherBoot(f Facts) Verdict {
 	return Verdict{}
 }
 
-// classifyBeforeBoot: pid_start_time before this boot, by the wall clock,
-// which may have been stepped.
-func classifyBeforeBoot(f Facts) Verdict {
+// judgeHere applies the PID rules in the collector's namespace, first
+// pid_start_time before this boot, by a wall clock that may have been
+// stepped.
+func judgeHere(f Facts) Verdict {
 	s := f.State
 	if exactThisBoot(f) || s.PIDStartTime.IsZero() || f.BootTime.IsZero() || !s.PIDStartTime.Before(f.BootTime.Add(-startSlack)) {
-		return Verdict{}
+		return classifyProcess(f)
 	}
 	if v := ambiguous(f, "rebooted (recorded before this boot)"); v.decided() {
 		return v

@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"time"
 )
 
@@ -95,9 +94,6 @@ func FindNested(pid int) ([]Nested, error) {
 // CurrentPIDNamespace returns this process's PID namespace; on Linux an
 // error wrapping ErrProcUntrusted when /proc does not show this process.
 func CurrentPIDNamespace() (PIDNamespace, error) { return currentPIDNamespace() }
-
-// Self returns Lookup(os.Getpid()).
-func Self() (Info, error) { return Lookup(os.Getpid()) }
 
 // BootID identifies the current boot (Linux boot_id, macOS
 // kern.bootsessionuuid), read once.

@@ -158,7 +158,7 @@ func commOf(exe string) string {
 
 func TestSelf(t *testing.T) {
 	t.Parallel()
-	self, err := Self()
+	self, err := Lookup(os.Getpid())
 	if err != nil {
 		t.Fatalf("Self: %v", err)
 	}
@@ -296,14 +296,14 @@ func TestLookupNotExist(t *testing.T) {
 
 func TestLookupConcurrent(t *testing.T) {
 	t.Parallel()
-	self, err := Self()
+	self, err := Lookup(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
-			if got, err := Self(); err != nil || got != self {
+			if got, err := Lookup(os.Getpid()); err != nil || got != self {
 				t.Errorf("concurrent Self = %+v, %v; want %+v", got, err, self)
 			}
 		})
