@@ -144,10 +144,7 @@ func (v Verdict) decided() bool { return v.Class != "" }
 // Classify decides the class of one data directory from its facts (the
 // classification table of docs/DESIGN.md), reading nothing else.
 func Classify(f Facts, p Policy) Verdict {
-	if f.Leftover {
-		return classifyLeftover(f, p)
-	}
-	if v := classifyProbes(f); v.decided() {
+	if v := classifyProbes(f, p); v.decided() {
 		return v
 	}
 	switch {
@@ -159,12 +156,22 @@ func Classify(f Facts, p Policy) Verdict {
 	return judgeRunner(f)
 }
 
-func classifyProbes(f Facts) Verdict {
+// classifyProbes decides from the probes and the state's readability, and
+// decides an embedder's leftovers.
+func classifyProbes(f Facts, p Policy) Verdict {
+	lease := "run lease"
+	if f.Leftover {
+		lease = "flock on the directory"
+	}
 	switch {
 	case f.LeaseHeld:
-		return verdict(ClassLive, ReasonLeaseHeld, "run lease is held")
+		return verdict(ClassLive, ReasonLeaseHeld, lease+" is held")
 	case f.LeaseErr != nil:
-		return verdict(ClassUnknown, ReasonProbeFailed, "probe lease: "+f.LeaseErr.Error())
+		return verdict(ClassUnknown, ReasonProbeFailed, "probe "+lease+": "+f.LeaseErr.Error())
+	case f.Leftover && !p.Veto:
+		return verdict(ClassUnknown, ReasonNoVeto, "only the embedder's entries, and no veto to judge them")
+	case f.Leftover:
+		return verdict(ClassOrphan, ReasonLeftover, "only the embedder's entries, no data directory")
 	case f.LockHeld:
 		return verdict(ClassBusy, ReasonStateLocked, "state lock is held")
 	case f.LockErr != nil:
@@ -175,18 +182,6 @@ func classifyProbes(f Facts) Verdict {
 		return verdict(ClassUnreadable, ReasonUnreadable, "no state")
 	}
 	return Verdict{}
-}
-
-func classifyLeftover(f Facts, p Policy) Verdict {
-	switch {
-	case f.LeaseHeld:
-		return verdict(ClassLive, ReasonLeaseHeld, "directory is flocked")
-	case f.LeaseErr != nil:
-		return verdict(ClassUnknown, ReasonProbeFailed, "probe flock: "+f.LeaseErr.Error())
-	case !p.Veto:
-		return verdict(ClassUnknown, ReasonNoVeto, "only the embedder's entries, and no veto to judge them")
-	}
-	return verdict(ClassOrphan, ReasonLeftover, "only the embedder's entries, no data directory")
 }
 
 // classifyMarked: marker set, lease free. Only the exact identity of this

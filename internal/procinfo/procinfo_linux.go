@@ -131,16 +131,12 @@ func lookupErr(pid int, op, path string, err error) error {
 }
 
 // absent asks kill(pid, 0) about a PID /proc did not show: ESRCH is
-// ErrNotExist; success or EPERM return why.
+// ErrNotExist; otherwise (success or EPERM) it returns why.
 func absent(pid int, why error) error {
-	err := unix.Kill(pid, 0)
-	switch err {
-	case unix.ESRCH:
-		return fmt.Errorf("look up process %d: %w", pid, ErrNotExist)
-	case nil, unix.EPERM:
-		return fmt.Errorf("look up process %d: %w", pid, why)
+	if unix.Kill(pid, 0) == unix.ESRCH {
+		why = ErrNotExist
 	}
-	return fmt.Errorf("look up process %d: kill 0: %w (and %w)", pid, err, why)
+	return fmt.Errorf("look up process %d: %w", pid, why)
 }
 
 // checkProc returns nil when /proc shows this process in its own PID
