@@ -40,11 +40,9 @@ var (
 type Options struct {
 	LeaseWait, LockWait time.Duration
 	// Keep makes the claim this process's (state.Lease.Keep): Take reuses
-	// a lease kept on the directory the path names, never closes it, and
-	// keeps the one it returns.
-	Keep bool
-	// Mark sets the caller's fields of the marked state.
-	Mark   func(*state.State)
+	// a lease kept on dir, never closes it, and keeps the one it returns.
+	Keep   bool
+	Mark   func(*state.State) // sets the caller's fields of the marked state
 	Logger *slog.Logger
 	// Test hooks, nil outside tests: MkdirAll replaces os.MkdirAll,
 	// BeforeLease runs before the lease is taken, Leased after.
@@ -83,8 +81,6 @@ func Take(ctx context.Context, dir string, o Options) (*state.Lease, error) {
 	}
 }
 
-// acquire returns the lease kept on dir (kept), or creates dir and takes
-// its lease.
 func acquire(ctx context.Context, dir string, o Options) (lease *state.Lease, kept bool, err error) {
 	if l := state.Kept(dir); o.Keep && l != nil {
 		if Check(l, dir) == nil {

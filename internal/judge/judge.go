@@ -51,20 +51,16 @@ type Facts struct {
 	LockHeld  bool // someone else holds the state lock
 	LockErr   error
 
-	// Process is the lookup of State.PID (see Observer.LookupProcess).
-	Process      Process
+	Process      Process // filled by Observer.LookupProcess
 	PIDNamespace PIDNamespace
-	// Elsewhere is what was found of the PID in nested PID namespaces,
-	// looked for only where the verdict depends on it.
-	Elsewhere Elsewhere
+	Elsewhere    Elsewhere // filled by Observer.LookupProcess
 
 	BootID   string    // "" when unknown
 	BootTime time.Time // zero when unknown
 	Now      time.Time
 
-	// Leftover: no state file, only the embedder's owned entries and no
-	// data directory. Only LeaseHeld and LeaseErr (a flock on the
-	// directory) count beside it.
+	// Leftover: no state file, only the embedder's owned entries; only
+	// LeaseHeld and LeaseErr (a flock on the directory) count beside it.
 	Leftover bool
 }
 
@@ -248,7 +244,7 @@ func judgeElsewhere(f Facts, here Verdict) Verdict {
 			here.Detail, s.PID, e.Err))
 	}
 	for _, p := range e.Procs {
-		named := nameOf(Process{Info: p.Info}, runnerWant(s)).agree > 0
+		named := nameOf(p.Info, runnerWant(s)).agree > 0
 		if !p.Info.Zombie && (named || p.Err != nil || startedAsRecorded(s, p.Info)) {
 			return verdict(ClassLive, ReasonRunnerOtherNamespace, fmt.Sprintf("%s here, but process %d, named %q, has pid %d in a nested PID namespace",
 				here.Detail, p.PID, p.Info.Comm, s.PID))
@@ -326,7 +322,7 @@ func ambiguous(f Facts, clock string) Verdict {
 	if !pr.Exists || pr.Err != nil || pr.Zombie {
 		return Verdict{}
 	}
-	if n := nameOf(pr, runnerWant(s)); n.agree > 0 {
+	if n := nameOf(pr.Info, runnerWant(s)); n.agree > 0 {
 		return verdict(ClassLive, ReasonRunnerAmbiguous, fmt.Sprintf("clock says %s, but pid %d %s; kept on the safe side", clock, s.PID, n))
 	}
 	return Verdict{}
@@ -342,7 +338,7 @@ type names struct {
 
 func (n names) String() string { return strings.Join(n.desc, ", ") }
 
-func nameOf(pr Process, want string) names {
+func nameOf(pr procinfo.Info, want string) names {
 	var n names
 	vote := func(what, got string, ok bool) bool {
 		if got == "" {
@@ -412,7 +408,7 @@ func byKernelStartTime(f Facts) Verdict {
 // a process that started by then is the runner, whatever its name.
 func byRecordedStartTime(f Facts) Verdict {
 	s, pr := f.State, f.Process
-	n := nameOf(pr, runnerWant(s))
+	n := nameOf(pr.Info, runnerWant(s))
 	switch {
 	case pr.Started.IsZero():
 		return verdict(ClassLive, ReasonIdentityUnreadable, fmt.Sprintf("pid %d: start time unreadable", s.PID))
@@ -437,7 +433,7 @@ func byRecordedStartTime(f Facts) Verdict {
 func byName(f Facts) Verdict {
 	s, pr := f.State, f.Process
 	want := runnerWant(s)
-	switch n := nameOf(pr, want); {
+	switch n := nameOf(pr.Info, want); {
 	case n.agree == 0 && n.disagree == 0:
 		return verdict(ClassLive, ReasonIdentityUnreadable, fmt.Sprintf("pid %d: executable and names unreadable", s.PID))
 	case n.agree == 0:

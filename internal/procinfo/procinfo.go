@@ -50,14 +50,11 @@ type Info struct {
 	StartTime uint64
 	Started   time.Time // StartTime as wall-clock time, to a second on Linux
 	Comm      string    // 15 bytes on Linux, 16 on macOS
-	// Argv0 is argv[0] as it reads now; "" when unreadable, longer than
-	// 4 KiB, and on macOS.
-	Argv0 string
+	Argv0     string    // "" when unreadable, over 4 KiB, and on macOS
 	// Executable is the absolute path the process was started from, even
-	// if that file was deleted or replaced since (ExecutableDeleted, Linux
-	// only); "" when unreadable, and ExecutableErr says why (wrapping
-	// fs.ErrPermission for another user's process, fs.ErrNotExist for a
-	// zombie or a kernel thread).
+	// if since deleted or replaced (ExecutableDeleted, Linux only); "" when
+	// unreadable, and ExecutableErr says why (fs.ErrPermission: another
+	// user's process; fs.ErrNotExist: a zombie or a kernel thread).
 	Executable        string
 	ExecutableDeleted bool
 	ExecutableErr     error
