@@ -47,8 +47,7 @@ type Candidate struct {
 	// Path is the absolute path of the data directory.
 	Path string
 	// Class and Reason are the verdict; Detail says, for humans, what
-	// evidence decided, e.g. the parse error or "pid 123 started 5s after
-	// the record".
+	// evidence decided it.
 	Class  Class
 	Reason Reason
 	Detail string
@@ -199,19 +198,16 @@ func openRoot(root string) (abs string, dir *os.File, err error) {
 // scanned is a candidate with its path relative to root ("." for root).
 type scanned struct {
 	Candidate
-	rel string
-	// leftover: not a data directory but the embedder's leftovers
-	// (judge.Facts.Leftover).
-	leftover bool
+	rel      string
+	leftover bool // the embedder's leftovers, not a data directory
 }
 
 // scanResult is what a sweep found under root.
 type scanResult struct {
 	cands []scanned
 	errs  []*fs.PathError
-	// remnants are the directories below root (rel) that hold a state
-	// lock file and no state file: what a reclaim cut short after its
-	// commit may leave.
+	// remnants are the directories below root (rel) holding a state lock
+	// and no state file: what a reclaim cut short after its commit leaves.
 	remnants []string
 }
 
@@ -225,8 +221,7 @@ func scan(ctx context.Context, rootDir *os.File, abs string, o *options, mode pr
 	return w.res
 }
 
-// walk is one scan, depth first on one goroutine, each directory open
-// as an *os.File while the walk is below it.
+// walk is one scan, depth first on one goroutine.
 type walk struct {
 	ctx  context.Context
 	abs  string
@@ -235,8 +230,7 @@ type walk struct {
 	root *os.File
 	// ob is made on first use: a scan that meets no data directory never
 	// reads the boot facts.
-	ob    *judge.Observer
-	debug bool // the logger takes Debug lines
+	ob *judge.Observer
 	// Each verdict and error goes to res when set, else to yield;
 	// stopped is set once yield returns false.
 	res     *scanResult
@@ -245,7 +239,7 @@ type walk struct {
 }
 
 func newWalk(ctx context.Context, rootDir *os.File, abs string, o *options, mode probeMode) *walk {
-	return &walk{ctx: ctx, abs: abs, o: o, mode: mode, root: rootDir, debug: o.logger.Enabled(ctx, slog.LevelDebug)}
+	return &walk{ctx: ctx, abs: abs, o: o, mode: mode, root: rootDir}
 }
 
 func (w *walk) observer() *judge.Observer {
@@ -274,17 +268,6 @@ func (w *walk) run() {
 	}
 }
 
-// pathOf returns the absolute path of rel.
-func (w *walk) pathOf(rel string) string {
-	switch {
-	case rel == ".":
-		return w.abs
-	case strings.HasSuffix(w.abs, "/"):
-		return w.abs + rel
-	}
-	return w.abs + "/" + rel
-}
-
 func (w *walk) fail(op, path string, err error) {
 	if w.res != nil {
 		w.res.errs = append(w.res.errs, pathError(op, path, err))
@@ -299,7 +282,7 @@ func (w *walk) decided(sc scanned) {
 		return
 	}
 	cand := sc.Candidate
-	if w.debug {
+	if w.o.logger.Enabled(w.ctx, slog.LevelDebug) {
 		w.o.logger.Debug("gc: classified", "path", cand.Path, "class", cand.Class, "reason", cand.Reason, "detail", cand.Detail)
 	}
 	if w.o.progress != nil {
@@ -313,26 +296,34 @@ func (w *walk) decided(sc scanned) {
 }
 
 // enters reports whether the walk enters the entry e of a directory that
-// is a candidate or not. It never follows a symlink.
+// is a candidate or not. It never follows a symlink. In a data directory,
+// the rootfs clone (a guest image may hold anything, a state file
+// included) and the image cache are go-microvm's own; elsewhere these are
+// ordinary names, a VM's among them.
 func enters(e fs.DirEntry, candidate bool) bool {
 	if !e.IsDir() || strings.HasPrefix(e.Name(), OwnPrefix) {
 		return false
 	}
-	return !candidate || !notEntered(e.Name())
+	switch e.Name() {
+	case rootfsWorkName, cacheName, state.FileName, state.LockFileName, consoleLogName, vmLogName:
+		return !candidate
+	}
+	return true
 }
 
 // enter opens the entry name of parent and visits it, descending into what
 // it lists. It reports whether a data directory is, or may be, at or below
-// it (occupied), and the embedders' leftovers found there, not yet handed
-// over.
+// it (occupied), and the embedders' leftovers at or below it, not yet
+// handed over.
 func (w *walk) enter(parent *os.File, name, rel string, level int) (occupied bool, left []scanned) {
-	d, err := openDirAt(parent, name, w.pathOf(rel))
+	path := filepath.Join(parent.Name(), name)
+	d, err := openDirAt(parent, name, path)
 	if err != nil {
 		// Gone, or swapped for a symlink since it was listed: not a
 		// directory of this tree any more. Any other failure hides what
 		// it holds.
 		if !isGone(err) {
-			w.fail("open", w.pathOf(rel), err)
+			w.fail("open", path, err)
 			return true, nil
 		}
 		return false, nil
@@ -343,10 +334,16 @@ func (w *walk) enter(parent *os.File, name, rel string, level int) (occupied boo
 		return candidate, nil
 	}
 	occupied, owned, left := w.list(d, rel, level, candidate)
-	if owned && !occupied {
-		return false, []scanned{w.leftover(d, rel)}
+	if !owned || occupied {
+		return occupied, left
 	}
-	return occupied, left
+	f := judge.Facts{Leftover: true, Now: w.o.now()}
+	f.LeaseHeld, f.LeaseErr = dirOf(d, path).ProbeLease()
+	cand := candidateFrom(path, f, w.o.policy())
+	if w.o.sizes {
+		cand.Bytes = 0 // nothing in it is go-microvm's
+	}
+	return false, []scanned{{Candidate: cand, rel: rel, leftover: true}}
 }
 
 // list reads the directory d at rel (level below root) and enters the
@@ -384,19 +381,6 @@ func (w *walk) list(d *os.File, rel string, level int, candidate bool) (occupied
 			return true, false, left
 		}
 	}
-}
-
-// leftover decides the directory d at rel, whose entries are the
-// embedder's leftovers.
-func (w *walk) leftover(d *os.File, rel string) scanned {
-	f := judge.Facts{Leftover: true, Now: w.o.now()}
-	f.LeaseHeld, f.LeaseErr = dirOf(d, d.Name()).ProbeLease()
-	cand := candidateFrom(d.Name(), f, w.o.policy())
-	if w.o.sizes {
-		// Nothing in it is go-microvm's.
-		cand.Bytes = 0
-	}
-	return scanned{Candidate: cand, rel: rel, leftover: true}
 }
 
 // visit examines the directory d at rel: it observes and classifies it
@@ -519,26 +503,16 @@ func ownedFiles(d *os.File) ([]string, error) {
 		return nil, err
 	}
 	var owned []string
-	hasState, hasLock := false, false
 	for _, name := range names {
-		switch name {
-		case consoleLogName, vmLogName:
+		temp, _ := filepath.Match(state.TempPattern, name)
+		if temp || name == consoleLogName || name == vmLogName {
 			owned = append(owned, name)
-		case state.FileName:
-			hasState = true
-		case state.LockFileName:
-			hasLock = true
-		default:
-			if ok, _ := filepath.Match(state.TempPattern, name); ok {
-				owned = append(owned, name)
-			}
 		}
 	}
-	if hasState {
-		owned = append(owned, state.FileName)
-	}
-	if hasLock {
-		owned = append(owned, state.LockFileName)
+	for _, name := range []string{state.FileName, state.LockFileName} {
+		if slices.Contains(names, name) {
+			owned = append(owned, name)
+		}
 	}
 	return owned, nil
 }
@@ -546,15 +520,3 @@ func ownedFiles(d *os.File) ([]string, error) {
 // workers is how many goroutines observe or delete at once: the work is
 // mostly syscalls, which keep a CPU busy in the kernel.
 func workers() int { return runtime.GOMAXPROCS(0) }
-
-// notEntered reports the names in a data directory that the search never
-// enters: the rootfs clone (a guest image may hold anything, a state file
-// included) and the image cache are go-microvm's own there. Elsewhere
-// these names are ordinary directories, and a VM may be named after them.
-func notEntered(name string) bool {
-	switch name {
-	case rootfsWorkName, cacheName, state.FileName, state.LockFileName, consoleLogName, vmLogName:
-		return true
-	}
-	return false
-}
