@@ -41,8 +41,7 @@ const (
 	ReasonUnreadable Reason = judge.ReasonUnreadable
 	// ReasonRunEnded (orphan): run marker set, lease free.
 	ReasonRunEnded Reason = judge.ReasonRunEnded
-	// ReasonLeaseLost (live): run marker set, lease free, but the runner
-	// with the recorded exact identity is alive.
+	// ReasonLeaseLost (live): run marker set, lease free, runner alive.
 	ReasonLeaseLost Reason = judge.ReasonLeaseLost
 	// ReasonRebooted (orphan): the record is from an earlier boot.
 	ReasonRebooted Reason = judge.ReasonRebooted
@@ -54,20 +53,15 @@ const (
 	ReasonPIDReused Reason = judge.ReasonPIDReused
 	// ReasonRunnerMatches (live): the recorded runner has the PID.
 	ReasonRunnerMatches Reason = judge.ReasonRunnerMatches
-	// ReasonRunnerAmbiguous (live): without exact identity, the wall clock
-	// and the process's names disagree; the clock alone never reclaims.
+	// ReasonRunnerAmbiguous (live): without exact identity, clock and names disagree.
 	ReasonRunnerAmbiguous Reason = judge.ReasonRunnerAmbiguous
-	// ReasonIdentityUnreadable (live): the identity of the process with the
-	// recorded PID cannot be read.
+	// ReasonIdentityUnreadable (live): the recorded PID's identity is unreadable.
 	ReasonIdentityUnreadable Reason = judge.ReasonIdentityUnreadable
-	// ReasonOtherPIDNamespace (unknown): the PID was recorded in another
-	// PID namespace; only a collector there can judge it.
+	// ReasonOtherPIDNamespace (unknown): the PID is of another PID namespace.
 	ReasonOtherPIDNamespace Reason = judge.ReasonOtherPIDNamespace
-	// ReasonPIDNamespaceUnknown (unknown): the collector cannot tell that
-	// it sees the PID in the namespace it was recorded in.
+	// ReasonPIDNamespaceUnknown (unknown): the PID's namespace cannot be told.
 	ReasonPIDNamespaceUnknown Reason = judge.ReasonPIDNamespaceUnknown
-	// ReasonRunnerOtherNamespace (live): a record without its namespace
-	// whose PID a runner holds in a nested namespace (a container's).
+	// ReasonRunnerOtherNamespace (live): a runner has the PID in a nested namespace.
 	ReasonRunnerOtherNamespace Reason = judge.ReasonRunnerOtherNamespace
 	// ReasonNoPID (unknown): active, but no usable PID recorded.
 	ReasonNoPID Reason = judge.ReasonNoPID
@@ -75,8 +69,7 @@ const (
 	ReasonInactive Reason = judge.ReasonInactive
 	// ReasonStoppedExpired (orphan): stopped and older than WithStopped's age.
 	ReasonStoppedExpired Reason = judge.ReasonStoppedExpired
-	// ReasonLeftover (orphan): an embedder's leftovers (WithOwnedNames);
-	// removed unless WithKeep vetoes it.
+	// ReasonLeftover (orphan): an embedder's leftovers, unless WithKeep vetoes.
 	ReasonLeftover Reason = judge.ReasonLeftover
 	// ReasonNoVeto (unknown): an embedder's leftovers, with no WithKeep.
 	ReasonNoVeto Reason = judge.ReasonNoVeto

@@ -13,14 +13,10 @@ import (
 type probeMode int
 
 const (
-	// probeAll finds the true class: the lease is probed for every
-	// candidate, so a held lease shows as live whatever the state says.
+	// probeAll probes the lease of every candidate: the true class.
 	probeAll probeMode = iota
 	// probeOrphans probes only what can change a would-be orphan's
-	// verdict: a candidate that cannot be an orphan whatever the locks
-	// say (inactive without WithStopped, no PID, unreadable, a runner
-	// that matches) is classified from its state alone, without the
-	// open and flocks of the probes.
+	// verdict; the others are classified from their state alone.
 	probeOrphans
 )
 
@@ -43,7 +39,6 @@ func observeAt(ob *judge.Observer, d datadir.Dir, sf datadir.StateFile, p judge.
 	marked := f.State != nil && f.State.Leased
 	if mode == probeAll || marked {
 		if f.LeaseHeld, f.LeaseErr = d.ProbeLease(); f.LeaseHeld || f.LeaseErr != nil {
-			// classify looks no further.
 			return f
 		}
 	}
@@ -56,10 +51,8 @@ func observeAt(ob *judge.Observer, d datadir.Dir, sf datadir.StateFile, p judge.
 			return f
 		}
 	}
-	// A held state lock turns only an orphan into busy; any other verdict
-	// keeps the directory all the same. So the lock, an open and two
-	// flocks, is probed only for would-be orphans, and a kept directory
-	// whose lock happens to be held is reported with its other verdict.
+	// A held state lock turns only an orphan into busy, so only a would-be
+	// orphan's lock is probed; a kept one is reported with its own verdict.
 	f.LockHeld, f.LockErr = d.ProbeLock()
 	return f
 }
