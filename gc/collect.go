@@ -328,7 +328,7 @@ func (c *collector) reclaimDir(cand scanned) outcome {
 	defer restore()
 	if cand.leftover {
 		out = c.reclaimLeftover(cand, d)
-	} else if out = c.reclaimOpen(cand, d); !out.gone && out.orphan == nil && removed(d) {
+	} else if out = c.reclaimLocked(cand, d); !out.gone && out.orphan == nil && removed(d) {
 		// Kept only because the whole directory went while we looked.
 		return outcome{gone: true}
 	}
@@ -496,11 +496,20 @@ func removed(d *os.File) bool {
 	return err == nil && st.Nlink == 0
 }
 
-// reclaimOpen takes d's state lock, after its lease (a creator's order),
-// without ever leaving a lock file in a directory whose state is gone, and
-// reclaims d's files under both.
-func (c *collector) reclaimOpen(cand scanned, d *os.File) outcome {
-	sl, err := dirOf(d, cand.Path).TryLock()
+// release drops the state lock sl; a failure says the directory misbehaves.
+func (c *collector) release(sl *datadir.DirLock, path string) {
+	if err := sl.Release(); err != nil {
+		c.addErr("unlock", filepath.Join(path, state.LockFileName), err)
+	}
+}
+
+// reclaimLocked takes d's state lock, after its lease (a creator's
+// order), without ever leaving a lock file in a directory whose state is
+// gone; then, under both, it decides again, proves the path still names d,
+// lets the embedder keep it or remove what it owns, and commits.
+func (c *collector) reclaimLocked(cand scanned, d *os.File) outcome {
+	path := cand.Path
+	sl, err := dirOf(d, path).TryLock()
 	switch {
 	case errors.Is(err, state.ErrLocked):
 		return outcome{kept: relabel(cand.Candidate, ClassBusy, ReasonStateLocked, "state lock is held")}
@@ -509,24 +518,10 @@ func (c *collector) reclaimOpen(cand scanned, d *os.File) outcome {
 	case err != nil:
 		return outcome{kept: unreadable(cand.Candidate, err)}
 	}
-	defer c.release(sl, cand.Path)
+	defer c.release(sl, path)
 	if c.o.hooks.stateLocked != nil {
-		c.o.hooks.stateLocked(cand.Path)
+		c.o.hooks.stateLocked(path)
 	}
-	return c.reclaimLocked(cand, d, sl)
-}
-
-// release drops the state lock sl; a failure says the directory misbehaves.
-func (c *collector) release(sl *datadir.DirLock, path string) {
-	if err := sl.Release(); err != nil {
-		c.addErr("unlock", filepath.Join(path, state.LockFileName), err)
-	}
-}
-
-// reclaimLocked decides again under both locks, proves the path still
-// names d, lets the embedder keep it or remove what it owns, and commits.
-func (c *collector) reclaimLocked(cand scanned, d *os.File, sl *datadir.DirLock) outcome {
-	path := cand.Path
 	var s *state.State
 	fi, err := sl.Read(parseInto(&s))
 	switch {

@@ -39,28 +39,43 @@ func validOwnedName(name string) bool {
 }
 
 // embedderFirst asks the embedder's veto, then removes its owned entries
-// in the data directory d and in its parents that hold nothing else. It
-// returns the candidate as kept when the reclaim must not go on.
+// in the data directory d at rel and in each parent, strictly below root,
+// that holds only the branch down to d (still the directory below it),
+// owned entries and an idle collector lock. It returns the candidate as
+// kept when the reclaim must not go on.
 func (c *collector) embedderFirst(d *os.File, rel string, now Candidate) *Candidate {
 	if k := c.veto(now); k != nil {
 		return k
 	}
-	if len(c.o.owned) == 0 {
-		return nil
-	}
-	parents := c.ownedParents(d, rel)
+	dir, branch := d, ""
 	defer func() {
-		for _, p := range parents {
-			_ = p.dir.Close()
+		if dir != d {
+			_ = dir.Close()
 		}
 	}()
-	for _, p := range append([]ownedParent{{dir: d, path: now.Path}}, parents...) {
-		freed, left := c.removeOwned(p.dir, p.path, p.branch, now.Path)
+	for len(c.o.owned) > 0 {
+		freed, left := c.removeOwned(dir, filepath.Join(c.abs, rel), branch, now.Path)
 		c.addFreed(freed)
 		if left != "" {
 			k := now
 			k.Detail += "; owned entry left for the next run: " + left
 			return &k
+		}
+		up := filepath.Dir(rel)
+		if up == "." {
+			break
+		}
+		p, err := fstree.OpenDir(c.root, up)
+		if err != nil {
+			break
+		}
+		ok := c.onlyBranch(p, filepath.Base(rel), dir)
+		if dir != d {
+			_ = dir.Close()
+		}
+		dir, rel, branch = p, up, filepath.Base(rel)
+		if !ok {
+			break
 		}
 	}
 	return nil
@@ -207,35 +222,8 @@ func (c *collector) removeOwned(dir *os.File, path, branch, owner string) (freed
 	return freed, ""
 }
 
-// ownedParent is an open parent of a data directory; branch is its entry
-// leading down to the data directory.
-type ownedParent struct {
-	dir          *os.File
-	path, branch string
-}
-
-// ownedParents opens the parents of the data directory d at rel, strictly
-// below root and from the nearest up, while each holds only the branch to
-// d (still the directory below it), owned entries and an idle collector
-// lock. The caller closes them.
-func (c *collector) ownedParents(d *os.File, rel string) []ownedParent {
-	var out []ownedParent
-	child, childRel := d, rel
-	for up := filepath.Dir(childRel); up != "."; up = filepath.Dir(up) {
-		p, err := fstree.OpenDir(c.root, up)
-		if err != nil {
-			break
-		}
-		if !c.onlyBranch(p, filepath.Base(childRel), child) {
-			_ = p.Close()
-			break
-		}
-		out = append(out, ownedParent{dir: p, path: filepath.Join(c.abs, up), branch: filepath.Base(childRel)})
-		child, childRel = p, up
-	}
-	return out
-}
-
+// onlyBranch reports whether p holds only the directory child under name,
+// owned entries and an idle collector lock.
 func (c *collector) onlyBranch(p *os.File, name string, child *os.File) bool {
 	names, err := dirNames(p)
 	if err != nil {

@@ -114,11 +114,9 @@ func makeWritable(d *os.File, path string) (restore func(), err error) {
 		return nothing, nil
 	}
 	return func() {
-		var now unix.Stat_t
-		if sysat.Fstat(int(d.Fd()), &now) != nil || now.Nlink == 0 {
-			return
+		if !removed(d) {
+			_ = sysat.Fchmod(int(d.Fd()), mode)
 		}
-		_ = sysat.Fchmod(int(d.Fd()), mode)
 	}, nil
 }
 
