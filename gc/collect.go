@@ -140,7 +140,7 @@ type collector struct {
 
 	mu  sync.Mutex
 	rep *Report
-	// trash is opened (and made) on first use; noTrash: reclaim in place.
+	// trash is root's trash, nil when noTrash: reclaim in place.
 	trash   *os.File
 	noTrash bool
 }
@@ -148,17 +148,9 @@ type collector struct {
 func (c *collector) run() {
 	// Trash first: it is work an earlier run already committed to.
 	trashPath := filepath.Join(c.abs, TrashName)
-	hadTrash := false
-	if !c.noTrash {
-		if t, err := openTrash(c.root, c.abs, false); err == nil {
-			hadTrash = true
-			c.emptyTrash(t, trashPath)
-			_ = t.Close()
-		} else if errors.Is(err, fstree.ErrMountPoint) || errors.Is(err, errOpenToOthers) {
-			// For an operator to fix; meanwhile reclaims go in place.
-			c.addErr("open trash", trashPath, err)
-			c.noTrash = true
-		}
+	c.useTrash(false, trashPath)
+	if c.trash != nil {
+		c.emptyTrash(c.trash, trashPath)
 	}
 
 	res := scan(c.ctx, c.root, c.abs, c.o, probeOrphans)
@@ -173,14 +165,15 @@ func (c *collector) run() {
 			c.keep(cand.Candidate)
 		}
 	}
+	if len(orphans) > 0 {
+		c.useTrash(true, trashPath)
+	}
 	parallel(orphans, c.reclaim)
 	parallel(res.remnants, c.removeRemnant)
 
+	// This user's trash is not left behind empty.
 	if c.trash != nil {
 		_ = c.trash.Close()
-	}
-	// This user's trash is not left behind empty.
-	if hadTrash || c.trash != nil {
 		if err := sysat.Unlinkat(int(c.root.Fd()), TrashName, unix.AT_REMOVEDIR); err != nil && !isGone(err) && !isNotEmpty(err) {
 			c.addErr("remove trash", trashPath, err)
 		}
@@ -239,20 +232,25 @@ func (c *collector) addFreed(n int64) {
 	c.mu.Unlock()
 }
 
-// rootTrash returns root's trash, made on first use, or nil when this run
-// reclaims in place.
-func (c *collector) rootTrash() *os.File {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.trash == nil && !c.noTrash {
-		var err error
-		c.trash, err = openTrash(c.root, c.abs, true)
-		c.noTrash = err != nil
-		if err != nil {
-			c.o.logger.Info("gc: reclaiming in place", "error", err)
-		}
+// useTrash opens root's trash, making it if create, unless it is open or
+// this run reclaims in place; a trash it may not use makes it reclaim in
+// place.
+func (c *collector) useTrash(create bool, path string) {
+	if c.trash != nil || c.noTrash {
+		return
 	}
-	return c.trash
+	t, err := openTrash(c.root, c.abs, create)
+	switch {
+	case err == nil:
+		c.trash = t
+	case errors.Is(err, fstree.ErrMountPoint) || errors.Is(err, errOpenToOthers):
+		// For an operator to fix.
+		c.addErr("open trash", path, err)
+		c.noTrash = true
+	case create:
+		c.o.logger.Info("gc: reclaiming in place", "error", err)
+		c.noTrash = true
+	}
 }
 
 // outcome is how the reclaim of one orphan ended: gone (removed by someone
@@ -278,7 +276,14 @@ func (c *collector) reclaim(cand scanned) {
 		c.keep(cand.Candidate)
 		return
 	}
-	out := c.reclaimDir(cand)
+	if c.o.hooks.reclaim != nil {
+		c.o.hooks.reclaim(cand.Path)
+	}
+	step := c.reclaimLocked
+	if cand.leftover {
+		step = c.reclaimLeftover
+	}
+	out := c.reclaimDir(cand, step)
 	switch {
 	case out.gone:
 		c.reclaimed(Orphan{Path: cand.Path, Reason: cand.Reason, PID: cand.PID})
@@ -304,12 +309,10 @@ func (c *collector) reclaimed(o Orphan) {
 	c.mu.Unlock()
 }
 
-// reclaimDir reclaims cand's directory under its lease, then removes the
-// directory and its emptied parent, then its rootfs-work from the trash.
-func (c *collector) reclaimDir(cand scanned) outcome {
-	if c.o.hooks.reclaim != nil {
-		c.o.hooks.reclaim(cand.Path)
-	}
+// reclaimDir reclaims cand's directory by step, under its lease, then
+// removes the directory and its emptied parent, then its rootfs-work from
+// the trash.
+func (c *collector) reclaimDir(cand scanned, step func(scanned, *os.File) outcome) outcome {
 	parent, d, err := c.openDataDir(cand.rel, cand.Path)
 	if parent != nil {
 		defer parent.Close()
@@ -326,9 +329,7 @@ func (c *collector) reclaimDir(cand scanned) outcome {
 		return out
 	}
 	defer restore()
-	if cand.leftover {
-		out = c.reclaimLeftover(cand, d)
-	} else if out = c.reclaimLocked(cand, d); !out.gone && out.orphan == nil && removed(d) {
+	if out = step(cand, d); !cand.leftover && !out.gone && out.orphan == nil && removed(d) {
 		// Kept only because the whole directory went while we looked.
 		return outcome{gone: true}
 	}
@@ -345,7 +346,7 @@ func (c *collector) reclaimDir(cand scanned) outcome {
 		if c.o.hooks.emptying != nil {
 			c.o.hooks.emptying(cand.Path)
 		}
-		more, _ := c.removeTree(c.rootTrash(), out.trash, filepath.Join(c.abs, TrashName, out.trash), cand.Path)
+		more, _ := c.removeTree(c.trash, out.trash, filepath.Join(c.abs, TrashName, out.trash), cand.Path)
 		out.orphan.Bytes += more
 	}
 	return out
@@ -429,37 +430,32 @@ func (c *collector) removeRemnant(rel string) {
 		c.setDeferred()
 		return
 	}
-	cand := scanned{Candidate: Candidate{Path: filepath.Join(c.abs, rel)}, rel: rel}
-	parent, d, err := c.openDataDir(rel, cand.Path)
-	if parent != nil {
-		defer parent.Close()
+	path := filepath.Join(c.abs, rel)
+	out := c.reclaimDir(scanned{Candidate: Candidate{Path: path}, rel: rel}, c.remnant)
+	if out.orphan != nil {
+		c.addFreed(out.orphan.Bytes)
+		c.o.logger.Info("gc: removed what a reclaim cut short left of a data directory", "path", path, "bytes", out.orphan.Bytes)
 	}
-	if err != nil {
-		return
+}
+
+func (c *collector) remnant(cand scanned, d *os.File) outcome {
+	if c.verifyPath(cand.rel, d) != nil {
+		return outcome{}
 	}
-	defer closeLeased(d)
-	restore, _, ok := leaseWritable(d, cand)
-	if !ok || c.verifyPath(rel, d) != nil {
-		return
-	}
-	defer restore()
 	sl, err := dirOf(d, cand.Path).TryLock()
 	if err != nil {
-		return
+		return outcome{}
 	}
+	defer c.release(sl, cand.Path)
 	if !isRemnant(d) {
-		_ = sl.Release()
-		return
+		return outcome{}
 	}
 	freed, _, err := c.commit(d, cand.Path)
-	c.release(sl, cand.Path)
-	c.addFreed(freed)
 	if err != nil {
-		c.addErr("reclaim", cand.Path, err)
-		return
+		c.addFreed(freed)
+		return outcome{}
 	}
-	c.removeDataDir(parent, d, rel, cand.Path)
-	c.o.logger.Info("gc: removed what a reclaim cut short left of a data directory", "path", cand.Path, "bytes", freed)
+	return outcome{orphan: &Orphan{Path: cand.Path, Bytes: freed}}
 }
 
 // isRemnant reports whether d holds a state lock file and nothing else but
@@ -648,7 +644,7 @@ func (c *collector) moveRootfsWork(d *os.File, path string) (int64, string, erro
 			return 0, "", werr
 		}
 	}
-	if t := c.rootTrash(); t != nil && c.movable(d, wpath) {
+	if t := c.trash; t != nil && c.movable(d, wpath) {
 		name := trashEntryName()
 		err := sysat.Renameat(int(d.Fd()), rootfsWorkName, int(t.Fd()), name)
 		if err == nil {
