@@ -313,9 +313,12 @@ func (c *collector) reclaimed(o Orphan) {
 // removes the directory and its emptied parent, then its rootfs-work from
 // the trash.
 func (c *collector) reclaimDir(cand scanned, step func(scanned, *os.File) outcome) outcome {
-	parent, d, err := c.openDataDir(cand.rel, cand.Path)
-	if parent != nil {
+	// For root itself (rel "."), parent is root, never removed.
+	var d *os.File
+	parent, err := fstree.OpenDir(c.root, filepath.Dir(cand.rel))
+	if err == nil {
 		defer parent.Close()
+		d, err = openDirAt(parent, filepath.Base(cand.rel), cand.Path)
 	}
 	if isGone(err) {
 		return outcome{gone: true}
@@ -371,21 +374,6 @@ func leaseWritable(d *os.File, cand scanned) (restore func(), out outcome, ok bo
 		return nil, outcome{kept: cand.Candidate, err: err}, false
 	}
 	return restore, outcome{}, true
-}
-
-// openDataDir opens the directory at rel, and its parent unless rel is
-// ".", never following a symlink. parent is returned whenever it opened.
-func (c *collector) openDataDir(rel, path string) (parent, d *os.File, err error) {
-	if rel == "." {
-		d, err = fstree.OpenDir(c.root, ".")
-		return nil, d, err
-	}
-	parent, err = fstree.OpenDir(c.root, filepath.Dir(rel))
-	if err != nil {
-		return nil, nil, err
-	}
-	d, err = openDirAt(parent, filepath.Base(rel), path)
-	return parent, d, err
 }
 
 // removeDataDir removes the emptied data directory d at rel, while its

@@ -134,7 +134,7 @@ func (c *collector) leftover(d *os.File) bool {
 	for _, n := range names {
 		switch {
 		case n == LockName():
-		case c.o.ownedAt(int(d.Fd()), n):
+		case c.o.ownedAt(d, n):
 			owned++
 		default:
 			return false
@@ -166,37 +166,31 @@ func (c *collector) askKeep(dataDir string) (keep bool, err error) {
 	return keep, err
 }
 
-// ownedAt reports whether name in dirfd is one of the embedder's entries:
+// ownedAt reports whether name in dir is one of the embedder's entries:
 // an owned name that holds no data directory.
-func (o *options) ownedAt(dirfd int, name string) bool {
-	return slices.Contains(o.owned, name) && !holdsDataDir(dirfd, name)
+func (o *options) ownedAt(dir *os.File, name string) bool {
+	return slices.Contains(o.owned, name) && !holdsDataDir(dir, name)
 }
 
-// holdsDataDir reports whether the directory name in dirfd, or one below
-// it (never through a symlink), holds a state file; one inside a
-// rootfs-work (a guest image's file) does not count.
-func holdsDataDir(dirfd int, name string) bool {
+// holdsDataDir reports whether the directory name in dir, or one below it
+// (never through a symlink), holds a state file; one inside a rootfs-work
+// (a guest image's file) does not count.
+func holdsDataDir(dir *os.File, name string) bool {
 	var st unix.Stat_t
-	if sysat.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || !sysat.IsDir(&st) {
+	if sysat.Fstatat(int(dir.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || !sysat.IsDir(&st) {
 		return false
 	}
 	// A name swapped for a symlink since can only make this yes: kept.
-	if sysat.Fstatat(dirfd, name+"/"+state.FileName, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+	if sysat.Fstatat(int(dir.Fd()), name+"/"+state.FileName, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
 		return true
 	}
-	fd, err := sysat.FcntlInt(uintptr(dirfd), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return true
-	}
-	parent := os.NewFile(uintptr(fd), name)
-	defer func() { _ = parent.Close() }()
 	found := func(_ int, path string) string {
 		if slices.Contains(strings.Split(filepath.Dir(path), "/"), rootfsWorkName) {
 			return ""
 		}
 		return "data directory"
 	}
-	res, _ := fstree.Options{InUseMarker: state.FileName, InUse: found}.InUseAt(context.Background(), parent, name, name)
+	res, _ := fstree.Options{InUseMarker: state.FileName, InUse: found}.InUseAt(context.Background(), dir, name, name)
 	return len(res.InUse) > 0
 }
 
@@ -205,7 +199,7 @@ func holdsDataDir(dirfd int, name string) bool {
 // all went). Failures are reported under owner, the data directory.
 func (c *collector) removeOwned(dir *os.File, path, branch, owner string) (freed int64, left string) {
 	for _, name := range c.o.owned {
-		if name == branch || !c.o.ownedAt(int(dir.Fd()), name) {
+		if name == branch || !c.o.ownedAt(dir, name) {
 			continue
 		}
 		var st unix.Stat_t
@@ -230,7 +224,7 @@ func (c *collector) onlyBranch(p *os.File, name string, child *os.File) bool {
 		return false
 	}
 	for _, n := range names {
-		if n != name && n != LockName() && !c.o.ownedAt(int(p.Fd()), n) {
+		if n != name && n != LockName() && !c.o.ownedAt(p, n) {
 			return false
 		}
 	}

@@ -362,7 +362,7 @@ func (w *walk) list(d *os.File, rel string, level int, candidate bool) (occupied
 				return true, false, left
 			}
 			if owned && e.Name() != LockName() {
-				owned = w.o.ownedAt(int(d.Fd()), e.Name())
+				owned = w.o.ownedAt(d, e.Name())
 				n++
 			}
 			if level < w.o.depth && enters(e, candidate) {
