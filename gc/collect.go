@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -140,6 +141,9 @@ type collector struct {
 
 	mu  sync.Mutex
 	rep *Report
+	// freed and deferred go into rep at the end of the run.
+	freed    atomic.Int64
+	deferred atomic.Bool
 	// trash is root's trash, nil when noTrash: reclaim in place.
 	trash   *os.File
 	noTrash bool
@@ -178,9 +182,8 @@ func (c *collector) run() {
 			c.addErr("remove trash", trashPath, err)
 		}
 	}
-	if c.ctx.Err() != nil {
-		c.setDeferred()
-	}
+	c.rep.BytesFreed += c.freed.Load()
+	c.rep.Deferred = c.deferred.Load() || c.ctx.Err() != nil
 	slices.SortFunc(c.rep.Reclaimed, func(a, b Orphan) int { return cmp.Compare(a.Path, b.Path) })
 	slices.SortFunc(c.rep.Kept, func(a, b Candidate) int { return cmp.Compare(a.Path, b.Path) })
 	slices.SortStableFunc(c.rep.Errors, func(a, b *fs.PathError) int { return cmp.Compare(a.Path, b.Path) })
@@ -219,19 +222,6 @@ func (c *collector) keep(cand Candidate) {
 	c.mu.Unlock()
 }
 
-func (c *collector) setDeferred() {
-	c.mu.Lock()
-	c.rep.Deferred = true
-	c.mu.Unlock()
-}
-
-// addFreed counts bytes freed outside an orphan's own.
-func (c *collector) addFreed(n int64) {
-	c.mu.Lock()
-	c.rep.BytesFreed += n
-	c.mu.Unlock()
-}
-
 // useTrash opens root's trash, making it if create, unless it is open or
 // this run reclaims in place; a trash it may not use makes it reclaim in
 // place.
@@ -267,7 +257,7 @@ type outcome struct {
 
 func (c *collector) reclaim(cand scanned) {
 	if c.budget.Err() != nil {
-		c.setDeferred()
+		c.deferred.Store(true)
 		if c.ctx.Err() != nil {
 			cand.Detail += "; deferred: interrupted"
 		} else {
@@ -303,9 +293,9 @@ func (c *collector) reclaimed(o Orphan) {
 	if c.o.progress != nil {
 		c.o.progress(Progress{Kind: ProgressReclaimed, Orphan: o})
 	}
+	c.freed.Add(o.Bytes)
 	c.mu.Lock()
 	c.rep.Reclaimed = append(c.rep.Reclaimed, o)
-	c.rep.BytesFreed += o.Bytes
 	c.mu.Unlock()
 }
 
@@ -415,13 +405,13 @@ func (c *collector) removeDataDir(parent, d *os.File, rel, path string) {
 // under its lease and state lock.
 func (c *collector) removeRemnant(rel string) {
 	if c.budget.Err() != nil {
-		c.setDeferred()
+		c.deferred.Store(true)
 		return
 	}
 	path := filepath.Join(c.abs, rel)
 	out := c.reclaimDir(scanned{Candidate: Candidate{Path: path}, rel: rel}, c.remnant)
 	if out.orphan != nil {
-		c.addFreed(out.orphan.Bytes)
+		c.freed.Add(out.orphan.Bytes)
 		c.o.logger.Info("gc: removed what a reclaim cut short left of a data directory", "path", path, "bytes", out.orphan.Bytes)
 	}
 }
@@ -440,7 +430,7 @@ func (c *collector) remnant(cand scanned, d *os.File) outcome {
 	}
 	freed, _, err := c.commit(d, cand.Path)
 	if err != nil {
-		c.addFreed(freed)
+		c.freed.Add(freed)
 		return outcome{}
 	}
 	return outcome{orphan: &Orphan{Path: cand.Path, Bytes: freed}}
@@ -534,7 +524,7 @@ func (c *collector) reclaimLocked(cand scanned, d *os.File) outcome {
 	freed, trash, err := c.commit(d, path)
 	if errors.Is(err, errLeftInPlace) {
 		// What went is freed; the rest stays an orphan for the next run.
-		c.addFreed(freed)
+		c.freed.Add(freed)
 		now.Detail += "; " + err.Error()
 		return outcome{kept: now}
 	}
@@ -560,12 +550,7 @@ func relabel(c Candidate, class Class, reason Reason, detail string) Candidate {
 // symlink, still leads to d: the locks taken on d then guard what the path
 // names, and every deletion is relative to d.
 func (c *collector) verifyPath(rel string, d *os.File) error {
-	again, err := fstree.OpenDir(c.root, rel)
-	if err != nil {
-		return fmt.Errorf("verify data directory: %w", err)
-	}
-	defer again.Close()
-	same, err := sameFile(again, d)
+	same, err := sameDirAt(c.root, rel, d)
 	if err != nil {
 		return fmt.Errorf("verify data directory: %w", err)
 	}

@@ -55,7 +55,7 @@ func (c *collector) embedderFirst(d *os.File, rel string, now Candidate) *Candid
 	}()
 	for len(c.o.owned) > 0 {
 		freed, left := c.removeOwned(dir, filepath.Join(c.abs, rel), branch, now.Path)
-		c.addFreed(freed)
+		c.freed.Add(freed)
 		if left != "" {
 			k := now
 			k.Detail += "; owned entry left for the next run: " + left
@@ -116,7 +116,7 @@ func (c *collector) reclaimLeftover(cand scanned, d *os.File) outcome {
 	}
 	freed, left := c.removeOwned(d, path, "", path)
 	if left != "" {
-		c.addFreed(freed)
+		c.freed.Add(freed)
 		kept.Detail += "; owned entry left for the next run: " + left
 		return outcome{kept: kept}
 	}
@@ -228,11 +228,6 @@ func (c *collector) onlyBranch(p *os.File, name string, child *os.File) bool {
 			return false
 		}
 	}
-	named, err := openDirAt(p, name, name)
-	if err != nil {
-		return false
-	}
-	defer named.Close()
-	same, err := sameFile(named, child)
+	same, err := sameDirAt(p, name, child)
 	return err == nil && same
 }

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stacklok/go-microvm/internal/datadir"
+	"github.com/stacklok/go-microvm/internal/fstree"
 	"github.com/stacklok/go-microvm/internal/sysat"
 	"github.com/stacklok/go-microvm/state"
 )
@@ -40,17 +41,23 @@ func dirNames(dir *os.File) ([]string, error) {
 	return r.Readdirnames(-1)
 }
 
-// sameFile reports whether a and b are open on the same inode.
-func sameFile(a, b *os.File) (bool, error) {
-	ai, err := a.Stat()
+// sameDirAt reports whether rel below parent, never through a symlink,
+// is the directory d.
+func sameDirAt(parent *os.File, rel string, d *os.File) (bool, error) {
+	again, err := fstree.OpenDir(parent, rel)
 	if err != nil {
 		return false, err
 	}
-	bi, err := b.Stat()
+	defer again.Close()
+	ai, err := again.Stat()
 	if err != nil {
 		return false, err
 	}
-	return os.SameFile(ai, bi), nil
+	di, err := d.Stat()
+	if err != nil {
+		return false, err
+	}
+	return os.SameFile(ai, di), nil
 }
 
 func allocated(st *unix.Stat_t) int64 { return int64(st.Blocks) * 512 }

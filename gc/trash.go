@@ -107,7 +107,7 @@ func (c *collector) emptyTrash(t *os.File, path string) {
 	parallel(names, func(name string) {
 		display := filepath.Join(path, name)
 		freed, _ := c.removeTree(t, name, display, display)
-		c.addFreed(freed)
+		c.freed.Add(freed)
 	})
 }
 
@@ -116,13 +116,13 @@ func (c *collector) emptyTrash(t *os.File, path string) {
 // data directory the tree came from.
 func (c *collector) removeTree(dir *os.File, name, display, owner string) (int64, bool) {
 	if c.budget.Err() != nil {
-		c.setDeferred()
+		c.deferred.Store(true)
 		return 0, false
 	}
 	res, err := c.treeOptions().RemoveAt(c.budget, dir, name, display)
 	switch {
 	case errors.Is(err, fstree.ErrBudget):
-		c.setDeferred()
+		c.deferred.Store(true)
 	case err != nil && len(res.Errors) == 0 && len(res.Mounts) == 0 && len(res.InUse) == 0:
 		c.addErr("empty trash", owner, err)
 	}
