@@ -163,8 +163,7 @@ func scanSeq(ctx context.Context, root string, mode probeMode, opts []Option) it
 			return
 		}
 		defer rootDir.Close()
-		w := newWalk(ctx, rootDir, abs, newOptions(opts), mode)
-		w.yield = yield
+		w := &walk{ctx: ctx, abs: abs, o: newOptions(opts), mode: mode, root: rootDir, yield: yield}
 		w.run()
 		if !w.stopped && ctx.Err() != nil {
 			yield(Candidate{}, fmt.Errorf("scan: %w", ctx.Err()))
@@ -214,8 +213,7 @@ type scanResult struct {
 // scan walks below rootDir for candidates and classifies them, keeping
 // them all (sorted by path) for Collect.
 func scan(ctx context.Context, rootDir *os.File, abs string, o *options, mode probeMode) *scanResult {
-	w := newWalk(ctx, rootDir, abs, o, mode)
-	w.res = &scanResult{}
+	w := &walk{ctx: ctx, abs: abs, o: o, mode: mode, root: rootDir, res: &scanResult{}}
 	w.run()
 	slices.SortFunc(w.res.cands, func(a, b scanned) int { return cmp.Compare(a.Path, b.Path) })
 	return w.res
@@ -236,10 +234,6 @@ type walk struct {
 	res     *scanResult
 	yield   func(Candidate, error) bool
 	stopped bool
-}
-
-func newWalk(ctx context.Context, rootDir *os.File, abs string, o *options, mode probeMode) *walk {
-	return &walk{ctx: ctx, abs: abs, o: o, mode: mode, root: rootDir}
 }
 
 func (w *walk) observer() *judge.Observer {
