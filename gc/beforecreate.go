@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"path/filepath"
 
@@ -77,8 +76,6 @@ func logCreateCollection(logger *slog.Logger, root string, rep *Report, err erro
 	switch {
 	case errors.Is(err, ErrBusy):
 		logger.Debug("gc before create: skipped, another collector holds the root", "root", root)
-	case errors.Is(err, fs.ErrNotExist):
-		logger.Debug("gc before create: skipped, root does not exist", "root", root)
 	case err != nil && rep == nil:
 		logger.Warn("gc before create: collection failed", "root", root, "error", err)
 	}
