@@ -29,11 +29,8 @@ const (
 
 // Process is what the kernel said about the recorded PID.
 type Process struct {
-	// Exists is false only when kill(pid, 0) says no process has the PID.
-	Exists bool
-	// Err is a lookup failure other than "no such process": the process
-	// may exist, but nothing about it is known.
-	Err error
+	Exists bool  // false only when kill(pid, 0) says no process has the PID
+	Err    error // a lookup failure other than ErrNotExist: nothing is known
 	procinfo.Info
 }
 
@@ -71,8 +68,7 @@ type PIDNamespace struct {
 	Err     error  // why it is unknown; no PID is then judged
 }
 
-// Elsewhere is what was found of a PID in the PID namespaces nested below
-// the collector's.
+// Elsewhere is what was found of a PID in nested PID namespaces.
 type Elsewhere struct {
 	Looked bool
 	Err    error // why not every process could be seen
@@ -123,8 +119,7 @@ func (f *Facts) StoppedAge() time.Duration {
 // Verdict is a decision with the evidence that decided it and what was
 // observed at the recorded PID (zero when it was not looked up).
 type Verdict struct {
-	// Class is ClassLive, ClassOrphan or ClassUnknown for Runner.
-	Class   Class
+	Class   Class // ClassLive, ClassOrphan or ClassUnknown for Runner
 	Reason  Reason
 	Detail  string // for humans
 	Process Process
@@ -253,8 +248,7 @@ func judgeElsewhere(f Facts, here Verdict) Verdict {
 	return here
 }
 
-// startedAsRecorded: the exact kernel start time where s has one, else
-// within spawnWindow before pid_start_time.
+// startedAsRecorded: the recorded kernel start time, else near pid_start_time.
 func startedAsRecorded(s *state.State, info procinfo.Info) bool {
 	if s.Runner != nil && s.Runner.StartTime != 0 {
 		return info.StartTime == s.Runner.StartTime
@@ -272,8 +266,7 @@ func classifyOtherBoot(f Facts) Verdict {
 }
 
 // judgeHere applies the PID rules in the collector's namespace, first
-// pid_start_time before this boot, by a wall clock that may have been
-// stepped.
+// pid_start_time before this boot, by a clock that may have been stepped.
 func judgeHere(f Facts) Verdict {
 	s := f.State
 	if exactThisBoot(f) || s.PIDStartTime.IsZero() || f.BootTime.IsZero() || !s.PIDStartTime.Before(f.BootTime.Add(-startSlack)) {

@@ -105,15 +105,13 @@ func BootTime() (time.Time, error) { return bootTime() }
 
 // Stat is the part of a Linux /proc/PID/stat line that identifies a process.
 type Stat struct {
-	PID   int
-	Comm  string
-	State byte
-	// StartTime is field 22: clock ticks since boot.
-	StartTime uint64
+	PID       int
+	Comm      string
+	State     byte
+	StartTime uint64 // field 22: clock ticks since boot
 }
 
-// statFieldsAfterComm counts fields 3 to 22 (starttime).
-const statFieldsAfterComm = 22 - 2
+const statFieldsAfterComm = 22 - 2 // fields 3 to 22 (starttime)
 
 // ParseStat parses one Linux /proc/PID/stat line; anything malformed is
 // an error, never a panic.

@@ -49,9 +49,7 @@ func lookup(pid int) (Info, error) {
 
 func nested(int) ([]Nested, error) { return nil, nil }
 
-func currentPIDNamespace() (PIDNamespace, error) {
-	return PIDNamespace{Initial: true}, nil
-}
+func currentPIDNamespace() (PIDNamespace, error) { return PIDNamespace{Initial: true}, nil }
 
 var bootTime = sync.OnceValues(func() (time.Time, error) {
 	tv, err := unix.SysctlTimeval("kern.boottime")

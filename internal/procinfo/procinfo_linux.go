@@ -98,8 +98,7 @@ func readParsed[T any](dfd, pid int, dir, name string, parse func([]byte) (T, er
 	return v, nil
 }
 
-// startOf returns pid's Info with the start time of st as the host's
-// kernel counts it, and as wall-clock time.
+// startOf returns pid's Info with st's start time as the host counts it.
 func startOf(pid int, dir string, st Stat) (Info, error) {
 	boot, err := bootTime()
 	if err != nil {
@@ -120,8 +119,7 @@ func startOf(pid int, dir string, st Stat) (Info, error) {
 	}, nil
 }
 
-// lookupErr wraps err; ENOENT or ESRCH from /proc is death only if kill
-// says so.
+// lookupErr wraps err; ENOENT or ESRCH from /proc is left to kill.
 func lookupErr(pid int, op, path string, err error) error {
 	perr := &os.PathError{Op: op, Path: path, Err: err}
 	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) {
@@ -225,10 +223,8 @@ func nestedAt(dfd int, name, own string, want []byte) (Nested, bool, error) {
 	switch {
 	case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH):
 		return Nested{}, false, nil // exited since the listing
-	case errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM):
+	case err != nil: // EACCES, EPERM: hidepid= or another user's
 		return Nested{}, false, fmt.Errorf("%w: %w", ErrHidden, &os.PathError{Op: "read", Path: "/proc/" + name + "/status", Err: err})
-	case err != nil:
-		return Nested{}, false, &os.PathError{Op: "read", Path: "/proc/" + name + "/status", Err: err}
 	}
 	ids, _ := statusField(status, "NSpid:")
 	if f := bytes.Fields(ids); len(f) < 2 || !slices.ContainsFunc(f[1:], func(id []byte) bool { return bytes.Equal(id, want) }) {
