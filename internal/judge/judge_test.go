@@ -298,3 +298,32 @@ func TestFactsStoppedAge(t *testing.T) {
 		})
 	}
 }
+
+// TestStoppedDetail: a stopped record's detail says which age it was
+// judged by, and why it is kept when that age is unknown.
+func TestStoppedDetail(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	created := &state.State{Version: 1, CreatedAt: now.Add(-30 * 24 * time.Hour)}
+	p := Policy{Stopped: true, StoppedMinAge: 24 * time.Hour}
+	tests := []struct {
+		name string
+		f    Facts
+		p    Policy
+		want string
+	}{
+		{"not opted in", Facts{State: created}, Policy{}, "stopped cleanly"},
+		{"stopped a minute ago", Facts{State: created, StateModTime: now.Add(-time.Minute)}, p, "stopped cleanly, last change 1m0s ago < 24h0m0s"},
+		{"stopped two days ago", Facts{State: created, StateModTime: now.Add(-48 * time.Hour)}, p, "stopped, last change 48h0m0s ago >= 24h0m0s"},
+		{"every time in the future", Facts{State: &state.State{Version: 1, CreatedAt: now.Add(time.Hour)}, StateModTime: now.Add(time.Hour)}, p,
+			"stopped cleanly; its recorded times are in the future, so its age is unknown"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.f.Now = now
+			if v := Classify(tt.f, tt.p); v.Detail != tt.want {
+				t.Errorf("Detail = %q, want %q", v.Detail, tt.want)
+			}
+		})
+	}
+}
