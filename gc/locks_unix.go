@@ -18,25 +18,12 @@ import (
 )
 
 // lockRoot takes root's collector lock without waiting and returns its
-// descriptor. It returns ErrBusy when another collector holds it,
+// descriptor (O_NOFOLLOW: never through a planted symlink). It returns ErrBusy when another collector holds it,
 // state.ErrNotRegular for a planted non-regular file (never opened), and
 // fs.ErrPermission or errOpenToOthers when another user could hold it. A
 // lock on a file unlinked meanwhile (by its holder) guards nothing: with
 // retry lockRoot starts over a few times, else it returns ErrBusy.
 func lockRoot(root *os.File, abs string, retry bool) (int, error) {
-	for range 8 {
-		fd, held, err := lockRootOnce(root, abs)
-		if err != nil || held {
-			return fd, err
-		}
-		if !retry {
-			break
-		}
-	}
-	return -1, fmt.Errorf("lock root: collect %s: %w: root lock file replaced", abs, ErrBusy)
-}
-
-func lockRootOnce(root *os.File, abs string) (int, bool, error) {
 	name := LockName()
 	path := abs + string(os.PathSeparator) + name
 	rfd := int(root.Fd())
@@ -46,25 +33,30 @@ func lockRootOnce(root *os.File, abs string) (int, bool, error) {
 		}
 		return checkOwn(st, path)
 	}
-	var st unix.Stat_t
-	if err := sysat.Fstatat(rfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && !sysat.IsRegular(&st) {
-		return -1, false, fmt.Errorf("lock root: %w", check(&st))
+	for range 8 {
+		var st unix.Stat_t
+		if err := sysat.Fstatat(rfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && !sysat.IsRegular(&st) {
+			return -1, fmt.Errorf("lock root: %w", check(&st))
+		}
+		// O_NONBLOCK: open(2) never waits for the writer of a planted FIFO.
+		fd, err := sysat.Openat(rfd, name, unix.O_CREAT|unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			return -1, fmt.Errorf("lock root: %w", &fs.PathError{Op: "open", Path: path, Err: err})
+		}
+		held, err := datadir.LockOpened(fd, rfd, name, path, check, nil)
+		switch {
+		case errors.Is(err, datadir.ErrLocked):
+			return -1, fmt.Errorf("lock root: collect %s: %w", abs, ErrBusy)
+		case err != nil:
+			return -1, fmt.Errorf("lock root: %w", err)
+		case held:
+			return fd, nil
+		}
+		if !retry {
+			break
+		}
 	}
-	// O_NONBLOCK: open(2) never waits for the writer of a planted FIFO.
-	fd, err := sysat.Openat(rfd, name, unix.O_CREAT|unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return -1, false, fmt.Errorf("lock root: %w", &fs.PathError{Op: "open", Path: path, Err: err})
-	}
-	held, err := datadir.LockOpened(fd, rfd, name, path, check, nil)
-	switch {
-	case errors.Is(err, datadir.ErrLocked):
-		return -1, false, fmt.Errorf("lock root: collect %s: %w", abs, ErrBusy)
-	case err != nil:
-		return -1, false, fmt.Errorf("lock root: %w", err)
-	case !held:
-		return -1, false, nil
-	}
-	return fd, true, nil
+	return -1, fmt.Errorf("lock root: collect %s: %w: root lock file replaced", abs, ErrBusy)
 }
 
 // lockUnusable reports whether err, from lockRoot, says that the lock file

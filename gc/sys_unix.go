@@ -98,31 +98,24 @@ func dirOf(d *os.File, path string) datadir.Dir { return datadir.NewDir(int(d.Fd
 // returns what restores its mode unless d is gone. One it cannot write
 // and does not own gives ErrNotWritable.
 func makeWritable(d *os.File, path string) (restore func(), err error) {
-	nothing := func() {}
-	euid := os.Geteuid()
-	if euid == 0 {
-		return nothing, nil
-	}
 	fd := int(d.Fd())
+	if os.Geteuid() == 0 || sysat.Faccessat(fd, ".", unix.W_OK|unix.X_OK, unix.AT_EACCESS) == nil {
+		return func() {}, nil
+	}
 	var st unix.Stat_t
 	if err := sysat.Fstat(fd, &st); err != nil {
-		return nothing, err
+		return nil, err
 	}
 	mode := uint32(st.Mode) & 0o7777
-	if sysat.Faccessat(fd, ".", unix.W_OK|unix.X_OK, unix.AT_EACCESS) != nil {
-		if int(st.Uid) != euid {
-			return nothing, fmt.Errorf("%s: %w (uid %d; owner uid %d, mode %#o)", path, ErrNotWritable, euid, st.Uid, mode)
-		}
-		if err := sysat.Fchmod(fd, mode|0o700); err != nil {
-			return nothing, err
-		}
+	if int(st.Uid) != os.Geteuid() {
+		return nil, fmt.Errorf("%s: %w (uid %d; owner uid %d, mode %#o)", path, ErrNotWritable, os.Geteuid(), st.Uid, mode)
 	}
-	if mode&0o700 == 0o700 {
-		return nothing, nil
+	if err := sysat.Fchmod(fd, mode|0o700); err != nil {
+		return nil, err
 	}
 	return func() {
 		if !removed(d) {
-			_ = sysat.Fchmod(int(d.Fd()), mode)
+			_ = sysat.Fchmod(fd, mode)
 		}
 	}, nil
 }
