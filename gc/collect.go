@@ -43,8 +43,7 @@ type Report struct {
 	// by earlier runs.
 	BytesFreed int64
 	// Deferred is true when the deletion budget (or the context) ran out:
-	// the rest, orphans or trash, is left for the next run, still
-	// reclaimable.
+	// the rest is left, reclaimable, for the next run.
 	Deferred bool
 	// DryRun echoes WithDryRun.
 	DryRun bool
@@ -94,15 +93,13 @@ func CollectContext(ctx context.Context, root string, opts ...Option) (*Report, 
 		return rep, ctx.Err()
 	}
 
-	// A collector that finds the lock held gives up at once: the other one
-	// is doing the same work, and a VM creation must never wait for it.
+	// Held: give up at once; a VM creation must never wait for it.
 	lockFd, err := lockRoot(rootDir, abs, true)
 	if err != nil && !lockUnusable(err) {
 		return nil, err
 	}
 	if err == nil {
-		// Unlocked, not only closed: a child forked meanwhile holds a
-		// copy of the descriptor until it execs.
+		// Unlocked, not only closed: a child forked meanwhile holds a copy.
 		defer func() { _ = datadir.ReleaseFd(lockFd) }()
 	}
 
@@ -114,8 +111,7 @@ func CollectContext(ctx context.Context, root string, opts ...Option) (*Report, 
 
 	c := &collector{o: o, abs: abs, root: rootDir, ctx: ctx, budget: budget, rep: rep, ob: judge.NewObserver(o.now)}
 	if err != nil {
-		// Per-directory locks keep every reclaim safe without the root
-		// lock; the trash is another collector's to use meanwhile.
+		// Per-directory locks keep reclaims safe; the trash is left alone.
 		c.noTrash = true
 		if inner := errors.Unwrap(err); inner != nil {
 			err = inner
@@ -223,8 +219,7 @@ func (c *collector) keep(cand Candidate) {
 }
 
 // useTrash opens root's trash, making it if create, unless it is open or
-// this run reclaims in place; a trash it may not use makes it reclaim in
-// place.
+// this run reclaims in place, as it does from a trash it may not use.
 func (c *collector) useTrash(create bool, path string) {
 	if c.trash != nil || c.noTrash {
 		return
@@ -299,9 +294,8 @@ func (c *collector) reclaimed(o Orphan) {
 	c.mu.Unlock()
 }
 
-// reclaimDir reclaims cand's directory by step, under its lease, then
-// removes the directory and its emptied parent, then its rootfs-work from
-// the trash.
+// reclaimDir reclaims cand's directory by step under its lease, then
+// removes it, its emptied parent, and its rootfs-work from the trash.
 func (c *collector) reclaimDir(cand scanned, step func(scanned, *os.File) outcome) outcome {
 	// For root itself (rel "."), parent is root, never removed.
 	var d *os.File
@@ -329,9 +323,8 @@ func (c *collector) reclaimDir(cand scanned, step func(scanned, *os.File) outcom
 	if out.orphan == nil {
 		return out
 	}
-	// The directory goes before its rootfs-work leaves the trash: a run cut
-	// short then leaves trash, not an empty directory no later run could
-	// tell from one an embedder has just made.
+	// The directory goes first: a run cut short leaves trash, not an empty
+	// directory no later run could tell from one an embedder just made.
 	if cand.rel != "." {
 		c.removeDataDir(parent, d, cand.rel, cand.Path)
 	}
@@ -346,8 +339,7 @@ func (c *collector) reclaimDir(cand scanned, step func(scanned, *os.File) outcom
 }
 
 // leaseWritable takes the lease on d itself (verifyPath proves later that
-// the path names d), then makes d writable (see makeWritable). Unless ok,
-// out says why d is kept.
+// the path names d) and makes d writable; unless ok, out says why not.
 func leaseWritable(d *os.File, cand scanned) (restore func(), out outcome, ok bool) {
 	held := "run lease is held"
 	if cand.leftover {
@@ -366,10 +358,9 @@ func leaseWritable(d *os.File, cand scanned) (restore func(), out outcome, ok bo
 	return restore, outcome{}, true
 }
 
-// removeDataDir removes the emptied data directory d at rel, while its
-// lease is held, then its parent when strictly below root, left empty and
-// flocked by nobody else (an embedder's lock, a creator's lease). A
-// directory something else still fills stays, silently.
+// removeDataDir removes the emptied data directory d at rel, its lease
+// held, then its parent if strictly below root, empty and flocked by
+// nobody else. A directory something else fills stays, silently.
 func (c *collector) removeDataDir(parent, d *os.File, rel, path string) {
 	dropIdleLock(d, path)
 	if err := sysat.Unlinkat(int(parent.Fd()), filepath.Base(rel), unix.AT_REMOVEDIR); err != nil {
@@ -401,8 +392,7 @@ func (c *collector) removeDataDir(parent, d *os.File, rel, path string) {
 }
 
 // removeRemnant removes what a reclaim cut short after its commit left at
-// rel: a directory holding only a state lock file and temporary saves,
-// under its lease and state lock.
+// rel (see isRemnant), under its lease and state lock.
 func (c *collector) removeRemnant(rel string) {
 	if c.budget.Err() != nil {
 		c.deferred.Store(true)
@@ -457,7 +447,7 @@ func isRemnant(d *os.File) bool {
 }
 
 // closeLeased unlocks d, then closes it: a child forked meanwhile holds a
-// copy of d until its exec, which would keep the lock held.
+// copy of d until its exec.
 func closeLeased(d *os.File) {
 	_ = sysat.Flock(int(d.Fd()), unix.LOCK_UN)
 	_ = d.Close()
@@ -477,10 +467,9 @@ func (c *collector) release(sl *datadir.DirLock, path string) {
 	}
 }
 
-// reclaimLocked takes d's state lock, after its lease (a creator's
-// order), without ever leaving a lock file in a directory whose state is
-// gone; then, under both, it decides again, proves the path still names d,
-// lets the embedder keep it or remove what it owns, and commits.
+// reclaimLocked takes d's state lock (never leaving a lock file where the
+// state is gone), decides again under both locks, proves the path still
+// names d, lets the embedder keep it or remove what it owns, and commits.
 func (c *collector) reclaimLocked(cand scanned, d *os.File) outcome {
 	path := cand.Path
 	sl, err := dirOf(d, path).TryLock()
@@ -547,8 +536,7 @@ func relabel(c Candidate, class Class, reason Reason, detail string) Candidate {
 }
 
 // verifyPath checks that rel, walked down from root without following a
-// symlink, still leads to d: the locks taken on d then guard what the path
-// names, and every deletion is relative to d.
+// symlink, still leads to d, so that the locks on d guard the path.
 func (c *collector) verifyPath(rel string, d *os.File) error {
 	same, err := sameDirAt(c.root, rel, d)
 	if err != nil {
@@ -564,9 +552,9 @@ func (c *collector) verifyPath(rel string, d *os.File) error {
 // not all gone; what stays is reported on its own.
 var errLeftInPlace = errors.New("rootfs-work partly removed in place; the rest is left for the next run")
 
-// commit moves d's rootfs-work into the trash (or removes it in place), then
-// removes go-microvm's files, the state file last. It returns the bytes
-// freed and the trash entry rootfs-work became ("" if none).
+// commit moves d's rootfs-work into the trash (or removes it in place),
+// then go-microvm's files, the state file last. It returns the bytes freed
+// and the trash entry rootfs-work became ("" if none).
 func (c *collector) commit(d *os.File, path string) (int64, string, error) {
 	freed, trash, err := c.moveRootfsWork(d, path)
 	if err != nil {
@@ -627,8 +615,7 @@ func (c *collector) moveRootfsWork(d *os.File, path string) (int64, string, erro
 		if serr := sysat.Fstatat(int(d.Fd()), rootfsWorkName, &st, unix.AT_SYMLINK_NOFOLLOW); errors.Is(serr, unix.ENOENT) {
 			return 0, "", nil
 		}
-		// Another filesystem (EXDEV), say: copying would cost what
-		// the trash saves.
+		// Another filesystem (EXDEV), say.
 		c.o.logger.Debug("gc: removing in place", "path", wpath, "error", err)
 	}
 	freed, gone := c.removeTree(d, rootfsWorkName, wpath, path)

@@ -39,10 +39,9 @@ func validOwnedName(name string) bool {
 }
 
 // embedderFirst asks the embedder's veto, then removes its owned entries
-// in the data directory d at rel and in each parent, strictly below root,
-// that holds only the branch down to d (still the directory below it),
-// owned entries and an idle collector lock. It returns the candidate as
-// kept when the reclaim must not go on.
+// in the data directory d at rel and in each parent below root holding
+// nothing else (see onlyBranch). It returns the candidate as kept when the
+// reclaim must not go on.
 func (c *collector) embedderFirst(d *os.File, rel string, now Candidate) *Candidate {
 	if k := c.veto(now); k != nil {
 		return k
@@ -143,9 +142,8 @@ func (c *collector) leftover(d *os.File) bool {
 	return owned > 0
 }
 
-// askKeep calls the embedder's veto on a goroutine of its own (a
-// runtime.Goexit cannot be stopped once begun) and turns a panic or a
-// Goexit in it into an error, with keep true.
+// askKeep calls the embedder's veto on a goroutine of its own and turns a
+// panic or a runtime.Goexit in it into an error, with keep true.
 func (c *collector) askKeep(dataDir string) (keep bool, err error) {
 	done := make(chan struct{})
 	go func() {
@@ -194,9 +192,8 @@ func holdsDataDir(dir *os.File, name string) bool {
 	return len(res.InUse) > 0
 }
 
-// removeOwned removes the owned entries of dir (at path) but branch, and
-// returns the bytes freed and the path of the first entry left ("" when
-// all went). Failures are reported under owner, the data directory.
+// removeOwned removes the owned entries of dir (at path) but branch and
+// returns the bytes freed and the first entry left ("" when all went).
 func (c *collector) removeOwned(dir *os.File, path, branch, owner string) (freed int64, left string) {
 	for _, name := range c.o.owned {
 		if name == branch || !c.o.ownedAt(dir, name) {

@@ -70,8 +70,7 @@ func freedBy(st *unix.Stat_t) int64 {
 	return allocated(st)
 }
 
-// isGone reports errors that mean the entry is gone, or is no longer a
-// directory.
+// isGone reports errors that mean the entry is gone, or not a directory.
 func isGone(err error) bool {
 	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP)
 }
@@ -94,9 +93,9 @@ func parseInto(s **state.State) datadir.Parser {
 func dirOf(d *os.File, path string) datadir.Dir { return datadir.NewDir(int(d.Fd()), path) }
 
 // makeWritable makes the directory d writable and searchable when this
-// (non-root) user owns it, as released go-microvm's removal does, and
-// returns what restores its mode unless d is gone. One it cannot write
-// and does not own gives ErrNotWritable.
+// user owns it, as released go-microvm's removal does, and returns what
+// restores its mode; one it cannot write and does not own gives
+// ErrNotWritable.
 func makeWritable(d *os.File, path string) (restore func(), err error) {
 	fd := int(d.Fd())
 	if os.Geteuid() == 0 || sysat.Faccessat(fd, ".", unix.W_OK|unix.X_OK, unix.AT_EACCESS) == nil {

@@ -65,9 +65,8 @@ func trashEntryName() string {
 	return fmt.Sprintf("%d-%d-%d", time.Now().UnixNano(), os.Getpid(), trashSeq.Add(1))
 }
 
-// openTrash opens root's trash, making it (0700) when create is set. It
-// returns an error unless the trash is this user's alone and not a mount
-// point.
+// openTrash opens root's trash, making it (0700) if create; an error
+// unless it is this user's alone and not a mount point.
 func openTrash(root *os.File, abs string, create bool) (*os.File, error) {
 	path := filepath.Join(abs, TrashName)
 	if create {
@@ -96,8 +95,7 @@ func openTrash(root *os.File, abs string, create bool) (*os.File, error) {
 	return t, nil
 }
 
-// emptyTrash deletes the entries of the trash t (at path), several at
-// once, within the deletion budget; what is left is for the next run.
+// emptyTrash deletes the entries of the trash t (at path), several at once.
 func (c *collector) emptyTrash(t *os.File, path string) {
 	names, err := dirNames(t)
 	if err != nil {
@@ -112,8 +110,7 @@ func (c *collector) emptyTrash(t *os.File, path string) {
 }
 
 // removeTree deletes name below dir within the budget and returns the bytes
-// freed and whether name is gone. Failures are reported under owner, the
-// data directory the tree came from.
+// freed and whether name is gone; failures are reported under owner.
 func (c *collector) removeTree(dir *os.File, name, display, owner string) (int64, bool) {
 	if c.budget.Err() != nil {
 		c.deferred.Store(true)
@@ -133,8 +130,7 @@ func (c *collector) removeTree(dir *os.File, name, display, owner string) (int64
 			c.addErr("remove", owner, fmt.Errorf("%s: %w", at, err))
 		}
 	}
-	// A nested live data directory and a mount point (never unmounted)
-	// stay, with their ancestors, reported on every run.
+	// A nested live data directory or a mount point stays, reported.
 	for _, u := range res.InUse {
 		report(u.Path, fmt.Errorf("%w: %s", fstree.ErrInUse, u.Reason))
 	}
@@ -176,9 +172,7 @@ func nestedInUse(ob *judge.Observer, p judge.Policy) func(fd int, path string) s
 		f := ob.Bare()
 		f.State, f.StateModTime = s, fi.ModTime
 		ob.LookupProcess(&f)
-		// A runner this collector cannot judge may be alive: kept, as a
-		// collector keeps such a data directory. A record with no PID at
-		// all (a guest image's file, say) is not a VM that can be alive.
+		// A runner this collector cannot judge may be alive: kept.
 		switch v := judge.Classify(f, p); {
 		case v.Class == ClassLive,
 			v.Class == ClassUnknown && (v.Reason == ReasonOtherPIDNamespace || v.Reason == ReasonPIDNamespaceUnknown):
@@ -188,9 +182,8 @@ func nestedInUse(ob *judge.Observer, p judge.Policy) func(fd int, path string) s
 	}
 }
 
-// parallel calls fn for every item, at most 4×GOMAXPROCS at once (more
-// than CPUs: each waits on the disk), in order one at a time on one CPU,
-// and returns when all have returned.
+// parallel calls fn for every item, at most 4×GOMAXPROCS at once (each
+// waits on the disk), one at a time in order on one CPU, and waits.
 func parallel[T any](items []T, fn func(T)) {
 	n := workers()
 	if n > 1 {
