@@ -84,7 +84,7 @@ type walker struct {
 	remove  bool
 	op      string
 	display string
-	m       mounter
+	m       mountMethod
 	top     *frame
 	// stack runs from the top's parent (the caller's, never closed here)
 	// to the directory being walked; only stack[lo:] may be open.
@@ -126,7 +126,7 @@ func (w *walker) cancelled() bool {
 }
 
 func (w *walker) walk(pfd int, name string) {
-	w.m.method = w.o.mounts.resolve(pfd)
+	w.m = w.o.mounts.resolve(pfd)
 	pst, err := w.m.statAt(pfd, "")
 	if err != nil {
 		w.fail("fstat", filepath.Dir(w.display), err)
@@ -155,9 +155,7 @@ func (w *walker) walk(pfd int, name string) {
 			w.res.Mounts = append(w.res.Mounts, w.display)
 			return
 		}
-		if w.m.method == mountInfo {
-			w.m.devOnce = devMountedOnce(st.id.dev)
-		}
+		w.m = w.m.settle(st.id.dev)
 		w.top = &frame{parent: root, name: name, st: st, depth: 1, fd: -1}
 		if _, replaced := w.dir(w.top); !replaced {
 			return

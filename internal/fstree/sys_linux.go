@@ -16,10 +16,6 @@ import (
 	"github.com/stacklok/go-microvm/internal/sysat"
 )
 
-// mountNone: nothing tells a same-filesystem bind mount, so every
-// directory below the top is taken for a possible mount.
-const mountNone = mountDev + 1
-
 // statxMissing is set once statx failed (ENOSYS, or EPERM from seccomp)
 // or gave no mount id.
 var statxMissing atomic.Bool
@@ -80,12 +76,12 @@ func handleMountID(dirfd int, name string, flags int) (uint64, bool) {
 
 // statAt stats name in dirfd (dirfd itself for ""), never following a
 // symlink, with the mount id the method gives.
-func (m mounter) statAt(dirfd int, name string) (stat, error) {
+func (m mountMethod) statAt(dirfd int, name string) (stat, error) {
 	flags := 0
 	if name == "" {
 		flags = unix.AT_EMPTY_PATH
 	}
-	if m.method == mountStatx {
+	if m == mountStatx {
 		var sx unix.Statx_t
 		if err := sysat.Statx(dirfd, name, statxFlags|flags, statxMask, &sx); err != nil {
 			return stat{}, err
@@ -94,7 +90,7 @@ func (m mounter) statAt(dirfd int, name string) (stat, error) {
 		return stat{id: id, mode: uint32(sx.Mode), nlink: uint64(sx.Nlink), blocks: int64(sx.Blocks)}, nil
 	}
 	st, err := plainStatAt(dirfd, name)
-	if err != nil || m.method != mountHandle || !st.isDir() {
+	if err != nil || m != mountHandle || !st.isDir() {
 		return st, err
 	}
 	// Without a handle there is no mount id: a possible mount.

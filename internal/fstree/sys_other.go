@@ -17,7 +17,7 @@ func (m mountMethod) resolve(int) mountMethod { return mountDev }
 
 func devMountedOnce(uint64) bool { return false }
 
-func (m mounter) statAt(dirfd int, name string) (stat, error) { return plainStatAt(dirfd, name) }
+func (m mountMethod) statAt(dirfd int, name string) (stat, error) { return plainStatAt(dirfd, name) }
 
 // listNames lists fd through a new descriptor of it with the system's
 // directory stream, every entry whatever dirsOnly says.

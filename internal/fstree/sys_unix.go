@@ -28,37 +28,39 @@ const (
 	mountAuto   mountMethod = iota // resolved to the best that works
 	mountStatx                     // statx's mount id (Linux 5.8)
 	mountHandle                    // name_to_handle_at's mount id
-	mountInfo                      // st_dev, if mountinfo shows the device mounted once
+	mountInfo                      // mountinfo: settled to mountDev or mountNone
 	mountDev                       // st_dev alone (no bind mount onto itself)
+	mountNone                      // nothing tells a bind mount of the same filesystem
 )
 
-type mounter struct {
-	method  mountMethod
-	devOnce bool // mountInfo: the top's device is mounted once
+// settle turns mountInfo into mountDev for a tree on a device mounted
+// once (no bind mount of it), else into mountNone.
+func (m mountMethod) settle(dev uint64) mountMethod {
+	switch {
+	case m != mountInfo:
+		return m
+	case devMountedOnce(dev):
+		return mountDev
+	default:
+		return mountNone
+	}
 }
 
 // same reports whether b is on a's mount, and whether the method could
 // tell. Mount ids alone decide where known: a btrfs subvolume has its own
 // st_dev on the same mount.
-func (m mounter) same(a, b fileID) (same, known bool) {
+func (m mountMethod) same(a, b fileID) (same, known bool) {
 	if a.hasMnt && b.hasMnt {
 		return a.mnt == b.mnt, true
 	}
 	if a.dev != b.dev {
 		return false, true
 	}
-	switch m.method {
-	case mountDev:
-		return true, true
-	case mountInfo:
-		return true, m.devOnce
-	default:
-		return true, false
-	}
+	return true, m == mountDev
 }
 
 // onMount takes what the method cannot judge for another mount.
-func (m mounter) onMount(a, b fileID) bool {
+func (m mountMethod) onMount(a, b fileID) bool {
 	same, known := m.same(a, b)
 	return same && known
 }
@@ -68,7 +70,7 @@ func (m mounter) onMount(a, b fileID) bool {
 // mount point, where the system cannot tell a bind mount of parent's
 // filesystem, or when a stat fails.
 func SameMount(parent, d *os.File) bool {
-	m := mounter{method: mountAuto.resolve(int(parent.Fd()))}
+	m := mountAuto.resolve(int(parent.Fd()))
 	a, err := m.statAt(int(parent.Fd()), "")
 	if err != nil {
 		return false
@@ -77,10 +79,7 @@ func SameMount(parent, d *os.File) bool {
 	if err != nil {
 		return false
 	}
-	if m.method == mountInfo {
-		m.devOnce = devMountedOnce(a.id.dev)
-	}
-	return m.onMount(a.id, b.id)
+	return m.settle(a.id.dev).onMount(a.id, b.id)
 }
 
 type stat struct {
