@@ -40,7 +40,7 @@ func validOwnedName(name string) bool {
 
 // embedderFirst asks the embedder's veto, then removes its owned entries
 // in the data directory d at rel and in each parent below root holding
-// nothing else (see onlyBranch). It returns the candidate as kept when the
+// nothing else but the branch down to d. It returns the candidate as kept when the
 // reclaim must not go on.
 func (c *collector) embedderFirst(d *os.File, rel string, now Candidate) *Candidate {
 	if k := c.veto(now); k != nil {
@@ -68,7 +68,9 @@ func (c *collector) embedderFirst(d *os.File, rel string, now Candidate) *Candid
 		if err != nil {
 			break
 		}
-		ok := c.onlyBranch(p, filepath.Base(rel), dir)
+		_, only := c.ownedOnly(p, filepath.Base(rel))
+		same, err := sameDirAt(p, filepath.Base(rel), dir)
+		ok := only && err == nil && same
 		if dir != d {
 			_ = dir.Close()
 		}
@@ -80,13 +82,31 @@ func (c *collector) embedderFirst(d *os.File, rel string, now Candidate) *Candid
 	return nil
 }
 
-// veto asks the embedder's WithKeep, if set, and returns the candidate
-// relabelled when it is to be kept.
+// veto asks the embedder's WithKeep, if set, on a goroutine of its own,
+// and returns the candidate relabelled when it is to be kept; a panic or a
+// runtime.Goexit in it keeps it too, with an error.
 func (c *collector) veto(now Candidate) *Candidate {
 	if c.o.keep == nil {
 		return nil
 	}
-	keep, err := c.askKeep(now.Path)
+	var keep bool
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		returned := false
+		defer func() {
+			switch v := recover(); {
+			case v != nil:
+				err = fmt.Errorf("%w: panic: %v", errKeepFailed, v)
+			case !returned:
+				err = fmt.Errorf("%w: it called runtime.Goexit", errKeepFailed)
+			}
+		}()
+		keep = c.o.keep(now.Path)
+		returned = true
+	}()
+	<-done
 	if err != nil {
 		c.addErr("ask keep", now.Path, err)
 		k := relabel(now, ClassUnknown, ReasonEmbedderKeep, err.Error())
@@ -106,7 +126,7 @@ func (c *collector) reclaimLeftover(cand scanned, d *os.File) outcome {
 	if err := c.verifyPath(cand.rel, d); err != nil {
 		return outcome{kept: kept, err: err}
 	}
-	if !c.leftover(d) {
+	if n, ok := c.ownedOnly(d, ""); !ok || n == 0 {
 		kept.Detail += " (changed during the sweep)"
 		return outcome{kept: kept}
 	}
@@ -122,46 +142,23 @@ func (c *collector) reclaimLeftover(cand scanned, d *os.File) outcome {
 	return outcome{orphan: &Orphan{Path: path, Reason: kept.Reason, Bytes: freed}}
 }
 
-// leftover reports whether d still holds only the embedder's entries, at
-// least one, and at most an idle collector lock besides.
-func (c *collector) leftover(d *os.File) bool {
-	names, err := dirNames(d)
+// ownedOnly reports whether dir holds nothing but owned entries, an idle
+// collector lock and the entry branch, and how many owned entries.
+func (c *collector) ownedOnly(dir *os.File, branch string) (owned int, ok bool) {
+	names, err := dirNames(dir)
 	if err != nil {
-		return false
+		return 0, false
 	}
-	owned := 0
 	for _, n := range names {
 		switch {
-		case n == LockName():
-		case c.o.ownedAt(d, n):
+		case n == branch, n == LockName():
+		case c.o.ownedAt(dir, n):
 			owned++
 		default:
-			return false
+			return 0, false
 		}
 	}
-	return owned > 0
-}
-
-// askKeep calls the embedder's veto on a goroutine of its own and turns a
-// panic or a runtime.Goexit in it into an error, with keep true.
-func (c *collector) askKeep(dataDir string) (keep bool, err error) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		returned := false
-		defer func() {
-			switch v := recover(); {
-			case v != nil:
-				keep, err = true, fmt.Errorf("%w: panic: %v", errKeepFailed, v)
-			case !returned:
-				keep, err = true, fmt.Errorf("%w: it called runtime.Goexit", errKeepFailed)
-			}
-		}()
-		keep = c.o.keep(dataDir)
-		returned = true
-	}()
-	<-done
-	return keep, err
+	return owned, true
 }
 
 // ownedAt reports whether name in dir is one of the embedder's entries:
@@ -211,20 +208,4 @@ func (c *collector) removeOwned(dir *os.File, path, branch, owner string) (freed
 		}
 	}
 	return freed, ""
-}
-
-// onlyBranch reports whether p holds only the directory child under name,
-// owned entries and an idle collector lock.
-func (c *collector) onlyBranch(p *os.File, name string, child *os.File) bool {
-	names, err := dirNames(p)
-	if err != nil {
-		return false
-	}
-	for _, n := range names {
-		if n != name && n != LockName() && !c.o.ownedAt(p, n) {
-			return false
-		}
-	}
-	same, err := sameDirAt(p, name, child)
-	return err == nil && same
 }
