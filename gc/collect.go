@@ -16,6 +16,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -150,7 +151,15 @@ func (c *collector) run() {
 	trashPath := filepath.Join(c.abs, TrashName)
 	c.useTrash(false, trashPath)
 	if c.trash != nil {
-		c.emptyTrash(c.trash, trashPath)
+		names, err := dirNames(c.trash)
+		if err != nil {
+			c.addErr("read trash", trashPath, err)
+		}
+		parallel(names, func(name string) {
+			display := filepath.Join(trashPath, name)
+			freed, _ := c.removeTree(c.trash, name, display, display)
+			c.freed.Add(freed)
+		})
 	}
 
 	res := scan(c.ctx, c.root, c.abs, c.o, probeOrphans)
@@ -392,7 +401,8 @@ func (c *collector) removeDataDir(parent, d *os.File, rel, path string) {
 }
 
 // removeRemnant removes what a reclaim cut short after its commit left at
-// rel (see isRemnant), under its lease and state lock.
+// rel: a directory holding only a state lock file, temporary saves and an
+// idle collector lock. It does so under its lease and state lock.
 func (c *collector) removeRemnant(rel string) {
 	if c.budget.Err() != nil {
 		c.deferred.Store(true)
@@ -401,7 +411,6 @@ func (c *collector) removeRemnant(rel string) {
 	path := filepath.Join(c.abs, rel)
 	out := c.reclaimDir(scanned{Candidate: Candidate{Path: path}, rel: rel}, c.remnant)
 	if out.orphan != nil {
-		c.freed.Add(out.orphan.Bytes)
 		c.o.logger.Info("gc: removed what a reclaim cut short left of a data directory", "path", path, "bytes", out.orphan.Bytes)
 	}
 }
@@ -415,35 +424,21 @@ func (c *collector) remnant(cand scanned, d *os.File) outcome {
 		return outcome{}
 	}
 	defer c.release(sl, cand.Path)
-	if !isRemnant(d) {
+	names, err := dirNames(d)
+	if err != nil || !slices.Contains(names, state.LockFileName) {
 		return outcome{}
 	}
+	for _, name := range names {
+		if tmp, _ := filepath.Match(state.TempPattern, name); !tmp && name != state.LockFileName && name != LockName() {
+			return outcome{}
+		}
+	}
 	freed, _, err := c.commit(d, cand.Path)
+	c.freed.Add(freed)
 	if err != nil {
-		c.freed.Add(freed)
 		return outcome{}
 	}
 	return outcome{orphan: &Orphan{Path: cand.Path, Bytes: freed}}
-}
-
-// isRemnant reports whether d holds a state lock file and nothing else but
-// temporary saves and an idle collector lock.
-func isRemnant(d *os.File) bool {
-	names, err := dirNames(d)
-	if err != nil {
-		return false
-	}
-	hasLock := false
-	for _, name := range names {
-		tmp, _ := filepath.Match(state.TempPattern, name)
-		switch {
-		case name == state.LockFileName:
-			hasLock = true
-		case name != LockName() && !tmp:
-			return false
-		}
-	}
-	return hasLock
 }
 
 // closeLeased unlocks d, then closes it: a child forked meanwhile holds a
@@ -606,7 +601,7 @@ func (c *collector) moveRootfsWork(d *os.File, path string) (int64, string, erro
 		}
 	}
 	if t := c.trash; t != nil && c.movable(d, wpath) {
-		name := trashEntryName()
+		name := fmt.Sprintf("%d-%d-%d", time.Now().UnixNano(), os.Getpid(), trashSeq.Add(1))
 		err := sysat.Renameat(int(d.Fd()), rootfsWorkName, int(t.Fd()), name)
 		if err == nil {
 			return 0, name, nil

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -58,12 +57,8 @@ func checkOwn(st *unix.Stat_t, path string) error {
 	return nil
 }
 
+// trashSeq sets apart the trash entries this process makes.
 var trashSeq atomic.Uint64
-
-// trashEntryName returns a name no other trash entry has.
-func trashEntryName() string {
-	return fmt.Sprintf("%d-%d-%d", time.Now().UnixNano(), os.Getpid(), trashSeq.Add(1))
-}
 
 // openTrash opens root's trash, making it (0700) if create; an error
 // unless it is this user's alone and not a mount point.
@@ -93,20 +88,6 @@ func openTrash(root *os.File, abs string, create bool) (*os.File, error) {
 		return nil, err
 	}
 	return t, nil
-}
-
-// emptyTrash deletes the entries of the trash t (at path), several at once.
-func (c *collector) emptyTrash(t *os.File, path string) {
-	names, err := dirNames(t)
-	if err != nil {
-		c.addErr("read trash", path, err)
-		return
-	}
-	parallel(names, func(name string) {
-		display := filepath.Join(path, name)
-		freed, _ := c.removeTree(t, name, display, display)
-		c.freed.Add(freed)
-	})
 }
 
 // removeTree deletes name below dir within the budget and returns the bytes
