@@ -99,23 +99,18 @@ type walker struct {
 }
 
 type frame struct {
-	parent *frame
-	name   string
-	st     stat
-	depth  int   // index in walker.stack
-	fd     int   // -1 while closed
-	lost   error // why it could not be reopened
+	name  string
+	st    stat
+	depth int   // index in walker.stack
+	fd    int   // -1 while closed
+	lost  error // why it could not be reopened
 }
 
-// path is d's display path.
+// path is the display path of d, which is on the stack.
 func (w *walker) path(d *frame) string {
-	var names []string
-	for ; d != w.top; d = d.parent {
-		names = append(names, d.name)
-	}
 	p := w.display
-	for i := len(names) - 1; i >= 0; i-- {
-		p += "/" + names[i]
+	for _, f := range w.stack[2 : d.depth+1] {
+		p += "/" + f.name
 	}
 	return p
 }
@@ -156,7 +151,7 @@ func (w *walker) walk(pfd int, name string) {
 			return
 		}
 		w.m = w.m.settle(st.id.dev)
-		w.top = &frame{parent: root, name: name, st: st, depth: 1, fd: -1}
+		w.top = &frame{name: name, st: st, depth: 1, fd: -1}
 		if _, replaced := w.dir(w.top); !replaced {
 			return
 		}
@@ -223,7 +218,7 @@ func (w *walker) dir(d *frame) (kept, replaced bool) {
 // leave ends the walk of d, reopening its parent through d's ".." if it
 // was closed to bound the descriptors.
 func (w *walker) leave(d *frame) {
-	if p := d.parent; p.fd < 0 {
+	if p := w.stack[d.depth-1]; p.fd < 0 {
 		p.lost = cmp.Or(d.lost, errChanged)
 		if d.fd >= 0 {
 			p.lost = w.reopen(p, d)
@@ -281,7 +276,7 @@ func (w *walker) keptInUse(d *frame, names []string) bool {
 // rmdir removes the emptied d. It reports whether d stays, or, when retry
 // allows, whether entries created meanwhile call for another pass.
 func (w *walker) rmdir(d *frame, retry bool) (kept, again bool) {
-	p := d.parent
+	p := w.stack[d.depth-1]
 	if p.fd < 0 {
 		if err := w.reopen(p, d); err != nil {
 			if err == unix.ENOENT {
@@ -322,7 +317,7 @@ func (w *walker) countDir(d *frame) {
 
 // enter opens d, whose parent is open.
 func (w *walker) enter(d *frame) error {
-	p := d.parent
+	p := w.stack[d.depth-1]
 	fd, err := w.openDir(p.fd, d.name, d.st.id)
 	if isPermission(err) && w.remove {
 		if p != w.stack[0] {
@@ -362,11 +357,10 @@ func (w *walker) entry(d *frame, name string) (kept bool) {
 			w.res.Mounts = append(w.res.Mounts, w.path(d)+"/"+name)
 			return true
 		case st.isDir():
-			c := &frame{parent: d, name: name, st: st, depth: d.depth + 1, fd: -1}
 			if look == 0 && w.o.beforeOpen != nil {
-				w.o.beforeOpen(w.path(c))
+				w.o.beforeOpen(w.path(d) + "/" + name)
 			}
-			if kept, replaced := w.dir(c); !replaced {
+			if kept, replaced := w.dir(&frame{name: name, st: st, depth: d.depth + 1, fd: -1}); !replaced {
 				return kept
 			}
 			continue

@@ -9,16 +9,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/stacklok/go-microvm/internal/sysat"
 )
-
-// statxMissing is set once statx failed (ENOSYS, or EPERM from seccomp)
-// or gave no mount id.
-var statxMissing atomic.Bool
 
 const statxMask = unix.STATX_TYPE | unix.STATX_MODE | unix.STATX_NLINK |
 	unix.STATX_INO | unix.STATX_BLOCKS | unix.STATX_MNT_ID
@@ -33,13 +28,10 @@ func (m mountMethod) resolve(fd int) mountMethod {
 	if m != mountAuto {
 		return m
 	}
-	if !statxMissing.Load() {
-		var sx unix.Statx_t
-		err := sysat.Statx(fd, "", statxFlags|unix.AT_EMPTY_PATH, statxMask, &sx)
-		if err == nil && sx.Mask&unix.STATX_MNT_ID != 0 {
-			return mountStatx
-		}
-		statxMissing.Store(true)
+	var sx unix.Statx_t
+	err := sysat.Statx(fd, "", statxFlags|unix.AT_EMPTY_PATH, statxMask, &sx)
+	if err == nil && sx.Mask&unix.STATX_MNT_ID != 0 {
+		return mountStatx
 	}
 	if _, ok := handleMountID(fd, "", unix.AT_EMPTY_PATH); ok {
 		return mountHandle
