@@ -61,7 +61,8 @@ func (o Options) run(ctx context.Context, parent *os.File, name, display string,
 	if err != nil {
 		return Result{}, fmt.Errorf("%s %s: %w", op, display, err)
 	}
-	w := &walker{o: o, ctx: ctx, remove: remove, op: op, display: display, maxOpen: maxOpenDirs, links: map[fileID]uint64{}}
+	w := &walker{o: o, ctx: ctx, remove: remove, op: op, display: display,
+		maxOpen: maxOpenDirs, links: map[fileID]uint64{}, buf: make([]byte, 32<<10)}
 	// Control keeps parent's descriptor from being closed during the walk.
 	if err := rc.Control(func(pfd uintptr) { w.walk(int(pfd), name) }); err != nil {
 		return Result{}, fmt.Errorf("%s %s: %w", op, display, err)
@@ -205,7 +206,8 @@ func (w *walker) dir(d *frame) (kept, replaced bool) {
 			return kept, false
 		}
 		if !w.remove {
-			w.countDir(d)
+			w.res.Dirs++
+			w.res.Bytes += d.st.blocks * 512
 			return false, false
 		}
 		// Entries created after the listing fail the rmdir: list again.
@@ -231,17 +233,17 @@ func (w *walker) leave(d *frame) {
 // children removes (or measures) the entries of the open directory d. It
 // reports whether d stays, and whether it vanished meanwhile.
 func (w *walker) children(d *frame) (kept, vanished bool) {
-	if w.buf == nil {
-		w.buf = make([]byte, 32<<10)
-	}
 	names, err := listNames(d.fd, w.buf, w.o.dirsOnly, w.o.InUseMarker)
 	// ENOENT: removed under us, so empty.
 	if err != nil && err != unix.ENOENT {
 		w.fail("getdents", w.path(d), err)
 		kept = true
 	}
-	if w.keptInUse(d, names) {
-		return true, false
+	if w.o.InUse != nil && slices.Contains(names, w.o.InUseMarker) {
+		if why := w.o.InUse(d.fd, w.path(d)); why != "" {
+			w.res.InUse = append(w.res.InUse, InUse{Path: w.path(d), Reason: why})
+			return true, false
+		}
 	}
 	for _, name := range names {
 		if w.cancelled() {
@@ -259,18 +261,6 @@ func (w *walker) children(d *frame) (kept, vanished bool) {
 		}
 	}
 	return kept, false
-}
-
-func (w *walker) keptInUse(d *frame, names []string) bool {
-	if w.o.InUse == nil || !slices.Contains(names, w.o.InUseMarker) {
-		return false
-	}
-	why := w.o.InUse(d.fd, w.path(d))
-	if why == "" {
-		return false
-	}
-	w.res.InUse = append(w.res.InUse, InUse{Path: w.path(d), Reason: why})
-	return true
 }
 
 // rmdir removes the emptied d. It reports whether d stays, or, when retry
@@ -294,7 +284,8 @@ func (w *walker) rmdir(d *frame, retry bool) (kept, again bool) {
 	}
 	switch {
 	case err == nil:
-		w.countDir(d)
+		w.res.Dirs++
+		w.res.Bytes += d.st.blocks * 512
 		return false, false
 	case err == unix.ENOENT:
 		return false, false
@@ -308,11 +299,6 @@ func (w *walker) rmdir(d *frame, retry bool) (kept, again bool) {
 		w.fail("unlinkat", w.path(d), err)
 	}
 	return true, false
-}
-
-func (w *walker) countDir(d *frame) {
-	w.res.Dirs++
-	w.res.Bytes += d.st.blocks * 512
 }
 
 // enter opens d, whose parent is open.
