@@ -29,9 +29,8 @@ type Dir struct {
 // NewDir returns the Dir for fd, the open data directory at path.
 func NewDir(fd int, path string) Dir { return Dir{fd: fd, path: path} }
 
-// WithAfterLock returns d whose TryLock runs f, for a test, after each
-// flock of the state lock and before the check that the name still holds
-// the file locked.
+// WithAfterLock returns d whose TryLock runs f, for a test, between each
+// flock and the check that the name still holds the file locked.
 func (d Dir) WithAfterLock(f func(path string)) Dir {
 	d.afterLock = f
 	return d
@@ -46,8 +45,7 @@ type FileInfo struct {
 	ModTime time.Time
 }
 
-// StateFile is a state file opened by Dir.OpenState, not safe for
-// concurrent use; Close it when done.
+// StateFile is an open state file, not safe for concurrent use.
 type StateFile struct {
 	fd   int
 	path string
@@ -216,8 +214,7 @@ func (d Dir) ProbeLock() (held bool, err error) {
 	return probeFd(fd, path)
 }
 
-// DirLock is a state lock taken with Dir.TryLock, not safe for concurrent
-// use.
+// DirLock is a held state lock, not safe for concurrent use.
 type DirLock struct {
 	d       Dir
 	fd      int
@@ -283,8 +280,7 @@ func (l *DirLock) Release() error {
 	return nil
 }
 
-// maxLockAttempts bounds the retries when the file locked is replaced
-// under its name again and again.
+// maxLockAttempts bounds the retries while the file locked is replaced.
 const maxLockAttempts = 8
 
 // tryLockAt takes the state lock name in dirfd without waiting and returns
