@@ -55,13 +55,11 @@ type Report struct {
 // go-microvm's own files (and WithOwnedNames'); a killed Collect leaves
 // nothing the next one does not finish. A failure in one directory goes to
 // Report.Errors. Collect returns a nil report and ErrBusy when another
-// collector of this user holds the root lock (see LockName), and an empty
+// collector of this user holds the root lock (see LockName), an empty
 // report when root does not exist, and an error for any other failure to
-// lock root. When the lock file cannot be made for want of space (no inode
-// left) or trusted (not a regular file, or not this user's alone: planted
-// by another user), the run goes on without it, reclaiming
-// in place and leaving the trash alone, with that error, naming the lock
-// file, in Report.Errors.
+// lock root but one: a lock file it cannot make (no space) or trust (not a
+// regular file of this user's alone). Then it reclaims in place, leaving
+// the trash alone, with that error, naming the lock file, in Report.Errors.
 func Collect(root string, opts ...Option) (*Report, error) {
 	return CollectContext(context.Background(), root, opts...)
 }

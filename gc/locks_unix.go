@@ -70,10 +70,6 @@ func lockUnusable(err error) bool {
 // dropIdleLock removes the collector lock file in dir when no collector
 // holds it: one left by a collection over the data directory itself.
 func dropIdleLock(dir *os.File, path string) {
-	var st unix.Stat_t
-	if err := sysat.Fstatat(int(dir.Fd()), LockName(), &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return
-	}
 	fd, err := lockRoot(dir, path, false)
 	if err != nil {
 		return
