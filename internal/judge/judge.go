@@ -197,11 +197,11 @@ func classifyStopped(f Facts, p Policy) Verdict {
 	case !p.Stopped:
 		return verdict(ClassStopped, ReasonInactive, "stopped cleanly")
 	case age >= p.StoppedMinAge:
-		return verdict(ClassOrphan, ReasonStoppedExpired, fmt.Sprintf("stopped, last change %s ago >= %s", age.Round(time.Second), p.StoppedMinAge))
+		return verdict(ClassOrphan, ReasonStoppedExpired, fmt.Sprintf("stopped, age %s >= %s (since its last change)", age.Round(time.Second), p.StoppedMinAge))
 	case age == 0 && (f.State.CreatedAt.After(f.Now) || f.StateModTime.After(f.Now)):
 		return verdict(ClassStopped, ReasonInactive, "stopped cleanly; its recorded times are in the future, so its age is unknown")
 	}
-	return verdict(ClassStopped, ReasonInactive, fmt.Sprintf("stopped cleanly, last change %s ago < %s", age.Round(time.Second), p.StoppedMinAge))
+	return verdict(ClassStopped, ReasonInactive, fmt.Sprintf("stopped cleanly, age %s < %s (since its last change)", age.Round(time.Second), p.StoppedMinAge))
 }
 
 // judgeRunner decides whether the runner an active record names still

@@ -313,8 +313,8 @@ func TestStoppedDetail(t *testing.T) {
 		want string
 	}{
 		{"not opted in", Facts{State: created}, Policy{}, "stopped cleanly"},
-		{"stopped a minute ago", Facts{State: created, StateModTime: now.Add(-time.Minute)}, p, "stopped cleanly, last change 1m0s ago < 24h0m0s"},
-		{"stopped two days ago", Facts{State: created, StateModTime: now.Add(-48 * time.Hour)}, p, "stopped, last change 48h0m0s ago >= 24h0m0s"},
+		{"stopped a minute ago", Facts{State: created, StateModTime: now.Add(-time.Minute)}, p, "stopped cleanly, age 1m0s < 24h0m0s (since its last change)"},
+		{"stopped two days ago", Facts{State: created, StateModTime: now.Add(-48 * time.Hour)}, p, "stopped, age 48h0m0s >= 24h0m0s (since its last change)"},
 		{"every time in the future", Facts{State: &state.State{Version: 1, CreatedAt: now.Add(time.Hour)}, StateModTime: now.Add(time.Hour)}, p,
 			"stopped cleanly; its recorded times are in the future, so its age is unknown"},
 	}
