@@ -70,6 +70,11 @@ func lockUnusable(err error) bool {
 // dropIdleLock removes the collector lock file in dir when no collector
 // holds it: one left by a collection over the data directory itself.
 func dropIdleLock(dir *os.File, path string) {
+	// None there: none is made, which a kill could leave behind.
+	var st unix.Stat_t
+	if sysat.Fstatat(int(dir.Fd()), LockName(), &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+		return
+	}
 	fd, err := lockRoot(dir, path, false)
 	if err != nil {
 		return
