@@ -604,11 +604,7 @@ func (c *collector) moveRootfsWork(d *os.File, path string) (int64, string, erro
 		if err == nil {
 			return 0, name, nil
 		}
-		// rootfs-work gone meanwhile: nothing to move.
-		if serr := sysat.Fstatat(int(d.Fd()), rootfsWorkName, &st, unix.AT_SYMLINK_NOFOLLOW); errors.Is(serr, unix.ENOENT) {
-			return 0, "", nil
-		}
-		// Another filesystem (EXDEV), say.
+		// Another filesystem (EXDEV), say; or rootfs-work went meanwhile.
 		c.o.logger.Debug("gc: removing in place", "path", wpath, "error", err)
 	}
 	freed, gone := c.removeTree(d, rootfsWorkName, wpath, path)
