@@ -148,7 +148,12 @@ func (c *collector) run() {
 	// Trash first: it is work an earlier run already committed to.
 	trashPath := filepath.Join(c.abs, TrashName)
 	c.useTrash(false, trashPath)
+	var oldTrash int64 // the trash directory's own blocks, freed with it
 	if c.trash != nil {
+		var st unix.Stat_t
+		if sysat.Fstat(int(c.trash.Fd()), &st) == nil {
+			oldTrash = allocated(&st)
+		}
 		names, err := dirNames(c.trash)
 		if err != nil {
 			c.addErr("read trash", trashPath, err)
@@ -181,7 +186,11 @@ func (c *collector) run() {
 	// This user's trash is not left behind empty.
 	if c.trash != nil {
 		_ = c.trash.Close()
-		if err := sysat.Unlinkat(int(c.root.Fd()), TrashName, unix.AT_REMOVEDIR); err != nil && !isGone(err) && !isNotEmpty(err) {
+		err := sysat.Unlinkat(int(c.root.Fd()), TrashName, unix.AT_REMOVEDIR)
+		switch {
+		case err == nil:
+			c.freed.Add(oldTrash)
+		case !isGone(err) && !isNotEmpty(err):
 			c.addErr("remove trash", trashPath, err)
 		}
 	}

@@ -218,4 +218,21 @@ func TestTrashBytes(t *testing.T) {
 	if !ok || got.Entries != 1 || got.Bytes != want {
 		t.Errorf("trashIn = %+v, %v; want 1 entry of %d bytes", got, ok, want)
 	}
+	// What collect -n estimates is what collect frees.
+	rep, err := gc.Collect(root)
+	if err != nil || rep.BytesFreed != want {
+		t.Errorf("Collect freed %d bytes (%v), want %d", rep.BytesFreed, err, want)
+	}
+	if _, err := os.Lstat(trash); !os.IsNotExist(err) || fileSize(t, big) != 1<<20 {
+		t.Errorf("after Collect: trash %v, outside file changed", err)
+	}
+}
+
+func fileSize(t *testing.T, p string) int64 {
+	t.Helper()
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
 }
