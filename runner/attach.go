@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/stacklok/go-microvm/internal/claim"
+	"github.com/stacklok/go-microvm/internal/judge"
 	"github.com/stacklok/go-microvm/internal/procinfo"
 	"github.com/stacklok/go-microvm/state"
 )
@@ -169,7 +170,7 @@ func onlyRunner(found []procinfo.Info, others []string) (procinfo.Info, error) {
 // acceptsRunner reports whether info runs a runner executable: one named
 // RunnerName, or the WithRunnerPath one.
 func (o claimOptions) acceptsRunner(info procinfo.Info) bool {
-	if isRunnerName(processName(info)) {
+	if judge.NamedAs(processName(info), RunnerName) {
 		return true
 	}
 	if o.runnerPath == "" || info.Executable == "" {

@@ -6,15 +6,11 @@ package runner
 import (
 	"fmt"
 	"path/filepath"
-	"strings"
 
 	"github.com/stacklok/go-microvm/internal/judge"
 	"github.com/stacklok/go-microvm/internal/procinfo"
 	"github.com/stacklok/go-microvm/state"
 )
-
-// commLen is how much of a name the kernel keeps as a process's comm.
-const commLen = 15
 
 // verifyRecord checks, with the collector's own decision (judge.Runner),
 // that the runner recorded in st holds its PID, so gc and runner never
@@ -56,10 +52,4 @@ func processName(info procinfo.Info) string {
 		return filepath.Base(info.Executable)
 	}
 	return info.Comm
-}
-
-// isRunnerName reports whether name is RunnerName or the kernel's
-// truncation of it.
-func isRunnerName(name string) bool {
-	return name == RunnerName || (len(name) >= commLen && strings.HasPrefix(RunnerName, name))
 }

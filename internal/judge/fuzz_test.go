@@ -212,12 +212,12 @@ func FuzzClassify(f *testing.F) {
 		if proc&fzProcErr != 0 {
 			facts.Process.Err = errors.New("lookup: fuzzed failure")
 		}
-		facts.PIDNamespace = PIDNamespace{Inode: procinfo.InitialPIDNamespace, Initial: true}
+		facts.PIDNamespace = procinfo.PIDNamespace{Inode: procinfo.InitialPIDNamespace, Initial: true}
 		switch {
 		case proc&fzProcUntrusted != 0:
-			facts.PIDNamespace = PIDNamespace{Err: procinfo.ErrProcUntrusted}
+			facts.PIDNamespace, facts.PIDNamespaceErr = procinfo.PIDNamespace{}, procinfo.ErrProcUntrusted
 		case proc&fzProcContainerNS != 0:
-			facts.PIDNamespace = PIDNamespace{Inode: 7}
+			facts.PIDNamespace = procinfo.PIDNamespace{Inode: 7}
 		}
 		if facts.State != nil && facts.State.Runner != nil && !useJSON {
 			switch {
@@ -291,7 +291,7 @@ func FuzzClassify(f *testing.F) {
 			recNS = s.Runner.PIDNamespace
 		}
 		ns := facts.PIDNamespace
-		judgeable := ns.Err == nil && (recNS == ns.Inode || recNS == 0 && ns.Initial)
+		judgeable := facts.PIDNamespaceErr == nil && (recNS == ns.Inode || recNS == 0 && ns.Initial)
 		otherBootID := s.Runner != nil && s.Runner.BootID != "" && facts.BootID != "" && s.Runner.BootID != facts.BootID
 		if !judgeable && s.Active && !s.Leased && s.PID > 0 && !otherBootID && class == ClassOrphan {
 			t.Fatalf("pid %d not judgeable in this namespace, yet orphan (%s: %s)", s.PID, reason, detail)

@@ -21,8 +21,7 @@ import (
 const (
 	runnerName = "go-microvm-runner" // released go-microvm's runner
 	commLen    = 15                  // Linux truncates a comm to it
-	// startSlack absorbs the imprecision of wall-clock start times.
-	startSlack = 2 * time.Second
+	startSlack = 2 * time.Second     // the imprecision of wall-clock start times
 	// spawnWindow bounds how long before pid_start_time a runner started.
 	spawnWindow = time.Minute
 )
@@ -48,9 +47,10 @@ type Facts struct {
 	LockHeld  bool // someone else holds the state lock
 	LockErr   error
 
-	Process      Process // filled by Observer.LookupProcess
-	PIDNamespace PIDNamespace
-	Elsewhere    Elsewhere // filled by Observer.LookupProcess
+	Process         Process // filled by Observer.LookupProcess
+	PIDNamespace    procinfo.PIDNamespace
+	PIDNamespaceErr error     // why it is unknown; no PID is then judged
+	Elsewhere       Elsewhere // filled by Observer.LookupProcess
 
 	BootID   string    // "" when unknown
 	BootTime time.Time // zero when unknown
@@ -59,13 +59,6 @@ type Facts struct {
 	// Leftover: no state file, only the embedder's owned entries; only
 	// LeaseHeld and LeaseErr (a flock on the directory) count beside it.
 	Leftover bool
-}
-
-// PIDNamespace is the PID namespace a collector judges PIDs in.
-type PIDNamespace struct {
-	Inode   uint64 // 0 without PID namespaces, and when Err is set
-	Initial bool   // the host's, where every process has a PID
-	Err     error  // why it is unknown; no PID is then judged
 }
 
 // Elsewhere is what was found of a PID in nested PID namespaces.
@@ -81,8 +74,7 @@ type Policy struct {
 	// least StoppedMinAge orphans.
 	Stopped       bool
 	StoppedMinAge time.Duration
-	// Veto: the embedder judges its leftovers (gc.WithKeep).
-	Veto bool
+	Veto          bool // the embedder judges its leftovers (gc.WithKeep)
 }
 
 // Age is how old the recorded VM is, from created_at or else the state
@@ -294,8 +286,8 @@ func unjudgeable(f Facts) Verdict {
 		rec = s.Runner.PIDNamespace
 	}
 	switch {
-	case ns.Err != nil:
-		return verdict(ClassUnknown, ReasonPIDNamespaceUnknown, fmt.Sprintf("pid %d not judged: %v", s.PID, ns.Err))
+	case f.PIDNamespaceErr != nil:
+		return verdict(ClassUnknown, ReasonPIDNamespaceUnknown, fmt.Sprintf("pid %d not judged: %v", s.PID, f.PIDNamespaceErr))
 	case rec != 0 && rec != ns.Inode:
 		return verdict(ClassUnknown, ReasonOtherPIDNamespace, fmt.Sprintf("pid %d was recorded in PID namespace %d, the collector runs in %d; not its to judge",
 			s.PID, rec, ns.Inode))
@@ -352,9 +344,15 @@ func nameOf(pr procinfo.Info, want string) names {
 	}
 	exe, argv0 := baseName(pr.Executable), baseName(pr.Argv0)
 	n.exe = vote("runs", exe, exe == want)
-	vote("is named", pr.Comm, pr.Comm == want || len(pr.Comm) >= commLen && strings.HasPrefix(want, pr.Comm))
+	vote("is named", pr.Comm, NamedAs(pr.Comm, want))
 	vote("was started as", argv0, argv0 == want)
 	return n
+}
+
+// NamedAs reports whether name, a base name or a comm (which Linux
+// truncates to 15 bytes), is want.
+func NamedAs(name, want string) bool {
+	return name == want || len(name) >= commLen && strings.HasPrefix(want, name)
 }
 
 func baseName(p string) string {
@@ -456,8 +454,7 @@ func NewObserver(now func() time.Time) *Observer {
 	ob := &Observer{now: now}
 	ob.bare.BootID, _ = procinfo.BootID()
 	ob.bare.BootTime, _ = procinfo.BootTime()
-	ns, err := procinfo.CurrentPIDNamespace()
-	ob.bare.PIDNamespace = PIDNamespace{Inode: ns.Inode, Initial: ns.Initial, Err: err}
+	ob.bare.PIDNamespace, ob.bare.PIDNamespaceErr = procinfo.CurrentPIDNamespace()
 	return ob
 }
 
@@ -503,14 +500,10 @@ func (ob *Observer) LookupProcess(f *Facts) {
 	if !needsLookup(f) {
 		return
 	}
-	info, err := procinfo.Lookup(f.State.PID)
-	switch {
-	case errors.Is(err, procinfo.ErrNotExist):
+	info, err := procinfo.Lookup(f.State.PID) // Info{} on error
+	f.Process = Process{Exists: true, Err: err, Info: info}
+	if errors.Is(err, procinfo.ErrNotExist) {
 		f.Process = Process{}
-	case err != nil:
-		f.Process = Process{Exists: true, Err: err}
-	default:
-		f.Process = Process{Exists: true, Info: info}
 	}
 	if !f.Elsewhere.Looked && looksElsewhere(*f) && judgeHere(*f).Class == ClassOrphan {
 		procs, err := procinfo.FindNested(f.State.PID)

@@ -47,8 +47,8 @@ func TestClassify(t *testing.T) {
 	inNS := func(ns uint64) func(*state.State) {
 		return func(s *state.State) { s.Runner.PIDNamespace = ns }
 	}
-	container := PIDNamespace{Inode: 7}
-	untrusted := PIDNamespace{Err: errors.New("/proc does not show this process")}
+	container := procinfo.PIDNamespace{Inode: 7}
+	untrusted := errors.New("/proc does not show this process")
 	nested := func(ps ...procinfo.Nested) Elsewhere { return Elsewhere{Looked: true, Procs: ps} }
 	nestedAs := func(p Process) procinfo.Nested {
 		return procinfo.Nested{PID: 31337,
@@ -83,7 +83,7 @@ func TestClassify(t *testing.T) {
 		{"marker, lease free, exact runner dead", Facts{State: active(marker, identity(777, bootID))}, Policy{}, ClassOrphan, ReasonRunEnded},
 		{"marker, lease free, lookup failed", Facts{State: active(marker, identity(777, bootID)), Process: Process{Exists: true, Err: errors.New("EPERM")}}, Policy{}, ClassLive, ReasonIdentityUnreadable},
 		{"marker, lease free, other namespace", Facts{State: active(marker, identity(777, bootID), inNS(7)), Process: runner}, Policy{}, ClassUnknown, ReasonOtherPIDNamespace},
-		{"marker, lease free, no trusted proc", Facts{State: active(marker, identity(777, bootID), inNS(hostNS)), PIDNamespace: untrusted}, Policy{}, ClassUnknown, ReasonPIDNamespaceUnknown},
+		{"marker, lease free, no trusted proc", Facts{State: active(marker, identity(777, bootID), inNS(hostNS)), PIDNamespaceErr: untrusted}, Policy{}, ClassUnknown, ReasonPIDNamespaceUnknown},
 		{"marker, lease free, other boot", Facts{State: active(marker, identity(777, "boot-old")), Process: runner}, Policy{}, ClassOrphan, ReasonRunEnded},
 		{"marker, lease free, current boot unknown", Facts{State: active(marker, identity(777, bootID)), Process: runner, BootID: "-"}, Policy{}, ClassOrphan, ReasonRunEnded},
 		{"marker, lease free, no recorded boot", Facts{State: active(marker, identity(777, "")), Process: runner}, Policy{}, ClassOrphan, ReasonRunEnded},
@@ -186,9 +186,9 @@ func TestClassify(t *testing.T) {
 		{"recorded in the host's, collector in a container", Facts{State: active(identity(777, bootID), inNS(hostNS)), PIDNamespace: container}, Policy{}, ClassUnknown, ReasonOtherPIDNamespace},
 		{"released record, collector in a container", Facts{State: active(), PIDNamespace: container}, Policy{}, ClassUnknown, ReasonPIDNamespaceUnknown},
 		{"released record, clock says rebooted, collector in a container", Facts{State: active(beforeBoot), PIDNamespace: container}, Policy{}, ClassUnknown, ReasonPIDNamespaceUnknown},
-		{"released record, no trusted proc", Facts{State: active(), PIDNamespace: untrusted}, Policy{}, ClassUnknown, ReasonPIDNamespaceUnknown},
-		{"own record, no trusted proc", Facts{State: active(identity(777, bootID), inNS(hostNS)), PIDNamespace: untrusted}, Policy{}, ClassUnknown, ReasonPIDNamespaceUnknown},
-		{"boot id differs, other namespace", Facts{State: active(identity(777, "boot-old"), inNS(7)), PIDNamespace: untrusted}, Policy{}, ClassOrphan, ReasonRebooted},
+		{"released record, no trusted proc", Facts{State: active(), PIDNamespaceErr: untrusted}, Policy{}, ClassUnknown, ReasonPIDNamespaceUnknown},
+		{"own record, no trusted proc", Facts{State: active(identity(777, bootID), inNS(hostNS)), PIDNamespaceErr: untrusted}, Policy{}, ClassUnknown, ReasonPIDNamespaceUnknown},
+		{"boot id differs, other namespace", Facts{State: active(identity(777, "boot-old"), inNS(7)), PIDNamespaceErr: untrusted}, Policy{}, ClassOrphan, ReasonRebooted},
 		// A record that names no namespace may be a container's: what the
 		// host's PID rules would reclaim waits for the nested namespaces.
 		{"released, dead here, runner in a container", Facts{State: active(), Elsewhere: nested(nestedRunner)}, Policy{}, ClassLive, ReasonRunnerOtherNamespace},
@@ -229,8 +229,8 @@ func TestClassify(t *testing.T) {
 			if f.BootTime.IsZero() && tt.f.BootID != "-" {
 				f.BootTime = boot
 			}
-			if f.PIDNamespace == (PIDNamespace{}) {
-				f.PIDNamespace = PIDNamespace{Inode: hostNS, Initial: true}
+			if f.PIDNamespace == (procinfo.PIDNamespace{}) {
+				f.PIDNamespace = procinfo.PIDNamespace{Inode: hostNS, Initial: true}
 			}
 			if !f.Elsewhere.Looked && f.Elsewhere.Procs == nil {
 				f.Elsewhere.Looked = true
