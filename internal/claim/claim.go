@@ -20,15 +20,13 @@ import (
 )
 
 // Default waits for a run lease held elsewhere (a collector holds it only
-// while it decides) and for a state lock.
+// while it decides) and for a state lock, and how often Take starts over
+// when the directory is removed or replaced while it claims it.
 const (
-	LeaseWait = 5 * time.Second
-	LockWait  = 10 * time.Second
+	LeaseWait  = 5 * time.Second
+	LockWait   = 10 * time.Second
+	MaxRetries = 10
 )
-
-// MaxRetries bounds how often Take starts over when the directory is
-// removed or replaced while it claims it.
-const MaxRetries = 10
 
 // Errors of Take and Lock, re-exported by runner.
 var (
@@ -118,8 +116,7 @@ func mark(ctx context.Context, dir string, lease *state.Lease, o Options) error 
 		return fmt.Errorf("claim %s: %w", dir, err)
 	}
 	defer ls.Release()
-	// With the lease held, only a released runner, which holds none, can
-	// still be live.
+	// With the lease held, only a released runner (it holds none) may live.
 	if ls.Active && ls.PID > 0 {
 		if v := judge.State(ls.State); v.Class == judge.ClassLive || v.Class == judge.ClassUnknown {
 			return fmt.Errorf("claim %s: %w: state records runner pid %d (%s: %s)", dir, ErrInUse, ls.PID, v.Reason, v.Detail)
@@ -173,8 +170,6 @@ func Check(lease *state.Lease, dir string) error {
 func LockExisting(ctx context.Context, mgr *state.Manager, wait time.Duration) (*state.LockedState, error) {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
 	for {
 		ls, err := mgr.TryLoadAndLock()
 		if !errors.Is(err, state.ErrLocked) {
@@ -183,7 +178,7 @@ func LockExisting(ctx context.Context, mgr *state.Manager, wait time.Duration) (
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("lock %s: %w", mgr.LockPath(), ctx.Err())
-		case <-t.C:
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
 }

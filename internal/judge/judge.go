@@ -139,8 +139,7 @@ func Classify(f Facts, p Policy) Verdict {
 	return judgeRunner(f)
 }
 
-// classifyProbes decides from the probes and the state's readability, and
-// decides an embedder's leftovers.
+// classifyProbes decides from the probes, the state's readability and Leftover.
 func classifyProbes(f Facts, p Policy) Verdict {
 	lease := "run lease"
 	if f.Leftover {
@@ -196,8 +195,7 @@ func classifyStopped(f Facts, p Policy) Verdict {
 	return verdict(ClassStopped, ReasonInactive, fmt.Sprintf("stopped cleanly, age %s < %s (since its last change)", age.Round(time.Second), p.StoppedMinAge))
 }
 
-// judgeRunner decides whether the runner an active record names still
-// runs: ClassLive, ClassOrphan or ClassUnknown.
+// judgeRunner decides whether the runner an active record names still runs.
 func judgeRunner(f Facts) Verdict {
 	s := f.State
 	if s.PID <= 0 {
@@ -276,9 +274,8 @@ func judgeHere(f Facts) Verdict {
 		s.PID, s.PIDStartTime.UTC().Format(time.RFC3339), f.BootTime.UTC().Format(time.RFC3339)))
 }
 
-// unjudgeable keeps a record whose PID the collector cannot judge in the
-// namespace it was recorded in; a record naming none is judged only from
-// the host's.
+// unjudgeable keeps a record whose PID's namespace is not the collector's;
+// a record naming none is judged only from the host's.
 func unjudgeable(f Facts) Verdict {
 	s, ns := f.State, f.PIDNamespace
 	var rec uint64
@@ -304,9 +301,8 @@ func exactThisBoot(f Facts) bool {
 	return r != nil && r.StartTime != 0 && r.BootID != "" && r.BootID == f.BootID
 }
 
-// ambiguous keeps a record a wall-clock rule alone would reclaim while a
-// process named as the runner holds its PID; clock says what the clock
-// says.
+// ambiguous keeps a record that the clock rule alone would reclaim while a
+// process named as the runner holds its PID.
 func ambiguous(f Facts, clock string) Verdict {
 	s, pr := f.State, f.Process
 	if !pr.Exists || pr.Err != nil || pr.Zombie {
@@ -318,8 +314,7 @@ func ambiguous(f Facts, clock string) Verdict {
 	return Verdict{}
 }
 
-// names tallies a process's known names (executable, comm, argv[0])
-// against the runner's.
+// names tallies a process's names (executable, comm, argv[0]) against want.
 type names struct {
 	agree, disagree int
 	exe             bool // the executable names the runner
@@ -441,8 +436,7 @@ func byName(f Facts) Verdict {
 	}
 }
 
-// Observer gathers Facts. The boot and the PID namespace are read once:
-// they cannot change while this process runs.
+// Observer gathers Facts.
 type Observer struct {
 	bare Facts
 	now  func() time.Time
@@ -458,8 +452,7 @@ func NewObserver(now func() time.Time) *Observer {
 	return ob
 }
 
-// Bare returns the facts every candidate has: the boot, the PID namespace
-// and the time.
+// Bare returns the facts every candidate has: boot, PID namespace, time.
 func (ob *Observer) Bare() Facts {
 	f := ob.bare
 	f.Now = ob.now()
@@ -494,8 +487,7 @@ func decide(s *state.State, rule func(Facts) Verdict) Verdict {
 	return v
 }
 
-// LookupProcess fills f.Process, and f.Elsewhere, where Classify needs
-// them, after f.State was read.
+// LookupProcess fills f.Process and f.Elsewhere where Classify needs them.
 func (ob *Observer) LookupProcess(f *Facts) {
 	if !needsLookup(f) {
 		return

@@ -72,8 +72,7 @@ func Lookup(pid int) (Info, error) {
 	return lookup(pid)
 }
 
-// Nested is a process found by FindNested: its PID in the caller's
-// namespace, and Lookup's result for it.
+// Nested is a process FindNested found: its PID here, and Lookup's result.
 type Nested struct {
 	PID  int
 	Info Info
@@ -95,12 +94,10 @@ func FindNested(pid int) ([]Nested, error) {
 // error wrapping ErrProcUntrusted when /proc does not show this process.
 func CurrentPIDNamespace() (PIDNamespace, error) { return currentPIDNamespace() }
 
-// BootID identifies the current boot (Linux boot_id, macOS
-// kern.bootsessionuuid), read once.
+// BootID identifies the current boot (boot_id, kern.bootsessionuuid).
 func BootID() (string, error) { return bootID() }
 
-// BootTime is when the machine booted, to the second, as the host sees it,
-// read once.
+// BootTime is when the machine booted, to the second, as the host sees it.
 func BootTime() (time.Time, error) { return bootTime() }
 
 // Stat is the part of a Linux /proc/PID/stat line that identifies a process.

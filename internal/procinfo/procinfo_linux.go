@@ -40,8 +40,7 @@ func lookup(pid int) (Info, error) {
 	if err := checkProc(); err != nil {
 		return Info{}, absent(pid, err)
 	}
-	// Every read is relative to one descriptor of /proc/PID, which names
-	// the process, not the number: after the PID's reuse reads fail.
+	// Reads relative to /proc/PID's descriptor fail once the PID is reused.
 	dir := "/proc/" + strconv.Itoa(pid)
 	dfd, err := sysat.Openat(unix.AT_FDCWD, dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -61,11 +60,11 @@ func lookup(pid int) (Info, error) {
 	info.Zombie = zombieState(st.State)
 	if st.State == 'Z' {
 		// A leader that called pthread_exit is Z while other threads run.
-		n, err := readParsed(dfd, pid, dir, "status", statusThreads)
+		n, err := readParsed(dfd, pid, dir, "status", func(b []byte) (int64, error) { return statusNumber(b, "Threads:") })
 		if err != nil {
 			return Info{}, err
 		}
-		info.Threads = n
+		info.Threads = int(n)
 		info.Zombie = n <= 1
 	}
 	exe, err := readlinkat(dfd, "exe")
@@ -84,7 +83,7 @@ func lookup(pid int) (Info, error) {
 	return info, nil
 }
 
-// readParsed reads name in dfd, the /proc/PID directory dir, and parses it.
+// readParsed reads and parses name in dfd, the /proc/PID directory dir.
 func readParsed[T any](dfd, pid int, dir, name string, parse func([]byte) (T, error)) (T, error) {
 	var v T
 	data, err := readAt(dfd, name)
@@ -104,10 +103,7 @@ func startOf(pid int, dir string, st Stat) (Info, error) {
 	if err != nil {
 		return Info{}, fmt.Errorf("look up process %d: %w", pid, err)
 	}
-	off, err := bootOffset()
-	if err != nil {
-		return Info{}, fmt.Errorf("look up process %d: %w", pid, err)
-	}
+	off, _ := bootOffset() // bootTime read it without error
 	hostStart := int64(st.StartTime) - off
 	if hostStart < 0 {
 		return Info{}, fmt.Errorf("look up process %d: %s/stat: start time %d before the boottime offset %d", pid, dir, st.StartTime, off)
@@ -128,8 +124,7 @@ func lookupErr(pid int, op, path string, err error) error {
 	return fmt.Errorf("look up process %d: %w", pid, perr)
 }
 
-// absent asks kill(pid, 0) about a PID /proc did not show: ESRCH is
-// ErrNotExist; otherwise (success or EPERM) it returns why.
+// absent is ErrNotExist if kill(pid, 0) says ESRCH, else why.
 func absent(pid int, why error) error {
 	if unix.Kill(pid, 0) == unix.ESRCH {
 		why = ErrNotExist
@@ -137,9 +132,8 @@ func absent(pid int, why error) error {
 	return fmt.Errorf("look up process %d: %w", pid, why)
 }
 
-// checkProc returns nil when /proc shows this process in its own PID
-// namespace (/proc/self names getpid() and NSpid has one entry), else an
-// error wrapping ErrProcUntrusted.
+// checkProc returns an error wrapping ErrProcUntrusted unless /proc/self
+// names getpid() and NSpid has one entry.
 func checkProc() error {
 	self, err := os.Readlink("/proc/self")
 	if err != nil {
@@ -180,25 +174,19 @@ func nested(pid int) ([]Nested, error) {
 	if _, err := os.ReadFile("/proc/1/status"); err != nil {
 		return fail(fmt.Errorf("%w: %w", ErrHidden, err))
 	}
-	proc, err := os.Open("/proc")
+	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return fail(err)
 	}
-	defer proc.Close()
-	names, err := proc.Readdirnames(-1)
-	if err != nil {
-		return fail(err)
-	}
-	// Processes of this namespace have no PID in a nested one: their
-	// status, costly to read, is skipped.
+	// Processes of this namespace have no PID in a nested one.
 	own, err := os.Readlink("/proc/self/ns/pid")
 	if err != nil {
 		return fail(err)
 	}
 	want := []byte(strconv.Itoa(pid))
 	var found []Nested
-	for _, name := range names {
-		p, ok, err := nestedAt(int(proc.Fd()), name, own, want)
+	for _, e := range entries {
+		p, ok, err := nestedAt(e.Name(), own, want)
 		if err != nil {
 			return fail(err)
 		}
@@ -211,15 +199,15 @@ func nested(pid int) ([]Nested, error) {
 
 // nestedAt reports whether the /proc entry name is a live process outside
 // the namespace own that has the PID want in a nested one.
-func nestedAt(dfd int, name, own string, want []byte) (Nested, bool, error) {
+func nestedAt(name, own string, want []byte) (Nested, bool, error) {
 	n, err := strconv.Atoi(name)
 	if err != nil || n <= 0 {
 		return Nested{}, false, nil
 	}
-	if ns, err := readlinkat(dfd, name+"/ns/pid"); err == nil && ns == own {
+	if ns, err := os.Readlink("/proc/" + name + "/ns/pid"); err == nil && ns == own {
 		return Nested{}, false, nil
 	}
-	status, err := readAt(dfd, name+"/status")
+	status, err := readAt(unix.AT_FDCWD, "/proc/"+name+"/status")
 	switch {
 	case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH):
 		return Nested{}, false, nil // exited since the listing
@@ -245,15 +233,12 @@ func statusField(status []byte, name string) ([]byte, bool) {
 	return nil, false
 }
 
-// statusThreads parses the Threads: line of a /proc/PID/status.
-func statusThreads(status []byte) (int, error) {
-	v, ok := statusField(status, "Threads:")
-	if !ok {
-		return 0, errors.New("no Threads line")
-	}
-	n, err := strconv.Atoi(string(bytes.TrimSpace(v)))
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("bad Threads %q", bytes.TrimSpace(v))
+// statusNumber parses the number, at least 0, on the line that starts with name.
+func statusNumber(status []byte, name string) (int64, error) {
+	v, ok := statusField(status, name)
+	n, err := strconv.ParseInt(string(bytes.TrimSpace(v)), 10, 64)
+	if !ok || err != nil || n < 0 {
+		return 0, fmt.Errorf("no number on a %q line", name)
 	}
 	return n, nil
 }
@@ -307,24 +292,19 @@ var bootTime = sync.OnceValues(func() (time.Time, error) {
 
 // parseBootTime finds the "btime SECONDS" line of /proc/stat.
 func parseBootTime(data []byte) (time.Time, error) {
-	v, ok := statusField(data, "btime ")
-	if !ok {
-		return time.Time{}, errors.New("no btime line")
+	sec, err := statusNumber(data, "btime ")
+	if err == nil && sec == 0 {
+		err = errors.New("btime is 0")
 	}
-	sec, err := strconv.ParseInt(string(bytes.TrimSpace(v)), 10, 64)
-	if err != nil || sec <= 0 {
-		return time.Time{}, fmt.Errorf("bad btime %q", bytes.TrimSpace(v))
-	}
-	return time.Unix(sec, 0), nil
+	return time.Unix(sec, 0), err
 }
 
 // bootOffset is the boottime offset, in clock ticks, of this process's
-// time namespace from the host's; 0 on kernels without time namespaces.
-// A Go process cannot change its own time namespace, so it is read once.
+// time namespace (which a Go process cannot change) from the host's.
 var bootOffset = sync.OnceValues(func() (int64, error) {
 	own, err := os.Readlink("/proc/self/ns/time")
-	if errors.Is(err, unix.ENOENT) {
-		return 0, nil // a kernel without time namespaces
+	if errors.Is(err, unix.ENOENT) { // a kernel without time namespaces
+		return 0, nil
 	}
 	if err != nil {
 		return 0, fmt.Errorf("read time namespace: %w", err)
