@@ -19,11 +19,10 @@ import (
 )
 
 const (
-	runnerName = "go-microvm-runner" // released go-microvm's runner
-	commLen    = 15                  // Linux truncates a comm to it
-	startSlack = 2 * time.Second     // the imprecision of wall-clock start times
-	// spawnWindow bounds how long before pid_start_time a runner started.
-	spawnWindow = time.Minute
+	runnerName  = "go-microvm-runner" // released go-microvm's runner
+	commLen     = 15                  // Linux truncates a comm to it
+	startSlack  = 2 * time.Second     // the imprecision of wall-clock start times
+	spawnWindow = time.Minute         // how long before pid_start_time a runner starts
 )
 
 // Process is what the kernel said about the recorded PID.

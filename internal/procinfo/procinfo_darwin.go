@@ -61,11 +61,8 @@ var bootTime = sync.OnceValues(func() (time.Time, error) {
 
 var bootID = sync.OnceValues(func() (string, error) {
 	id, err := unix.Sysctl("kern.bootsessionuuid")
-	if id = strings.TrimSpace(id); err == nil && id == "" {
-		err = errors.New("empty")
-	}
 	if err != nil {
 		return "", fmt.Errorf("read boot id: sysctl kern.bootsessionuuid: %w", err)
 	}
-	return id, nil
+	return strings.TrimSpace(id), nil
 })
