@@ -55,9 +55,7 @@ type Facts struct {
 	BootTime time.Time // zero when unknown
 	Now      time.Time
 
-	// Leftover: no state file, only the embedder's owned entries; only
-	// LeaseHeld and LeaseErr (a flock on the directory) count beside it.
-	Leftover bool
+	Leftover bool // no state file, only the embedder's entries; only LeaseHeld and LeaseErr count
 }
 
 // Elsewhere is what was found of a PID in nested PID namespaces.
@@ -69,9 +67,7 @@ type Elsewhere struct {
 
 // Policy is the caller's choice about what else is reclaimable.
 type Policy struct {
-	// Stopped makes inactive data directories whose StoppedAge is at
-	// least StoppedMinAge orphans.
-	Stopped       bool
+	Stopped       bool // inactive ones whose StoppedAge >= StoppedMinAge are orphans
 	StoppedMinAge time.Duration
 	Veto          bool // the embedder judges its leftovers (gc.WithKeep)
 }

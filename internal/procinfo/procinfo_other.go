@@ -8,19 +8,14 @@ package procinfo
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 )
 
-func lookup(pid int) (Info, error) { return Info{}, unsupported("look up process") }
+var errUnsupported = fmt.Errorf("process identity on %s: %w", runtime.GOOS, errors.ErrUnsupported)
 
-func bootID() (string, error) { return "", unsupported("read boot id") }
-
-func bootTime() (time.Time, error) { return time.Time{}, unsupported("read boot time") }
-
-func currentPIDNamespace() (PIDNamespace, error) {
-	return PIDNamespace{}, unsupported("read pid namespace")
-}
-
-func nested(pid int) ([]Nested, error) { return nil, unsupported("look in other PID namespaces") }
-
-func unsupported(what string) error { return fmt.Errorf("%s: %w", what, errors.ErrUnsupported) }
+func lookup(int) (Info, error)                   { return Info{}, errUnsupported }
+func nested(int) ([]Nested, error)               { return nil, errUnsupported }
+func currentPIDNamespace() (PIDNamespace, error) { return PIDNamespace{}, errUnsupported }
+func bootID() (string, error)                    { return "", errUnsupported }
+func bootTime() (time.Time, error)               { return time.Time{}, errUnsupported }
