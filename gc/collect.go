@@ -93,7 +93,7 @@ func CollectContext(ctx context.Context, root string, opts ...Option) (*Report, 
 	}
 
 	// Held: give up at once; a VM creation must never wait for it.
-	lockFd, err := lockRoot(rootDir, abs, true)
+	lockFd, err := lockRoot(rootDir, abs)
 	if err != nil && !lockUnusable(err) {
 		return nil, err
 	}

@@ -18,12 +18,12 @@ import (
 )
 
 // lockRoot takes root's collector lock without waiting and returns its
-// descriptor (O_NOFOLLOW: never through a planted symlink). It returns ErrBusy when another collector holds it,
-// state.ErrNotRegular for a planted non-regular file (never opened), and
-// fs.ErrPermission or errOpenToOthers when another user could hold it. A
-// lock on a file unlinked meanwhile (by its holder) guards nothing: with
-// retry lockRoot starts over a few times, else it returns ErrBusy.
-func lockRoot(root *os.File, abs string, retry bool) (int, error) {
+// descriptor, never through a planted symlink. It returns ErrBusy when
+// another collector holds it or its file keeps being replaced (unlinked by
+// its holder), state.ErrNotRegular for a planted non-regular file (never
+// opened), and fs.ErrPermission or errOpenToOthers when another user could
+// hold it.
+func lockRoot(root *os.File, abs string) (int, error) {
 	name := LockName()
 	path := abs + string(os.PathSeparator) + name
 	rfd := int(root.Fd())
@@ -33,30 +33,18 @@ func lockRoot(root *os.File, abs string, retry bool) (int, error) {
 		}
 		return checkOwn(st, path)
 	}
-	for range 8 {
-		var st unix.Stat_t
-		if err := sysat.Fstatat(rfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && !sysat.IsRegular(&st) {
-			return -1, fmt.Errorf("lock root: %w", check(&st))
-		}
-		// O_NONBLOCK: open(2) never waits for the writer of a planted FIFO.
-		fd, err := sysat.Openat(rfd, name, unix.O_CREAT|unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o600)
-		if err != nil {
-			return -1, fmt.Errorf("lock root: %w", &fs.PathError{Op: "open", Path: path, Err: err})
-		}
-		held, err := datadir.LockOpened(fd, rfd, name, path, check, nil)
-		switch {
-		case errors.Is(err, datadir.ErrLocked):
-			return -1, fmt.Errorf("lock root: collect %s: %w", abs, ErrBusy)
-		case err != nil:
-			return -1, fmt.Errorf("lock root: %w", err)
-		case held:
-			return fd, nil
-		}
-		if !retry {
-			break
-		}
+	fd, err := datadir.Lock(rfd, name, path, check, nil, func() (int, error) {
+		return datadir.OpenAt(rfd, name, path, "lock", unix.O_CREAT|unix.O_RDONLY, sysat.IsRegular)
+	})
+	switch {
+	case errors.Is(err, datadir.ErrLocked):
+		return -1, fmt.Errorf("lock root: collect %s: %w", abs, ErrBusy)
+	case errors.Is(err, datadir.ErrReplaced):
+		return -1, fmt.Errorf("lock root: collect %s: %w: root lock file replaced", abs, ErrBusy)
+	case err != nil:
+		return -1, fmt.Errorf("lock root: %w", err)
 	}
-	return -1, fmt.Errorf("lock root: collect %s: %w: root lock file replaced", abs, ErrBusy)
+	return fd, nil
 }
 
 // lockUnusable reports whether err, from lockRoot, says that the lock file
@@ -75,7 +63,7 @@ func dropIdleLock(dir *os.File, path string) {
 	if sysat.Fstatat(int(dir.Fd()), LockName(), &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
 		return
 	}
-	fd, err := lockRoot(dir, path, false)
+	fd, err := lockRoot(dir, path)
 	if err != nil {
 		return
 	}

@@ -309,7 +309,7 @@ func TestRootLockRemovalKeepsOneCollector(t *testing.T) {
 	for range 4 {
 		wg.Go(func() {
 			for range 300 {
-				fd, err := lockRoot(dir, root, true)
+				fd, err := lockRoot(dir, root)
 				if errors.Is(err, ErrBusy) {
 					continue
 				}

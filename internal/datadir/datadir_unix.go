@@ -29,15 +29,12 @@ type Dir struct {
 // NewDir returns the Dir for fd, the open data directory at path.
 func NewDir(fd int, path string) Dir { return Dir{fd: fd, path: path} }
 
-// WithAfterLock returns d whose TryLock runs f, for a test, between each
-// flock and the check that the name still holds the file locked.
+// WithAfterLock returns d whose TryLock runs f, for a test, where Lock
+// runs afterLock.
 func (d Dir) WithAfterLock(f func(path string)) Dir {
 	d.afterLock = f
 	return d
 }
-
-// Path returns the path the Dir was made with.
-func (d Dir) Path() string { return d.path }
 
 // FileInfo is what fstat said about a state file.
 type FileInfo struct {
@@ -60,7 +57,7 @@ type Parser func(data []byte) error
 // symlink or other type matches ErrNotRegular; every error is an
 // *fs.PathError naming the file.
 func (d Dir) OpenState() (StateFile, error) {
-	return openStateAt(d.fd, FileName, atPath(d.path, FileName))
+	return openState(d.fd, FileName, atPath(d.path, FileName))
 }
 
 // Read opens and reads the state file as StateFile.Read.
@@ -73,25 +70,13 @@ func ReadPath(path string, parse Parser) (FileInfo, error) {
 	return readAt(unix.AT_FDCWD, path, path, parse)
 }
 
-func openStateAt(dirfd int, name, path string) (StateFile, error) {
-	var st unix.Stat_t
-	// Looking first needs no descriptor, so a process out of them still
-	// sees a missing file as missing; and a device is never opened.
-	if err := sysat.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return StateFile{fd: -1}, &fs.PathError{Op: "open", Path: path, Err: err}
-	}
-	if !sysat.IsRegular(&st) {
-		return StateFile{fd: -1}, NotRegular("read state", path, &st)
-	}
-	fd, err := sysat.Openat(dirfd, name, readFlags, 0)
-	if err != nil {
-		return StateFile{fd: -1}, openErr("read state", path, err)
-	}
-	return StateFile{fd: fd, path: path}, nil
+func openState(dirfd int, name, path string) (StateFile, error) {
+	fd, err := OpenAt(dirfd, name, path, "read state", unix.O_RDONLY, sysat.IsRegular)
+	return StateFile{fd: fd, path: path}, err
 }
 
 func readAt(dirfd int, name, path string, parse Parser) (FileInfo, error) {
-	f, err := openStateAt(dirfd, name, path)
+	f, err := openState(dirfd, name, path)
 	if err != nil {
 		return FileInfo{}, err
 	}
@@ -166,23 +151,16 @@ func (d Dir) ProbeLease() (held bool, err error) { return probeFd(d.fd, d.path) 
 // else an *fs.PathError.
 func (d Dir) TryLease() error { return tryFlock(d.fd, d.path) }
 
-// TryLeasePath takes the lease on the directory at path as Dir.TryLease,
-// checks that path still names the directory locked and returns its
-// descriptor. A missing directory wraps fs.ErrNotExist. afterLock is
-// TryLockPath's.
+// TryLeasePath takes the lease on the directory at path with Lock and
+// returns its descriptor. A missing directory wraps fs.ErrNotExist.
 func TryLeasePath(path string, afterLock func(path string)) (int, error) {
-	for range maxLockAttempts {
+	return Lock(unix.AT_FDCWD, path, path, nil, afterLock, func() (int, error) {
 		fd, err := sysat.Openat(unix.AT_FDCWD, path, sysat.DirFlags, 0)
 		if err != nil {
 			return -1, &fs.PathError{Op: "open lease directory", Path: path, Err: err}
 		}
-		if held, err := LockOpened(fd, unix.AT_FDCWD, path, path, nil, afterLock); held {
-			return fd, nil
-		} else if err != nil {
-			return -1, err
-		}
-	}
-	return -1, errReplaced(path)
+		return fd, nil
+	})
 }
 
 // ProbeLock reports whether the state lock is held, creating nothing: a
@@ -190,25 +168,17 @@ func TryLeasePath(path string, afterLock func(path string)) (int, error) {
 // no writer locks is not held, a FIFO is probed without waiting.
 func (d Dir) ProbeLock() (held bool, err error) {
 	path := atPath(d.path, LockFileName)
-	var st unix.Stat_t
-	err = sysat.Fstatat(d.fd, LockFileName, &st, unix.AT_SYMLINK_NOFOLLOW)
+	var symlink bool
+	// Whatever is swapped in after the lstat is only flocked, never read.
+	fd, err := OpenAt(d.fd, LockFileName, path, "probe lock", unix.O_RDONLY, func(st *unix.Stat_t) bool {
+		symlink = sysat.IsSymlink(st)
+		return lockable(st)
+	})
 	switch {
-	case errors.Is(err, unix.ENOENT):
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, ErrNotRegular) && !symlink:
 		return false, nil
 	case err != nil:
-		return false, &fs.PathError{Op: "probe lock", Path: path, Err: err}
-	case sysat.IsSymlink(&st):
-		return false, NotRegular("probe lock", path, &st)
-	case !lockable(&st):
-		return false, nil
-	}
-	// Whatever was swapped in since is only flocked, never read.
-	fd, err := sysat.Openat(d.fd, LockFileName, probeLockFlags, 0)
-	if errors.Is(err, unix.ENOENT) {
-		return false, nil
-	}
-	if err != nil {
-		return false, &fs.PathError{Op: "probe lock", Path: path, Err: err}
+		return false, err
 	}
 	defer unix.Close(fd)
 	return probeFd(fd, path)
@@ -229,16 +199,25 @@ type DirLock struct {
 // fs.ErrNotExist when the state is gone, ErrNotRegular for another file
 // type, else an *fs.PathError.
 func (d Dir) TryLock() (*DirLock, error) {
-	fd, created, err := tryLockAt(d.fd, LockFileName, d.path, d.afterLock)
+	l := &DirLock{d: d}
+	path := atPath(d.path, LockFileName)
+	fd, err := lockState(d.fd, LockFileName, path, d.path, &l.created, d.afterLock)
 	if err != nil {
 		return nil, err
 	}
-	l := &DirLock{d: d, fd: fd, created: created}
+	l.fd = fd
 	var st unix.Stat_t
-	if created && errors.Is(sysat.Fstatat(d.fd, FileName, &st, unix.AT_SYMLINK_NOFOLLOW), unix.ENOENT) {
+	if l.created && errors.Is(sysat.Fstatat(d.fd, FileName, &st, unix.AT_SYMLINK_NOFOLLOW), unix.ENOENT) {
 		return nil, l.gone()
 	}
 	return l, nil
+}
+
+// TryLockPath takes a writer's state lock at the lock file's path without
+// waiting, creating a missing file, and returns the descriptor for
+// ReleaseFd. Its errors are TryLock's; afterLock is nil but in tests.
+func TryLockPath(path string, afterLock func(path string)) (int, error) {
+	return lockState(unix.AT_FDCWD, path, path, "", new(bool), afterLock)
 }
 
 // Read reads the state as Dir.Read. When the state file is gone it removes
@@ -256,10 +235,7 @@ func (l *DirLock) gone() error {
 	if l.created {
 		_ = sysat.Unlinkat(l.d.fd, LockFileName, 0)
 	}
-	if err := l.Release(); err != nil {
-		return errors.Join(stateGone(atPath(l.d.path, FileName)), err)
-	}
-	return stateGone(atPath(l.d.path, FileName))
+	return errors.Join(stateGone(atPath(l.d.path, FileName)), l.Release())
 }
 
 func stateGone(path string) error {
@@ -280,111 +256,114 @@ func (l *DirLock) Release() error {
 	return nil
 }
 
-// maxLockAttempts bounds the retries while the file locked is replaced.
+// lockState takes a state lock with Lock: the lock file name in dirfd,
+// locked only when a writer could lock it, else a new one, created for a
+// collector (dir, the data directory's path, set) only while the state
+// file exists; *created says which.
+func lockState(dirfd int, name, path, dir string, created *bool, afterLock func(string)) (int, error) {
+	check := func(st *unix.Stat_t) error {
+		if !lockable(st) {
+			return NotRegular("lock", path, st)
+		}
+		return nil
+	}
+	return Lock(dirfd, name, path, check, afterLock, func() (int, error) {
+		*created = false
+		fd, err := OpenAt(dirfd, name, path, "lock", lockFlags, lockable)
+		if !errors.Is(err, fs.ErrNotExist) {
+			return fd, err
+		}
+		var st unix.Stat_t
+		if dir != "" && errors.Is(sysat.Fstatat(dirfd, FileName, &st, unix.AT_SYMLINK_NOFOLLOW), unix.ENOENT) {
+			return -1, stateGone(atPath(dir, FileName))
+		}
+		fd, err = OpenAt(dirfd, name, path, "lock", lockFlags|unix.O_CREAT|unix.O_EXCL, lockable)
+		*created = err == nil
+		return fd, err
+	})
+}
+
 const maxLockAttempts = 8
 
-// tryLockAt takes the state lock name in dirfd without waiting and returns
-// its descriptor and whether it created the file: a collector (dir, the
-// data directory's path, set) only while the state file exists, a writer
-// (dir "") always.
-func tryLockAt(dirfd int, name, dir string, afterLock func(path string)) (int, bool, error) {
-	path := name
-	if dir != "" {
-		path = atPath(dir, name)
-	}
+// Lock flocks without waiting the file open opens as name in dirfd (path,
+// for errors), once check (nil: none) accepts its fstat, and returns its
+// descriptor once name still names the file locked. It opens again while
+// the file is replaced, or open fails with fs.ErrExist, a few times (then
+// ErrReplaced), and unlocks and closes every descriptor it does not
+// return. A held lock is ErrLocked; other errors are open's, check's or an
+// *fs.PathError. afterLock is nil but in tests: it runs after the flock.
+func Lock(dirfd int, name, path string, check func(*unix.Stat_t) error, afterLock func(path string), open func() (int, error)) (int, error) {
 	for range maxLockAttempts {
-		fd, created, err := openLockAt(dirfd, name, path, dir)
-		if errors.Is(err, unix.EEXIST) {
-			continue // another process created it after our look
+		fd, err := open()
+		if errors.Is(err, fs.ErrExist) {
+			continue // created by another process since open looked
 		}
 		if err != nil {
-			return -1, false, err
+			return -1, err
 		}
-		if held, err := LockOpened(fd, dirfd, name, path, lockFile(path), afterLock); held {
-			return fd, created, nil
-		} else if err != nil {
-			return -1, false, err
+		var locked, named unix.Stat_t
+		err = sysat.Fstat(fd, &locked)
+		switch {
+		case err != nil:
+			err = &fs.PathError{Op: "fstat", Path: path, Err: err}
+		case check != nil:
+			err = check(&locked)
+		}
+		if err == nil {
+			err = tryFlock(fd, path)
+		}
+		if err != nil {
+			_ = unix.Close(fd)
+			return -1, err
+		}
+		if afterLock != nil {
+			afterLock(path)
+		}
+		err = sysat.Fstatat(dirfd, name, &named, unix.AT_SYMLINK_NOFOLLOW)
+		if err == nil && named.Dev == locked.Dev && named.Ino == locked.Ino {
+			return fd, nil
+		}
+		// Unlocked, not only closed: a child forked meanwhile holds a copy
+		// of fd until its exec.
+		_ = ReleaseFd(fd)
+		if err != nil && err != unix.ENOENT {
+			return -1, &fs.PathError{Op: "lstat", Path: path, Err: err}
 		}
 	}
-	return -1, false, errReplaced(path)
+	return -1, &fs.PathError{Op: "lock", Path: path, Err: ErrReplaced}
 }
 
-func errReplaced(path string) error {
-	return &fs.PathError{Op: "lock", Path: path, Err: errors.New("file replaced on every attempt")}
-}
-
-// openLockAt opens (or creates, as tryLockAt says) the lock file, never
-// following a symlink nor opening a device.
-func openLockAt(dirfd int, name, path, dir string) (fd int, created bool, err error) {
+// OpenAt opens name in dirfd (path, for errors) with flags, never
+// following a symlink nor waiting for a FIFO's writer, once an lstat shows
+// a type ok accepts, or nothing with O_CREAT (mode 0600). A missing file
+// wraps fs.ErrNotExist; a symlink or another type matches ErrNotRegular
+// (for op) and is never opened. Every error is an *fs.PathError.
+func OpenAt(dirfd int, name, path, op string, flags int, ok func(*unix.Stat_t) bool) (int, error) {
 	var st unix.Stat_t
-	err = sysat.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
-	if err == nil && !lockable(&st) {
-		return -1, false, NotRegular("lock", path, &st)
-	}
-	if err == nil {
-		fd, err = sysat.Openat(dirfd, name, lockFlags, 0)
-	}
-	if errors.Is(err, unix.ENOENT) {
-		if dir != "" && errors.Is(sysat.Fstatat(dirfd, FileName, &st, unix.AT_SYMLINK_NOFOLLOW), unix.ENOENT) {
-			return -1, false, stateGone(atPath(dir, FileName))
-		}
-		fd, err = sysat.Openat(dirfd, name, lockFlags|unix.O_CREAT|unix.O_EXCL, 0o600)
-		if err == unix.EEXIST {
-			return -1, false, err
-		}
-		created = true
-	}
-	if err != nil {
-		return -1, false, openErr("lock", path, err)
-	}
-	return fd, created, nil
-}
-
-// LockOpened flocks fd, opened as name in dirfd (path, for errors),
-// without waiting, once check (nil: none) accepts its fstat, and reports
-// whether name still holds the file locked. It closes fd unless it returns
-// true; false with a nil error means the file was replaced: try again. A
-// held lock is ErrLocked. afterLock is nil but in tests.
-func LockOpened(fd, dirfd int, name, path string, check func(*unix.Stat_t) error, afterLock func(path string)) (bool, error) {
-	var locked, named unix.Stat_t
-	err := sysat.Fstat(fd, &locked)
+	// Looking first needs no descriptor, so a process out of them still
+	// sees a missing file as missing.
+	err := sysat.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
 	switch {
+	case err == unix.ENOENT && flags&unix.O_CREAT != 0:
+		// Created below, unless made meanwhile.
 	case err != nil:
-		err = &fs.PathError{Op: "fstat", Path: path, Err: err}
-	case check != nil:
-		err = check(&locked)
+		return -1, &fs.PathError{Op: "open", Path: path, Err: err}
+	case !ok(&st):
+		return -1, NotRegular(op, path, &st)
 	}
-	if err == nil {
-		err = tryFlock(fd, path)
+	fd, err := sysat.Openat(dirfd, name, flags|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0o600)
+	if err == unix.ELOOP {
+		return -1, &fs.PathError{Op: op, Path: path, Err: fmt.Errorf("%w: symlink", ErrNotRegular)}
 	}
 	if err != nil {
-		_ = unix.Close(fd)
-		return false, err
+		return -1, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	if afterLock != nil {
-		afterLock(path)
-	}
-	err = sysat.Fstatat(dirfd, name, &named, unix.AT_SYMLINK_NOFOLLOW)
-	if err == nil && named.Dev == locked.Dev && named.Ino == locked.Ino {
-		return true, nil
-	}
-	// Unlocked, not only closed: a child forked meanwhile holds a copy of
-	// fd until its exec.
-	_ = ReleaseFd(fd)
-	if err != nil && err != unix.ENOENT {
-		return false, &fs.PathError{Op: "lstat", Path: path, Err: err}
-	}
-	return false, nil
+	return fd, nil
 }
 
-const (
-	// O_NONBLOCK: open(2) never waits for a FIFO's writer.
-	readFlags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC
-	// O_RDWR as released go-microvm opens the lock, for flock emulations
-	// that need a writable descriptor (NFS).
-	lockFlags      = unix.O_RDWR | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
-	probeLockFlags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
-)
+// lockFlags: O_RDWR as released go-microvm opens the lock, for flock
+// emulations that need a writable descriptor (NFS).
+const lockFlags = unix.O_RDWR
 
 func atPath(dir, name string) string { return dir + string(os.PathSeparator) + name }
 
@@ -392,27 +371,10 @@ func atPath(dir, name string) string { return dir + string(os.PathSeparator) + n
 // leave its data directory unreclaimable while they use it.
 func lockable(st *unix.Stat_t) bool { return sysat.IsRegular(st) || sysat.IsFIFO(st) }
 
-func lockFile(path string) func(*unix.Stat_t) error {
-	return func(st *unix.Stat_t) error {
-		if !lockable(st) {
-			return NotRegular("lock", path, st)
-		}
-		return nil
-	}
-}
-
 // NotRegular is the *fs.PathError matching ErrNotRegular for a file of
 // st's type at path.
 func NotRegular(op, path string, st *unix.Stat_t) error {
 	return &fs.PathError{Op: op, Path: path, Err: fmt.Errorf("%w: %s", ErrNotRegular, sysat.FileType(uint32(st.Mode)))}
-}
-
-// openErr reports ELOOP from an O_NOFOLLOW open as a symlink.
-func openErr(op, path string, err error) error {
-	if err == unix.ELOOP {
-		return &fs.PathError{Op: op, Path: path, Err: fmt.Errorf("%w: symlink", ErrNotRegular)}
-	}
-	return &fs.PathError{Op: "open", Path: path, Err: err}
 }
 
 func tryFlock(fd int, path string) error {
@@ -440,14 +402,6 @@ func probeFd(fd int, path string) (held bool, err error) {
 		return false, &fs.PathError{Op: "probe lock", Path: path, Err: os.NewSyscallError("flock", err)}
 	}
 	return false, nil
-}
-
-// TryLockPath takes a writer's state lock at the lock file's path without
-// waiting, creating a missing file, and returns the descriptor for
-// ReleaseFd. Its errors are TryLock's; afterLock is nil but in tests.
-func TryLockPath(path string, afterLock func(path string)) (fd int, err error) {
-	fd, _, err = tryLockAt(unix.AT_FDCWD, path, "", afterLock)
-	return fd, err
 }
 
 // ReleaseFd unlocks and closes fd; the explicit unlock drops the lock at

@@ -21,4 +21,6 @@ var (
 	ErrNotRegular = errors.New("not a regular file")
 	ErrTooLarge   = errors.New("state file exceeds size cap")
 	ErrLocked     = errors.New("lock is held by another holder")
+	// ErrReplaced: Lock found the file replaced on every attempt.
+	ErrReplaced = errors.New("file replaced on every attempt")
 )
