@@ -26,8 +26,9 @@ func OpenDir(parent *os.File, rel string) (*os.File, error) {
 	if strings.HasPrefix(rel, "/") || slices.Contains(strings.Split(rel, "/"), "..") {
 		return nil, &os.PathError{Op: "openat", Path: filepath.Join(path, rel), Err: unix.EINVAL}
 	}
-	// Fd is harmless: a directory is never in non-blocking mode.
-	fd, err := sysat.FcntlInt(parent.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	// Fd is harmless: a directory is never in non-blocking mode. No EINTR:
+	// F_DUPFD never waits.
+	fd, err := unix.FcntlInt(parent.Fd(), unix.F_DUPFD_CLOEXEC, 0)
 	runtime.KeepAlive(parent)
 	if err != nil {
 		return nil, &os.PathError{Op: "fcntl", Path: path, Err: err}

@@ -403,29 +403,25 @@ func (w *walker) file(fd int, name string, st *stat) error {
 // waiting a little: slower beats failing.
 func (w *walker) openDir(fd int, name string, want fileID) (int, error) {
 	w.shed()
-	for attempt := 0; ; attempt++ {
-		nfd, err := sysat.OpenatNow(fd, name, sysat.DirFlags, 0)
-		if err == unix.EMFILE || err == unix.ENFILE {
-			w.maxOpen = 2
-			w.shed()
-		}
-		if sysat.WaitForFiles(err, attempt) {
-			continue
-		}
-		if err != nil {
-			return -1, err
-		}
-		st, err := w.m.statAt(nfd, "")
-		same := st.id.ino == want.ino && st.id.dev == want.dev && (!st.id.hasMnt || !want.hasMnt || st.id.mnt == want.mnt)
-		if err == nil && !same {
-			err = errChanged
-		}
-		if err != nil {
-			_ = unix.Close(nfd)
-			return -1, err
-		}
-		return nfd, nil
+	nfd, err := sysat.OpenatNow(fd, name, sysat.DirFlags, 0)
+	if err == unix.EMFILE || err == unix.ENFILE {
+		w.maxOpen = 2
+		w.shed()
+		nfd, err = sysat.Openat(fd, name, sysat.DirFlags, 0)
 	}
+	if err != nil {
+		return -1, err
+	}
+	st, err := w.m.statAt(nfd, "")
+	same := st.id.ino == want.ino && st.id.dev == want.dev && (!st.id.hasMnt || !want.hasMnt || st.id.mnt == want.mnt)
+	if err == nil && !same {
+		err = errChanged
+	}
+	if err != nil {
+		_ = unix.Close(nfd)
+		return -1, err
+	}
+	return nfd, nil
 }
 
 // reopen opens the closed p again through ".." of its open child d.

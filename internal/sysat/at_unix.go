@@ -20,9 +20,10 @@ const DirFlags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLO
 func Openat(dirfd int, name string, flags int, mode uint32) (int, error) {
 	for attempt := 0; ; attempt++ {
 		fd, err := OpenatNow(dirfd, name, flags, mode)
-		if !WaitForFiles(err, attempt) {
+		if err != unix.EMFILE && err != unix.ENFILE || attempt >= 60 {
 			return fd, err
 		}
+		time.Sleep(time.Duration(min(attempt+1, 10)) * time.Millisecond)
 	}
 }
 
@@ -30,17 +31,6 @@ func Openat(dirfd int, name string, flags int, mode uint32) (int, error) {
 // close first when out of them.
 func OpenatNow(dirfd int, name string, flags int, mode uint32) (int, error) {
 	return retry2(func() (int, error) { return unix.Openat(dirfd, name, flags, mode) })
-}
-
-// WaitForFiles reports whether an open that failed with err on its attempt
-// (from 0) is worth another: out of descriptors, fewer than 60 attempts.
-// Then it has slept a little, longer each time.
-func WaitForFiles(err error, attempt int) bool {
-	if err != unix.EMFILE && err != unix.ENFILE || attempt >= 60 {
-		return false
-	}
-	time.Sleep(time.Duration(min(attempt+1, 10)) * time.Millisecond)
-	return true
 }
 
 func Fstatat(dirfd int, name string, st *unix.Stat_t, flags int) error {
@@ -71,10 +61,6 @@ func Fchmodat(dirfd int, name string, mode uint32, flags int) error {
 
 func Faccessat(dirfd int, name string, mode uint32, flags int) error {
 	return retry(func() error { return unix.Faccessat(dirfd, name, mode, flags) })
-}
-
-func FcntlInt(fd uintptr, cmd, arg int) (int, error) {
-	return retry2(func() (int, error) { return unix.FcntlInt(fd, cmd, arg) })
 }
 
 func Read(fd int, p []byte) (int, error) {
