@@ -256,10 +256,9 @@ func (l *DirLock) Release() error {
 	return nil
 }
 
-// lockState takes a state lock with Lock: the lock file name in dirfd,
-// locked only when a writer could lock it, else a new one, created for a
-// collector (dir, the data directory's path, set) only while the state
-// file exists; *created says which.
+// lockState takes the state lock name in dirfd as TryLock (dir, the data
+// directory's path, set) or TryLockPath says; *created says whether it
+// created the file.
 func lockState(dirfd int, name, path, dir string, created *bool, afterLock func(string)) (int, error) {
 	check := func(st *unix.Stat_t) error {
 		if !lockable(st) {
@@ -379,15 +378,13 @@ func NotRegular(op, path string, st *unix.Stat_t) error {
 
 func tryFlock(fd int, path string) error {
 	err := sysat.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
-	switch err {
-	case nil:
-		return nil
-	case unix.EWOULDBLOCK:
-		err = ErrLocked
-	default:
-		err = os.NewSyscallError("flock", err)
+	if err == unix.EWOULDBLOCK {
+		return &fs.PathError{Op: "lock", Path: path, Err: ErrLocked}
 	}
-	return &fs.PathError{Op: "lock", Path: path, Err: err}
+	if err != nil {
+		return &fs.PathError{Op: "lock", Path: path, Err: os.NewSyscallError("flock", err)}
+	}
+	return nil
 }
 
 // probeFd takes and drops a flock on fd's own open file description, which

@@ -71,15 +71,9 @@ func (m mountMethod) onMount(a, b fileID) bool {
 // filesystem, or when a stat fails.
 func SameMount(parent, d *os.File) bool {
 	m := mountAuto.resolve(int(parent.Fd()))
-	a, err := m.statAt(int(parent.Fd()), "")
-	if err != nil {
-		return false
-	}
-	b, err := m.statAt(int(d.Fd()), "")
-	if err != nil {
-		return false
-	}
-	return m.settle(a.id.dev).onMount(a.id, b.id)
+	a, aerr := m.statAt(int(parent.Fd()), "")
+	b, berr := m.statAt(int(d.Fd()), "")
+	return aerr == nil && berr == nil && m.settle(a.id.dev).onMount(a.id, b.id)
 }
 
 type stat struct {
