@@ -120,20 +120,14 @@ func ParseStat(data []byte) (Stat, error) {
 		return Stat{}, errors.New("parse stat: no command name in parentheses")
 	}
 	pidField, ok := bytes.CutSuffix(data[:open], []byte(" "))
-	if !ok {
-		return Stat{}, errors.New("parse stat: no space between pid and command name")
-	}
 	pid, err := strconv.Atoi(string(pidField))
-	if err != nil || pid <= 0 {
-		return Stat{}, fmt.Errorf("parse stat: bad pid %q", pidField)
+	if !ok || err != nil || pid <= 0 {
+		return Stat{}, fmt.Errorf("parse stat: bad pid %q before the command name", data[:open])
 	}
 	rest, ok := bytes.CutPrefix(data[end+1:], []byte(" "))
-	if !ok {
-		return Stat{}, errors.New("parse stat: no space after command name")
-	}
 	fields := bytes.Fields(rest)
-	if len(fields) < statFieldsAfterComm {
-		return Stat{}, fmt.Errorf("parse stat: %d fields after command name, want at least %d", len(fields), statFieldsAfterComm)
+	if !ok || len(fields) < statFieldsAfterComm {
+		return Stat{}, fmt.Errorf("parse stat: want a space and at least %d fields after the command name", statFieldsAfterComm)
 	}
 	state := fields[0]
 	if len(state) != 1 {

@@ -47,8 +47,7 @@ func lookup(pid int) (Info, error) {
 	return info, nil
 }
 
-func nested(int) ([]Nested, error) { return nil, nil }
-
+func nested(int) ([]Nested, error)               { return nil, nil }
 func currentPIDNamespace() (PIDNamespace, error) { return PIDNamespace{Initial: true}, nil }
 
 var bootTime = sync.OnceValues(func() (time.Time, error) {

@@ -336,11 +336,8 @@ var bootOffset = sync.OnceValues(func() (int64, error) {
 // an error (the kernel rounds the sum, so it cannot be taken out).
 func parseBootOffset(data []byte) (int64, error) {
 	v, ok := statusField(data, "boottime ")
-	if !ok {
-		return 0, errors.New("no boottime line")
-	}
 	f := bytes.Fields(v)
-	if len(f) != 2 {
+	if !ok || len(f) != 2 {
 		return 0, fmt.Errorf("bad boottime %q", bytes.TrimSpace(v))
 	}
 	sec, err1 := strconv.ParseInt(string(f[0]), 10, 32)
