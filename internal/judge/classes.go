@@ -3,8 +3,7 @@
 
 package judge
 
-// Class is the verdict on one data directory; package gc exports it and
-// documents each value.
+// Class is the verdict on one data directory, documented by package gc.
 type Class string
 
 // The classes, from "never touch" to "reclaim".
@@ -17,8 +16,7 @@ const (
 	ClassUnreadable Class = "unreadable"
 )
 
-// Reason says why a directory got its class; package gc exports it and
-// documents each value.
+// Reason says why a directory got its class, documented by package gc.
 type Reason string
 
 // The reasons.

@@ -26,8 +26,7 @@ var (
 	ErrProcUntrusted = errors.New("/proc does not show this process")
 )
 
-// InitialPIDNamespace is the inode of Linux's initial PID namespace
-// (PROC_PID_INIT_INO), the host's.
+// InitialPIDNamespace is the inode of the host's PID namespace (PROC_PID_INIT_INO).
 const InitialPIDNamespace = 0xEFFFFFFC
 
 // PIDNamespace is the PID namespace this process judges PIDs in.
