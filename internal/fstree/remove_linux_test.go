@@ -243,6 +243,44 @@ func TestRemoveAtUnprivilegedCannotEscape(t *testing.T) {
 	mustNotExist(t, filepath.Join(tree, "mine"))
 }
 
+// TestRemoveAtNeverChangesParent: a file on top that its parent, read-only
+// to the remover, keeps is reported and left, the parent's mode unchanged.
+func TestRemoveAtNeverChangesParent(t *testing.T) {
+	t.Parallel()
+	requireRoot(t)
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("setpriv not installed")
+	}
+	work := filepath.Join(testproc.PublicTempDir(t), "work")
+	writeFile(t, filepath.Join(work, "f"), 10)
+	for _, p := range []string{work, filepath.Join(work, "f")} {
+		if err := os.Lchown(p, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(work, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(work, 0o755) })
+	ctx, cancel := context.WithTimeout(context.Background(), guardTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--", testproc.CopyTestBinary(t, testproc.PublicTempDir(t), "fstree.test"))
+	cmd.Env = append(os.Environ(), testproc.Env("remove"), "FSTREE_DIR="+work, "FSTREE_NAME=f")
+	stdout, err := cmd.Output()
+	var out helperResult
+	if jerr := json.Unmarshal(stdout, &out); jerr != nil || err == nil {
+		t.Fatalf("helper: err %v, output %q; want a failure with a result", err, stdout)
+	}
+	if want := "unlinkat " + filepath.Join(work, "f") + ": permission denied"; !slices.Equal(out.Errors, []string{want}) {
+		t.Errorf("errors %q; want [%q]", out.Errors, want)
+	}
+	mustExist(t, filepath.Join(work, "f"))
+	if fi, err := os.Stat(work); err != nil || fi.Mode().Perm() != 0o555 {
+		t.Errorf("parent: %v, %v; want mode 0555, unchanged", fi, err)
+	}
+}
+
 // mountMethods are the mount-detection methods forced in turn, each
 // checked on this kernel (which offers the best one) by the tests below.
 var mountMethods = []struct {

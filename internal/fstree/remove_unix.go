@@ -371,7 +371,7 @@ func (w *walker) entry(d *frame, name string) (kept bool) {
 func (w *walker) file(fd int, name string, st *stat) error {
 	if w.remove {
 		err := sysat.Unlinkat(fd, name, 0)
-		if isPermission(err) {
+		if isPermission(err) && fd != w.stack[0].fd {
 			makeAccessible(fd)
 			err = sysat.Unlinkat(fd, name, 0)
 		}
