@@ -282,8 +282,6 @@ func lockState(dirfd int, name, path, dir string, created *bool, afterLock func(
 	})
 }
 
-const maxLockAttempts = 8
-
 // Lock flocks without waiting the file open opens as name in dirfd (path,
 // for errors), once check (nil: none) accepts its fstat, and returns its
 // descriptor once name still names the file locked. It opens again while
@@ -292,7 +290,7 @@ const maxLockAttempts = 8
 // return. A held lock is ErrLocked; other errors are open's, check's or an
 // *fs.PathError. afterLock is nil but in tests: it runs after the flock.
 func Lock(dirfd int, name, path string, check func(*unix.Stat_t) error, afterLock func(path string), open func() (int, error)) (int, error) {
-	for range maxLockAttempts {
+	for range 8 {
 		fd, err := open()
 		if errors.Is(err, fs.ErrExist) {
 			continue // created by another process since open looked

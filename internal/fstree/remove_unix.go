@@ -116,11 +116,6 @@ func (w *walker) path(d *frame) string {
 	return p
 }
 
-func (w *walker) cancelled() bool {
-	w.stopped = w.ctx.Err() != nil
-	return w.stopped
-}
-
 func (w *walker) walk(pfd int, name string) {
 	w.m = w.o.mounts.resolve(pfd)
 	pst, err := w.m.statAt(pfd, "")
@@ -246,7 +241,8 @@ func (w *walker) children(d *frame) (kept, vanished bool) {
 		}
 	}
 	for _, name := range names {
-		if w.cancelled() {
+		if w.ctx.Err() != nil {
+			w.stopped = true
 			return true, false
 		}
 		if w.entry(d, name) {

@@ -53,8 +53,6 @@ func Renameat(olddirfd int, oldname string, newdirfd int, newname string) error 
 
 func Fchmod(fd int, mode uint32) error { return retry(func() error { return unix.Fchmod(fd, mode) }) }
 
-// Fchmodat with unix.AT_SYMLINK_NOFOLLOW fails where the system cannot
-// change a mode without following.
 func Fchmodat(dirfd int, name string, mode uint32, flags int) error {
 	return retry(func() error { return unix.Fchmodat(dirfd, name, mode, flags) })
 }
