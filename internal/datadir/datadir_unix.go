@@ -29,8 +29,7 @@ type Dir struct {
 // NewDir returns the Dir for fd, the open data directory at path.
 func NewDir(fd int, path string) Dir { return Dir{fd: fd, path: path} }
 
-// WithAfterLock returns d whose TryLock runs f, for a test, where Lock
-// runs afterLock.
+// WithAfterLock returns d whose TryLock passes f, a test's hook, to Lock.
 func (d Dir) WithAfterLock(f func(path string)) Dir {
 	d.afterLock = f
 	return d

@@ -26,8 +26,7 @@ func OpenDir(parent *os.File, rel string) (*os.File, error) {
 	if strings.HasPrefix(rel, "/") || slices.Contains(strings.Split(rel, "/"), "..") {
 		return nil, &os.PathError{Op: "openat", Path: filepath.Join(path, rel), Err: unix.EINVAL}
 	}
-	// Fd is harmless: a directory is never in non-blocking mode. No EINTR:
-	// F_DUPFD never waits.
+	// Fd is harmless: a directory is never non-blocking. F_DUPFD never waits.
 	fd, err := unix.FcntlInt(parent.Fd(), unix.F_DUPFD_CLOEXEC, 0)
 	runtime.KeepAlive(parent)
 	if err != nil {
