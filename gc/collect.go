@@ -440,11 +440,25 @@ func (c *collector) remnant(cand scanned, d *os.File) outcome {
 			return outcome{}
 		}
 	}
-	freed, _, err := c.commit(d, cand.Path)
-	c.freed.Add(freed)
-	if err != nil {
-		return outcome{}
+	if c.o.hooks.locked != nil {
+		c.o.hooks.locked(cand.Path)
 	}
+	// Only what was listed goes, the state lock last (an idle collector
+	// lock goes with the directory): anything made since, such as a
+	// released Run's clone, which takes no lease, keeps the directory.
+	var freed int64
+	others := slices.DeleteFunc(names, func(n string) bool { return n == state.LockFileName || n == LockName() })
+	for _, name := range append(others, state.LockFileName) {
+		var st unix.Stat_t
+		if sysat.Fstatat(int(d.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && sysat.IsRegular(&st) {
+			freed += freedBy(&st)
+		}
+		if err := sysat.Unlinkat(int(d.Fd()), name, 0); err != nil && !isGone(err) {
+			c.addErr("remove", filepath.Join(cand.Path, name), err)
+			return outcome{}
+		}
+	}
+	c.freed.Add(freed)
 	return outcome{orphan: &Orphan{Path: cand.Path, Bytes: freed}}
 }
 

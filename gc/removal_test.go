@@ -396,3 +396,25 @@ func TestDataDirWithIdleLockRemoved(t *testing.T) {
 	}
 	mustNotExist(t, dir)
 }
+
+// TestRemnantMadeIntoVM: a remnant that a released microvm.Run (no lease)
+// starts to fill after the collector listed it keeps what Run made: only
+// the listed files go, and the directory stays.
+func TestRemnantMadeIntoVM(t *testing.T) {
+	t.Parallel()
+	root := filepath.Join(t.TempDir(), "root")
+	d := filepath.Join(root, "vm")
+	writeFile(t, filepath.Join(d, state.LockFileName), "")
+	writeFile(t, filepath.Join(d, "state-1.json.tmp"), "{")
+	clone := filepath.Join(d, rootfsWorkName, "guest-file")
+	rep, err := Collect(root, withHooks(hooks{locked: func(path string) {
+		if path == d {
+			writeFile(t, clone, "x")
+		}
+	}}))
+	if err != nil || len(rep.Errors) != 0 {
+		t.Fatalf("Collect: %v, errors %v", err, rep.Errors)
+	}
+	mustExist(t, clone)
+	mustNotExist(t, filepath.Join(d, "state-1.json.tmp"))
+}
