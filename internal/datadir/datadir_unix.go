@@ -167,14 +167,14 @@ func TryLeasePath(path string, afterLock func(path string)) (int, error) {
 // no writer locks is not held, a FIFO is probed without waiting.
 func (d Dir) ProbeLock() (held bool, err error) {
 	path := atPath(d.path, LockFileName)
-	var symlink bool
+	var unlocked bool // a type no writer locks, and not a symlink
 	// Whatever is swapped in after the lstat is only flocked, never read.
 	fd, err := OpenAt(d.fd, LockFileName, path, "probe lock", unix.O_RDONLY, func(st *unix.Stat_t) bool {
-		symlink = sysat.IsSymlink(st)
+		unlocked = !lockable(st) && !sysat.IsSymlink(st)
 		return lockable(st)
 	})
 	switch {
-	case errors.Is(err, fs.ErrNotExist), errors.Is(err, ErrNotRegular) && !symlink:
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, ErrNotRegular) && unlocked:
 		return false, nil
 	case err != nil:
 		return false, err
