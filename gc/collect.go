@@ -431,24 +431,17 @@ func (c *collector) remnant(cand scanned, d *os.File) outcome {
 		return outcome{}
 	}
 	defer c.release(sl, cand.Path)
-	names, err := dirNames(d)
-	if err != nil || !slices.Contains(names, state.LockFileName) {
+	files, ok := remnantFiles(d)
+	if !ok {
 		return outcome{}
-	}
-	for _, name := range names {
-		if tmp, _ := filepath.Match(state.TempPattern, name); !tmp && name != state.LockFileName && name != LockName() {
-			return outcome{}
-		}
 	}
 	if c.o.hooks.locked != nil {
 		c.o.hooks.locked(cand.Path)
 	}
-	// Only what was listed goes, the state lock last (an idle collector
-	// lock goes with the directory): anything made since, such as a
-	// released Run's clone, which takes no lease, keeps the directory.
+	// Only what was listed goes: anything made since, such as a released
+	// Run's clone, which takes no lease, keeps the directory.
 	var freed int64
-	others := slices.DeleteFunc(names, func(n string) bool { return n == state.LockFileName || n == LockName() })
-	for _, name := range append(others, state.LockFileName) {
+	for _, name := range files {
 		var st unix.Stat_t
 		if sysat.Fstatat(int(d.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && sysat.IsRegular(&st) {
 			freed += freedBy(&st)
@@ -460,6 +453,26 @@ func (c *collector) remnant(cand scanned, d *os.File) outcome {
 	}
 	c.freed.Add(freed)
 	return outcome{orphan: &Orphan{Path: cand.Path, Bytes: freed}}
+}
+
+// remnantFiles lists the files of d, the state lock last, and reports
+// whether d is a remnant: a state lock, temporary saves and at most an idle
+// collector lock, which goes with the directory.
+func remnantFiles(d *os.File) ([]string, bool) {
+	names, err := dirNames(d)
+	if err != nil || !slices.Contains(names, state.LockFileName) {
+		return nil, false
+	}
+	var files []string
+	for _, name := range names {
+		switch tmp, _ := filepath.Match(state.TempPattern, name); {
+		case tmp:
+			files = append(files, name)
+		case name != state.LockFileName && name != LockName():
+			return nil, false
+		}
+	}
+	return append(files, state.LockFileName), true
 }
 
 // closeLeased unlocks d, then closes it: a child forked meanwhile holds a
