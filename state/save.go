@@ -20,10 +20,9 @@ var errReleased = errors.New("state lock already released")
 // old file is intact, unless only the directory flush failed.
 //
 // A save of another runner PID than loaded, under a loaded run marker,
-// without that runner's identity, comes from a writer unaware of the
-// marker (released microvm.Run with its own spawner): that runner holds no
-// lease, so Save drops the marker and old identity as a released writer
-// would, and collectors judge the PID by the released rules.
+// without that runner's identity, comes from a writer unaware of the marker
+// (released microvm.Run with its own spawner): Save drops the marker and
+// old identity, so collectors judge the PID by the released rules.
 func (ls *LockedState) Save() error {
 	if ls.released {
 		return fmt.Errorf("save state in %s: %w", ls.m.dataDir, errReleased)

@@ -126,10 +126,3 @@ func Parse(data []byte) (*State, error) {
 	}
 	return &s, nil
 }
-
-// ReadFile reads and parses the state file at path. A missing file wraps
-// fs.ErrNotExist; other failures are *fs.PathError, matching ErrNotRegular
-// for anything but a regular file, or Parse's errors.
-func ReadFile(path string) (*State, error) {
-	return readPath(path)
-}

@@ -20,8 +20,6 @@ import (
 
 // Without Unix descriptors the state lock is gofrs/flock's, as released,
 // without the inode check; reads check the file type by path first.
-
-// heldLock is a held state lock.
 type heldLock = *flock.Flock
 
 // tryLockPath takes a writer's state lock at path without waiting, creating
@@ -45,23 +43,18 @@ func unlockHeld(fl heldLock) error {
 	if fl == nil {
 		return nil
 	}
-	uerr := fl.Unlock()
-	cerr := fl.Close()
-	return errors.Join(uerr, cerr)
+	return errors.Join(fl.Unlock(), fl.Close())
 }
 
-// readPath is ReadFile: the type and size are looked at by path first, so
-// a symlink or FIFO is never opened.
-func readPath(path string) (*State, error) {
+// ReadFile reads and parses the state file at path, with Unix's errors; it
+// looks at the type first, so it never opens a symlink or FIFO.
+func ReadFile(path string) (*State, error) {
 	fi, err := os.Lstat(path)
 	if err != nil {
 		return nil, err
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, &fs.PathError{Op: "read state", Path: path, Err: fmt.Errorf("%w: %s", ErrNotRegular, fi.Mode().Type())}
-	}
-	if fi.Size() > MaxFileSize {
-		return nil, &fs.PathError{Op: "read state", Path: path, Err: fmt.Errorf("%w: %d bytes, cap %d", ErrTooLarge, fi.Size(), MaxFileSize)}
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -101,7 +94,6 @@ func ProbeLease(dataDir string) (held bool, err error) {
 
 func (l *Lease) Keep(dataDir string) error { return unsupported("keep lease", dataDir) }
 
-// Kept, File and Close have no Lease to act on here.
 func Kept(string) *Lease        { return nil }
 func (l *Lease) File() *os.File { return nil }
 func (l *Lease) Close() error   { return nil }

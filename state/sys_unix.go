@@ -88,14 +88,6 @@ func Kept(dataDir string) *Lease {
 	return nil
 }
 
-// newLease wraps the locked directory f and arms the leak report.
-func newLease(f *os.File) *Lease {
-	l := &Lease{f: f}
-	// The cleanup holds f, not l, to tell File().Close() from a leak.
-	l.cleanup = runtime.AddCleanup(l, leaseLeaked, f)
-	return l
-}
-
 // leaseLeaked makes a dropped Lease loud: the *os.File's own cleanup is
 // about to close it, dropping the lease.
 func leaseLeaked(f *os.File) {
@@ -127,7 +119,11 @@ func tryLease(dataDir string, afterLock func(dataDir string)) (*Lease, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newLease(os.NewFile(uintptr(fd), dataDir)), nil
+	f := os.NewFile(uintptr(fd), dataDir)
+	l := &Lease{f: f}
+	// The cleanup holds f, not l, to tell File().Close() from a leak.
+	l.cleanup = runtime.AddCleanup(l, leaseLeaked, f)
+	return l, nil
 }
 
 // ProbeLease reports whether the lease on dataDir is held right now; it
@@ -174,17 +170,18 @@ func (l *Lease) Close() error {
 	return nil
 }
 
-type heldLock = int // the state lock's descriptor
+// The state lock is datadir's descriptor, re-checked by inode.
+type heldLock = int
 
-// tryLockPath takes a writer's state lock at path without waiting;
-// afterLock is a test's hook, else nil.
-func tryLockPath(path string, afterLock func(string)) (heldLock, error) {
-	return datadir.TryLockPath(path, afterLock)
-}
+var (
+	tryLockPath = datadir.TryLockPath
+	unlockHeld  = datadir.ReleaseFd
+)
 
-func unlockHeld(fd heldLock) error { return datadir.ReleaseFd(fd) }
-
-func readPath(path string) (*State, error) {
+// ReadFile reads and parses the state file at path. A missing file wraps
+// fs.ErrNotExist; other failures are *fs.PathError, matching ErrNotRegular
+// for anything but a regular file, or Parse's errors.
+func ReadFile(path string) (*State, error) {
 	var s *State
 	_, err := datadir.ReadPath(path, func(data []byte) (err error) {
 		s, err = Parse(data)
@@ -202,9 +199,5 @@ func syncDir(dir string) error {
 	if err != nil {
 		return err
 	}
-	if err := d.Sync(); err != nil {
-		_ = d.Close()
-		return err
-	}
-	return d.Close()
+	return errors.Join(d.Sync(), d.Close())
 }
