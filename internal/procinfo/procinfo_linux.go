@@ -52,12 +52,22 @@ func lookup(pid int) (Info, error) {
 	if err != nil {
 		return Info{}, err
 	}
-	info, err := startOf(pid, dir, st)
+	boot, err := bootTime()
 	if err != nil {
-		return Info{}, err
+		return Info{}, fmt.Errorf("look up process %d: %w", pid, err)
 	}
-	info.Comm = st.Comm
-	info.Zombie = zombieState(st.State)
+	off, _ := bootOffset() // bootTime read it without error
+	hostStart := int64(st.StartTime) - off
+	if hostStart < 0 {
+		return Info{}, fmt.Errorf("look up process %d: %s/stat: start time %d before the boottime offset %d", pid, dir, st.StartTime, off)
+	}
+	info := Info{
+		PID:       pid,
+		Zombie:    zombieState(st.State),
+		StartTime: uint64(hostStart),
+		Started:   boot.Add(time.Duration(hostStart) * tick),
+		Comm:      st.Comm,
+	}
 	if st.State == 'Z' {
 		// A leader that called pthread_exit is Z while other threads run.
 		n, err := readParsed(dfd, pid, dir, "status", func(b []byte) (int64, error) { return statusNumber(b, "Threads:") })
@@ -95,24 +105,6 @@ func readParsed[T any](dfd, pid int, dir, name string, parse func([]byte) (T, er
 		return v, fmt.Errorf("look up process %d: %s/%s: %w", pid, dir, name, err)
 	}
 	return v, nil
-}
-
-// startOf returns pid's Info with st's start time as the host counts it.
-func startOf(pid int, dir string, st Stat) (Info, error) {
-	boot, err := bootTime()
-	if err != nil {
-		return Info{}, fmt.Errorf("look up process %d: %w", pid, err)
-	}
-	off, _ := bootOffset() // bootTime read it without error
-	hostStart := int64(st.StartTime) - off
-	if hostStart < 0 {
-		return Info{}, fmt.Errorf("look up process %d: %s/stat: start time %d before the boottime offset %d", pid, dir, st.StartTime, off)
-	}
-	return Info{
-		PID:       pid,
-		StartTime: uint64(hostStart),
-		Started:   boot.Add(time.Duration(hostStart) * tick),
-	}, nil
 }
 
 // lookupErr wraps err; ENOENT or ESRCH from /proc is left to kill.
