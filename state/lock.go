@@ -88,6 +88,13 @@ func (m *Manager) loadAndLock(ctx context.Context, block bool) (*LockedState, er
 	return &LockedState{State: s, m: m, held: held, loaded: loaded}, nil
 }
 
+// AcquireLease is TryLease, retried until ctx is done; it then returns
+// ctx's error, wrapped. A dataDir that disappears while it waits is an
+// error wrapping fs.ErrNotExist.
+func AcquireLease(ctx context.Context, dataDir string) (*Lease, error) {
+	return poll(ctx, "acquire lease on "+dataDir, func() (*Lease, error) { return TryLease(dataDir) })
+}
+
 // poll calls try until it returns an error other than ErrLocked, every
 // retryDelay, until ctx is done: then it returns ctx's error after what.
 func poll[T any](ctx context.Context, what string, try func() (T, error)) (T, error) {

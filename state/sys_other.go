@@ -6,7 +6,6 @@
 package state
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -81,10 +80,6 @@ func syncDir(string) error { return nil }
 
 // Lease is the run lease, which this platform cannot take.
 type Lease struct{}
-
-func AcquireLease(_ context.Context, dataDir string) (*Lease, error) {
-	return nil, unsupported("lease", dataDir)
-}
 
 func TryLease(dataDir string) (*Lease, error) { return nil, unsupported("lease", dataDir) }
 

@@ -6,7 +6,6 @@
 package state
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -97,13 +96,6 @@ func leaseLeaked(f *os.File) {
 	}
 	const msg = "state.Lease garbage collected without Close: the run lease is dropped; keep the Lease reachable while it must be held"
 	slog.Error(msg, "dir", f.Name())
-}
-
-// AcquireLease is TryLease, retried until ctx is done; it then returns
-// ctx's error, wrapped. A dataDir that disappears while it waits is an
-// error wrapping fs.ErrNotExist.
-func AcquireLease(ctx context.Context, dataDir string) (*Lease, error) {
-	return poll(ctx, "acquire lease on "+dataDir, func() (*Lease, error) { return TryLease(dataDir) })
 }
 
 // TryLease takes the lease on dataDir without blocking. It returns an error

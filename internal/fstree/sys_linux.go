@@ -102,30 +102,21 @@ func listNames(fd int, scratch []byte, dirsOnly bool, marker string) (names []st
 		if err != nil || n <= 0 {
 			return names, err
 		}
-		if names, err = appendDirents(names, scratch[:n], dirsOnly, marker); err != nil {
-			return names, err
+		// linux_dirent64: d_ino (8), d_off (8), d_reclen (2), d_type (1),
+		// d_name (NUL-terminated, padded).
+		for b := scratch[:n]; len(b) >= 19; {
+			reclen := int(b[16]) | int(b[17])<<8
+			if reclen < 19 || reclen > len(b) {
+				return names, unix.EIO
+			}
+			name, _, _ := bytes.Cut(b[19:reclen], []byte{0})
+			typ := b[18]
+			b = b[reclen:]
+			skip := len(name) == 0 || string(name) == "." || string(name) == ".." ||
+				dirsOnly && typ != unix.DT_DIR && typ != unix.DT_UNKNOWN && string(name) != marker
+			if !skip {
+				names = append(names, string(name))
+			}
 		}
 	}
-}
-
-// appendDirents parses linux_dirent64 records: d_ino (8), d_off (8),
-// d_reclen (2), d_type (1), d_name (NUL-terminated, padded).
-func appendDirents(names []string, b []byte, dirsOnly bool, marker string) ([]string, error) {
-	for len(b) >= 19 {
-		reclen := int(b[16]) | int(b[17])<<8
-		if reclen < 19 || reclen > len(b) {
-			return names, unix.EIO
-		}
-		name, typ := b[19:reclen], b[18]
-		b = b[reclen:]
-		if i := bytes.IndexByte(name, 0); i >= 0 {
-			name = name[:i]
-		}
-		skip := len(name) == 0 || string(name) == "." || string(name) == ".." ||
-			dirsOnly && typ != unix.DT_DIR && typ != unix.DT_UNKNOWN && string(name) != marker
-		if !skip {
-			names = append(names, string(name))
-		}
-	}
-	return names, nil
 }
