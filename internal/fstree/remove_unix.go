@@ -274,8 +274,8 @@ func (w *walker) rmdir(d *frame, retry bool) (kept, again bool) {
 	}
 	w.close(d)
 	err := sysat.Unlinkat(p.fd, d.name, unix.AT_REMOVEDIR)
-	if isPermission(err) && p != w.stack[0] {
-		makeAccessible(p.fd)
+	if isPermission(err) {
+		w.loosen(p.fd)
 		err = sysat.Unlinkat(p.fd, d.name, unix.AT_REMOVEDIR)
 	}
 	switch {
@@ -302,9 +302,7 @@ func (w *walker) enter(d *frame) error {
 	p := w.stack[d.depth-1]
 	fd, err := w.openDir(p.fd, d.name, d.st.id)
 	if isPermission(err) && w.remove {
-		if p != w.stack[0] {
-			makeAccessible(p.fd)
-		}
+		w.loosen(p.fd)
 		// Fails where the system cannot chmod without following (Linux
 		// before 6.6): then the open's error is reported.
 		_ = sysat.Fchmodat(p.fd, d.name, d.st.mode&0o7777|0o700, unix.AT_SYMLINK_NOFOLLOW)
@@ -326,7 +324,7 @@ func (w *walker) entry(d *frame, name string) (kept bool) {
 	for look := range maxLooks {
 		st, err := w.m.statAt(d.fd, name)
 		if isPermission(err) && w.remove {
-			makeAccessible(d.fd)
+			w.loosen(d.fd)
 			st, err = w.m.statAt(d.fd, name)
 		}
 		switch {
@@ -367,8 +365,8 @@ func (w *walker) entry(d *frame, name string) (kept bool) {
 func (w *walker) file(fd int, name string, st *stat) error {
 	if w.remove {
 		err := sysat.Unlinkat(fd, name, 0)
-		if isPermission(err) && fd != w.stack[0].fd {
-			makeAccessible(fd)
+		if isPermission(err) {
+			w.loosen(fd)
 			err = sysat.Unlinkat(fd, name, 0)
 		}
 		if err == unix.ENOENT {
@@ -442,6 +440,17 @@ func (w *walker) adopt(d *frame, fd int) {
 func (w *walker) shed() {
 	for ; w.open >= w.maxOpen && w.lo < len(w.stack)-2; w.lo++ {
 		w.close(w.stack[w.lo])
+	}
+}
+
+// loosen gives the owner of the open directory fd rwx, unless fd is the
+// caller's parent, which a walk never changes.
+func (w *walker) loosen(fd int) {
+	if fd == w.stack[0].fd {
+		return
+	}
+	if st, err := plainStatAt(fd, ""); err == nil && st.mode&0o700 != 0o700 {
+		_ = sysat.Fchmod(fd, st.mode&0o7777|0o700)
 	}
 }
 

@@ -15,13 +15,13 @@ import (
 	"github.com/stacklok/go-microvm/internal/sysat"
 )
 
-const statxMask = unix.STATX_TYPE | unix.STATX_MODE | unix.STATX_NLINK |
-	unix.STATX_INO | unix.STATX_BLOCKS | unix.STATX_MNT_ID
-
-// statxFlags: AT_NO_AUTOMOUNT shows an autofs directory as a mount point.
-const statxFlags = unix.AT_SYMLINK_NOFOLLOW | unix.AT_NO_AUTOMOUNT | unix.AT_STATX_SYNC_AS_STAT
-
-const mountInfoPath = "/proc/self/mountinfo"
+const (
+	statxMask = unix.STATX_TYPE | unix.STATX_MODE | unix.STATX_NLINK |
+		unix.STATX_INO | unix.STATX_BLOCKS | unix.STATX_MNT_ID
+	// AT_NO_AUTOMOUNT shows an autofs directory as a mount point.
+	statxFlags    = unix.AT_SYMLINK_NOFOLLOW | unix.AT_NO_AUTOMOUNT | unix.AT_STATX_SYNC_AS_STAT
+	mountInfoPath = "/proc/self/mountinfo"
+)
 
 // resolve picks the best method that works on the open directory fd.
 func (m mountMethod) resolve(fd int) mountMethod {

@@ -101,15 +101,6 @@ func plainStatAt(dirfd int, name string) (stat, error) {
 	return stat{id: fileID{dev: uint64(st.Dev), ino: uint64(st.Ino)}, mode: uint32(st.Mode), nlink: uint64(st.Nlink), blocks: int64(st.Blocks)}, nil
 }
 
-// makeAccessible gives the owner of the open directory fd rwx.
-func makeAccessible(fd int) {
-	st, err := plainStatAt(fd, "")
-	if err != nil || st.mode&0o700 == 0o700 {
-		return
-	}
-	_ = sysat.Fchmod(fd, st.mode&0o7777|0o700)
-}
-
 func isPermission(err error) bool {
 	return err == unix.EACCES || err == unix.EPERM
 }

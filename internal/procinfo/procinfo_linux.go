@@ -21,16 +21,14 @@ import (
 	"github.com/stacklok/go-microvm/internal/sysat"
 )
 
-// ClockTicks is USER_HZ, the unit of /proc/PID/stat field 22: 100 on
-// every architecture Go supports.
-const ClockTicks = 100
-
-const tick = time.Second / ClockTicks
-
-// Bounds of the reads of /proc/PID/stat and status, and of cmdline.
 const (
-	maxStatSize = 8192
-	maxArgv0    = 4096
+	// ClockTicks is USER_HZ, the unit of /proc/PID/stat field 22: 100 on
+	// every architecture Go supports.
+	ClockTicks = 100
+	tick       = time.Second / ClockTicks
+
+	maxStatSize = 8192 // bound of the reads of /proc/PID/stat and status
+	maxArgv0    = 4096 // bound of the read of cmdline
 )
 
 func lookup(pid int) (Info, error) {
