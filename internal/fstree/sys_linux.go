@@ -33,7 +33,7 @@ func (m mountMethod) resolve(fd int) mountMethod {
 	if err == nil && sx.Mask&unix.STATX_MNT_ID != 0 {
 		return mountStatx
 	}
-	if _, ok := handleMountID(fd, "", unix.AT_EMPTY_PATH); ok {
+	if _, _, err := sysat.NameToHandleAt(fd, "", unix.AT_EMPTY_PATH); err == nil {
 		return mountHandle
 	}
 	if _, err := os.Stat(mountInfoPath); err == nil {
@@ -61,11 +61,6 @@ func devMountedOnce(dev uint64) bool {
 	return s.Err() == nil && n == 1
 }
 
-func handleMountID(dirfd int, name string, flags int) (uint64, bool) {
-	_, mnt, err := sysat.NameToHandleAt(dirfd, name, flags)
-	return uint64(mnt), err == nil
-}
-
 // statAt stats name in dirfd (dirfd itself for ""), never following a
 // symlink, with the mount id the method gives.
 func (m mountMethod) statAt(dirfd int, name string) (stat, error) {
@@ -86,7 +81,8 @@ func (m mountMethod) statAt(dirfd int, name string) (stat, error) {
 		return st, err
 	}
 	// Without a handle there is no mount id: a possible mount.
-	st.id.mnt, st.id.hasMnt = handleMountID(dirfd, name, flags)
+	_, mnt, err := sysat.NameToHandleAt(dirfd, name, flags)
+	st.id.mnt, st.id.hasMnt = uint64(mnt), err == nil
 	return st, nil
 }
 

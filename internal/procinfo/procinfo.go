@@ -3,10 +3,8 @@
 
 // Package procinfo reads the identity of processes: whether a PID exists,
 // whether it is a zombie, its start time, executable, boot and PID
-// namespace. A PID is gone only when kill(pid, 0) says ESRCH in the
-// caller's PID namespace; /proc is trusted only once it shows the caller.
-// (PID, StartTime, BootID) names one process. Outside Linux and macOS
-// every call returns an error wrapping errors.ErrUnsupported.
+// namespace. (PID, StartTime, BootID) names one process. Outside Linux and
+// macOS every call returns an error wrapping errors.ErrUnsupported.
 package procinfo
 
 import (
