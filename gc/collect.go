@@ -78,17 +78,12 @@ func CollectContext(ctx context.Context, root string, opts ...Option) (*Report, 
 		return rep, nil
 	}
 	defer rootDir.Close()
-
+	c := &collector{o: o, abs: abs, root: rootDir, ctx: ctx, rep: rep, ob: judge.NewObserver(o.now)}
 	if o.dryRun {
-		res := scan(ctx, rootDir, abs, o, probeOrphans)
-		for _, c := range res.cands {
-			if c.Class == ClassOrphan {
-				rep.Reclaimed = append(rep.Reclaimed, c.orphan())
-			} else {
-				rep.Kept = append(rep.Kept, c.Candidate)
-			}
+		orphans, _ := c.sweep()
+		for _, cand := range orphans {
+			rep.Reclaimed = append(rep.Reclaimed, cand.orphan())
 		}
-		rep.Errors = res.errs
 		return rep, ctx.Err()
 	}
 
@@ -102,13 +97,12 @@ func CollectContext(ctx context.Context, root string, opts ...Option) (*Report, 
 		defer func() { _ = datadir.ReleaseFd(lockFd) }()
 	}
 
-	budget, cancel := ctx, context.CancelFunc(func() {})
+	c.budget = ctx
 	if o.budget > 0 {
-		budget, cancel = context.WithTimeout(ctx, o.budget)
+		var cancel context.CancelFunc
+		c.budget, cancel = context.WithTimeout(ctx, o.budget)
+		defer cancel()
 	}
-	defer cancel()
-
-	c := &collector{o: o, abs: abs, root: rootDir, ctx: ctx, budget: budget, rep: rep, ob: judge.NewObserver(o.now)}
 	if err != nil {
 		// Per-directory locks keep reclaims safe; the trash is left alone.
 		c.noTrash = true
@@ -147,7 +141,7 @@ type collector struct {
 func (c *collector) run() {
 	// Trash first: it is work an earlier run already committed to.
 	trashPath := filepath.Join(c.abs, TrashName)
-	c.useTrash(false, trashPath)
+	c.useTrash(false)
 	var oldTrash int64 // the trash directory's own blocks, freed with it
 	if c.trash != nil {
 		var st unix.Stat_t
@@ -165,23 +159,12 @@ func (c *collector) run() {
 		})
 	}
 
-	res := scan(c.ctx, c.root, c.abs, c.o, probeOrphans)
-	for _, e := range res.errs {
-		c.addPathErr(e)
-	}
-	var orphans []scanned
-	for _, cand := range res.cands {
-		if cand.Class == ClassOrphan {
-			orphans = append(orphans, cand)
-		} else {
-			c.keep(cand.Candidate)
-		}
-	}
+	orphans, remnants := c.sweep()
 	if len(orphans) > 0 {
-		c.useTrash(true, trashPath)
+		c.useTrash(true)
 	}
 	parallel(orphans, c.reclaim)
-	parallel(res.remnants, c.removeRemnant)
+	parallel(remnants, c.removeRemnant)
 
 	// This user's trash is not left behind empty.
 	if c.trash != nil {
@@ -199,6 +182,25 @@ func (c *collector) run() {
 	slices.SortFunc(c.rep.Reclaimed, func(a, b Orphan) int { return cmp.Compare(a.Path, b.Path) })
 	slices.SortFunc(c.rep.Kept, func(a, b Candidate) int { return cmp.Compare(a.Path, b.Path) })
 	slices.SortStableFunc(c.rep.Errors, func(a, b *fs.PathError) int { return cmp.Compare(a.Path, b.Path) })
+}
+
+// sweep scans root, reports the errors and the candidates kept, and
+// returns the orphans and the remnants.
+func (c *collector) sweep() (orphans []scanned, remnants []string) {
+	w := &walk{ctx: c.ctx, o: c.o, mode: probeOrphans}
+	w.run(c.root)
+	for _, e := range w.errs {
+		c.addPathErr(e)
+	}
+	slices.SortFunc(w.cands, func(a, b scanned) int { return cmp.Compare(a.Path, b.Path) })
+	for _, cand := range w.cands {
+		if cand.Class == ClassOrphan {
+			orphans = append(orphans, cand)
+		} else {
+			c.keep(cand.Candidate)
+		}
+	}
+	return orphans, w.remnants
 }
 
 // dropLock removes the root lock file, still holding it, when the run
@@ -236,7 +238,7 @@ func (c *collector) keep(cand Candidate) {
 
 // useTrash opens root's trash, making it if create, unless it is open or
 // this run reclaims in place, as it does from a trash it may not use.
-func (c *collector) useTrash(create bool, path string) {
+func (c *collector) useTrash(create bool) {
 	if c.trash != nil || c.noTrash {
 		return
 	}
@@ -246,7 +248,7 @@ func (c *collector) useTrash(create bool, path string) {
 		c.trash = t
 	case errors.Is(err, fstree.ErrMountPoint) || errors.Is(err, errOpenToOthers):
 		// For an operator to fix.
-		c.addErr("open trash", path, err)
+		c.addErr("open trash", filepath.Join(c.abs, TrashName), err)
 		c.noTrash = true
 	case create:
 		c.o.logger.Info("gc: reclaiming in place", "error", err)
@@ -327,12 +329,24 @@ func (c *collector) reclaimDir(cand scanned, step func(scanned, *os.File) outcom
 		return outcome{kept: cand.Candidate, err: err}
 	}
 	defer closeLeased(d)
-	restore, out, ok := leaseWritable(d, cand)
-	if !ok {
-		return out
+	// The lease is on d itself; verifyPath proves later that the path names d.
+	switch err := dirOf(d, cand.Path).TryLease(); {
+	case errors.Is(err, state.ErrLocked):
+		held := "run lease is held"
+		if cand.leftover {
+			held = "directory is flocked"
+		}
+		return outcome{kept: relabel(cand.Candidate, ClassLive, ReasonLeaseHeld, held)}
+	case err != nil:
+		return outcome{kept: cand.Candidate, err: err}
+	}
+	restore, err := makeWritable(d, cand.Path)
+	if err != nil {
+		return outcome{kept: cand.Candidate, err: err}
 	}
 	defer restore()
-	if out = step(cand, d); !cand.leftover && !out.gone && out.orphan == nil && removed(d) {
+	out := step(cand, d)
+	if !cand.leftover && !out.gone && out.orphan == nil && removed(d) {
 		// Kept only because the whole directory went while we looked.
 		return outcome{gone: true}
 	}
@@ -352,26 +366,6 @@ func (c *collector) reclaimDir(cand scanned, step func(scanned, *os.File) outcom
 		out.orphan.Bytes += more
 	}
 	return out
-}
-
-// leaseWritable takes the lease on d itself (verifyPath proves later that
-// the path names d) and makes d writable; unless ok, out says why not.
-func leaseWritable(d *os.File, cand scanned) (restore func(), out outcome, ok bool) {
-	held := "run lease is held"
-	if cand.leftover {
-		held = "directory is flocked"
-	}
-	switch err := dirOf(d, cand.Path).TryLease(); {
-	case errors.Is(err, state.ErrLocked):
-		return nil, outcome{kept: relabel(cand.Candidate, ClassLive, ReasonLeaseHeld, held)}, false
-	case err != nil:
-		return nil, outcome{kept: cand.Candidate, err: err}, false
-	}
-	restore, err := makeWritable(d, cand.Path)
-	if err != nil {
-		return nil, outcome{kept: cand.Candidate, err: err}, false
-	}
-	return restore, outcome{}, true
 }
 
 // removeDataDir removes the emptied data directory d at rel, its lease
@@ -514,16 +508,13 @@ func (c *collector) reclaimLocked(cand scanned, d *os.File) outcome {
 	if c.o.hooks.stateLocked != nil {
 		c.o.hooks.stateLocked(path)
 	}
-	var s *state.State
-	fi, err := sl.Read(parseInto(&s))
+	f, err := readFacts(c.ob, sl.Read)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return outcome{gone: true}
 	case err != nil:
 		return outcome{kept: unreadable(cand.Candidate, err)}
 	}
-	f := c.ob.Bare()
-	f.State, f.StateModTime = s, fi.ModTime
 	c.ob.LookupProcess(&f)
 	now := candidateFrom(path, f, c.o.policy())
 	if now.Class != ClassOrphan {
@@ -634,25 +625,22 @@ func (c *collector) moveRootfsWork(d *os.File, path string) (int64, string, erro
 			return 0, "", werr
 		}
 	}
-	if t := c.trash; t != nil && c.movable(d, wpath) {
-		name := fmt.Sprintf("%d-%d-%d", time.Now().UnixNano(), os.Getpid(), trashSeq.Add(1))
-		err := sysat.Renameat(int(d.Fd()), rootfsWorkName, int(t.Fd()), name)
-		if err == nil {
-			return 0, name, nil
+	// Into the trash goes only a tree holding no live VM's data directory,
+	// no mount point and nothing unreadable.
+	if t := c.trash; t != nil {
+		res, err := treeOptions(c.ob, c.o.policy()).InUseAt(c.budget, d, rootfsWorkName, wpath)
+		if err == nil && len(res.InUse) == 0 && len(res.Mounts) == 0 && len(res.Errors) == 0 {
+			name := fmt.Sprintf("%d-%d-%d", time.Now().UnixNano(), os.Getpid(), trashSeq.Add(1))
+			if err = sysat.Renameat(int(d.Fd()), rootfsWorkName, int(t.Fd()), name); err == nil {
+				return 0, name, nil
+			}
+			// Another filesystem (EXDEV), say; or rootfs-work went meanwhile.
+			c.o.logger.Debug("gc: removing in place", "path", wpath, "error", err)
 		}
-		// Another filesystem (EXDEV), say; or rootfs-work went meanwhile.
-		c.o.logger.Debug("gc: removing in place", "path", wpath, "error", err)
 	}
 	freed, gone := c.removeTree(d, rootfsWorkName, wpath, path)
 	if !gone {
 		return freed, "", errLeftInPlace
 	}
 	return freed, "", nil
-}
-
-// movable reports whether d's rootfs-work may go into the trash: it holds
-// no live VM's data directory, no mount point and nothing unreadable.
-func (c *collector) movable(d *os.File, wpath string) bool {
-	res, err := c.treeOptions().InUseAt(c.budget, d, rootfsWorkName, wpath)
-	return err == nil && len(res.InUse) == 0 && len(res.Mounts) == 0 && len(res.Errors) == 0
 }

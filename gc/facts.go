@@ -26,11 +26,8 @@ const (
 // sets the marker, so a marker read first and a lease found free afterwards
 // cannot be a run just starting.
 func observeAt(ob *judge.Observer, d datadir.Dir, sf datadir.StateFile, p judge.Policy, mode probeMode) (f judge.Facts) {
-	var s *state.State
-	fi, err := sf.Read(parseInto(&s))
+	f, _ = readFacts(ob, sf.Read)
 	_ = sf.Close()
-	f = ob.Bare()
-	f.State, f.StateErr, f.StateModTime = s, err, fi.ModTime
 	if f.StateErr != nil && mode == probeOrphans {
 		// Unreadable whatever the locks say.
 		return f
@@ -55,4 +52,16 @@ func observeAt(ob *judge.Observer, d datadir.Dir, sf datadir.StateFile, p judge.
 	// orphan's lock is probed; a kept one is reported with its own verdict.
 	f.LockHeld, f.LockErr = d.ProbeLock()
 	return f
+}
+
+// readFacts reads the state through read; the runner is not looked up.
+func readFacts(ob *judge.Observer, read func(datadir.Parser) (datadir.FileInfo, error)) (judge.Facts, error) {
+	var s *state.State
+	fi, err := read(func(data []byte) (err error) {
+		s, err = state.Parse(data)
+		return err
+	})
+	f := ob.Bare()
+	f.State, f.StateErr, f.StateModTime = s, err, fi.ModTime
+	return f, err
 }

@@ -28,6 +28,10 @@ import (
 // about speed, only a way to fail instead of hanging.
 const guard = 20 * time.Second
 
+func withHooks(h hooks) Option {
+	return func(o *options) { o.hooks = h }
+}
+
 // runnerPath is the stand-in runner (package internal/testproc builds
 // it once, before any test starts), named go-microvm-runner.
 var runnerPath string

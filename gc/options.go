@@ -49,10 +49,6 @@ type hooks struct {
 	emptying    func(path string) // Collect starts deleting a committed rootfs-work
 }
 
-func withHooks(h hooks) Option {
-	return func(o *options) { o.hooks = h }
-}
-
 func newOptions(opts []Option) *options {
 	o := &options{depth: DefaultDepth, now: time.Now}
 	for _, opt := range opts {

@@ -53,13 +53,11 @@ func (c *collector) embedderFirst(d *os.File, rel string, now Candidate) *Candid
 		}
 	}()
 	for len(c.o.owned) > 0 {
-		freed, left := c.removeOwned(dir, filepath.Join(c.abs, rel), branch, now.Path)
-		c.freed.Add(freed)
-		if left != "" {
-			k := now
-			k.Detail += "; owned entry left for the next run: " + left
-			return &k
+		freed, k := c.removeOwned(dir, filepath.Join(c.abs, rel), branch, now)
+		if k != nil {
+			return k
 		}
+		c.freed.Add(freed)
 		up := filepath.Dir(rel)
 		if up == "." {
 			break
@@ -70,12 +68,11 @@ func (c *collector) embedderFirst(d *os.File, rel string, now Candidate) *Candid
 		}
 		_, only := c.ownedOnly(p, filepath.Base(rel))
 		same, err := sameDirAt(p, filepath.Base(rel), dir)
-		ok := only && err == nil && same
 		if dir != d {
 			_ = dir.Close()
 		}
 		dir, rel, branch = p, up, filepath.Base(rel)
-		if !ok {
+		if !only || err != nil || !same {
 			break
 		}
 	}
@@ -133,11 +130,9 @@ func (c *collector) reclaimLeftover(cand scanned, d *os.File) outcome {
 	if k := c.veto(kept); k != nil {
 		return outcome{kept: *k}
 	}
-	freed, left := c.removeOwned(d, path, "", path)
-	if left != "" {
-		c.freed.Add(freed)
-		kept.Detail += "; owned entry left for the next run: " + left
-		return outcome{kept: kept}
+	freed, k := c.removeOwned(d, path, "", kept)
+	if k != nil {
+		return outcome{kept: *k}
 	}
 	return outcome{orphan: &Orphan{Path: path, Reason: kept.Reason, Bytes: freed}}
 }
@@ -190,8 +185,10 @@ func holdsDataDir(dir *os.File, name string) bool {
 }
 
 // removeOwned removes the owned entries of dir (at path) but branch and
-// returns the bytes freed and the first entry left ("" when all went).
-func (c *collector) removeOwned(dir *os.File, path, branch, owner string) (freed int64, left string) {
+// returns the bytes freed, or, when one is left, now kept (what went is
+// counted as freed).
+func (c *collector) removeOwned(dir *os.File, path, branch string, now Candidate) (int64, *Candidate) {
+	var freed int64
 	for _, name := range c.o.owned {
 		if name == branch || !c.o.ownedAt(dir, name) {
 			continue
@@ -201,11 +198,13 @@ func (c *collector) removeOwned(dir *os.File, path, branch, owner string) (freed
 			continue
 		}
 		display := filepath.Join(path, name)
-		n, gone := c.removeTree(dir, name, display, owner)
+		n, gone := c.removeTree(dir, name, display, now.Path)
 		freed += n
 		if !gone {
-			return freed, display
+			c.freed.Add(freed)
+			now.Detail += "; owned entry left for the next run: " + display
+			return 0, &now
 		}
 	}
-	return freed, ""
+	return freed, nil
 }

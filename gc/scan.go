@@ -17,7 +17,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -155,7 +154,7 @@ func OrphansSeq(ctx context.Context, root string, opts ...Option) iter.Seq2[Orph
 // is made.
 func scanSeq(ctx context.Context, root string, mode probeMode, opts []Option) iter.Seq2[Candidate, error] {
 	return func(yield func(Candidate, error) bool) {
-		abs, rootDir, err := openRoot(root)
+		_, rootDir, err := openRoot(root)
 		if rootDir == nil {
 			if err != nil {
 				yield(Candidate{}, err)
@@ -163,8 +162,8 @@ func scanSeq(ctx context.Context, root string, mode probeMode, opts []Option) it
 			return
 		}
 		defer rootDir.Close()
-		w := &walk{ctx: ctx, abs: abs, o: newOptions(opts), mode: mode, root: rootDir, yield: yield}
-		w.run()
+		w := &walk{ctx: ctx, o: newOptions(opts), mode: mode, yield: yield}
+		w.run(rootDir)
 		if !w.stopped && ctx.Err() != nil {
 			yield(Candidate{}, fmt.Errorf("scan: %w", ctx.Err()))
 		}
@@ -184,7 +183,7 @@ func openRoot(root string) (abs string, dir *os.File, err error) {
 	}
 	// The root itself is the caller's choice: a symlink to it is followed.
 	// Nothing below it ever is.
-	dir, err = os.OpenFile(abs, os.O_RDONLY|dirFlag, 0)
+	dir, err = os.OpenFile(abs, os.O_RDONLY|unix.O_DIRECTORY, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return abs, nil, nil
 	}
@@ -201,39 +200,23 @@ type scanned struct {
 	leftover bool // the embedder's leftovers, not a data directory
 }
 
-// scanResult is what a sweep found under root.
-type scanResult struct {
-	cands []scanned
-	errs  []*fs.PathError
-	// remnants are the directories below root (rel) holding a state lock
-	// and no state file: what a reclaim cut short after its commit leaves.
-	remnants []string
-}
-
-// scan walks below rootDir for candidates and classifies them, keeping
-// them all (sorted by path) for Collect.
-func scan(ctx context.Context, rootDir *os.File, abs string, o *options, mode probeMode) *scanResult {
-	w := &walk{ctx: ctx, abs: abs, o: o, mode: mode, root: rootDir, res: &scanResult{}}
-	w.run()
-	slices.SortFunc(w.res.cands, func(a, b scanned) int { return cmp.Compare(a.Path, b.Path) })
-	return w.res
-}
-
 // walk is one scan, depth first on one goroutine.
 type walk struct {
 	ctx  context.Context
-	abs  string
 	o    *options
 	mode probeMode
-	root *os.File
 	// ob is made on first use: a scan that meets no data directory never
 	// reads the boot facts.
 	ob *judge.Observer
-	// Each verdict and error goes to res when set, else to yield;
-	// stopped is set once yield returns false.
-	res     *scanResult
-	yield   func(Candidate, error) bool
-	stopped bool
+	// Each verdict and error goes to yield when set (stopped once it
+	// returns false), else to cands and errs, and then remnants lists the
+	// directories below root holding a state lock and no state file: what
+	// a reclaim cut short after its commit leaves.
+	yield    func(Candidate, error) bool
+	stopped  bool
+	cands    []scanned
+	errs     []*fs.PathError
+	remnants []string
 }
 
 func (w *walk) observer() *judge.Observer {
@@ -245,26 +228,16 @@ func (w *walk) observer() *judge.Observer {
 
 func (w *walk) done() bool { return w.stopped || w.ctx.Err() != nil }
 
-func (w *walk) run() {
-	d, err := openDirAt(w.root, ".", w.abs)
-	if err != nil {
-		w.fail("open root", w.abs, err)
-		return
-	}
-	defer d.Close()
-	candidate, list := w.visit(d, ".", 0)
-	if !list {
-		return
-	}
-	_, _, left := w.list(d, ".", 0, candidate)
+func (w *walk) run(root *os.File) {
+	_, left := w.enter(root, ".", ".", 0)
 	for _, l := range left {
 		w.decided(l)
 	}
 }
 
 func (w *walk) fail(op, path string, err error) {
-	if w.res != nil {
-		w.res.errs = append(w.res.errs, pathError(op, path, err))
+	if w.yield == nil {
+		w.errs = append(w.errs, pathError(op, path, err))
 	} else if !w.stopped && !w.yield(Candidate{}, pathError(op, path, err)) {
 		w.stopped = true
 	}
@@ -282,8 +255,8 @@ func (w *walk) decided(sc scanned) {
 	if w.o.progress != nil {
 		w.o.progress(Progress{Kind: ProgressClassified, Candidate: cand})
 	}
-	if w.res != nil {
-		w.res.cands = append(w.res.cands, sc)
+	if w.yield == nil {
+		w.cands = append(w.cands, sc)
 	} else if !w.yield(cand, nil) {
 		w.stopped = true
 	}
@@ -307,8 +280,8 @@ func enters(e fs.DirEntry, candidate bool) bool {
 
 // enter opens the entry name of parent and visits it, descending into what
 // it lists. It reports whether a data directory is, or may be, at or below
-// it (occupied), and the embedders' leftovers at or below it, not yet
-// handed over.
+// it (occupied), and the embedders' leftovers at or below it (never root),
+// not yet handed over.
 func (w *walk) enter(parent *os.File, name, rel string, level int) (occupied bool, left []scanned) {
 	path := filepath.Join(parent.Name(), name)
 	d, err := openDirAt(parent, name, path)
@@ -328,7 +301,7 @@ func (w *walk) enter(parent *os.File, name, rel string, level int) (occupied boo
 		return candidate, nil
 	}
 	occupied, owned, left := w.list(d, rel, level, candidate)
-	if !owned || occupied {
+	if !owned || occupied || rel == "." {
 		return occupied, left
 	}
 	f := judge.Facts{Leftover: true, Now: w.o.now()}
@@ -405,8 +378,8 @@ func (w *walk) visit(d *os.File, rel string, level int) (candidate, list bool) {
 		}
 	}
 	var st unix.Stat_t
-	if !candidate && rel != "." && w.res != nil && sysat.Fstatat(int(d.Fd()), state.LockFileName, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
-		w.res.remnants = append(w.res.remnants, rel)
+	if !candidate && rel != "." && w.yield == nil && sysat.Fstatat(int(d.Fd()), state.LockFileName, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+		w.remnants = append(w.remnants, rel)
 	}
 	// Too deep to list. With owned names, a directory this deep is
 	// listed, not entered, to tell whether it is the embedder's leftovers.
@@ -449,7 +422,7 @@ func (w *walk) classify(d *os.File, sf datadir.StateFile, serr error, rel string
 	}
 	cand := candidateFrom(d.Name(), f, w.o.policy())
 	if w.o.sizes {
-		cand.Bytes = measure(w.ctx, d, fstree.Options{InUseMarker: state.FileName, InUse: nestedInUse(w.observer(), w.o.policy())})
+		cand.Bytes = measure(w.ctx, d, treeOptions(w.observer(), w.o.policy()))
 	}
 	w.decided(scanned{Candidate: cand, rel: rel})
 }
@@ -510,7 +483,3 @@ func ownedFiles(d *os.File) ([]string, error) {
 	}
 	return owned, nil
 }
-
-// workers is how many goroutines observe or delete at once: the work is
-// mostly syscalls, which keep a CPU busy in the kernel.
-func workers() int { return runtime.GOMAXPROCS(0) }

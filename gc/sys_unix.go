@@ -15,11 +15,7 @@ import (
 	"github.com/stacklok/go-microvm/internal/datadir"
 	"github.com/stacklok/go-microvm/internal/fstree"
 	"github.com/stacklok/go-microvm/internal/sysat"
-	"github.com/stacklok/go-microvm/state"
 )
-
-// dirFlag makes os.OpenFile refuse anything but a directory.
-const dirFlag = unix.O_DIRECTORY
 
 // openDirAt opens the directory name below parent, never following a
 // symlink, as an *os.File named display; its error names display.
@@ -79,14 +75,6 @@ func isGone(err error) bool {
 // it is a mount point: not a failure.
 func isNotEmpty(err error) bool {
 	return errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) || errors.Is(err, unix.EBUSY)
-}
-
-// parseInto returns the datadir.Parser that parses into *s.
-func parseInto(s **state.State) datadir.Parser {
-	return func(data []byte) (err error) {
-		*s, err = state.Parse(data)
-		return err
-	}
 }
 
 // dirOf returns the datadir.Dir view of d, which must stay open meanwhile.

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -97,7 +98,7 @@ func (c *collector) removeTree(dir *os.File, name, display, owner string) (int64
 		c.deferred.Store(true)
 		return 0, false
 	}
-	res, err := c.treeOptions().RemoveAt(c.budget, dir, name, display)
+	res, err := treeOptions(c.ob, c.o.policy()).RemoveAt(c.budget, dir, name, display)
 	switch {
 	case errors.Is(err, fstree.ErrBudget):
 		c.deferred.Store(true)
@@ -126,14 +127,10 @@ func (c *collector) removeTree(dir *os.File, name, display, owner string) (int64
 	return res.Bytes, errors.Is(serr, unix.ENOENT)
 }
 
-func (c *collector) treeOptions() fstree.Options {
-	return fstree.Options{InUseMarker: state.FileName, InUse: nestedInUse(c.ob, c.o.policy())}
-}
-
-// nestedInUse returns the check that keeps, in a tree removed, a nested
-// data directory a collector would keep as live or cannot judge.
-func nestedInUse(ob *judge.Observer, p judge.Policy) func(fd int, path string) string {
-	return func(fd int, path string) string {
+// treeOptions keeps, in a tree removed or measured, a nested data
+// directory a collector would keep as live or cannot judge.
+func treeOptions(ob *judge.Observer, p judge.Policy) fstree.Options {
+	return fstree.Options{InUseMarker: state.FileName, InUse: func(fd int, path string) string {
 		d := datadir.NewDir(fd, path)
 		if held, err := d.ProbeLease(); held {
 			return "nested data directory: run lease is held"
@@ -145,13 +142,10 @@ func nestedInUse(ob *judge.Observer, p judge.Policy) func(fd int, path string) s
 		} else if err != nil {
 			return "nested data directory: " + err.Error()
 		}
-		var s *state.State
-		fi, err := d.Read(parseInto(&s))
+		f, err := readFacts(ob, d.Read)
 		if err != nil {
 			return ""
 		}
-		f := ob.Bare()
-		f.State, f.StateModTime = s, fi.ModTime
 		ob.LookupProcess(&f)
 		// A runner this collector cannot judge may be alive: kept.
 		switch v := judge.Classify(f, p); {
@@ -160,13 +154,13 @@ func nestedInUse(ob *judge.Observer, p judge.Policy) func(fd int, path string) s
 			return "nested data directory: " + string(v.Reason)
 		}
 		return ""
-	}
+	}}
 }
 
 // parallel calls fn for every item, at most 4×GOMAXPROCS at once (each
 // waits on the disk), one at a time in order on one CPU, and waits.
 func parallel[T any](items []T, fn func(T)) {
-	n := workers()
+	n := runtime.GOMAXPROCS(0)
 	if n > 1 {
 		n *= 4
 	}
