@@ -256,10 +256,9 @@ func (c *collector) useTrash(create bool) {
 	}
 }
 
-// outcome is how the reclaim of one orphan ended: gone (removed by someone
-// else meanwhile, reported as reclaimed with nothing freed here), committed
-// (orphan set; its rootfs-work still in the trash as entry trash, if any),
-// or kept, with the error that stopped it (nil when the verdict did).
+// outcome is how one reclaim ended: gone (removed by another meanwhile),
+// committed (orphan; trash names its rootfs-work's trash entry, if any), or
+// kept, with the error that stopped it (nil when the verdict did).
 type outcome struct {
 	gone   bool
 	orphan *Orphan
@@ -279,9 +278,7 @@ func (c *collector) reclaim(cand scanned) {
 		c.keep(cand.Candidate)
 		return
 	}
-	if c.o.hooks.reclaim != nil {
-		c.o.hooks.reclaim(cand.Path)
-	}
+	runHook(c.o.hooks.reclaim, cand.Path)
 	step := c.reclaimLocked
 	if cand.leftover {
 		step = c.reclaimLeftover
@@ -359,9 +356,7 @@ func (c *collector) reclaimDir(cand scanned, step func(scanned, *os.File) outcom
 		c.removeDataDir(parent, d, cand.rel, cand.Path)
 	}
 	if out.trash != "" {
-		if c.o.hooks.emptying != nil {
-			c.o.hooks.emptying(cand.Path)
-		}
+		runHook(c.o.hooks.emptying, cand.Path)
 		more, _ := c.removeTree(c.trash, out.trash, filepath.Join(c.abs, TrashName, out.trash), cand.Path)
 		out.orphan.Bytes += more
 	}
@@ -372,7 +367,14 @@ func (c *collector) reclaimDir(cand scanned, step func(scanned, *os.File) outcom
 // held, then its parent if strictly below root, empty and flocked by
 // nobody else. A directory something else fills stays, silently.
 func (c *collector) removeDataDir(parent, d *os.File, rel, path string) {
-	dropIdleLock(d, path)
+	// An idle collector lock, of a collection over d itself, goes with d.
+	var st unix.Stat_t
+	if sysat.Fstatat(int(d.Fd()), LockName(), &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+		if fd, err := lockRoot(d, path); err == nil {
+			_ = sysat.Unlinkat(int(d.Fd()), LockName(), 0)
+			_ = unix.Close(fd)
+		}
+	}
 	if err := sysat.Unlinkat(int(parent.Fd()), filepath.Base(rel), unix.AT_REMOVEDIR); err != nil {
 		if !isNotEmpty(err) && !isGone(err) {
 			c.addErr("remove", path, err)
@@ -417,7 +419,7 @@ func (c *collector) removeRemnant(rel string) {
 }
 
 func (c *collector) remnant(cand scanned, d *os.File) outcome {
-	if c.verifyPath(cand.rel, d) != nil {
+	if verifyPath(c.root, cand.rel, d) != nil {
 		return outcome{}
 	}
 	sl, err := dirOf(d, cand.Path).TryLock()
@@ -429,9 +431,7 @@ func (c *collector) remnant(cand scanned, d *os.File) outcome {
 	if !ok {
 		return outcome{}
 	}
-	if c.o.hooks.locked != nil {
-		c.o.hooks.locked(cand.Path)
-	}
+	runHook(c.o.hooks.locked, cand.Path)
 	// Only what was listed goes: anything made since, such as a released
 	// Run's clone, which takes no lease, keeps the directory.
 	var freed int64
@@ -476,7 +476,6 @@ func closeLeased(d *os.File) {
 	_ = d.Close()
 }
 
-// removed reports whether the directory d has been deleted.
 func removed(d *os.File) bool {
 	var st unix.Stat_t
 	err := sysat.Fstat(int(d.Fd()), &st)
@@ -505,9 +504,7 @@ func (c *collector) reclaimLocked(cand scanned, d *os.File) outcome {
 		return outcome{kept: unreadable(cand.Candidate, err)}
 	}
 	defer c.release(sl, path)
-	if c.o.hooks.stateLocked != nil {
-		c.o.hooks.stateLocked(path)
-	}
+	runHook(c.o.hooks.stateLocked, path)
 	f, err := readFacts(c.ob, sl.Read)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -521,10 +518,8 @@ func (c *collector) reclaimLocked(cand scanned, d *os.File) outcome {
 		now.Detail += " (changed during the sweep)"
 		return outcome{kept: now}
 	}
-	if c.o.hooks.locked != nil {
-		c.o.hooks.locked(path)
-	}
-	if err := c.verifyPath(cand.rel, d); err != nil {
+	runHook(c.o.hooks.locked, path)
+	if err := verifyPath(c.root, cand.rel, d); err != nil {
 		return outcome{kept: now, err: err}
 	}
 	if k := c.embedderFirst(d, cand.rel, now); k != nil {
@@ -543,7 +538,6 @@ func (c *collector) reclaimLocked(cand scanned, d *os.File) outcome {
 	return outcome{orphan: &Orphan{Path: path, Reason: now.Reason, PID: now.PID, Bytes: freed}, trash: trash}
 }
 
-// unreadable relabels c as unreadable because of err.
 func unreadable(c Candidate, err error) Candidate {
 	k := relabel(c, ClassUnreadable, ReasonUnreadable, err.Error())
 	k.Err = err
@@ -553,19 +547,6 @@ func unreadable(c Candidate, err error) Candidate {
 func relabel(c Candidate, class Class, reason Reason, detail string) Candidate {
 	c.Class, c.Reason, c.Detail = class, reason, detail
 	return c
-}
-
-// verifyPath checks that rel, walked down from root without following a
-// symlink, still leads to d, so that the locks on d guard the path.
-func (c *collector) verifyPath(rel string, d *os.File) error {
-	same, err := sameDirAt(c.root, rel, d)
-	if err != nil {
-		return fmt.Errorf("verify data directory: %w", err)
-	}
-	if !same {
-		return errors.New("verify data directory: path no longer names the directory that was locked")
-	}
-	return nil
 }
 
 // errLeftInPlace stops a commit whose rootfs-work, removed in place, is

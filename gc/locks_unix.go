@@ -17,12 +17,10 @@ import (
 	"github.com/stacklok/go-microvm/internal/sysat"
 )
 
-// lockRoot takes root's collector lock without waiting and returns its
-// descriptor, never through a planted symlink. It returns ErrBusy when
-// another collector holds it or its file keeps being replaced (unlinked by
-// its holder), state.ErrNotRegular for a planted non-regular file (never
-// opened), and fs.ErrPermission or errOpenToOthers when another user could
-// hold it.
+// lockRoot takes root's collector lock without waiting, never through a
+// symlink, and returns its descriptor. ErrBusy: another collector holds it
+// or keeps replacing its file. A lock file another user could hold, or not
+// a regular file (never opened), is an error lockUnusable accepts.
 func lockRoot(root *os.File, abs string) (int, error) {
 	name := LockName()
 	path := abs + string(os.PathSeparator) + name
@@ -53,20 +51,4 @@ func lockUnusable(err error) bool {
 	var pe *fs.PathError
 	return errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) || errors.Is(err, datadir.ErrNotRegular) ||
 		errors.As(err, &pe) && pe.Op == "use"
-}
-
-// dropIdleLock removes the collector lock file in dir when no collector
-// holds it: one left by a collection over the data directory itself.
-func dropIdleLock(dir *os.File, path string) {
-	// None there: none is made, which a kill could leave behind.
-	var st unix.Stat_t
-	if sysat.Fstatat(int(dir.Fd()), LockName(), &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
-		return
-	}
-	fd, err := lockRoot(dir, path)
-	if err != nil {
-		return
-	}
-	defer unix.Close(fd)
-	_ = sysat.Unlinkat(int(dir.Fd()), LockName(), 0)
 }

@@ -49,6 +49,13 @@ type hooks struct {
 	emptying    func(path string) // Collect starts deleting a committed rootfs-work
 }
 
+// runHook calls the hook h, if set, with arg.
+func runHook(h func(string), arg string) {
+	if h != nil {
+		h(arg)
+	}
+}
+
 func newOptions(opts []Option) *options {
 	o := &options{depth: DefaultDepth, now: time.Now}
 	for _, opt := range opts {

@@ -40,18 +40,13 @@ func validOwnedName(name string) bool {
 
 // embedderFirst asks the embedder's veto, then removes its owned entries
 // in the data directory d at rel and in each parent below root holding
-// nothing else but the branch down to d. It returns the candidate as kept when the
-// reclaim must not go on.
+// nothing else but the branch down to d. It returns the candidate as kept
+// when the reclaim must not go on.
 func (c *collector) embedderFirst(d *os.File, rel string, now Candidate) *Candidate {
 	if k := c.veto(now); k != nil {
 		return k
 	}
 	dir, branch := d, ""
-	defer func() {
-		if dir != d {
-			_ = dir.Close()
-		}
-	}()
 	for len(c.o.owned) > 0 {
 		freed, k := c.removeOwned(dir, filepath.Join(c.abs, rel), branch, now)
 		if k != nil {
@@ -66,13 +61,11 @@ func (c *collector) embedderFirst(d *os.File, rel string, now Candidate) *Candid
 		if err != nil {
 			break
 		}
+		defer p.Close() // one per level below root
 		_, only := c.ownedOnly(p, filepath.Base(rel))
-		same, err := sameDirAt(p, filepath.Base(rel), dir)
-		if dir != d {
-			_ = dir.Close()
-		}
+		err = verifyPath(p, filepath.Base(rel), dir)
 		dir, rel, branch = p, up, filepath.Base(rel)
-		if !only || err != nil || !same {
+		if !only || err != nil {
 			break
 		}
 	}
@@ -120,7 +113,7 @@ func (c *collector) veto(now Candidate) *Candidate {
 // under a flock on d taken before it looks again, once the veto says so.
 func (c *collector) reclaimLeftover(cand scanned, d *os.File) outcome {
 	kept, path := cand.Candidate, cand.Path
-	if err := c.verifyPath(cand.rel, d); err != nil {
+	if err := verifyPath(c.root, cand.rel, d); err != nil {
 		return outcome{kept: kept, err: err}
 	}
 	if n, ok := c.ownedOnly(d, ""); !ok || n == 0 {
@@ -157,22 +150,19 @@ func (c *collector) ownedOnly(dir *os.File, branch string) (owned int, ok bool) 
 }
 
 // ownedAt reports whether name in dir is one of the embedder's entries:
-// an owned name that holds no data directory.
+// an owned name holding no state file at any depth (never through a
+// symlink); one inside a rootfs-work (a guest image's file) does not count.
 func (o *options) ownedAt(dir *os.File, name string) bool {
-	return slices.Contains(o.owned, name) && !holdsDataDir(dir, name)
-}
-
-// holdsDataDir reports whether the directory name in dir, or one below it
-// (never through a symlink), holds a state file; one inside a rootfs-work
-// (a guest image's file) does not count.
-func holdsDataDir(dir *os.File, name string) bool {
-	var st unix.Stat_t
-	if sysat.Fstatat(int(dir.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || !sysat.IsDir(&st) {
+	if !slices.Contains(o.owned, name) {
 		return false
 	}
-	// A name swapped for a symlink since can only make this yes: kept.
-	if sysat.Fstatat(int(dir.Fd()), name+"/"+state.FileName, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+	var st unix.Stat_t
+	if sysat.Fstatat(int(dir.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || !sysat.IsDir(&st) {
 		return true
+	}
+	// A name swapped for a symlink since can only make this no: kept.
+	if sysat.Fstatat(int(dir.Fd()), name+"/"+state.FileName, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+		return false
 	}
 	found := func(_ int, path string) string {
 		if slices.Contains(strings.Split(filepath.Dir(path), "/"), rootfsWorkName) {
@@ -181,7 +171,7 @@ func holdsDataDir(dir *os.File, name string) bool {
 		return "data directory"
 	}
 	res, _ := fstree.Options{InUseMarker: state.FileName, InUse: found}.InUseAt(context.Background(), dir, name, name)
-	return len(res.InUse) > 0
+	return len(res.InUse) == 0
 }
 
 // removeOwned removes the owned entries of dir (at path) but branch and

@@ -136,15 +136,12 @@ func OrphansContext(ctx context.Context, root string, opts ...Option) ([]Orphan,
 func OrphansSeq(ctx context.Context, root string, opts ...Option) iter.Seq2[Orphan, error] {
 	return func(yield func(Orphan, error) bool) {
 		for c, err := range scanSeq(ctx, root, probeOrphans, opts) {
-			switch {
-			case err != nil:
-				if !yield(Orphan{}, err) {
-					return
-				}
-			case c.Class == ClassOrphan:
-				if !yield(c.orphan(), nil) {
-					return
-				}
+			if err == nil && c.Class != ClassOrphan {
+				continue
+			}
+			// Beside an error, c is zero and so is its Orphan.
+			if !yield(c.orphan(), err) {
+				return
 			}
 		}
 	}
@@ -262,11 +259,9 @@ func (w *walk) decided(sc scanned) {
 	}
 }
 
-// enters reports whether the walk enters the entry e of a directory that
-// is a candidate or not. It never follows a symlink. In a data directory,
-// the rootfs clone (a guest image may hold anything, a state file
-// included) and the image cache are go-microvm's own; elsewhere these are
-// ordinary names, a VM's among them.
+// enters reports whether the walk enters the entry e, never a symlink. In
+// a data directory (candidate), go-microvm's own names are not entered (a
+// guest image may hold anything); elsewhere they may name a VM.
 func enters(e fs.DirEntry, candidate bool) bool {
 	if !e.IsDir() || strings.HasPrefix(e.Name(), OwnPrefix) {
 		return false
@@ -313,12 +308,11 @@ func (w *walk) enter(parent *os.File, name, rel string, level int) (occupied boo
 	return false, []scanned{{Candidate: cand, rel: rel, leftover: true}}
 }
 
-// list reads the directory d at rel (level below root) and enters the
-// entries the walk descends into. It reports whether a data directory is,
-// or may be, among or below them (a listing cut short may hide one),
-// whether the entries are the embedder's leftovers (at least one owned
-// entry, and nothing else but an idle collector lock), and the leftovers
-// found below.
+// list reads the directory d at rel (level below root), entering what the
+// walk descends into. It reports whether a data directory is, or may be,
+// below (a listing cut short may hide one), whether d is the embedder's
+// leftovers (owned entries and an idle collector lock only), and the
+// leftovers found below.
 func (w *walk) list(d *os.File, rel string, level int, candidate bool) (occupied, owned bool, left []scanned) {
 	owned = len(w.o.owned) > 0
 	n := 0
@@ -357,9 +351,7 @@ func (w *walk) visit(d *os.File, rel string, level int) (candidate, list bool) {
 	if w.done() {
 		return false, false
 	}
-	if w.o.hooks.entered != nil {
-		w.o.hooks.entered(rel)
-	}
+	runHook(w.o.hooks.entered, rel)
 	sf, serr := dirOf(d, d.Name()).OpenState()
 	candidate = !errors.Is(serr, fs.ErrNotExist)
 	if candidate {
@@ -370,10 +362,8 @@ func (w *walk) visit(d *os.File, rel string, level int) (candidate, list bool) {
 			w.classify(d, sf, serr, rel)
 		}
 		if rel != "." {
-			// Below root, a data directory holds no other: its
-			// subdirectories are the VM's (rootfs-work, the image cache,
-			// the embedder's own), and one that looked like a data
-			// directory would be reclaimed from under it.
+			// Below root, a data directory holds no other: what looks
+			// like one in it is the VM's, not to be reclaimed under it.
 			return true, false
 		}
 	}
@@ -399,10 +389,8 @@ func (w *walk) classify(d *os.File, sf datadir.StateFile, serr error, rel string
 			f.LeaseHeld, f.LeaseErr = dd.ProbeLease()
 		}
 	case w.mode == probeOrphans:
-		// A held lease decides alone, whatever the state says: the common
-		// case of a running VM costs no read and no parse. A free lease
-		// is probed again after the read (observeAt), as the marker
-		// requires.
+		// A held lease decides alone: a running VM costs no read and no
+		// parse. A free one is probed again after the read (observeAt).
 		held, err := dd.ProbeLease()
 		if held || err != nil {
 			_ = sf.Close()

@@ -37,23 +37,27 @@ func dirNames(dir *os.File) ([]string, error) {
 	return r.Readdirnames(-1)
 }
 
-// sameDirAt reports whether rel below parent, never through a symlink,
-// is the directory d.
-func sameDirAt(parent *os.File, rel string, d *os.File) (bool, error) {
+// verifyPath returns nil when rel below parent, walked without following
+// a symlink, still leads to the directory d, so that the locks on d guard
+// the path.
+func verifyPath(parent *os.File, rel string, d *os.File) error {
 	again, err := fstree.OpenDir(parent, rel)
 	if err != nil {
-		return false, err
+		return fmt.Errorf("verify data directory: %w", err)
 	}
 	defer again.Close()
 	ai, err := again.Stat()
 	if err != nil {
-		return false, err
+		return fmt.Errorf("verify data directory: %w", err)
 	}
 	di, err := d.Stat()
 	if err != nil {
-		return false, err
+		return fmt.Errorf("verify data directory: %w", err)
 	}
-	return os.SameFile(ai, di), nil
+	if !os.SameFile(ai, di) {
+		return errors.New("verify data directory: path no longer names the directory that was locked")
+	}
+	return nil
 }
 
 func allocated(st *unix.Stat_t) int64 { return int64(st.Blocks) * 512 }
