@@ -66,14 +66,9 @@ func (m *Manager) loadAndLock(ctx context.Context, block bool) (*LockedState, er
 	}
 	// Every poll resolves the path afresh, so a replaced data directory
 	// is noticed.
-	try := func() (heldLock, error) { return tryLockPath(m.LockPath(), afterLock) }
-	var held heldLock
-	var err error
-	if block {
-		held, err = poll(ctx, "lock "+m.LockPath(), try)
-	} else {
-		held, err = try()
-	}
+	held, err := poll(ctx, block, "lock "+m.LockPath(), func() (heldLock, error) {
+		return tryLockPath(m.LockPath(), afterLock)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -92,17 +87,18 @@ func (m *Manager) loadAndLock(ctx context.Context, block bool) (*LockedState, er
 // ctx's error, wrapped. A dataDir that disappears while it waits is an
 // error wrapping fs.ErrNotExist.
 func AcquireLease(ctx context.Context, dataDir string) (*Lease, error) {
-	return poll(ctx, "acquire lease on "+dataDir, func() (*Lease, error) { return TryLease(dataDir) })
+	return poll(ctx, true, "acquire lease on "+dataDir, func() (*Lease, error) { return TryLease(dataDir) })
 }
 
-// poll calls try until it returns an error other than ErrLocked, every
-// retryDelay, until ctx is done: then it returns ctx's error after what.
-func poll[T any](ctx context.Context, what string, try func() (T, error)) (T, error) {
+// poll calls try once or, if block, until it returns an error other than
+// ErrLocked, every retryDelay, until ctx is done: then it returns ctx's
+// error after what.
+func poll[T any](ctx context.Context, block bool, what string, try func() (T, error)) (T, error) {
 	t := time.NewTicker(retryDelay)
 	defer t.Stop()
 	for {
 		v, err := try()
-		if !errors.Is(err, ErrLocked) {
+		if !block || !errors.Is(err, ErrLocked) {
 			return v, err
 		}
 		select {

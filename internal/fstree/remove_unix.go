@@ -378,16 +378,14 @@ func (w *walker) file(fd int, name string, st *stat) error {
 	}
 	w.res.Files++
 	left, seen := w.links[st.id]
-	switch {
-	case !seen && st.nlink > 1:
-		w.links[st.id] = st.nlink - 1
-		return nil
-	case left > 1:
+	if !seen {
+		left = st.nlink
+	}
+	if left > 1 {
 		w.links[st.id] = left - 1
 		return nil
-	case seen:
-		delete(w.links, st.id)
 	}
+	delete(w.links, st.id)
 	w.res.Bytes += st.blocks * 512
 	return nil
 }
