@@ -190,7 +190,7 @@ func (c *collector) sweep() (orphans []scanned, remnants []string) {
 	w := &walk{ctx: c.ctx, o: c.o, mode: probeOrphans}
 	w.run(c.root)
 	for _, e := range w.errs {
-		c.addPathErr(e)
+		c.addErr(e.Op, e.Path, e)
 	}
 	slices.SortFunc(w.cands, func(a, b scanned) int { return cmp.Compare(a.Path, b.Path) })
 	for _, cand := range w.cands {
@@ -219,10 +219,7 @@ func (c *collector) dropLock() {
 }
 
 func (c *collector) addErr(op, path string, err error) {
-	c.addPathErr(pathError(op, path, err))
-}
-
-func (c *collector) addPathErr(pe *fs.PathError) {
+	pe := pathError(op, path, err)
 	c.o.logger.Warn("gc: error", "path", pe.Path, "op", pe.Op, "error", pe.Err)
 	c.mu.Lock()
 	c.rep.Errors = append(c.rep.Errors, pe)

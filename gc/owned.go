@@ -62,7 +62,7 @@ func (c *collector) embedderFirst(d *os.File, rel string, now Candidate) *Candid
 			break
 		}
 		defer p.Close() // one per level below root
-		_, only := c.ownedOnly(p, filepath.Base(rel))
+		_, only := c.o.ownedOnly(p, filepath.Base(rel))
 		err = verifyPath(p, filepath.Base(rel), dir)
 		dir, rel, branch = p, up, filepath.Base(rel)
 		if !only || err != nil {
@@ -116,7 +116,7 @@ func (c *collector) reclaimLeftover(cand scanned, d *os.File) outcome {
 	if err := verifyPath(c.root, cand.rel, d); err != nil {
 		return outcome{kept: kept, err: err}
 	}
-	if n, ok := c.ownedOnly(d, ""); !ok || n == 0 {
+	if n, ok := c.o.ownedOnly(d, ""); !ok || n == 0 {
 		kept.Detail += " (changed during the sweep)"
 		return outcome{kept: kept}
 	}
@@ -132,7 +132,7 @@ func (c *collector) reclaimLeftover(cand scanned, d *os.File) outcome {
 
 // ownedOnly reports whether dir holds nothing but owned entries, an idle
 // collector lock and the entry branch, and how many owned entries.
-func (c *collector) ownedOnly(dir *os.File, branch string) (owned int, ok bool) {
+func (o *options) ownedOnly(dir *os.File, branch string) (owned int, ok bool) {
 	names, err := dirNames(dir)
 	if err != nil {
 		return 0, false
@@ -140,7 +140,7 @@ func (c *collector) ownedOnly(dir *os.File, branch string) (owned int, ok bool) 
 	for _, n := range names {
 		switch {
 		case n == branch, n == LockName():
-		case c.o.ownedAt(dir, n):
+		case o.ownedAt(dir, n):
 			owned++
 		default:
 			return 0, false

@@ -205,10 +205,9 @@ type walk struct {
 	// ob is made on first use: a scan that meets no data directory never
 	// reads the boot facts.
 	ob *judge.Observer
-	// Each verdict and error goes to yield when set (stopped once it
-	// returns false), else to cands and errs, and then remnants lists the
-	// directories below root holding a state lock and no state file: what
-	// a reclaim cut short after its commit leaves.
+	// Verdicts and errors go to yield when set (stopped once it returns
+	// false), else to cands and errs, and remnants lists what a reclaim cut
+	// short after its commit leaves: a state lock and no state file.
 	yield    func(Candidate, error) bool
 	stopped  bool
 	cands    []scanned
@@ -281,9 +280,8 @@ func (w *walk) enter(parent *os.File, name, rel string, level int) (occupied boo
 	path := filepath.Join(parent.Name(), name)
 	d, err := openDirAt(parent, name, path)
 	if err != nil {
-		// Gone, or swapped for a symlink since it was listed: not a
-		// directory of this tree any more. Any other failure hides what
-		// it holds.
+		// Gone or swapped for a symlink since listed: no longer in the
+		// tree. Any other failure hides what it holds.
 		if !isGone(err) {
 			w.fail("open", path, err)
 			return true, nil
@@ -295,9 +293,12 @@ func (w *walk) enter(parent *os.File, name, rel string, level int) (occupied boo
 	if !list {
 		return candidate, nil
 	}
-	occupied, owned, left := w.list(d, rel, level, candidate)
-	if !owned || occupied || rel == "." {
+	occupied, left = w.list(d, rel, level, candidate)
+	if occupied || rel == "." || len(w.o.owned) == 0 {
 		return occupied, left
+	}
+	if n, ok := w.o.ownedOnly(d, ""); !ok || n == 0 {
+		return false, left
 	}
 	f := judge.Facts{Leftover: true, Now: w.o.now()}
 	f.LeaseHeld, f.LeaseErr = dirOf(d, path).ProbeLease()
@@ -310,21 +311,13 @@ func (w *walk) enter(parent *os.File, name, rel string, level int) (occupied boo
 
 // list reads the directory d at rel (level below root), entering what the
 // walk descends into. It reports whether a data directory is, or may be,
-// below (a listing cut short may hide one), whether d is the embedder's
-// leftovers (owned entries and an idle collector lock only), and the
-// leftovers found below.
-func (w *walk) list(d *os.File, rel string, level int, candidate bool) (occupied, owned bool, left []scanned) {
-	owned = len(w.o.owned) > 0
-	n := 0
+// below (a listing cut short may hide one), and the leftovers found below.
+func (w *walk) list(d *os.File, rel string, level int, candidate bool) (occupied bool, left []scanned) {
 	for {
 		entries, err := d.ReadDir(256)
 		for _, e := range entries {
 			if w.done() {
-				return true, false, left
-			}
-			if owned && e.Name() != LockName() {
-				owned = w.o.ownedAt(d, e.Name())
-				n++
+				return true, left
 			}
 			if level < w.o.depth && enters(e, candidate) {
 				o, l := w.enter(d, e.Name(), path.Join(rel, e.Name()), level+1)
@@ -333,13 +326,13 @@ func (w *walk) list(d *os.File, rel string, level int, candidate bool) (occupied
 			}
 		}
 		if err == io.EOF {
-			return occupied, owned && n > 0, left
+			return occupied, left
 		}
 		if err != nil {
 			if !isGone(err) {
 				w.fail("read directory", d.Name(), err)
 			}
-			return true, false, left
+			return true, left
 		}
 	}
 }
