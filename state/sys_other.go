@@ -48,11 +48,7 @@ func unlockHeld(fl heldLock) error {
 // ReadFile reads and parses the state file at path, with Unix's errors; it
 // looks at the type first, so it never opens a symlink or FIFO.
 func ReadFile(path string) (*State, error) {
-	fi, err := os.Lstat(path)
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
+	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
 		return nil, &fs.PathError{Op: "read state", Path: path, Err: fmt.Errorf("%w: %s", ErrNotRegular, fi.Mode().Type())}
 	}
 	f, err := os.Open(path)

@@ -28,9 +28,7 @@ func (m mountMethod) resolve(fd int) mountMethod {
 	if m != mountAuto {
 		return m
 	}
-	var sx unix.Statx_t
-	err := sysat.Statx(fd, "", statxFlags|unix.AT_EMPTY_PATH, statxMask, &sx)
-	if err == nil && sx.Mask&unix.STATX_MNT_ID != 0 {
+	if st, err := mountStatx.statAt(fd, ""); err == nil && st.id.hasMnt {
 		return mountStatx
 	}
 	if _, _, err := sysat.NameToHandleAt(fd, "", unix.AT_EMPTY_PATH); err == nil {

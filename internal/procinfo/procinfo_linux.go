@@ -75,14 +75,15 @@ func lookup(pid int) (Info, error) {
 		info.Threads = int(n)
 		info.Zombie = n <= 1
 	}
-	exe, err := readlinkat(dfd, "exe")
+	exe := make([]byte, unix.PathMax) // the kernel keeps /proc links under PATH_MAX
+	n, err := unix.Readlinkat(dfd, "exe", exe)
 	switch {
 	case err != nil:
 		info.ExecutableErr = &os.PathError{Op: "readlink", Path: dir + "/exe", Err: err}
-	case !strings.HasPrefix(exe, "/"):
-		info.ExecutableErr = fmt.Errorf("readlink %s/exe: %q is not an absolute path", dir, exe)
+	case !bytes.HasPrefix(exe[:n], []byte("/")):
+		info.ExecutableErr = fmt.Errorf("readlink %s/exe: %q is not an absolute path", dir, exe[:n])
 	default:
-		info.Executable, info.ExecutableDeleted = strings.CutSuffix(exe, " (deleted)")
+		info.Executable, info.ExecutableDeleted = strings.CutSuffix(string(exe[:n]), " (deleted)")
 	}
 	cmdline, err := readUpTo(dfd, "cmdline", maxArgv0)
 	if arg, _, ok := bytes.Cut(cmdline, []byte{0}); err == nil && ok {
@@ -251,16 +252,6 @@ func readUpTo(dfd int, name string, limit int) ([]byte, error) {
 	f := os.NewFile(uintptr(fd), name)
 	defer f.Close()
 	return io.ReadAll(io.LimitReader(f, int64(limit)))
-}
-
-// readlinkat reads a /proc link, which the kernel keeps under PATH_MAX.
-func readlinkat(dfd int, name string) (string, error) {
-	buf := make([]byte, unix.PathMax)
-	n, err := unix.Readlinkat(dfd, name, buf)
-	if err != nil {
-		return "", err
-	}
-	return string(buf[:n]), nil
 }
 
 var bootTime = sync.OnceValues(func() (time.Time, error) {
