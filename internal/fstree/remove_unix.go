@@ -218,7 +218,7 @@ func (w *walker) leave(d *frame) {
 	if p := w.stack[d.depth-1]; p.fd < 0 {
 		p.lost = cmp.Or(d.lost, errChanged)
 		if d.fd >= 0 {
-			p.lost = w.reopen(p, d)
+			p.lost = w.openFrame(p, d.fd, "..")
 		}
 	}
 	w.close(d)
@@ -264,7 +264,7 @@ func (w *walker) children(d *frame) (kept, vanished bool) {
 func (w *walker) rmdir(d *frame, retry bool) (kept, again bool) {
 	p := w.stack[d.depth-1]
 	if p.fd < 0 {
-		if err := w.reopen(p, d); err != nil {
+		if err := w.openFrame(p, d.fd, ".."); err != nil {
 			if err == unix.ENOENT {
 				return false, false
 			}
@@ -300,16 +300,13 @@ func (w *walker) rmdir(d *frame, retry bool) (kept, again bool) {
 // enter opens d, whose parent is open.
 func (w *walker) enter(d *frame) error {
 	p := w.stack[d.depth-1]
-	fd, err := w.openDir(p.fd, d.name, d.st.id)
+	err := w.openFrame(d, p.fd, d.name)
 	if isPermission(err) && w.remove {
 		w.loosen(p.fd)
 		// Fails where the system cannot chmod without following (Linux
 		// before 6.6): then the open's error is reported.
 		_ = sysat.Fchmodat(p.fd, d.name, d.st.mode&0o7777|0o700, unix.AT_SYMLINK_NOFOLLOW)
-		fd, err = w.openDir(p.fd, d.name, d.st.id)
-	}
-	if err == nil {
-		w.adopt(d, fd)
+		err = w.openFrame(d, p.fd, d.name)
 	}
 	return err
 }
@@ -390,10 +387,10 @@ func (w *walker) file(fd int, name string, st *stat) error {
 	return nil
 }
 
-// openDir opens the directory name below fd and checks that it is want.
-// Out of descriptors, it closes those the walk can spare and retries,
-// waiting a little: slower beats failing.
-func (w *walker) openDir(fd int, name string, want fileID) (int, error) {
+// openFrame opens the directory name below fd as the closed d, checking
+// that it is d. Out of descriptors, it closes those the walk can spare and
+// retries, waiting a little: slower beats failing.
+func (w *walker) openFrame(d *frame, fd int, name string) error {
 	w.shed()
 	nfd, err := sysat.OpenatNow(fd, name, sysat.DirFlags, 0)
 	if err == unix.EMFILE || err == unix.ENFILE {
@@ -402,35 +399,23 @@ func (w *walker) openDir(fd int, name string, want fileID) (int, error) {
 		nfd, err = sysat.Openat(fd, name, sysat.DirFlags, 0)
 	}
 	if err != nil {
-		return -1, err
+		return err
 	}
 	st, err := w.m.statAt(nfd, "")
+	want := d.st.id
 	same := st.id.ino == want.ino && st.id.dev == want.dev && (!st.id.hasMnt || !want.hasMnt || st.id.mnt == want.mnt)
 	if err == nil && !same {
 		err = errChanged
 	}
 	if err != nil {
 		_ = unix.Close(nfd)
-		return -1, err
-	}
-	return nfd, nil
-}
-
-// reopen opens the closed p again through ".." of its open child d.
-func (w *walker) reopen(p, d *frame) error {
-	fd, err := w.openDir(d.fd, "..", p.st.id)
-	if err != nil {
 		return err
 	}
-	w.adopt(p, fd)
-	return nil
-}
-
-func (w *walker) adopt(d *frame, fd int) {
-	d.fd = fd
+	d.fd = nfd
 	w.open++
 	w.peak = max(w.peak, w.open)
 	w.lo = min(w.lo, d.depth)
+	return nil
 }
 
 // shed closes the directories nearest the top while maxOpen or more are
