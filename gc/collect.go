@@ -432,17 +432,18 @@ func (c *collector) remnant(cand scanned, d *os.File) outcome {
 	// Only what was listed goes: anything made since, such as a released
 	// Run's clone, which takes no lease, keeps the directory.
 	var freed int64
+	defer func() { c.freed.Add(freed) }() // what went counts, even if some stays
 	for _, name := range files {
 		var st unix.Stat_t
-		if sysat.Fstatat(int(d.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && sysat.IsRegular(&st) {
+		regular := sysat.Fstatat(int(d.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && sysat.IsRegular(&st)
+		switch err := sysat.Unlinkat(int(d.Fd()), name, 0); {
+		case err == nil && regular:
 			freed += freedBy(&st)
-		}
-		if err := sysat.Unlinkat(int(d.Fd()), name, 0); err != nil && !isGone(err) {
+		case err != nil && !isGone(err):
 			c.addErr("remove", filepath.Join(cand.Path, name), err)
 			return outcome{}
 		}
 	}
-	c.freed.Add(freed)
 	return outcome{orphan: &Orphan{Path: cand.Path, Bytes: freed}}
 }
 
@@ -456,11 +457,13 @@ func remnantFiles(d *os.File) ([]string, bool) {
 	}
 	var files []string
 	for _, name := range names {
-		switch tmp, _ := filepath.Match(state.TempPattern, name); {
-		case tmp:
+		tmp, _ := filepath.Match(state.TempPattern, name)
+		var st unix.Stat_t
+		switch {
+		case tmp && sysat.Fstatat(int(d.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && sysat.IsRegular(&st):
 			files = append(files, name)
 		case name != state.LockFileName && name != LockName():
-			return nil, false
+			return nil, false // not go-microvm's, or a save that is not a file
 		}
 	}
 	return append(files, state.LockFileName), true

@@ -418,3 +418,33 @@ func TestRemnantMadeIntoVM(t *testing.T) {
 	mustExist(t, clone)
 	mustNotExist(t, filepath.Join(d, "state-1.json.tmp"))
 }
+
+// TestRemnantBytes: a remnant's saves count in BytesFreed; a directory
+// holding a "save" that is not a regular file is not go-microvm's remnant
+// and stays whole.
+func TestRemnantBytes(t *testing.T) {
+	t.Parallel()
+	root := filepath.Join(t.TempDir(), "root")
+	saves, odd := filepath.Join(root, "saves"), filepath.Join(root, "odd")
+	var want int64
+	for i := range 4 {
+		p := filepath.Join(saves, fmt.Sprintf("state-%d.json.tmp", i))
+		writeFile(t, p, strings.Repeat("x", 64<<10))
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		want += st.Blocks * 512
+	}
+	for _, d := range []string{saves, odd} {
+		writeFile(t, filepath.Join(d, state.LockFileName), "")
+	}
+	writeFile(t, filepath.Join(odd, "state-1.json.tmp"), "{")
+	mkdir(t, filepath.Join(odd, "state-dir.json.tmp"))
+	rep := collect(t, root)
+	if rep.BytesFreed != want {
+		t.Errorf("BytesFreed %d, want the saves' %d", rep.BytesFreed, want)
+	}
+	mustNotExist(t, saves)
+	mustExist(t, filepath.Join(odd, state.LockFileName), filepath.Join(odd, "state-1.json.tmp"), filepath.Join(odd, "state-dir.json.tmp"))
+}
