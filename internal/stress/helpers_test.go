@@ -68,7 +68,7 @@ func helperCollect() int {
 	fmt.Printf("done %s\n", b)
 	if rep != nil {
 		for _, pe := range rep.Errors {
-			fmt.Fprintf(os.Stderr, "collect error: %v\n", &pe)
+			fmt.Fprintf(os.Stderr, "collect error: %v\n", pe)
 		}
 	}
 	if err != nil {
@@ -93,7 +93,7 @@ func helperCollectLoop() int {
 		}
 		if rep != nil {
 			for _, pe := range rep.Errors {
-				fmt.Fprintf(os.Stderr, "collect error: %v\n", &pe)
+				fmt.Fprintf(os.Stderr, "collect error: %v\n", pe)
 			}
 		}
 		time.Sleep(time.Duration(r.IntN(20)) * time.Millisecond)
