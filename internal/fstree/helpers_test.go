@@ -208,8 +208,20 @@ func makeSentinel(t *testing.T, dir string) {
 }
 
 // runHelper runs the test binary as a helper process (prefixed by argv0,
-// e.g. setpriv, when given) with env, and decodes its result.
+// e.g. setpriv, when given) with env, and decodes its result; the helper
+// must succeed.
 func runHelper(t *testing.T, prefix []string, env ...string) helperResult {
+	t.Helper()
+	out, err := runHelperErr(t, prefix, env...)
+	if err != nil {
+		t.Fatalf("helper: %v: %s (result %+v)", err, out.Err, out)
+	}
+	return out
+}
+
+// runHelperErr is runHelper for a helper that may fail: it returns the
+// result with the helper's exit error.
+func runHelperErr(t *testing.T, prefix []string, env ...string) (helperResult, error) {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -233,7 +245,10 @@ func runHelper(t *testing.T, prefix []string, env ...string) helperResult {
 		t.Fatalf("helper: %v, stdout %q, stderr %q", runErr, stdout.String(), stderr.String())
 	}
 	if runErr != nil {
-		t.Fatalf("helper: %v: %s (result %+v, stderr %q)", runErr, out.Err, out, stderr.String())
+		runErr = fmt.Errorf("%w (stderr %q)", runErr, stderr.String())
 	}
-	return out
+	return out, runErr
 }
+
+// nobody runs a helper as uid and gid 65534.
+var nobody = []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"}
