@@ -63,11 +63,7 @@ func TestTrashIsAMountPoint(t *testing.T) {
 func TestTrashOfAnotherUser(t *testing.T) {
 	t.Parallel()
 	requireRoot(t)
-	root := filepath.Join(testproc.PublicTempDir(t), "root")
-	mkdir(t, root)
-	if err := os.Chmod(root, 0o1777); err != nil {
-		t.Fatal(err)
-	}
+	root := sharedRoot(t)
 	trash := filepath.Join(root, TrashName)
 	asNobody(t, "mkdir", "-m", "0777", trash)
 	asNobody(t, "touch", filepath.Join(trash, "theirs"))
@@ -128,6 +124,18 @@ func TestNoInodeLeft(t *testing.T) {
 		t.Errorf("Collect = %+v, %v; want the orphan reclaimed, ENOSPC on %s reported", rep, err, lock)
 	}
 	mustNotExist(t, vm, lock, filepath.Join(root, TrashName))
+}
+
+// sharedRoot makes a root that users share, as /tmp is: mode 1777, in a
+// directory every user may enter.
+func sharedRoot(t *testing.T) string {
+	t.Helper()
+	root := filepath.Join(testproc.PublicTempDir(t), "root")
+	mkdir(t, root)
+	if err := os.Chmod(root, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	return root
 }
 
 // asNobody runs name with args as uid and gid 65534.
@@ -198,11 +206,7 @@ func fill(t testing.TB, path string) {
 func TestTwoUsersShareARoot(t *testing.T) {
 	t.Parallel()
 	requireRoot(t)
-	root := filepath.Join(testproc.PublicTempDir(t), "root")
-	mkdir(t, root)
-	if err := os.Chmod(root, 0o1777); err != nil {
-		t.Fatal(err)
-	}
+	root := sharedRoot(t)
 	live, theirs, mine := filepath.Join(root, "live"), filepath.Join(root, "theirs"), filepath.Join(root, "mine")
 	makeVM(t, live, orphanState())
 	makeVM(t, theirs, orphanState())
@@ -246,11 +250,7 @@ func TestTwoUsersShareARoot(t *testing.T) {
 func TestPlantedLockConcurrent(t *testing.T) {
 	t.Parallel()
 	requireRoot(t)
-	root := filepath.Join(testproc.PublicTempDir(t), "root")
-	mkdir(t, root)
-	if err := os.Chmod(root, 0o1777); err != nil {
-		t.Fatal(err)
-	}
+	root := sharedRoot(t)
 	for i := range 30 {
 		vm := filepath.Join(root, fmt.Sprintf("p%d", i%5), fmt.Sprintf("vm%d", i))
 		makeVM(t, vm, orphanState())

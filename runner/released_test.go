@@ -95,18 +95,7 @@ func TestReleasedSpawnLetGo(t *testing.T) {
 	t.Parallel()
 	root := t.TempDir()
 	dir := filepath.Join(root, "vm")
-	if err := gc.BeforeCreate(root, gc.WithCreating(dir))(testCtx(t)); err != nil {
-		t.Fatal(err)
-	}
-	if err := makeRootfs(dir); err != nil {
-		t.Fatal(err)
-	}
-	p, err := SpawnProcess(testCtx(t), Config{RootPath: filepath.Join(dir, "rootfs-work"), RunnerPath: standinPath,
-		VMLogPath: filepath.Join(dir, "vm.log")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	killOnCleanup(t, p.PID())
+	p := createReleased(t, root, dir, dir)
 	if p.DataDir() != dir {
 		t.Fatalf("DataDir %q, want %q", p.DataDir(), dir)
 	}
@@ -148,18 +137,7 @@ func TestReleasedSpawnOtherSpelling(t *testing.T) {
 	if err := os.Symlink(root, link); err != nil {
 		t.Fatal(err)
 	}
-	if err := gc.BeforeCreate(root, gc.WithCreating(filepath.Join(link, "vm")))(testCtx(t)); err != nil {
-		t.Fatal(err)
-	}
-	if err := makeRootfs(dir); err != nil {
-		t.Fatal(err)
-	}
-	p, err := SpawnProcess(testCtx(t), Config{RootPath: filepath.Join(dir, "rootfs-work"), RunnerPath: standinPath,
-		VMLogPath: filepath.Join(dir, "vm.log")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	killOnCleanup(t, p.PID())
+	p := createReleased(t, root, filepath.Join(link, "vm"), dir)
 	if st := loadState(t, dir); !st.Leased || st.PID != p.PID() || st.Runner == nil {
 		t.Fatalf("state after the spawn: %+v, want the runner recorded beside the marker", st)
 	}
@@ -172,4 +150,25 @@ func TestReleasedSpawnOtherSpelling(t *testing.T) {
 	if err := stopWithGuard(t, p); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// createReleased creates a VM in dir the way released microvm.Run does:
+// the pre-creation check claims creating (dir, perhaps spelled another
+// way), the rootfs is cloned, and DefaultSpawner's SpawnProcess starts the
+// runner, killed when the test ends.
+func createReleased(t *testing.T, root, creating, dir string) *Process {
+	t.Helper()
+	if err := gc.BeforeCreate(root, gc.WithCreating(creating))(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := makeRootfs(dir); err != nil {
+		t.Fatal(err)
+	}
+	p, err := SpawnProcess(testCtx(t), Config{RootPath: filepath.Join(dir, "rootfs-work"), RunnerPath: standinPath,
+		VMLogPath: filepath.Join(dir, "vm.log")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	killOnCleanup(t, p.PID())
+	return p
 }

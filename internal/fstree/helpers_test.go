@@ -106,6 +106,21 @@ func sizeTree(t *testing.T, ctx context.Context, o Options, dir, name string) (R
 	})
 }
 
+// sizeThenRemove measures dir/name, then removes it, and fails the test
+// unless both succeed and the tree is gone.
+func sizeThenRemove(t *testing.T, o Options, dir, name string) (size, res Result) {
+	t.Helper()
+	size, err := sizeTree(t, context.Background(), o, dir, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err = removeTree(t, context.Background(), o, dir, name); err != nil {
+		t.Fatal(err)
+	}
+	mustNotExist(t, filepath.Join(dir, name))
+	return size, res
+}
+
 // snapshot describes every entry below root (type, mode, content hash,
 // link target) without following symlinks, for "left intact" checks.
 func snapshot(t *testing.T, root string) map[string]string {

@@ -302,15 +302,7 @@ func TestRemoveAtHardLinks(t *testing.T) {
 	if err := os.Link(filepath.Join(tree, "a", "big"), filepath.Join(tree, "b", "link")); err != nil {
 		t.Fatal(err)
 	}
-	size, err := sizeTree(t, context.Background(), o, tmp, "tree")
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := removeTree(t, context.Background(), o, tmp, "tree")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustNotExist(t, tree)
+	size, res := sizeThenRemove(t, o, tmp, "tree")
 	for _, r := range []Result{size, res} {
 		if r.Files != 2 || r.Bytes < mib || r.Bytes >= mib+mib/2 {
 			t.Errorf("result %+v: want 2 files and about 1 MiB", r)
@@ -345,15 +337,7 @@ func TestRemoveAtHardLinkOutside(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	size, err := sizeTree(t, context.Background(), o, tmp, "tree")
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := removeTree(t, context.Background(), o, tmp, "tree")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustNotExist(t, tree)
+	size, res := sizeThenRemove(t, o, tmp, "tree")
 	for _, r := range []Result{size, res} {
 		// "twice" once (1 MiB plus the directories' blocks),
 		// "shared" not at all.
